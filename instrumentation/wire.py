@@ -1,0 +1,40 @@
+"""Wire names shared by the instrumentation and the collector: subjects, headers,
+stream and content types. DESIGN.md's wire contract is the prose form of this file.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- subjects and streams ---------------------------------------------------
+SPANS_STREAM: Final = "CHOREO_SPANS"
+SPANS_SUBJECT_PREFIX: Final = "choreo.spans."
+SPANS_SUBJECTS: Final = "choreo.spans.>"
+HEARTBEAT_SUBJECT_PREFIX: Final = "choreo.heartbeat."
+HEARTBEAT_SUBJECTS: Final = "choreo.heartbeat.>"
+ALERTS_SUBJECT_PREFIX: Final = "choreo.alerts."
+DEAD_LETTER_PREFIX: Final = "dlq."
+ADVISORY_PREFIX: Final = "$JS.EVENT.ADVISORY."
+ADVISORY_MAX_DELIVERIES: Final = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES"
+ADVISORY_TERMINATED: Final = "$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED"
+ADVISORY_NAKED: Final = "$JS.EVENT.ADVISORY.CONSUMER.MSG_NAKED"
+
+# --- headers ---------------------------------------------------------------
+# W3C names are written lowercase; every header is read case-insensitively.
+TRACEPARENT: Final = "traceparent"
+TRACESTATE: Final = "tracestate"
+BAGGAGE: Final = "baggage"
+MSG_ID: Final = "Nats-Msg-Id"
+WORKFLOW_ID: Final = "Choreo-Workflow-Id"
+EXPORTER_ID: Final = "Choreo-Exporter-Id"
+BATCH_SEQ: Final = "Choreo-Batch-Seq"
+SPANS_DROPPED: Final = "Choreo-Spans-Dropped"
+CONTENT_TYPE: Final = "Content-Type"
+DEAD_LETTER_REASON: Final = "Choreo-Dead-Letter-Reason"
+IGNORED_HEADER_PREFIX: Final = "Nats-Trace-"
+
+# --- payload formats of a span batch on CHOREO_SPANS ----------------------------
+CONTENT_TYPE_OTLP_PROTOBUF: Final = "application/x-protobuf"
+CONTENT_TYPE_OTLP_JSON: Final = "application/json"
+CONTENT_TYPE_COLUMNAR: Final = "application/vnd.choreoscope.spans+msgpack"
+COLUMNAR_VERSION: Final = 1

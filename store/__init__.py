@@ -1,0 +1,22 @@
+"""The trace store: Parquet segments in a directory, read through DuckDB views.
+
+from store import StoreLayout, open_store
+
+layout = StoreLayout.at("choreoscope-data")
+layout.ensure()                      # a writer creates the tree and seeds
+con = open_store("choreoscope-data") # a reader: in-memory DuckDB with the views
+"""
+
+from store.connection import configure_connection, open_store
+from store.layout import DEFAULT_DATA_DIR, StoreLayout, StoreVersionError
+from store.schema import SCHEMA_VERSION, TABLES
+
+__all__ = [
+    "DEFAULT_DATA_DIR",
+    "SCHEMA_VERSION",
+    "TABLES",
+    "StoreLayout",
+    "StoreVersionError",
+    "configure_connection",
+    "open_store",
+]

@@ -1,0 +1,123 @@
+"""Where things live in a store directory.
+
+    <data>/store.json                           schema version
+    <data>/catalog.duckdb                       views only; opened read-only by readers
+    <data>/<table>/_schema.parquet              zero-row seed, so a fresh store reads as empty
+    <data>/<table>/date=YYYY-MM-DD/hour=HH/*.parquet   immutable segments
+    <data>/findings/                            the correlator's materialized results
+    <data>/nats/                                the embedded nats-server's JetStream
+
+Segments are written to a dot-prefixed ``.tmp`` name and renamed, so a reader's
+``**/*.parquet`` glob never sees a half-written file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from instrumentation.errors import ChoreoscopeError, ConfigurationError
+from store.schema import SCHEMA_VERSION, TABLES
+
+DEFAULT_DATA_DIR = Path("choreoscope-data")
+STORE_FILE = "store.json"
+CATALOG_FILE = "catalog.duckdb"
+SEED_FILE = "_schema.parquet"
+
+
+class StoreVersionError(ChoreoscopeError):
+    """The store on disk was written with another schema version."""
+
+    def __init__(self, *, data_dir: Path, found: object, expected: int) -> None:
+        self.data_dir = data_dir
+        self.found = found
+        self.expected = expected
+        super().__init__(
+            f"the store at {data_dir} has schema version {found}, this choreoscope reads "
+            f"version {expected}: point --data at a new directory, or move this one aside "
+            "(its Parquet segments stay readable with any DuckDB client)"
+        )
+
+
+@dataclass(frozen=True)
+class StoreLayout:
+    """Paths of one store directory. Cheap; creates nothing until ``ensure()``."""
+
+    root: Path
+
+    @classmethod
+    def at(cls, data_dir: str | Path) -> StoreLayout:
+        return cls(Path(data_dir).expanduser().resolve())
+
+    @property
+    def store_file(self) -> Path:
+        return self.root / STORE_FILE
+
+    @property
+    def catalog(self) -> Path:
+        return self.root / CATALOG_FILE
+
+    @property
+    def findings(self) -> Path:
+        return self.root / "findings"
+
+    @property
+    def nats(self) -> Path:
+        return self.root / "nats"
+
+    def table_dir(self, table: str) -> Path:
+        if table not in TABLES:
+            raise ConfigurationError(
+                setting="table", value=table, fix=f"use one of {', '.join(TABLES)}"
+            )
+        return self.root / table
+
+    def partition_dir(self, table: str, at: dt.datetime) -> Path:
+        at = at.astimezone(dt.UTC)
+        return self.table_dir(table) / f"date={at:%Y-%m-%d}" / f"hour={at:%H}"
+
+    def glob(self, table: str) -> str:
+        """The glob every reader uses for a table (seed included)."""
+        return str(self.table_dir(table) / "**" / "*.parquet")
+
+    def exists(self) -> bool:
+        return self.store_file.exists()
+
+    def check_version(self) -> None:
+        """Fail loudly if the store was written by another schema version."""
+        try:
+            found = json.loads(self.store_file.read_text())["schema_version"]
+        except FileNotFoundError:
+            raise ChoreoscopeError(
+                f"no choreoscope store at {self.root}: run `choreoscope collect --data "
+                f"{self.root}` (or `choreoscope demo`) to create one"
+            ) from None
+        except (ValueError, KeyError) as e:
+            raise StoreVersionError(
+                data_dir=self.root, found="unreadable", expected=SCHEMA_VERSION
+            ) from e
+        if found != SCHEMA_VERSION:
+            raise StoreVersionError(data_dir=self.root, found=found, expected=SCHEMA_VERSION)
+
+    def ensure(self) -> None:
+        """Create the directory tree and seeds of a new store, or check an existing one."""
+        if self.exists():
+            self.check_version()
+        self.root.mkdir(parents=True, exist_ok=True)
+        for table, schema in TABLES.items():
+            seed = self.table_dir(table) / SEED_FILE
+            if not seed.exists():
+                seed.parent.mkdir(parents=True, exist_ok=True)
+                tmp = seed.with_name("." + SEED_FILE + ".tmp")
+                pq.write_table(pa.Table.from_pylist([], schema=schema), tmp)
+                tmp.replace(seed)
+        self.findings.mkdir(exist_ok=True)
+        if not self.exists():
+            tmp = self.store_file.with_name("." + STORE_FILE + ".tmp")
+            tmp.write_text(json.dumps({"schema_version": SCHEMA_VERSION}) + "\n")
+            tmp.replace(self.store_file)

@@ -1,0 +1,107 @@
+"""The segment schemas of the trace store, and its version.
+
+Every Parquet segment of a table has that table's Arrow schema. Columns may be
+added (views read segments with ``union_by_name``); renaming or retyping one is a
+new ``SCHEMA_VERSION``.
+
+Times are UTC microseconds. Ids are lowercase hex. ``attributes``, ``resource``,
+``events`` and ``links`` are JSON text: the long tail stays flexible, while the
+columns queries join on are promoted (DESIGN.md, performance notes).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import pyarrow as pa
+
+SCHEMA_VERSION: Final = 1
+
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+SPANS = pa.schema(
+    [
+        ("trace_id", pa.string()),  # 32 hex chars
+        ("span_id", pa.string()),  # 16 hex chars
+        ("parent_span_id", pa.string()),  # null for a root span
+        ("name", pa.string()),
+        ("kind", pa.string()),  # internal | server | client | producer | consumer | unspecified
+        ("service_name", pa.string()),
+        ("service_instance_id", pa.string()),
+        ("scope_name", pa.string()),
+        ("start_time", TIMESTAMP),
+        ("end_time", TIMESTAMP),
+        ("duration_ms", pa.float64()),
+        ("status_code", pa.string()),  # unset | ok | error
+        ("status_message", pa.string()),
+        ("attributes", pa.string()),  # JSON object
+        ("resource", pa.string()),  # JSON object
+        ("events", pa.string()),  # JSON array of {name, time_unix_nano, attributes}, or null
+        ("links", pa.string()),  # JSON array of {trace_id, span_id, attributes}, or null
+        # promoted from attributes / links, for joins
+        ("workflow_id", pa.string()),  # choreo.workflow.id
+        ("subject", pa.string()),  # messaging.destination.name
+        ("message_id", pa.string()),  # messaging.message.id
+        ("operation", pa.string()),  # messaging.operation.type
+        ("consumer_group", pa.string()),  # messaging.consumer.group.name
+        ("link_trace_id", pa.string()),  # first link
+        ("link_span_id", pa.string()),
+        # ingest metadata
+        ("received_at", TIMESTAMP),
+        ("exporter_id", pa.string()),
+        ("ingest_flags", pa.string()),  # comma-separated notes, e.g. "attribute_truncated"
+    ]
+)
+
+BUS_EVENTS = pa.schema(
+    [
+        ("kind", pa.string()),  # max_deliveries | terminated | naked
+        ("stream", pa.string()),
+        ("consumer", pa.string()),
+        ("stream_seq", pa.int64()),
+        ("deliveries", pa.int64()),
+        ("subject", pa.string()),  # the original message's subject, when it could be read back
+        ("message_id", pa.string()),
+        ("trace_id", pa.string()),
+        ("span_id", pa.string()),
+        ("workflow_id", pa.string()),
+        ("reason", pa.string()),
+        ("at", TIMESTAMP),
+        ("raw", pa.string()),  # the advisory, JSON
+    ]
+)
+
+REJECTED = pa.schema(
+    [
+        ("received_at", TIMESTAMP),
+        ("source", pa.string()),  # e.g. "nats:choreo.spans.scorer", "otlp-http"
+        ("reason", pa.string()),
+        ("size", pa.int64()),  # bytes of the whole refused input
+        ("raw", pa.binary()),  # the input, capped at RAW_CAP_BYTES
+    ]
+)
+
+HEARTBEATS = pa.schema(
+    [
+        ("service", pa.string()),
+        ("instance", pa.string()),
+        ("at", TIMESTAMP),
+        ("received", pa.int64()),
+        ("processed", pa.int64()),
+        ("failed", pa.int64()),
+        ("dead_lettered", pa.int64()),
+        ("spans_exported", pa.int64()),
+        ("spans_dropped", pa.int64()),
+        ("in_flight", pa.int64()),
+        ("interval_s", pa.float64()),
+    ]
+)
+
+RAW_CAP_BYTES: Final = 64 * 1024
+
+TABLES: Final[dict[str, pa.Schema]] = {
+    "spans": SPANS,
+    "bus_events": BUS_EVENTS,
+    "rejected": REJECTED,
+    "heartbeats": HEARTBEATS,
+}

@@ -1,0 +1,13 @@
+-- Every span segment as written, duplicates included (the bus is at-least-once).
+-- {store} is the store's absolute path, substituted when the view is created:
+-- DDL cannot bind parameters, and the path is quoted by the loader.
+CREATE OR REPLACE VIEW spans_raw AS
+SELECT *
+FROM read_parquet('{store}/spans/**/*.parquet', union_by_name = true, hive_partitioning = false);
+
+-- One row per span: exactly-once over an at-least-once bus. The first copy to
+-- arrive wins; copies are identical apart from their ingest metadata.
+CREATE OR REPLACE VIEW spans AS
+SELECT *
+FROM spans_raw
+QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY received_at) = 1;

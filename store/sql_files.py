@@ -1,0 +1,26 @@
+"""Loading `.sql` files that define views over a store.
+
+Each package that owns views keeps them in its own ``sql/`` folder, one object
+per file, applied in file-name order. ``{store}`` in a file stands for the
+store's absolute path: DDL cannot bind parameters, so the loader substitutes it,
+quoted as a SQL string literal's content.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from store.layout import StoreLayout
+
+
+def sql_files(package: str) -> list[tuple[str, str]]:
+    """``(file name, text)`` of every ``.sql`` file in ``<package>/sql``, in order."""
+    folder = resources.files(package) / "sql"
+    files = [f for f in folder.iterdir() if f.name.endswith(".sql")]
+    return [(f.name, f.read_text(encoding="utf-8")) for f in sorted(files, key=lambda f: f.name)]
+
+
+def view_statements(package: str, layout: StoreLayout) -> list[str]:
+    """The statements of a package's SQL files, with ``{store}`` substituted."""
+    store = str(layout.root).replace("'", "''")
+    return [text.replace("{store}", store) for _, text in sql_files(package)]

@@ -1,0 +1,84 @@
+"""The trace store: a fresh store reads as empty, segments appear to readers at
+once, duplicates collapse in the views, and a schema mismatch fails loudly."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pyarrow as pa
+import pytest
+
+from collector.segment_writer import SegmentWriter
+from store import SCHEMA_VERSION, StoreLayout, StoreVersionError, open_store
+from store.schema import SPANS
+
+
+def _span_rows(n: int, *, trace: str = "ab" * 16) -> pa.Table:
+    now = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
+    rows = [
+        {
+            "trace_id": trace,
+            "span_id": f"{i:016x}",
+            "name": "process recruit.cv.parsed",
+            "kind": "consumer",
+            "service_name": "scorer",
+            "start_time": now,
+            "end_time": now + dt.timedelta(milliseconds=5),
+            "duration_ms": 5.0,
+            "status_code": "unset",
+            "attributes": "{}",
+            "received_at": now,
+        }
+        for i in range(n)
+    ]
+    return pa.Table.from_pylist(rows, schema=SPANS)
+
+
+def test_fresh_store_reads_as_empty_not_as_an_error(store_layout: StoreLayout) -> None:
+    con = open_store(store_layout.root)
+    for view in ("spans", "bus_events", "rejected", "heartbeats"):
+        assert con.execute(f"select count(*) from {view}").fetchone() == (0,)
+
+
+def test_written_segment_is_visible_to_an_open_reader(store_layout: StoreLayout) -> None:
+    con = open_store(store_layout.root)
+    SegmentWriter(layout=store_layout).write("spans", _span_rows(3))
+    assert con.execute("select count(*) from spans").fetchone() == (3,)
+    assert con.execute("select distinct service_name from spans").fetchall() == [("scorer",)]
+
+
+def test_span_delivered_twice_appears_once(store_layout: StoreLayout) -> None:
+    writer = SegmentWriter(layout=store_layout)
+    writer.write("spans", _span_rows(5))
+    writer.write("spans", _span_rows(5))  # the bus redelivered the same batch
+    con = open_store(store_layout.root)
+    assert con.execute("select count(*) from spans_raw").fetchone() == (10,)
+    assert con.execute("select count(*) from spans").fetchone() == (5,)
+
+
+def test_readers_see_utc_times(store_layout: StoreLayout) -> None:
+    SegmentWriter(layout=store_layout).write("spans", _span_rows(1))
+    con = open_store(store_layout.root)
+    (hour,) = con.execute("select hour(start_time) from spans").fetchone()
+    assert hour == 12
+
+
+def test_store_of_another_schema_version_fails_with_what_to_do(
+    store_layout: StoreLayout,
+) -> None:
+    store_layout.store_file.write_text(json.dumps({"schema_version": SCHEMA_VERSION + 1}))
+    with pytest.raises(StoreVersionError, match="point --data at a new directory"):
+        open_store(store_layout.root)
+
+
+def test_missing_store_says_how_to_create_one(tmp_path) -> None:
+    with pytest.raises(Exception, match="choreoscope collect"):
+        open_store(tmp_path / "nowhere")
+
+
+def test_half_written_segment_is_never_read(store_layout: StoreLayout) -> None:
+    folder = store_layout.partition_dir("spans", dt.datetime.now(dt.UTC))
+    folder.mkdir(parents=True)
+    (folder / ".partial.parquet.tmp").write_bytes(b"PAR1 garbage")
+    assert open_store(store_layout.root).execute("select count(*) from spans").fetchone() == (0,)
