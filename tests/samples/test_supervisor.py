@@ -1,0 +1,105 @@
+"""The supervisor behind `choreoscope demo` and `up`: crashes are reported, stops are clean."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from choreoscope.supervisor import ChildFailedError, ChildSpec, Supervisor, port_accepts
+
+# A child that records SIGTERM in a shared file, then exits, so the order is visible.
+RECORDS_SIGTERM = """
+import signal, sys, time
+name, record = sys.argv[1], sys.argv[2]
+def on_term(*_):
+    with open(record, "a") as f:
+        f.write(name + "\\n")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, on_term)
+print(name, "running", flush=True)
+while True:
+    time.sleep(0.05)
+"""
+
+
+def python_child(name: str, code: str, *args: str) -> ChildSpec:
+    return ChildSpec(name=name, argv=[sys.executable, "-c", code, *args])
+
+
+def test_crashed_child_is_reported_with_its_exit_code_and_log_tail(tmp_path: Path) -> None:
+    crash = (
+        "import time, sys; print('loading model'); time.sleep(0.3); "
+        "print('boom: out of tokens'); sys.exit(3)"
+    )
+    with Supervisor(log_dir=tmp_path / "logs", poll_interval=0.05) as supervisor:
+        supervisor.start(python_child("scorer", crash))
+        crashed = supervisor.watch(stop=threading.Event(), duration=30)
+    assert [c.name for c in crashed] == ["scorer"]
+    assert crashed[0].returncode == 3
+    assert "boom: out of tokens" in crashed[0].log_tail
+    explanation = crashed[0].explain()
+    assert "exit code 3" in explanation and "boom: out of tokens" in explanation
+
+
+def test_children_are_stopped_last_started_first(tmp_path: Path) -> None:
+    record = tmp_path / "stopped.txt"
+    with Supervisor(log_dir=tmp_path / "logs", poll_interval=0.05) as supervisor:
+        for name in ("nats", "collector", "dashboard"):
+            supervisor.start(python_child(name, RECORDS_SIGTERM, name, str(record)))
+        # wait until each installed its handler
+        for name in ("nats", "collector", "dashboard"):
+            log_file = supervisor.log_file(name)
+            while "running" not in log_file.read_text():
+                time.sleep(0.05)
+    assert record.read_text().split() == ["dashboard", "collector", "nats"]
+
+
+def test_child_ignoring_sigterm_is_killed_after_the_grace(tmp_path: Path) -> None:
+    stubborn = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('up', flush=True); time.sleep(600)"
+    )
+    supervisor = Supervisor(log_dir=tmp_path / "logs", grace=0.5, poll_interval=0.05)
+    supervisor.start(python_child("hung-agent", stubborn))
+    while "up" not in supervisor.log_file("hung-agent").read_text():
+        time.sleep(0.05)
+    pid = supervisor.pid("hung-agent")
+    supervisor.stop_all()
+    assert supervisor.names == []
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_child_exiting_before_it_is_ready_fails_the_start_with_its_log(tmp_path: Path) -> None:
+    fails = "import sys; print('address already in use', file=sys.stderr); sys.exit(1)"
+    spec = ChildSpec(
+        name="collector",
+        argv=[sys.executable, "-c", fails],
+        ready=port_accepts("127.0.0.1", 1),
+        ready_timeout=30,
+    )
+    with (
+        Supervisor(log_dir=tmp_path / "logs", poll_interval=0.05) as supervisor,
+        pytest.raises(ChildFailedError) as failure,
+    ):
+        supervisor.start(spec)
+    assert "exit code 1" in str(failure.value)
+    assert "address already in use" in str(failure.value)
+
+
+def test_child_never_ready_is_stopped_and_reported(tmp_path: Path) -> None:
+    spec = ChildSpec(
+        name="dashboard",
+        argv=[sys.executable, "-c", "import time; time.sleep(600)"],
+        ready=lambda: False,
+        ready_timeout=0.5,
+    )
+    with Supervisor(log_dir=tmp_path / "logs", grace=1, poll_interval=0.05) as supervisor:
+        with pytest.raises(ChildFailedError, match=r"not ready after 0\.5 s"):
+            supervisor.start(spec)
+        assert supervisor.exited() == []
