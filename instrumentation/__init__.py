@@ -21,7 +21,15 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    # filled in by the modules that define them: name -> module
+    # name -> the module of instrumentation that defines it
+    "configure": "telemetry",
+    "telemetry_for": "telemetry",
+    "Telemetry": "telemetry",
+    "NatsSpanProcessor": "nats_span_exporter",
+    "ExporterStats": "nats_span_exporter",
+    "encode_columnar_batch": "columnar_encoding",
+    "decode_columnar_batch": "columnar_encoding",
+    "encode_otlp_batch": "otlp_encoding",
 }
 
 __all__ = sorted(_EXPORTS)

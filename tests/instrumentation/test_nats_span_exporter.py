@@ -1,0 +1,107 @@
+"""The NATS span exporter, end to end: spans go through a real nats-server and are
+decoded off CHOREO_SPANS as the collector would read them."""
+
+from __future__ import annotations
+
+import asyncio
+
+import nats
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from instrumentation import configure, semconv, wire
+from instrumentation.columnar_encoding import decode_columnar_batch
+
+
+async def _read_span_messages(url: str) -> list:
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        sub = await js.pull_subscribe(
+            wire.SPANS_SUBJECTS, durable="reader", stream=wire.SPANS_STREAM
+        )
+        messages = []
+        while True:
+            try:
+                messages.extend(await sub.fetch(100, timeout=0.5))
+            except nats.errors.TimeoutError:
+                return messages
+    finally:
+        await nc.close()
+
+
+def _make_spans(telemetry, count: int) -> None:
+    tracer = telemetry.tracer
+    for i in range(count):
+        with tracer.start_as_current_span("work", kind=SpanKind.PRODUCER) as parent:
+            parent.set_attribute(semconv.CHOREO_WORKFLOW_ID, f"wf-{i}")
+            parent.set_attribute(semconv.MESSAGING_DESTINATION_NAME, "recruit.cv.parsed")
+            with tracer.start_as_current_span("child") as child:
+                child.set_status(Status(StatusCode.ERROR, "boom"))
+                child.add_event("retry", {"attempt": 2})
+
+
+async def test_spans_arrive_on_choreo_spans_in_columnar_batches_of_hundreds(nats_server):
+    telemetry = configure(
+        service_name="scorer",
+        nats_url=nats_server.url,
+        install_global=False,
+        schedule_delay=0.05,
+    )
+    try:
+        _make_spans(telemetry, 600)  # 1200 spans
+        assert await asyncio.to_thread(telemetry.force_flush, timeout=20)
+    finally:
+        await asyncio.to_thread(telemetry.shutdown)
+
+    messages = await _read_span_messages(nats_server.url)
+    batches = [decode_columnar_batch(m.data) for m in messages]
+    assert sum(b["n"] for b in batches) == 1200
+    assert max(b["n"] for b in batches) >= 200
+    assert {m.subject for m in messages} == {"choreo.spans.scorer"}
+    first = messages[0].headers
+    assert first[wire.CONTENT_TYPE] == wire.CONTENT_TYPE_COLUMNAR
+    assert first[wire.SPANS_DROPPED] == "0"
+    assert [int(m.headers[wire.BATCH_SEQ]) for m in messages] == list(range(1, len(messages) + 1))
+    assert len({m.headers[wire.EXPORTER_ID] for m in messages}) == 1
+
+    batch = batches[0]
+    for key in ("trace_id", "span_id", "parent_span_id", "name", "kind", "start_ns", "end_ns"):
+        assert len(batch[key]) == batch["n"]
+    assert batch["resource"][semconv.SERVICE_NAME] == "scorer"
+    child = batch["name"].index("child")
+    parent = batch["name"].index("work")
+    assert batch["parent_span_id"][child] == batch["span_id"][parent]
+    assert batch["parent_span_id"][parent] is None
+    assert batch["kind"][parent] == 4  # OTLP PRODUCER
+    assert batch["status_code"][child] == 2
+    assert batch["status_message"][child] == "boom"
+    assert "retry" in batch["events"][child]
+    assert batch["workflow_id"][parent].startswith("wf-")
+    assert batch["subject"][parent] == "recruit.cv.parsed"
+    assert batch["workflow_id"][child] is None
+    assert telemetry.stats().spans_exported == 1200
+
+
+async def test_otlp_encoding_publishes_stock_export_trace_service_requests(nats_server):
+    telemetry = configure(
+        service_name="parser",
+        nats_url=nats_server.url,
+        install_global=False,
+        encoding="otlp",
+        schedule_delay=0.05,
+    )
+    try:
+        _make_spans(telemetry, 10)
+        assert await asyncio.to_thread(telemetry.force_flush, timeout=20)
+    finally:
+        await asyncio.to_thread(telemetry.shutdown)
+    messages = await _read_span_messages(nats_server.url)
+    assert {m.headers[wire.CONTENT_TYPE] for m in messages} == {wire.CONTENT_TYPE_OTLP_PROTOBUF}
+    names = []
+    for message in messages:
+        request = ExportTraceServiceRequest.FromString(message.data)
+        for resource_spans in request.resource_spans:
+            for scope_spans in resource_spans.scope_spans:
+                names.extend(span.name for span in scope_spans.spans)
+    assert sorted(names) == ["child"] * 10 + ["work"] * 10
