@@ -30,6 +30,15 @@ _EXPORTS = {
     "encode_columnar_batch": "columnar_encoding",
     "decode_columnar_batch": "columnar_encoding",
     "encode_otlp_batch": "otlp_encoding",
+    "TracedNats": "traced_client",
+    "TracedJetStream": "traced_jetstream",
+    "TracedPullSubscription": "traced_jetstream",
+    "TracedMsg": "traced_message",
+    "TracedSubscription": "traced_message",
+    "current_workflow_id": "traced_message",
+    "extract_delivered": "propagation",
+    "inject_context": "propagation",
+    "Delivered": "propagation",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,231 @@
+"""The spans of a message's life, per the OpenTelemetry messaging conventions.
+
+publish (PRODUCER) → receive (CLIENT, ended on arrival) → process (CONSUMER, or
+SERVER for a request) → settle (CLIENT: ack, nak, term, in_progress).
+A process span is the child of the producer's publish span and links to it;
+with ``links_only`` (batch consumers, handlers inside another ambient span) it
+only links. Every span starts and ends on the telemetry handle's clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+
+from instrumentation import semconv, wire
+from instrumentation.propagation import Delivered, inject_context
+from instrumentation.telemetry import Telemetry
+
+_NATS = {semconv.MESSAGING_SYSTEM: semconv.MESSAGING_SYSTEM_NATS}
+
+
+def jetstream_attributes(msg: Any) -> dict[str, Any]:
+    """``messaging.nats.*`` from a JetStream message's reply subject; {} for core NATS."""
+    reply = getattr(msg, "reply", "") or ""
+    if not reply.startswith("$JS.ACK."):
+        return {}
+    try:
+        meta = msg.metadata
+    except Exception:
+        return {}
+    return {
+        semconv.NATS_STREAM: meta.stream,
+        semconv.NATS_STREAM_SEQUENCE: meta.sequence.stream,
+        semconv.NATS_DELIVERY_COUNT: meta.num_delivered,
+    }
+
+
+class MessagingSpans:
+    """Builds the messaging spans of one service."""
+
+    def __init__(self, telemetry: Telemetry) -> None:
+        self.telemetry = telemetry
+        self._tracer = telemetry.tracer
+        self._clock = telemetry.clock
+
+    def start_publish(
+        self,
+        subject: str,
+        *,
+        message_id: str,
+        workflow_id: str | None,
+        body_size: int,
+        context: Context | None = None,
+        operation_name: str = "publish",
+        kind: SpanKind = SpanKind.PRODUCER,
+    ) -> Span:
+        attributes = {
+            **_NATS,
+            semconv.MESSAGING_DESTINATION_NAME: subject,
+            semconv.MESSAGING_OPERATION_TYPE: semconv.OP_SEND,
+            semconv.MESSAGING_OPERATION_NAME: operation_name,
+            semconv.MESSAGING_MESSAGE_ID: message_id,
+            semconv.MESSAGING_BODY_SIZE: body_size,
+        }
+        if workflow_id:
+            attributes[semconv.CHOREO_WORKFLOW_ID] = workflow_id
+        return self._tracer.start_span(
+            semconv.span_name(operation_name, subject),
+            context=context,
+            kind=kind,
+            attributes=attributes,
+            start_time=self._clock(),
+        )
+
+    def publish_headers(
+        self,
+        span: Span,
+        *,
+        message_id: str,
+        workflow_id: str | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> dict[str, str]:
+        """The user's headers plus trace context, message id and workflow id."""
+        out = dict(headers) if headers else {}
+        inject_context(out, trace.set_span_in_context(span))
+        out[wire.MSG_ID] = message_id
+        if workflow_id:
+            out[wire.WORKFLOW_ID] = workflow_id
+        return out
+
+    def _consumer_attributes(
+        self,
+        subject: str,
+        delivered: Delivered,
+        operation_type: str,
+        operation_name: str,
+        consumer_group: str | None,
+        extra: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        attributes = {
+            **_NATS,
+            semconv.MESSAGING_DESTINATION_NAME: subject,
+            semconv.MESSAGING_OPERATION_TYPE: operation_type,
+            semconv.MESSAGING_OPERATION_NAME: operation_name,
+        }
+        if delivered.message_id:
+            attributes[semconv.MESSAGING_MESSAGE_ID] = delivered.message_id
+        if consumer_group:
+            attributes[semconv.MESSAGING_CONSUMER_GROUP] = consumer_group
+        workflow_id = delivered.workflow_id or (
+            f"{delivered.producer.trace_id:032x}" if delivered.producer else None
+        )
+        if workflow_id:
+            attributes[semconv.CHOREO_WORKFLOW_ID] = workflow_id
+        if delivered.broken:
+            attributes[semconv.CHOREO_CONTEXT_BROKEN] = True
+        if extra:
+            attributes.update(extra)
+        return attributes
+
+    def _start_consumer_span(
+        self,
+        name: str,
+        kind: SpanKind,
+        delivered: Delivered,
+        attributes: dict[str, Any],
+        links_only: bool,
+    ) -> Span:
+        links = [Link(delivered.producer)] if delivered.producer is not None else None
+        parent = None if links_only else delivered.context
+        if delivered.broken and not links_only:
+            parent = Context()  # a new trace, marked broken
+        span = self._tracer.start_span(
+            name,
+            context=parent,
+            kind=kind,
+            attributes=attributes,
+            links=links,
+            start_time=self._clock(),
+        )
+        if semconv.CHOREO_WORKFLOW_ID not in attributes:
+            span.set_attribute(
+                semconv.CHOREO_WORKFLOW_ID, f"{span.get_span_context().trace_id:032x}"
+            )
+        return span
+
+    def receive(
+        self,
+        subject: str,
+        delivered: Delivered,
+        *,
+        consumer_group: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+        kind: SpanKind = SpanKind.CLIENT,
+    ) -> None:
+        """A ``receive`` span, ended at once: the message arrived (even if its handler hangs)."""
+        attributes = self._consumer_attributes(
+            subject, delivered, semconv.OP_RECEIVE, "receive", consumer_group, extra
+        )
+        span = self._start_consumer_span(
+            semconv.span_name("receive", subject), kind, delivered, attributes, False
+        )
+        span.end(end_time=self._clock())
+
+    def start_process(
+        self,
+        subject: str,
+        delivered: Delivered,
+        *,
+        consumer_group: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+        kind: SpanKind = SpanKind.CONSUMER,
+        links_only: bool = False,
+    ) -> Span:
+        attributes = self._consumer_attributes(
+            subject, delivered, semconv.OP_PROCESS, "process", consumer_group, extra
+        )
+        return self._start_consumer_span(
+            semconv.span_name("process", subject), kind, delivered, attributes, links_only
+        )
+
+    def settle(
+        self,
+        operation_name: str,
+        subject: str,
+        *,
+        parent: Context | None,
+        message_id: str | None = None,
+        consumer_group: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        """An ended ``settle`` span: ``ack``, ``nak``, ``term`` or ``in_progress``."""
+        attributes: dict[str, Any] = {
+            **_NATS,
+            semconv.MESSAGING_DESTINATION_NAME: subject,
+            semconv.MESSAGING_OPERATION_TYPE: semconv.OP_SETTLE,
+            semconv.MESSAGING_OPERATION_NAME: operation_name,
+        }
+        if message_id:
+            attributes[semconv.MESSAGING_MESSAGE_ID] = message_id
+        if consumer_group:
+            attributes[semconv.MESSAGING_CONSUMER_GROUP] = consumer_group
+        if extra:
+            attributes.update(extra)
+        now = self._clock()
+        span = self._tracer.start_span(
+            semconv.span_name(operation_name, subject),
+            context=parent,
+            kind=SpanKind.CLIENT,
+            attributes=attributes,
+            start_time=now,
+        )
+        if error:
+            span.set_status(Status(StatusCode.ERROR, error))
+        span.end(end_time=self._clock())
+
+    def end_with_error(
+        self, span: Span, exc: BaseException, *, description: str | None = None
+    ) -> None:
+        """Record ``exc`` on ``span``, mark it failed and end it."""
+        span.record_exception(exc, timestamp=self._clock())
+        span.set_status(Status(StatusCode.ERROR, description or f"{type(exc).__name__}: {exc}"))
+        span.end(end_time=self._clock())
+
+    def end(self, span: Span) -> None:
+        span.end(end_time=self._clock())

@@ -1,0 +1,92 @@
+"""Trace context in NATS headers: inject on publish, extract on delivery.
+
+Headers are written lowercase where W3C defines them and read case-insensitively
+(Go carriers write ``Traceparent``). ``Nats-Trace-*`` headers belong to the
+server's own message tracing and are ignored. A missing or garbled
+``traceparent`` gives an empty context and ``broken=True``: the consumer starts a
+new trace and marks it, while ``Choreo-Workflow-Id`` keeps the business
+transaction together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.propagators.textmap import Getter, Setter
+from opentelemetry.trace import SpanContext
+
+from instrumentation import wire
+
+_IGNORED_PREFIX = wire.IGNORED_HEADER_PREFIX.lower()
+_WORKFLOW_ID = wire.WORKFLOW_ID.lower()
+_MSG_ID = wire.MSG_ID.lower()
+
+
+class HeadersSetter(Setter[dict[str, str]]):
+    """Writes propagation fields into a NATS headers dict."""
+
+    def set(self, carrier: dict[str, str], key: str, value: str) -> None:
+        carrier[key] = value
+
+
+class HeadersGetter(Getter[Mapping[str, str]]):
+    """Reads propagation fields from NATS headers, whatever their case."""
+
+    def get(self, carrier: Mapping[str, str], key: str) -> list[str] | None:
+        value = carrier.get(key)
+        if value is None:
+            value = lowercase_headers(carrier).get(key.lower())
+        return [value] if value is not None else None
+
+    def keys(self, carrier: Mapping[str, str]) -> list[str]:
+        return list(carrier.keys())
+
+
+HEADERS_SETTER = HeadersSetter()
+HEADERS_GETTER = HeadersGetter()
+
+
+def lowercase_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """The headers keyed lowercase, without the server's ``Nats-Trace-*`` headers."""
+    if not headers:
+        return {}
+    return {
+        key.lower(): value
+        for key, value in headers.items()
+        if not key.lower().startswith(_IGNORED_PREFIX)
+    }
+
+
+def inject_context(headers: dict[str, str], context: Context | None = None) -> dict[str, str]:
+    """Add ``traceparent``/``tracestate``/``baggage`` for ``context`` (default: current)."""
+    propagate.inject(headers, context=context, setter=HEADERS_SETTER)
+    return headers
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """What a delivered message's headers say about where it came from."""
+
+    context: Context
+    producer: SpanContext | None  # the remote publish span, None when broken
+    workflow_id: str | None
+    message_id: str | None
+    broken: bool
+
+
+def extract_delivered(headers: Mapping[str, str] | None) -> Delivered:
+    """Read trace context, workflow id and message id from a delivered message."""
+    lowered = lowercase_headers(headers)
+    context = propagate.extract(lowered, getter=HEADERS_GETTER)
+    producer = trace.get_current_span(context).get_span_context()
+    valid = producer.is_valid and producer.is_remote
+    return Delivered(
+        context=context,  # keeps baggage even when the trace context is broken
+        producer=producer if valid else None,
+        workflow_id=lowered.get(_WORKFLOW_ID) or None,
+        message_id=lowered.get(_MSG_ID) or None,
+        broken=not valid,
+    )

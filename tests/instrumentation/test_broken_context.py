@@ -1,0 +1,45 @@
+"""A missing or garbled traceparent starts a new trace, marked broken, never a failure."""
+
+from __future__ import annotations
+
+import asyncio
+
+import nats
+import pytest
+
+from instrumentation import TracedNats, semconv
+from tests.instrumentation.helpers import in_memory_telemetry, only_span
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        None,
+        {"traceparent": "not-a-traceparent"},
+        {"traceparent": "00-00000000000000000000000000000000-0000000000000000-01"},
+        {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b71"},
+    ],
+    ids=["missing", "garbage", "all-zero-ids", "truncated"],
+)
+async def test_missing_or_garbled_traceparent_starts_a_new_trace_marked_broken(
+    nats_server, headers
+):
+    telemetry, exported = in_memory_telemetry("billing")
+    got: asyncio.Queue = asyncio.Queue()
+    async with await TracedNats.connect(
+        nats_server.url, service_name="billing", telemetry=telemetry
+    ) as nc:
+        await nc.subscribe("orders.placed", cb=got.put)
+        raw = await nats.connect(nats_server.url)
+        await raw.publish("orders.placed", b"{}", headers=headers)
+        msg = await asyncio.wait_for(got.get(), 5)
+        await raw.close()
+
+    process = only_span(exported, "process orders.placed")
+    assert process["parent_span_id"] is None
+    assert process["links"] == []
+    assert process["attributes"][semconv.CHOREO_CONTEXT_BROKEN] is True
+    assert process["status"] == "UNSET"
+    # the new trace still names a workflow, so its follow-up events stay together
+    assert msg.workflow_id == process["trace_id"]
+    assert process["attributes"][semconv.CHOREO_WORKFLOW_ID] == process["trace_id"]
