@@ -1,0 +1,115 @@
+"""The correlator's materialized findings: Parquet files under ``<data>/findings/``.
+
+Readers (the dashboard, ``choreoscope sql``, any DuckDB client) read them through
+the views in ``correlator/sql``; the correlator replaces each file atomically
+(temp name, fsync, rename), so a reader never sees half a file and never waits
+on a lock. A zero-row file is written for each one that is missing, so the views
+bind on a store the correlator has never run on.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Final
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from store.layout import StoreLayout
+from store.schema import TIMESTAMP
+
+ANOMALIES = pa.schema(
+    [
+        ("anomaly_id", pa.string()),  # stable: the same fault keeps its id across runs
+        ("kind", pa.string()),  # DESIGN.md's anomaly kinds
+        ("workflow_id", pa.string()),  # null for service-level findings
+        ("workflow_type", pa.string()),
+        ("trace_id", pa.string()),
+        ("service", pa.string()),  # the service the finding is about (the consumer, mostly)
+        ("subject", pa.string()),
+        ("message_id", pa.string()),
+        ("step", pa.string()),  # the subject of the step (what the workflow waits on)
+        ("consumer", pa.string()),  # the consumer group (or consuming service)
+        ("root_cause", pa.string()),  # dropped | hung | dead_lettered | consumer_down | ...
+        ("detected_at", TIMESTAMP),
+        ("resolved_at", TIMESTAMP),  # set when a later pass no longer finds it
+        ("alerted_at", TIMESTAMP),  # set once the alert went out (never re-alerted)
+        ("detail", pa.string()),  # the explanation a user reads
+        ("evidence", pa.string()),  # JSON object: the facts behind the finding
+    ]
+)
+
+WORKFLOW_STATUS = pa.schema(
+    [
+        ("workflow_id", pa.string()),
+        ("workflow_type", pa.string()),
+        ("status", pa.string()),  # completed | in_flight | stalled | failed
+        ("waiting_on", pa.string()),  # "subject → consumer" of the step it waits on
+        ("root_cause", pa.string()),
+        ("evaluated_at", TIMESTAMP),
+    ]
+)
+
+MODEL_STEPS = pa.schema(
+    [
+        ("subject", pa.string()),
+        ("consumer", pa.string()),  # consumer group, or the consuming service
+        ("consumer_service", pa.string()),
+        ("samples", pa.int64()),
+        ("p50_ms", pa.float64()),
+        ("p95_ms", pa.float64()),
+        ("p99_ms", pa.float64()),
+        ("deadline_s", pa.float64()),
+        ("sla_s", pa.float64()),  # declared SLA, null when none
+        ("source", pa.string()),  # learned | declared
+    ]
+)
+
+MODEL_FOLLOWS = pa.schema(
+    [
+        ("workflow_type", pa.string()),
+        ("from_subject", pa.string()),  # null: the first event of the workflow
+        ("to_subject", pa.string()),
+        ("support", pa.int64()),  # workflows in which the transition was seen
+        ("terminal", pa.bool_()),  # to_subject ends the workflow
+        ("source", pa.string()),
+    ]
+)
+
+FINDINGS: Final[dict[str, pa.Schema]] = {
+    "anomalies": ANOMALIES,
+    "workflow_status": WORKFLOW_STATUS,
+    "model_steps": MODEL_STEPS,
+    "model_follows": MODEL_FOLLOWS,
+}
+
+
+def findings_path(layout: StoreLayout, name: str) -> os.PathLike[str]:
+    return layout.findings / f"{name}.parquet"
+
+
+def ensure_findings(layout: StoreLayout) -> None:
+    """Write a zero-row file for every findings file that does not exist yet."""
+    layout.findings.mkdir(parents=True, exist_ok=True)
+    for name, schema in FINDINGS.items():
+        if not (layout.findings / f"{name}.parquet").exists():
+            write_findings(layout, name, pa.Table.from_pylist([], schema=schema))
+
+
+def write_findings(layout: StoreLayout, name: str, table: pa.Table) -> None:
+    """Replace findings file ``name`` atomically with ``table`` (cast to its schema)."""
+    schema = FINDINGS[name]
+    table = table.select(schema.names).cast(schema)
+    final = layout.findings / f"{name}.parquet"
+    tmp = layout.findings / f".{name}.{os.getpid()}.tmp"
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        tmp.replace(final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,44 @@
+-- One row per message: who published it, who consumed it, how it ended.
+-- Messages whose publish span never arrived still appear (producer_service null).
+-- outcome: dead_lettered | processed (by at least one consumer) | failed (every
+-- attempt raised) | received (never finished processing) | unconsumed.
+CREATE OR REPLACE VIEW messages AS
+WITH handled AS (
+    SELECT
+        message_id,
+        any_value(workflow_id) AS workflow_id,
+        any_value(trace_id) AS trace_id,
+        any_value(subject) AS subject,
+        list(DISTINCT consumer ORDER BY consumer)
+            FILTER (WHERE operation = 'process' AND status_code <> 'error') AS consumers,
+        count(*) FILTER (WHERE operation = 'receive') AS receives,
+        count(*) FILTER (WHERE operation = 'process') AS attempts,
+        count(*) FILTER (WHERE operation = 'process' AND status_code <> 'error') AS successes
+    FROM delivery_spans
+    GROUP BY message_id
+),
+dead AS (
+    SELECT DISTINCT message_id FROM dead_letters
+)
+SELECT
+    coalesce(p.message_id, h.message_id) AS message_id,
+    coalesce(p.workflow_id, h.workflow_id) AS workflow_id,
+    coalesce(p.trace_id, h.trace_id) AS trace_id,
+    coalesce(p.subject, h.subject) AS subject,
+    p.producer_service,
+    p.published_at,
+    coalesce(h.consumers, []) AS consumers,
+    greatest(coalesce(h.receives, 0), coalesce(h.attempts, 0)) AS deliveries,
+    CASE
+        WHEN dead.message_id IS NOT NULL THEN 'dead_lettered'
+        WHEN h.successes > 0 THEN 'processed'
+        WHEN h.attempts > 0 THEN 'failed'
+        WHEN h.receives > 0 THEN 'received'
+        ELSE 'unconsumed'
+    END AS outcome,
+    coalesce(h.attempts, 0) AS attempts,
+    coalesce(h.successes, 0) AS successes,
+    p.message_id IS NOT NULL AS producer_seen
+FROM published_messages AS p
+FULL OUTER JOIN handled AS h ON h.message_id = p.message_id
+LEFT JOIN dead ON dead.message_id = coalesce(p.message_id, h.message_id);

@@ -1,0 +1,35 @@
+-- One row per workflow run, live from the spans; its status comes from the
+-- correlator's latest pass (in_flight until the correlator has judged it).
+-- workflow_type: the declared name, else the subject of its first event.
+CREATE OR REPLACE VIEW workflows AS
+WITH w AS (
+    SELECT
+        workflow_id,
+        min(start_time) AS started_at,
+        max(coalesce(end_time, start_time)) AS last_activity_at,
+        arg_min(subject, start_time)
+            FILTER (WHERE operation = 'send' OR (operation IS NULL AND kind = 'producer'))
+            AS first_subject,
+        list(DISTINCT service_name ORDER BY service_name) AS services,
+        list(DISTINCT trace_id ORDER BY trace_id) AS trace_ids,
+        count(*) AS span_count,
+        count(*) FILTER (WHERE status_code = 'error') AS error_count
+    FROM workflow_spans
+    GROUP BY workflow_id
+)
+SELECT
+    w.workflow_id,
+    coalesce(s.workflow_type, w.first_subject) AS workflow_type,
+    w.started_at,
+    w.last_activity_at,
+    CASE WHEN s.status = 'completed' THEN w.last_activity_at END AS ended_at,
+    date_diff('microsecond', w.started_at, w.last_activity_at) / 1000.0 AS duration_ms,
+    coalesce(s.status, 'in_flight') AS status,
+    s.waiting_on,
+    s.root_cause,
+    w.services,
+    w.span_count,
+    w.error_count,
+    w.trace_ids
+FROM w
+LEFT JOIN workflow_status AS s USING (workflow_id);

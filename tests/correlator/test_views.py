@@ -1,0 +1,98 @@
+"""The SQL views readers use: workflows rebuilt across async hops, hops with queue
+wait apart from processing, and no negative latency under clock skew."""
+
+from __future__ import annotations
+
+import correlator
+from store import StoreLayout
+from tests.correlator.span_shapes import ForeignSpans, OurSpans, SpanLog
+
+
+def test_fresh_store_has_every_contract_view_empty(store_layout: StoreLayout) -> None:
+    con = correlator.connect(store_layout.root)
+    for view in ("messages", "workflows", "anomalies", "edges", "hops"):
+        assert con.execute(f"select count(*) from {view}").fetchone() == (0,)
+
+
+def test_workflow_spans_three_services_as_one_run(store_layout: StoreLayout) -> None:
+    log = SpanLog()
+    ours = OurSpans(log)
+    start = ours.publish("intake", "recruit.application.received", workflow_id="wf-1", at_s=0)
+    parsed = ours.step(start, service="parser", start=0.1, end=0.5, emits="recruit.cv.parsed")
+    ours.process(parsed, service="scorer", start=0.6, end=0.9)
+    log.write(store_layout)
+
+    con = correlator.connect(store_layout.root)
+    rows = con.execute(
+        "select workflow_id, workflow_type, services, span_count from workflows"
+    ).fetchall()
+    assert rows == [("wf-1", "recruit.application.received", ["intake", "parser", "scorer"], 8)]
+    outcomes = con.execute("select subject, consumers, outcome from messages order by 1").fetchall()
+    assert outcomes == [
+        ("recruit.application.received", ["parser"], "processed"),
+        ("recruit.cv.parsed", ["scorer"], "processed"),
+    ]
+
+
+def test_fan_out_and_fan_in_stay_one_workflow(store_layout: StoreLayout) -> None:
+    log = SpanLog()
+    ours = OurSpans(log)
+    order = ours.publish("shop", "orders.placed", workflow_id="wf-fan", at_s=0)
+    paid = ours.step(order, service="billing", start=0.1, end=0.2, emits="orders.paid")
+    packed = ours.step(order, service="warehouse", start=0.1, end=0.3, emits="orders.packed")
+    ours.process(paid, service="shipping", start=0.4, end=0.5)
+    ours.process(packed, service="shipping", start=0.4, end=0.6)
+    log.write(store_layout)
+
+    con = correlator.connect(store_layout.root)
+    assert con.execute("select workflow_id from workflows").fetchall() == [("wf-fan",)]
+    consumers = con.execute("select consumers from messages where subject = 'orders.placed'")
+    assert consumers.fetchone() == (["billing", "warehouse"],)
+
+
+def test_foreign_link_only_traces_join_into_one_workflow(store_layout: StoreLayout) -> None:
+    log = SpanLog()
+    go = ForeignSpans(log, links_only=True)
+    placed = go.publish("gateway", "orders.placed", at_s=0)
+    paid = go.step(placed, service="billing", start=0.2, end=0.3, emits="orders.paid")
+    go.process(paid, service="shipping", start=0.4, end=0.5)
+    log.write(store_layout)
+
+    con = correlator.connect(store_layout.root)
+    (workflow_id, services) = con.execute("select workflow_id, services from workflows").fetchone()
+    assert workflow_id == placed.trace_id
+    assert services == ["billing", "gateway", "shipping"]
+    hops = con.execute("select subject, producer_service, consumer from hops order by 1")
+    assert hops.fetchall() == [
+        ("orders.paid", "billing", "shipping"),
+        ("orders.placed", "gateway", "billing"),
+    ]
+
+
+def test_hop_shows_queue_wait_apart_from_processing(store_layout: StoreLayout) -> None:
+    log = SpanLog()
+    ours = OurSpans(log)
+    sent = ours.publish("intake", "recruit.application.received", workflow_id="wf-q", at_s=0)
+    ours.process(sent, service="parser", start=2.0, end=2.5)
+    log.write(store_layout)
+
+    con = correlator.connect(store_layout.root)
+    wait, work, skew = con.execute(
+        "select queue_wait_ms, processing_ms, clock_skew from hops"
+    ).fetchone()
+    assert (round(wait), round(work), skew) == (2000, 500, False)
+
+
+def test_skewed_consumer_clock_never_gives_negative_latency(store_layout: StoreLayout) -> None:
+    log = SpanLog()
+    ours = OurSpans(log)
+    sent = ours.publish("intake", "recruit.application.received", workflow_id="wf-s", at_s=10)
+    ours.process(sent, service="parser", start=8.0, end=8.5)  # its clock runs 2 s behind
+    log.write(store_layout)
+
+    con = correlator.connect(store_layout.root)
+    wait, latency, skew = con.execute(
+        "select queue_wait_ms, latency_ms, clock_skew from hops"
+    ).fetchone()
+    assert wait == 0 and latency == 0
+    assert skew is True
