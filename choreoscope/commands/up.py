@@ -1,0 +1,90 @@
+"""`choreoscope up`: the collector, the correlator and the dashboard against your NATS."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from choreoscope.nats_server import free_port
+from choreoscope.settings import add_flags
+from choreoscope.stack import (
+    StackOptions,
+    collector_spec,
+    correlator_spec,
+    credentials_env,
+    dashboard_spec,
+    nats_spec,
+)
+from choreoscope.stack_run import CRASHED, print_table, start_all, stop_on_signals, watch_until_done
+from choreoscope.supervisor import Supervisor
+
+ORDER = 20
+STOP_GRACE_SECONDS = 15.0
+
+DESCRIPTION = """\
+The production entry point: run the collector (with its OTLP/HTTP receiver), the
+correlator and the dashboard against your NATS, supervised, until Ctrl-C. A
+component that crashes is reported with its exit code and the end of its log,
+and the others are stopped. Credentials are handed to the components through
+their environment, never their command line.
+
+Without --nats, an embedded nats-server is started (as `choreoscope nats` does).
+
+examples:
+  choreoscope up --nats nats://bus-1:4222,nats://bus-2:4222 --creds ops.creds
+  CHOREOSCOPE_TOKEN=s3cret choreoscope up --nats tls://bus:4222 --tls-ca ca.pem
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "up",
+        help="run collector, correlator and dashboard against your NATS (production)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_flags(
+        p,
+        "data", "nats", "creds", "nkey", "token", "user", "password",
+        "tls_ca", "tls_cert", "tls_key", "log_level", "otlp_http",
+        "min_deadline", "choreography", "host", "port",
+    )  # fmt: skip
+    p.add_argument("--no-dashboard", action="store_true", help="run without the dashboard")
+    p.add_argument(
+        "--no-otlp-http", action="store_true", help="do not start the OTLP/HTTP receiver"
+    )
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    data = Path(args.data).resolve()
+    embedded_port = None if args.nats else free_port()
+    options = StackOptions(
+        data=data,
+        nats_url=args.nats or f"nats://127.0.0.1:{embedded_port}",
+        otlp_http=None if args.no_otlp_http else args.otlp_http,
+        min_deadline=args.min_deadline,
+        choreography=args.choreography,
+        host=args.host,
+        port=args.port,
+        log_level=str(args.log_level),
+        credentials_env=credentials_env(args),
+    )
+    specs = []
+    if embedded_port is not None:
+        specs.append(nats_spec(data=data, host="127.0.0.1", port=embedded_port))
+    specs += [collector_spec(options), correlator_spec(options)]
+    if not args.no_dashboard:
+        specs.append(dashboard_spec(options))
+    log_dir = data / "logs"
+    with (
+        stop_on_signals() as stop,
+        Supervisor(log_dir=log_dir, grace=STOP_GRACE_SECONDS) as supervisor,
+    ):
+        if not start_all(supervisor, specs, stop=stop):
+            return CRASHED
+        print_table(specs, log_dir=log_dir, title=f"choreoscope is up on {options.nats_url}:")
+        if not args.no_dashboard:
+            print(f"Open the dashboard: {options.dashboard_url}", flush=True)
+        print("Ctrl-C stops everything.", flush=True)
+        return watch_until_done(supervisor, stop=stop, duration=None)

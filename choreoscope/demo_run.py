@@ -1,0 +1,147 @@
+"""One run of `choreoscope demo`: the stack, the sample pipelines, and the verdict."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from choreoscope.fault_verification import Verification, verify_findings
+from choreoscope.nats_server import free_port
+from choreoscope.stack import (
+    StackOptions,
+    collector_spec,
+    correlator_spec,
+    dashboard_spec,
+    nats_spec,
+)
+from choreoscope.stack_run import (
+    CRASHED,
+    print_table,
+    start_all,
+    stop_on_signals,
+    watch_until_done,
+)
+from choreoscope.supervisor import ChildSpec, Supervisor
+from samples.faults import read_ground_truth
+
+PIPELINES = ("recruitment", "orders")
+STOP_GRACE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    data: Path
+    rate: float
+    faults: str
+    seed: int
+    step_deadline: float
+    otlp_http: tuple[str, int] | None
+    host: str
+    port: int
+    dashboard: bool
+    log_level: str
+
+    @property
+    def run_dir(self) -> Path:
+        return self.data / "demo"
+
+    @property
+    def ground_truth(self) -> Path:
+        return self.run_dir / "ground-truth.jsonl"
+
+    @property
+    def started_log(self) -> Path:
+        return self.run_dir / "workflows.jsonl"
+
+    def run(self, *, duration: float | None, verify: bool, settle: float | None) -> int:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        for path in (self.ground_truth, self.started_log):
+            path.write_text("")
+        nats_port = free_port()
+        options = StackOptions(
+            data=self.data.resolve(),
+            nats_url=f"nats://127.0.0.1:{nats_port}",
+            otlp_http=self.otlp_http,
+            min_deadline=self.step_deadline,
+            choreography=choreography_file(),
+            host=self.host,
+            port=self.port,
+            log_level=self.log_level,
+            credentials_env={},
+        )
+        specs = [
+            nats_spec(data=options.data, host="127.0.0.1", port=nats_port),
+            collector_spec(options),
+            correlator_spec(options),
+            *(self._pipeline_spec(name, options, duration) for name in PIPELINES),
+        ]
+        if self.dashboard:
+            specs.append(dashboard_spec(options))
+        log_dir = options.data / "logs"
+        with (
+            stop_on_signals() as stop,
+            Supervisor(log_dir=log_dir, grace=STOP_GRACE_SECONDS) as supervisor,
+        ):
+            if not start_all(supervisor, specs, stop=stop):
+                return CRASHED
+            print_table(specs, log_dir=log_dir, title="choreoscope demo is running:")
+            if self.dashboard:
+                print(f"Open the dashboard: {options.dashboard_url}", flush=True)
+            print(
+                f"Injected faults are listed in {self.ground_truth}. Ctrl-C stops everything.",
+                flush=True,
+            )
+            if watch_until_done(supervisor, stop=stop, duration=duration) == CRASHED:
+                return CRASHED
+            if not verify or stop.is_set():
+                return 0
+            wait = settle if settle is not None else 3 * self.step_deadline + 5
+            print(f"traffic stopped; giving the correlator {wait:g} s to conclude", flush=True)
+            if watch_until_done(supervisor, stop=stop, duration=wait) == CRASHED:
+                return CRASHED
+            verification = self.verification()
+            print(verification.report(), flush=True)
+            return 0 if verification.passed else 1
+
+    def verification(self) -> Verification:
+        from correlator import connect
+
+        con = connect(self.data)
+        cursor = con.execute("select kind, workflow_id, service, subject, detail from anomalies")
+        columns = [d[0] for d in cursor.description]
+        findings = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+        started = [
+            json.loads(line)["workflow_id"]
+            for line in self.started_log.read_text().splitlines()
+            if line.strip()
+        ]
+        return verify_findings(
+            truth=read_ground_truth(self.ground_truth), findings=findings, started=started
+        )
+
+    def _pipeline_spec(self, name: str, options: StackOptions, duration: float | None) -> ChildSpec:
+        argv = [
+            sys.executable, "-m", f"samples.{name}",
+            "--nats", options.nats_url,
+            "--rate", f"{self.rate:g}",
+            "--faults", self.faults,
+            "--seed", str(self.seed),
+            "--step-deadline", f"{self.step_deadline:g}",
+            "--ground-truth", str(self.ground_truth.resolve()),
+            "--started-log", str(self.started_log.resolve()),
+        ]  # fmt: skip
+        if duration is not None:
+            argv += ["--duration", f"{duration:g}"]
+        return ChildSpec(
+            name=name,
+            argv=argv,
+            describe=f"sample pipeline, {self.rate:g} workflow/s, faults: {self.faults}",
+        )
+
+
+def choreography_file() -> Path:
+    """The declared choreography of both sample pipelines, shipped in ``samples``."""
+    return Path(str(resources.files("samples") / "choreography.yaml"))

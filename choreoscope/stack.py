@@ -1,0 +1,144 @@
+"""The processes `choreoscope demo` and `choreoscope up` run, as supervisor specs.
+
+Each component is the same `choreoscope` subcommand a user could run by hand, so
+what the demo shows is what production runs. NATS credentials reach the children
+through ``CHOREOSCOPE_*`` environment variables, never their command lines, so
+they do not show in ``ps``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from choreoscope.nats_server import nats_server_binary
+from choreoscope.settings import SETTINGS
+from choreoscope.supervisor import ChildSpec, http_ok, port_accepts
+
+CREDENTIAL_SETTINGS = (
+    "creds",
+    "nkey",
+    "token",
+    "user",
+    "password",
+    "tls_ca",
+    "tls_cert",
+    "tls_key",
+)
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    """What every component is told: where the store and the bus are."""
+
+    data: Path
+    nats_url: str
+    otlp_http: tuple[str, int] | None
+    min_deadline: float
+    choreography: Path | None
+    host: str
+    port: int
+    log_level: str
+    credentials_env: dict[str, str]
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+def credentials_env(args: argparse.Namespace) -> dict[str, str]:
+    """The NATS credential settings the user gave, as environment for the children."""
+    env = {}
+    for name in CREDENTIAL_SETTINGS:
+        value = getattr(args, name, None)
+        if value is not None:
+            env[SETTINGS[name].env] = str(value)
+    return env
+
+
+def choreoscope_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "choreoscope.cli", *args]
+
+
+def nats_spec(*, data: Path, host: str, port: int) -> ChildSpec:
+    store = data / "nats"
+    store.mkdir(parents=True, exist_ok=True)
+    return ChildSpec(
+        name="nats-server",
+        argv=[
+            str(nats_server_binary()),
+            "--addr",
+            host,
+            "--port",
+            str(port),
+            "--jetstream",
+            "--store_dir",
+            str(store),
+            "--server_name",
+            "choreoscope",
+        ],
+        describe=f"nats://{host}:{port}, JetStream in {store}",
+        ready=port_accepts(host, port),
+    )
+
+
+def collector_spec(options: StackOptions) -> ChildSpec:
+    argv = ["collect", "--nats", options.nats_url, "--data", str(options.data)]
+    if options.otlp_http is None:
+        argv.append("--no-otlp-http")
+        where = "no OTLP/HTTP receiver"
+        ready = None
+    else:
+        host, port = options.otlp_http
+        argv += ["--otlp-http", f"{host}:{port}"]
+        where = f"OTLP/HTTP receiver on http://{host}:{port}/v1/traces"
+        ready = port_accepts(host, port)
+    return ChildSpec(
+        name="collector",
+        argv=choreoscope_command(*argv),
+        describe=f"spans from NATS into {options.data}; {where}",
+        env=_env(options),
+        ready=ready,
+    )
+
+
+def correlator_spec(options: StackOptions) -> ChildSpec:
+    argv = [
+        "correlate", "--watch",
+        "--data", str(options.data),
+        "--nats", options.nats_url,
+        "--min-deadline", f"{options.min_deadline:g}s",
+    ]  # fmt: skip
+    if options.choreography is not None:
+        argv += ["--choreography", str(options.choreography)]
+    return ChildSpec(
+        name="correlator",
+        argv=choreoscope_command(*argv),
+        describe="findings refreshed every second; alerts on choreo.alerts.>",
+        env=_env(options),
+    )
+
+
+def dashboard_spec(options: StackOptions) -> ChildSpec:
+    return ChildSpec(
+        name="dashboard",
+        argv=choreoscope_command(
+            "dashboard",
+            "--data",
+            str(options.data),
+            "--host",
+            options.host,
+            "--port",
+            str(options.port),
+        ),
+        describe=options.dashboard_url,
+        env=_env(options),
+        ready=http_ok(f"{options.dashboard_url}/_stcore/health"),
+        ready_timeout=60.0,
+    )
+
+
+def _env(options: StackOptions) -> dict[str, str]:
+    return {SETTINGS["log_level"].env: options.log_level, **options.credentials_env}

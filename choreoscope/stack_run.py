@@ -1,0 +1,82 @@
+"""Run a stack of components in the foreground until Ctrl-C, a duration, or a crash."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from choreoscope.supervisor import ChildExit, ChildFailedError, ChildSpec, Supervisor
+
+STOPPED = 0
+CRASHED = 1
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by SIGINT (Ctrl-C) or SIGTERM; the previous handlers come back after."""
+    stop = threading.Event()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def start_all(supervisor: Supervisor, specs: Sequence[ChildSpec], *, stop: threading.Event) -> bool:
+    """Start ``specs`` in order; False (having said why) if one fails or Ctrl-C came first."""
+    for spec in specs:
+        if stop.is_set():
+            return False
+        print(f"starting {spec.name} ...", flush=True)
+        try:
+            supervisor.start(spec)
+        except ChildFailedError as e:
+            print(f"choreoscope: {e}", flush=True)
+            return False
+    return True
+
+
+def print_table(specs: Sequence[ChildSpec], *, log_dir: Path, title: str) -> None:
+    width = max(len(s.name) for s in specs)
+    print(f"\n{title}", flush=True)
+    for spec in specs:
+        print(f"  {spec.name:<{width}}  {spec.describe}")
+    print(f"  logs: {log_dir}/<name>.log\n", flush=True)
+
+
+def report_crashes(crashed: Sequence[ChildExit]) -> None:
+    for child in crashed:
+        print(f"choreoscope: {child.explain()}", flush=True)
+    print("choreoscope: stopping the other components", flush=True)
+
+
+def watch_until_done(
+    supervisor: Supervisor,
+    *,
+    stop: threading.Event,
+    duration: float | None,
+    on_tick: Callable[[], None] | None = None,
+    tick: float = 5.0,
+) -> int:
+    """Wait for Ctrl-C, the end of ``duration`` or a crash; ``CRASHED`` for a crash."""
+    remaining = duration
+    while True:
+        step = tick if remaining is None else min(tick, remaining)
+        crashed = supervisor.watch(stop=stop, duration=step)
+        if crashed:
+            report_crashes(crashed)
+            return CRASHED
+        if stop.is_set():
+            return STOPPED
+        if on_tick is not None:
+            on_tick()
+        if remaining is not None:
+            remaining -= step
+            if remaining <= 0:
+                return STOPPED

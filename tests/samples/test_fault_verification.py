@@ -1,0 +1,90 @@
+"""`demo --verify`: injected faults against findings, per kind."""
+
+from __future__ import annotations
+
+from choreoscope.fault_verification import verify_findings
+
+
+def truth(workflow_id: str, fault: str, kind: str, step: str = "scorer") -> dict:
+    return {"workflow_id": workflow_id, "fault": fault, "kind": kind, "step": step}
+
+
+def finding(workflow_id: str | None, kind: str, service: str = "scorer") -> dict:
+    return {"workflow_id": workflow_id, "kind": kind, "service": service, "detail": "why"}
+
+
+STARTED = ["w1", "w2", "w3", "w4"]
+
+
+def test_every_fault_found_with_its_kind_passes() -> None:
+    result = verify_findings(
+        truth=[truth("w1", "drop", "dropped"), truth("w2", "hang", "hung")],
+        findings=[finding("w1", "dropped"), finding("w2", "hung")],
+        started=STARTED,
+    )
+    assert result.passed
+    scores = {s.kind: s for s in result.scores}
+    assert scores["dropped"].recall == 1.0 and scores["hung"].precision == 1.0
+    assert "PASS" in result.report()
+
+
+def test_a_missed_fault_fails_and_is_named() -> None:
+    result = verify_findings(
+        truth=[truth("w1", "drop", "dropped"), truth("w2", "hang", "hung")],
+        findings=[finding("w1", "dropped"), finding("w2", "stalled")],
+        started=STARTED,
+    )
+    assert not result.passed
+    assert [m["workflow_id"] for m in result.missed] == ["w2"]
+    assert "missed: hang at scorer in workflow w2" in result.report()
+    assert {s.kind: s.recall for s in result.scores}["hung"] == 0.0
+
+
+def test_a_fault_found_with_the_wrong_kind_is_a_miss() -> None:
+    result = verify_findings(
+        truth=[truth("w1", "poison", "dead_lettered")],
+        findings=[finding("w1", "slow")],
+        started=STARTED,
+    )
+    assert not result.passed
+    assert {s.kind: s.precision for s in result.scores}["slow"] == 0.0
+
+
+def test_a_healthy_workflow_flagged_fails() -> None:
+    result = verify_findings(
+        truth=[truth("w1", "drop", "dropped")],
+        findings=[finding("w1", "dropped"), finding("w3", "stalled")],
+        started=STARTED,
+    )
+    assert not result.passed
+    assert [f["workflow_id"] for f in result.healthy_flagged] == ["w3"]
+    assert "healthy workflow flagged: stalled on w3" in result.report()
+
+
+def test_a_stall_caused_by_an_injected_drop_is_not_a_false_finding() -> None:
+    result = verify_findings(
+        truth=[truth("w1", "drop", "dropped")],
+        findings=[finding("w1", "dropped"), finding("w1", "stalled")],
+        started=STARTED,
+    )
+    assert result.passed
+    assert {s.kind: s.precision for s in result.scores}["stalled"] == 1.0
+
+
+def test_findings_about_workflows_of_earlier_runs_are_left_out() -> None:
+    result = verify_findings(
+        truth=[truth("old", "drop", "dropped"), truth("w1", "drop", "dropped")],
+        findings=[finding("w1", "dropped"), finding("old-2", "stalled")],
+        started=STARTED,
+    )
+    assert result.passed
+    assert result.workflows_started == 4
+
+
+def test_a_service_level_telemetry_gap_matches_the_service_that_lost_spans() -> None:
+    result = verify_findings(
+        truth=[truth("w2", "lost_telemetry", "telemetry_gap", step="router")],
+        findings=[finding(None, "telemetry_gap", service="router")],
+        started=STARTED,
+    )
+    assert result.passed

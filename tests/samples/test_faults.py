@@ -1,0 +1,94 @@
+"""Fault plans: rates from flags or a file, chosen by seed, recorded as ground truth."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from instrumentation.errors import ConfigurationError
+from samples.faults import (
+    FAULTS,
+    Fault,
+    FaultPlan,
+    GroundTruth,
+    parse_fault_rates,
+    read_ground_truth,
+)
+
+EVERY_STEP = {name: ["scorer", "router"] for name in FAULTS}
+
+
+def test_fault_rates_come_from_a_flag_or_a_yaml_file(tmp_path: Path) -> None:
+    assert parse_fault_rates("drop=0.05, hang=0.02") == {"drop": 0.05, "hang": 0.02}
+    rates_file = tmp_path / "faults.yaml"
+    rates_file.write_text("poison: 0.1\nconsumer_down: 0.01\n")
+    assert parse_fault_rates(str(rates_file)) == {"poison": 0.1, "consumer_down": 0.01}
+    assert parse_fault_rates("none") == {}
+    assert set(parse_fault_rates("demo")) == set(FAULTS)
+
+
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ("explode=0.1", "fault kinds are drop, hang"),
+        ("drop=2", "between 0 and 1"),
+        ("drop=lots", "between 0 and 1"),
+        ("drop", "write rates like drop=0.05"),
+        ("drop=0.6,hang=0.6", "add up to at most 1"),
+    ],
+)
+def test_bad_fault_rates_are_refused_with_what_to_write(text: str, hint: str) -> None:
+    with pytest.raises(ConfigurationError, match=hint) as refused:
+        parse_fault_rates(text)
+    assert isinstance(refused.value, ValueError)
+
+
+def test_the_same_seed_gives_the_same_faulty_workflows() -> None:
+    rates = {"drop": 0.1, "hang": 0.1, "slow": 0.1}
+    plan_a = FaultPlan(rates=rates, steps=EVERY_STEP, seed=42)
+    plan_b = FaultPlan(rates=rates, steps=EVERY_STEP, seed=42)
+    plan_c = FaultPlan(rates=rates, steps=EVERY_STEP, seed=43)
+    draws_a = [plan_a.draw() for _ in range(500)]
+    assert draws_a == [plan_b.draw() for _ in range(500)]
+    assert draws_a != [plan_c.draw() for _ in range(500)]
+    assert any(draws_a) and not all(draws_a)
+
+
+def test_rates_decide_the_share_of_faulty_workflows() -> None:
+    plan = FaultPlan(rates={"drop": 0.2, "hang": 0.05}, steps=EVERY_STEP, seed=1)
+    draws = [plan.draw() for _ in range(4000)]
+    drops = sum(1 for d in draws if d and d.name == "drop")
+    hangs = sum(1 for d in draws if d and d.name == "hang")
+    assert 600 < drops < 1000
+    assert 100 < hangs < 300
+    assert {d.step for d in draws if d} == {"scorer", "router"}
+
+
+def test_a_fault_the_pipeline_cannot_inject_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="no step for these faults"):
+        FaultPlan(rates={"drop": 0.1}, steps={"hang": ["scorer"]}, seed=1)
+
+
+def _record_many(path: Path, pipeline: str) -> None:
+    truth = GroundTruth(path, pipeline=pipeline)
+    for i in range(200):
+        truth.record(workflow_id=f"{pipeline}-{i}", fault=Fault(name="drop", step="scorer"))
+
+
+def test_ground_truth_from_two_pipelines_at_once_stays_one_fault_per_line(tmp_path: Path) -> None:
+    path = tmp_path / "ground-truth.jsonl"
+    workers = [
+        multiprocessing.get_context("spawn").Process(target=_record_many, args=(path, name))
+        for name in ("orders", "recruitment")
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    lines = read_ground_truth(path)
+    assert len(lines) == 400
+    assert {line["kind"] for line in lines} == {"dropped"}
+    assert {line["fault"] for line in lines} == {"drop"}
+    assert lines[0].keys() >= {"workflow_id", "kind", "step"}
