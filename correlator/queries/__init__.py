@@ -1,0 +1,81 @@
+"""Read functions for the dashboard and other readers, over the SQL contract's views.
+
+Each takes a connection with every view (``correlator.connect``) and plain,
+hashable keyword filters, and returns a DataFrame or a small dataclass. The SQL
+is one ``.sql`` file per query in this folder.
+
+    from correlator.queries import list_workflows
+    stalled = list_workflows(con, since=None, statuses=("stalled",))
+"""
+
+from correlator.queries.health import (
+    ANOMALY_KINDS,
+    anomaly_list,
+    bus_event_counts,
+    choreography_edges,
+    choreography_model,
+    choreography_transitions,
+    service_liveness,
+)
+from correlator.queries.overview import (
+    OverviewTiles,
+    anomalies_over_time,
+    anomaly_counts,
+    overview_tiles,
+    throughput_over_time,
+    worst_hops,
+)
+from correlator.queries.store_contents import (
+    CONTRACT_VIEWS,
+    StoreCounts,
+    store_counts,
+    view_columns,
+)
+from correlator.queries.workflow_detail import (
+    WorkflowRun,
+    related_workflows,
+    workflow_anomalies,
+    workflow_audit,
+    workflow_hops,
+    workflow_messages,
+    workflow_run,
+    workflow_steps,
+)
+from correlator.queries.workflow_list import (
+    WORKFLOW_STATUSES,
+    list_workflows,
+    service_names,
+    workflow_types,
+)
+
+__all__ = [
+    "ANOMALY_KINDS",
+    "CONTRACT_VIEWS",
+    "WORKFLOW_STATUSES",
+    "OverviewTiles",
+    "StoreCounts",
+    "WorkflowRun",
+    "anomalies_over_time",
+    "anomaly_counts",
+    "anomaly_list",
+    "bus_event_counts",
+    "choreography_edges",
+    "choreography_model",
+    "choreography_transitions",
+    "list_workflows",
+    "overview_tiles",
+    "related_workflows",
+    "service_liveness",
+    "service_names",
+    "store_counts",
+    "throughput_over_time",
+    "view_columns",
+    "workflow_anomalies",
+    "workflow_audit",
+    "workflow_hops",
+    "workflow_messages",
+    "workflow_run",
+    "workflow_steps",
+    "workflow_types",
+    "worst_hops",
+]

@@ -1,0 +1,72 @@
+"""Read functions of the Choreography, Anomalies and Services pages."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pandas as pd
+
+from correlator.queries.query_files import query_frame, window_start
+
+ANOMALY_KINDS = (
+    "stalled",
+    "dropped",
+    "hung",
+    "dead_lettered",
+    "failed",
+    "duplicate",
+    "orphan",
+    "deviation",
+    "telemetry_gap",
+    "slow",
+)
+
+
+def choreography_edges(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Producer -> subject -> consumer edges with messages, latency, error and drop rates."""
+    return query_frame(con, "choreography_edges")
+
+
+def choreography_model(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Expected consumers of each subject, learned and declared (``source``), side by side."""
+    return query_frame(con, "choreography_model")
+
+
+def choreography_transitions(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Which event follows which, per workflow type, learned and declared."""
+    return query_frame(con, "choreography_transitions")
+
+
+def anomaly_list(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    since: dt.datetime | None,
+    kinds: tuple[str, ...] = (),
+    include_resolved: bool = False,
+    limit: int = 1000,
+) -> pd.DataFrame:
+    """Anomalies detected in the window (of ``kinds``, or all), grouped by kind.
+
+    Resolved ones (a hung handler that finally finished) only with ``include_resolved``.
+    """
+    return query_frame(
+        con,
+        "anomaly_list",
+        {
+            "since": window_start(since),
+            "kinds": list(kinds),
+            "include_resolved": include_resolved,
+            "limit": limit,
+        },
+    )
+
+
+def service_liveness(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Each service instance's last heartbeat, whether it is alive, and its counters."""
+    return query_frame(con, "service_liveness")
+
+
+def bus_event_counts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """JetStream advisories (redeliveries, terminations, max deliveries) by consumer."""
+    return query_frame(con, "bus_event_counts")

@@ -1,0 +1,71 @@
+"""Read functions of the Overview page: tiles, trends and the worst hops."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from correlator.queries.query_files import query_frame, window_start
+
+
+@dataclass(frozen=True)
+class OverviewTiles:
+    """Workflow counts by status and end-to-end latency in a time window."""
+
+    started: int
+    completed: int
+    in_flight: int
+    stalled: int
+    failed: int
+    p50_ms: float | None
+    p95_ms: float | None
+
+
+def overview_tiles(con: duckdb.DuckDBPyConnection, *, since: dt.datetime | None) -> OverviewTiles:
+    row = query_frame(con, "overview_tiles", {"since": window_start(since)}).iloc[0]
+    return OverviewTiles(
+        started=int(row["started"]),
+        completed=int(row["completed"]),
+        in_flight=int(row["in_flight"]),
+        stalled=int(row["stalled"]),
+        failed=int(row["failed"]),
+        p50_ms=_number_or_none(row["p50_ms"]),
+        p95_ms=_number_or_none(row["p95_ms"]),
+    )
+
+
+def anomaly_counts(con: duckdb.DuckDBPyConnection, *, since: dt.datetime | None) -> pd.DataFrame:
+    """``kind, anomalies``: anomalies detected in the window, by kind."""
+    return query_frame(con, "anomaly_counts", {"since": window_start(since)})
+
+
+def throughput_over_time(
+    con: duckdb.DuckDBPyConnection, *, since: dt.datetime | None, bucket: dt.timedelta
+) -> pd.DataFrame:
+    """``at, status, workflows``: workflows started per bucket, by current status."""
+    return query_frame(
+        con, "throughput_over_time", {"since": window_start(since), "bucket": bucket}
+    )
+
+
+def anomalies_over_time(
+    con: duckdb.DuckDBPyConnection, *, since: dt.datetime | None, bucket: dt.timedelta
+) -> pd.DataFrame:
+    """``at, kind, anomalies``: anomalies detected per bucket, by kind."""
+    return query_frame(con, "anomalies_over_time", {"since": window_start(since), "bucket": bucket})
+
+
+def worst_hops(con: duckdb.DuckDBPyConnection, *, limit: int = 10) -> pd.DataFrame:
+    """The edges with the most drops, then errors, then the slowest p95."""
+    return query_frame(con, "worst_hops", {"limit": limit})
+
+
+def _number_or_none(value: object) -> float | None:
+    if value is None:
+        return None
+    number = float(value)  # type: ignore[arg-type]
+    return None if math.isnan(number) else number

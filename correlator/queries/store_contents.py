@@ -1,0 +1,44 @@
+"""What the store holds: whether it is empty, and the columns of its views."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from correlator.queries.query_files import query_frame
+
+CONTRACT_VIEWS = (
+    "workflows",
+    "anomalies",
+    "messages",
+    "hops",
+    "edges",
+    "spans",
+    "bus_events",
+    "heartbeats",
+    "rejected",
+)
+
+
+@dataclass(frozen=True)
+class StoreCounts:
+    spans: int
+    heartbeats: int
+
+    @property
+    def empty(self) -> bool:
+        return self.spans == 0 and self.heartbeats == 0
+
+
+def store_counts(con: duckdb.DuckDBPyConnection) -> StoreCounts:
+    row = query_frame(con, "store_counts").iloc[0]
+    return StoreCounts(spans=int(row["spans"]), heartbeats=int(row["heartbeats"]))
+
+
+def view_columns(
+    con: duckdb.DuckDBPyConnection, *, views: tuple[str, ...] = CONTRACT_VIEWS
+) -> pd.DataFrame:
+    """``view, column, type`` of each view present, in the contract's order."""
+    return query_frame(con, "view_columns", {"views": list(views)})

@@ -1,0 +1,82 @@
+"""Read functions of the Workflow detail page: the run, its hops, steps and findings."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from correlator.queries.query_files import query_frame
+
+
+@dataclass(frozen=True)
+class WorkflowRun:
+    """One row of the ``workflows`` view."""
+
+    workflow_id: str
+    workflow_type: str | None
+    status: str
+    started_at: dt.datetime | None
+    last_activity_at: dt.datetime | None
+    ended_at: dt.datetime | None
+    duration_ms: float | None
+    waiting_on: str | None
+    root_cause: str | None
+    services: tuple[str, ...]
+    span_count: int
+    error_count: int
+
+
+def workflow_run(con: duckdb.DuckDBPyConnection, *, workflow_id: str) -> WorkflowRun | None:
+    """The run with this id, or None when the store has no such workflow."""
+    rows = query_frame(con, "workflow_run", {"workflow_id": workflow_id})
+    if rows.empty:
+        return None
+    row = rows.astype(object).where(rows.notna(), None).iloc[0]
+    services = row["services"]
+    return WorkflowRun(
+        workflow_id=str(row["workflow_id"]),
+        workflow_type=row["workflow_type"],
+        status=str(row["status"]),
+        started_at=row["started_at"],
+        last_activity_at=row["last_activity_at"],
+        ended_at=row["ended_at"],
+        duration_ms=row["duration_ms"],
+        waiting_on=row["waiting_on"],
+        root_cause=row["root_cause"],
+        services=tuple(services) if services is not None else (),
+        span_count=int(row["span_count"] or 0),
+        error_count=int(row["error_count"] or 0),
+    )
+
+
+def workflow_steps(con: duckdb.DuckDBPyConnection, *, workflow_id: str) -> pd.DataFrame:
+    """Every span of the workflow in time order: service, subject, message id, attempt, error."""
+    return query_frame(con, "workflow_steps", {"workflow_id": workflow_id})
+
+
+def workflow_hops(con: duckdb.DuckDBPyConnection, *, workflow_id: str) -> pd.DataFrame:
+    """Each processing attempt: queue wait (publish to start) apart from processing."""
+    return query_frame(con, "workflow_hops", {"workflow_id": workflow_id})
+
+
+def workflow_messages(con: duckdb.DuckDBPyConnection, *, workflow_id: str) -> pd.DataFrame:
+    """The workflow's messages and their outcome (processed, unconsumed, dead_lettered...)."""
+    return query_frame(con, "workflow_messages", {"workflow_id": workflow_id})
+
+
+def workflow_anomalies(con: duckdb.DuckDBPyConnection, *, workflow_id: str) -> pd.DataFrame:
+    """``kind, service, subject, message_id, detected_at, detail``; the stall first."""
+    return query_frame(con, "workflow_anomalies", {"workflow_id": workflow_id})
+
+
+def workflow_audit(con: duckdb.DuckDBPyConnection, *, workflow_id: str) -> pd.DataFrame:
+    """Captured inputs and outputs of the workflow's spans (empty when capture is off)."""
+    return query_frame(con, "workflow_audit", {"workflow_id": workflow_id})
+
+
+def related_workflows(con: duckdb.DuckDBPyConnection, *, workflow_id: str) -> pd.DataFrame:
+    """``relation, workflow_id``: workflows joined to this one by links across traces."""
+    return query_frame(con, "related_workflows", {"workflow_id": workflow_id})

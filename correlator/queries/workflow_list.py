@@ -1,0 +1,49 @@
+"""Read functions of the Workflows page: the filtered table and its filter choices."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pandas as pd
+
+from correlator.queries.query_files import query_frame, window_start
+
+WORKFLOW_STATUSES = ("stalled", "failed", "in_flight", "completed")
+
+
+def list_workflows(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    since: dt.datetime | None,
+    statuses: tuple[str, ...] = (),
+    workflow_type: str | None = None,
+    service: str | None = None,
+    search: str | None = None,
+    limit: int = 500,
+) -> pd.DataFrame:
+    """Workflow runs active in the window, stalled and failed first.
+
+    Empty ``statuses`` and ``None`` filters mean "any"; ``search`` matches a
+    workflow id, a trace id, or any span attribute value (case-insensitive).
+    """
+    return query_frame(
+        con,
+        "workflow_list",
+        {
+            "since": window_start(since),
+            "statuses": list(statuses),
+            "workflow_type": workflow_type,
+            "service": service,
+            "search": (search or "").strip() or None,
+            "limit": limit,
+        },
+    )
+
+
+def workflow_types(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return query_frame(con, "workflow_types")["workflow_type"].tolist()
+
+
+def service_names(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return query_frame(con, "service_names")["service"].tolist()

@@ -1,0 +1,46 @@
+"""Charts of the Overview page (Altair, drawn by the browser; data rendered as text)."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+STATUS_COLORS = {
+    "completed": "#4c9a2a",
+    "in_flight": "#4a90d9",
+    "stalled": "#e69f00",
+    "failed": "#d62728",
+}
+
+
+def throughput_chart(frame: pd.DataFrame) -> alt.Chart:
+    """Workflows started per bucket, stacked by status."""
+    return (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            x=alt.X("at:T", title=None),
+            y=alt.Y("workflows:Q", title="workflows started"),
+            color=alt.Color(
+                "status:N",
+                scale=alt.Scale(domain=list(STATUS_COLORS), range=list(STATUS_COLORS.values())),
+            ),
+            tooltip=["at:T", "status:N", "workflows:Q"],
+        )
+        .properties(height=220)
+    )
+
+
+def anomalies_chart(frame: pd.DataFrame) -> alt.Chart:
+    """Anomalies detected per bucket, stacked by kind."""
+    return (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            x=alt.X("at:T", title=None),
+            y=alt.Y("anomalies:Q", title="anomalies"),
+            color=alt.Color("kind:N"),
+            tooltip=["at:T", "kind:N", "anomalies:Q"],
+        )
+        .properties(height=220)
+    )

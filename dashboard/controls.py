@@ -1,0 +1,68 @@
+"""The controls every page shares: the time window and live refresh.
+
+Both live in the sidebar and in session state, so they persist from page to
+page. The window's start is rounded down to the refresh period, so that cached
+reads are shared by every rerun (and session) within one period.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import streamlit as st
+
+REFRESH_S = 5.0
+WINDOWS: dict[str, dt.timedelta | None] = {
+    "Last 15 minutes": dt.timedelta(minutes=15),
+    "Last hour": dt.timedelta(hours=1),
+    "Last 6 hours": dt.timedelta(hours=6),
+    "Last 24 hours": dt.timedelta(hours=24),
+    "Last 7 days": dt.timedelta(days=7),
+    "All time": None,
+}
+DEFAULT_WINDOW = "Last hour"
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    label: str
+    since: dt.datetime | None
+
+    @property
+    def bucket(self) -> dt.timedelta:
+        """A chart bucket giving about 60 points across the window."""
+        length = WINDOWS[self.label] or dt.timedelta(days=7)
+        return max(dt.timedelta(seconds=10), length / 60)
+
+
+def time_window_control(*, now: dt.datetime | None = None) -> TimeWindow:
+    """The sidebar's time window selector; returns the chosen window."""
+    label = st.sidebar.selectbox(
+        "Time window",
+        list(WINDOWS),
+        index=list(WINDOWS).index(DEFAULT_WINDOW),
+        key="time_window",
+    )
+    length = WINDOWS[label]
+    if length is None:
+        return TimeWindow(label=label, since=None)
+    now = now or dt.datetime.now(dt.UTC)
+    rounded = now.timestamp() - now.timestamp() % REFRESH_S
+    return TimeWindow(label=label, since=dt.datetime.fromtimestamp(rounded, dt.UTC) - length)
+
+
+def live_refresh_control() -> bool:
+    """The sidebar's pause toggle; True while live refresh is on."""
+    return st.sidebar.toggle(
+        f"Live refresh (every {REFRESH_S:g} s)",
+        value=True,
+        key="live_refresh",
+        help="Turn off to pause the page while you read it.",
+    )
+
+
+def render_live(body: Callable[[], None], *, live: bool) -> None:
+    """Render ``body`` in a fragment that reruns every few seconds while ``live``."""
+    st.fragment(body, run_every=REFRESH_S if live else None)()

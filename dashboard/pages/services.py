@@ -1,0 +1,52 @@
+"""Services: liveness from heartbeats, counters, telemetry gaps and JetStream signals."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard.controls import render_live
+from dashboard.data import read
+from dashboard.page_frame import PageContext, open_page
+
+
+def render(page: PageContext) -> None:
+    liveness = read("service_liveness", page.data_dir)
+    if liveness.empty:
+        st.info("No heartbeats yet: instrumented services send one every few seconds.")
+    else:
+        down = liveness[~liveness["alive"]]
+        dropping = liveness[liveness["spans_dropped"] > 0]
+        tiles = st.columns(3)
+        tiles[0].metric("Instances alive", int(liveness["alive"].sum()))
+        tiles[1].metric("Instances silent", len(down))
+        tiles[2].metric("Instances dropping spans", len(dropping))
+        st.subheader("Liveness and counters")
+        st.dataframe(
+            liveness,
+            hide_index=True,
+            column_config={
+                "alive": st.column_config.CheckboxColumn("alive"),
+                "last_seen": st.column_config.DatetimeColumn("last seen", format="distance"),
+            },
+        )
+        if not dropping.empty:
+            st.subheader("Telemetry gaps")
+            st.caption(
+                "These exporters dropped spans: findings that depend on their spans are "
+                "reported as telemetry gaps, not as workflow faults."
+            )
+            st.dataframe(
+                dropping[["service", "instance", "spans_exported", "spans_dropped"]],
+                hide_index=True,
+            )
+    st.subheader("JetStream signals")
+    bus = read("bus_event_counts", page.data_dir)
+    if bus.empty:
+        st.caption("No redeliveries, terminations or max-delivery advisories recorded.")
+    else:
+        st.dataframe(bus, hide_index=True)
+
+
+page = open_page("Services")
+if page is not None:
+    render_live(lambda: render(page), live=page.live)

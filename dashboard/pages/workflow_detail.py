@@ -1,0 +1,124 @@
+"""Workflow detail (``?workflow=<id>``): where the run stopped and why, hop by hop."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import streamlit as st
+
+from correlator.queries import WorkflowRun
+from dashboard.controls import render_live
+from dashboard.data import read
+from dashboard.links import with_workflow_links, workflow_link_column
+from dashboard.page_frame import PageContext, open_page
+from dashboard.waterfall import waterfall_chart, waterfall_rows
+
+VERDICTS = {
+    "stalled": "Stalled: the workflow stopped making progress.",
+    "failed": "Failed: a step raised and no later attempt succeeded.",
+}
+
+
+def choose_workflow(page: PageContext) -> None:
+    """No ``?workflow=`` given: offer the stuck runs and an id box."""
+    stuck = read("list_workflows", page.data_dir, since=None, statuses=("stalled", "failed"))
+    if not stuck.empty:
+        st.subheader("Stuck workflows")
+        st.dataframe(
+            with_workflow_links(stuck[["workflow_id", "status", "workflow_type", "waiting_on"]]),
+            hide_index=True,
+            column_config=workflow_link_column(),
+        )
+    typed = st.text_input("Open a workflow by id", key="workflow_id_box")
+    if typed.strip():
+        st.query_params["workflow"] = typed.strip()
+        st.rerun()
+
+
+def render(page: PageContext, workflow_id: str) -> None:
+    run: WorkflowRun | None = read("workflow_run", page.data_dir, workflow_id=workflow_id)
+    if run is None:
+        st.warning("No workflow with this id in the store.", icon=":material/search_off:")
+        st.code(workflow_id, language=None)
+        return
+    header = st.columns([3, 1, 1, 1])
+    header[0].caption("Workflow")
+    header[0].code(run.workflow_id, language=None)
+    header[0].text(f"type: {run.workflow_type or '–'}  ·  services: {', '.join(run.services)}")
+    header[1].metric("Status", run.status)
+    header[2].metric("Spans", run.span_count)
+    header[3].metric("Errors", run.error_count)
+
+    findings = read("workflow_anomalies", page.data_dir, workflow_id=workflow_id)
+    explain(run, findings)
+
+    hops = read("workflow_hops", page.data_dir, workflow_id=workflow_id)
+    messages = read("workflow_messages", page.data_dir, workflow_id=workflow_id)
+    st.subheader("Timeline")
+    if hops.empty and messages.empty:
+        st.caption("No messages in this workflow yet.")
+    else:
+        view_end = _view_end(run)
+        rows = waterfall_rows(hops, messages, view_end=view_end)
+        st.altair_chart(waterfall_chart(rows, stall_at=_stall_point(run, rows)))
+
+    st.subheader("Steps")
+    st.dataframe(read("workflow_steps", page.data_dir, workflow_id=workflow_id), hide_index=True)
+
+    if not findings.empty:
+        st.subheader("Anomalies")
+        st.dataframe(findings, hide_index=True)
+
+    audit = read("workflow_audit", page.data_dir, workflow_id=workflow_id)
+    if not audit.empty:
+        st.subheader("Captured inputs and outputs")
+        for capture in audit.itertuples(index=False):
+            st.text(f"{capture.service} · {capture.name}")
+            left, right = st.columns(2)
+            left.caption("input")
+            left.code(capture.input or "", language=None, wrap_lines=True)
+            right.caption("output")
+            right.code(capture.output or "", language=None, wrap_lines=True)
+
+    related = read("related_workflows", page.data_dir, workflow_id=workflow_id)
+    if not related.empty:
+        st.subheader("Related workflows")
+        st.dataframe(
+            with_workflow_links(related), hide_index=True, column_config=workflow_link_column()
+        )
+
+
+def explain(run: WorkflowRun, findings: pd.DataFrame) -> None:
+    """The verdict, and the correlator's explanation, as plain text."""
+    if run.status not in VERDICTS:
+        return
+    st.error(VERDICTS[run.status], icon=":material/error:")
+    open_findings = findings[findings["resolved_at"].isna()] if not findings.empty else findings
+    explanations = [str(d) for d in open_findings.get("detail", pd.Series(dtype=str)).dropna()]
+    if run.waiting_on and not explanations:
+        explanations = [f"waiting on {run.waiting_on}"]
+    for explanation in explanations[:3]:
+        st.code(explanation, language=None, wrap_lines=True)
+
+
+def _view_end(run: WorkflowRun) -> dt.datetime:
+    if run.status in ("stalled", "in_flight"):
+        return dt.datetime.now(dt.UTC)
+    return run.last_activity_at or dt.datetime.now(dt.UTC)
+
+
+def _stall_point(run: WorkflowRun, rows: pd.DataFrame) -> dt.datetime | None:
+    if run.status != "stalled":
+        return None
+    waiting = rows[rows["phase"] == "never processed"]
+    return waiting["start"].min() if not waiting.empty else run.last_activity_at
+
+
+page = open_page("Workflow detail")
+if page is not None:
+    workflow_id = st.query_params.get("workflow")
+    if not workflow_id:
+        choose_workflow(page)
+    else:
+        render_live(lambda: render(page, workflow_id), live=page.live)

@@ -1,0 +1,107 @@
+"""The waterfall of one workflow: each hop's queue wait and processing, and the stall.
+
+Drawn from the correlator's ``hops`` (one row per processing attempt) and
+``messages`` (how each message ended). Queue wait is a pale bar, processing a
+solid one (red when the attempt raised), each retry its own row; a message nobody
+processed gets a dashed bar running to the end of the view, and the point where
+the workflow stopped is marked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import altair as alt
+import pandas as pd
+
+PHASES = {
+    "queue wait": "#b9d3ee",
+    "processing": "#1f77b4",
+    "failed attempt": "#d62728",
+    "never processed": "#e69f00",
+}
+UNPROCESSED_OUTCOMES = ("unconsumed", "received", "dead_lettered", "failed")
+STALL_LABEL = "stalled here"
+
+
+def waterfall_rows(
+    hops: pd.DataFrame, messages: pd.DataFrame, *, view_end: dt.datetime
+) -> pd.DataFrame:
+    """Long-form bars: ``order, row, phase, start, end, message_id, attempt``."""
+    bars: list[dict[str, object]] = []
+    for hop in hops.itertuples(index=False):
+        row = _row_label(hop.subject, hop.consumer_service, hop.message_id, int(hop.attempt))
+        common = {"row": row, "message_id": hop.message_id, "attempt": int(hop.attempt)}
+        if pd.notna(hop.published_at):
+            bars.append(
+                {**common, "phase": "queue wait", "start": hop.published_at, "end": hop.started_at}
+            )
+        failed = hop.status_code == "error"
+        bars.append(
+            {
+                **common,
+                "phase": "failed attempt" if failed else "processing",
+                "start": hop.started_at,
+                "end": hop.ended_at,
+            }
+        )
+    processed = set(hops.loc[hops["status_code"] != "error", "message_id"])
+    for message in messages.itertuples(index=False):
+        if message.outcome in UNPROCESSED_OUTCOMES and message.message_id not in processed:
+            bars.append(
+                {
+                    "row": _row_label(message.subject, None, message.message_id, 1),
+                    "message_id": message.message_id,
+                    "attempt": 0,
+                    "phase": "never processed",
+                    "start": message.published_at,
+                    "end": pd.Timestamp(view_end),
+                }
+            )
+    frame = pd.DataFrame(
+        bars, columns=["row", "message_id", "attempt", "phase", "start", "end"]
+    ).dropna(subset=["start", "end"])
+    first_start = frame.groupby("row", sort=False)["start"].transform("min")
+    return frame.assign(order=first_start.rank(method="dense")).sort_values(["order", "start"])
+
+
+def _row_label(subject: str, consumer: str | None, message_id: str, attempt: int) -> str:
+    target = consumer if consumer else "no consumer"
+    label = f"{subject} → {target} · msg …{str(message_id)[-6:]}"
+    return label + (f" · attempt {attempt}" if attempt > 1 else "")
+
+
+def waterfall_chart(rows: pd.DataFrame, *, stall_at: dt.datetime | None) -> alt.LayerChart:
+    """Bars per phase on a shared time axis, with the stall point marked when given."""
+    order = rows.drop_duplicates("row").sort_values("order")["row"].tolist()
+    bars = (
+        alt.Chart(rows)
+        .mark_bar(height={"band": 0.7})
+        .encode(
+            y=alt.Y("row:N", sort=order, title=None, axis=alt.Axis(labelLimit=420)),
+            x=alt.X("start:T", title=None),
+            x2="end:T",
+            color=alt.Color(
+                "phase:N",
+                scale=alt.Scale(domain=list(PHASES), range=list(PHASES.values())),
+                legend=alt.Legend(orient="top", title=None),
+            ),
+            strokeDash=alt.condition(
+                alt.datum.phase == "never processed", alt.value([4, 3]), alt.value([1, 0])
+            ),
+            stroke=alt.value("#7f7f7f"),
+            tooltip=["row:N", "phase:N", "start:T", "end:T", "attempt:Q"],
+        )
+    )
+    layers: list[alt.Chart] = [bars]
+    if stall_at is not None:
+        marker = pd.DataFrame({"at": [pd.Timestamp(stall_at)], "label": [STALL_LABEL]})
+        rule = alt.Chart(marker).mark_rule(color="#e69f00", strokeWidth=2).encode(x="at:T")
+        text = (
+            alt.Chart(marker)
+            .mark_text(align="left", dx=4, dy=-6, color="#e69f00", fontWeight="bold")
+            .encode(x="at:T", y=alt.value(0), text="label:N")
+        )
+        layers += [rule, text]
+    height = max(120, 28 * len(order) + 40)
+    return alt.layer(*layers).properties(height=height)

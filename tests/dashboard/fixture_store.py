@@ -1,0 +1,173 @@
+"""The dashboard's fixture store: a recruitment pipeline with its faults.
+
+intake publishes ``recruit.cv.submitted`` → parser publishes ``recruit.cv.parsed``
+→ scorer publishes ``recruit.candidate.scored`` → notifier ends the workflow.
+
+- ``COMPLETED_COUNT`` workflows go all the way through;
+- ``STALLED_WORKFLOW``'s ``recruit.cv.parsed`` is published and never received;
+- ``FAILED_WORKFLOW``'s scorer raises on all three deliveries;
+- ``HOSTILE_WORKFLOW`` completes, carrying ``<script>`` and markdown in its error
+  text, attributes and audit capture, which must render as plain text.
+
+Spans are written as segments with the collector's ``SegmentWriter``, shaped
+like the instrumentation's (see scenario_spans.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from collector.segment_writer import SegmentWriter
+from store import StoreLayout
+from tests.dashboard.scenario_spans import ScenarioSpans, heartbeat_rows
+
+SUBMITTED = "recruit.cv.submitted"
+PARSED = "recruit.cv.parsed"
+SCORED = "recruit.candidate.scored"
+
+COMPLETED_COUNT = 6
+STALLED_WORKFLOW = "wf-stalled-7f3"
+FAILED_WORKFLOW = "wf-failed-a91"
+HOSTILE_WORKFLOW = "wf-hostile-0b2"
+HOSTILE_TEXT = "<script>alert('pwned')</script> **bold** [click](http://evil.example)"
+SCORER_ERROR = "scorer model timed out"
+
+
+def completed_workflow_id(n: int) -> str:
+    return f"wf-ok-{n:03d}"
+
+
+def build_recruitment_store(data_dir: Path, *, now: dt.datetime | None = None) -> StoreLayout:
+    """Write the scenario's spans and heartbeats into a new store at ``data_dir``."""
+    now = now or dt.datetime.now(dt.UTC)
+    layout = StoreLayout.at(data_dir)
+    layout.ensure()
+    spans = ScenarioSpans()
+    start = now - dt.timedelta(minutes=30)
+    for n in range(COMPLETED_COUNT):
+        _full_run(spans, completed_workflow_id(n), at=start + dt.timedelta(minutes=2 * n))
+    _stalled_run(spans, at=now - dt.timedelta(minutes=10))
+    _failed_run(spans, at=now - dt.timedelta(minutes=8))
+    _full_run(spans, HOSTILE_WORKFLOW, at=now - dt.timedelta(minutes=5), hostile=True)
+    writer = SegmentWriter(layout=layout, writer_id="fixture")
+    try:
+        writer.write("spans", spans.table(), at=now)
+        beats = [
+            ("intake", now - dt.timedelta(seconds=2), 0),
+            ("parser", now - dt.timedelta(seconds=3), 0),
+            ("scorer", now - dt.timedelta(minutes=9), 0),  # silent: its heartbeats stopped
+            ("notifier", now - dt.timedelta(seconds=1), 17),  # its exporter dropped spans
+        ]
+        writer.write("heartbeats", heartbeat_rows(beats), at=now)
+    finally:
+        writer.close()
+    return layout
+
+
+def _full_run(spans: ScenarioSpans, workflow_id: str, *, at: dt.datetime, hostile: bool = False):
+    trace = spans.new_trace_id()
+    extra = {"candidate.note": HOSTILE_TEXT} if hostile else {}
+    submitted = spans.publish(
+        service="intake",
+        subject=SUBMITTED,
+        workflow_id=workflow_id,
+        at=at,
+        trace_id=trace,
+        extra_attributes=extra,
+    )
+    parse = spans.consume(
+        submitted,
+        service="parser",
+        wait=dt.timedelta(milliseconds=40),
+        processing=dt.timedelta(milliseconds=300),
+        audit=(HOSTILE_TEXT, "parsed: " + HOSTILE_TEXT) if hostile else None,
+    )
+    parsed = spans.publish(
+        service="parser",
+        subject=PARSED,
+        workflow_id=workflow_id,
+        at=at + dt.timedelta(milliseconds=330),
+        trace_id=trace,
+        parent_span_id=parse,
+    )
+    if hostile:
+        spans.consume(
+            parsed,
+            service="scorer",
+            wait=dt.timedelta(milliseconds=20),
+            processing=dt.timedelta(milliseconds=100),
+            error=HOSTILE_TEXT,
+        )
+    score = spans.consume(
+        parsed,
+        service="scorer",
+        wait=dt.timedelta(milliseconds=150),
+        processing=dt.timedelta(milliseconds=900),
+        attempt=2 if hostile else 1,
+    )
+    scored = spans.publish(
+        service="scorer",
+        subject=SCORED,
+        workflow_id=workflow_id,
+        at=at + dt.timedelta(milliseconds=1400),
+        trace_id=trace,
+        parent_span_id=score,
+    )
+    spans.consume(
+        scored,
+        service="notifier",
+        wait=dt.timedelta(milliseconds=30),
+        processing=dt.timedelta(milliseconds=80),
+    )
+
+
+def _stalled_run(spans: ScenarioSpans, *, at: dt.datetime) -> None:
+    trace = spans.new_trace_id()
+    submitted = spans.publish(
+        service="intake", subject=SUBMITTED, workflow_id=STALLED_WORKFLOW, at=at, trace_id=trace
+    )
+    parse = spans.consume(
+        submitted,
+        service="parser",
+        wait=dt.timedelta(milliseconds=35),
+        processing=dt.timedelta(milliseconds=280),
+    )
+    spans.publish(
+        service="parser",
+        subject=PARSED,
+        workflow_id=STALLED_WORKFLOW,
+        at=at + dt.timedelta(milliseconds=320),
+        trace_id=trace,
+        parent_span_id=parse,
+    )  # ...and no scorer ever receives it: dropped.
+
+
+def _failed_run(spans: ScenarioSpans, *, at: dt.datetime) -> None:
+    trace = spans.new_trace_id()
+    submitted = spans.publish(
+        service="intake", subject=SUBMITTED, workflow_id=FAILED_WORKFLOW, at=at, trace_id=trace
+    )
+    parse = spans.consume(
+        submitted,
+        service="parser",
+        wait=dt.timedelta(milliseconds=30),
+        processing=dt.timedelta(milliseconds=250),
+    )
+    parsed = spans.publish(
+        service="parser",
+        subject=PARSED,
+        workflow_id=FAILED_WORKFLOW,
+        at=at + dt.timedelta(milliseconds=300),
+        trace_id=trace,
+        parent_span_id=parse,
+    )
+    for attempt in (1, 2, 3):
+        spans.consume(
+            parsed,
+            service="scorer",
+            wait=dt.timedelta(seconds=2 * attempt),
+            processing=dt.timedelta(milliseconds=500),
+            attempt=attempt,
+            error=SCORER_ERROR,
+        )
