@@ -1,0 +1,193 @@
+"""The declared choreography: ``choreography.yaml``, read and written.
+
+    version: 1
+    workflows:
+      recruitment:                              # the workflow type's name
+        starts_with: recruit.application.received
+        terminal: [recruit.decision.made]       # events that end a run
+        steps:
+          recruit.application.received:
+            consumers: [parser]                 # consumer groups expected to handle it
+            next: [recruit.cv.parsed]           # events allowed to follow it
+            deadline: 30s                       # no progress for longer: stalled
+            sla: 5s                             # completed later than this: slow
+
+Durations are ``500ms``, ``30s``, ``5m``, ``2h`` or plain seconds. What is declared
+overrides what the correlator learned; the rest is still learned.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from instrumentation.errors import ChoreoscopeError
+
+VERSION = 1
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+class ChoreographyFileError(ChoreoscopeError, ValueError):
+    """choreography.yaml cannot be read or does not have the expected shape."""
+
+    def __init__(self, *, path: Path | str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(
+            f"{path}: {problem}. Fix the file (`choreoscope model --write FILE` writes a "
+            "valid one from what was learned), or run without --choreography"
+        )
+
+
+@dataclass(frozen=True)
+class DeclaredStep:
+    subject: str
+    consumers: tuple[str, ...] = ()
+    next: tuple[str, ...] = ()
+    deadline_s: float | None = None
+    sla_s: float | None = None
+
+
+@dataclass(frozen=True)
+class DeclaredWorkflow:
+    name: str
+    starts_with: str
+    terminal: tuple[str, ...] = ()
+    steps: tuple[DeclaredStep, ...] = ()
+
+
+@dataclass(frozen=True)
+class Choreography:
+    workflows: tuple[DeclaredWorkflow, ...] = field(default_factory=tuple)
+
+
+def format_duration(seconds: float) -> str:
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{int(seconds // 60)}m"
+    if seconds >= 1:
+        return f"{seconds:g}s"
+    return f"{round(seconds * 1000)}ms"
+
+
+def _duration(value: Any, *, path: Path | str, where: str) -> float | None:
+    if value is None:
+        return None
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ChoreographyFileError(
+            path=path, problem=f"{where} is {value!r}, not a duration like 500ms, 30s or 5m"
+        )
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def _names(value: Any, *, path: Path | str, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ChoreographyFileError(path=path, problem=f"{where} must be a list of names")
+
+
+def _mapping(value: Any, *, path: Path | str, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ChoreographyFileError(path=path, problem=f"{where} must be a mapping")
+    return value
+
+
+def parse_choreography(text: str, *, path: Path | str = "choreography.yaml") -> Choreography:
+    """Parse and validate a choreography document."""
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ChoreographyFileError(path=path, problem=f"not valid YAML ({e})") from e
+    doc = _mapping(doc, path=path, where="the document")
+    if doc.get("version", VERSION) != VERSION:
+        raise ChoreographyFileError(
+            path=path, problem=f"version {doc.get('version')!r} is not {VERSION}"
+        )
+    unknown = set(doc) - {"version", "workflows"}
+    if unknown:
+        raise ChoreographyFileError(path=path, problem=f"unknown keys {sorted(unknown)}")
+    workflows = []
+    for name, body in _mapping(doc.get("workflows"), path=path, where="workflows").items():
+        body = _mapping(body, path=path, where=f"workflows.{name}")
+        if not isinstance(body.get("starts_with"), str):
+            raise ChoreographyFileError(
+                path=path, problem=f"workflows.{name}.starts_with must name its first event"
+            )
+        steps = []
+        step_map = _mapping(body.get("steps"), path=path, where=f"workflows.{name}.steps")
+        for subject, step in step_map.items():
+            where = f"workflows.{name}.steps.{subject}"
+            step = _mapping(step, path=path, where=where)
+            extra = set(step) - {"consumers", "next", "deadline", "sla"}
+            if extra:
+                raise ChoreographyFileError(
+                    path=path, problem=f"{where}: unknown keys {sorted(extra)}"
+                )
+            steps.append(
+                DeclaredStep(
+                    subject=str(subject),
+                    consumers=_names(step.get("consumers"), path=path, where=f"{where}.consumers"),
+                    next=_names(step.get("next"), path=path, where=f"{where}.next"),
+                    deadline_s=_duration(
+                        step.get("deadline"), path=path, where=f"{where}.deadline"
+                    ),
+                    sla_s=_duration(step.get("sla"), path=path, where=f"{where}.sla"),
+                )
+            )
+        workflows.append(
+            DeclaredWorkflow(
+                name=str(name),
+                starts_with=body["starts_with"],
+                terminal=_names(
+                    body.get("terminal"), path=path, where=f"workflows.{name}.terminal"
+                ),
+                steps=tuple(steps),
+            )
+        )
+    return Choreography(workflows=tuple(workflows))
+
+
+def load_choreography(path: Path | str) -> Choreography:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise ChoreographyFileError(path=path, problem=f"cannot be read ({e.strerror})") from e
+    return parse_choreography(text, path=path)
+
+
+def dump_choreography(choreography: Choreography, *, header: str = "") -> str:
+    """The YAML text of ``choreography``, which ``parse_choreography`` reads back."""
+    workflows: dict[str, Any] = {}
+    for wf in choreography.workflows:
+        steps: dict[str, Any] = {}
+        for step in wf.steps:
+            body: dict[str, Any] = {}
+            if step.consumers:
+                body["consumers"] = list(step.consumers)
+            if step.next:
+                body["next"] = list(step.next)
+            if step.deadline_s is not None:
+                body["deadline"] = format_duration(step.deadline_s)
+            if step.sla_s is not None:
+                body["sla"] = format_duration(step.sla_s)
+            steps[step.subject] = body
+        workflows[wf.name] = {
+            "starts_with": wf.starts_with,
+            "terminal": list(wf.terminal),
+            "steps": steps,
+        }
+    body = yaml.safe_dump(
+        {"version": VERSION, "workflows": workflows}, sort_keys=False, allow_unicode=True
+    )
+    return header + body

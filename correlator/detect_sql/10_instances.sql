@@ -1,0 +1,15 @@
+-- Liveness of every service instance that heartbeats, as of the pass's instant:
+-- silent once it missed silence_factor of its own intervals (10 s when it did not
+-- say). spans_dropped is its exporter's running total.
+CREATE OR REPLACE TEMP TABLE d_instances AS
+SELECT
+    service,
+    instance,
+    max("at") AS last_seen,
+    coalesce(arg_max(interval_s, "at"), 10.0) AS interval_s,
+    coalesce(arg_max(spans_dropped, "at"), 0) AS spans_dropped,
+    epoch_us(CAST($now AS TIMESTAMPTZ)) - epoch_us(max("at"))
+        > $silence_factor * coalesce(arg_max(interval_s, "at"), 10.0) * 1e6 AS silent
+FROM heartbeats
+WHERE "at" <= CAST($now AS TIMESTAMPTZ)
+GROUP BY service, instance;

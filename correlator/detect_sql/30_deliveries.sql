@@ -1,0 +1,89 @@
+-- Every delivery the choreography expects: each message × each consumer expected
+-- for its subject (model_steps), plus every consumer actually seen handling it.
+-- state, in order of precedence:
+--   done           processed successfully at least once
+--   dead_lettered  terminated, past max deliveries, or republished to dlq.*
+--   received       a receive span newer than the last finished attempt: the handler
+--                  started and has not finished
+--   failed         every finished attempt raised
+--   unreceived     no sign the consumer ever got it
+-- since: when the wait began (the publish, else the first sign of the message).
+CREATE OR REPLACE TEMP TABLE d_deliveries AS
+WITH msgs AS (
+    SELECT m.*, w.workflow_type
+    FROM messages AS m
+    LEFT JOIN d_workflows AS w USING (workflow_id)
+),
+seen AS (
+    SELECT
+        message_id,
+        consumer,
+        any_value(service_name) AS service,
+        min(start_time) FILTER (WHERE operation = 'receive') AS first_received_at,
+        max(start_time) FILTER (WHERE operation = 'receive') AS last_received_at,
+        arg_max(service_instance_id, start_time) FILTER (WHERE operation = 'receive')
+            AS receiving_instance,
+        count(*) FILTER (WHERE operation = 'process' AND status_code <> 'error') AS successes,
+        count(*) FILTER (WHERE operation = 'process' AND status_code = 'error') AS errors,
+        min(start_time) FILTER (WHERE operation = 'process') AS first_attempt_at,
+        max(end_time) FILTER (WHERE operation = 'process') AS last_attempt_end,
+        arg_max(status_message, end_time)
+            FILTER (WHERE operation = 'process' AND status_code = 'error') AS last_error
+    FROM delivery_spans
+    WHERE operation IN ('receive', 'process')
+    GROUP BY message_id, consumer
+),
+expected AS (
+    SELECT m.message_id, s.consumer, s.consumer_service
+    FROM msgs AS m
+    JOIN model_steps AS s ON s.subject = m.subject
+    UNION
+    SELECT message_id, consumer, service
+    FROM seen
+),
+dead AS (
+    SELECT
+        message_id,
+        arg_min(source, "at") AS source,
+        min("at") AS "at",
+        arg_min(reason, "at") AS reason
+    FROM dead_letters
+    GROUP BY message_id
+)
+SELECT
+    e.message_id,
+    e.consumer,
+    coalesce(s.service, e.consumer_service) AS consumer_service,
+    m.workflow_id,
+    m.workflow_type,
+    m.trace_id,
+    m.subject,
+    m.producer_service,
+    m.published_at,
+    m.producer_seen,
+    s.first_received_at,
+    s.last_received_at,
+    s.receiving_instance,
+    coalesce(s.successes, 0) AS successes,
+    coalesce(s.errors, 0) AS errors,
+    s.last_attempt_end,
+    s.last_error,
+    dead.source AS dead_letter_source,
+    dead.at AS dead_lettered_at,
+    dead.reason AS dead_letter_reason,
+    coalesce(st.deadline_s, $min_deadline_s) AS deadline_s,
+    coalesce(m.published_at, s.first_received_at, s.first_attempt_at) AS since,
+    CASE
+        WHEN coalesce(s.successes, 0) > 0 THEN 'done'
+        WHEN dead.message_id IS NOT NULL THEN 'dead_lettered'
+        WHEN s.last_received_at IS NOT NULL
+            AND (s.last_attempt_end IS NULL OR s.last_received_at > s.last_attempt_end)
+            THEN 'received'
+        WHEN coalesce(s.errors, 0) > 0 THEN 'failed'
+        ELSE 'unreceived'
+    END AS state
+FROM expected AS e
+JOIN msgs AS m USING (message_id)
+LEFT JOIN seen AS s USING (message_id, consumer)
+LEFT JOIN dead USING (message_id)
+LEFT JOIN model_steps AS st ON st.subject = m.subject AND st.consumer = e.consumer;

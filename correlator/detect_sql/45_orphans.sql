@@ -1,0 +1,48 @@
+-- orphan: a consumer span points at a producer span that never arrived (after
+-- orphan_grace_s, spans travel in batches). When a service that publishes that
+-- subject reported dropping spans, the finding is a telemetry_gap instead: the
+-- telemetry is incomplete, the workflow is not to blame.
+CREATE OR REPLACE TEMP TABLE d_orphan_findings AS
+WITH orphans AS (
+    SELECT
+        d.message_id,
+        any_value(d.workflow_id) AS workflow_id,
+        any_value(d.trace_id) AS trace_id,
+        any_value(d.subject) AS subject,
+        any_value(d.consumer) AS consumer,
+        any_value(d.service_name) AS consumer_service,
+        min(d.start_time) AS since
+    FROM delivery_spans AS d
+    LEFT JOIN correlated_spans AS r ON r.trace_id = d.ref_trace_id AND r.span_id = d.ref_span_id
+    WHERE d.operation IN ('receive', 'process')
+        AND NOT d.producer_seen
+        AND d.ref_span_id IS NOT NULL
+        AND r.span_id IS NULL
+    GROUP BY d.message_id
+),
+gaps AS (
+    SELECT p.subject, arg_max(s.service, s.spans_dropped) AS service, max(s.spans_dropped) AS dropped
+    FROM model_producers AS p
+    JOIN d_services AS s ON s.service = p.producer_service
+    WHERE s.spans_dropped > 0
+    GROUP BY p.subject
+)
+SELECT
+    CASE WHEN g.service IS NULL THEN 'orphan' ELSE 'telemetry_gap' END AS kind,
+    CASE WHEN g.service IS NULL THEN 'producer_span_missing' ELSE 'spans_dropped' END
+        AS root_cause,
+    o.workflow_id,
+    w.workflow_type,
+    o.trace_id,
+    coalesce(g.service, o.consumer_service) AS service,
+    o.subject,
+    o.message_id,
+    o.subject AS step,
+    o.consumer,
+    o.since,
+    (epoch_us(CAST($now AS TIMESTAMPTZ)) - epoch_us(o.since)) / 1e6 AS waited_s,
+    g.dropped AS spans_dropped
+FROM orphans AS o
+LEFT JOIN gaps AS g USING (subject)
+LEFT JOIN d_workflows AS w USING (workflow_id)
+WHERE (epoch_us(CAST($now AS TIMESTAMPTZ)) - epoch_us(o.since)) / 1e6 >= $orphan_grace_s;

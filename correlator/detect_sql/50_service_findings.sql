@@ -1,0 +1,24 @@
+-- telemetry_gap about a whole service: an instance whose exporter reported dropping
+-- spans, or a service all of whose instances went silent (within silent_horizon_s,
+-- so a service retired long ago is not reported forever).
+CREATE OR REPLACE TEMP TABLE d_service_findings AS
+SELECT
+    'telemetry_gap' AS kind,
+    'spans_dropped' AS root_cause,
+    service,
+    instance,
+    last_seen,
+    spans_dropped
+FROM d_instances
+WHERE spans_dropped > 0
+UNION ALL BY NAME
+SELECT
+    'telemetry_gap' AS kind,
+    'service_silent' AS root_cause,
+    service,
+    last_seen,
+    interval_s,
+    (epoch_us(CAST($now AS TIMESTAMPTZ)) - epoch_us(last_seen)) / 1e6 AS waited_s
+FROM d_services
+WHERE silent
+    AND (epoch_us(CAST($now AS TIMESTAMPTZ)) - epoch_us(last_seen)) / 1e6 <= $silent_horizon_s;

@@ -1,0 +1,60 @@
+"""One detection pass over the spans ``correlated_spans`` points at.
+
+The SQL in ``detect_sql`` builds the deliveries each workflow expects and judges
+them against the model and the clock (``now`` is a parameter, so tests control
+time); this module collects what it found.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from correlator.sql_text import run_folder
+from correlator.thresholds import Thresholds
+
+FINDING_TABLES = (
+    "d_delivery_findings",
+    "d_orphan_findings",
+    "d_slow_findings",
+    "d_deviation_findings",
+    "d_unfinished_findings",
+)
+SERVICE_FINDINGS = "d_service_findings"
+
+
+@dataclass
+class Detection:
+    findings: list[dict[str, Any]]
+    """Findings about workflows of the pass (each a dict of facts; see explain.py)."""
+    service_findings: list[dict[str, Any]]
+    """Findings about whole services (no workflow)."""
+    status: pa.Table
+    """One row per workflow of the pass: the WORKFLOW_STATUS columns, trace_id, last_activity_at."""
+
+
+def detect(
+    con: duckdb.DuckDBPyConnection, *, now: dt.datetime, thresholds: Thresholds
+) -> Detection:
+    """Run every detection statement and gather their findings."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware (UTC)")
+    run_folder(con, "detect_sql", {**thresholds.sql_parameters(), "now": now})
+    findings: list[dict[str, Any]] = []
+    for table in FINDING_TABLES:
+        findings.extend(_rows(con, table))
+    return Detection(
+        findings=findings,
+        service_findings=_rows(con, SERVICE_FINDINGS),
+        status=con.sql("SELECT * FROM d_workflow_status").to_arrow_table(),
+    )
+
+
+def _rows(con: duckdb.DuckDBPyConnection, table: str) -> list[dict[str, Any]]:
+    result = con.execute(f"SELECT * FROM {table}")
+    names = [d[0] for d in result.description]
+    return [dict(zip(names, row, strict=True)) for row in result.fetchall()]

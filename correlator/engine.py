@@ -1,0 +1,245 @@
+"""The correlator's passes: one cold pass over all history, then incremental ticks.
+
+A cold pass materializes every span once, learns the model, judges every workflow
+and keeps in memory only the spans of workflows that may still change (not yet
+completed, or active within ``keep_s``). Each tick then reads only the spans that
+arrived since the last one (row groups of older segments are skipped on their
+``received_at`` statistics), and re-judges only the workflows those spans touch
+plus the open ones. Findings go to ``<data>/findings/`` after every pass.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from correlator.choreography_file import Choreography
+from correlator.detection import Detection, detect
+from correlator.findings import ensure_findings, write_findings
+from correlator.ledger import AnomalyLedger
+from correlator.model import ChoreographyModel, install_model, learn_model
+from correlator.thresholds import Thresholds
+from store import StoreLayout, open_store
+
+log = logging.getLogger(__name__)
+
+STATUS_COLUMNS = "workflow_id, workflow_type, status, waiting_on, root_cause, evaluated_at"
+
+
+class Correlator:
+    """Keeps findings fresh for one store. Not thread-safe: one pass at a time."""
+
+    def __init__(
+        self,
+        *,
+        data_dir: str | Path,
+        thresholds: Thresholds | None = None,
+        choreography: Choreography | None = None,
+        keep_s: float = 900.0,
+        model_refresh_s: float = 300.0,
+        ingest_slack_s: float = 10.0,
+    ) -> None:
+        self.layout = StoreLayout.at(data_dir)
+        self.layout.check_version()
+        ensure_findings(self.layout)
+        self.thresholds = thresholds or Thresholds()
+        self.choreography = choreography
+        self.keep_s = keep_s
+        self.model_refresh_s = model_refresh_s
+        self.ingest_slack_s = ingest_slack_s
+        self.con = open_store(self.layout.root, extra_packages=["correlator"])
+        self.con.execute("SET enable_object_cache = true")
+        self.ledger = AnomalyLedger.load(self.layout)
+        self.model = ChoreographyModel()
+        self.watermark: dt.datetime | None = None
+        self._model_learned_at = 0.0
+        self._ticks = 0
+        self._status_changed = False
+
+    # --- passes ------------------------------------------------------------------
+
+    def cold_pass(self, *, now: dt.datetime) -> list[dict[str, Any]]:
+        """Judge every workflow in the store; return the anomalies new to the ledger."""
+        con = self.con
+        con.execute("CREATE OR REPLACE TEMP TABLE work_spans AS SELECT * FROM spans")
+        (self.watermark,) = con.execute("SELECT max(received_at) FROM work_spans").fetchone()
+        self._point_at("work_spans")
+        self._learn()
+        detection = detect(con, now=now, thresholds=self.thresholds)
+        new = self._fold(detection, now=now, workflows=None)
+        con.execute("CREATE OR REPLACE TEMP TABLE all_status AS SELECT * FROM d_workflow_status")
+        self._refresh_open(now=now)
+        self._evict(now=now)
+        self._status_changed = True
+        return new
+
+    def tick(self, *, now: dt.datetime) -> list[dict[str, Any]]:
+        """Fold in the spans that arrived since the last pass; return new anomalies."""
+        if self.watermark is None:
+            return self.cold_pass(now=now)
+        con = self.con
+        self._ticks += 1
+        if time.monotonic() - self._model_learned_at > self.model_refresh_s:
+            self._point_at("spans")
+            self._learn()
+        since = self.watermark - dt.timedelta(seconds=self.ingest_slack_s)
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE new_spans AS
+            SELECT r.* FROM spans_raw AS r
+            ANTI JOIN work_spans AS w USING (trace_id, span_id)
+            WHERE r.received_at > $since
+            QUALIFY row_number() OVER (
+                PARTITION BY r.trace_id, r.span_id ORDER BY r.received_at
+            ) = 1
+            """,
+            {"since": since},
+        )
+        (count, newest, oldest_start) = con.execute(
+            "SELECT count(*), max(received_at), min(start_time) FROM new_spans"
+        ).fetchone()
+        if count:
+            self.watermark = max(self.watermark, newest)
+            if oldest_start < now - dt.timedelta(seconds=self.keep_s):
+                self._reload_evicted_traces(now=now)
+            con.execute("INSERT INTO work_spans SELECT * FROM new_spans")
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE scope_traces AS
+            WITH touched AS (
+                SELECT DISTINCT trace_id FROM new_spans
+                UNION SELECT trace_id FROM open_traces
+            )
+            SELECT trace_id FROM touched
+            UNION SELECT link_trace_id FROM work_spans
+                WHERE trace_id IN (SELECT trace_id FROM touched) AND link_trace_id IS NOT NULL
+            UNION SELECT trace_id FROM work_spans
+                WHERE link_trace_id IN (SELECT trace_id FROM touched)
+            """
+        )
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE scope_spans AS SELECT * FROM work_spans "
+            "WHERE trace_id IN (SELECT trace_id FROM scope_traces)"
+        )
+        self._point_at("scope_spans")
+        detection = detect(con, now=now, thresholds=self.thresholds)
+        judged = {
+            row["workflow_id"] for row in detection.status.select(["workflow_id"]).to_pylist()
+        }
+        new = self._fold(detection, now=now, workflows=judged)
+        if judged:
+            con.execute(
+                "DELETE FROM all_status "
+                "WHERE workflow_id IN (SELECT workflow_id FROM d_workflow_status)"
+            )
+            con.execute("INSERT INTO all_status SELECT * FROM d_workflow_status")
+            self._status_changed = True
+        self._refresh_open(now=now)
+        if self._ticks % 30 == 0:
+            self._evict(now=now)
+        return new
+
+    # --- findings ----------------------------------------------------------------
+
+    def write_findings(self) -> None:
+        """Replace the findings files that changed since the last write."""
+        if self.ledger.changed:
+            self.ledger.write(self.layout)
+        if self._status_changed:
+            self._copy_status()
+            self._status_changed = False
+
+    def write_model(self) -> None:
+        tables = self.model.tables()
+        write_findings(self.layout, "model_steps", tables["model_steps"])
+        write_findings(self.layout, "model_follows", tables["model_follows"])
+
+    def close(self) -> None:
+        self.con.close()
+
+    # --- internals ---------------------------------------------------------------
+
+    def _point_at(self, table: str) -> None:
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW correlated_spans AS SELECT * FROM {table}")
+
+    def _learn(self) -> None:
+        self.model = learn_model(self.con, thresholds=self.thresholds, declared=self.choreography)
+        install_model(self.con, self.model)
+        self.write_model()
+        self._model_learned_at = time.monotonic()
+
+    def _fold(
+        self, detection: Detection, *, now: dt.datetime, workflows: set[str] | None
+    ) -> list[dict[str, Any]]:
+        return self.ledger.merge(
+            [*detection.findings, *detection.service_findings],
+            now=now,
+            workflows=workflows,
+            services=True,
+        )
+
+    def _refresh_open(self, *, now: dt.datetime) -> None:
+        """Traces of workflows that may still change: not completed, and active
+        within ``keep_s`` (a workflow stuck for longer keeps its last verdict)."""
+        self.con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE open_traces AS
+            SELECT DISTINCT s.trace_id
+            FROM workflow_spans AS s
+            JOIN d_workflow_status AS w USING (workflow_id)
+            WHERE w.status <> 'completed' AND w.last_activity_at > $horizon
+            """,
+            {"horizon": now - dt.timedelta(seconds=self.keep_s)},
+        )
+
+    def _evict(self, *, now: dt.datetime) -> None:
+        """Drop from memory the spans of traces that are closed and quiet."""
+        self.con.execute(
+            """
+            DELETE FROM work_spans WHERE trace_id IN (
+                SELECT trace_id FROM work_spans GROUP BY trace_id
+                HAVING max(received_at) < $horizon
+            ) AND trace_id NOT IN (SELECT trace_id FROM open_traces)
+            """,
+            {"horizon": self.watermark - dt.timedelta(seconds=self.keep_s)},
+        )
+
+    def _reload_evicted_traces(self, *, now: dt.datetime) -> None:
+        """A late span for a trace evicted from memory: bring the trace back whole."""
+        self.con.execute(
+            """
+            INSERT INTO work_spans
+            SELECT s.* FROM spans AS s
+            ANTI JOIN work_spans AS w USING (trace_id, span_id)
+            ANTI JOIN new_spans AS n USING (trace_id, span_id)
+            WHERE s.trace_id IN (
+                SELECT trace_id FROM new_spans ANTI JOIN work_spans USING (trace_id)
+                WHERE start_time < $horizon
+            )
+            """,
+            {"horizon": now - dt.timedelta(seconds=self.keep_s)},
+        )
+
+    def _copy_status(self) -> None:
+        folder = self.layout.findings
+        tmp = folder / f".workflow_status.{os.getpid()}.tmp"
+        final = folder / "workflow_status.parquet"
+        try:
+            self.con.execute(
+                f"COPY (SELECT {STATUS_COLUMNS} FROM all_status ORDER BY workflow_id) "
+                "TO ? (FORMAT parquet, COMPRESSION zstd)",
+                [str(tmp)],
+            )
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            tmp.replace(final)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise

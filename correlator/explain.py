@@ -1,0 +1,219 @@
+"""Findings into anomalies a user reads: a stable id and an explanation.
+
+stalled at `scorer`: `recruit.cv.parsed` msg 7f3a9c1e… published 4 min ago by
+`parser`, never received by consumer group `scorer` (dropped)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+# Fields that make one fault one anomaly, whatever pass finds it.
+_IDENTITY = ("kind", "root_cause", "workflow_id", "message_id", "consumer", "service", "instance")
+
+
+def anomaly_id(finding: dict[str, Any]) -> str:
+    parts = [str(finding.get(k) or "") for k in _IDENTITY]
+    if finding.get("root_cause") == "service_silent":
+        parts.append(str(finding.get("last_seen")))  # each silence is its own episode
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:20]
+
+
+def ago(seconds: float | None) -> str:
+    """``42 s``, ``4 min``, ``2 h``: how long, for a sentence."""
+    if seconds is None or math.isnan(seconds):
+        return "some time"
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def short(message_id: str | None) -> str:
+    if not message_id:
+        return "(no id)"
+    return message_id if len(message_id) <= 12 else message_id[:10] + "…"
+
+
+def _since(f: dict[str, Any], now: dt.datetime, key: str = "since") -> float | None:
+    at = f.get(key)
+    return (now - at).total_seconds() if isinstance(at, dt.datetime) else None
+
+
+def _msg(f: dict[str, Any]) -> str:
+    return f"`{f.get('subject')}` msg {short(f.get('message_id'))}"
+
+
+def _dropped(f: dict[str, Any], now: dt.datetime) -> str:
+    by = f" by `{f['producer_service']}`" if f.get("producer_service") else ""
+    return (
+        f"stalled at `{f['service']}`: {_msg(f)} published {ago(_since(f, now))} ago{by}, "
+        f"never received by consumer group `{f['consumer']}` (dropped: deadline "
+        f"{ago(f.get('deadline_s'))})"
+    )
+
+
+def _hung(f: dict[str, Any], now: dt.datetime) -> str:
+    where = f" on `{f['receiving_instance']}`" if f.get("receiving_instance") else ""
+    return (
+        f"stalled at `{f['service']}`: its handler received {_msg(f)} "
+        f"{ago(_since(f, now, 'last_received_at'))} ago{where} and has not finished "
+        f"(hung: deadline {ago(f.get('deadline_s'))})"
+    )
+
+
+def _dead_lettered(f: dict[str, Any], now: dt.datetime) -> str:
+    how = {
+        "max_deliveries": "past its max deliveries",
+        "terminated": "terminated",
+        "dead_letter_subject": "republished to the dead-letter subject",
+        "term": "terminated by its handler",
+    }.get(f.get("dead_letter_source") or "", "dead-lettered")
+    tries = f" after {f['errors']} failed attempts" if f.get("errors") else ""
+    err = f"; last error: {f['last_error']}" if f.get("last_error") else ""
+    return f"stalled at `{f['service']}`: {_msg(f)} was dead-lettered ({how}){tries}{err}"
+
+
+def _failed(f: dict[str, Any], now: dt.datetime) -> str:
+    err = f": {f['last_error']}" if f.get("last_error") else ""
+    return (
+        f"failed at `{f['service']}`: all {f.get('errors') or 1} attempts to process "
+        f"{_msg(f)} raised, no retry since {ago(f.get('waited_s'))}{err}"
+    )
+
+
+def _stalled(f: dict[str, Any], now: dt.datetime) -> str:
+    if f.get("root_cause") == "no_next_event":
+        return (
+            f"stalled after `{f['subject']}`: it was handled {ago(f.get('waited_s'))} ago, "
+            f"but the `{f.get('workflow_type')}` workflow never reached a terminal event"
+        )
+    silent = ago(_since(f, now, "consumer_last_seen")) if f.get("consumer_last_seen") else None
+    down = f"no heartbeat for {silent}" if silent else "its heartbeats stopped"
+    state = (
+        f"was received {ago(_since(f, now, 'last_received_at'))} ago, and the instance "
+        f"holding it is down ({down})"
+        if f.get("state") == "received"
+        else f"published {ago(_since(f, now))} ago waits on consumer group "
+        f"`{f['consumer']}`, which is down ({down})"
+    )
+    return f"stalled at `{f['service']}`: {_msg(f)} {state}"
+
+
+def _duplicate(f: dict[str, Any], now: dt.datetime) -> str:
+    return (
+        f"{_msg(f)} was processed {f.get('successes')} times by consumer group "
+        f"`{f['consumer']}` (duplicate)"
+    )
+
+
+def _orphan(f: dict[str, Any], now: dt.datetime) -> str:
+    return (
+        f"`{f['service']}` handled {_msg(f)}, but the producer's publish span never "
+        f"arrived ({ago(f.get('waited_s'))} later): an uninstrumented producer, or lost spans"
+    )
+
+
+def _telemetry_gap(f: dict[str, Any], now: dt.datetime) -> str:
+    if f.get("root_cause") == "service_silent":
+        return (
+            f"`{f['service']}` went silent: no heartbeat for {ago(f.get('waited_s'))} "
+            f"(it sends one every {ago(f.get('interval_s'))}); findings that depend on its "
+            "spans may be incomplete"
+        )
+    if f.get("workflow_id"):
+        return (
+            f"telemetry gap at `{f['service']}`: {_msg(f)} was handled by `{f['consumer']}`, "
+            f"but its publish span is missing and `{f['service']}` reported dropping "
+            f"{f.get('spans_dropped')} spans: the trace is incomplete, the workflow is not "
+            "broken"
+        )
+    instance = f" (instance {f['instance']})" if f.get("instance") else ""
+    return (
+        f"`{f['service']}`{instance} reported {f.get('spans_dropped')} spans dropped by its "
+        "exporter: findings that depend on its spans may be incomplete"
+    )
+
+
+def _slow(f: dict[str, Any], now: dt.datetime) -> str:
+    seconds = (f.get("latency_ms") or 0) / 1000
+    parts = (
+        f"queue {ago((f.get('queue_wait_ms') or 0) / 1000)} + processing "
+        f"{(f.get('processing_ms') or 0) / 1000:.1f} s"
+    )
+    bar = (
+        f"past its SLA of {ago(f['sla_s'])}"
+        if f.get("sla_s")
+        else f"its usual p95 is {(f.get('p95_ms') or 0) / 1000:.2f} s"
+    )
+    return (
+        f"slow at `{f['service']}`: {_msg(f)} took {seconds:.1f} s from publish to done "
+        f"({parts}), {bar}"
+    )
+
+
+def _deviation(f: dict[str, Any], now: dt.datetime) -> str:
+    after = f"after `{f['from_subject']}`" if f.get("from_subject") else "as a first event"
+    rule = "its declared choreography" if f.get("declared") else "the learned choreography"
+    return (
+        f"deviation: `{f.get('service')}` published `{f['subject']}` {after} in this "
+        f"`{f.get('workflow_type')}` workflow, which {rule} does not allow"
+    )
+
+
+_EXPLAIN: dict[str, Callable[[dict[str, Any], dt.datetime], str]] = {
+    "dropped": _dropped,
+    "hung": _hung,
+    "dead_lettered": _dead_lettered,
+    "failed": _failed,
+    "stalled": _stalled,
+    "duplicate": _duplicate,
+    "orphan": _orphan,
+    "telemetry_gap": _telemetry_gap,
+    "slow": _slow,
+    "deviation": _deviation,
+}
+
+ANOMALY_KINDS = tuple(_EXPLAIN)
+
+
+def explain(finding: dict[str, Any], *, now: dt.datetime) -> str:
+    return _EXPLAIN[finding["kind"]](finding, now)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def anomaly_row(finding: dict[str, Any], *, now: dt.datetime) -> dict[str, Any]:
+    """A row of the ``anomalies`` findings file, first detected ``now``."""
+    evidence = {k: _jsonable(v) for k, v in finding.items() if v is not None}
+    return {
+        "anomaly_id": anomaly_id(finding),
+        "kind": finding["kind"],
+        "workflow_id": finding.get("workflow_id"),
+        "workflow_type": finding.get("workflow_type"),
+        "trace_id": finding.get("trace_id"),
+        "service": finding.get("service"),
+        "subject": finding.get("subject"),
+        "message_id": finding.get("message_id"),
+        "step": finding.get("step"),
+        "consumer": finding.get("consumer"),
+        "root_cause": finding.get("root_cause"),
+        "detected_at": now,
+        "resolved_at": None,
+        "alerted_at": None,
+        "detail": explain(finding, now=now),
+        "evidence": json.dumps(evidence, sort_keys=True, default=str),
+    }

@@ -1,0 +1,38 @@
+-- The directly-follows graph of subjects per workflow type, with the number of
+-- workflows each transition was seen in. A subject is terminal when nothing is
+-- expected to consume it, or when at least 5 % of its processings published
+-- nothing further (a sink, or a branch that legitimately ends there).
+CREATE OR REPLACE TEMP TABLE learned_follows AS
+WITH typed AS (
+    SELECT t.*, w.first_subject AS workflow_type
+    FROM transitions AS t
+    JOIN (
+        SELECT workflow_id, arg_min(subject, published_at) AS first_subject
+        FROM publish_spans
+        WHERE subject NOT LIKE 'dlq.%'
+        GROUP BY workflow_id
+    ) AS w USING (workflow_id)
+    WHERE t.to_subject NOT LIKE 'dlq.%'
+),
+followed AS (
+    SELECT DISTINCT from_message_id AS message_id, consumer
+    FROM transitions
+    WHERE from_message_id IS NOT NULL AND to_subject NOT LIKE 'dlq.%'
+),
+leaf_share AS (
+    SELECT h.subject,
+           avg(CASE WHEN f.message_id IS NULL THEN 1.0 ELSE 0.0 END) AS share
+    FROM hops AS h
+    LEFT JOIN followed AS f USING (message_id, consumer)
+    WHERE h.status_code <> 'error'
+    GROUP BY h.subject
+)
+SELECT
+    typed.workflow_type,
+    typed.from_subject,
+    typed.to_subject,
+    count(DISTINCT typed.workflow_id) AS support,
+    coalesce(any_value(l.share), 1.0) >= 0.05 AS terminal
+FROM typed
+LEFT JOIN leaf_share AS l ON l.subject = typed.to_subject
+GROUP BY typed.workflow_type, typed.from_subject, typed.to_subject;

@@ -1,0 +1,191 @@
+"""The choreography model: learned from history, overridden by what is declared.
+
+Learned: the directly-follows graph of subjects per workflow type, the expected
+consumers of each subject, terminal subjects, and step-latency quantiles that set
+each step's deadline (p99 × margin, never below the floor). Declared
+(``choreography.yaml``): workflows, steps, consumers, terminal events and SLAs,
+which replace what was learned for what they name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from correlator.choreography_file import Choreography, DeclaredStep, DeclaredWorkflow
+from correlator.findings import MODEL_FOLLOWS, MODEL_STEPS
+from correlator.sql_text import run_folder
+from correlator.thresholds import Thresholds
+
+TYPES = pa.schema(
+    [
+        ("workflow_type", pa.string()),
+        ("start_subject", pa.string()),
+        ("workflows", pa.int64()),
+        ("declared", pa.bool_()),
+    ]
+)
+PRODUCERS = pa.schema([("subject", pa.string()), ("producer_service", pa.string())])
+
+
+@dataclass
+class ChoreographyModel:
+    """The model as rows of the tables detection joins on."""
+
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    follows: list[dict[str, Any]] = field(default_factory=list)
+    types: list[dict[str, Any]] = field(default_factory=list)
+    producers: list[dict[str, Any]] = field(default_factory=list)
+
+    def tables(self) -> dict[str, pa.Table]:
+        return {
+            "model_steps": pa.Table.from_pylist(self.steps, schema=MODEL_STEPS),
+            "model_follows": pa.Table.from_pylist(self.follows, schema=MODEL_FOLLOWS),
+            "model_types": pa.Table.from_pylist(self.types, schema=TYPES),
+            "model_producers": pa.Table.from_pylist(self.producers, schema=PRODUCERS),
+        }
+
+
+def learn_model(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    thresholds: Thresholds,
+    declared: Choreography | None = None,
+) -> ChoreographyModel:
+    """Learn from the spans ``correlated_spans`` points at; apply ``declared`` on top."""
+    run_folder(con, "learn_sql", {})
+    steps = con.sql("SELECT * FROM learned_steps ORDER BY subject, consumer").to_arrow_table()
+    follows = con.sql("SELECT * FROM learned_follows ORDER BY ALL").to_arrow_table()
+    types = con.sql("SELECT * FROM learned_types ORDER BY workflow_type").to_arrow_table()
+    producers = con.sql("SELECT subject, producer_service FROM learned_producers").to_arrow_table()
+    model = ChoreographyModel(producers=producers.to_pylist())
+    for row in steps.to_pylist():
+        row["deadline_s"] = _learned_deadline(row["p99_ms"], thresholds)
+        row["sla_s"] = None
+        row["source"] = "learned"
+        model.steps.append(row)
+    model.follows = [dict(row, source="learned") for row in follows.to_pylist()]
+    model.types = [dict(row, declared=False) for row in types.to_pylist()]
+    if declared is not None:
+        _apply_declared(model, declared, thresholds)
+    return model
+
+
+def _learned_deadline(p99_ms: float | None, thresholds: Thresholds) -> float:
+    learned = (p99_ms or 0.0) / 1000.0 * thresholds.deadline_margin
+    return max(thresholds.min_deadline_s, learned)
+
+
+def _apply_declared(
+    model: ChoreographyModel, declared: Choreography, thresholds: Thresholds
+) -> None:
+    learned_steps = {(s["subject"], s["consumer"]): s for s in model.steps}
+    seen_types = {t["start_subject"]: t["workflows"] for t in model.types}
+    declared_steps = [step for wf in declared.workflows for step in wf.steps]
+    replaced = {step.subject for step in declared_steps if step.consumers}
+    steps = [s for s in model.steps if s["subject"] not in replaced]
+    for step in declared_steps:
+        if step.consumers:
+            for consumer in step.consumers:
+                base = learned_steps.get((step.subject, consumer), {})
+                steps.append(
+                    {
+                        "subject": step.subject,
+                        "consumer": consumer,
+                        "consumer_service": base.get("consumer_service", consumer),
+                        "samples": base.get("samples", 0),
+                        "p50_ms": base.get("p50_ms"),
+                        "p95_ms": base.get("p95_ms"),
+                        "p99_ms": base.get("p99_ms"),
+                        "deadline_s": step.deadline_s
+                        or base.get("deadline_s", thresholds.min_deadline_s),
+                        "sla_s": step.sla_s,
+                        "source": "declared",
+                    }
+                )
+        elif step.deadline_s is not None or step.sla_s is not None:
+            for s in steps:
+                if s["subject"] == step.subject:
+                    s["deadline_s"] = step.deadline_s or s["deadline_s"]
+                    s["sla_s"] = step.sla_s
+                    s["source"] = "declared"
+    model.steps = steps
+
+    starts = {wf.starts_with for wf in declared.workflows}
+    model.follows = [f for f in model.follows if f["workflow_type"] not in starts]
+    model.types = [t for t in model.types if t["start_subject"] not in starts]
+    for wf in declared.workflows:
+        terminal = set(wf.terminal)
+        model.types.append(
+            {
+                "workflow_type": wf.name,
+                "start_subject": wf.starts_with,
+                "workflows": seen_types.get(wf.starts_with, 0),
+                "declared": True,
+            }
+        )
+        transitions = [(None, wf.starts_with)] + [
+            (step.subject, nxt) for step in wf.steps for nxt in step.next
+        ]
+        for from_subject, to_subject in transitions:
+            model.follows.append(
+                {
+                    "workflow_type": wf.name,
+                    "from_subject": from_subject,
+                    "to_subject": to_subject,
+                    "support": 0,
+                    "terminal": to_subject in terminal,
+                    "source": "declared",
+                }
+            )
+
+
+def install_model(con: duckdb.DuckDBPyConnection, model: ChoreographyModel) -> None:
+    """Make the model's tables joinable by the detection SQL in ``con``."""
+    for name, table in model.tables().items():
+        con.register(f"{name}_arrow", table)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}_arrow")
+        con.unregister(f"{name}_arrow")
+
+
+def model_as_choreography(model: ChoreographyModel, *, thresholds: Thresholds) -> Choreography:
+    """The model written as a declared choreography, to edit and declare."""
+    consumers: dict[str, list[dict[str, Any]]] = {}
+    for s in model.steps:
+        consumers.setdefault(s["subject"], []).append(s)
+    workflows = []
+    for t in sorted(model.types, key=lambda t: t["workflow_type"]):
+        follows = [f for f in model.follows if f["workflow_type"] == t["workflow_type"]]
+        if not t["declared"]:
+            needed = max(2, thresholds.min_transition_share * t["workflows"])
+            follows = [f for f in follows if f["support"] >= min(needed, t["workflows"])]
+        subjects = [
+            t["start_subject"],
+            *sorted({f["to_subject"] for f in follows} - {t["start_subject"]}),
+        ]
+        steps = []
+        for subject in subjects:
+            rows = consumers.get(subject, [])
+            nxt = sorted({f["to_subject"] for f in follows if f["from_subject"] == subject})
+            steps.append(
+                DeclaredStep(
+                    subject=subject,
+                    consumers=tuple(sorted(r["consumer"] for r in rows)),
+                    next=tuple(nxt),
+                    deadline_s=max((r["deadline_s"] for r in rows), default=None),
+                    sla_s=max((r["sla_s"] for r in rows if r["sla_s"]), default=None),
+                )
+            )
+        terminal = sorted({f["to_subject"] for f in follows if f["terminal"]})
+        workflows.append(
+            DeclaredWorkflow(
+                name=t["workflow_type"],
+                starts_with=t["start_subject"],
+                terminal=tuple(terminal),
+                steps=tuple(steps),
+            )
+        )
+    return Choreography(workflows=tuple(workflows))

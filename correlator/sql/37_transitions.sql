@@ -1,0 +1,21 @@
+-- Which event caused which. A publish made while a message was being processed
+-- (its parent, or its grandparent when the handler opened a span of its own, is
+-- that message's process span) follows that message. A publish caused by no
+-- message starts the workflow: from_subject is null.
+CREATE OR REPLACE VIEW transitions AS
+SELECT
+    p.workflow_id,
+    coalesce(d1.subject, d2.subject) AS from_subject,
+    p.subject AS to_subject,
+    coalesce(d1.message_id, d2.message_id) AS from_message_id,
+    p.message_id AS to_message_id,
+    coalesce(d1.consumer, d2.consumer) AS consumer,
+    p.producer_service,
+    p.published_at
+FROM publish_spans AS p
+LEFT JOIN delivery_spans AS d1
+    ON d1.trace_id = p.trace_id AND d1.span_id = p.parent_span_id AND d1.operation = 'process'
+LEFT JOIN workflow_spans AS mid
+    ON d1.span_id IS NULL AND mid.trace_id = p.trace_id AND mid.span_id = p.parent_span_id
+LEFT JOIN delivery_spans AS d2
+    ON d2.trace_id = mid.trace_id AND d2.span_id = mid.parent_span_id AND d2.operation = 'process';

@@ -1,0 +1,34 @@
+"""Running the correlator's statement folders (``learn_sql``, ``detect_sql``).
+
+Each folder holds one statement per ``.sql`` file, run in file-name order. Values
+are bound as named parameters (``$now``); each statement receives only the ones it
+names, as DuckDB requires.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from importlib import resources
+from typing import Any
+
+import duckdb
+
+_PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
+
+
+@functools.cache
+def folder_statements(folder: str) -> tuple[tuple[str, str, frozenset[str]], ...]:
+    """``(file name, text, parameter names)`` of each file in ``correlator/<folder>``."""
+    root = resources.files("correlator") / folder
+    files = sorted((f for f in root.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
+    out = []
+    for f in files:
+        text = f.read_text(encoding="utf-8")
+        out.append((f.name, text, frozenset(_PARAM.findall(text))))
+    return tuple(out)
+
+
+def run_folder(con: duckdb.DuckDBPyConnection, folder: str, parameters: dict[str, Any]) -> None:
+    for _name, text, names in folder_statements(folder):
+        con.execute(text, {k: parameters[k] for k in names})

@@ -1,0 +1,103 @@
+"""A recruitment pipeline written as spans, healthy or with one fault, and a helper
+that correlates a store as of a chosen instant."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import correlator
+from correlator.choreography_file import Choreography
+from correlator.engine import Correlator
+from correlator.thresholds import Thresholds
+from store import StoreLayout
+from tests.correlator.span_shapes import OurSpans, Published, SpanLog, at
+
+RECEIVED = "recruit.application.received"
+PARSED = "recruit.cv.parsed"
+SCORED = "recruit.candidate.scored"
+SERVICES = ("intake", "parser", "scorer", "notifier")
+
+
+def healthy_run(ours: OurSpans, workflow_id: str, *, start: float) -> None:
+    """intake → parser → scorer → notifier, every step done within a second."""
+    first = ours.publish("intake", RECEIVED, workflow_id=workflow_id, at_s=start)
+    parsed = ours.step(first, service="parser", start=start + 0.1, end=start + 0.4, emits=PARSED)
+    scored = ours.step(parsed, service="scorer", start=start + 0.5, end=start + 0.8, emits=SCORED)
+    ours.process(scored, service="notifier", start=start + 0.9, end=start + 1.0)
+
+
+def up_to_parsed(ours: OurSpans, workflow_id: str, *, start: float) -> Published:
+    """The first two steps; returns the `recruit.cv.parsed` message, not yet consumed."""
+    first = ours.publish("intake", RECEIVED, workflow_id=workflow_id, at_s=start)
+    return ours.step(first, service="parser", start=start + 0.1, end=start + 0.4, emits=PARSED)
+
+
+def history(log: SpanLog, *, runs: int = 8, heartbeats_until: float = 200.0) -> OurSpans:
+    """``runs`` healthy workflows (wf-0 …) starting at t=0, one a second, and every
+    service heartbeating once a second until ``heartbeats_until``."""
+    ours = OurSpans(log)
+    for i in range(runs):
+        healthy_run(ours, f"wf-{i}", start=float(i))
+    for service in SERVICES:
+        log.heartbeats_every(service, start=0.0, stop=heartbeats_until)
+    return ours
+
+
+@dataclass
+class Outcome:
+    anomalies: list[dict[str, Any]]
+    statuses: dict[str, tuple[str, str | None, str | None]]
+
+    def kinds(self) -> set[tuple[str, str | None, str | None]]:
+        """``(kind, workflow_id, step)`` of each open anomaly about a workflow."""
+        return {
+            (a["kind"], a["workflow_id"], a["step"])
+            for a in self.anomalies
+            if a["workflow_id"] is not None and a["resolved_at"] is None
+        }
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [a for a in self.anomalies if a["kind"] == kind]
+
+
+def correlate(
+    layout: StoreLayout,
+    *,
+    now_s: float,
+    choreography: Choreography | None = None,
+    **thresholds: Any,
+) -> Outcome:
+    """A cold pass as of ``T0 + now_s``, read back through the public views."""
+    thresholds.setdefault("min_deadline_s", 5.0)
+    engine = Correlator(
+        data_dir=layout.root, thresholds=Thresholds(**thresholds), choreography=choreography
+    )
+    try:
+        engine.cold_pass(now=at(now_s))
+        engine.write_findings()
+    finally:
+        engine.close()
+    return read_outcome(layout)
+
+
+def read_outcome(layout: StoreLayout) -> Outcome:
+    con = correlator.connect(layout.root)
+    try:
+        result = con.execute("SELECT * FROM anomalies ORDER BY kind, workflow_id")
+        names = [d[0] for d in result.description]
+        anomalies = [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+        statuses = {
+            wf: (status, waiting_on, root_cause)
+            for wf, status, waiting_on, root_cause in con.execute(
+                "SELECT workflow_id, status, waiting_on, root_cause FROM workflows"
+            ).fetchall()
+        }
+    finally:
+        con.close()
+    return Outcome(anomalies=anomalies, statuses=statuses)
+
+
+def seconds(value: float) -> dt.timedelta:
+    return dt.timedelta(seconds=value)

@@ -1,0 +1,278 @@
+"""Each anomaly kind of DESIGN.md ("What the correlator detects"), one fault per
+test with known ground truth, on spans shaped like choreoscope's instrumentation.
+Healthy workflows beside the fault are never flagged."""
+
+from __future__ import annotations
+
+from store import StoreLayout
+from tests.correlator.pipelines import (
+    PARSED,
+    RECEIVED,
+    SCORED,
+    correlate,
+    history,
+    up_to_parsed,
+)
+from tests.correlator.span_shapes import SpanLog
+
+
+def test_healthy_workflows_are_completed_and_never_flagged(store_layout: StoreLayout) -> None:
+    log = SpanLog()
+    history(log, runs=10)
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=120)
+
+    assert outcome.anomalies == []
+    assert {s for s, _, _ in outcome.statuses.values()} == {"completed"}
+    assert len(outcome.statuses) == 10
+
+
+def test_workflow_within_its_deadline_is_in_flight_not_stalled(store_layout: StoreLayout) -> None:
+    log = SpanLog()
+    ours = history(log)
+    up_to_parsed(ours, "wf-new", start=100)
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=102)  # 1.6 s after the publish, deadline 5 s
+
+    assert outcome.kinds() == set()
+    assert outcome.statuses["wf-new"] == ("in_flight", f"{PARSED} → scorer", None)
+
+
+def test_message_published_to_nobody_is_reported_dropped(store_layout: StoreLayout) -> None:
+    log = SpanLog()
+    ours = history(log)
+    up_to_parsed(ours, "wf-drop", start=100)  # scorer is alive, but never got it
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=160)
+
+    assert outcome.kinds() == {("dropped", "wf-drop", PARSED)}
+    (dropped,) = outcome.of("dropped")
+    assert dropped["service"] == "scorer" and dropped["consumer"] == "scorer"
+    assert dropped["detail"].startswith(f"stalled at `scorer`: `{PARSED}` msg ")
+    assert "published 60 s ago by `parser`, never received" in dropped["detail"]
+    assert outcome.statuses["wf-drop"] == ("stalled", f"{PARSED} → scorer", "dropped")
+
+
+def test_handler_that_never_finishes_is_reported_hung(store_layout: StoreLayout) -> None:
+    log = SpanLog()
+    ours = history(log)
+    parsed = up_to_parsed(ours, "wf-hang", start=100)
+    ours.receive(parsed, service="scorer", at_s=100.5)  # arrived; the handler never ended
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=130)
+
+    assert outcome.kinds() == {("hung", "wf-hang", PARSED)}
+    assert "has not finished" in outcome.of("hung")[0]["detail"]
+    assert outcome.statuses["wf-hang"][0::2] == ("stalled", "hung")
+
+
+def test_message_past_max_deliveries_is_dead_lettered_not_failed(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log)
+    parsed = up_to_parsed(ours, "wf-dlq", start=100)
+    for attempt in range(3):
+        t = 101 + attempt
+        ours.process(parsed, service="scorer", start=t, end=t + 0.1, error="ValueError: bad cv",
+                     settle="nak")  # fmt: skip
+    log.bus_event("max_deliveries", parsed, at_s=104, consumer="scorer")
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=130)
+
+    assert outcome.kinds() == {("dead_lettered", "wf-dlq", PARSED)}
+    detail = outcome.of("dead_lettered")[0]["detail"]
+    assert "past its max deliveries" in detail and "after 3 failed attempts" in detail
+    assert "ValueError: bad cv" in detail
+    assert outcome.statuses["wf-dlq"][0::2] == ("stalled", "dead_lettered")
+
+
+def test_message_republished_to_dead_letter_subject_is_dead_lettered(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log)
+    parsed = up_to_parsed(ours, "wf-dlq", start=100)
+    span = ours.process(parsed, service="scorer", start=101, end=101.2, error="boom", settle="term")
+    ours.publish(
+        "scorer", f"dlq.{PARSED}", workflow_id="wf-dlq", at_s=101.1,
+        trace_id=parsed.trace_id, parent_span_id=span,
+    )  # fmt: skip
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=103)  # no deadline needs to pass
+
+    assert outcome.kinds() == {("dead_lettered", "wf-dlq", PARSED)}
+
+
+def test_handler_error_without_retry_is_failed(store_layout: StoreLayout) -> None:
+    log = SpanLog()
+    ours = history(log)
+    parsed = up_to_parsed(ours, "wf-fail", start=100)
+    ours.process(parsed, service="scorer", start=101, end=101.5, error="KeyError: 'skills'")
+    log.write(store_layout)
+
+    early = correlate(store_layout, now_s=103, retry_grace_s=5)
+    assert early.kinds() == set()  # a retry may still come
+
+    outcome = correlate(store_layout, now_s=110, retry_grace_s=5)
+    assert outcome.kinds() == {("failed", "wf-fail", PARSED)}
+    assert "KeyError: 'skills'" in outcome.of("failed")[0]["detail"]
+    assert outcome.statuses["wf-fail"][0] == "failed"
+
+
+def test_error_then_successful_retry_is_not_failed(store_layout: StoreLayout) -> None:
+    log = SpanLog()
+    ours = history(log)
+    parsed = up_to_parsed(ours, "wf-retry", start=100)
+    ours.process(parsed, service="scorer", start=101, end=101.5, error="timeout", settle="nak")
+    ours.process(parsed, service="scorer", start=102, end=102.5)
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=150)
+
+    assert outcome.kinds() == set()
+    assert outcome.statuses["wf-retry"][0] == "completed"
+
+
+def test_redelivered_message_processed_twice_is_a_duplicate(store_layout: StoreLayout) -> None:
+    log = SpanLog()
+    ours = history(log)
+    first = ours.publish("intake", RECEIVED, workflow_id="wf-dup", at_s=100)
+    parsed = ours.step(first, service="parser", start=100.1, end=100.4, emits=PARSED)
+    scored = ours.step(parsed, service="scorer", start=100.5, end=100.8, emits=SCORED)
+    ours.process(parsed, service="scorer", start=131, end=131.3)  # redelivered after ack_wait
+    ours.process(scored, service="notifier", start=100.9, end=101)
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=150)
+
+    assert outcome.kinds() == {("duplicate", "wf-dup", PARSED)}
+    assert "processed 2 times by consumer group `scorer`" in outcome.of("duplicate")[0]["detail"]
+
+
+def test_consumer_whose_heartbeats_stopped_is_down_not_dropping(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log, heartbeats_until=0)
+    for service in ("intake", "parser", "notifier"):
+        log.heartbeats_every(service, start=1, stop=200)
+    log.heartbeats_every("scorer", start=1, stop=95)  # killed at 95 s
+    up_to_parsed(ours, "wf-down", start=100)
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=130)
+
+    assert outcome.kinds() == {("stalled", "wf-down", PARSED)}
+    (stalled,) = [a for a in outcome.of("stalled") if a["workflow_id"] == "wf-down"]
+    assert stalled["root_cause"] == "consumer_down"
+    assert "which is down (no heartbeat for 35 s)" in stalled["detail"]
+    assert outcome.statuses["wf-down"] == ("stalled", f"{PARSED} → scorer", "consumer_down")
+    silent = [a for a in outcome.of("telemetry_gap") if a["workflow_id"] is None]
+    assert [(a["service"], a["root_cause"]) for a in silent] == [("scorer", "service_silent")]
+
+
+def test_consumer_killed_while_handling_is_down_not_hung(store_layout: StoreLayout) -> None:
+    log = SpanLog()
+    ours = history(log, heartbeats_until=0)
+    for service in ("intake", "parser", "notifier"):
+        log.heartbeats_every(service, start=1, stop=200)
+    log.heartbeats_every("scorer", start=1, stop=101)
+    parsed = up_to_parsed(ours, "wf-kill", start=100)
+    ours.receive(parsed, service="scorer", at_s=100.5)  # then the process was killed
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=130)
+
+    assert outcome.kinds() == {("stalled", "wf-kill", PARSED)}
+    assert outcome.statuses["wf-kill"][2] == "consumer_down"
+
+
+def test_consumer_span_whose_producer_span_never_came_is_an_orphan(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log)
+    parsed = up_to_parsed(ours, "wf-orphan", start=100)
+    log.rows = [r for r in log.rows if r["span_id"] != parsed.span_id]  # the publish span is lost
+    ours.process(parsed, service="scorer", start=100.5, end=100.8)
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=130, orphan_grace_s=10)
+
+    assert outcome.kinds() == {("orphan", "wf-orphan", PARSED)}
+    assert "publish span never arrived" in outcome.of("orphan")[0]["detail"]
+
+
+def test_lost_producer_spans_are_a_telemetry_gap_not_a_broken_workflow(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log, heartbeats_until=0)
+    for service in ("intake", "scorer", "notifier"):
+        log.heartbeats_every(service, start=1, stop=200)
+    log.heartbeats_every("parser", start=1, stop=99)
+    log.heartbeats_every("parser", start=100, stop=200, spans_dropped=7)
+    parsed = up_to_parsed(ours, "wf-gap", start=100)
+    log.rows = [r for r in log.rows if r["span_id"] != parsed.span_id]
+    ours.process(parsed, service="scorer", start=100.5, end=100.8)
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=130, orphan_grace_s=10)
+
+    assert outcome.kinds() == {("telemetry_gap", "wf-gap", PARSED)}
+    detail = outcome.of("telemetry_gap")
+    per_workflow = next(a for a in detail if a["workflow_id"] == "wf-gap")
+    assert per_workflow["service"] == "parser"
+    assert "reported dropping 7 spans" in per_workflow["detail"]
+    service_level = [a for a in detail if a["workflow_id"] is None]
+    assert [(a["service"], a["root_cause"]) for a in service_level] == [("parser", "spans_dropped")]
+
+
+def test_event_the_learned_choreography_never_had_is_a_deviation(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log, runs=12)
+    first = ours.publish("intake", RECEIVED, workflow_id="wf-odd", at_s=100)
+    parsed = ours.step(first, service="parser", start=100.1, end=100.4, emits=PARSED)
+    odd = ours.step(parsed, service="scorer", start=100.5, end=100.8, emits="recruit.offer.sent")
+    log.write(store_layout)
+    del odd
+
+    outcome = correlate(store_layout, now_s=150)
+
+    assert outcome.kinds() == {("deviation", "wf-odd", "recruit.offer.sent")}
+    assert f"after `{PARSED}`" in outcome.of("deviation")[0]["detail"]
+
+
+def test_too_few_runs_to_learn_from_judge_no_deviation(store_layout: StoreLayout) -> None:
+    log = SpanLog()
+    ours = history(log, runs=2)
+    first = ours.publish("intake", RECEIVED, workflow_id="wf-odd", at_s=100)
+    parsed = ours.step(first, service="parser", start=100.1, end=100.4, emits=PARSED)
+    ours.step(parsed, service="scorer", start=100.5, end=100.8, emits="recruit.offer.sent")
+    log.write(store_layout)
+
+    assert correlate(store_layout, now_s=150, min_model_workflows=5).of("deviation") == []
+
+
+def test_step_far_slower_than_usual_is_slow(store_layout: StoreLayout) -> None:
+    log = SpanLog()
+    ours = history(log, runs=25)
+    first = ours.publish("intake", RECEIVED, workflow_id="wf-slow", at_s=100)
+    parsed = ours.step(first, service="parser", start=100.1, end=100.4, emits=PARSED)
+    scored = ours.step(parsed, service="scorer", start=100.5, end=104.5, emits=SCORED)
+    ours.process(scored, service="notifier", start=104.6, end=104.7)
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=150, slow_min_samples=20)
+
+    assert outcome.kinds() == {("slow", "wf-slow", PARSED)}
+    assert outcome.statuses["wf-slow"][0] == "completed"
