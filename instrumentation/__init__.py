@@ -39,6 +39,16 @@ _EXPORTS = {
     "extract_delivered": "propagation",
     "inject_context": "propagation",
     "Delivered": "propagation",
+    "Agent": "agent",
+    "Event": "event",
+    "AgentCounters": "heartbeat",
+    "AuditCapture": "audit",
+    "Redactor": "audit",
+    "ChoreoscopeError": "errors",
+    "ConfigurationError": "errors",
+    "PublishError": "errors",
+    "BadMessageError": "errors",
+    "BusUnavailableError": "errors",
 }
 
 __all__ = sorted(_EXPORTS)

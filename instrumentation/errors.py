@@ -39,3 +39,33 @@ class BusUnavailableError(ChoreoscopeError):
             f"NATS at {url} is unavailable ({reason}): check that nats-server runs with "
             "JetStream enabled (-js) and that the URL and credentials are right"
         )
+
+
+class PublishError(ChoreoscopeError):
+    """JetStream did not store an event; retrying later can succeed."""
+
+    transient = True
+
+    def __init__(self, *, subject: str, reason: str) -> None:
+        self.subject = subject
+        self.reason = reason
+        super().__init__(
+            f"could not publish to {subject!r} ({reason}): check that NATS is reachable and "
+            "that a JetStream stream captures this subject (the Agent's stream= and "
+            "stream_subjects= options choose it)"
+        )
+
+
+class BadMessageError(ChoreoscopeError):
+    """A delivered message cannot be handled as it is; redelivering it cannot help.
+
+    The Agent dead-letters such a message at once instead of retrying it.
+    """
+
+    def __init__(self, *, subject: str, reason: str) -> None:
+        self.subject = subject
+        self.reason = reason
+        super().__init__(
+            f"message on {subject!r} cannot be handled: {reason}; it was dead-lettered to "
+            f"dlq.{subject} with its original headers, fix the producer and republish it"
+        )

@@ -314,15 +314,26 @@ class NatsSpanProcessor(SpanProcessor):
 
     async def _connection(self) -> Any:
         if self._nc is None or self._nc.is_closed:
-            self._nc = await nats.connect(
-                servers=[self._nats_url],
-                name=f"choreoscope-exporter-{self.service_name}",
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5,
-                connect_timeout=2,
-                error_cb=self._on_nats_error,
-                **self._nats_options,
+            # nats-py keeps retrying an unreachable server forever with
+            # max_reconnect_attempts=-1; shutdown must still be able to give up.
+            connecting = asyncio.ensure_future(
+                nats.connect(
+                    servers=[self._nats_url],
+                    name=f"choreoscope-exporter-{self.service_name}",
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    connect_timeout=2,
+                    error_cb=self._on_nats_error,
+                    **self._nats_options,
+                )
             )
+            abandoned = asyncio.ensure_future(self._abandoned())
+            await asyncio.wait({connecting, abandoned}, return_when=asyncio.FIRST_COMPLETED)
+            abandoned.cancel()
+            if not connecting.done():
+                connecting.cancel()
+                raise ConnectionError("exporter stopped before NATS became reachable")
+            self._nc = connecting.result()
             self._stream_ready = False
         if not self._stream_ready:
             await ensure_spans_stream(self._nc.jetstream())

@@ -34,6 +34,9 @@ CHOREO_CONTEXT_BROKEN: Final = "choreo.context.broken"
 CHOREO_DEAD_LETTER_REASON: Final = "choreo.dead_letter.reason"
 CHOREO_AUDIT_INPUT: Final = "choreo.audit.input"
 CHOREO_AUDIT_OUTPUT: Final = "choreo.audit.output"
+CHOREO_AUDIT_SUBJECT: Final = "choreo.audit.subject"  # on the audit.output span event
+CHOREO_DEAD_LETTERED: Final = "choreo.dead_lettered"  # true on a process span that gave up
+CHOREO_HANDLER: Final = "choreo.handler"  # the handler function's qualified name
 
 SERVICE_NAME: Final = "service.name"
 SERVICE_INSTANCE_ID: Final = "service.instance.id"

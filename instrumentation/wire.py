@@ -14,6 +14,12 @@ HEARTBEAT_SUBJECT_PREFIX: Final = "choreo.heartbeat."
 HEARTBEAT_SUBJECTS: Final = "choreo.heartbeat.>"
 ALERTS_SUBJECT_PREFIX: Final = "choreo.alerts."
 DEAD_LETTER_PREFIX: Final = "dlq."
+DEAD_LETTER_SUBJECTS: Final = "dlq.>"
+# The Agent keeps dead letters durable in this stream (created if missing).
+DEAD_LETTER_STREAM: Final = "CHOREO_DEAD_LETTERS"
+# The Agent's default stream for business events (created if missing; an Agent
+# adds the subjects it needs to it, as "<first token>.>").
+EVENTS_STREAM: Final = "CHOREO_EVENTS"
 ADVISORY_PREFIX: Final = "$JS.EVENT.ADVISORY."
 ADVISORY_MAX_DELIVERIES: Final = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES"
 ADVISORY_TERMINATED: Final = "$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED"
@@ -31,7 +37,15 @@ BATCH_SEQ: Final = "Choreo-Batch-Seq"
 SPANS_DROPPED: Final = "Choreo-Spans-Dropped"
 CONTENT_TYPE: Final = "Content-Type"
 DEAD_LETTER_REASON: Final = "Choreo-Dead-Letter-Reason"
+DEAD_LETTER_SERVICE: Final = "Choreo-Dead-Letter-Service"  # the service that gave up
+DEAD_LETTER_DELIVERIES: Final = "Choreo-Dead-Letter-Deliveries"  # deliveries tried
+DEAD_LETTER_STREAM_SEQ: Final = "Choreo-Dead-Letter-Stream-Seq"  # original "<stream>:<seq>"
 IGNORED_HEADER_PREFIX: Final = "Nats-Trace-"
+
+# Span batches: Choreo-Batch-Seq counts 1, 2, 3, ... per exporter id (a retried
+# batch keeps its number, and Nats-Msg-Id "<exporter id>-<seq>" lets JetStream
+# drop the copy); Choreo-Spans-Dropped is the exporter's running total of spans it
+# dropped, as of that batch.
 
 # --- payload formats of a span batch on CHOREO_SPANS ----------------------------
 CONTENT_TYPE_OTLP_PROTOBUF: Final = "application/x-protobuf"

@@ -1,0 +1,384 @@
+"""``Agent``: the common case of a choreographed service, traced end to end.
+
+    configure(service_name="scorer", nats_url=url)
+    agent = Agent("scorer", nats_url=url)
+
+    @agent.on("recruit.cv.parsed", queue="scorer")
+    async def score(event):
+        await event.emit("recruit.candidate.scored", {"score": 0.82})
+
+    await agent.run()          # until cancelled (or agent.stop()); drains in-flight work
+
+Events are consumed through JetStream, so a failed step is retried with backoff
+and dead-lettered after ``max_deliveries``. Business subjects are captured by
+the stream ``stream=`` (default ``CHOREO_EVENTS``), created if missing and
+extended with ``<first token>.>`` for each subject the Agent handles or
+publishes, unless ``stream_subjects=`` lists them exactly. Each handler has a
+durable pull consumer named ``<queue>--<subject>``, shared by every instance in
+that queue group (the queue defaults to the Agent's name).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import nats
+import nats.js.errors
+from opentelemetry import trace
+
+from instrumentation import semconv, wire
+from instrumentation.agent_delivery import Decode, DeliveryProcessor, Handler, HandlerFunction
+from instrumentation.agent_streams import (
+    consumer_config,
+    durable_name,
+    ensure_dead_letter_stream,
+    ensure_stream_covers,
+)
+from instrumentation.audit import AuditCapture, Redactor
+from instrumentation.errors import ConfigurationError
+from instrumentation.event_publisher import EventPublisher, new_id
+from instrumentation.heartbeat import AgentCounters, heartbeat_payload
+from instrumentation.messaging_spans import MessagingSpans
+from instrumentation.telemetry import DEFAULT_NATS_URL, Telemetry, telemetry_for
+
+log = logging.getLogger(__name__)
+
+
+class Agent:
+    """A service that reacts to events on NATS, with every step traced."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        nats_url: str = DEFAULT_NATS_URL,
+        nats_options: Mapping[str, Any] | None = None,
+        telemetry: Telemetry | None = None,
+        tracer_provider: trace.TracerProvider | None = None,
+        stream: str = wire.EVENTS_STREAM,
+        stream_subjects: Sequence[str] | None = None,
+        max_deliveries: int = 5,
+        ack_wait: float = 30.0,
+        backoff: Sequence[float] = (1.0, 5.0, 30.0),
+        max_in_flight: int = 64,
+        fetch_batch: int = 64,
+        fetch_timeout: float = 1.0,
+        publish_timeout: float = 5.0,
+        heartbeat_interval: float = 10.0,
+        drain_timeout: float = 30.0,
+        audit: bool = False,
+        audit_max_bytes: int = 4096,
+        redact: Redactor | None = None,
+        max_header_bytes: int = 16 * 1024,
+    ) -> None:
+        if not name or any(c in name for c in " .*>\t\r\n"):
+            raise ConfigurationError(
+                setting="name", value=name, fix="use a name without spaces, dots, '*' or '>'"
+            )
+        if max_deliveries < 1 or max_in_flight < 1 or heartbeat_interval <= 0:
+            raise ConfigurationError(
+                setting="max_deliveries/max_in_flight/heartbeat_interval",
+                value=(max_deliveries, max_in_flight, heartbeat_interval),
+                fix="max_deliveries and max_in_flight must be >= 1, heartbeat_interval > 0",
+            )
+        self.name = name
+        self.nats_url = nats_url
+        self.stream = stream
+        self.telemetry = telemetry_for(name, telemetry=telemetry, tracer_provider=tracer_provider)
+        self.counters = AgentCounters()
+        self.heartbeat_interval = heartbeat_interval
+        self._nats_options = dict(nats_options or {})
+        self._stream_subjects = list(stream_subjects) if stream_subjects else None
+        self._max_deliveries = max_deliveries
+        self._ack_wait = ack_wait
+        self._max_in_flight = max_in_flight
+        self._fetch_batch = fetch_batch
+        self._fetch_timeout = fetch_timeout
+        self._drain_timeout = drain_timeout
+        self._handlers: list[Handler] = []
+        self._spans = MessagingSpans(self.telemetry)
+        self._audit = AuditCapture(enabled=audit, max_bytes=audit_max_bytes, redact=redact)
+        self._publisher = EventPublisher(
+            spans=self._spans,
+            audit=self._audit,
+            ack_timeout=publish_timeout,
+            ensure_subject=self._ensure_subject,
+        )
+        self._delivery = DeliveryProcessor(
+            service=name,
+            spans=self._spans,
+            publisher=self._publisher,
+            audit=self._audit,
+            counters=self.counters,
+            max_deliveries=max_deliveries,
+            backoff=backoff,
+            max_header_bytes=max_header_bytes,
+            ack_timeout=publish_timeout,
+        )
+        self.instance = _instance_of(self.telemetry, name)
+        self._nc: Any = None
+        self._js: Any = None
+        self._connect_lock = asyncio.Lock()
+        self._stream_lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._last_error_log = 0.0
+
+    # --- declaring handlers -------------------------------------------------------
+    def on(
+        self, subject: str, *, queue: str | None = None, decode: Decode = "json"
+    ) -> Callable[[HandlerFunction], HandlerFunction]:
+        """Handle events on ``subject`` (wildcards allowed) in queue group ``queue``.
+
+        ``decode`` gives ``event.data``: ``"json"`` (default), ``"text"`` or ``"bytes"``.
+        """
+        if decode not in ("json", "text", "bytes"):
+            raise ConfigurationError(setting="decode", value=decode, fix="use json, text or bytes")
+
+        def register(fn: HandlerFunction) -> HandlerFunction:
+            self._handlers.append(Handler(subject, queue or self.name, fn, decode))
+            return fn
+
+        return register
+
+    # --- connection ---------------------------------------------------------------
+    async def connect(self) -> None:
+        """Connect to NATS, waiting (and retrying) while it is unreachable."""
+        async with self._connect_lock:
+            if self._nc is not None and not self._nc.is_closed:
+                return
+            options: dict[str, Any] = {
+                "name": self.name,
+                "max_reconnect_attempts": -1,
+                "reconnect_time_wait": 0.5,
+                "connect_timeout": 2,
+                "error_cb": self._on_nats_error,
+                "disconnected_cb": self._on_disconnected,
+                "reconnected_cb": self._on_reconnected,
+            }
+            options.update(self._nats_options)
+            self._nc = await nats.connect(self.nats_url, **options)
+            self._js = self._nc.jetstream()
+            self._publisher.js = self._js
+            log.info("agent %s connected to %s", self.name, self.nats_url)
+
+    async def close(self) -> None:
+        """Flush what was published (acks included) and disconnect."""
+        if self._nc is not None and not self._nc.is_closed:
+            with contextlib.suppress(Exception):
+                await self._nc.flush(timeout=2)
+            with contextlib.suppress(Exception):
+                await self._nc.close()
+        self._nc = None
+
+    async def __aenter__(self) -> Agent:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _on_nats_error(self, exc: Exception) -> None:
+        now = time.monotonic()
+        if now - self._last_error_log > 10:
+            self._last_error_log = now
+            log.warning("agent %s: NATS at %s: %s (retrying)", self.name, self.nats_url, exc)
+
+    async def _on_disconnected(self) -> None:
+        log.warning("agent %s disconnected from NATS; reconnecting", self.name)
+
+    async def _on_reconnected(self) -> None:
+        log.info("agent %s reconnected to NATS", self.name)
+
+    async def _ensure_subject(self, subject: str) -> None:
+        async with self._stream_lock:
+            await ensure_stream_covers(
+                self._js, stream=self.stream, subjects=[subject], exact=self._stream_subjects
+            )
+
+    # --- publishing -------------------------------------------------------------------
+    async def start_workflow(
+        self,
+        subject: str,
+        data: Any,
+        *,
+        workflow_id: str | None = None,
+        message_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> str:
+        """Publish the first event of a new workflow (a new trace); returns its workflow id."""
+        await self.connect()
+        workflow_id = workflow_id or new_id()
+        await self._publisher.publish(
+            subject,
+            data,
+            workflow_id=workflow_id,
+            message_id=message_id,
+            headers=headers,
+            root=True,
+        )
+        return workflow_id
+
+    async def publish(
+        self,
+        subject: str,
+        data: Any,
+        *,
+        workflow_id: str,
+        message_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> str:
+        """Publish an event of an existing workflow from outside a handler; returns its id."""
+        await self.connect()
+        return await self._publisher.publish(
+            subject, data, workflow_id=workflow_id, message_id=message_id, headers=headers
+        )
+
+    # --- running -------------------------------------------------------------------------
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        """Wait until ``run()`` has its consumers in place."""
+        await asyncio.wait_for(self._ready.wait(), timeout)
+
+    def stop(self) -> None:
+        """Ask ``run()`` to stop fetching, drain in-flight work and return."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Consume until cancelled or ``stop()``; then drain in-flight work and disconnect."""
+        self._stopping.clear()
+        await self.connect()
+        subscriptions = await self._prepare_consumers()
+        loops = [
+            asyncio.create_task(
+                self._fetch_loop(handler, psub), name=f"{self.name}:{handler.subject}"
+            )
+            for handler, psub in subscriptions
+        ]
+        heartbeats = asyncio.create_task(self._heartbeat_loop())
+        self._ready.set()
+        cancelled = False
+        try:
+            await self._stopping.wait()
+        except asyncio.CancelledError:
+            cancelled = True
+        finally:
+            self._stopping.set()
+            await self._drain(loops, heartbeats)
+        if cancelled:
+            raise asyncio.CancelledError
+
+    async def _prepare_consumers(self) -> list[tuple[Handler, Any]]:
+        if self._handlers:
+            async with self._stream_lock:
+                await ensure_stream_covers(
+                    self._js,
+                    stream=self.stream,
+                    subjects=[h.subject for h in self._handlers],
+                    exact=self._stream_subjects,
+                )
+        await ensure_dead_letter_stream(self._js)
+        subscriptions = []
+        for handler in self._handlers:
+            durable = durable_name(handler.queue, handler.subject)
+            config = consumer_config(
+                durable=durable,
+                subject=handler.subject,
+                ack_wait=self._ack_wait,
+                max_deliveries=self._max_deliveries,
+                max_ack_pending=max(self._max_in_flight * 4, 256),
+            )
+            try:
+                await self._js.add_consumer(self.stream, config)
+            except nats.js.errors.BadRequestError as exc:
+                log.warning(
+                    "agent %s: consumer %s exists with another configuration (%s); using it as is",
+                    self.name,
+                    durable,
+                    exc.description,
+                )
+            psub = await self._js.pull_subscribe_bind(durable=durable, stream=self.stream)
+            subscriptions.append((handler, psub))
+        return subscriptions
+
+    async def _fetch_loop(self, handler: Handler, psub: Any) -> None:
+        counters = self.counters
+        while not self._stopping.is_set():
+            free = self._max_in_flight - counters.in_flight
+            if free <= 0:
+                self._slot_freed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._slot_freed.wait(), self._fetch_timeout)
+                continue
+            try:
+                msgs = await psub.fetch(min(free, self._fetch_batch), timeout=self._fetch_timeout)
+            except TimeoutError:
+                continue
+            except Exception as exc:
+                await self._on_nats_error(exc)
+                await asyncio.sleep(min(self._fetch_timeout, 0.5))
+                continue
+            for msg in msgs:
+                counters.received += 1
+                counters.in_flight += 1
+                task = asyncio.create_task(self._delivery.process(handler, msg))
+                self._tasks.add(task)
+                task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self.counters.in_flight -= 1
+        self._slot_freed.set()
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await self._send_heartbeat()
+            await asyncio.sleep(self.heartbeat_interval)
+
+    async def _send_heartbeat(self) -> None:
+        try:
+            await self._nc.publish(
+                wire.HEARTBEAT_SUBJECT_PREFIX + self.name,
+                heartbeat_payload(
+                    service=self.name,
+                    instance=self.instance,
+                    interval_s=self.heartbeat_interval,
+                    counters=self.counters,
+                    exporter=self.telemetry.stats(),
+                ),
+            )
+        except Exception as exc:
+            await self._on_nats_error(exc)
+
+    async def _drain(self, loops: list[asyncio.Task[None]], heartbeats: asyncio.Task[None]) -> None:
+        await asyncio.wait(loops, timeout=self._fetch_timeout + 1)
+        for loop in loops:
+            loop.cancel()
+        if self._tasks:
+            log.info("agent %s draining %d in-flight events", self.name, len(self._tasks))
+            _, pending = await asyncio.wait(set(self._tasks), timeout=self._drain_timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1)
+        heartbeats.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeats
+        await self._send_heartbeat()
+        self._ready.clear()
+        if self.telemetry.exporter is not None:
+            await asyncio.to_thread(self.telemetry.force_flush, timeout=2)
+        await self.close()
+
+
+def _instance_of(telemetry: Telemetry, name: str) -> str:
+    resource = getattr(telemetry.tracer_provider, "resource", None)
+    instance = resource.attributes.get(semconv.SERVICE_INSTANCE_ID) if resource else None
+    return str(instance) if instance else f"{name}-{os.getpid()}-{new_id()[:8]}"

@@ -1,0 +1,257 @@
+"""One delivered message through one Agent handler: spans, outcome, settlement.
+
+success → ack. A handler exception → error span, then nak with backoff, or, at
+the last allowed delivery, a dead letter on ``dlq.<subject>`` (original headers
+plus the reason) and term. A message that can never be handled (non-UTF-8 or
+oversized headers, a body that is not JSON for a JSON handler) → error span and
+a dead letter at once: no hot redelivery loop. Nothing here raises into the
+Agent's loops; a failed dead-letter publish naks, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, Status, StatusCode
+
+from instrumentation import semconv, wire
+from instrumentation.audit import AuditCapture
+from instrumentation.errors import BadMessageError
+from instrumentation.event import Event
+from instrumentation.event_publisher import EventPublisher, new_id
+from instrumentation.heartbeat import AgentCounters
+from instrumentation.messaging_spans import MessagingSpans
+from instrumentation.propagation import Delivered, extract_delivered
+from instrumentation.traced_message import current_workflow_id
+
+log = logging.getLogger(__name__)
+
+Decode = Literal["json", "text", "bytes"]
+HandlerFunction = Callable[[Event], Awaitable[Any]]
+_REASON_CAP = 1024
+
+
+@dataclass(frozen=True)
+class Handler:
+    subject: str
+    queue: str
+    fn: HandlerFunction
+    decode: Decode = "json"
+
+
+def workflow_of(delivered: Delivered, span: Span) -> str:
+    """The header's workflow id, else the producer's trace id, else this new trace's."""
+    if delivered.workflow_id:
+        return delivered.workflow_id
+    trace_id = (delivered.producer or span.get_span_context()).trace_id
+    return f"{trace_id:032x}" if trace_id else new_id()
+
+
+def header_problem(headers: Mapping[str, str], max_header_bytes: int) -> str | None:
+    """Why these headers cannot be trusted, or None."""
+    size = 0
+    for key, value in headers.items():
+        size += len(key) + len(value) + 4
+        if "\ufffd" in value:
+            return f"header {key!r} is not valid UTF-8"
+    if size > max_header_bytes:
+        return f"headers are {size} bytes, more than the {max_header_bytes} an agent accepts"
+    return None
+
+
+def decode_body(decode: Decode, raw: bytes, subject: str) -> Any:
+    if decode == "bytes":
+        return raw
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadMessageError(subject=subject, reason=f"body is not UTF-8 ({exc})") from exc
+    if decode == "text":
+        return text
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise BadMessageError(subject=subject, reason=f"body is not JSON ({exc})") from exc
+
+
+class DeliveryProcessor:
+    def __init__(
+        self,
+        *,
+        service: str,
+        spans: MessagingSpans,
+        publisher: EventPublisher,
+        audit: AuditCapture,
+        counters: AgentCounters,
+        max_deliveries: int,
+        backoff: Sequence[float],
+        max_header_bytes: int,
+        ack_timeout: float,
+    ) -> None:
+        self._service = service
+        self._spans = spans
+        self._publisher = publisher
+        self._audit = audit
+        self._counters = counters
+        self._max_deliveries = max_deliveries
+        self._backoff = list(backoff) or [0.0]
+        self._max_header_bytes = max_header_bytes
+        self._ack_timeout = ack_timeout
+
+    async def process(self, handler: Handler, msg: Any) -> None:
+        try:
+            await self._process(handler, msg)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the message will be redelivered after ack_wait
+            log.exception("%s: unexpected failure on a %s message", self._service, msg.subject)
+
+    async def _process(self, handler: Handler, msg: Any) -> None:
+        headers = msg.headers or {}
+        delivered = extract_delivered(headers)
+        meta = msg.metadata
+        attempt = meta.num_delivered
+        nats_attributes = {
+            semconv.NATS_STREAM: meta.stream,
+            semconv.NATS_STREAM_SEQUENCE: meta.sequence.stream,
+            semconv.NATS_DELIVERY_COUNT: attempt,
+        }
+        subject = msg.subject
+        spans = self._spans
+        spans.receive(subject, delivered, consumer_group=handler.queue, extra=nats_attributes)
+        span = spans.start_process(
+            subject, delivered, consumer_group=handler.queue, extra=nats_attributes
+        )
+        workflow_id = workflow_of(delivered, span)
+        process_context = trace.set_span_in_context(span, delivered.context)
+        token = otel_context.attach(process_context)
+        wf_token = current_workflow_id.set(workflow_id)
+        try:
+            problem = header_problem(headers, self._max_header_bytes)
+            if problem:
+                raise BadMessageError(subject=subject, reason=problem)
+            data = decode_body(handler.decode, msg.data, subject)
+            if self._audit.enabled:
+                span.set_attribute(semconv.CHOREO_AUDIT_INPUT, self._audit.render(subject, data))
+            event = Event(
+                subject=subject,
+                data=data,
+                raw=msg.data,
+                headers=headers,
+                workflow_id=workflow_id,
+                message_id=delivered.message_id,
+                attempt=attempt,
+                publisher=self._publisher,
+                process_span=span,
+            )
+            await handler.fn(event)
+        except asyncio.CancelledError as exc:
+            spans.end_with_error(span, exc, description="cancelled: the agent stopped mid-step")
+            raise
+        except BadMessageError as exc:
+            self._counters.failed += 1
+            span.record_exception(exc, timestamp=spans.telemetry.clock())
+            span.set_status(Status(StatusCode.ERROR, exc.reason))
+            await self._dead_letter(msg, handler, span, exc.reason, attempt, nats_attributes)
+        except Exception as exc:
+            self._counters.failed += 1
+            span.record_exception(exc, timestamp=spans.telemetry.clock())
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            if attempt >= self._max_deliveries:
+                reason = f"failed {attempt} of {self._max_deliveries} deliveries; last error: "
+                reason += f"{type(exc).__name__}: {exc}"
+                await self._dead_letter(msg, handler, span, reason, attempt, nats_attributes)
+            else:
+                spans.end(span)
+                await self._settle("nak", msg, handler, process_context, nats_attributes)
+        else:
+            spans.end(span)
+            self._counters.processed += 1
+            await self._settle("ack", msg, handler, process_context, nats_attributes)
+        finally:
+            current_workflow_id.reset(wf_token)
+            otel_context.detach(token)
+
+    def _delay(self, attempt: int) -> float:
+        return self._backoff[min(attempt, len(self._backoff)) - 1]
+
+    async def _settle(
+        self,
+        operation: str,
+        msg: Any,
+        handler: Handler,
+        parent: Any,
+        nats_attributes: Mapping[str, Any],
+    ) -> None:
+        error = None
+        try:
+            if operation == "ack":
+                await msg.ack()
+            elif operation == "nak":
+                await msg.nak(delay=self._delay(nats_attributes[semconv.NATS_DELIVERY_COUNT]))
+            else:
+                await msg.term()
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning(
+                "%s: could not %s a %s message: %s", self._service, operation, msg.subject, error
+            )
+        self._spans.settle(
+            operation,
+            msg.subject,
+            parent=parent,
+            message_id=None,
+            consumer_group=handler.queue,
+            extra=nats_attributes,
+            error=error,
+        )
+
+    async def _dead_letter(
+        self,
+        msg: Any,
+        handler: Handler,
+        span: Span,
+        reason: str,
+        attempt: int,
+        nats_attributes: Mapping[str, Any],
+    ) -> None:
+        reason = reason.replace("\r", " ").replace("\n", " ")[:_REASON_CAP]
+        headers = {
+            k: v for k, v in (msg.headers or {}).items() if not k.startswith("Nats-Expected-")
+        }
+        headers[wire.DEAD_LETTER_REASON] = reason
+        headers[wire.DEAD_LETTER_SERVICE] = self._service
+        headers[wire.DEAD_LETTER_DELIVERIES] = str(attempt)
+        stream = nats_attributes[semconv.NATS_STREAM]
+        headers[wire.DEAD_LETTER_STREAM_SEQ] = (
+            f"{stream}:{nats_attributes[semconv.NATS_STREAM_SEQUENCE]}"
+        )
+        dlq_subject = wire.DEAD_LETTER_PREFIX + msg.subject
+        parent = trace.set_span_in_context(span)
+        try:
+            await self._publisher.publish_raw(dlq_subject, msg.data, headers=headers, parent=parent)
+        except Exception as exc:
+            log.warning(
+                "%s: could not dead-letter a %s message to %s (%s); it will be redelivered",
+                self._service,
+                msg.subject,
+                dlq_subject,
+                exc,
+            )
+            self._spans.end(span)
+            await self._settle("nak", msg, handler, parent, nats_attributes)
+            return
+        span.set_attribute(semconv.CHOREO_DEAD_LETTERED, True)
+        span.set_attribute(semconv.CHOREO_DEAD_LETTER_REASON, reason)
+        self._counters.dead_lettered += 1
+        self._spans.end(span)
+        await self._settle("term", msg, handler, parent, nats_attributes)

@@ -1,0 +1,138 @@
+"""The JetStream streams and consumers an ``Agent`` needs, created when missing.
+
+Business events go to one stream (``CHOREO_EVENTS`` unless the Agent is given
+``stream=``). An Agent makes sure that stream captures the subjects it handles
+and publishes: missing subjects are added as ``<first token>.>`` (or exactly the
+Agent's ``stream_subjects=``). Dead letters go to ``CHOREO_DEAD_LETTERS``
+(``dlq.>``). Each handler gets a durable pull consumer per queue group, so the
+instances of one service share the work and redeliveries.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, NotFoundError
+
+from instrumentation import wire
+
+log = logging.getLogger(__name__)
+
+_STREAM_EXISTS = 10058
+_NOT_A_NAME = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """Whether NATS subject ``pattern`` (with ``*`` and ``>``) covers ``subject``.
+
+    A wildcard ``subject`` is covered only by a pattern at least as wide.
+    """
+    pattern_tokens = pattern.split(".")
+    subject_tokens = subject.split(".")
+    for i, token in enumerate(pattern_tokens):
+        if token == ">":
+            return len(subject_tokens) > i
+        if i >= len(subject_tokens):
+            return False
+        if token == "*":
+            if subject_tokens[i] == ">":
+                return False
+            continue
+        if token != subject_tokens[i]:
+            return False
+    return len(pattern_tokens) == len(subject_tokens)
+
+
+def default_stream_subject(subject: str) -> str:
+    """``recruit.cv.parsed`` → ``recruit.>``."""
+    return subject.split(".", 1)[0] + ".>"
+
+
+def durable_name(queue: str, subject: str) -> str:
+    """One durable consumer per (queue group, subject): ``scorer--recruit_cv_parsed``."""
+    readable = subject.replace(".", "_").replace("*", "STAR").replace(">", "ALL")
+    return _NOT_A_NAME.sub("_", f"{queue}--{readable}")
+
+
+async def ensure_stream_covers(
+    js: Any, *, stream: str, subjects: Iterable[str], exact: Sequence[str] | None = None
+) -> None:
+    """Create ``stream`` if missing, or add the ``subjects`` it does not capture yet."""
+    wanted = list(exact) if exact else sorted({default_stream_subject(s) for s in subjects})
+    try:
+        info = await js.stream_info(stream)
+    except NotFoundError:
+        config = StreamConfig(
+            name=stream,
+            subjects=wanted,
+            storage=StorageType.FILE,
+            retention=RetentionPolicy.LIMITS,
+            description="business events of choreoscope agents",
+        )
+        try:
+            await js.add_stream(config)
+            log.info("created JetStream stream %s for %s", stream, ", ".join(wanted))
+            return
+        except BadRequestError as exc:
+            if exc.err_code != _STREAM_EXISTS:
+                raise
+            info = await js.stream_info(stream)
+    have = list(info.config.subjects or [])
+    needed = [s for s in subjects if not any(subject_matches(p, s) for p in have)]
+    missing = [w for w in wanted if w not in have and any(subject_matches(w, s) for s in needed)]
+    if not missing:
+        return
+    info.config.subjects = have + missing
+    await js.update_stream(info.config)
+    log.info("stream %s now also captures %s", stream, ", ".join(missing))
+
+
+async def ensure_dead_letter_stream(js: Any) -> None:
+    try:
+        await js.stream_info(wire.DEAD_LETTER_STREAM)
+        return
+    except NotFoundError:
+        pass
+    try:
+        await js.add_stream(
+            StreamConfig(
+                name=wire.DEAD_LETTER_STREAM,
+                subjects=[wire.DEAD_LETTER_SUBJECTS],
+                storage=StorageType.FILE,
+                retention=RetentionPolicy.LIMITS,
+                description="messages choreoscope agents gave up on, with the reason",
+            )
+        )
+    except BadRequestError as exc:
+        if exc.err_code != _STREAM_EXISTS:
+            raise
+
+
+def consumer_config(
+    *,
+    durable: str,
+    subject: str,
+    ack_wait: float,
+    max_deliveries: int,
+    max_ack_pending: int,
+) -> ConsumerConfig:
+    return ConsumerConfig(
+        durable_name=durable,
+        filter_subject=subject,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_wait=ack_wait,
+        max_deliver=max_deliveries,
+        max_ack_pending=max_ack_pending,
+    )

@@ -1,0 +1,138 @@
+"""How an Agent puts an event on the bus: a PRODUCER span, the wire headers, and
+JetStream's ack (so an emitted event is stored before the handler's message is acked).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import nats.errors
+from opentelemetry.context import Context
+from opentelemetry.trace import Span
+
+from instrumentation import semconv, wire
+from instrumentation.audit import AuditCapture
+from instrumentation.errors import PublishError
+from instrumentation.messaging_spans import MessagingSpans
+from instrumentation.traced_message import current_workflow_id
+
+log = logging.getLogger(__name__)
+
+_ROOT = Context()  # start_workflow begins a new trace
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def encode_data(data: Any) -> bytes:
+    """bytes as they are, str as UTF-8, anything else as JSON."""
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    return _dumps(data).encode("utf-8")
+
+
+def new_id() -> str:
+    return os.urandom(16).hex()
+
+
+class EventPublisher:
+    def __init__(
+        self,
+        *,
+        spans: MessagingSpans,
+        audit: AuditCapture,
+        ack_timeout: float,
+        ensure_subject: Callable[[str], Any],
+    ) -> None:
+        self._spans = spans
+        self._audit = audit
+        self._ack_timeout = ack_timeout
+        self._ensure_subject = ensure_subject
+        self.js: Any = None
+
+    async def publish(
+        self,
+        subject: str,
+        data: Any,
+        *,
+        workflow_id: str,
+        message_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        root: bool = False,
+        audit_on: Span | None = None,
+    ) -> str:
+        """Publish and wait for the ack; returns the message id. Raises ``PublishError``."""
+        payload = encode_data(data)
+        message_id = message_id or new_id()
+        span = self._spans.start_publish(
+            subject,
+            message_id=message_id,
+            workflow_id=workflow_id,
+            body_size=len(payload),
+            context=_ROOT if root else None,
+        )
+        if self._audit.enabled:
+            rendered = self._audit.render(subject, data)
+            span.set_attribute(semconv.CHOREO_AUDIT_OUTPUT, rendered)
+            if audit_on is not None:
+                audit_on.add_event(
+                    semconv.CHOREO_AUDIT_OUTPUT,
+                    {semconv.CHOREO_AUDIT_SUBJECT: subject, semconv.CHOREO_AUDIT_OUTPUT: rendered},
+                )
+        out = self._spans.publish_headers(
+            span, message_id=message_id, workflow_id=workflow_id, headers=headers
+        )
+        try:
+            ack = await self._publish_acked(subject, payload, out)
+        except Exception as exc:
+            self._spans.end_with_error(span, exc)
+            raise PublishError(subject=subject, reason=f"{type(exc).__name__}: {exc}") from exc
+        span.set_attribute(semconv.NATS_STREAM, ack.stream)
+        span.set_attribute(semconv.NATS_STREAM_SEQUENCE, ack.seq)
+        if ack.duplicate:
+            span.set_attribute(semconv.NATS_DUPLICATE, True)
+        self._spans.end(span)
+        return message_id
+
+    async def publish_raw(
+        self, subject: str, payload: bytes, *, headers: dict[str, str], parent: Context
+    ) -> None:
+        """Publish ``payload`` with ``headers`` exactly as given (a dead letter keeps the
+        original trace context), in a PRODUCER span child of ``parent``."""
+        message_id = (
+            next((v for k, v in headers.items() if k.lower() == wire.MSG_ID.lower()), None)
+            or new_id()
+        )
+        span = self._spans.start_publish(
+            subject,
+            message_id=message_id,
+            workflow_id=current_workflow_id.get(),
+            body_size=len(payload),
+            context=parent,
+        )
+        try:
+            ack = await self._publish_acked(subject, payload, headers)
+        except Exception as exc:
+            self._spans.end_with_error(span, exc)
+            raise PublishError(subject=subject, reason=f"{type(exc).__name__}: {exc}") from exc
+        span.set_attribute(semconv.NATS_STREAM, ack.stream)
+        span.set_attribute(semconv.NATS_STREAM_SEQUENCE, ack.seq)
+        self._spans.end(span)
+
+    async def _publish_acked(self, subject: str, payload: bytes, headers: dict[str, str]) -> Any:
+        try:
+            return await self.js.publish(
+                subject, payload, headers=headers, timeout=self._ack_timeout
+            )
+        except nats.errors.NoRespondersError:
+            # no stream captures the subject yet: add it to the Agent's stream, once
+            await self._ensure_subject(subject)
+            return await self.js.publish(
+                subject, payload, headers=headers, timeout=self._ack_timeout
+            )

@@ -1,0 +1,90 @@
+"""Agent: handlers, emit within a workflow, retries, dead letters, draining."""
+
+from __future__ import annotations
+
+import asyncio
+
+from instrumentation import Agent, semconv, wire
+from tests.instrumentation.helpers import in_memory_telemetry, only_span, spans_named
+
+FAST = {"fetch_timeout": 0.2, "heartbeat_interval": 5, "drain_timeout": 5}
+
+
+async def eventually(predicate, *, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+async def test_emitted_event_continues_the_workflow_and_the_trace(nats_server, run_agents):
+    parser_telemetry, parser_spans = in_memory_telemetry("parser")
+    scorer_telemetry, scorer_spans = in_memory_telemetry("scorer")
+    parser = Agent("parser", nats_url=nats_server.url, telemetry=parser_telemetry, **FAST)
+    scorer = Agent("scorer", nats_url=nats_server.url, telemetry=scorer_telemetry, **FAST)
+    seen = []
+
+    @parser.on("recruit.cv.received")
+    async def parse(event):
+        seen.append(event)
+        await event.emit("recruit.cv.parsed", {"name": event.data["name"], "skills": 3})
+
+    @scorer.on("recruit.cv.parsed", queue="scorers")
+    async def score(event):
+        seen.append(event)
+
+    await run_agents(parser)
+    await run_agents(scorer)
+    workflow_id = await parser.start_workflow("recruit.cv.received", {"name": "Ada"})
+    await eventually(lambda: len(seen) == 2)
+
+    received, parsed = seen
+    assert parsed.data == {"name": "Ada", "skills": 3}
+    assert received.workflow_id == parsed.workflow_id == workflow_id
+    assert (received.attempt, parsed.attempt) == (1, 1)
+    assert parsed.subject == "recruit.cv.parsed" and parsed.message_id
+
+    start = only_span(parser_spans, "publish recruit.cv.received")
+    process_received = only_span(parser_spans, "process recruit.cv.received")
+    emit = only_span(parser_spans, "publish recruit.cv.parsed")
+    receive_parsed = only_span(scorer_spans, "receive recruit.cv.parsed")
+    process_parsed = only_span(scorer_spans, "process recruit.cv.parsed")
+    assert start["parent_span_id"] is None
+    assert process_received["parent_span_id"] == start["span_id"]
+    assert process_received["links"] == [start["span_id"]]
+    assert emit["parent_span_id"] == process_received["span_id"]
+    assert receive_parsed["parent_span_id"] == emit["span_id"]
+    assert receive_parsed["kind"] == "CLIENT"
+    assert process_parsed["parent_span_id"] == emit["span_id"]
+    assert process_parsed["kind"] == "CONSUMER"
+    assert {s["trace_id"] for s in (start, emit, process_parsed)} == {start["trace_id"]}
+    assert process_parsed["attributes"][semconv.MESSAGING_CONSUMER_GROUP] == "scorers"
+    assert process_parsed["attributes"][semconv.CHOREO_WORKFLOW_ID] == workflow_id
+    assert process_parsed["attributes"][semconv.MESSAGING_MESSAGE_ID] == parsed.message_id
+    assert process_parsed["attributes"][semconv.NATS_STREAM] == wire.EVENTS_STREAM
+    await eventually(lambda: len(spans_named(scorer_spans, "ack recruit.cv.parsed")) == 1)
+    ack = only_span(scorer_spans, "ack recruit.cv.parsed")
+    assert ack["parent_span_id"] == process_parsed["span_id"]
+    assert scorer.counters.processed == 1 and scorer.counters.received == 1
+
+
+async def test_queue_group_shares_events_between_instances(nats_server, run_agents):
+    handled: list[str] = []
+    instances = []
+    for number in range(2):
+        telemetry, _ = in_memory_telemetry(f"shipper{number}")
+        agent = Agent("shipper", nats_url=nats_server.url, telemetry=telemetry, **FAST)
+
+        @agent.on("orders.paid", queue="shipper")
+        async def ship(event, number=number):
+            handled.append(f"{number}:{event.data['order']}")
+            await asyncio.sleep(0.01)
+
+        instances.append(agent)
+        await run_agents(agent)
+    for order in range(20):
+        await instances[0].start_workflow("orders.paid", {"order": order})
+    await eventually(lambda: len(handled) == 20)
+    await asyncio.sleep(0.2)
+    assert sorted(int(h.split(":")[1]) for h in handled) == list(range(20))  # each once
