@@ -94,6 +94,12 @@ SETTINGS: dict[str, Setting] = {
         Setting("stream_replicas", int, 1, "replicas of the CHOREO_SPANS stream when created"),
         Setting("stream_max_age", parse_duration, 86400.0, "CHOREO_SPANS keeps messages this long"),
         Setting("stream_max_bytes", int, 8 * 2**30, "CHOREO_SPANS keeps at most this many bytes"),
+        Setting(
+            "decode_workers",
+            int,
+            None,
+            "processes decoding OTLP protobuf/JSON spans (default: one per core; 0: in-process)",
+        ),
         Setting("min_deadline", parse_duration, 30.0, "the floor under learned step deadlines"),
         Setting("choreography", Path, None, "a declared choreography.yaml"),
         Setting("webhook", str, None, "also POST each new alert as JSON to this URL"),

@@ -1,16 +1,19 @@
 """Writing immutable Parquet segments: temp name, fsync, rename.
 
-A segment is durable once ``write_segment`` returns: the file and its directory
-entry are fsynced. Only then may the collector ack the JetStream messages it came
-from. DuckDB writes the Parquet (zstd) straight from the Arrow table.
+A segment is durable once ``write`` returns: the file and its directory entry are
+fsynced. Only then may the collector ack the JetStream messages it came from.
+DuckDB writes the Parquet (zstd) straight from the Arrow table, through the
+table's projection in ``collector/sql/<table>_segment.sql`` when there is one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import os
 import uuid
+from importlib import resources
 from pathlib import Path
 
 import duckdb
@@ -18,38 +21,53 @@ import pyarrow as pa
 
 from store.layout import StoreLayout
 
+ROW_GROUP_SIZE = 122_880
+
 
 class SegmentWriter:
-    """Writes segments of any store table; one instance per writing process."""
+    """Writes segments of any store table; one instance per writing thread."""
 
-    def __init__(self, *, layout: StoreLayout, writer_id: str | None = None) -> None:
+    def __init__(
+        self, *, layout: StoreLayout, writer_id: str | None = None, threads: int | None = None
+    ) -> None:
         self.layout = layout
         self.writer_id = writer_id or uuid.uuid4().hex[:12]
         self._seq = itertools.count()
         self._con = duckdb.connect(":memory:")
         self._con.execute("SET TimeZone = 'UTC'")
+        if threads:
+            self._con.execute(f"SET threads = {int(threads)}")
 
-    def write(self, table: str, rows: pa.Table, *, at: dt.datetime | None = None) -> Path:
-        """Write ``rows`` as one segment of ``table`` and return its path, durable."""
+    def write(
+        self, table: str, rows: pa.Table, *, at: dt.datetime | None = None, name: str | None = None
+    ) -> Path:
+        """Write ``rows`` as one segment of ``table`` and return its path, durable.
+
+        Raises ``OSError`` (or ``duckdb.IOException``) when the store is not writable;
+        nothing is left behind then.
+        """
         at = at or dt.datetime.now(dt.UTC)
         folder = self.layout.partition_dir(table, at)
         folder.mkdir(parents=True, exist_ok=True)
-        name = f"{at:%Y%m%dT%H%M%S%f}-{self.writer_id}-{next(self._seq):06d}.parquet"
-        final = folder / name
-        tmp = folder / f".{name}.tmp"
+        name = name or f"{at:%Y%m%dT%H%M%S%f}-{self.writer_id}-{next(self._seq):06d}.parquet"
+        return self.write_file(folder / name, rows, projection=_projection(table))
+
+    def write_file(self, final: Path, rows: pa.Table, *, projection: str | None = None) -> Path:
+        """Write ``rows`` (or a query over ``segment_rows``) durably at ``final``."""
+        tmp = final.with_name(f".{final.name}.tmp")
         try:
             self._con.register("segment_rows", rows)
             try:
                 self._con.execute(
-                    "COPY (SELECT * FROM segment_rows) TO ? "
-                    "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)",
+                    f"COPY ({projection or 'SELECT * FROM segment_rows'}) TO ? "
+                    f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_SIZE})",
                     [str(tmp)],
                 )
             finally:
                 self._con.unregister("segment_rows")
-            _fsync_file(tmp)
+            fsync_file(tmp)
             tmp.replace(final)
-            _fsync_dir(folder)
+            fsync_dir(final.parent)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -59,7 +77,13 @@ class SegmentWriter:
         self._con.close()
 
 
-def _fsync_file(path: Path) -> None:
+@functools.cache
+def _projection(table: str) -> str | None:
+    sql = resources.files("collector") / "sql" / f"{table}_segment.sql"
+    return sql.read_text(encoding="utf-8") if sql.is_file() else None
+
+
+def fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -67,7 +91,7 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)

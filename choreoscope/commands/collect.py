@@ -1,0 +1,145 @@
+"""`choreoscope collect`: spans from NATS JetStream (and OTLP/HTTP) into the trace store."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import socket
+import ssl
+from typing import Any
+
+from choreoscope.catalog import write_catalog
+from choreoscope.nats_server import EmbeddedNats
+from choreoscope.settings import add_flags
+from collector.service import CollectorConfig, run_collector
+from instrumentation.errors import ChoreoscopeError
+from store import StoreLayout
+
+ORDER = 40
+EMBEDDED_NATS_PORT = 4222
+
+log = logging.getLogger("choreoscope.collect")
+
+DESCRIPTION = """\
+Consume the CHOREO_SPANS stream (creating it if missing) with a durable pull
+consumer that any number of collectors can share, and write every span into
+the trace store as zstd Parquet segments. Messages are acked only once their
+segment is on disk, so a crash loses nothing; the views deduplicate redeliveries.
+
+Also: an OTLP/HTTP receiver (POST /v1/traces, protobuf or JSON) for any
+OpenTelemetry SDK; JetStream advisories (max deliveries, terminated, nak) into
+bus_events; service heartbeats into heartbeats; refused input into rejected;
+background compaction and retention. Without --nats, an embedded nats-server
+is started on 127.0.0.1:4222 with JetStream in <data>/nats.
+
+Read the store meanwhile with `choreoscope sql`, or
+`duckdb -readonly <data>/catalog.duckdb`. Ctrl-C (or SIGTERM) stops it after
+writing and acking what it has fetched.
+"""
+
+FLAGS = (
+    "data", "nats", "creds", "nkey", "token", "user", "password", "tls_ca", "tls_cert",
+    "tls_key", "otlp_http", "retention", "flush_interval", "flush_rows", "stream_replicas",
+    "stream_max_age", "stream_max_bytes", "decode_workers", "log_level",
+)  # fmt: skip
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "collect",
+        help="ingest spans from NATS (and OTLP/HTTP) into the trace store",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_flags(p, *FLAGS)
+    p.add_argument(
+        "--no-otlp-http",
+        action="store_true",
+        help="do not start the OTLP/HTTP receiver",
+    )
+    p.set_defaults(handler=run)
+
+
+def nats_connect_options(args: argparse.Namespace) -> dict[str, Any]:
+    """nats-py ``connect`` keyword arguments from the credential settings."""
+    options: dict[str, Any] = {}
+    if getattr(args, "creds", None):
+        options["user_credentials"] = str(args.creds)
+    if getattr(args, "nkey", None):
+        options["nkeys_seed"] = str(args.nkey)
+    if getattr(args, "token", None):
+        options["token"] = args.token
+    if getattr(args, "user", None):
+        options["user"] = args.user
+        options["password"] = getattr(args, "password", None)
+    if getattr(args, "tls_ca", None) or getattr(args, "tls_cert", None):
+        context = ssl.create_default_context(
+            cafile=str(args.tls_ca) if getattr(args, "tls_ca", None) else None
+        )
+        if getattr(args, "tls_cert", None):
+            context.load_cert_chain(str(args.tls_cert), str(args.tls_key) if args.tls_key else None)
+        options["tls"] = context
+    return options
+
+
+def _port_taken(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        return s.connect_ex((host, port)) == 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.no_otlp_http and args.otlp_http != ("127.0.0.1", 4318):
+        raise ChoreoscopeError("give either --otlp-http HOST:PORT or --no-otlp-http, not both")
+    layout = StoreLayout.at(args.data)
+    layout.ensure()
+    write_catalog(layout)
+    embedded: EmbeddedNats | None = None
+    servers = [u.strip() for u in (args.nats or "").split(",") if u.strip()]
+    if not servers:
+        if _port_taken("127.0.0.1", EMBEDDED_NATS_PORT):
+            raise ChoreoscopeError(
+                f"cannot start the embedded nats-server: 127.0.0.1:{EMBEDDED_NATS_PORT} is "
+                "taken. If a nats-server runs there, pass --nats nats://127.0.0.1:4222"
+            )
+        embedded = EmbeddedNats(
+            store_dir=layout.nats,
+            port=EMBEDDED_NATS_PORT,
+            log_file=layout.root / "nats-server.log",
+        ).start()
+        servers = [embedded.url]
+    config = CollectorConfig(
+        data_dir=layout.root,
+        servers=servers,
+        nats_options=nats_connect_options(args),
+        flush_rows=args.flush_rows,
+        flush_interval=args.flush_interval,
+        stream_replicas=args.stream_replicas,
+        stream_max_age=args.stream_max_age,
+        stream_max_bytes=args.stream_max_bytes,
+        retention=args.retention,
+        otlp_http=None if args.no_otlp_http else args.otlp_http,
+        decode_workers=args.decode_workers,
+    )
+    try:
+        asyncio.run(_collect(config))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+async def _collect(config: CollectorConfig) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def request_stop(signum: int) -> None:
+        log.info("%s received: flushing and stopping", signal.Signals(signum).name)
+        stop.set()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)  # a second Ctrl-C stops at once
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, request_stop, sig)
+    await run_collector(config, stop=stop)

@@ -1,0 +1,189 @@
+"""`choreoscope sql`: run a query over the trace store and print the result."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import datetime as dt
+import decimal
+import json
+import sys
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from choreoscope.settings import add_flags
+from instrumentation.errors import ChoreoscopeError
+
+ORDER = 70
+FORMATS = ("table", "csv", "json", "parquet")
+MAX_CELL_CHARS = 60
+
+DESCRIPTION = """\
+Run one SQL query over the trace store, read-only, while the collector writes.
+Views: spans (one row per span), spans_raw, bus_events, rejected, heartbeats,
+and the correlator's: messages, workflows, anomalies, edges, hops.
+
+  choreoscope sql "select service_name, count(*) from spans group by 1"
+  choreoscope sql --format json "select * from workflows where status = 'stalled'"
+  choreoscope sql --format parquet -o spans.parquet "select * from spans"
+  echo "select count(*) from rejected" | choreoscope sql
+  choreoscope sql --file report.sql --format csv > report.csv
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sql",
+        help="query the trace store with SQL (table, CSV, JSON or Parquet)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_flags(p, "data", "log_level")
+    p.add_argument(
+        "--format", choices=FORMATS, default="table", help="output format (default table)"
+    )
+    p.add_argument("--file", type=Path, help="read the query from this file")
+    p.add_argument(
+        "-o", "--output", type=Path, help="write to this file instead of standard output"
+    )
+    p.add_argument("query", nargs="?", help="the query; '-' or none reads standard input")
+    p.set_defaults(handler=run)
+
+
+def read_query(args: argparse.Namespace) -> str:
+    if args.file is not None:
+        if args.query:
+            raise ChoreoscopeError("give the query as an argument or with --file, not both")
+        try:
+            return args.file.read_text(encoding="utf-8")
+        except OSError as e:
+            raise ChoreoscopeError(f"cannot read the query file {args.file}: {e}") from e
+    if args.query and args.query != "-":
+        return args.query
+    if sys.stdin.isatty():
+        raise ChoreoscopeError(
+            'no query: write one as an argument (choreoscope sql "select count(*) from spans"), '
+            "with --file, or on standard input"
+        )
+    return sys.stdin.read()
+
+
+def open_connection(data: Path) -> duckdb.DuckDBPyConnection:
+    """Every view, in-memory: the correlator's connection when it is installed."""
+    try:
+        from correlator import connect
+    except ImportError:
+        from store import open_store
+
+        return open_store(data)
+    return connect(data)
+
+
+def run(args: argparse.Namespace) -> int:
+    query = read_query(args).strip().rstrip(";").strip()
+    if not query:
+        raise ChoreoscopeError("the query is empty")
+    con = open_connection(args.data)
+    try:
+        result = con.execute(query)
+        columns = [d[0] for d in result.description or []]
+        if args.format == "parquet":
+            table = result.to_arrow_table()
+            rows = None
+        else:
+            table = None
+            rows = result.fetchall()
+    except duckdb.Error as e:
+        raise ChoreoscopeError(
+            f"the query failed: {e}\nViews you can query: {', '.join(_views(con))}"
+        ) from None
+    write_result(columns=columns, rows=rows, table=table, fmt=args.format, output=args.output)
+    return 0
+
+
+def _views(con: duckdb.DuckDBPyConnection) -> list[str]:
+    rows = con.execute(
+        "select view_name from duckdb_views() where not internal order by 1"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def write_result(
+    *,
+    columns: Sequence[str],
+    rows: list[tuple[Any, ...]] | None,
+    table: pa.Table | None,
+    fmt: str,
+    output: Path | None,
+) -> None:
+    if fmt == "parquet":
+        assert table is not None
+        if output is None and sys.stdout.isatty():
+            raise ChoreoscopeError("Parquet is binary: pass -o FILE, or redirect standard output")
+        pq.write_table(table, str(output) if output else sys.stdout.buffer, compression="zstd")
+        return
+    assert rows is not None
+    stream: IO[str] = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115
+    try:
+        if fmt == "json":
+            json.dump([dict(zip(columns, row, strict=True)) for row in rows], stream,
+                      default=_json_value, ensure_ascii=False)  # fmt: skip
+            stream.write("\n")
+        elif fmt == "csv":
+            writer = csv.writer(stream)
+            writer.writerow(columns)
+            writer.writerows([[_cell(v, limit=None) for v in row] for row in rows])
+        else:
+            stream.write(render_table(columns, rows))
+    finally:
+        if output:
+            stream.close()
+
+
+def render_table(columns: Sequence[str], rows: list[tuple[Any, ...]]) -> str:
+    """A plain-text table; long cells are cut at ``MAX_CELL_CHARS`` with an ellipsis."""
+    cells = [[_cell(v, limit=MAX_CELL_CHARS) for v in row] for row in rows]
+    widths = [len(c) for c in columns]
+    for row in cells:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+    out = [line, _row(columns, widths), line, *(_row(r, widths) for r in cells), line]
+    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(out) + "\n"
+
+
+def _row(values: Sequence[str], widths: Sequence[int]) -> str:
+    return "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)) + " |"
+
+
+def _cell(value: Any, *, limit: int | None) -> str:
+    if value is None:
+        return "" if limit is None else "NULL"
+    if isinstance(value, bytes | bytearray | memoryview):
+        text = base64.b64encode(bytes(value)).decode("ascii")
+    elif isinstance(value, dt.datetime | dt.date | dt.time):
+        text = value.isoformat()
+    else:
+        text = str(value)
+    if limit is not None:
+        text = text.replace("\n", " ")
+        if len(text) > limit:
+            text = text[: limit - 1] + "…"
+    return text
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal | uuid.UUID | dt.timedelta):
+        return str(value)
+    return str(value)

@@ -1,0 +1,145 @@
+"""Decoding the exporter's columnar msgpack span batch (DESIGN.md, "Formats").
+
+One msgpack map, one list per column: each list becomes an Arrow array with
+``pa.array`` and no per-span Python, except on the rare repair paths (a value
+that does not fit its type, non-UTF-8 text).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+import msgpack
+import pyarrow as pa
+
+from collector.span_batch import RAW_SPANS, Rejects, int64_or_sentinel, raw_table
+from instrumentation import semconv
+from instrumentation.wire import COLUMNAR_VERSION
+from store.schema import RAW_CAP_BYTES
+
+# columnar key -> RAW_SPANS column, for the per-span lists
+_COLUMNS: Final = {
+    "trace_id": "trace_id",
+    "span_id": "span_id",
+    "parent_span_id": "parent_span_id",
+    "name": "name",
+    "scope": "scope_name",
+    "kind": "kind",
+    "start_ns": "start_ns",
+    "end_ns": "end_ns",
+    "status_code": "status_code",
+    "status_message": "status_message",
+    "attributes": "attributes",
+    "events": "events",
+    "links": "links",
+    "workflow_id": "workflow_id",
+    "subject": "subject",
+    "message_id": "message_id",
+    "operation": "operation",
+    "consumer_group": "consumer_group",
+}
+_REQUIRED: Final = ("trace_id", "span_id", "name", "start_ns", "end_ns")
+_TIME_COLUMNS: Final = ("start_ns", "end_ns")
+
+
+class MalformedBatch(ValueError):
+    """The whole input is unreadable; its text says why."""
+
+
+def decode_columnar(payload: bytes, *, rejects: Rejects) -> pa.Table:
+    """A ``RAW_SPANS`` table from one columnar batch; raises ``MalformedBatch``."""
+    try:
+        batch = msgpack.unpackb(payload, raw=False, unicode_errors="surrogateescape")
+    except Exception as e:  # msgpack raises several unrelated types for bad input
+        raise MalformedBatch(f"not a msgpack map: {e}") from None
+    if not isinstance(batch, dict):
+        raise MalformedBatch(f"expected a msgpack map, got {type(batch).__name__}")
+    if batch.get("v") != COLUMNAR_VERSION:
+        raise MalformedBatch(
+            f"columnar format version {batch.get('v')!r}, expected {COLUMNAR_VERSION}"
+        )
+    n = batch.get("n")
+    if not isinstance(n, int) or n < 0:
+        raise MalformedBatch(f"span count n={n!r} is not a non-negative integer")
+    for key in _REQUIRED:
+        if key not in batch:
+            raise MalformedBatch(f"column {key!r} is missing")
+    flags: list[str | None] = [None] * n
+    columns: dict[str, Any] = {}
+    for key, column in _COLUMNS.items():
+        values = batch.get(key)
+        if values is None:
+            continue
+        if not isinstance(values, list) or len(values) != n:
+            raise MalformedBatch(f"column {key!r} is not a list of n={n} values")
+        columns[column] = _array(column, values, flags)
+    resource = batch.get("resource") or {}
+    if not isinstance(resource, dict):
+        raise MalformedBatch("'resource' is not a map")
+    resource_json, resource_damaged = _resource_json(resource)
+    if resource_damaged:
+        flags = [_flag(f, "invalid_utf8") for f in flags]
+    columns["resource"] = pa.repeat(pa.scalar(resource_json), n)
+    for column, key in (
+        ("service_name", semconv.SERVICE_NAME),
+        ("service_instance_id", semconv.SERVICE_INSTANCE_ID),
+    ):
+        columns[column] = pa.repeat(pa.scalar(_text(resource.get(key)), pa.string()), n)
+    if any(flags):
+        columns["ingest_flags"] = pa.array(flags, pa.string())
+        for _i, f in enumerate(flags):
+            if f and "invalid_utf8" in f:
+                rejects.add(
+                    reason="non-UTF-8 text replaced with U+FFFD; the span is stored, "
+                    "flagged invalid_utf8",
+                    raw=payload[:RAW_CAP_BYTES],
+                    size=len(payload),
+                )
+                break
+    return raw_table(columns) if columns else RAW_SPANS.empty_table()
+
+
+def _array(column: str, values: list[Any], flags: list[str | None]) -> pa.Array:
+    kind = RAW_SPANS.field(column).type
+    try:
+        return pa.array(values, type=kind)
+    except (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError, TypeError, UnicodeError) as e:
+        if column in _TIME_COLUMNS:
+            return pa.array([int64_or_sentinel(v) for v in values], type=kind)
+        if kind == pa.string() and all(v is None or isinstance(v, str) for v in values):
+            return pa.array([_repaired(v, i, flags) for i, v in enumerate(values)], type=kind)
+        raise MalformedBatch(f"column {column!r} has a value of the wrong type: {e}") from None
+
+
+def _repaired(value: str | None, index: int, flags: list[str | None]) -> str | None:
+    if value is None:
+        return None
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        flags[index] = _flag(flags[index], "invalid_utf8")
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _flag(flags: str | None, flag: str) -> str:
+    if not flags:
+        return flag
+    return flags if flag in flags.split(",") else f"{flags},{flag}"
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else str(value)
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _resource_json(resource: dict[str, Any]) -> tuple[str, bool]:
+    text = json.dumps(resource, default=str, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+        return text, False
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace"), True

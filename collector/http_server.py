@@ -1,0 +1,151 @@
+"""A small HTTP/1.1 server on asyncio streams, enough for an OTLP/HTTP receiver.
+
+Keep-alive, ``Content-Length`` and chunked bodies, ``Expect: 100-continue``, and
+a body size limit enforced before the body is read (413). The application is
+one coroutine: ``(Request) -> Response``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+
+log = logging.getLogger(__name__)
+
+MAX_HEADER_LINES = 100
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]  # lowercase names
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class HttpServer:
+    """Serves ``handler`` on ``host:port`` (port 0 picks a free one) until ``stop()``."""
+
+    def __init__(self, *, handler: Handler, host: str, port: int, max_body_bytes: int) -> None:
+        self.handler = handler
+        self.host = host
+        self.port = port
+        self.max_body_bytes = max_body_bytes
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for task in list(self._connections):
+                task.cancel()
+            await asyncio.gather(*self._connections, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+            self._server = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        try:
+            while await self._one_exchange(reader, writer):
+                pass
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+            pass
+        except ValueError as e:
+            log.debug("bad HTTP request: %s", e)
+            with contextlib.suppress(ConnectionError):
+                await _send(writer, Response(400, f"bad HTTP request: {e}\n".encode()), False)
+        finally:
+            self._connections.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _one_exchange(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        line = await reader.readline()
+        if not line:
+            return False
+        method, target, version = line.decode("latin-1").split()
+        headers: dict[str, str] = {}
+        for _ in range(MAX_HEADER_LINES):
+            raw = await reader.readline()
+            if raw in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = raw.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        else:
+            raise ValueError("too many header lines")
+        keep_alive = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
+        try:
+            body = await self._read_body(reader, writer, headers)
+        except BodyTooLarge:
+            too_large = Response(
+                413,
+                f"request body over {self.max_body_bytes} bytes: send smaller batches\n".encode(),
+            )
+            await _send(writer, too_large, False)
+            return False
+        response = await self.handler(Request(method, target.split("?", 1)[0], headers, body))
+        await _send(writer, response, keep_alive)
+        return keep_alive
+
+    async def _read_body(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, headers: dict[str, str]
+    ) -> bytes:
+        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        length = int(headers.get("content-length", "0") or 0)
+        if not chunked and length > self.max_body_bytes:
+            raise BodyTooLarge
+        if headers.get("expect", "").lower() == "100-continue":
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            await writer.drain()
+        if not chunked:
+            return await reader.readexactly(length)
+        parts: list[bytes] = []
+        total = 0
+        while True:
+            size = int((await reader.readline()).split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(parts)
+            total += size
+            if total > self.max_body_bytes:
+                raise BodyTooLarge
+            parts.append(await reader.readexactly(size))
+            await reader.readexactly(2)
+
+
+async def _send(writer: asyncio.StreamWriter, response: Response, keep_alive: bool) -> None:
+    reason = HTTPStatus(response.status).phrase
+    head = [f"HTTP/1.1 {response.status} {reason}", f"Content-Length: {len(response.body)}"]
+    head += [f"{k}: {v}" for k, v in response.headers.items()]
+    head.append("Connection: keep-alive" if keep_alive else "Connection: close")
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body)
+    await writer.drain()

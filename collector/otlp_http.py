@@ -1,0 +1,208 @@
+"""The OTLP/HTTP trace receiver: ``POST /v1/traces``, so any OpenTelemetry SDK can
+send spans with its stock exporter.
+
+Per the OTLP specification (protocol/otlp.md, OTLP/HTTP):
+- ``application/x-protobuf`` or ``application/json`` bodies, gzip or not;
+- 200 with an ``ExportTraceServiceResponse`` in the request's encoding, carrying
+  ``partial_success`` (rejected span count and why) when some spans were refused;
+- 400 with a ``google.rpc.Status`` when the body cannot be read at all;
+- 413 for a body, or a decompressed body, over the limits (a gzip bomb);
+- 415 for another Content-Type; 503 with ``Retry-After`` when JetStream cannot
+  take the spans, which the SDK retries.
+
+The body is published to ``CHOREO_SPANS`` (the collector stores it, rejects
+included) and the answer comes only after JetStream acked it. ``Nats-Msg-Id`` is
+the body's hash, so an SDK's retry of a request that did land is deduplicated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import zlib
+from typing import Final
+
+import nats.errors
+from nats.aio.client import Client
+from nats.js.errors import Error as JetStreamError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from collector.decoding import Payload, decode_payloads, media_type
+from collector.http_server import HttpServer, Request, Response
+from instrumentation import wire
+
+log = logging.getLogger(__name__)
+
+PATH: Final = "/v1/traces"
+PUBLISH_SUBJECT: Final = f"{wire.SPANS_SUBJECT_PREFIX}otlp-http"
+_PROTOBUF = wire.CONTENT_TYPE_OTLP_PROTOBUF
+_JSON = wire.CONTENT_TYPE_OTLP_JSON
+_ACCEPTED = {_PROTOBUF: _PROTOBUF, "application/protobuf": _PROTOBUF, _JSON: _JSON}
+_INVALID_ARGUMENT = 3
+_UNAVAILABLE = 14
+_RESOURCE_EXHAUSTED = 8
+
+
+class OtlpHttpReceiver:
+    """Receives OTLP/HTTP trace exports and publishes them into ``CHOREO_SPANS``."""
+
+    def __init__(
+        self,
+        *,
+        nc: Client,
+        host: str = "127.0.0.1",
+        port: int = 4318,
+        max_body_bytes: int = 8 * 2**20,
+        max_decompressed_bytes: int = 16 * 2**20,
+        publish_timeout: float = 3.0,
+        retry_after_s: int = 5,
+    ) -> None:
+        self.nc = nc
+        self.js = nc.jetstream(timeout=publish_timeout)
+        self.max_decompressed_bytes = max_decompressed_bytes
+        self.publish_timeout = publish_timeout
+        self.retry_after_s = retry_after_s
+        self._server = HttpServer(
+            handler=self.handle, host=host, port=port, max_body_bytes=max_body_bytes
+        )
+
+    @property
+    def host(self) -> str:
+        return self._server.host
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    async def start(self) -> None:
+        await self._server.start()
+        log.info("OTLP/HTTP receiver on http://%s:%d%s", self.host, self.port, PATH)
+
+    async def stop(self) -> None:
+        await self._server.stop()
+
+    async def handle(self, request: Request) -> Response:
+        if request.path != PATH:
+            return _text(404, f"no such endpoint; send traces to POST {PATH}")
+        if request.method != "POST":
+            return Response(405, b"use POST\n", {"Allow": "POST"})
+        encoding = _ACCEPTED.get(media_type(request.headers.get("content-type")))
+        if encoding is None:
+            return _text(415, "send application/x-protobuf or application/json")
+        body = request.body
+        content_encoding = request.headers.get("content-encoding", "identity").lower()
+        if content_encoding == "gzip":
+            try:
+                body = _gunzip(body, limit=self.max_decompressed_bytes)
+            except _TooLarge:
+                return _status(
+                    413, encoding, _RESOURCE_EXHAUSTED,
+                    f"decompressed body over {self.max_decompressed_bytes} bytes",
+                )  # fmt: skip
+            except (zlib.error, EOFError) as e:
+                return _status(400, encoding, _INVALID_ARGUMENT, f"bad gzip body: {e}")
+        elif content_encoding != "identity":
+            return _text(415, f"Content-Encoding {content_encoding!r} is not supported; use gzip")
+        max_payload = self.nc.max_payload
+        if len(body) > max_payload:
+            return _status(
+                413, encoding, _RESOURCE_EXHAUSTED,
+                f"{len(body)} bytes is over the NATS max_payload ({max_payload}): "
+                "export smaller batches",
+            )  # fmt: skip
+        decoded = await asyncio.to_thread(
+            decode_payloads, [Payload(data=body, content_type=encoding, source="otlp-http")]
+        )
+        try:
+            await self._publish(body, encoding)
+        except _Unavailable as e:
+            log.warning("OTLP/HTTP: JetStream did not take the spans (%s): answering 503", e)
+            return _status(
+                503, encoding, _UNAVAILABLE, f"the span stream is unavailable: {e}",
+                {"Retry-After": str(self.retry_after_s)},
+            )  # fmt: skip
+        if decoded.unreadable:
+            reason = decoded.rejected.column("reason")[0].as_py()
+            return _status(400, encoding, _INVALID_ARGUMENT, reason)
+        refused = decoded.received_spans - decoded.span_count
+        message = ""
+        if refused:
+            reasons = sorted(set(decoded.rejected.column("reason").to_pylist()))
+            message = "; ".join(reasons)
+        return _export_response(encoding, refused, message)
+
+    async def _publish(self, body: bytes, encoding: str) -> None:
+        if not self.nc.is_connected:
+            raise _Unavailable("not connected to NATS")
+        headers = {wire.CONTENT_TYPE: encoding, wire.MSG_ID: hashlib.sha256(body).hexdigest()}
+        try:
+            await self.js.publish(
+                PUBLISH_SUBJECT, body, headers=headers, timeout=self.publish_timeout
+            )
+        except (nats.errors.Error, JetStreamError, TimeoutError) as e:
+            raise _Unavailable(str(e) or type(e).__name__) from e
+
+
+class _Unavailable(Exception):
+    pass
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _gunzip(data: bytes, *, limit: int) -> bytes:
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    out = inflater.decompress(data, limit + 1)
+    if len(out) > limit:
+        raise _TooLarge
+    if not inflater.eof:
+        raise EOFError("the gzip stream is truncated")
+    return out
+
+
+def _text(status: int, message: str) -> Response:
+    return Response(status, (message + "\n").encode(), {"Content-Type": "text/plain"})
+
+
+def _export_response(encoding: str, rejected_spans: int, message: str) -> Response:
+    if encoding == _JSON:
+        body: dict[str, object] = {}
+        if rejected_spans or message:
+            body["partialSuccess"] = {"rejectedSpans": rejected_spans, "errorMessage": message}
+        return Response(200, json.dumps(body).encode(), {"Content-Type": _JSON})
+    response = ExportTraceServiceResponse()
+    if rejected_spans or message:
+        response.partial_success.rejected_spans = rejected_spans
+        response.partial_success.error_message = message
+    return Response(200, response.SerializeToString(), {"Content-Type": _PROTOBUF})
+
+
+def _status(
+    http_status: int,
+    encoding: str,
+    code: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """A ``google.rpc.Status`` body (code = 1, message = 2), in the request's encoding."""
+    if encoding == _JSON:
+        body = json.dumps({"code": code, "message": message}).encode()
+    else:
+        text = message.encode()
+        body = b"\x08" + _varint(code) + b"\x12" + _varint(len(text)) + text
+    return Response(http_status, body, {"Content-Type": encoding, **(headers or {})})
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)

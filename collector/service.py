@@ -1,0 +1,197 @@
+"""The collector process: every part wired together, started and stopped as one.
+
+    config = CollectorConfig(data_dir=Path("choreoscope-data"), servers=["nats://..."])
+    stats = await run_collector(config, stop=stop_event)
+
+Setting ``stop`` ends it cleanly: fetching stops, what was fetched is written
+and acked, the receiver stops accepting, and the connection drains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nats
+import nats.errors
+
+from collector.decode_pool import DecodePool
+from collector.maintenance import run_maintenance
+from collector.otlp_http import OtlpHttpReceiver
+from collector.segment_writer import SegmentWriter
+from collector.signal_ingest import SignalIngest
+from collector.span_ingest import IngestStats, SpanIngest
+from collector.streams import ensure_stream
+from instrumentation import wire
+from instrumentation.errors import BusUnavailableError, ChoreoscopeError
+from store.layout import StoreLayout
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CollectorConfig:
+    """Everything the collector needs; the front door fills it from settings."""
+
+    data_dir: Path
+    servers: list[str]
+    nats_options: Mapping[str, Any] = field(default_factory=dict)
+    flush_rows: int = 50_000
+    flush_interval: float = 1.0
+    stream_replicas: int = 1
+    stream_max_age: float = 86_400.0
+    stream_max_bytes: int = 8 * 2**30
+    retention: float = 7 * 86_400.0
+    otlp_http: tuple[str, int] | None = ("127.0.0.1", 4318)
+    decode_workers: int | None = None
+    """Processes decoding OTLP; None means one per core, 0 decodes in a thread."""
+    fetch_batch: int = 256
+    log_interval: float = 10.0
+    maintenance_interval: float = 60.0
+    compaction_grace: float = 60.0
+    ack_wait: float = 30.0
+
+
+async def connect_nats(servers: list[str], options: Mapping[str, Any]) -> nats.NATS:
+    """A connection that reconnects forever, logging each change of state."""
+
+    async def on_error(e: Exception) -> None:
+        log.warning("NATS: %s", e)
+
+    async def on_disconnected() -> None:
+        log.warning("NATS: disconnected; reconnecting")
+
+    async def on_reconnected() -> None:
+        log.info("NATS: reconnected to %s", nc.connected_url.netloc if nc.connected_url else "?")
+
+    try:
+        nc = await nats.connect(
+            servers=servers,
+            name="choreoscope-collector",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            connect_timeout=5,
+            error_cb=on_error,
+            disconnected_cb=on_disconnected,
+            reconnected_cb=on_reconnected,
+            **dict(options),
+        )
+    except (OSError, nats.errors.Error, TimeoutError) as e:
+        raise BusUnavailableError(url=",".join(servers), reason=str(e) or type(e).__name__) from e
+    return nc
+
+
+async def run_collector(
+    config: CollectorConfig,
+    *,
+    stop: asyncio.Event,
+    on_ready: Callable[[str], None] | None = None,
+) -> IngestStats:
+    """Run until ``stop`` is set; returns the ingest counters."""
+    layout = StoreLayout.at(config.data_dir)
+    layout.ensure()
+    nc = await connect_nats(config.servers, config.nats_options)
+    js = nc.jetstream(timeout=10)
+    workers = config.decode_workers
+    pool = DecodePool(workers=(os.cpu_count() or 1) if workers is None else workers)
+    span_writer = SegmentWriter(layout=layout)
+    signal_writer = SegmentWriter(layout=layout, writer_id=f"{span_writer.writer_id}-signals")
+    receiver: OtlpHttpReceiver | None = None
+    tasks: list[asyncio.Task[Any]] = []
+    try:
+        await ensure_stream(
+            js, name=wire.SPANS_STREAM, subjects=[wire.SPANS_SUBJECTS],
+            replicas=config.stream_replicas, max_age=config.stream_max_age,
+            max_bytes=config.stream_max_bytes,
+        )  # fmt: skip
+        spans = SpanIngest(
+            js=js, writer=span_writer, pool=pool, flush_rows=config.flush_rows,
+            flush_interval=config.flush_interval, fetch_batch=config.fetch_batch,
+            ack_wait=config.ack_wait,
+        )  # fmt: skip
+        await spans.subscribe()
+        signals = SignalIngest(
+            nc=nc, js=js, writer=signal_writer, flush_interval=config.flush_interval,
+            replicas=config.stream_replicas, max_age=config.stream_max_age,
+        )  # fmt: skip
+        if config.otlp_http is not None:
+            host, port = config.otlp_http
+            receiver = OtlpHttpReceiver(nc=nc, host=host, port=port)
+            try:
+                await receiver.start()
+            except OSError as e:
+                receiver = None
+                raise ChoreoscopeError(
+                    f"the OTLP/HTTP receiver cannot listen on {host}:{port} ({e}): pass "
+                    "--otlp-http HOST:PORT with a free port, or --no-otlp-http"
+                ) from e
+        tasks = [
+            asyncio.create_task(signals.run(stop), name="signals"),
+            asyncio.create_task(
+                run_maintenance(
+                    layout=layout,
+                    retention=config.retention,
+                    interval=config.maintenance_interval,
+                    grace=config.compaction_grace,
+                    stop=stop,
+                ),
+                name="maintenance",
+            ),
+            asyncio.create_task(_log_progress(spans, signals, config.log_interval, stop)),
+        ]
+        ready = (
+            f"collector ready: consuming {wire.SPANS_STREAM} from {','.join(config.servers)} "
+            f"into {layout.root}; OTLP/HTTP "
+            + (f"on http://{receiver.host}:{receiver.port}/v1/traces" if receiver else "off")
+        )
+        log.info("%s", ready)
+        if on_ready is not None:
+            on_ready(ready)
+        await spans.run(stop)
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        log.info(
+            "collector stopped: %d spans, %d rejected, %d messages acked",
+            spans.stats.spans, spans.stats.rejected, spans.stats.messages,
+        )  # fmt: skip
+        return spans.stats
+    finally:
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if receiver is not None:
+            await receiver.stop()
+        with contextlib.suppress(nats.errors.Error, TimeoutError):
+            await nc.flush(timeout=2)  # the acks are on their way before closing
+        with contextlib.suppress(nats.errors.Error):
+            await nc.close()
+        pool.close()
+        span_writer.close()
+        signal_writer.close()
+
+
+async def _log_progress(
+    spans: SpanIngest, signals: SignalIngest, interval: float, stop: asyncio.Event
+) -> None:
+    last_spans, last_time = 0, time.monotonic()
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+        now = time.monotonic()
+        stats = spans.stats
+        rate = (stats.spans - last_spans) / max(1e-9, now - last_time)
+        last_spans, last_time = stats.spans, now
+        log.info(
+            "ingest: %d spans (%.0f/s), %d rejected, %d segments, lag %s messages; "
+            "%d bus events, %d heartbeats",
+            stats.spans, rate, stats.rejected, stats.segments, await spans.lag(),
+            signals.counts["bus_events"], signals.counts["heartbeats"],
+        )  # fmt: skip

@@ -1,0 +1,238 @@
+"""Bus signals: JetStream advisories become ``bus_events``, heartbeats ``heartbeats``.
+
+They are read from the ``CHOREO_SIGNALS`` stream, so the ones sent while no
+collector ran are kept, and acked once their segment is durable. When another
+stream already captures those subjects, plain subscriptions are used instead
+(and what is sent while the collector is down is missed; a warning says so).
+
+For an advisory, the original message is read back with ``get_msg(stream, seq)``
+(limits retention keeps it) to fill its subject, message id, trace and workflow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import time
+from typing import Any
+
+import duckdb
+import nats.errors
+import pyarrow as pa
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from collector.segment_writer import SegmentWriter
+from collector.span_batch import Rejects
+from collector.streams import (
+    SIGNAL_SUBJECTS,
+    SIGNALS_DURABLE,
+    SIGNALS_STREAM,
+    SubjectsTakenError,
+    consumer_config,
+    ensure_stream,
+)
+from instrumentation import wire
+from store.schema import BUS_EVENTS, HEARTBEATS
+
+log = logging.getLogger(__name__)
+
+ADVISORY_KINDS = {
+    wire.ADVISORY_MAX_DELIVERIES: "max_deliveries",
+    wire.ADVISORY_TERMINATED: "terminated",
+    wire.ADVISORY_NAKED: "naked",
+}
+_COUNTERS = (
+    "received", "processed", "failed", "dead_lettered", "spans_exported", "spans_dropped",
+    "in_flight",
+)  # fmt: skip
+
+
+def _lookup(headers: dict[str, str] | None, name: str) -> str | None:
+    for key, value in (headers or {}).items():
+        if key.lower() == name.lower():
+            return value
+    return None
+
+
+def heartbeat_row(data: bytes) -> dict[str, Any]:
+    """A ``heartbeats`` row from a heartbeat message; raises ``ValueError`` if malformed."""
+    beat = json.loads(data)
+    if not isinstance(beat, dict) or not beat.get("service"):
+        raise ValueError("a heartbeat is a JSON object with at least 'service'")
+    row: dict[str, Any] = {
+        "service": str(beat["service"]),
+        "instance": None if beat.get("instance") is None else str(beat["instance"]),
+        "at": dt.datetime.fromtimestamp(float(beat.get("at") or time.time()), dt.UTC),
+        "interval_s": None if beat.get("interval_s") is None else float(beat["interval_s"]),
+    }
+    for counter in _COUNTERS:
+        value = beat.get(counter)
+        row[counter] = None if value is None else int(value)
+    return row
+
+
+async def bus_event_row(js: JetStreamContext, subject: str, data: bytes) -> dict[str, Any]:
+    """A ``bus_events`` row from an advisory, with the original message's identity."""
+    advisory = json.loads(data)
+    kind = next(
+        (name for prefix, name in ADVISORY_KINDS.items() if subject.startswith(prefix)), "other"
+    )
+    at = _parse_time(advisory.get("timestamp"))
+    row: dict[str, Any] = {
+        "kind": kind,
+        "stream": advisory.get("stream"),
+        "consumer": advisory.get("consumer"),
+        "stream_seq": advisory.get("stream_seq"),
+        "deliveries": advisory.get("deliveries"),
+        "reason": advisory.get("reason"),
+        "at": at,
+        "raw": data.decode("utf-8", "replace"),
+    }
+    if row["stream"] and row["stream_seq"]:
+        try:
+            original = await js.get_msg(row["stream"], seq=int(row["stream_seq"]))
+        except (nats.errors.Error, TimeoutError) as e:
+            log.debug("original of %s advisory not readable: %s", kind, e)
+        else:
+            headers = original.headers or {}
+            row["subject"] = original.subject
+            row["message_id"] = _lookup(headers, wire.MSG_ID)
+            row["workflow_id"] = _lookup(headers, wire.WORKFLOW_ID)
+            parts = (_lookup(headers, wire.TRACEPARENT) or "").split("-")
+            if len(parts) == 4:
+                row["trace_id"], row["span_id"] = parts[1], parts[2]
+    return row
+
+
+def _parse_time(text: Any) -> dt.datetime:
+    if isinstance(text, str):
+        with contextlib.suppress(ValueError):
+            # nats-server writes RFC 3339 with nanoseconds; Python reads microseconds
+            head, _, rest = text.partition(".")
+            digits = "".join(c for c in rest if c.isdigit())
+            zone = rest[len(digits) :] if rest else text[len(head) :]
+            parsed = dt.datetime.fromisoformat(f"{head}.{digits[:6] or '0'}{zone}")
+            return parsed.astimezone(dt.UTC)
+    return dt.datetime.now(dt.UTC)
+
+
+class SignalIngest:
+    """Consumes heartbeats and advisories into segments."""
+
+    def __init__(
+        self,
+        *,
+        nc: Client,
+        js: JetStreamContext,
+        writer: SegmentWriter,
+        flush_interval: float,
+        replicas: int,
+        max_age: float,
+        max_bytes: int = 1 << 30,
+    ) -> None:
+        self.nc = nc
+        self.js = js
+        self.writer = writer
+        self.flush_interval = flush_interval
+        self.replicas = replicas
+        self.max_age = max_age
+        self.max_bytes = max_bytes
+        self.counts = {"bus_events": 0, "heartbeats": 0, "rejected": 0}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            await ensure_stream(
+                self.js, name=SIGNALS_STREAM, subjects=SIGNAL_SUBJECTS, replicas=self.replicas,
+                max_age=self.max_age, max_bytes=self.max_bytes,
+            )  # fmt: skip
+        except SubjectsTakenError as e:
+            log.warning(
+                "cannot create stream %s (%s): reading heartbeats and advisories with plain "
+                "subscriptions, so those sent while the collector is down are missed",
+                SIGNALS_STREAM, e,
+            )  # fmt: skip
+            await self._run_subscribed(stop)
+            return
+        await self._run_durable(stop)
+
+    async def _run_durable(self, stop: asyncio.Event) -> None:
+        config = consumer_config(durable=SIGNALS_DURABLE, ack_wait=30.0, max_ack_pending=10_000)
+        config.filter_subjects = list(SIGNAL_SUBJECTS)
+        sub = await self.js.pull_subscribe(
+            wire.HEARTBEAT_SUBJECTS, durable=SIGNALS_DURABLE, stream=SIGNALS_STREAM, config=config
+        )
+        while not stop.is_set():
+            try:
+                messages = await sub.fetch(batch=500, timeout=max(0.05, self.flush_interval))
+            except nats.errors.TimeoutError:
+                continue
+            except nats.errors.Error as e:
+                log.warning("fetching signals failed (%s); retrying", e)
+                await asyncio.sleep(0.5)
+                continue
+            if await self._store(messages, stop=stop):
+                for msg in messages:
+                    with contextlib.suppress(nats.errors.Error):
+                        await msg.ack()
+
+    async def _run_subscribed(self, stop: asyncio.Event) -> None:
+        received: list[Msg] = []
+
+        async def collect(msg: Msg) -> None:
+            received.append(msg)
+
+        subs = [await self.nc.subscribe(s, cb=collect) for s in SIGNAL_SUBJECTS]
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.flush_interval)
+                batch, received[:] = list(received), []
+                if batch:
+                    await self._store(batch, stop=stop)
+        finally:
+            for sub in subs:
+                with contextlib.suppress(nats.errors.Error):
+                    await sub.unsubscribe()
+
+    async def _store(self, messages: list[Msg], *, stop: asyncio.Event) -> bool:
+        """Write the messages' rows durably; False if stopping before it could."""
+        events: list[dict[str, Any]] = []
+        beats: list[dict[str, Any]] = []
+        rejects = Rejects(received_at=dt.datetime.now(dt.UTC))
+        for msg in messages:
+            try:
+                if msg.subject.startswith(wire.HEARTBEAT_SUBJECT_PREFIX):
+                    beats.append(heartbeat_row(msg.data))
+                else:
+                    events.append(await bus_event_row(self.js, msg.subject, msg.data))
+            except (ValueError, TypeError, AttributeError) as e:
+                rejects.add(reason=f"unreadable signal: {e}", raw=msg.data, source=msg.subject)
+        tables = {
+            "bus_events": pa.Table.from_pylist(events, schema=BUS_EVENTS) if events else None,
+            "heartbeats": pa.Table.from_pylist(beats, schema=HEARTBEATS) if beats else None,
+            "rejected": rejects.table() if rejects.rows else None,
+        }
+        backoff = 0.2
+        while True:
+            try:
+                for name, table in list(tables.items()):
+                    if table is not None:
+                        await asyncio.to_thread(self.writer.write, name, table)
+                        self.counts[name] += table.num_rows
+                        tables[name] = None
+                return True
+            except (OSError, duckdb.Error) as e:
+                log.error(
+                    "cannot write signals to the store at %s: %s; not acking, retrying in %.1fs",
+                    self.writer.layout.root, e, backoff,
+                )  # fmt: skip
+            if stop.is_set():
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff)
+            backoff = min(30.0, backoff * 2)

@@ -1,0 +1,215 @@
+"""Decoding span batches of every accepted format into rows of the spans table, and
+refusing what cannot be stored while keeping the good spans of the same batch."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import msgpack
+import pytest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Link, SpanKind, StatusCode
+
+from collector.decoding import DecodedBatch, Payload, decode_payloads
+from collector.segment_writer import SegmentWriter
+from instrumentation import wire
+from instrumentation.columnar_encoding import encode_columnar_batch
+from store import StoreLayout, open_store
+from store.schema import RAW_CAP_BYTES, SPANS
+from tests.collector.batches import columnar_batch, otlp_json_request, otlp_request
+
+COLUMNAR = wire.CONTENT_TYPE_COLUMNAR
+PROTOBUF = wire.CONTENT_TYPE_OTLP_PROTOBUF
+JSON = wire.CONTENT_TYPE_OTLP_JSON
+NOW_NS = 1_780_000_000 * 10**9
+
+
+def decode(data: bytes, content_type: str | None) -> DecodedBatch:
+    return decode_payloads([Payload(data=data, content_type=content_type, source="test")])
+
+
+def comparable(batch: DecodedBatch) -> list[dict]:
+    ignored = {"received_at", "attributes", "resource", "scope_name", "exporter_id", "links"}
+    return [
+        {k: v for k, v in row.items() if k not in ignored}
+        for row in batch.spans.sort_by("span_id").to_pylist()
+    ]
+
+
+def test_columnar_batch_becomes_spans_with_promoted_columns() -> None:
+    batch = decode(columnar_batch(0, 3, now_ns=NOW_NS), COLUMNAR)
+    assert batch.spans.schema == SPANS
+    row = batch.spans.to_pylist()[0]
+    assert row["kind"] == "consumer"
+    assert row["status_code"] == "unset"
+    assert row["service_name"] == "scorer"
+    assert row["subject"] == "recruit.cv.parsed"
+    assert row["message_id"] == "msg-0"
+    assert row["workflow_id"] == "wf-0"
+    assert row["operation"] == "process"
+    assert row["consumer_group"] == "scorer"
+    assert row["duration_ms"] == 2.0
+    assert json.loads(row["attributes"])["messaging.nats.delivery_count"] == 1
+    assert batch.reject_count == 0
+
+
+def test_otlp_protobuf_json_and_columnar_give_the_same_rows() -> None:
+    columnar = decode(columnar_batch(0, 5, now_ns=NOW_NS), COLUMNAR)
+    protobuf = decode(otlp_request(0, 5, now_ns=NOW_NS).SerializeToString(), PROTOBUF)
+    request = otlp_json_request(0, 5)
+    for span in request["resourceSpans"][0]["scopeSpans"][0]["spans"]:
+        span["startTimeUnixNano"], span["endTimeUnixNano"] = str(NOW_NS), str(NOW_NS + 2_000_000)
+    as_json = decode(json.dumps(request).encode(), JSON)
+    assert comparable(columnar)[0]["trace_id"] == "00000000000000000000000000000001"
+    assert comparable(protobuf) == [
+        {**row, "link_trace_id": None, "link_span_id": None} for row in comparable(columnar)
+    ]
+    assert comparable(as_json) == comparable(protobuf)
+
+
+def test_spans_from_the_real_exporter_encoding_keep_parents_links_and_status(
+    store_layout: StoreLayout,
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "cv-parser"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("choreoscope-test")
+    with tracer.start_as_current_span("publish recruit.cv.parsed", kind=SpanKind.PRODUCER) as p:
+        p.set_attribute("messaging.destination.name", "recruit.cv.parsed")
+        p.set_attribute("choreo.workflow.id", "wf-42")
+    link = Link(p.get_span_context())
+    with tracer.start_as_current_span("process recruit.cv.parsed", links=[link]) as c:
+        c.set_status(StatusCode.ERROR, "scorer crashed")
+    spans = exporter.get_finished_spans()
+    batch = decode(encode_columnar_batch(spans), COLUMNAR)
+    SegmentWriter(layout=store_layout).write("spans", batch.spans)
+    rows = {
+        r["name"]: r
+        for r in open_store(store_layout.root)
+        .execute("select * from spans")
+        .df()
+        .to_dict("records")
+    }
+    producer, consumer = rows["publish recruit.cv.parsed"], rows["process recruit.cv.parsed"]
+    assert producer["kind"] == "producer" and producer["workflow_id"] == "wf-42"
+    assert producer["service_name"] == "cv-parser"
+    assert consumer["status_code"] == "error" and consumer["status_message"] == "scorer crashed"
+    assert (consumer["link_trace_id"], consumer["link_span_id"]) == (
+        producer["trace_id"],
+        producer["span_id"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("column", "bad_value", "reason"),
+    [
+        ("trace_id", "abc", "trace_id is not 32 hex"),
+        ("trace_id", "0" * 32, "trace_id is not 32 hex characters, or is all zeros"),
+        ("trace_id", "z" * 32, "trace_id is not 32 hex"),
+        ("span_id", "0" * 16, "span_id is not 16 hex characters, or is all zeros"),
+        ("span_id", "1" * 20, "span_id is not 16 hex"),
+        ("start_ns", 5 * 10**9, "start time is outside the years 2000-2100"),
+        ("end_ns", 1_500_000_000 * 10**9, "span ends before it starts"),
+        ("end_ns", 2**64 - 1, "end time is outside the years 2000-2100"),
+    ],
+)
+def test_span_with_bad_identity_or_time_is_rejected_and_the_rest_kept(
+    column: str, bad_value: object, reason: str
+) -> None:
+    batch = msgpack.unpackb(columnar_batch(0, 4, now_ns=NOW_NS))
+    batch[column][1] = bad_value
+    decoded = decode(msgpack.packb(batch), COLUMNAR)
+    assert decoded.span_count == 3
+    assert "0000000000000002" not in decoded.spans.column("span_id").to_pylist()
+    (rejected,) = decoded.rejected.to_pylist()
+    assert rejected["reason"].startswith(reason)
+    assert json.loads(rejected["raw"])["span_id"] == batch["span_id"][1]
+
+
+def test_otlp_json_span_in_year_3000_is_rejected() -> None:
+    request = otlp_json_request(0, 3)
+    span = request["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    span["startTimeUnixNano"] = str(32_503_680_000 * 10**9)  # 3000-01-01
+    span["endTimeUnixNano"] = str(32_503_680_001 * 10**9)
+    decoded = decode(json.dumps(request).encode(), JSON)
+    assert decoded.span_count == 2
+    assert decoded.rejected.column("reason").to_pylist() == [
+        "start time is outside the years 2000-2100"
+    ]
+
+
+def test_otlp_protobuf_span_with_short_ids_is_rejected_and_the_rest_kept() -> None:
+    request = otlp_request(0, 3)
+    request.resource_spans[0].scope_spans[0].spans[2].trace_id = b"\x01\x02"
+    decoded = decode(request.SerializeToString(), PROTOBUF)
+    assert decoded.span_count == 2
+    assert decoded.rejected.column("reason").to_pylist()[0].startswith("trace_id")
+
+
+def test_huge_attribute_value_is_truncated_flagged_and_recorded() -> None:
+    batch = msgpack.unpackb(columnar_batch(0, 2, now_ns=NOW_NS))
+    batch["attributes"][0] = json.dumps({"llm.prompt": "x" * 200_000, "small": "kept"})
+    decoded = decode(msgpack.packb(batch), COLUMNAR)
+    assert decoded.span_count == 2
+    first = decoded.spans.sort_by("span_id").to_pylist()[0]
+    assert first["ingest_flags"] == "attribute_truncated"
+    attributes = json.loads(first["attributes"])
+    assert attributes["small"] == "kept"
+    assert attributes["llm.prompt"].startswith("xxx") and len(attributes["llm.prompt"]) < 10_000
+    (rejected,) = decoded.rejected.to_pylist()
+    assert "llm.prompt" in rejected["reason"]
+    assert rejected["size"] > 200_000 and len(rejected["raw"]) == RAW_CAP_BYTES
+
+
+def test_non_utf8_text_is_repaired_flagged_and_recorded_in_every_format() -> None:
+    protobuf = otlp_request(0, 3)
+    protobuf.resource_spans[0].scope_spans[0].spans[1].name = "MARKER"
+    damaged = protobuf.SerializeToString().replace(b"MARKER", b"MA\xffKER")
+    as_json = json.dumps(otlp_json_request(0, 3)).encode().replace(b"msg-1", b"msg-\xfe")
+    columnar = columnar_batch(0, 3, now_ns=NOW_NS).replace(b"msg-1", b"msg\xc3\x28")
+    for data, content_type in ((damaged, PROTOBUF), (as_json, JSON), (columnar, COLUMNAR)):
+        decoded = decode(data, content_type)
+        assert decoded.span_count == 3, content_type
+        flags = decoded.spans.sort_by("span_id").column("ingest_flags").to_pylist()
+        assert flags == [None, "invalid_utf8", None], content_type
+        assert "\ufffd" in str(decoded.spans.sort_by("span_id").to_pylist()[1]), content_type
+        (rejected,) = decoded.rejected.to_pylist()
+        assert "non-UTF-8" in rejected["reason"], content_type
+        assert rejected["raw"] == data[:RAW_CAP_BYTES]
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type", "reason"),
+    [
+        (b"\x0a\xff\xff\xff", PROTOBUF, "malformed application/x-protobuf payload"),
+        (b'{"resourceSpans": [', JSON, "malformed application/json payload: not JSON"),
+        (b"\x93\x01\x02", COLUMNAR, "malformed application/vnd.choreoscope.spans+msgpack"),
+        (gzip.compress(b"spans"), "text/plain", "unsupported Content-Type"),
+    ],
+)
+def test_malformed_payload_is_rejected_with_reason_and_raw_bytes(
+    data: bytes, content_type: str, reason: str
+) -> None:
+    good = columnar_batch(0, 2, now_ns=NOW_NS)
+    decoded = decode_payloads(
+        [
+            Payload(data=data, content_type=content_type, source="nats:choreo.spans.x"),
+            Payload(data=good, content_type=COLUMNAR, source="nats:choreo.spans.y"),
+        ]
+    )
+    assert decoded.span_count == 2
+    (rejected,) = decoded.rejected.to_pylist()
+    assert rejected["reason"].startswith(reason)
+    assert rejected["raw"] == data and rejected["source"] == "nats:choreo.spans.x"
+
+
+def test_columnar_batch_with_a_short_column_is_rejected_whole() -> None:
+    batch = msgpack.unpackb(columnar_batch(0, 3, now_ns=NOW_NS))
+    batch["name"] = batch["name"][:2]
+    decoded = decode(msgpack.packb(batch), COLUMNAR)
+    assert decoded.span_count == 0
+    assert "column 'name' is not a list of n=3 values" in decoded.rejected["reason"][0].as_py()
