@@ -25,10 +25,12 @@ def anomaly_id(finding: dict[str, Any]) -> str:
 
 
 def ago(seconds: float | None) -> str:
-    """``42 s``, ``4 min``, ``2 h``: how long, for a sentence."""
+    """``250 ms``, ``42 s``, ``4 min``, ``2.5 h``: how long, for a sentence."""
     if seconds is None or math.isnan(seconds):
         return "some time"
     seconds = max(0.0, seconds)
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 90 * 60:

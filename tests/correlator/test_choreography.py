@@ -1,0 +1,162 @@
+"""The declared choreography overrides what was learned: expected consumers,
+allowed transitions, terminal events, deadlines and SLAs. The learned model can
+be written out as a choreography.yaml that reads back."""
+
+from __future__ import annotations
+
+import pytest
+
+import correlator
+from correlator.choreography_file import (
+    ChoreographyFileError,
+    dump_choreography,
+    load_choreography,
+    parse_choreography,
+)
+from correlator.engine import Correlator
+from correlator.model import model_as_choreography
+from correlator.thresholds import Thresholds
+from store import StoreLayout
+from tests.correlator.pipelines import PARSED, RECEIVED, SCORED, correlate, history
+from tests.correlator.span_shapes import SpanLog, at
+
+DECLARED = f"""
+version: 1
+workflows:
+  recruitment:
+    starts_with: {RECEIVED}
+    terminal: [{SCORED}]
+    steps:
+      {RECEIVED}:
+        consumers: [parser]
+        next: [{PARSED}]
+      {PARSED}:
+        consumers: [scorer, auditor]
+        next: [{SCORED}]
+        deadline: 20s
+      {SCORED}:
+        consumers: [notifier]
+        sla: 500ms
+"""
+
+
+def test_declared_consumer_that_never_consumes_is_reported_dropped(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    history(log, runs=3)
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=60, choreography=parse_choreography(DECLARED))
+
+    # auditor is declared for cv.parsed but was never seen: every run waits on it
+    assert {(k, s) for k, _, s in outcome.kinds()} == {("dropped", PARSED)}
+    assert {a["consumer"] for a in outcome.of("dropped")} == {"auditor"}
+    assert {wf for _, wf, _ in outcome.kinds()} == {"wf-0", "wf-1", "wf-2"}
+
+
+def test_declared_deadline_replaces_the_floor(store_layout: StoreLayout) -> None:
+    log = SpanLog()
+    history(log, runs=3)
+    log.write(store_layout)
+    declared = parse_choreography(DECLARED)
+
+    before = correlate(store_layout, now_s=15, choreography=declared, min_deadline_s=5)
+    after = correlate(store_layout, now_s=25, choreography=declared, min_deadline_s=5)
+
+    assert before.of("dropped") == []
+    assert len(after.of("dropped")) == 3
+    assert "workflow_type" in after.of("dropped")[0] and after.of("dropped")[0]["workflow_type"]
+
+
+def test_transition_the_declared_choreography_forbids_is_a_deviation(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log, runs=1)
+    first = ours.publish("intake", RECEIVED, workflow_id="wf-odd", at_s=100)
+    ours.step(first, service="parser", start=100.1, end=100.4, emits=SCORED)  # skipped a step
+    log.write(store_layout)
+    declared = parse_choreography(DECLARED.replace("scorer, auditor", "scorer"))
+
+    outcome = correlate(store_layout, now_s=102, choreography=declared)
+
+    assert ("deviation", "wf-odd", SCORED) in outcome.kinds()
+    assert "its declared choreography does not allow" in outcome.of("deviation")[0]["detail"]
+    assert outcome.statuses["wf-0"][0] == "completed"
+
+
+def test_step_past_its_declared_sla_is_slow(store_layout: StoreLayout) -> None:
+    log = SpanLog()
+    ours = history(log, runs=1)
+    first = ours.publish("intake", RECEIVED, workflow_id="wf-late", at_s=100)
+    parsed = ours.step(first, service="parser", start=100.1, end=100.4, emits=PARSED)
+    scored = ours.step(parsed, service="scorer", start=100.5, end=100.8, emits=SCORED)
+    ours.process(scored, service="notifier", start=101.5, end=101.6)  # 0.8 s > 500 ms
+    log.write(store_layout)
+    declared = parse_choreography(DECLARED.replace("scorer, auditor", "scorer"))
+
+    outcome = correlate(store_layout, now_s=130, choreography=declared)
+
+    assert outcome.kinds() == {("slow", "wf-late", SCORED)}
+    assert "past its SLA of 500 ms" in outcome.of("slow")[0]["detail"]
+
+
+def test_learned_model_written_as_yaml_reads_back_and_names_the_pipeline(
+    store_layout: StoreLayout, tmp_path
+) -> None:
+    log = SpanLog()
+    history(log, runs=6)
+    log.write(store_layout)
+    engine = Correlator(data_dir=store_layout.root, thresholds=Thresholds(min_deadline_s=7))
+    engine.cold_pass(now=at(60))
+    text = dump_choreography(model_as_choreography(engine.model, thresholds=engine.thresholds))
+    engine.close()
+    path = tmp_path / "choreography.yaml"
+    path.write_text(text)
+
+    (workflow,) = load_choreography(path).workflows
+    assert workflow.starts_with == RECEIVED
+    steps = {s.subject: s for s in workflow.steps}
+    assert steps[RECEIVED].consumers == ("parser",) and steps[RECEIVED].next == (PARSED,)
+    assert steps[PARSED].consumers == ("scorer",) and steps[PARSED].deadline_s == 7
+    assert SCORED in workflow.terminal
+
+
+def test_learned_model_is_readable_through_the_views(store_layout: StoreLayout) -> None:
+    log = SpanLog()
+    history(log, runs=6)
+    log.write(store_layout)
+    correlate(store_layout, now_s=60)
+
+    con = correlator.connect(store_layout.root)
+    steps = con.execute(
+        "SELECT subject, consumer, samples, source FROM choreography_steps ORDER BY 1"
+    ).fetchall()
+    assert steps == [
+        (RECEIVED, "parser", 6, "learned"),
+        (SCORED, "notifier", 6, "learned"),
+        (PARSED, "scorer", 6, "learned"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("workflows: [1, 2]", "workflows must be a mapping"),
+        ("workflows:\n  w:\n    steps: {}", "starts_with must name its first event"),
+        (
+            "workflows:\n  w:\n    starts_with: a\n    steps:\n      a: {deadline: soon}",
+            "not a duration",
+        ),
+        ("version: 9", "version 9 is not 1"),
+        ("workflows: {w: [", "not valid YAML"),
+    ],
+)
+def test_malformed_choreography_says_what_is_wrong_and_how_to_fix_it(
+    text: str, problem: str
+) -> None:
+    with pytest.raises(ChoreographyFileError, match=problem) as err:
+        parse_choreography(text, path="choreography.yaml")
+    assert "choreoscope model --write" in str(err.value)
+    assert isinstance(err.value, ValueError)

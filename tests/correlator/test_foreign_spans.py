@@ -1,0 +1,68 @@
+"""Spans from another language's OpenTelemetry NATS instrumentation: no choreo.*
+attributes, no message ids, no consumer groups, no heartbeats. Workflows still
+correlate through the standard messaging attributes and parent/child or links."""
+
+from __future__ import annotations
+
+import pytest
+
+from store import StoreLayout
+from tests.correlator.pipelines import correlate
+from tests.correlator.span_shapes import ForeignSpans, SpanLog
+
+
+def _orders(go: ForeignSpans, *, start: float, ship: bool = True) -> str:
+    placed = go.publish("gateway", "orders.placed", at_s=start)
+    paid = go.step(
+        placed, service="billing", start=start + 0.2, end=start + 0.3, emits="orders.paid"
+    )
+    if ship:
+        go.process(paid, service="shipping", start=start + 0.4, end=start + 0.5)
+    return placed.trace_id
+
+
+@pytest.mark.parametrize("links_only", [False, True], ids=["parent-child", "links-only"])
+def test_foreign_healthy_workflows_are_completed(
+    store_layout: StoreLayout, links_only: bool
+) -> None:
+    log = SpanLog()
+    go = ForeignSpans(log, links_only=links_only)
+    ids = [_orders(go, start=float(i)) for i in range(6)]
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=100)
+
+    assert outcome.anomalies == []
+    assert outcome.statuses == {i: ("completed", None, None) for i in ids}
+
+
+@pytest.mark.parametrize("links_only", [False, True], ids=["parent-child", "links-only"])
+def test_foreign_message_never_consumed_is_dropped(
+    store_layout: StoreLayout, links_only: bool
+) -> None:
+    log = SpanLog()
+    go = ForeignSpans(log, links_only=links_only)
+    for i in range(6):
+        _orders(go, start=float(i))
+    stuck = _orders(go, start=50, ship=False)
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=100)
+
+    assert outcome.kinds() == {("dropped", stuck, "orders.paid")}
+    assert outcome.of("dropped")[0]["service"] == "shipping"
+    assert outcome.statuses[stuck] == ("stalled", "orders.paid → shipping", "dropped")
+
+
+def test_foreign_handler_error_is_failed(store_layout: StoreLayout) -> None:
+    log = SpanLog()
+    go = ForeignSpans(log)
+    for i in range(6):
+        _orders(go, start=float(i))
+    placed = go.publish("gateway", "orders.placed", at_s=50)
+    go.process(placed, service="billing", start=50.1, end=50.2, error="card declined")
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=100)
+
+    assert outcome.kinds() == {("failed", placed.trace_id, "orders.placed")}
