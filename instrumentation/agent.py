@@ -193,7 +193,8 @@ class Agent:
             log.warning("agent %s: NATS at %s: %s (retrying)", self.name, self.nats_url, exc)
 
     async def _on_disconnected(self) -> None:
-        log.warning("agent %s disconnected from NATS; reconnecting", self.name)
+        if self._nc is not None and not self._nc.is_closed:
+            log.warning("agent %s disconnected from NATS; reconnecting", self.name)
 
     async def _on_reconnected(self) -> None:
         log.info("agent %s reconnected to NATS", self.name)

@@ -262,7 +262,8 @@ class NatsSpanProcessor(SpanProcessor):
                     )
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._abandoned(), self._retry_delay)
-        with self._lock:
+        with self._lock:  # spans still in hand here were given up on at shutdown
+            self._dropped += self._in_flight
             self._in_flight = 0
 
     async def _abandoned(self) -> None:

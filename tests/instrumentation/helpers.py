@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from typing import Any
 
@@ -76,3 +77,26 @@ def only_span(exporter: InMemorySpanExporter, name: str) -> dict[str, Any]:
         s.name for s in exporter.get_finished_spans()
     )
     return found[0]
+
+
+async def eventually(predicate, *, timeout: float = 10.0) -> None:
+    """Wait until ``predicate()`` is true; fail the test after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+async def read_stream(js, stream: str, subject: str, *, wait: float = 0.3) -> list:
+    """Every message on ``subject`` stored in ``stream``, read by an ephemeral consumer."""
+    sub = await js.pull_subscribe(subject, stream=stream)
+    messages = []
+    while True:
+        try:
+            messages.extend(await sub.fetch(100, timeout=wait))
+        except TimeoutError:
+            break
+    await sub.unsubscribe()
+    return messages

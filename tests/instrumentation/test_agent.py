@@ -5,17 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from instrumentation import Agent, semconv, wire
-from tests.instrumentation.helpers import in_memory_telemetry, only_span, spans_named
+from tests.instrumentation.helpers import eventually, in_memory_telemetry, only_span, spans_named
 
 FAST = {"fetch_timeout": 0.2, "heartbeat_interval": 5, "drain_timeout": 5}
-
-
-async def eventually(predicate, *, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 async def test_emitted_event_continues_the_workflow_and_the_trace(nats_server, run_agents):

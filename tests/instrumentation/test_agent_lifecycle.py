@@ -1,0 +1,129 @@
+"""Agent lifecycle: heartbeats, graceful drain, NATS absent at start or lost mid-run."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+from choreoscope.nats_server import EmbeddedNats
+from instrumentation import Agent, configure, wire
+from tests.instrumentation.helpers import eventually, in_memory_telemetry, spans_named
+
+FAST = {"fetch_timeout": 0.2, "drain_timeout": 5}
+
+
+async def test_heartbeats_carry_the_counters_at_the_configured_interval(
+    nats_server, run_agents, raw_nats
+):
+    telemetry = configure(
+        service_name="scorer", nats_url=nats_server.url, install_global=False, schedule_delay=0.05
+    )
+    beats: list[dict] = []
+
+    async def collect(msg) -> None:
+        assert msg.subject == wire.HEARTBEAT_SUBJECT_PREFIX + "scorer"
+        beats.append(json.loads(msg.data))
+
+    sub = await raw_nats.subscribe("choreo.heartbeat.>", cb=collect)
+    agent = Agent(
+        "scorer", nats_url=nats_server.url, telemetry=telemetry, heartbeat_interval=0.1, **FAST
+    )
+
+    @agent.on("recruit.cv.parsed")
+    async def score(event):
+        if event.data["fail"]:
+            raise RuntimeError("boom")
+
+    try:
+        await run_agents(agent)
+        await agent.start_workflow("recruit.cv.parsed", {"fail": False})
+        await eventually(
+            lambda: (
+                len(beats) >= 3 and beats[-1]["processed"] == 1 and beats[-1]["spans_exported"] > 0
+            )
+        )
+    finally:
+        await sub.unsubscribe()
+        await asyncio.to_thread(telemetry.shutdown)
+    beat = beats[-1]
+    assert set(beat) == {
+        "service", "instance", "at", "interval_s", "received", "processed", "failed",
+        "dead_lettered", "spans_exported", "spans_dropped", "in_flight",
+    }  # fmt: skip
+    assert beat["service"] == "scorer"
+    assert beat["interval_s"] == 0.1
+    assert beat["received"] == 1 and beat["failed"] == 0 and beat["spans_dropped"] == 0
+    assert len({b["instance"] for b in beats}) == 1
+
+
+async def test_cancelling_run_lets_in_flight_steps_finish_and_ack(nats_server, raw_nats):
+    telemetry, spans = in_memory_telemetry("scorer")
+    agent = Agent("scorer", nats_url=nats_server.url, telemetry=telemetry, **FAST)
+    started = asyncio.Event()
+    finished = []
+
+    @agent.on("recruit.cv.parsed")
+    async def score(event):
+        started.set()
+        await asyncio.sleep(0.5)
+        finished.append(event.data)
+
+    run = asyncio.create_task(agent.run())
+    await agent.wait_ready(timeout=10)
+    await agent.start_workflow("recruit.cv.parsed", {"cv": 1})
+    await asyncio.wait_for(started.wait(), 5)
+    run.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await run
+    assert run.cancelled()
+    assert finished == [{"cv": 1}]
+    assert len(spans_named(spans, "ack recruit.cv.parsed")) == 1
+    info = await raw_nats.jetstream().consumer_info(wire.EVENTS_STREAM, "scorer--recruit_cv_parsed")
+    assert info.num_ack_pending == 0 and info.num_pending == 0
+
+
+async def test_agent_started_before_nats_connects_when_it_comes_up(tmp_path):
+    server = EmbeddedNats(store_dir=tmp_path / "nats")
+    telemetry, _ = in_memory_telemetry("scorer")
+    agent = Agent("scorer", nats_url=server.url, telemetry=telemetry, **FAST)
+    handled = []
+
+    @agent.on("recruit.cv.parsed")
+    async def score(event):
+        handled.append(event.data)
+
+    run = asyncio.create_task(agent.run())
+    await asyncio.sleep(0.5)  # NATS is not there yet: the agent waits, it does not crash
+    assert not run.done()
+    with server:
+        await agent.wait_ready(timeout=15)
+        await agent.start_workflow("recruit.cv.parsed", {"cv": 1})
+        await eventually(lambda: handled == [{"cv": 1}])
+        agent.stop()
+        await asyncio.wait_for(run, 15)
+
+
+async def test_agent_keeps_working_across_a_nats_restart(nats_server, run_agents):
+    telemetry, _ = in_memory_telemetry("scorer")
+    agent = Agent("scorer", nats_url=nats_server.url, telemetry=telemetry, **FAST)
+    handled = []
+
+    @agent.on("recruit.cv.parsed")
+    async def score(event):
+        handled.append(event.data["cv"])
+
+    await run_agents(agent)
+    await agent.start_workflow("recruit.cv.parsed", {"cv": 1})
+    await eventually(lambda: handled == [1])
+    await asyncio.to_thread(nats_server.restart)
+
+    async def publish_after_reconnect():
+        while True:
+            try:
+                return await agent.start_workflow("recruit.cv.parsed", {"cv": 2})
+            except Exception:
+                await asyncio.sleep(0.2)
+
+    await asyncio.wait_for(publish_after_reconnect(), 20)
+    await eventually(lambda: 2 in handled, timeout=20)
