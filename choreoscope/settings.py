@@ -103,6 +103,12 @@ SETTINGS: dict[str, Setting] = {
         Setting("min_deadline", parse_duration, 30.0, "the floor under learned step deadlines"),
         Setting("choreography", Path, None, "a declared choreography.yaml"),
         Setting("webhook", str, None, "also POST each new alert as JSON to this URL"),
+        Setting(
+            "dashboard_url",
+            str,
+            "http://127.0.0.1:8501",
+            "the dashboard's address, for the ?workflow=<id> link in each alert",
+        ),
         Setting("host", str, "127.0.0.1", "the address the dashboard binds"),
         Setting("port", int, 8501, "the port the dashboard listens on"),
     ]
