@@ -19,7 +19,7 @@ def throughput_chart(frame: pd.DataFrame) -> alt.Chart:
         alt.Chart(frame)
         .mark_bar()
         .encode(
-            x=alt.X("at:T", title=None),
+            x=alt.X("at:T", title="UTC", scale=alt.Scale(type="utc")),
             y=alt.Y("workflows:Q", title="workflows started"),
             color=alt.Color(
                 "status:N",
@@ -37,7 +37,7 @@ def anomalies_chart(frame: pd.DataFrame) -> alt.Chart:
         alt.Chart(frame)
         .mark_bar()
         .encode(
-            x=alt.X("at:T", title=None),
+            x=alt.X("at:T", title="UTC", scale=alt.Scale(type="utc")),
             y=alt.Y("anomalies:Q", title="anomalies"),
             color=alt.Color("kind:N"),
             tooltip=["at:T", "kind:N", "anomalies:Q"],

@@ -47,9 +47,9 @@ def choreography_dot(edges: pd.DataFrame) -> str:
     """The DOT source of the map for ``edges`` rows."""
     lines = [
         "digraph choreography {",
-        '  rankdir=LR; bgcolor="transparent";',
-        '  node [fontname="Helvetica", fontsize=11];',
-        '  edge [fontname="Helvetica", fontsize=9];',
+        '  rankdir=TB; bgcolor="transparent"; nodesep=0.5; ranksep=0.35;',
+        '  node [fontname="Helvetica", fontsize=12];',
+        '  edge [fontname="Helvetica", fontsize=10];',
     ]
     services = set(edges["producer_service"].dropna()) | set(edges["consumer_service"].dropna())
     subjects = set(edges["subject"].dropna())

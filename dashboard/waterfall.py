@@ -2,9 +2,9 @@
 
 Drawn from the correlator's ``hops`` (one row per processing attempt) and
 ``messages`` (how each message ended). Queue wait is a pale bar, processing a
-solid one (red when the attempt raised), each retry its own row; a message nobody
-processed gets a dashed bar running to the end of the view, and the point where
-the workflow stopped is marked.
+solid one (red when the attempt raised), each retry its own row; a message no
+consumer started processing gets a dashed bar running toward the end of the view,
+and the point where the workflow stopped is marked.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ PHASES = {
     "failed attempt": "#d62728",
     "never processed": "#e69f00",
 }
-UNPROCESSED_OUTCOMES = ("unconsumed", "received", "dead_lettered", "failed")
 STALL_LABEL = "stalled here"
 
 
@@ -45,9 +44,11 @@ def waterfall_rows(
                 "end": hop.ended_at,
             }
         )
-    processed = set(hops.loc[hops["status_code"] != "error", "message_id"])
+    attempted = set(hops["message_id"])
+    drawn_until = max((b["end"] for b in bars if pd.notna(b["end"])), default=None)
     for message in messages.itertuples(index=False):
-        if message.outcome in UNPROCESSED_OUTCOMES and message.message_id not in processed:
+        if message.outcome != "processed" and message.message_id not in attempted:
+            waited = pd.Timestamp(view_end) - message.published_at
             bars.append(
                 {
                     "row": _row_label(message.subject, None, message.message_id, 1),
@@ -55,14 +56,41 @@ def waterfall_rows(
                     "attempt": 0,
                     "phase": "never processed",
                     "start": message.published_at,
-                    "end": pd.Timestamp(view_end),
+                    "end": _clipped_end(message.published_at, view_end, drawn_until),
+                    "note": f"waiting for {_humane(waited)}",
                 }
             )
     frame = pd.DataFrame(
-        bars, columns=["row", "message_id", "attempt", "phase", "start", "end"]
+        bars, columns=["row", "message_id", "attempt", "phase", "start", "end", "note"]
     ).dropna(subset=["start", "end"])
     first_start = frame.groupby("row", sort=False)["start"].transform("min")
     return frame.assign(order=first_start.rank(method="dense")).sort_values(["order", "start"])
+
+
+def _clipped_end(
+    published: pd.Timestamp, view_end: dt.datetime, drawn_until: pd.Timestamp | None
+) -> pd.Timestamp:
+    """Where a waiting bar stops: at the view's end, unless that would squash the hops.
+
+    A message waiting for ten minutes after a two-second workflow would shrink every
+    other bar to a sliver; its bar is cut at the hops' own span instead, and labelled
+    with how long it has waited.
+    """
+    end = pd.Timestamp(view_end)
+    if drawn_until is None:
+        return end
+    first = min(published, drawn_until)
+    room = max(pd.Timedelta(seconds=2), (drawn_until - first) * 0.5)
+    return min(end, max(drawn_until, published) + room)
+
+
+def _humane(delta: pd.Timedelta) -> str:
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
 
 
 def _row_label(subject: str, consumer: str | None, message_id: str, attempt: int) -> str:
@@ -79,7 +107,12 @@ def waterfall_chart(rows: pd.DataFrame, *, stall_at: dt.datetime | None) -> alt.
         .mark_bar(height={"band": 0.7})
         .encode(
             y=alt.Y("row:N", sort=order, title=None, axis=alt.Axis(labelLimit=420)),
-            x=alt.X("start:T", title=None),
+            x=alt.X(
+                "start:T",
+                title="UTC",
+                scale=alt.Scale(type="utc"),
+                axis=alt.Axis(format="%H:%M:%S", labelOverlap=True),
+            ),
             x2="end:T",
             color=alt.Color(
                 "phase:N",
@@ -90,10 +123,15 @@ def waterfall_chart(rows: pd.DataFrame, *, stall_at: dt.datetime | None) -> alt.
                 alt.datum.phase == "never processed", alt.value([4, 3]), alt.value([1, 0])
             ),
             stroke=alt.value("#7f7f7f"),
-            tooltip=["row:N", "phase:N", "start:T", "end:T", "attempt:Q"],
+            tooltip=["row:N", "phase:N", "start:T", "end:T", "attempt:Q", "note:N"],
         )
     )
-    layers: list[alt.Chart] = [bars]
+    notes = (
+        alt.Chart(rows[rows["note"].notna()])
+        .mark_text(align="right", dx=-4, color="#7a4f00", fontWeight="bold")
+        .encode(y=alt.Y("row:N", sort=order), x="end:T", text="note:N")
+    )
+    layers: list[alt.Chart] = [bars, notes]
     if stall_at is not None:
         marker = pd.DataFrame({"at": [pd.Timestamp(stall_at)], "label": [STALL_LABEL]})
         rule = alt.Chart(marker).mark_rule(color="#e69f00", strokeWidth=2).encode(x="at:T")
@@ -103,5 +141,4 @@ def waterfall_chart(rows: pd.DataFrame, *, stall_at: dt.datetime | None) -> alt.
             .encode(x="at:T", y=alt.value(0), text="label:N")
         )
         layers += [rule, text]
-    height = max(120, 28 * len(order) + 40)
-    return alt.layer(*layers).properties(height=height)
+    return alt.layer(*layers).properties(height=alt.Step(30))

@@ -18,9 +18,10 @@ def render(page: PageContext) -> None:
     if edges.empty:
         st.caption("No hop between services seen yet.")
     else:
-        st.graphviz_chart(choreography_dot(edges), width="stretch")
-        st.caption("Red arrows: hops with dropped messages or failed attempts.")
-        st.dataframe(
+        graph, table = st.columns([2, 3])
+        graph.graphviz_chart(choreography_dot(edges))
+        graph.caption("Red arrows: hops with dropped messages or failed attempts.")
+        table.dataframe(
             edges,
             hide_index=True,
             column_config={

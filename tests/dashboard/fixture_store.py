@@ -10,7 +10,8 @@ intake publishes ``recruit.cv.submitted`` → parser publishes ``recruit.cv.pars
   text, attributes and audit capture, which must render as plain text.
 
 Spans are written as segments with the collector's ``SegmentWriter``, shaped
-like the instrumentation's (see scenario_spans.py).
+like the instrumentation's (see scenario_spans.py); then the real correlator
+makes one pass, writing its findings (statuses, anomalies, the learned model).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import datetime as dt
 from pathlib import Path
 
 from collector.segment_writer import SegmentWriter
+from correlator.engine import Correlator
 from store import StoreLayout
 from tests.dashboard.scenario_spans import ScenarioSpans, heartbeat_rows
 
@@ -56,12 +58,20 @@ def build_recruitment_store(data_dir: Path, *, now: dt.datetime | None = None) -
         beats = [
             ("intake", now - dt.timedelta(seconds=2), 0),
             ("parser", now - dt.timedelta(seconds=3), 0),
-            ("scorer", now - dt.timedelta(minutes=9), 0),  # silent: its heartbeats stopped
+            ("scorer", now - dt.timedelta(seconds=4), 0),
+            ("enricher", now - dt.timedelta(minutes=9), 0),  # silent: its heartbeats stopped
             ("notifier", now - dt.timedelta(seconds=1), 17),  # its exporter dropped spans
         ]
         writer.write("heartbeats", heartbeat_rows(beats), at=now)
     finally:
         writer.close()
+    correlator = Correlator(data_dir=layout.root)
+    try:
+        correlator.cold_pass(now=now)
+        correlator.write_findings()
+        correlator.write_model()
+    finally:
+        correlator.close()
     return layout
 
 

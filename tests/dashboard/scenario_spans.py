@@ -10,6 +10,7 @@ with the promoted columns of the columnar span batch (DESIGN.md).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -58,7 +59,7 @@ class ScenarioSpans:
         extra_attributes: dict[str, Any] | None = None,
     ) -> Published:
         span_id = self._span_id()
-        message_id = f"msg-{span_id}"
+        message_id = hashlib.sha256(span_id.encode()).hexdigest()[:26]
         attributes = {
             semconv.MESSAGING_SYSTEM: semconv.MESSAGING_SYSTEM_NATS,
             semconv.MESSAGING_DESTINATION_NAME: subject,
@@ -225,7 +226,7 @@ def _exception_events(message: str, *, at: dt.datetime) -> str:
 
 
 def heartbeat_rows(
-    beats: list[tuple[str, dt.datetime, int]], *, interval_s: float = 5.0
+    beats: list[tuple[str, dt.datetime, int]], *, interval_s: float = 60.0
 ) -> pa.Table:
     """Heartbeats ``(service, at, spans_dropped)`` with plausible counters."""
     rows = [

@@ -1,0 +1,43 @@
+"""One real browser: headless Chromium loads the served dashboard and a workflow deep link."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.dashboard.browser_helpers import (
+    HeadlessChromium,
+    chromium_binary,
+    free_port,
+    serve_dashboard,
+    stop_process,
+)
+from tests.dashboard.fixture_store import FAILED_WORKFLOW
+
+
+@pytest.mark.timeout(180)
+def test_chromium_opens_the_dashboard_and_a_workflow_deep_link(
+    recruitment_store: Path, tmp_path: Path
+):
+    binary = chromium_binary()
+    if binary is None:
+        pytest.fail("chromium is not installed: run .ci/run (as root) or apt-get install chromium")
+    port = free_port()
+    server = serve_dashboard(recruitment_store, port=port, log=tmp_path / "dashboard.log")
+    try:
+        with HeadlessChromium(binary=binary, profile_dir=tmp_path / "chromium") as browser:
+            browser.open(f"http://127.0.0.1:{port}/")
+            overview = browser.wait_for_text("Overview", "Started", "Worst hops")
+            assert "Traceback" not in overview
+
+            browser.open(f"http://127.0.0.1:{port}/?workflow={FAILED_WORKFLOW}")
+            detail = browser.wait_for_text("Workflow detail", FAILED_WORKFLOW, "Timeline", "Steps")
+            assert "Traceback" not in detail
+            browser.wait_for_elements("canvas, svg.marks")  # the waterfall was drawn
+            shot = tmp_path / "workflow-detail.png"
+            browser.screenshot(shot)
+    finally:
+        stop_process(server)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert shot.stat().st_size > 20_000  # a rendered page, not a blank one

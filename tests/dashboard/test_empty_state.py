@@ -1,0 +1,38 @@
+"""An empty or missing store shows a helpful empty state, not a stack trace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.dashboard.app_driver import open_dashboard, plain_texts
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        None,
+        "pages/workflows.py",
+        "pages/workflow_detail.py",
+        "pages/choreography.py",
+        "pages/anomalies.py",
+        "pages/services.py",
+    ],
+)
+def test_an_empty_store_points_to_the_demo(empty_store: Path, page: str | None):
+    at = open_dashboard(empty_store, page=page)
+    assert any("No traces in this store yet" in i.value for i in at.info)
+    assert "choreoscope demo" in plain_texts(at)
+
+
+def test_the_sql_console_works_on_an_empty_store(empty_store: Path):
+    at = open_dashboard(empty_store, page="pages/sql_console.py")
+    assert not at.info
+    assert at.text_area(key="sql_text") is not None
+
+
+def test_a_missing_store_explains_itself(tmp_path: Path):
+    at = open_dashboard(tmp_path / "nowhere")
+    assert any("No traces in this store yet" in i.value for i in at.info)
+    assert any("no choreoscope store at" in t for t in plain_texts(at))

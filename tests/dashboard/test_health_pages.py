@@ -1,0 +1,57 @@
+"""Choreography map, Anomalies and Services pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.dashboard.app_driver import open_dashboard
+from tests.dashboard.fixture_store import FAILED_WORKFLOW, PARSED, STALLED_WORKFLOW
+
+
+def test_choreography_map_draws_services_and_subjects_with_the_bad_hop_red(
+    recruitment_store: Path,
+):
+    at = open_dashboard(recruitment_store, page="pages/choreography.py")
+    graphs = at.get("graphviz_chart")
+    assert len(graphs) == 1
+    dot = graphs[0].proto.spec
+    for name in ("intake", "parser", "scorer", "notifier", PARSED):
+        assert f'label="{name}"' in dot
+    red = [line for line in dot.splitlines() if 'color="#d62728"' in line]
+    assert len(red) == 1 and '"svc:scorer"' in red[0] and "errors" in red[0]
+
+
+def test_choreography_page_shows_the_learned_model(recruitment_store: Path):
+    at = open_dashboard(recruitment_store, page="pages/choreography.py")
+    learned = next(d.value for d in at.dataframe if "deadline_s" in d.value.columns)
+    assert set(learned["source"]) == {"learned"}
+    assert PARSED in set(learned["subject"])
+
+
+def test_anomalies_are_grouped_by_kind_and_link_to_their_workflow(recruitment_store: Path):
+    at = open_dashboard(recruitment_store, page="pages/anomalies.py")
+    headings = [s.value for s in at.subheader]
+    assert {"dropped (1)", "failed (1)", "telemetry_gap (2)"} <= set(headings)
+    dropped = at.dataframe[headings.index("dropped (1)")].value
+    assert list(dropped["workflow_id"]) == [STALLED_WORKFLOW]
+    assert dropped["open"].iloc[0] == f"workflow?workflow={STALLED_WORKFLOW}"
+    assert "never received" in dropped["detail"].iloc[0]
+
+
+def test_anomaly_kind_filter_narrows_the_list(recruitment_store: Path):
+    at = open_dashboard(recruitment_store, page="pages/anomalies.py")
+    at.multiselect(key="anomaly_kinds").set_value(["failed"]).run()
+    assert [s.value for s in at.subheader] == ["failed (1)"]
+    assert list(at.dataframe[0].value["workflow_id"]) == [FAILED_WORKFLOW]
+
+
+def test_services_page_shows_liveness_and_telemetry_gaps(recruitment_store: Path):
+    at = open_dashboard(recruitment_store, page="pages/services.py")
+    tiles = {m.label: m.value for m in at.metric}
+    assert tiles["Instances alive"] == "4"
+    assert tiles["Instances silent"] == "1"
+    liveness = at.dataframe[0].value.set_index("service")
+    assert not liveness.loc["enricher", "alive"]
+    assert liveness.loc["scorer", "alive"]
+    gaps = at.dataframe[1].value.set_index("service")
+    assert gaps.loc["notifier", "spans_dropped"] == 17

@@ -1,0 +1,85 @@
+"""Overview and Workflows pages: what is stuck, and the filterable table of runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.dashboard.app_driver import open_dashboard
+from tests.dashboard.fixture_store import (
+    COMPLETED_COUNT,
+    FAILED_WORKFLOW,
+    HOSTILE_WORKFLOW,
+    PARSED,
+    STALLED_WORKFLOW,
+    completed_workflow_id,
+)
+
+ALL_WORKFLOWS = COMPLETED_COUNT + 3
+WORKFLOWS = "pages/workflows.py"
+
+
+def test_overview_tiles_count_runs_by_status(recruitment_store: Path):
+    at = open_dashboard(recruitment_store)
+    assert at.title[0].value == "Overview"
+    tiles = {m.label: m.value for m in at.metric}
+    assert tiles["Started"] == str(ALL_WORKFLOWS)
+    assert tiles["Completed"] == str(COMPLETED_COUNT + 1)
+    assert tiles["Stalled"] == "1"
+    assert tiles["Failed"] == "1"
+    assert tiles["p95 end to end"].endswith("s")
+
+
+def test_overview_lists_the_stalled_workflow_and_anomaly_counts(recruitment_store: Path):
+    at = open_dashboard(recruitment_store)
+    stuck = next(d.value for d in at.dataframe if "waiting_on" in d.value.columns)
+    assert set(stuck["workflow_id"]) == {STALLED_WORKFLOW, FAILED_WORKFLOW}
+    assert stuck.set_index("workflow_id").loc[STALLED_WORKFLOW, "waiting_on"].startswith(PARSED)
+    tiles = {m.label: m.value for m in at.metric}
+    assert tiles["dropped"] == "1" and tiles["failed"] == "1"
+
+
+def test_overview_shows_the_worst_hop_first(recruitment_store: Path):
+    at = open_dashboard(recruitment_store)
+    hops = next(d.value for d in at.dataframe if "consumer_service" in d.value.columns)
+    assert (hops.iloc[0]["subject"], hops.iloc[0]["consumer_service"]) == (PARSED, "scorer")
+
+
+def test_workflows_page_lists_every_run_stuck_first_with_links(recruitment_store: Path):
+    at = open_dashboard(recruitment_store, page=WORKFLOWS)
+    table = at.dataframe[0].value
+    assert len(table) == ALL_WORKFLOWS
+    assert list(table["status"][:2]) == ["stalled", "failed"]
+    assert table["open"].str.startswith("workflow?workflow=").all()
+
+
+def test_status_filter_narrows_to_the_stalled_workflow(recruitment_store: Path):
+    at = open_dashboard(recruitment_store, page=WORKFLOWS)
+    at.multiselect(key="filter_status").set_value(["stalled"]).run()
+    assert list(at.dataframe[0].value["workflow_id"]) == [STALLED_WORKFLOW]
+
+
+def test_search_and_service_filters_narrow_the_table(recruitment_store: Path):
+    at = open_dashboard(recruitment_store, page=WORKFLOWS)
+    at.text_input(key="filter_search").input("wf-ok-").run()
+    assert set(at.dataframe[0].value["workflow_id"]) == {
+        completed_workflow_id(n) for n in range(COMPLETED_COUNT)
+    }
+    at.text_input(key="filter_search").input("").run()
+    at.selectbox(key="filter_service").set_value("notifier").run()
+    narrowed = set(at.dataframe[0].value["workflow_id"])
+    assert STALLED_WORKFLOW not in narrowed and FAILED_WORKFLOW not in narrowed
+    assert len(narrowed) == COMPLETED_COUNT + 1
+
+
+def test_search_finds_a_workflow_by_an_attribute_value(recruitment_store: Path):
+    at = open_dashboard(recruitment_store, page=WORKFLOWS)
+    at.text_input(key="filter_search").input("pwned").run()
+    assert list(at.dataframe[0].value["workflow_id"]) == [HOSTILE_WORKFLOW]
+
+
+def test_time_window_keeps_stuck_runs_but_drops_old_completed_ones(recruitment_store: Path):
+    at = open_dashboard(recruitment_store, page=WORKFLOWS)
+    at.selectbox(key="time_window").set_value("Last 15 minutes").run()
+    shown = set(at.dataframe[0].value["workflow_id"])
+    assert {STALLED_WORKFLOW, FAILED_WORKFLOW, HOSTILE_WORKFLOW} <= shown
+    assert completed_workflow_id(0) not in shown  # completed 30 minutes ago

@@ -1,0 +1,62 @@
+"""The SQL console page: results with downloads for reads, a clear refusal for the rest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from tests.dashboard.app_driver import open_dashboard, plain_texts
+
+CONSOLE = "pages/sql_console.py"
+
+
+def run_sql(at: AppTest, sql: str) -> AppTest:
+    at.text_area(key="sql_text").input(sql).run()
+    at.button(key="run_sql").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_a_select_shows_its_rows_with_csv_and_parquet_downloads(recruitment_store: Path):
+    at = run_sql(
+        open_dashboard(recruitment_store, page=CONSOLE),
+        "SELECT workflow_id FROM workflows WHERE workflow_id LIKE 'wf-ok-%' ORDER BY 1",
+    )
+    assert list(at.dataframe[-1].value["workflow_id"])[:2] == ["wf-ok-000", "wf-ok-001"]
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels == ["Download CSV", "Download Parquet"]
+
+
+def test_a_write_is_refused_with_a_clear_message(recruitment_store: Path):
+    target = recruitment_store / "exfiltrated.csv"
+    at = run_sql(
+        open_dashboard(recruitment_store, page=CONSOLE),
+        f"COPY (SELECT * FROM spans) TO '{target}'",
+    )
+    assert any("did not run this query" in e.value for e in at.error)
+    assert any(t.startswith("refused: COPY") for t in plain_texts(at))
+    assert not target.exists()
+
+
+def test_reading_system_files_is_refused(recruitment_store: Path):
+    at = run_sql(
+        open_dashboard(recruitment_store, page=CONSOLE), "SELECT * FROM read_csv('/etc/passwd')"
+    )
+    assert any("only inside the store directory" in t for t in plain_texts(at))
+    assert not any("root:" in str(d.value) for d in at.dataframe)
+
+
+def test_an_example_query_fills_the_box_and_runs(recruitment_store: Path):
+    at = open_dashboard(recruitment_store, page=CONSOLE)
+    at.selectbox(key="example").set_value("Anomalies by kind").run()
+    assert "FROM anomalies" in at.text_area(key="sql_text").value
+    at.button(key="run_sql").click().run()
+    assert not at.error
+    assert list(at.dataframe[-1].value.columns) == ["kind", "anomalies", "latest"]
+
+
+def test_the_schema_browser_lists_the_contract_views(recruitment_store: Path):
+    at = open_dashboard(recruitment_store, page=CONSOLE)
+    captions = {c.value for c in at.caption}
+    assert {"workflows", "anomalies", "messages", "edges", "spans", "heartbeats"} <= captions

@@ -1,0 +1,88 @@
+"""Workflow detail: the deep link, the stall and its explanation, steps and timeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.dashboard.app_driver import dataframe_cells, markdown_texts, open_dashboard, plain_texts
+from tests.dashboard.fixture_store import (
+    FAILED_WORKFLOW,
+    HOSTILE_TEXT,
+    HOSTILE_WORKFLOW,
+    PARSED,
+    SCORER_ERROR,
+    STALLED_WORKFLOW,
+)
+
+
+def test_deep_link_opens_the_stalled_workflow_with_its_explanation(recruitment_store: Path):
+    at = open_dashboard(recruitment_store, workflow=STALLED_WORKFLOW)
+    assert at.title[0].value == "Workflow detail"
+    assert STALLED_WORKFLOW in plain_texts(at)
+    assert any(e.value.startswith("Stalled") for e in at.error)
+    explanation = next(t for t in plain_texts(at) if t.startswith("stalled at"))
+    assert f"`{PARSED}`" in explanation
+    assert "never received by consumer group `scorer`" in explanation
+
+
+def test_timeline_marks_where_the_stalled_workflow_stopped(recruitment_store: Path):
+    at = open_dashboard(recruitment_store, workflow=STALLED_WORKFLOW)
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == 1
+    spec = charts[0].proto.spec
+    assert "never processed" in spec and "queue wait" in spec  # phases drawn apart
+    assert '"type": "rule"' in spec  # the stall point's marker
+
+
+def test_failed_workflow_shows_each_attempt_and_its_error(recruitment_store: Path):
+    at = open_dashboard(recruitment_store, workflow=FAILED_WORKFLOW)
+    assert any(e.value.startswith("Failed") for e in at.error)
+    steps = next(d.value for d in at.dataframe if "delivery" in d.value.columns)
+    scorer = steps[(steps["service"] == "scorer") & (steps["operation"] == "process")]
+    assert sorted(scorer["delivery"]) == [1, 2, 3]
+    assert set(scorer["error"]) == {SCORER_ERROR}
+
+
+def test_deep_link_to_an_unknown_workflow_says_so(recruitment_store: Path):
+    at = open_dashboard(recruitment_store, workflow="no-such-workflow")
+    assert any("No workflow with this id" in w.value for w in at.warning)
+
+
+def test_detail_page_without_an_id_offers_stuck_runs_and_an_id_box(recruitment_store: Path):
+    at = open_dashboard(recruitment_store, page="pages/workflow_detail.py")
+    offered = set(at.dataframe[0].value["workflow_id"])
+    assert offered == {STALLED_WORKFLOW, FAILED_WORKFLOW}
+    at.text_input(key="workflow_id_box").input(FAILED_WORKFLOW).run()
+    assert FAILED_WORKFLOW in plain_texts(at)
+    assert at.query_params["workflow"] == FAILED_WORKFLOW
+
+
+def test_captured_inputs_and_outputs_are_shown(recruitment_store: Path):
+    at = open_dashboard(recruitment_store, workflow=HOSTILE_WORKFLOW)
+    assert any(s.value == "Captured inputs and outputs" for s in at.subheader)
+    assert "parsed: " + HOSTILE_TEXT in plain_texts(at)
+
+
+def test_script_tags_and_markdown_in_span_data_render_as_plain_text(recruitment_store: Path):
+    at = open_dashboard(recruitment_store, workflow=HOSTILE_WORKFLOW)
+    assert HOSTILE_TEXT in plain_texts(at)  # the audit capture, verbatim
+    assert HOSTILE_TEXT in dataframe_cells(at)  # the error text in the step table
+    for text in markdown_texts(at):
+        assert "<script>" not in text and "**bold**" not in text
+
+
+def test_waterfall_rows_split_queue_wait_from_processing_and_retries(recruitment_store: Path):
+    import datetime as dt
+
+    import correlator
+    from correlator.queries import workflow_hops, workflow_messages
+    from dashboard.waterfall import waterfall_rows
+
+    with correlator.connect(recruitment_store) as con:
+        hops = workflow_hops(con, workflow_id=FAILED_WORKFLOW)
+        messages = workflow_messages(con, workflow_id=FAILED_WORKFLOW)
+    rows = waterfall_rows(hops, messages, view_end=dt.datetime.now(dt.UTC))
+    scorer = rows[rows["row"].str.contains("→ scorer")]
+    assert scorer["row"].nunique() == 3  # one row per attempt
+    assert (scorer["phase"] == "failed attempt").sum() == 3
+    assert (scorer["phase"] == "queue wait").sum() == 3
