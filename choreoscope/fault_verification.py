@@ -23,7 +23,7 @@ CONSEQUENCES: dict[str, tuple[str, ...]] = {
     "duplicate": ("duplicate", "slow"),
     "consumer_down": ("stalled", "slow", "telemetry_gap"),
     "deviation": ("deviation",),
-    "lost_telemetry": ("telemetry_gap", "orphan", "stalled", "dropped"),
+    "lost_telemetry": ("telemetry_gap", "orphan", "stalled", "dropped", "slow"),
     "slow": ("slow",),
 }
 SERVICE_LEVEL_KINDS = frozenset({"telemetry_gap"})

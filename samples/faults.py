@@ -13,6 +13,7 @@ anomaly kind the correlator is expected to report for it. ``choreoscope demo
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import threading
@@ -24,6 +25,8 @@ from pathlib import Path
 import yaml
 
 from instrumentation.errors import ConfigurationError
+
+log = logging.getLogger(__name__)
 
 # fault name -> the anomaly kind (DESIGN.md) the correlator should report for it
 EXPECTED_KIND: dict[str, str] = {
@@ -116,14 +119,13 @@ class FaultPlan:
         steps: Mapping[str, Sequence[str]],
         seed: int,
     ) -> None:
-        unsupported = [name for name, rate in rates.items() if rate > 0 and not steps.get(name)]
-        if unsupported:
-            raise ConfigurationError(
-                setting="--faults",
-                value=",".join(unsupported),
-                fix="this pipeline has no step for these faults; leave them out",
+        self.unsupported = sorted(n for n, rate in rates.items() if rate > 0 and not steps.get(n))
+        if self.unsupported:
+            log.warning(
+                "this pipeline has no step for %s: those faults are not injected here",
+                ", ".join(self.unsupported),
             )
-        self.rates = {name: rate for name, rate in rates.items() if rate > 0}
+        self.rates = {n: rate for n, rate in rates.items() if rate > 0 and steps.get(n)}
         self.steps = steps
         self._random = random.Random(seed)
 
@@ -153,25 +155,27 @@ class GroundTruth:
     def record(self, *, workflow_id: str, fault: Fault, subject: str | None = None) -> None:
         if self.path is None:
             return
-        line = json.dumps(
-            {
-                "workflow_id": workflow_id,
-                "kind": fault.expected_kind,
-                "fault": fault.name,
-                "step": fault.step,
-                "subject": subject,
-                "pipeline": self.pipeline,
-                "at": time.time(),
-            }
-        )
-        # one write() per line on an O_APPEND descriptor: lines of several
-        # processes never interleave
+        record = {
+            "workflow_id": workflow_id,
+            "kind": fault.expected_kind,
+            "fault": fault.name,
+            "step": fault.step,
+            "subject": subject,
+            "pipeline": self.pipeline,
+            "at": time.time(),
+        }
         with self._lock:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, (line + "\n").encode())
-            finally:
-                os.close(fd)
+            append_json_line(self.path, record)
+
+
+def append_json_line(path: Path, record: Mapping[str, object]) -> None:
+    """Append one JSON line with a single write() on an O_APPEND descriptor, so the
+    lines of several processes writing the same file never interleave."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (json.dumps(record) + "\n").encode())
+    finally:
+        os.close(fd)
 
 
 def read_ground_truth(path: Path) -> list[dict[str, object]]:

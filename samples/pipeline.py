@@ -1,0 +1,265 @@
+"""Running a sample pipeline: its agents in one process, and a traffic generator.
+
+Each service of a pipeline is its own ``Agent`` with its own telemetry handle, as
+if it ran in its own container; they share a process only for convenience. The
+generator starts workflows at a steady rate and, with a fault plan, decides
+(by seed) which of them get which fault.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from instrumentation import Agent, Telemetry, TracedNats, configure
+from samples.faults import Fault, FaultPlan, GroundTruth, append_json_line
+from samples.injector import STALE_QUEUE_SPANS, FaultInjector
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_SECONDS = 3.0
+READY_TIMEOUT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What a service's handlers get besides the event: faults, tracing, shared state."""
+
+    service: str
+    faults: FaultInjector
+    telemetry: Telemetry
+    bus: TracedNats
+    state: dict[str, Any]
+
+    async def before(self, event: Any) -> None:
+        """Call first in a handler: carries out a fault planned for this step."""
+        await self.faults.before(event, step=self.service, telemetry=self.telemetry)
+
+    async def emit(
+        self,
+        event: Any,
+        subject: str,
+        data: Mapping[str, Any],
+        *,
+        deviation_subject: str | None = None,
+    ) -> None:
+        """Emit the step's result (``event.emit``), unless a fault changes its fate."""
+        await self.faults.emit(
+            event,
+            subject,
+            data,
+            step=self.service,
+            bus=self.bus,
+            deviation_subject=deviation_subject,
+        )
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A choreographed pipeline: its services and how to start one of its workflows."""
+
+    name: str
+    entry_service: str
+    start_subject: str
+    # service name -> a function registering that service's handlers on its agent
+    services: Mapping[str, Callable[[Agent, StepContext], None]]
+    # fault name -> the services it may hit
+    fault_steps: Mapping[str, Sequence[str]]
+    # the data of a new workflow; a poison fault gets data its step cannot process
+    new_workflow: Callable[[random.Random, Fault | None], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    nats_url: str
+    nats_options: Mapping[str, Any] = field(default_factory=dict)
+    rate: float = 1.0
+    duration: float | None = None
+    fault_rates: Mapping[str, float] = field(default_factory=dict)
+    seed: int = 7
+    step_deadline: float = 5.0
+    ground_truth: Path | None = None
+    started_log: Path | None = None
+
+    @property
+    def outage_seconds(self) -> float:
+        """How long a consumer outage lasts: long enough for its workflows to stall."""
+        return 2 * self.step_deadline + 2
+
+    @property
+    def slow_seconds(self) -> float:
+        """How long a slow step takes: far past its usual milliseconds, within the deadline."""
+        return 0.6 * self.step_deadline
+
+    @property
+    def ack_wait(self) -> float:
+        """JetStream redelivers a message not acked in this time (a hung step's, say)."""
+        return 0.8 * self.step_deadline
+
+    @property
+    def backoff(self) -> tuple[float, ...]:
+        """Delays between the attempts of a failing step: it is dead-lettered within a deadline."""
+        return (0.2, 0.5, 1.0, 1.0)
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """Often enough that a stopped service is noticed well within a deadline."""
+        return min(1.0, self.step_deadline / 4)
+
+
+class PipelineRunner:
+    """Runs a pipeline's agents, and generates traffic into it."""
+
+    def __init__(self, pipeline: Pipeline, options: PipelineOptions) -> None:
+        self.pipeline = pipeline
+        self.options = options
+        self.faults = FaultInjector(
+            truth=GroundTruth(options.ground_truth, pipeline=pipeline.name),
+            slow_seconds=options.slow_seconds,
+            ack_wait=options.ack_wait,
+        )
+        self.plan = FaultPlan(
+            rates=options.fault_rates, steps=pipeline.fault_steps, seed=options.seed
+        )
+        self.telemetry: dict[str, Telemetry] = {}
+        self.buses: dict[str, TracedNats] = {}
+        self.agents: dict[str, Agent] = {}
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.state: dict[str, dict[str, Any]] = {}
+        self.down_until: dict[str, float] = {}
+        self.started: list[str] = []
+
+    async def run(self) -> None:
+        """Start every agent, generate traffic for the duration, then keep serving."""
+        try:
+            for service in (self.pipeline.entry_service, *self.pipeline.services):
+                await self._start_agent(service)
+            # the consumers (and the stream) exist before the first workflow starts
+            for service in self.tasks:
+                await self.agents[service].wait_ready(timeout=READY_TIMEOUT_SECONDS)
+            await self.generate()
+            await asyncio.Event().wait()  # serve until cancelled
+        finally:
+            await self.shutdown()
+
+    async def generate(self) -> None:
+        rng = random.Random(self.options.seed)
+        loop = asyncio.get_running_loop()
+        interval = 1.0 / self.options.rate
+        began = next_at = loop.time()
+        entry = self.agents[self.pipeline.entry_service]
+        while self.options.duration is None or loop.time() - began < self.options.duration:
+            await self._restart_recovered()
+            workflow_id = uuid.uuid4().hex
+            fault = self.plan.draw()
+            if self.down_until:
+                # every workflow started during an outage stalls at the stopped consumer
+                for service in self.down_until:
+                    self.faults.record(workflow_id, Fault(name="consumer_down", step=service))
+                fault = None
+            elif fault is not None and fault.name == "consumer_down":
+                await self._stop_agent(fault.step)
+                self.faults.record(workflow_id, fault)
+                fault = None
+            if fault is not None and fault.name == "poison":
+                self.faults.record(workflow_id, fault, subject=self.pipeline.start_subject)
+            elif fault is not None:
+                self.faults.plan(workflow_id, fault)
+            data = self.pipeline.new_workflow(rng, fault)
+            await entry.start_workflow(self.pipeline.start_subject, data, workflow_id=workflow_id)
+            self.started.append(workflow_id)
+            if self.options.started_log is not None:
+                append_json_line(
+                    self.options.started_log,
+                    {"workflow_id": workflow_id, "pipeline": self.pipeline.name, "at": time.time()},
+                )
+            next_at += interval
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+        log.info("%s: traffic done, %d workflows started", self.pipeline.name, len(self.started))
+        while self.down_until:
+            await asyncio.sleep(0.2)
+            await self._restart_recovered()
+
+    async def shutdown(self) -> None:
+        tasks = list(self.tasks.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            # a hung handler never finishes draining; do not wait for it forever
+            await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_SECONDS)
+        with contextlib.suppress(Exception):
+            await self.agents[self.pipeline.entry_service].close()
+        for bus in self.buses.values():
+            with contextlib.suppress(Exception):
+                await bus.close()
+        for telemetry in self.telemetry.values():
+            telemetry.shutdown(timeout=SHUTDOWN_GRACE_SECONDS)
+
+    async def _start_agent(self, service: str) -> None:
+        telemetry = self.telemetry.get(service)
+        if telemetry is None:
+            telemetry = configure(
+                service_name=service,
+                nats_url=self.options.nats_url,
+                nats_options=dict(self.options.nats_options),
+                install_global=False,
+                max_queue_spans=STALE_QUEUE_SPANS,
+            )
+            self.telemetry[service] = telemetry
+            self.buses[service] = await TracedNats.connect(
+                self.options.nats_url,
+                service_name=service,
+                telemetry=telemetry,
+                **self.options.nats_options,
+            )
+        agent = Agent(
+            service,
+            nats_url=self.options.nats_url,
+            nats_options=dict(self.options.nats_options),
+            telemetry=telemetry,
+            ack_wait=self.options.ack_wait,
+            backoff=self.options.backoff,
+            heartbeat_interval=self.options.heartbeat_interval,
+            drain_timeout=SHUTDOWN_GRACE_SECONDS,
+            audit=True,
+        )
+        register = self.pipeline.services.get(service)
+        if register is not None:
+            context = StepContext(
+                service=service,
+                faults=self.faults,
+                telemetry=telemetry,
+                bus=self.buses[service],
+                state=self.state.setdefault(service, {}),
+            )
+            register(agent, context)
+        self.agents[service] = agent
+        if register is None:
+            await agent.connect()  # the entry service only starts workflows
+            return
+        self.tasks[service] = asyncio.create_task(agent.run(), name=f"agent {service}")
+
+    async def _stop_agent(self, service: str) -> None:
+        """A consumer outage: the service really stops consuming (and heartbeating)."""
+        log.info("consumer outage: stopping %s for %.0f s", service, self.options.outage_seconds)
+        task = self.tasks.pop(service)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait([task], timeout=SHUTDOWN_GRACE_SECONDS)
+        self.down_until[service] = time.monotonic() + self.options.outage_seconds
+
+    async def _restart_recovered(self) -> None:
+        now = time.monotonic()
+        for service, until in list(self.down_until.items()):
+            if now >= until:
+                del self.down_until[service]
+                log.info("consumer outage over: starting %s again", service)
+                await self._start_agent(service)
