@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -15,12 +16,14 @@ from choreoscope.stack import (
     collector_spec,
     correlator_spec,
     dashboard_spec,
+    ensure_port_free,
     nats_spec,
 )
 from choreoscope.stack_run import (
     CRASHED,
     print_table,
     start_all,
+    stop_everything,
     stop_on_signals,
     watch_until_done,
 )
@@ -57,6 +60,10 @@ class DemoRun:
         return self.run_dir / "workflows.jsonl"
 
     def run(self, *, duration: float | None, verify: bool, settle: float | None) -> int:
+        if self.otlp_http is not None:
+            ensure_port_free(*self.otlp_http, flag="--otlp-http")
+        if self.dashboard:
+            ensure_port_free(self.host, self.port, flag="--port")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         for path in (self.ground_truth, self.started_log):
             path.write_text("")
@@ -85,26 +92,41 @@ class DemoRun:
             stop_on_signals() as stop,
             Supervisor(log_dir=log_dir, grace=STOP_GRACE_SECONDS) as supervisor,
         ):
-            if not start_all(supervisor, specs, stop=stop):
-                return CRASHED
-            print_table(specs, log_dir=log_dir, title="choreoscope demo is running:")
-            if self.dashboard:
-                print(f"Open the dashboard: {options.dashboard_url}", flush=True)
-            print(
-                f"Injected faults are listed in {self.ground_truth}. Ctrl-C stops everything.",
-                flush=True,
-            )
-            if watch_until_done(supervisor, stop=stop, duration=duration) == CRASHED:
-                return CRASHED
-            if not verify or stop.is_set():
-                return 0
-            wait = settle if settle is not None else 3 * self.step_deadline + 5
-            print(f"traffic stopped; giving the correlator {wait:g} s to conclude", flush=True)
-            if watch_until_done(supervisor, stop=stop, duration=wait) == CRASHED:
-                return CRASHED
-            verification = self.verification()
-            print(verification.report(), flush=True)
-            return 0 if verification.passed else 1
+            try:
+                return self._supervise(supervisor, specs, options, stop, duration, verify, settle)
+            finally:
+                stop_everything(supervisor)
+
+    def _supervise(
+        self,
+        supervisor: Supervisor,
+        specs: list[ChildSpec],
+        options: StackOptions,
+        stop: threading.Event,
+        duration: float | None,
+        verify: bool,
+        settle: float | None,
+    ) -> int:
+        if not start_all(supervisor, specs, stop=stop):
+            return CRASHED
+        print_table(specs, log_dir=supervisor.log_dir, title="choreoscope demo is running:")
+        if self.dashboard:
+            print(f"Open the dashboard: {options.dashboard_url}", flush=True)
+        print(
+            f"Injected faults are listed in {self.ground_truth}. Ctrl-C stops everything.",
+            flush=True,
+        )
+        if watch_until_done(supervisor, stop=stop, duration=duration) == CRASHED:
+            return CRASHED
+        if not verify or stop.is_set():
+            return 0
+        wait = settle if settle is not None else 3 * self.step_deadline + 5
+        print(f"traffic stopped; giving the correlator {wait:g} s to conclude", flush=True)
+        if watch_until_done(supervisor, stop=stop, duration=wait) == CRASHED:
+            return CRASHED
+        verification = self.verification()
+        print(verification.report(), flush=True)
+        return 0 if verification.passed else 1
 
     def verification(self) -> Verification:
         from correlator import connect

@@ -9,6 +9,7 @@ they do not show in ``ps``.
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 from choreoscope.nats_server import nats_server_binary
 from choreoscope.settings import SETTINGS
 from choreoscope.supervisor import ChildSpec, http_ok, port_accepts
+from instrumentation.errors import ConfigurationError
 
 CREDENTIAL_SETTINGS = (
     "creds",
@@ -46,6 +48,19 @@ class StackOptions:
     @property
     def dashboard_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+
+def ensure_port_free(host: str, port: int, *, flag: str) -> None:
+    """Fail before starting anything if ``host:port`` is taken, saying which flag moves it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            raise ConfigurationError(
+                setting=flag,
+                value=f"{host}:{port}",
+                fix=f"that address is in use ({e.strerror}); pass {flag} with a free one",
+            ) from None
 
 
 def credentials_env(args: argparse.Namespace) -> dict[str, str]:
@@ -110,6 +125,7 @@ def correlator_spec(options: StackOptions) -> ChildSpec:
         "--data", str(options.data),
         "--nats", options.nats_url,
         "--min-deadline", f"{options.min_deadline:g}s",
+        "--dashboard-url", options.dashboard_url,
     ]  # fmt: skip
     if options.choreography is not None:
         argv += ["--choreography", str(options.choreography)]

@@ -53,7 +53,14 @@ def print_table(specs: Sequence[ChildSpec], *, log_dir: Path, title: str) -> Non
 def report_crashes(crashed: Sequence[ChildExit]) -> None:
     for child in crashed:
         print(f"choreoscope: {child.explain()}", flush=True)
-    print("choreoscope: stopping the other components", flush=True)
+
+
+def stop_everything(supervisor: Supervisor) -> None:
+    """Stop every component, last started first, saying so."""
+    if supervisor.names:
+        print(f"stopping {', '.join(reversed(supervisor.names))} ...", flush=True)
+    supervisor.stop_all()
+    print("everything stopped", flush=True)
 
 
 def watch_until_done(

@@ -125,7 +125,7 @@ class Supervisor:
             )
         child = _Running(spec=spec, proc=proc, log_file=log_file)
         self._children.append(child)
-        log.info("started %s (pid %d): %s", spec.name, proc.pid, " ".join(spec.argv))
+        log.debug("started %s (pid %d): %s", spec.name, proc.pid, " ".join(spec.argv))
         self._wait_ready(child)
 
     def exited(self) -> list[ChildExit]:
@@ -210,7 +210,7 @@ class Supervisor:
         proc = child.proc
         if proc.poll() is not None:
             return
-        log.info("stopping %s (pid %d)", child.spec.name, proc.pid)
+        log.debug("stopping %s (pid %d)", child.spec.name, proc.pid)
         _signal_group(proc, signal.SIGTERM)
         try:
             proc.wait(timeout=self.grace)

@@ -13,9 +13,17 @@ from choreoscope.stack import (
     correlator_spec,
     credentials_env,
     dashboard_spec,
+    ensure_port_free,
     nats_spec,
 )
-from choreoscope.stack_run import CRASHED, print_table, start_all, stop_on_signals, watch_until_done
+from choreoscope.stack_run import (
+    CRASHED,
+    print_table,
+    start_all,
+    stop_everything,
+    stop_on_signals,
+    watch_until_done,
+)
 from choreoscope.supervisor import Supervisor
 
 ORDER = 20
@@ -58,6 +66,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     data = Path(args.data).resolve()
+    if not args.no_otlp_http:
+        ensure_port_free(*args.otlp_http, flag="--otlp-http")
+    if not args.no_dashboard:
+        ensure_port_free(args.host, args.port, flag="--port")
     embedded_port = None if args.nats else free_port()
     options = StackOptions(
         data=data,
@@ -81,10 +93,13 @@ def run(args: argparse.Namespace) -> int:
         stop_on_signals() as stop,
         Supervisor(log_dir=log_dir, grace=STOP_GRACE_SECONDS) as supervisor,
     ):
-        if not start_all(supervisor, specs, stop=stop):
-            return CRASHED
-        print_table(specs, log_dir=log_dir, title=f"choreoscope is up on {options.nats_url}:")
-        if not args.no_dashboard:
-            print(f"Open the dashboard: {options.dashboard_url}", flush=True)
-        print("Ctrl-C stops everything.", flush=True)
-        return watch_until_done(supervisor, stop=stop, duration=None)
+        try:
+            if not start_all(supervisor, specs, stop=stop):
+                return CRASHED
+            print_table(specs, log_dir=log_dir, title=f"choreoscope is up on {options.nats_url}:")
+            if not args.no_dashboard:
+                print(f"Open the dashboard: {options.dashboard_url}", flush=True)
+            print("Ctrl-C stops everything.", flush=True)
+            return watch_until_done(supervisor, stop=stop, duration=None)
+        finally:
+            stop_everything(supervisor)
