@@ -85,9 +85,11 @@ def _dead_lettered(f: dict[str, Any], now: dt.datetime) -> str:
 
 def _failed(f: dict[str, Any], now: dt.datetime) -> str:
     err = f": {f['last_error']}" if f.get("last_error") else ""
+    errors = f.get("errors") or 1
+    attempts = "its only attempt" if errors == 1 else f"all {errors} attempts"
     return (
-        f"failed at `{f['service']}`: all {f.get('errors') or 1} attempts to process "
-        f"{_msg(f)} raised, no retry since {ago(f.get('waited_s'))}{err}"
+        f"failed at `{f['service']}`: {attempts} to process {_msg(f)} raised, "
+        f"no retry for {ago(f.get('waited_s'))}{err}"
     )
 
 

@@ -162,10 +162,7 @@ def model_as_choreography(model: ChoreographyModel, *, thresholds: Thresholds) -
         if not t["declared"]:
             needed = max(2, thresholds.min_transition_share * t["workflows"])
             follows = [f for f in follows if f["support"] >= min(needed, t["workflows"])]
-        subjects = [
-            t["start_subject"],
-            *sorted({f["to_subject"] for f in follows} - {t["start_subject"]}),
-        ]
+        subjects = _in_flow_order(t["start_subject"], follows)
         steps = []
         for subject in subjects:
             rows = consumers.get(subject, [])
@@ -189,3 +186,16 @@ def model_as_choreography(model: ChoreographyModel, *, thresholds: Thresholds) -
             )
         )
     return Choreography(workflows=tuple(workflows))
+
+
+def _in_flow_order(start: str, follows: list[dict[str, Any]]) -> list[str]:
+    """Subjects breadth-first from the start event, so the file reads as the flow."""
+    order, queue = [start], [start]
+    while queue:
+        subject = queue.pop(0)
+        for nxt in sorted({f["to_subject"] for f in follows if f["from_subject"] == subject}):
+            if nxt not in order:
+                order.append(nxt)
+                queue.append(nxt)
+    rest = sorted({f["to_subject"] for f in follows} - set(order))
+    return order + rest

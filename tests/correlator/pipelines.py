@@ -34,13 +34,14 @@ def up_to_parsed(ours: OurSpans, workflow_id: str, *, start: float) -> Published
     return ours.step(first, service="parser", start=start + 0.1, end=start + 0.4, emits=PARSED)
 
 
-def history(log: SpanLog, *, runs: int = 8, heartbeats_until: float = 200.0) -> OurSpans:
+def history(log: SpanLog, *, runs: int = 8, heartbeats_until: float | None = 200.0) -> OurSpans:
     """``runs`` healthy workflows (wf-0 …) starting at t=0, one a second, and every
-    service heartbeating once a second until ``heartbeats_until``."""
+    service heartbeating once a second until ``heartbeats_until`` (None: services
+    that never heartbeat, like other instrumentations')."""
     ours = OurSpans(log)
     for i in range(runs):
         healthy_run(ours, f"wf-{i}", start=float(i))
-    for service in SERVICES:
+    for service in SERVICES if heartbeats_until is not None else ():
         log.heartbeats_every(service, start=0.0, stop=heartbeats_until)
     return ours
 

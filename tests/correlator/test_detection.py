@@ -160,7 +160,7 @@ def test_consumer_whose_heartbeats_stopped_is_down_not_dropping(
     store_layout: StoreLayout,
 ) -> None:
     log = SpanLog()
-    ours = history(log, heartbeats_until=0)
+    ours = history(log, heartbeats_until=None)
     for service in ("intake", "parser", "notifier"):
         log.heartbeats_every(service, start=1, stop=200)
     log.heartbeats_every("scorer", start=1, stop=95)  # killed at 95 s
@@ -180,7 +180,7 @@ def test_consumer_whose_heartbeats_stopped_is_down_not_dropping(
 
 def test_consumer_killed_while_handling_is_down_not_hung(store_layout: StoreLayout) -> None:
     log = SpanLog()
-    ours = history(log, heartbeats_until=0)
+    ours = history(log, heartbeats_until=None)
     for service in ("intake", "parser", "notifier"):
         log.heartbeats_every(service, start=1, stop=200)
     log.heartbeats_every("scorer", start=1, stop=101)
@@ -214,7 +214,7 @@ def test_lost_producer_spans_are_a_telemetry_gap_not_a_broken_workflow(
     store_layout: StoreLayout,
 ) -> None:
     log = SpanLog()
-    ours = history(log, heartbeats_until=0)
+    ours = history(log, heartbeats_until=None)
     for service in ("intake", "scorer", "notifier"):
         log.heartbeats_every(service, start=1, stop=200)
     log.heartbeats_every("parser", start=1, stop=99)

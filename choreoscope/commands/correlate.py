@@ -1,0 +1,146 @@
+"""`choreoscope correlate`: rebuild workflows across hops, find what is stuck, alert."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from typing import Any
+
+import nats
+
+from choreoscope.commands.collect import nats_connect_options
+from choreoscope.settings import add_flags
+from correlator.alerts import Alerter
+from correlator.choreography_file import Choreography, load_choreography
+from correlator.thresholds import Thresholds
+from correlator.watch import correlate_once, watch
+from instrumentation.errors import BusUnavailableError
+
+ORDER = 50
+DEFAULT_NATS = "nats://127.0.0.1:4222"
+
+log = logging.getLogger("choreoscope.correlate")
+
+DESCRIPTION = """\
+Rebuild every workflow run from the stored spans (across async hops, parent/child
+and span links, keyed by choreo.workflow.id or the trace id) and judge it against
+the choreography model: stalled, dropped, hung, dead_lettered, failed, duplicate,
+orphan, deviation, telemetry_gap and slow, each explained.
+
+  --once    compute the findings from what is stored now, write them, and exit
+            (no alerts are sent).
+  --watch   refresh them every second, incrementally, and publish each new anomaly
+            once as JSON on choreo.alerts.<kind> (and to --webhook). Restarting it
+            does not re-alert old findings.
+
+Findings are Parquet files under <data>/findings/, read through the `workflows`,
+`anomalies`, `messages`, `edges` and `hops` views:
+  choreoscope workflows --status stalled
+  choreoscope sql "select kind, detail from anomalies where resolved_at is null"
+
+The model is learned from history; declare it with --choreography FILE (write a
+starting one with `choreoscope model --write choreography.yaml`). Without --nats,
+alerts go to the embedded nats-server at 127.0.0.1:4222 if one runs there.
+"""
+
+FLAGS = (
+    "data", "nats", "creds", "nkey", "token", "user", "password", "tls_ca", "tls_cert",
+    "tls_key", "choreography", "min_deadline", "webhook", "dashboard_url", "log_level",
+)  # fmt: skip
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "correlate",
+        help="find stalled workflows and dropped / hung / dead-lettered messages; alert",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--watch", action="store_true", help="keep findings fresh and alert")
+    mode.add_argument("--once", action="store_true", help="compute findings once and exit")
+    add_flags(p, *FLAGS)
+    p.set_defaults(handler=run)
+
+
+def declared_choreography(args: argparse.Namespace) -> Choreography | None:
+    return load_choreography(args.choreography) if args.choreography else None
+
+
+def run(args: argparse.Namespace) -> int:
+    thresholds = Thresholds(min_deadline_s=args.min_deadline)
+    choreography = declared_choreography(args)
+    if args.once:
+        engine = correlate_once(
+            data_dir=args.data, thresholds=thresholds, choreography=choreography
+        )
+        open_ = [a for a in engine.ledger.rows() if a["resolved_at"] is None]
+        by_kind: dict[str, int] = {}
+        for a in open_:
+            by_kind[a["kind"]] = by_kind.get(a["kind"], 0) + 1
+        summary = ", ".join(f"{n} {k}" for k, n in sorted(by_kind.items())) or "none"
+        print(f"{len(open_)} open anomalies ({summary}); findings in {engine.layout.findings}")
+        print("see them: choreoscope workflows --status stalled failed")
+        return 0
+    alerter_args = {"dashboard_url": args.dashboard_url, "webhook": args.webhook}
+    Alerter(publish=None, **alerter_args)  # validate the webhook before connecting
+    asyncio.run(_watch(args, thresholds, choreography, alerter_args))
+    return 0
+
+
+async def _connect(args: argparse.Namespace) -> Any:
+    servers = [u.strip() for u in (args.nats or DEFAULT_NATS).split(",") if u.strip()]
+    try:
+        return await nats.connect(
+            servers=servers,
+            connect_timeout=5,
+            max_reconnect_attempts=-1,
+            name="choreoscope-correlator",
+            **nats_connect_options(args),
+        )
+    except Exception as e:
+        if args.nats:
+            raise BusUnavailableError(
+                url=",".join(servers), reason=str(e) or type(e).__name__
+            ) from e
+        log.warning(
+            "no nats-server at %s (%s): correlating without NATS alerts; pass --nats URL",
+            DEFAULT_NATS,
+            e,
+        )
+        return None
+
+
+async def _watch(
+    args: argparse.Namespace,
+    thresholds: Thresholds,
+    choreography: Choreography | None,
+    alerter_args: dict[str, Any],
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def request_stop(signum: int) -> None:
+        log.info("%s received: writing findings and stopping", signal.Signals(signum).name)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, request_stop, sig)
+    nc = await _connect(args)
+
+    async def publish(subject: str, payload: bytes) -> None:
+        await nc.publish(subject, payload)
+
+    try:
+        await watch(
+            data_dir=args.data,
+            alerter=Alerter(publish=publish if nc else None, **alerter_args),
+            stop=stop,
+            thresholds=thresholds,
+            choreography=choreography,
+        )
+    finally:
+        if nc is not None:
+            await nc.drain()

@@ -1,0 +1,73 @@
+"""`choreoscope model`: the learned choreography, as a choreography.yaml to edit."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from pathlib import Path
+
+from choreoscope.commands.correlate import declared_choreography
+from choreoscope.settings import add_flags
+from correlator.choreography_file import dump_choreography
+from correlator.engine import Correlator
+from correlator.model import learn_model, model_as_choreography
+from correlator.thresholds import Thresholds
+from instrumentation.errors import ChoreoscopeError
+
+ORDER = 62
+
+DESCRIPTION = """\
+Learn the choreography from the stored spans (workflow types, which event
+follows which, the consumers of each subject, terminal events, step deadlines)
+and print it as choreography.yaml, or write it with --write FILE. Edit it, then
+declare it: `choreoscope correlate --watch --choreography choreography.yaml`.
+With --choreography, the declared file is merged over what was learned.
+"""
+
+HEADER = """\
+# The choreography choreoscope learned from {data} at {at:%Y-%m-%d %H:%M} UTC.
+# Edit it and pass it to `choreoscope correlate --choreography FILE`: what is
+# declared here overrides what is learned. Per workflow: starts_with (its first
+# event), terminal (events that end it) and steps: per subject, the consumer
+# groups expected to handle it, the events allowed to follow it (`next`), its
+# deadline (no progress for longer: stalled) and an optional sla (done later: slow).
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "model",
+        help="print or write the learned choreography as choreography.yaml",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--write", type=Path, metavar="FILE", help="write it to FILE")
+    p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    add_flags(p, "data", "min_deadline", "choreography", "log_level")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.write and args.write.exists() and not args.force:
+        raise ChoreoscopeError(f"{args.write} exists: pass --force to overwrite it")
+    thresholds = Thresholds(min_deadline_s=args.min_deadline)
+    engine = Correlator(data_dir=args.data, thresholds=thresholds)
+    try:
+        model = learn_model(engine.con, thresholds=thresholds, declared=declared_choreography(args))
+    finally:
+        engine.close()
+    if not model.types:
+        raise ChoreoscopeError(
+            f"no workflow in the store at {engine.layout.root} to learn from: run your "
+            "services (or `choreoscope demo`) with the collector first"
+        )
+    header = HEADER.format(data=engine.layout.root, at=dt.datetime.now(dt.UTC))
+    text = dump_choreography(model_as_choreography(model, thresholds=thresholds), header=header)
+    if args.write:
+        tmp = args.write.with_name(f".{args.write.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(args.write)
+        print(f"wrote {args.write}: {len(model.types)} workflow types")
+    else:
+        print(text, end="")
+    return 0

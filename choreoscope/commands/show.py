@@ -1,0 +1,133 @@
+"""`choreoscope show WORKFLOW_ID`: one workflow run as a waterfall in the terminal."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from typing import Any
+
+import correlator
+from choreoscope.settings import add_flags
+from instrumentation.errors import ChoreoscopeError
+
+ORDER = 61
+
+DESCRIPTION = """\
+Show one workflow run: its status and the step it waits on, the anomalies found,
+and each hop as a waterfall bar: queue wait (publish to handler start) as '.',
+processing as '#' ('!' when it raised). Messages nobody processed are listed
+with what became of them. A unique prefix of the workflow id is enough.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "show",
+        help="one workflow run as a waterfall of its hops",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("workflow_id", metavar="WORKFLOW_ID", help="the workflow id (or a prefix)")
+    add_flags(p, "data", "log_level")
+    p.set_defaults(handler=run)
+
+
+def _resolve(con: Any, prefix: str) -> str:
+    ids = [
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT workflow_id FROM workflows WHERE starts_with(workflow_id, $p) LIMIT 6",
+            {"p": prefix},
+        ).fetchall()
+    ]
+    if prefix in ids:
+        return prefix
+    if len(ids) == 1:
+        return ids[0]
+    if not ids:
+        raise ChoreoscopeError(
+            f"no workflow {prefix!r} in the store: list them with `choreoscope workflows`"
+        )
+    raise ChoreoscopeError(
+        f"{prefix!r} matches several workflows ({', '.join(ids[:5])}…): give more of the id"
+    )
+
+
+def waterfall(hops: list[dict[str, Any]], *, width: int) -> list[str]:
+    """One line per hop: label, then a bar placed on the run's time axis."""
+    if not hops:
+        return []
+    starts = [h["published_at"] or h["started_at"] for h in hops]
+    t0 = min(starts)
+    t1 = max(h["ended_at"] for h in hops)
+    span = max((t1 - t0).total_seconds(), 1e-6)
+    labels = [
+        f"{h['subject']} → {h['consumer']}" + (f" #{h['attempt']}" if h["attempt"] > 1 else "")
+        for h in hops
+    ]
+    label_w = min(max(len(lbl) for lbl in labels), 48)
+    bar_w = max(width - label_w - 22, 10)
+    lines = []
+    for h, start, label in zip(hops, starts, labels, strict=True):
+
+        def col(t: Any) -> int:
+            return round((t - t0).total_seconds() / span * (bar_w - 1))
+
+        a, b, c = col(start), col(h["started_at"]), col(h["ended_at"])
+        b = max(a, b)
+        mark = "!" if h["status_code"] == "error" else "#"
+        bar = " " * a + "." * (b - a) + mark * max(c - b, 1)
+        timing = f"{h['queue_wait_ms']:7.0f}+{h['processing_ms']:.0f}ms"
+        skew = " skew" if h["clock_skew"] else ""
+        lines.append(f"{label[:label_w].ljust(label_w)} |{bar.ljust(bar_w)}| {timing}{skew}")
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    con = correlator.connect(args.data)
+    try:
+        workflow_id = _resolve(con, args.workflow_id)
+        params = {"wf": workflow_id}
+        (status, wf_type, started, duration, waiting, cause, services) = con.execute(
+            "SELECT status, workflow_type, started_at, duration_ms, waiting_on, root_cause, "
+            "services FROM workflows WHERE workflow_id = $wf",
+            params,
+        ).fetchone()
+        result = con.execute(
+            "SELECT * FROM hops WHERE workflow_id = $wf "
+            "ORDER BY coalesce(published_at, started_at), started_at",
+            params,
+        )
+        names = [d[0] for d in result.description]
+        hops = [dict(zip(names, r, strict=True)) for r in result.fetchall()]
+        unhandled = con.execute(
+            "SELECT subject, producer_service, published_at, outcome FROM messages "
+            "WHERE workflow_id = $wf AND outcome <> 'processed' ORDER BY published_at",
+            params,
+        ).fetchall()
+        anomalies = con.execute(
+            "SELECT kind, detail, resolved_at IS NOT NULL FROM anomalies "
+            "WHERE workflow_id = $wf ORDER BY detected_at",
+            params,
+        ).fetchall()
+    finally:
+        con.close()
+    width = shutil.get_terminal_size((100, 20)).columns
+    print(f"workflow {workflow_id}  ({wf_type or 'unknown type'})")
+    print(f"status   {status}" + (f", waiting on {waiting}" if waiting else "")
+          + (f" ({cause})" if cause else ""))  # fmt: skip
+    print(f"started  {started:%Y-%m-%d %H:%M:%S.%f}"[:-3] + f" UTC, {duration:.0f} ms so far")
+    print(f"services {', '.join(services)}")
+    if anomalies:
+        print("\nanomalies:")
+        for kind, detail, resolved in anomalies:
+            print(f"  [{kind}{', resolved' if resolved else ''}] {detail}")
+    print("\nhops (queue wait '.', processing '#', raised '!'):")
+    for line in waterfall(hops, width=width) or ["  (no message was processed)"]:
+        print(line)
+    if unhandled:
+        print("\nmessages not processed:")
+        for subject, producer, published, outcome in unhandled:
+            at = f"{published:%H:%M:%S}" if published else "?"
+            print(f"  {subject} from {producer or '?'} at {at}: {outcome}")
+    return 0

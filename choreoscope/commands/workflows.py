@@ -1,0 +1,90 @@
+"""`choreoscope workflows`: the workflow runs as a table in the terminal."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from collections.abc import Sequence
+
+import correlator
+from choreoscope.settings import add_flags
+from correlator.explain import ago
+
+ORDER = 60
+STATUSES = ("stalled", "failed", "in_flight", "completed")
+
+DESCRIPTION = """\
+List workflow runs, stuck ones first, with the step each waits on and why.
+Statuses come from the correlator's last pass (`choreoscope correlate`); a run
+it has not judged yet shows as in_flight.
+
+  choreoscope workflows --status stalled failed
+  choreoscope show <WORKFLOW_ID>          # one run as a waterfall
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "workflows",
+        help="list workflow runs (stalled first) as a table",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_flags(p, "data", "log_level")
+    p.add_argument("--status", nargs="+", choices=STATUSES, help="only runs with these statuses")
+    p.add_argument("--type", dest="workflow_type", help="only runs of this workflow type")
+    p.add_argument("--limit", type=int, default=50, help="show at most this many (default 50)")
+    p.set_defaults(handler=run)
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    out = [line.rstrip(), "  ".join("-" * w for w in widths)]
+    for r in rows:
+        out.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    return "\n".join(out)
+
+
+def run(args: argparse.Namespace) -> int:
+    con = correlator.connect(args.data)
+    try:
+        rows = con.execute(
+            """
+            SELECT workflow_id, status, workflow_type, started_at, duration_ms,
+                   waiting_on, root_cause, len(services)
+            FROM workflows
+            WHERE (len(CAST($statuses AS VARCHAR[])) = 0 OR list_contains($statuses, status))
+              AND ($type IS NULL OR workflow_type = $type)
+            ORDER BY CASE status WHEN 'stalled' THEN 0 WHEN 'failed' THEN 1
+                                 WHEN 'in_flight' THEN 2 ELSE 3 END,
+                     started_at DESC
+            LIMIT $limit
+            """,
+            {"statuses": list(args.status or []), "type": args.workflow_type, "limit": args.limit},
+        ).fetchall()
+        (judged,) = con.execute("SELECT count(*) FROM workflow_status").fetchone()
+    finally:
+        con.close()
+    if not rows:
+        print("no workflows match")
+        return 0
+    now = dt.datetime.now(dt.UTC)
+    table = [
+        (
+            wf,
+            status,
+            wf_type or "-",
+            f"{ago((now - started).total_seconds())} ago",
+            ago((duration or 0) / 1000),
+            waiting or "-",
+            cause or "-",
+            str(services),
+        )
+        for wf, status, wf_type, started, duration, waiting, cause, services in rows
+    ]
+    headers = ("workflow", "status", "type", "started", "duration", "waiting on", "cause", "svcs")
+    print(render_table(headers, table))
+    if not judged:
+        print("\n(no correlator findings yet: run `choreoscope correlate --once` to judge them)")
+    return 0

@@ -1,0 +1,114 @@
+"""``correlate --watch``: keep the findings fresh and alert on what is new.
+
+One cold pass, then a tick every ``interval_s``: fold in the spans that arrived,
+re-judge the workflows they touch and the open ones, write the findings, and send
+each anomaly not alerted yet (the ledger persists what was sent, so a restart
+does not repeat it). The passes run in a worker thread so the event loop stays
+free for the bus client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from correlator.alerts import Alerter
+from correlator.choreography_file import Choreography
+from correlator.engine import Correlator
+from correlator.thresholds import Thresholds
+from store import StoreLayout
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def correlate_once(
+    *,
+    data_dir: str | Path,
+    thresholds: Thresholds | None = None,
+    choreography: Choreography | None = None,
+    now: dt.datetime | None = None,
+) -> Correlator:
+    """Compute the findings from what is stored now and write them; returns the
+    (closed) correlator, whose ``ledger`` and ``model`` hold the results."""
+    engine = Correlator(data_dir=data_dir, thresholds=thresholds, choreography=choreography)
+    try:
+        engine.cold_pass(now=now or utc_now())
+        engine.write_findings()
+    finally:
+        engine.close()
+    return engine
+
+
+async def wait_for_store(layout: StoreLayout, *, stop: asyncio.Event, poll_s: float) -> bool:
+    """Wait until a store exists at ``layout`` (the collector creates it)."""
+    if layout.exists():
+        return True
+    log.info("waiting for a store at %s: start `choreoscope collect` to create it", layout.root)
+    while not layout.exists():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=poll_s)
+        if stop.is_set():
+            return False
+    return True
+
+
+async def watch(
+    *,
+    data_dir: str | Path,
+    alerter: Alerter,
+    stop: asyncio.Event,
+    thresholds: Thresholds | None = None,
+    choreography: Choreography | None = None,
+    interval_s: float = 1.0,
+    clock: Callable[[], dt.datetime] = utc_now,
+    keep_s: float = 900.0,
+) -> None:
+    """Run until ``stop`` is set."""
+    layout = StoreLayout.at(data_dir)
+    if not await wait_for_store(layout, stop=stop, poll_s=interval_s):
+        return
+    engine = Correlator(
+        data_dir=layout.root, thresholds=thresholds, choreography=choreography, keep_s=keep_s
+    )
+    try:
+        started = time.perf_counter()
+        await asyncio.to_thread(engine.cold_pass, now=clock())
+        await _alert_and_write(engine, alerter, clock)
+        log.info(
+            "ready: correlating %s every %gs (cold pass %.2fs, %d anomalies known); "
+            "alerts on choreo.alerts.>",
+            layout.root, interval_s, time.perf_counter() - started, len(engine.ledger),
+        )  # fmt: skip
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval_s)
+            if stop.is_set():
+                break
+            await asyncio.to_thread(engine.tick, now=clock())
+            await _alert_and_write(engine, alerter, clock)
+    finally:
+        engine.write_findings()
+        engine.close()
+        log.info("correlator stopped; findings written to %s", layout.findings)
+
+
+async def _alert_and_write(
+    engine: Correlator, alerter: Alerter, clock: Callable[[], dt.datetime]
+) -> None:
+    pending = [a for a in engine.ledger.unalerted() if a["resolved_at"] is None]
+    if pending:
+        sent = await alerter.send(pending)
+        engine.ledger.mark_alerted(sent, at=clock())
+        for anomaly in pending:
+            if anomaly["anomaly_id"] in sent:
+                log.info("alert %s: %s", anomaly["kind"], anomaly["detail"])
+    await asyncio.to_thread(engine.write_findings)

@@ -1,0 +1,96 @@
+"""The correlator's commands as a user runs them: correlate --once, workflows,
+show, model --write."""
+
+from __future__ import annotations
+
+import pytest
+
+from choreoscope.cli import main
+from correlator.choreography_file import load_choreography
+from store import StoreLayout
+from tests.correlator.pipelines import PARSED, RECEIVED, history, up_to_parsed
+from tests.correlator.span_shapes import SpanLog
+
+
+@pytest.fixture
+def judged_store(store_layout: StoreLayout) -> StoreLayout:
+    """Eight healthy runs and one whose `recruit.cv.parsed` nobody consumed, judged
+    now (long after, so every step is past its deadline)."""
+    log = SpanLog()
+    ours = history(log, heartbeats_until=None)
+    up_to_parsed(ours, "wf-stuck", start=100)
+    log.write(store_layout)
+    assert main(["correlate", "--once", "--data", str(store_layout.root)]) == 0
+    return store_layout
+
+
+def test_correlate_once_summarizes_what_it_found(
+    judged_store: StoreLayout, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["correlate", "--once", "--data", str(judged_store.root)]) == 0
+    out = capsys.readouterr().out
+    assert "1 open anomalies (1 dropped)" in out
+
+
+def test_workflows_status_filter_lists_only_the_stuck_run(
+    judged_store: StoreLayout, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    main(["workflows", "--data", str(judged_store.root), "--status", "stalled"])
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 3  # header, rule, one run
+    assert out[2].split()[:2] == ["wf-stuck", "stalled"]
+    assert f"{PARSED} → scorer" in out[2] and "dropped" in out[2]
+
+
+def test_show_draws_the_run_as_a_waterfall_with_its_anomaly(
+    judged_store: StoreLayout, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert main(["show", "wf-stu", "--data", str(judged_store.root)]) == 0
+    out = capsys.readouterr().out
+    assert "workflow wf-stuck" in out
+    assert f"status   stalled, waiting on {PARSED} → scorer (dropped)" in out
+    assert "[dropped] stalled at `scorer`" in out
+    hop = next(line for line in out.splitlines() if line.startswith(f"{RECEIVED} → parser"))
+    assert ".###" in hop.replace(" ", "")
+    assert f"{PARSED} from parser at" in out and "unconsumed" in out
+
+
+def test_show_of_an_unknown_workflow_says_how_to_list_them(
+    judged_store: StoreLayout, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["show", "nope", "--data", str(judged_store.root)]) == 2
+    assert "choreoscope workflows" in capsys.readouterr().err
+
+
+def test_model_write_produces_a_choreography_that_correlate_accepts(
+    judged_store: StoreLayout, tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "choreography.yaml"
+    data = str(judged_store.root)
+    assert main(["model", "--write", str(path), "--data", data, "--min-deadline", "12s"]) == 0
+    (workflow,) = load_choreography(path).workflows
+    assert [s.subject for s in workflow.steps][:2] == [RECEIVED, PARSED]
+    assert {s.deadline_s for s in workflow.steps} == {12.0}
+
+    assert main(["model", "--write", str(path), "--data", data]) == 2
+    assert "pass --force" in capsys.readouterr().err
+    assert main(["correlate", "--once", "--data", data, "--choreography", str(path)]) == 0
+
+
+def test_correlate_needs_watch_or_once(judged_store: StoreLayout) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["correlate", "--data", str(judged_store.root)])
+    assert exit_.value.code == 2
+
+
+def test_broken_choreography_file_is_refused_with_the_reason(
+    judged_store: StoreLayout, tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "choreography.yaml"
+    path.write_text("workflows:\n  w:\n    starts_with: a\n    steps:\n      a: {deadline: soon}\n")
+    code = main(["correlate", "--once", "--data", str(judged_store.root),
+                 "--choreography", str(path)])  # fmt: skip
+    assert code == 2
+    assert "deadline is 'soon', not a duration" in capsys.readouterr().err

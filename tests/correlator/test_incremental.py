@@ -1,0 +1,112 @@
+"""correlate --watch's engine: a cold pass, then ticks that fold in only what
+arrived; findings survive a restart without being found (or alerted) twice."""
+
+from __future__ import annotations
+
+from correlator.engine import Correlator
+from correlator.ledger import AnomalyLedger
+from correlator.thresholds import Thresholds
+from store import StoreLayout
+from tests.correlator.pipelines import PARSED, healthy_run, history, read_outcome, up_to_parsed
+from tests.correlator.span_shapes import OurSpans, SpanLog, at
+
+
+def _engine(layout: StoreLayout) -> Correlator:
+    return Correlator(data_dir=layout.root, thresholds=Thresholds(min_deadline_s=5))
+
+
+def test_tick_finds_a_fault_in_spans_that_arrived_after_the_cold_pass(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log)
+    log.write(store_layout)
+    engine = _engine(store_layout)
+    assert engine.cold_pass(now=at(50)) == []
+
+    up_to_parsed(ours, "wf-late", start=100)
+    log.write(store_layout)
+    assert engine.tick(now=at(102)) == []  # within the deadline
+    new = engine.tick(now=at(110))
+    engine.write_findings()
+    engine.close()
+
+    assert [(a["kind"], a["workflow_id"]) for a in new] == [("dropped", "wf-late")]
+    assert read_outcome(store_layout).statuses["wf-late"][0] == "stalled"
+
+
+def test_tick_sees_the_stuck_message_consumed_and_resolves_the_finding(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log)
+    parsed = up_to_parsed(ours, "wf-slow", start=100)
+    log.write(store_layout)
+    engine = _engine(store_layout)
+    (dropped,) = engine.cold_pass(now=at(110))
+
+    OurSpans(log).process(parsed, service="scorer", start=111, end=111.5)
+    log.write(store_layout)
+    assert engine.tick(now=at(112)) == []
+    engine.write_findings()
+    engine.close()
+
+    outcome = read_outcome(store_layout)
+    (row,) = outcome.anomalies
+    assert row["anomaly_id"] == dropped["anomaly_id"] and row["resolved_at"] is not None
+    assert outcome.statuses["wf-slow"][0] == "completed"
+
+
+def test_spans_delivered_twice_by_the_bus_are_not_a_duplicate(store_layout: StoreLayout) -> None:
+    log = SpanLog()
+    ours = history(log)
+    log.write(store_layout)
+    engine = _engine(store_layout)
+    engine.cold_pass(now=at(50))
+
+    healthy_run(ours, "wf-x", start=100)
+    rows = list(log.rows)
+    log.write(store_layout)
+    log.rows = rows  # the same segment again: at-least-once ingest
+    log.write(store_layout)
+
+    assert engine.tick(now=at(120)) == []
+    engine.close()
+
+
+def test_restarted_correlator_does_not_report_old_findings_as_new(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log)
+    up_to_parsed(ours, "wf-drop", start=100)
+    log.write(store_layout)
+    first = _engine(store_layout)
+    (found,) = first.cold_pass(now=at(120))
+    first.ledger.mark_alerted([found["anomaly_id"]], at=at(120))
+    first.write_findings()
+    first.close()
+
+    second = _engine(store_layout)
+    assert second.cold_pass(now=at(130)) == []
+    assert second.ledger.unalerted() == []
+    second.close()
+    (row,) = AnomalyLedger.load(store_layout).rows()
+    assert row["detected_at"] == at(120) and row["alerted_at"] == at(120)
+
+
+def test_open_workflows_are_rejudged_as_time_passes_without_new_spans(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log)
+    parsed = up_to_parsed(ours, "wf-hang", start=100)
+    ours.receive(parsed, service="scorer", at_s=100.5)
+    log.write(store_layout)
+    engine = _engine(store_layout)
+    assert engine.cold_pass(now=at(101)) == []
+
+    new = engine.tick(now=at(107))
+    engine.close()
+
+    assert [(a["kind"], a["workflow_id"], a["step"]) for a in new] == [("hung", "wf-hang", PARSED)]

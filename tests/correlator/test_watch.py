@@ -1,0 +1,129 @@
+"""correlate --watch against a real nats-server: each new anomaly is published once
+on choreo.alerts.<kind> as JSON (and POSTed to a webhook); a restart does not
+re-alert; the command logs a ready line and stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import nats
+import pytest
+
+from choreoscope.nats_server import EmbeddedNats
+from correlator.alerts import Alerter
+from correlator.thresholds import Thresholds
+from correlator.watch import watch
+from store import StoreLayout
+from tests.correlator.pipelines import PARSED, history, up_to_parsed
+from tests.correlator.span_shapes import SpanLog, at
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict]]]:
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append(json.loads(body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/hook", received
+    server.shutdown()
+
+
+def _store_with_a_dropped_message(layout: StoreLayout) -> None:
+    log = SpanLog()
+    ours = history(log)
+    up_to_parsed(ours, "wf-drop", start=100)
+    log.write(layout)
+
+
+async def _run_watch(layout: StoreLayout, alerter: Alerter, *, seconds: float) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        watch(
+            data_dir=layout.root,
+            alerter=alerter,
+            stop=stop,
+            thresholds=Thresholds(min_deadline_s=5),
+            interval_s=0.05,
+            clock=lambda: at(150),
+        )
+    )
+    await asyncio.sleep(seconds)
+    stop.set()
+    await task
+
+
+async def test_new_anomaly_is_alerted_once_on_nats_and_webhook_and_not_after_restart(
+    store_layout: StoreLayout, nats_server: EmbeddedNats, webhook: tuple[str, list[dict]]
+) -> None:
+    _store_with_a_dropped_message(store_layout)
+    url, posted = webhook
+    nc = await nats.connect(nats_server.url)
+    alerts: list[tuple[str, dict]] = []
+
+    async def on_alert(msg) -> None:
+        alerts.append((msg.subject, json.loads(msg.data)))
+
+    await nc.subscribe("choreo.alerts.>", cb=on_alert)
+
+    async def publish(subject: str, payload: bytes) -> None:
+        await nc.publish(subject, payload)
+
+    alerter = Alerter(publish=publish, dashboard_url="http://127.0.0.1:8501", webhook=url)
+    await _run_watch(store_layout, alerter, seconds=0.6)
+    await nc.flush()
+    await _run_watch(store_layout, alerter, seconds=0.6)  # a restart
+    await nc.flush()
+    await nc.close()
+
+    workflow_alerts = [(s, a) for s, a in alerts if a["workflow"] == "wf-drop"]
+    assert [s for s, _ in workflow_alerts] == ["choreo.alerts.dropped"]
+    (_, alert) = workflow_alerts[0]
+    assert alert["kind"] == "dropped" and alert["step"] == PARSED
+    assert alert["explanation"].startswith("stalled at `scorer`:")
+    assert alert["link"] == "http://127.0.0.1:8501/?workflow=wf-drop"
+    assert [a["anomaly_id"] for a in posted] == [a["anomaly_id"] for _, a in alerts]
+
+
+def test_correlate_watch_command_logs_ready_and_stops_cleanly_on_sigterm(
+    store_layout: StoreLayout, nats_server: EmbeddedNats
+) -> None:
+    _store_with_a_dropped_message(store_layout)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "choreoscope.cli", "correlate", "--watch",
+         "--data", str(store_layout.root), "--nats", nats_server.url, "--min-deadline", "5s"],
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        lines = []
+        for line in proc.stderr:
+            lines.append(line)
+            if "ready:" in line:
+                break
+        assert any("ready: correlating" in line for line in lines), "".join(lines)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        rest = proc.stderr.read()
+        assert "correlator stopped; findings written" in rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
