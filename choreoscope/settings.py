@@ -100,6 +100,12 @@ SETTINGS: dict[str, Setting] = {
             None,
             "processes decoding OTLP protobuf/JSON spans (default: one per core; 0: in-process)",
         ),
+        Setting(
+            "ack_wait",
+            parse_duration,
+            30.0,
+            "JetStream redelivers spans a collector fetched but did not ack after this long",
+        ),
         Setting("min_deadline", parse_duration, 30.0, "the floor under learned step deadlines"),
         Setting("choreography", Path, None, "a declared choreography.yaml"),
         Setting("webhook", str, None, "also POST each new alert as JSON to this URL"),

@@ -57,6 +57,8 @@ class CollectorConfig:
     maintenance_interval: float = 60.0
     compaction_grace: float = 60.0
     ack_wait: float = 30.0
+    max_write_backoff: float = 30.0
+    """The longest wait between two attempts to write to an unwritable store."""
 
 
 async def connect_nats(servers: list[str], options: Mapping[str, Any]) -> nats.NATS:
@@ -114,7 +116,7 @@ async def run_collector(
         spans = SpanIngest(
             js=js, writer=span_writer, pool=pool, flush_rows=config.flush_rows,
             flush_interval=config.flush_interval, fetch_batch=config.fetch_batch,
-            ack_wait=config.ack_wait,
+            ack_wait=config.ack_wait, max_backoff=config.max_write_backoff,
         )  # fmt: skip
         await spans.subscribe()
         signals = SignalIngest(

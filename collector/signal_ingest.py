@@ -168,8 +168,10 @@ class SignalIngest:
         )
         while not stop.is_set():
             try:
-                messages = await sub.fetch(batch=500, timeout=max(0.05, self.flush_interval))
-            except nats.errors.TimeoutError:
+                messages = await sub.fetch(
+                    batch=500, timeout=max(0.05, min(1.0, self.flush_interval))
+                )
+            except (nats.errors.TimeoutError, TimeoutError):  # nats-py raises either
                 continue
             except nats.errors.Error as e:
                 log.warning("fetching signals failed (%s); retrying", e)
@@ -190,7 +192,7 @@ class SignalIngest:
         try:
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.flush_interval)
+                    await asyncio.wait_for(stop.wait(), min(1.0, self.flush_interval))
                 batch, received[:] = list(received), []
                 if batch:
                     await self._store(batch, stop=stop)

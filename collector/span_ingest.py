@@ -113,8 +113,11 @@ class SpanIngest:
         try:
             await self._flush_loop(queue, stop)
         finally:
-            fetcher.cancel()
+            if not fetcher.done():
+                fetcher.cancel()
             await asyncio.gather(fetcher, return_exceptions=True)
+        if not fetcher.cancelled() and fetcher.exception() is not None:
+            raise fetcher.exception()  # type: ignore[misc]
 
     async def _fetch_loop(self, queue: asyncio.Queue[_Fetched | None], stop: asyncio.Event) -> None:
         assert self.subscription is not None
@@ -124,7 +127,7 @@ class SpanIngest:
                     messages = await self.subscription.fetch(
                         batch=self.fetch_batch, timeout=max(0.05, min(1.0, self.flush_interval))
                     )
-                except nats.errors.TimeoutError:
+                except (nats.errors.TimeoutError, TimeoutError):  # nats-py raises either
                     continue
                 except (nats.errors.ConnectionClosedError, nats.errors.Error) as e:
                     log.warning("fetching spans failed (%s); retrying", e)

@@ -42,7 +42,7 @@ writing and acking what it has fetched.
 FLAGS = (
     "data", "nats", "creds", "nkey", "token", "user", "password", "tls_ca", "tls_cert",
     "tls_key", "otlp_http", "retention", "flush_interval", "flush_rows", "stream_replicas",
-    "stream_max_age", "stream_max_bytes", "decode_workers", "log_level",
+    "stream_max_age", "stream_max_bytes", "decode_workers", "ack_wait", "log_level",
 )  # fmt: skip
 
 
@@ -121,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         retention=args.retention,
         otlp_http=None if args.no_otlp_http else args.otlp_http,
         decode_workers=args.decode_workers,
+        ack_wait=args.ack_wait,
     )
     try:
         asyncio.run(_collect(config))

@@ -1,0 +1,96 @@
+"""JetStream advisories become bus_events, naming the original message; service
+heartbeats become heartbeats, including those sent while no collector ran."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import nats
+import nats.errors
+from nats.js.api import AckPolicy, ConsumerConfig
+
+from choreoscope.nats_server import EmbeddedNats
+from instrumentation import wire
+from tests.collector.helpers import jetstream, query, running_collector, wait_for_count
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+SPAN = "00f067aa0ba902b7"
+
+
+async def _publish_business_event(js, *, message_id: str) -> None:
+    await js.publish(
+        "orders.paid",
+        b'{"order": 7}',
+        headers={
+            wire.TRACEPARENT: f"00-{TRACE}-{SPAN}-01",
+            wire.MSG_ID: message_id,
+            wire.WORKFLOW_ID: "wf-order-7",
+        },
+    )
+
+
+async def _fetch_one(sub):
+    try:
+        (msg,) = await sub.fetch(1, timeout=1.0)
+        return msg
+    except nats.errors.TimeoutError:
+        return None
+
+
+async def test_terminated_naked_and_dead_lettered_messages_become_bus_events(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    async with running_collector(nats_server.url, data), jetstream(nats_server.url) as js:
+        await js.add_stream(name="ORDERS", subjects=["orders.>"])
+        config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_deliver=2, ack_wait=0.4)
+        sub = await js.pull_subscribe("orders.>", durable="billing", config=config)
+        await _publish_business_event(js, message_id="m-term")
+        await (await _fetch_one(sub)).term()
+        await _publish_business_event(js, message_id="m-nak")
+        await (await _fetch_one(sub)).nak()
+        await (await _fetch_one(sub)).ack()  # the nak'ed one, redelivered
+        await _publish_business_event(js, message_id="m-hung")
+        for _ in range(3):  # never acked: delivered twice, then max deliveries
+            await _fetch_one(sub)
+            await asyncio.sleep(0.5)
+        assert await wait_for_count(data, "select count(*) from bus_events", 3) == 3
+    rows = query(
+        data,
+        "select kind, stream, consumer, subject, message_id, trace_id, span_id, workflow_id,"
+        " deliveries from bus_events order by stream_seq",
+    )
+    assert rows == [
+        ("terminated", "ORDERS", "billing", "orders.paid", "m-term", TRACE, SPAN, "wf-order-7", 1),
+        ("naked", "ORDERS", "billing", "orders.paid", "m-nak", TRACE, SPAN, "wf-order-7", 1),
+        ("max_deliveries", "ORDERS", "billing", "orders.paid", "m-hung", TRACE, SPAN,
+         "wf-order-7", 2),
+    ]  # fmt: skip
+
+
+async def test_heartbeat_sent_while_no_collector_runs_is_kept(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    async with running_collector(nats_server.url, data):
+        pass  # the first run creates the signals stream
+    beat = {
+        "service": "scorer", "instance": "scorer-1", "at": time.time(), "interval_s": 5.0,
+        "received": 10, "processed": 9, "failed": 1, "dead_lettered": 0,
+        "spans_exported": 40, "spans_dropped": 2, "in_flight": 1,
+    }  # fmt: skip
+    nc = await nats.connect(nats_server.url)
+    await nc.publish(f"{wire.HEARTBEAT_SUBJECT_PREFIX}scorer", json.dumps(beat).encode())
+    await nc.publish(f"{wire.HEARTBEAT_SUBJECT_PREFIX}scorer", b"not json")
+    await nc.close()
+    async with running_collector(nats_server.url, data):
+        assert await wait_for_count(data, "select count(*) from heartbeats", 1) == 1
+        assert await wait_for_count(data, "select count(*) from rejected", 1) == 1
+    assert query(
+        data,
+        "select service, instance, processed, failed, spans_dropped, in_flight from heartbeats",
+    ) == [("scorer", "scorer-1", 9, 1, 2, 1)]
+    assert query(data, "select source from rejected") == [("choreo.heartbeat.scorer",)]

@@ -1,0 +1,142 @@
+"""The collector consumes CHOREO_SPANS into the store: every format, nothing lost
+across a nats-server restart or an unwritable store, nothing acked before it is
+on disk."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+
+from choreoscope.nats_server import EmbeddedNats
+from collector.streams import SPANS_DURABLE
+from instrumentation import wire
+from instrumentation.nats_span_exporter import NatsSpanProcessor
+from store import StoreLayout
+from tests.collector.batches import columnar_batch, otlp_json_request, otlp_request
+from tests.collector.helpers import (
+    jetstream,
+    publish_spans,
+    query,
+    running_collector,
+    scalar,
+    wait_for,
+    wait_for_count,
+)
+
+COLUMNAR = wire.CONTENT_TYPE_COLUMNAR
+PROTOBUF = wire.CONTENT_TYPE_OTLP_PROTOBUF
+
+
+async def test_spans_of_every_format_reach_the_spans_view_and_garbage_reaches_rejected(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    async with running_collector(nats_server.url, data), jetstream(nats_server.url) as js:
+        await publish_spans(js, columnar_batch(0, 50), content_type=COLUMNAR)
+        await publish_spans(js, otlp_request(50, 50).SerializeToString(), content_type=PROTOBUF)
+        await publish_spans(
+            js, json.dumps(otlp_json_request(100, 50)).encode(), content_type="application/json"
+        )
+        await publish_spans(js, b"\x00not a batch", content_type=PROTOBUF, service="broken")
+        assert await wait_for_count(data, "select count(*) from spans", 150) == 150
+        assert await wait_for_count(data, "select count(*) from rejected", 1) == 1
+    assert query(data, "select distinct exporter_id, subject, operation from spans") == [
+        ("test-exporter", "recruit.cv.parsed", "process")
+    ]
+    (source, reason) = query(data, "select source, reason from rejected")[0]
+    assert source == "nats:choreo.spans.broken"
+    assert reason.startswith("malformed application/x-protobuf payload")
+
+
+async def test_spans_exported_by_the_real_exporter_are_stored(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    async with running_collector(nats_server.url, data):
+        processor = NatsSpanProcessor(
+            service_name="scorer", nats_url=nats_server.url, schedule_delay=0.05
+        )
+        provider = TracerProvider(resource=Resource.create({"service.name": "scorer"}))
+        provider.add_span_processor(processor)
+        tracer = provider.get_tracer("test")
+        for i in range(30):
+            with tracer.start_as_current_span(f"process recruit.cv.parsed {i}") as span:
+                span.set_attribute("choreo.workflow.id", f"wf-{i % 3}")
+        await asyncio.to_thread(provider.force_flush)
+        await asyncio.to_thread(provider.shutdown)
+        assert await wait_for_count(data, "select count(*) from spans", 30) == 30
+    assert query(data, "select count(distinct workflow_id), min(service_name) from spans") == [
+        (3, "scorer")
+    ]
+    assert scalar(data, "select count(distinct exporter_id) from spans") == 1
+
+
+async def test_nats_server_restart_under_the_collector_loses_nothing(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    async with running_collector(nats_server.url, data):
+        async with jetstream(nats_server.url) as js:
+            for i in range(5):
+                await publish_spans(js, columnar_batch(i * 20, 20), content_type=COLUMNAR)
+        assert await wait_for_count(data, "select count(*) from spans", 100) == 100
+        nats_server.restart()
+        async with jetstream(nats_server.url) as js:
+            for i in range(5, 10):
+                await publish_spans(js, columnar_batch(i * 20, 20), content_type=COLUMNAR)
+        assert await wait_for_count(data, "select count(*) from spans", 200, timeout=30) == 200
+    assert scalar(data, "select count(distinct span_id) from spans") == 200
+
+
+async def _unacked(url: str) -> int:
+    async with jetstream(url) as js:
+        info = await js.consumer_info(wire.SPANS_STREAM, SPANS_DURABLE)
+        return int(info.num_ack_pending) + int(info.num_pending)
+
+
+async def test_unwritable_store_holds_the_acks_logs_why_and_recovers(
+    nats_server: EmbeddedNats, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Root ignores permission bits, so the store is made unwritable the honest way:
+    # the partition directory the collector must create is taken by a plain file,
+    # and every mkdir/open beneath it fails with an OSError from the kernel.
+    data = tmp_path / "data"
+    layout = StoreLayout.at(data)
+    layout.ensure()
+    today = layout.partition_dir("spans", dt.datetime.now(dt.UTC)).parent
+    today.parent.mkdir(parents=True, exist_ok=True)
+    today.write_text("in the way")
+    caplog.set_level(logging.ERROR, logger="collector")
+    async with running_collector(nats_server.url, data, ack_wait=3.0, max_write_backoff=1.0):
+        async with jetstream(nats_server.url) as js:
+            await publish_spans(js, columnar_batch(0, 40), content_type=COLUMNAR)
+        assert await wait_for(lambda: "cannot write a segment" in caplog.text)
+        await asyncio.sleep(4)  # past ack_wait: the held message must not be redelivered
+        assert await _unacked(nats_server.url) == 1
+        assert scalar(data, "select count(*) from spans") == 0
+        today.unlink()  # space is back
+        assert await wait_for_count(data, "select count(*) from spans", 40, timeout=40) == 40
+        await asyncio.sleep(0.5)
+        assert await _unacked(nats_server.url) == 0
+    assert "Free disk space or fix the directory's permissions" in caplog.text
+    assert scalar(data, "select count(*) from spans_raw") == 40
+
+
+async def test_stopping_writes_and_acks_what_was_fetched(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    async with running_collector(nats_server.url, data, flush_interval=60.0, flush_rows=10**6):
+        async with jetstream(nats_server.url) as js:
+            await publish_spans(js, columnar_batch(0, 25), content_type=COLUMNAR)
+        await asyncio.sleep(1.0)
+        assert scalar(data, "select count(*) from spans") == 0  # buffered, not yet written
+    assert scalar(data, "select count(*) from spans") == 25
+    assert await _unacked(nats_server.url) == 0
