@@ -44,6 +44,8 @@ class StackOptions:
     port: int
     log_level: str
     credentials_env: dict[str, str]
+    webhook: str | None = None
+    public_dashboard_url: str | None = None
 
     @property
     def dashboard_url(self) -> str:
@@ -125,10 +127,12 @@ def correlator_spec(options: StackOptions) -> ChildSpec:
         "--data", str(options.data),
         "--nats", options.nats_url,
         "--min-deadline", f"{options.min_deadline:g}s",
-        "--dashboard-url", options.dashboard_url,
+        "--dashboard-url", options.public_dashboard_url or options.dashboard_url,
     ]  # fmt: skip
     if options.choreography is not None:
         argv += ["--choreography", str(options.choreography)]
+    if options.webhook is not None:
+        argv += ["--webhook", options.webhook]
     return ChildSpec(
         name="correlator",
         argv=choreoscope_command(*argv),

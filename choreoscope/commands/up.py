@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from choreoscope.nats_server import free_port
-from choreoscope.settings import add_flags
+from choreoscope.settings import SETTINGS, add_flags
 from choreoscope.stack import (
     StackOptions,
     collector_spec,
@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         p,
         "data", "nats", "creds", "nkey", "token", "user", "password",
         "tls_ca", "tls_cert", "tls_key", "log_level", "otlp_http",
-        "min_deadline", "choreography", "host", "port",
+        "min_deadline", "choreography", "webhook", "dashboard_url", "host", "port",
     )  # fmt: skip
     p.add_argument("--no-dashboard", action="store_true", help="run without the dashboard")
     p.add_argument(
@@ -81,6 +81,11 @@ def run(args: argparse.Namespace) -> int:
         port=args.port,
         log_level=str(args.log_level),
         credentials_env=credentials_env(args),
+        webhook=args.webhook,
+        # the alerts link to --dashboard-url when given, else to the dashboard started here
+        public_dashboard_url=(
+            None if args.dashboard_url == SETTINGS["dashboard_url"].default else args.dashboard_url
+        ),
     )
     specs = []
     if embedded_port is not None:
