@@ -21,6 +21,7 @@ import fcntl
 import json
 import logging
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from importlib import resources
@@ -132,6 +133,7 @@ class Compactor:
         manifest = folder / f"{MANIFEST_PREFIX}{output.stem}.json"
         _write_json(manifest, {"output": output.name, "inputs": [p.name for p in inputs]})
         tmp = output.with_name(f".{output.name}.tmp")
+        started = time.monotonic()
         try:
             self._con.execute(self._sql, [[str(p) for p in inputs], str(tmp)])
             fsync_file(tmp)
@@ -146,7 +148,8 @@ class Compactor:
             {
                 "output": output.name,
                 "inputs": [p.name for p in inputs],
-                "visible_at": dt.datetime.now(dt.UTC).isoformat(),
+                # on the caller's clock, which tests move; plus the time the merge took
+                "visible_at": (now + dt.timedelta(seconds=time.monotonic() - started)).isoformat(),
             },
         )
         log.info("compacted %d segments of %s into %s", len(inputs), folder, output.name)

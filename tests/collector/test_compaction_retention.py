@@ -1,0 +1,90 @@
+"""Background upkeep of the store: small segments of closed hours are merged
+(deduplicated, sorted by trace) without a reader ever seeing a span vanish or
+double, and partitions past the retention period are dropped whole."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pyarrow.parquet as pq
+
+from collector.compaction import Compactor
+from collector.decoding import Payload, decode_payloads
+from collector.retention import drop_expired_partitions
+from collector.segment_writer import SegmentWriter
+from instrumentation import wire
+from store import StoreLayout, open_store
+from tests.collector.batches import columnar_batch
+
+HOUR = dt.datetime(2026, 11, 20, 9, tzinfo=dt.UTC)
+
+
+def write_segments(layout: StoreLayout, *, at: dt.datetime, batches: list[tuple[int, int]]) -> None:
+    writer = SegmentWriter(layout=layout)
+    for start, n in batches:
+        decoded = decode_payloads(
+            [Payload(columnar_batch(start, n), wire.CONTENT_TYPE_COLUMNAR, "test")]
+        )
+        writer.write("spans", decoded.spans, at=at)
+
+
+def counts(layout: StoreLayout) -> tuple[int, int]:
+    con = open_store(layout.root)
+    return (
+        con.execute("select count(*) from spans").fetchone()[0],
+        con.execute("select count(*) from spans_raw").fetchone()[0],
+    )
+
+
+def test_small_segments_of_a_closed_hour_become_one_deduplicated_and_sorted(
+    store_layout: StoreLayout,
+) -> None:
+    # three segments, the third a redelivery of the first
+    write_segments(store_layout, at=HOUR, batches=[(100, 30), (0, 30), (100, 30)])
+    folder = store_layout.partition_dir("spans", HOUR)
+    assert counts(store_layout) == (60, 90)
+    compactor = Compactor(layout=store_layout, grace=60)
+    assert compactor.run_once(now=HOUR + dt.timedelta(hours=2)) == 1
+    # during the grace period the inputs stay for readers that listed them
+    assert len(list(folder.glob("*.parquet"))) == 4
+    assert counts(store_layout)[0] == 60
+    compactor.run_once(now=HOUR + dt.timedelta(hours=2, minutes=5))
+    (merged,) = folder.glob("*.parquet")
+    assert merged.name.startswith("compacted-")
+    assert counts(store_layout) == (60, 60)
+    trace_ids = pq.read_table(merged).column("trace_id").to_pylist()
+    assert trace_ids == sorted(trace_ids)
+    assert not list(folder.glob(".compaction-*"))
+
+
+def test_the_current_hour_is_never_compacted(store_layout: StoreLayout) -> None:
+    now = dt.datetime.now(dt.UTC)
+    write_segments(store_layout, at=now, batches=[(0, 5), (5, 5)])
+    assert Compactor(layout=store_layout).run_once(now=now) == 0
+    assert len(list(store_layout.partition_dir("spans", now).glob("*.parquet"))) == 2
+
+
+def test_compaction_interrupted_before_its_output_landed_loses_nothing(
+    store_layout: StoreLayout,
+) -> None:
+    write_segments(store_layout, at=HOUR, batches=[(0, 10), (10, 10)])
+    folder = store_layout.partition_dir("spans", HOUR)
+    names = sorted(p.name for p in folder.glob("*.parquet"))
+    # what a crash right after writing the manifest leaves behind
+    (folder / ".compaction-compacted-x.json").write_text(
+        json.dumps({"output": "compacted-x.parquet", "inputs": names})
+    )
+    Compactor(layout=store_layout, grace=0).run_once(now=HOUR + dt.timedelta(hours=3))
+    assert counts(store_layout)[0] == 20
+
+
+def test_retention_drops_whole_partitions_past_the_period(store_layout: StoreLayout) -> None:
+    now = dt.datetime(2026, 11, 26, 12, 30, tzinfo=dt.UTC)
+    old, recent = now - dt.timedelta(days=8), now - dt.timedelta(days=6)
+    write_segments(store_layout, at=old, batches=[(0, 10)])
+    write_segments(store_layout, at=recent, batches=[(10, 10)])
+    dropped = drop_expired_partitions(store_layout, retention=7 * 86400, now=now)
+    assert dropped == [store_layout.partition_dir("spans", old)]
+    assert not store_layout.partition_dir("spans", old).parent.exists()
+    assert counts(store_layout) == (10, 10)

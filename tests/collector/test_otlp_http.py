@@ -1,0 +1,148 @@
+"""The OTLP/HTTP receiver: stock OTLP exports (protobuf or JSON, gzip or not) reach
+the store, with the status codes and partial-success answers of the OTLP spec."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import json
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import nats
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from choreoscope.nats_server import EmbeddedNats
+from collector.otlp_http import OtlpHttpReceiver
+from collector.streams import ensure_stream
+from instrumentation import wire
+from tests.collector.batches import otlp_json_request, otlp_request
+from tests.collector.helpers import query, running_collector, wait_for_count
+
+PROTOBUF = "application/x-protobuf"
+
+
+@contextlib.asynccontextmanager
+async def receiver(url: str, **limits: int) -> AsyncIterator[OtlpHttpReceiver]:
+    nc = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    await ensure_stream(
+        nc.jetstream(), name=wire.SPANS_STREAM, subjects=[wire.SPANS_SUBJECTS], replicas=1,
+        max_age=3600, max_bytes=2**30,
+    )  # fmt: skip
+    server = OtlpHttpReceiver(nc=nc, port=0, publish_timeout=1.0, **limits)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+        await nc.close()
+
+
+async def post(
+    server: OtlpHttpReceiver, body: bytes, *, content_type: str, gzipped: bool = False
+) -> tuple[int, dict[str, str], bytes]:
+    headers = {"Content-Type": content_type}
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server.port}/v1/traces", data=body, headers=headers, method="POST"
+    )
+
+    def send() -> tuple[int, dict[str, str], bytes]:
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+    return await asyncio.to_thread(send)
+
+
+async def test_stock_otlp_protobuf_and_gzipped_json_exports_reach_the_store(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    async with receiver(nats_server.url) as server, running_collector(nats_server.url, data):
+        status, headers, body = await post(
+            server, otlp_request(0, 20).SerializeToString(), content_type=PROTOBUF
+        )
+        assert status == 200 and headers["Content-Type"] == PROTOBUF
+        assert not ExportTraceServiceResponse.FromString(body).HasField("partial_success")
+        as_json = gzip.compress(json.dumps(otlp_json_request(20, 20)).encode())
+        status, headers, body = await post(
+            server, as_json, content_type="application/json", gzipped=True
+        )
+        assert (status, json.loads(body)) == (200, {})
+        assert await wait_for_count(data, "select count(*) from spans", 40) == 40
+    assert query(data, "select distinct scope_name from spans") == [("stock-sdk",)]
+
+
+async def test_export_with_some_bad_spans_gets_partial_success_and_keeps_the_good(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    request = otlp_request(0, 5)
+    request.resource_spans[0].scope_spans[0].spans[3].span_id = b"\x00" * 8
+    async with receiver(nats_server.url) as server, running_collector(nats_server.url, data):
+        status, _, body = await post(server, request.SerializeToString(), content_type=PROTOBUF)
+        assert status == 200
+        partial = ExportTraceServiceResponse.FromString(body).partial_success
+        assert partial.rejected_spans == 1
+        assert "span_id is not 16 hex characters, or is all zeros" in partial.error_message
+        assert await wait_for_count(data, "select count(*) from spans", 4) == 4
+        assert await wait_for_count(data, "select count(*) from rejected", 1) == 1
+
+
+async def test_malformed_export_gets_400_and_is_kept_in_rejected(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    async with receiver(nats_server.url) as server, running_collector(nats_server.url, data):
+        status, _, body = await post(
+            server, b'{"resourceSpans": [{', content_type="application/json"
+        )
+        assert status == 400
+        assert json.loads(body)["message"].startswith("malformed application/json payload")
+        assert await wait_for_count(data, "select count(*) from rejected", 1) == 1
+    assert query(data, "select source, raw from rejected") == [
+        ("nats:choreo.spans.otlp-http", b'{"resourceSpans": [{')
+    ]
+
+
+async def test_oversized_body_and_gzip_bomb_get_413(nats_server: EmbeddedNats) -> None:
+    async with receiver(
+        nats_server.url, max_body_bytes=64 * 1024, max_decompressed_bytes=1024 * 1024
+    ) as server:
+        status, _, _ = await post(server, b"\x00" * 100_000, content_type=PROTOBUF)
+        assert status == 413
+        bomb = gzip.compress(b"\x00" * 50_000_000)  # 50 MB of zeros in ~50 KB
+        assert len(bomb) < 64 * 1024
+        status, _, body = await post(server, bomb, content_type=PROTOBUF, gzipped=True)
+        assert status == 413
+        assert b"decompressed body over 1048576 bytes" in body
+
+
+async def test_unsupported_content_type_gets_415_and_other_paths_404(
+    nats_server: EmbeddedNats,
+) -> None:
+    async with receiver(nats_server.url) as server:
+        assert (await post(server, b"spans", content_type="text/plain"))[0] == 415
+        request = urllib.request.Request(f"http://127.0.0.1:{server.port}/v1/metrics", data=b"")
+        with pytest.raises(urllib.error.HTTPError) as raised:
+            await asyncio.to_thread(urllib.request.urlopen, request, timeout=5)
+        assert raised.value.code == 404
+
+
+async def test_jetstream_down_gets_503_with_retry_after(nats_server: EmbeddedNats) -> None:
+    async with receiver(nats_server.url) as server:
+        nats_server.stop()
+        status, headers, _ = await post(
+            server, otlp_request(0, 3).SerializeToString(), content_type=PROTOBUF
+        )
+        assert status == 503
+        assert int(headers["Retry-After"]) > 0
+        nats_server.start()

@@ -1,0 +1,115 @@
+"""`choreoscope sql` prints query results as a table, CSV, JSON or Parquet, reads
+the query from an argument, standard input or a file, and explains bad SQL; and
+`catalog.duckdb` opens in any DuckDB client, read-only, with every view."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from choreoscope.catalog import write_catalog
+from collector.decoding import Payload, decode_payloads
+from collector.segment_writer import SegmentWriter
+from instrumentation import wire
+from store import StoreLayout
+from tests.collector.batches import columnar_batch
+
+
+@pytest.fixture
+def filled_store(store_layout: StoreLayout) -> StoreLayout:
+    decoded = decode_payloads(
+        [Payload(columnar_batch(0, 12), wire.CONTENT_TYPE_COLUMNAR, "test", "exp-1")]
+    )
+    SegmentWriter(layout=store_layout).write("spans", decoded.spans)
+    return store_layout
+
+
+def sql(layout: StoreLayout, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "choreoscope.cli", "sql", "--data", str(layout.root), *args],
+        input=stdin.encode() if stdin is not None else None,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+
+
+QUERY = "select workflow_id, count(*) as spans from spans group by 1 order by 1"
+
+
+def test_table_output_shows_rows_and_count(filled_store: StoreLayout) -> None:
+    out = sql(filled_store, QUERY)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout.decode()
+    assert "| workflow_id | spans |" in text
+    assert "| wf-0        | 8     |" in text
+    assert text.rstrip().endswith("(2 rows)")
+
+
+def test_json_output_is_one_array_of_row_objects(filled_store: StoreLayout) -> None:
+    out = sql(filled_store, "--format", "json", QUERY)
+    assert json.loads(out.stdout) == [
+        {"workflow_id": "wf-0", "spans": 8},
+        {"workflow_id": "wf-1", "spans": 4},
+    ]
+
+
+def test_json_output_renders_times_as_iso_text(filled_store: StoreLayout) -> None:
+    out = sql(filled_store, "--format", "json", "select start_time from spans limit 1")
+    (row,) = json.loads(out.stdout)
+    assert row["start_time"].endswith("+00:00")
+
+
+def test_csv_output_reads_back(filled_store: StoreLayout) -> None:
+    out = sql(filled_store, "--format", "csv", QUERY)
+    assert list(csv.reader(io.StringIO(out.stdout.decode()))) == [
+        ["workflow_id", "spans"],
+        ["wf-0", "8"],
+        ["wf-1", "4"],
+    ]
+
+
+def test_parquet_output_to_a_file(filled_store: StoreLayout, tmp_path: Path) -> None:
+    target = tmp_path / "out.parquet"
+    out = sql(filled_store, "--format", "parquet", "-o", str(target), "select * from spans")
+    assert out.returncode == 0, out.stderr
+    assert pq.read_table(target).num_rows == 12
+
+
+def test_query_from_stdin_and_from_a_file(filled_store: StoreLayout, tmp_path: Path) -> None:
+    from_stdin = sql(filled_store, "--format", "json", stdin="select count(*) as n from spans;")
+    assert json.loads(from_stdin.stdout) == [{"n": 12}]
+    query_file = tmp_path / "q.sql"
+    query_file.write_text("-- how many\nselect count(*) as n from spans\n")
+    from_file = sql(filled_store, "--format", "json", "--file", str(query_file))
+    assert json.loads(from_file.stdout) == [{"n": 12}]
+
+
+def test_bad_sql_says_what_failed_and_which_views_exist(filled_store: StoreLayout) -> None:
+    out = sql(filled_store, "select nope from spanz")
+    assert out.returncode == 2
+    err = out.stderr.decode()
+    assert "the query failed" in err and "spanz" in err
+    assert "Views you can query:" in err and "spans" in err
+    assert "Traceback" not in err
+
+
+def test_catalog_opens_read_only_in_duckdb_with_every_view(filled_store: StoreLayout) -> None:
+    assert write_catalog(filled_store) is True
+    assert write_catalog(filled_store) is False  # unchanged views: left alone
+    con = duckdb.connect(str(filled_store.catalog), read_only=True)
+    views = {r[0] for r in con.execute("select view_name from duckdb_views()").fetchall()}
+    assert {"spans", "spans_raw", "bus_events", "rejected", "heartbeats"} <= views
+    assert {"messages", "workflows"} <= views  # the correlator's
+    assert con.execute("select count(*) from spans").fetchone() == (12,)
+    assert con.execute("select schema_version from choreoscope_catalog").fetchone() == (1,)
+    other = duckdb.connect(str(filled_store.catalog), read_only=True)  # readers side by side
+    assert other.execute("select count(*) from spans").fetchone() == (12,)
