@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -33,6 +34,7 @@ import nats.js.errors
 from opentelemetry import trace
 
 from instrumentation import semconv, wire
+from instrumentation.acked_publisher import AckedPublisher
 from instrumentation.agent_delivery import Decode, DeliveryProcessor, Handler, HandlerFunction
 from instrumentation.agent_streams import (
     consumer_config,
@@ -45,6 +47,7 @@ from instrumentation.errors import ConfigurationError
 from instrumentation.event_publisher import EventPublisher, new_id
 from instrumentation.heartbeat import AgentCounters, heartbeat_payload
 from instrumentation.messaging_spans import MessagingSpans
+from instrumentation.pull_consumer import PullConsumer
 from instrumentation.telemetry import DEFAULT_NATS_URL, Telemetry, telemetry_for
 
 log = logging.getLogger(__name__)
@@ -167,7 +170,8 @@ class Agent:
             options.update(self._nats_options)
             self._nc = await nats.connect(self.nats_url, **options)
             self._js = self._nc.jetstream()
-            self._publisher.js = self._js
+            self._publisher.acked = AckedPublisher(self._nc)
+            await self._publisher.acked.start()
             log.info("agent %s connected to %s", self.name, self.nats_url)
 
     async def close(self) -> None:
@@ -256,13 +260,20 @@ class Agent:
         """Consume until cancelled or ``stop()``; then drain in-flight work and disconnect."""
         self._stopping.clear()
         await self.connect()
-        subscriptions = await self._prepare_consumers()
-        loops = [
-            asyncio.create_task(
-                self._fetch_loop(handler, psub), name=f"{self.name}:{handler.subject}"
+        consumers = [
+            PullConsumer(
+                self._nc,
+                stream=self.stream,
+                durable=durable,
+                deliver=functools.partial(self._dispatch, handler),
+                free_slots=self._free_slots,
+                slot_freed=self._slot_freed,
+                max_batch=self._fetch_batch,
+                expires=self._fetch_timeout,
             )
-            for handler, psub in subscriptions
+            for handler, durable in await self._prepare_consumers()
         ]
+        loops = [asyncio.create_task(c.run()) for c in consumers]
         heartbeats = asyncio.create_task(self._heartbeat_loop())
         self._ready.set()
         cancelled = False
@@ -272,11 +283,13 @@ class Agent:
             cancelled = True
         finally:
             self._stopping.set()
+            for consumer in consumers:
+                consumer.stop()
             await self._drain(loops, heartbeats)
         if cancelled:
             raise asyncio.CancelledError
 
-    async def _prepare_consumers(self) -> list[tuple[Handler, Any]]:
+    async def _prepare_consumers(self) -> list[tuple[Handler, str]]:
         if self._handlers:
             async with self._stream_lock:
                 await ensure_stream_covers(
@@ -305,33 +318,18 @@ class Agent:
                     durable,
                     exc.description,
                 )
-            psub = await self._js.pull_subscribe_bind(durable=durable, stream=self.stream)
-            subscriptions.append((handler, psub))
+            subscriptions.append((handler, durable))
         return subscriptions
 
-    async def _fetch_loop(self, handler: Handler, psub: Any) -> None:
-        counters = self.counters
-        while not self._stopping.is_set():
-            free = self._max_in_flight - counters.in_flight
-            if free <= 0:
-                self._slot_freed.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._slot_freed.wait(), self._fetch_timeout)
-                continue
-            try:
-                msgs = await psub.fetch(min(free, self._fetch_batch), timeout=self._fetch_timeout)
-            except TimeoutError:
-                continue
-            except Exception as exc:
-                await self._on_nats_error(exc)
-                await asyncio.sleep(min(self._fetch_timeout, 0.5))
-                continue
-            for msg in msgs:
-                counters.received += 1
-                counters.in_flight += 1
-                task = asyncio.create_task(self._delivery.process(handler, msg))
-                self._tasks.add(task)
-                task.add_done_callback(self._task_done)
+    def _free_slots(self) -> int:
+        return self._max_in_flight - self.counters.in_flight
+
+    def _dispatch(self, handler: Handler, msg: Any) -> None:
+        self.counters.received += 1
+        self.counters.in_flight += 1
+        task = asyncio.create_task(self._delivery.process(handler, msg))
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -359,7 +357,7 @@ class Agent:
             await self._on_nats_error(exc)
 
     async def _drain(self, loops: list[asyncio.Task[None]], heartbeats: asyncio.Task[None]) -> None:
-        await asyncio.wait(loops, timeout=self._fetch_timeout + 1)
+        await asyncio.wait(loops, timeout=self._fetch_timeout + 3)
         for loop in loops:
             loop.cancel()
         if self._tasks:

@@ -15,6 +15,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span
 
 from instrumentation import semconv, wire
+from instrumentation.acked_publisher import AckedPublisher
 from instrumentation.audit import AuditCapture
 from instrumentation.errors import PublishError
 from instrumentation.messaging_spans import MessagingSpans
@@ -54,7 +55,7 @@ class EventPublisher:
         self._audit = audit
         self._ack_timeout = ack_timeout
         self._ensure_subject = ensure_subject
-        self.js: Any = None
+        self.acked: AckedPublisher | None = None  # set when the Agent connects
 
     async def publish(
         self,
@@ -126,13 +127,15 @@ class EventPublisher:
         self._spans.end(span)
 
     async def _publish_acked(self, subject: str, payload: bytes, headers: dict[str, str]) -> Any:
+        if self.acked is None:
+            raise ConnectionError("the agent is not connected to NATS")
         try:
-            return await self.js.publish(
+            return await self.acked.publish(
                 subject, payload, headers=headers, timeout=self._ack_timeout
             )
         except nats.errors.NoRespondersError:
             # no stream captures the subject yet: add it to the Agent's stream, once
             await self._ensure_subject(subject)
-            return await self.js.publish(
+            return await self.acked.publish(
                 subject, payload, headers=headers, timeout=self._ack_timeout
             )

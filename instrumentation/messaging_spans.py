@@ -14,11 +14,13 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from instrumentation import semconv, wire
+from instrumentation.light_span import LightSpanFactory
 from instrumentation.propagation import Delivered, inject_context
-from instrumentation.telemetry import Telemetry
+from instrumentation.telemetry import INSTRUMENTATION_SCOPE, INSTRUMENTATION_VERSION, Telemetry
 
 _NATS = {semconv.MESSAGING_SYSTEM: semconv.MESSAGING_SYSTEM_NATS}
 
@@ -46,6 +48,15 @@ class MessagingSpans:
         self.telemetry = telemetry
         self._tracer = telemetry.tracer
         self._clock = telemetry.clock
+        provider = telemetry.tracer_provider
+        self._light = (
+            LightSpanFactory(
+                provider,  # type: ignore[arg-type]
+                InstrumentationScope(INSTRUMENTATION_SCOPE, INSTRUMENTATION_VERSION),
+            )
+            if LightSpanFactory.supports(provider)
+            else None
+        )
 
     def start_publish(
         self,
@@ -68,12 +79,17 @@ class MessagingSpans:
         }
         if workflow_id:
             attributes[semconv.CHOREO_WORKFLOW_ID] = workflow_id
+        name = semconv.span_name(operation_name, subject)
+        if self._light is not None:
+            return self._light.start(
+                name,
+                kind=kind,
+                parent=trace.get_current_span(context).get_span_context(),
+                attributes=attributes,
+                start_time=self._clock(),
+            )
         return self._tracer.start_span(
-            semconv.span_name(operation_name, subject),
-            context=context,
-            kind=kind,
-            attributes=attributes,
-            start_time=self._clock(),
+            name, context=context, kind=kind, attributes=attributes, start_time=self._clock()
         )
 
     def publish_headers(
@@ -161,10 +177,23 @@ class MessagingSpans:
         attributes = self._consumer_attributes(
             subject, delivered, semconv.OP_RECEIVE, "receive", consumer_group, extra
         )
-        span = self._start_consumer_span(
-            semconv.span_name("receive", subject), kind, delivered, attributes, False
+        name = semconv.span_name("receive", subject)
+        if self._light is None:
+            span = self._start_consumer_span(name, kind, delivered, attributes, False)
+            span.end(end_time=self._clock())
+            return
+        producer = delivered.producer
+        span = self._light.start(
+            name,
+            kind=kind,
+            parent=producer,
+            attributes=attributes,
+            links=[Link(producer)] if producer is not None else (),
+            start_time=self._clock(),
         )
-        span.end(end_time=self._clock())
+        if semconv.CHOREO_WORKFLOW_ID not in attributes:
+            attributes[semconv.CHOREO_WORKFLOW_ID] = f"{span.get_span_context().trace_id:032x}"
+        span.end(self._clock())
 
     def start_process(
         self,
@@ -207,14 +236,23 @@ class MessagingSpans:
             attributes[semconv.MESSAGING_CONSUMER_GROUP] = consumer_group
         if extra:
             attributes.update(extra)
-        now = self._clock()
-        span = self._tracer.start_span(
-            semconv.span_name(operation_name, subject),
-            context=parent,
-            kind=SpanKind.CLIENT,
-            attributes=attributes,
-            start_time=now,
-        )
+        name = semconv.span_name(operation_name, subject)
+        if self._light is not None:
+            span: Span = self._light.start(
+                name,
+                kind=SpanKind.CLIENT,
+                parent=trace.get_current_span(parent).get_span_context(),
+                attributes=attributes,
+                start_time=self._clock(),
+            )
+        else:
+            span = self._tracer.start_span(
+                name,
+                context=parent,
+                kind=SpanKind.CLIENT,
+                attributes=attributes,
+                start_time=self._clock(),
+            )
         if error:
             span.set_status(Status(StatusCode.ERROR, error))
         span.end(end_time=self._clock())

@@ -13,14 +13,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from opentelemetry import propagate, trace
+from opentelemetry import baggage, propagate, trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context
-from opentelemetry.propagators.textmap import Getter, Setter
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.propagators.textmap import Getter, Setter, TextMapPropagator
 from opentelemetry.trace import SpanContext
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from instrumentation import wire
 
 _IGNORED_PREFIX = wire.IGNORED_HEADER_PREFIX.lower()
+_TRACECONTEXT = TraceContextTextMapPropagator()
+_BAGGAGE = W3CBaggagePropagator()
+_w3c_only_cache: tuple[TextMapPropagator | None, bool] = (None, False)
 _WORKFLOW_ID = wire.WORKFLOW_ID.lower()
 _MSG_ID = wire.MSG_ID.lower()
 
@@ -60,9 +66,43 @@ def lowercase_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
     }
 
 
+def _w3c_only() -> bool:
+    """Whether the global propagators are W3C trace context and baggage, nothing else.
+
+    Then the hot path writes and reads the two headers itself, which is what those
+    propagators do, without going through the generic carrier machinery.
+    """
+    global _w3c_only_cache
+    textmap = propagate.get_global_textmap()
+    cached, answer = _w3c_only_cache
+    if textmap is cached:
+        return answer
+    inner = (
+        getattr(textmap, "_propagators", None) if isinstance(textmap, CompositePropagator) else None
+    )
+    answer = inner is not None and sorted(type(p).__name__ for p in inner) == [
+        "TraceContextTextMapPropagator",
+        "W3CBaggagePropagator",
+    ]
+    _w3c_only_cache = (textmap, answer)
+    return answer
+
+
 def inject_context(headers: dict[str, str], context: Context | None = None) -> dict[str, str]:
     """Add ``traceparent``/``tracestate``/``baggage`` for ``context`` (default: current)."""
-    propagate.inject(headers, context=context, setter=HEADERS_SETTER)
+    if not _w3c_only():
+        propagate.inject(headers, context=context, setter=HEADERS_SETTER)
+        return headers
+    span_context = trace.get_current_span(context).get_span_context()
+    if span_context.is_valid:
+        headers[wire.TRACEPARENT] = (
+            f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}"
+            f"-{span_context.trace_flags:02x}"
+        )
+        if span_context.trace_state:
+            headers[wire.TRACESTATE] = span_context.trace_state.to_header()
+    if baggage.get_all(context):
+        _BAGGAGE.inject(headers, context, setter=HEADERS_SETTER)
     return headers
 
 
@@ -80,7 +120,12 @@ class Delivered:
 def extract_delivered(headers: Mapping[str, str] | None) -> Delivered:
     """Read trace context, workflow id and message id from a delivered message."""
     lowered = lowercase_headers(headers)
-    context = propagate.extract(lowered, getter=HEADERS_GETTER)
+    if _w3c_only():
+        context = _TRACECONTEXT.extract(lowered)
+        if wire.BAGGAGE in lowered:
+            context = _BAGGAGE.extract(lowered, context)
+    else:
+        context = propagate.extract(lowered, getter=HEADERS_GETTER)
     producer = trace.get_current_span(context).get_span_context()
     valid = producer.is_valid and producer.is_remote
     return Delivered(
