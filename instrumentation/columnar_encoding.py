@@ -18,12 +18,14 @@ from typing import Any
 
 import msgpack
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind, StatusCode
 
 from instrumentation import semconv
 from instrumentation.wire import COLUMNAR_VERSION
 
-# Python's SpanKind counts from 0 (INTERNAL); OTLP counts from 1.
-_OTLP_KIND_OFFSET = 1
+# OTLP numbers; Python's SpanKind counts from 0 (INTERNAL), OTLP from 1.
+_OTLP_KIND = {kind: kind.value + 1 for kind in SpanKind}
+_OTLP_STATUS = {code: code.value for code in StatusCode}
 
 _PROMOTED = {
     "workflow_id": semconv.CHOREO_WORKFLOW_ID,
@@ -32,17 +34,27 @@ _PROMOTED = {
     "operation": semconv.MESSAGING_OPERATION_TYPE,
     "consumer_group": semconv.MESSAGING_CONSUMER_GROUP,
 }
+_COLUMNS = (
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "name",
+    "scope",
+    "kind",
+    "start_ns",
+    "end_ns",
+    "status_code",
+    "status_message",
+    "attributes",
+    "events",
+    "links",
+    *_PROMOTED,
+)
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
 
 
-def _promoted(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _events_json(span: ReadableSpan) -> str | None:
-    if not span.events:
-        return None
+def _events_json(events: Sequence[Any]) -> str:
     return _dumps(
         [
             {
@@ -50,24 +62,21 @@ def _events_json(span: ReadableSpan) -> str | None:
                 "time_unix_nano": event.timestamp,
                 "attributes": dict(event.attributes or {}),
             }
-            for event in span.events
+            for event in events
         ]
     )
 
 
-def _links_json(span: ReadableSpan) -> str | None:
-    if not span.links:
-        return None
-    return _dumps(
-        [
-            {
-                "trace_id": f"{link.context.trace_id:032x}",
-                "span_id": f"{link.context.span_id:016x}",
-                "attributes": dict(link.attributes or {}),
-            }
-            for link in span.links
-        ]
-    )
+def _links_json(links: Sequence[Any]) -> str:
+    parts = []
+    for link in links:
+        context = link.context
+        attributes = link.attributes
+        parts.append(
+            f'{{"trace_id":"{context.trace_id:032x}","span_id":"{context.span_id:016x}",'
+            f'"attributes":{_dumps(dict(attributes)) if attributes else "{}"}}}'
+        )
+    return "[" + ",".join(parts) + "]"
 
 
 def encode_columnar_batch(
@@ -80,25 +89,7 @@ def encode_columnar_batch(
     """
     if resource is None:
         resource = dict(spans[0].resource.attributes) if spans else {}
-    columns: dict[str, list[Any]] = {
-        key: []
-        for key in (
-            "trace_id",
-            "span_id",
-            "parent_span_id",
-            "name",
-            "scope",
-            "kind",
-            "start_ns",
-            "end_ns",
-            "status_code",
-            "status_message",
-            "attributes",
-            "events",
-            "links",
-            *_PROMOTED,
-        )
-    }
+    columns: dict[str, list[Any]] = {key: [] for key in _COLUMNS}
     trace_ids, span_ids, parents = (
         columns["trace_id"],
         columns["span_id"],
@@ -112,7 +103,7 @@ def encode_columnar_batch(
         columns["events"],
         columns["links"],
     )
-    promoted_cols = [(columns[column], key) for column, key in _PROMOTED.items()]
+    promoted_cols = [(columns[column].append, key) for column, key in _PROMOTED.items()]
     for span in spans:
         context = span.context
         trace_ids.append(f"{context.trace_id:032x}")
@@ -122,18 +113,22 @@ def encode_columnar_batch(
         names.append(span.name)
         scope = span.instrumentation_scope
         scopes.append(scope.name if scope is not None else "")
-        kinds.append(span.kind.value + _OTLP_KIND_OFFSET)
+        kinds.append(_OTLP_KIND[span.kind])
         starts.append(span.start_time)
         ends.append(span.end_time)
         status = span.status
-        status_codes.append(status.status_code.value)
+        status_codes.append(_OTLP_STATUS[status.status_code])
         status_messages.append(status.description)
-        attributes = span.attributes or {}
-        attributes_col.append(_dumps(dict(attributes)))
-        events_col.append(_events_json(span))
-        links_col.append(_links_json(span))
-        for column, key in promoted_cols:
-            column.append(_promoted(attributes.get(key)))
+        # ReadableSpan hands out read-only views; JSON needs a dict
+        attributes = dict(span.attributes)
+        attributes_col.append(_dumps(attributes))
+        events = span.events
+        events_col.append(_events_json(events) if events else None)
+        links = span.links
+        links_col.append(_links_json(links) if links else None)
+        for append, key in promoted_cols:
+            value = attributes.get(key)
+            append(value if value is None or type(value) is str else str(value))
     batch: dict[str, Any] = {"v": COLUMNAR_VERSION, "n": len(spans), "resource": dict(resource)}
     batch.update(columns)
     return msgpack.packb(batch, use_bin_type=True, default=str)

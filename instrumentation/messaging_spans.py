@@ -147,6 +147,23 @@ class MessagingSpans:
         links_only: bool,
     ) -> Span:
         links = [Link(delivered.producer)] if delivered.producer is not None else None
+        if self._light is not None:
+            span = self._light.start(
+                name,
+                kind=kind,
+                parent=(
+                    trace.get_current_span().get_span_context()
+                    if links_only
+                    else delivered.producer
+                ),
+                attributes=attributes,
+                links=links or (),
+                start_time=self._clock(),
+            )
+            if semconv.CHOREO_WORKFLOW_ID not in attributes:
+                trace_id = span.get_span_context().trace_id
+                attributes[semconv.CHOREO_WORKFLOW_ID] = f"{trace_id:032x}"
+            return span
         parent = None if links_only else delivered.context
         if delivered.broken and not links_only:
             parent = Context()  # a new trace, marked broken

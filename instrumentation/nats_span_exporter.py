@@ -29,8 +29,7 @@ from typing import Any, Literal
 import nats
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
-from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from instrumentation import wire
 from instrumentation.columnar_encoding import encode_columnar_batch
@@ -129,9 +128,6 @@ class NatsSpanProcessor(SpanProcessor):
         self._thread.start()
 
     # --- host side -----------------------------------------------------------
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        return None
-
     def on_end(self, span: ReadableSpan) -> None:
         if not span.context.trace_flags.sampled:
             return
