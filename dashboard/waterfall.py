@@ -47,6 +47,8 @@ def waterfall_rows(
     attempted = set(hops["message_id"])
     drawn_until = max((b["end"] for b in bars if pd.notna(b["end"])), default=None)
     for message in messages.itertuples(index=False):
+        if pd.isna(message.published_at):
+            continue  # its publish span never arrived: nothing to place it by
         if message.outcome != "processed" and message.message_id not in attempted:
             waited = pd.Timestamp(view_end) - message.published_at
             bars.append(

@@ -18,13 +18,16 @@ from correlator.queries.health import (
     service_liveness,
 )
 from correlator.queries.overview import (
+    Overview,
     OverviewTiles,
     anomalies_over_time,
     anomaly_counts,
+    overview,
     overview_tiles,
     throughput_over_time,
     worst_hops,
 )
+from correlator.queries.scope import scoped_to_window, scoped_to_workflow
 from correlator.queries.store_contents import (
     CONTRACT_VIEWS,
     StoreCounts,
@@ -32,10 +35,12 @@ from correlator.queries.store_contents import (
     view_columns,
 )
 from correlator.queries.workflow_detail import (
+    WorkflowDetail,
     WorkflowRun,
     related_workflows,
     workflow_anomalies,
     workflow_audit,
+    workflow_detail,
     workflow_hops,
     workflow_messages,
     workflow_run,
@@ -52,8 +57,10 @@ __all__ = [
     "ANOMALY_KINDS",
     "CONTRACT_VIEWS",
     "WORKFLOW_STATUSES",
+    "Overview",
     "OverviewTiles",
     "StoreCounts",
+    "WorkflowDetail",
     "WorkflowRun",
     "anomalies_over_time",
     "anomaly_counts",
@@ -63,8 +70,11 @@ __all__ = [
     "choreography_model",
     "choreography_transitions",
     "list_workflows",
+    "overview",
     "overview_tiles",
     "related_workflows",
+    "scoped_to_window",
+    "scoped_to_workflow",
     "service_liveness",
     "service_names",
     "store_counts",
@@ -72,6 +82,7 @@ __all__ = [
     "view_columns",
     "workflow_anomalies",
     "workflow_audit",
+    "workflow_detail",
     "workflow_hops",
     "workflow_messages",
     "workflow_run",

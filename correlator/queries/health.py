@@ -8,6 +8,7 @@ import duckdb
 import pandas as pd
 
 from correlator.queries.query_files import query_frame, window_start
+from correlator.queries.scope import scoped_to_window
 
 ANOMALY_KINDS = (
     "stalled",
@@ -23,9 +24,13 @@ ANOMALY_KINDS = (
 )
 
 
-def choreography_edges(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Producer -> subject -> consumer edges with messages, latency, error and drop rates."""
-    return query_frame(con, "choreography_edges")
+def choreography_edges(
+    con: duckdb.DuckDBPyConnection, *, since: dt.datetime | None
+) -> pd.DataFrame:
+    """Producer -> subject -> consumer edges over the window's traces: messages,
+    latency quantiles, error and drop rates."""
+    with scoped_to_window(con, since=since):
+        return query_frame(con, "choreography_edges")
 
 
 def choreography_model(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:

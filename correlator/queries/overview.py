@@ -10,6 +10,7 @@ import duckdb
 import pandas as pd
 
 from correlator.queries.query_files import query_frame, window_start
+from correlator.queries.scope import scoped_to_window
 
 
 @dataclass(frozen=True)
@@ -25,8 +26,59 @@ class OverviewTiles:
     p95_ms: float | None
 
 
+@dataclass(frozen=True)
+class Overview:
+    """Everything the Overview page shows, read over one scoped window."""
+
+    tiles: OverviewTiles
+    stuck: pd.DataFrame
+    anomaly_counts: pd.DataFrame
+    throughput: pd.DataFrame
+    anomalies_over_time: pd.DataFrame
+    worst_hops: pd.DataFrame
+
+
+def overview(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    since: dt.datetime | None,
+    bucket: dt.timedelta,
+    stuck_limit: int = 20,
+    hops_limit: int = 10,
+) -> Overview:
+    """Tiles, the stuck runs, trends and the worst hops of the window, in one pass."""
+    window = {"since": window_start(since)}
+    with scoped_to_window(con, since=since):
+        return Overview(
+            tiles=_tiles(query_frame(con, "overview_tiles", window)),
+            stuck=query_frame(
+                con,
+                "workflow_list",
+                {
+                    **window,
+                    "statuses": ["stalled", "failed"],
+                    "workflow_type": None,
+                    "service": None,
+                    "search": None,
+                    "limit": stuck_limit,
+                },
+            ),
+            anomaly_counts=query_frame(con, "anomaly_counts", window),
+            throughput=query_frame(con, "throughput_over_time", {**window, "bucket": bucket}),
+            anomalies_over_time=query_frame(
+                con, "anomalies_over_time", {**window, "bucket": bucket}
+            ),
+            worst_hops=query_frame(con, "worst_hops", {"limit": hops_limit}),
+        )
+
+
 def overview_tiles(con: duckdb.DuckDBPyConnection, *, since: dt.datetime | None) -> OverviewTiles:
-    row = query_frame(con, "overview_tiles", {"since": window_start(since)}).iloc[0]
+    with scoped_to_window(con, since=since):
+        return _tiles(query_frame(con, "overview_tiles", {"since": window_start(since)}))
+
+
+def _tiles(frame: pd.DataFrame) -> OverviewTiles:
+    row = frame.iloc[0]
     return OverviewTiles(
         started=int(row["started"]),
         completed=int(row["completed"]),
@@ -47,9 +99,10 @@ def throughput_over_time(
     con: duckdb.DuckDBPyConnection, *, since: dt.datetime | None, bucket: dt.timedelta
 ) -> pd.DataFrame:
     """``at, status, workflows``: workflows started per bucket, by current status."""
-    return query_frame(
-        con, "throughput_over_time", {"since": window_start(since), "bucket": bucket}
-    )
+    with scoped_to_window(con, since=since):
+        return query_frame(
+            con, "throughput_over_time", {"since": window_start(since), "bucket": bucket}
+        )
 
 
 def anomalies_over_time(
@@ -59,9 +112,12 @@ def anomalies_over_time(
     return query_frame(con, "anomalies_over_time", {"since": window_start(since), "bucket": bucket})
 
 
-def worst_hops(con: duckdb.DuckDBPyConnection, *, limit: int = 10) -> pd.DataFrame:
-    """The edges with the most drops, then errors, then the slowest p95."""
-    return query_frame(con, "worst_hops", {"limit": limit})
+def worst_hops(
+    con: duckdb.DuckDBPyConnection, *, since: dt.datetime | None, limit: int = 10
+) -> pd.DataFrame:
+    """The edges (over the window's traces) with the most drops, then errors, then p95."""
+    with scoped_to_window(con, since=since):
+        return query_frame(con, "worst_hops", {"limit": limit})
 
 
 def _number_or_none(value: object) -> float | None:

@@ -1,8 +1,8 @@
--- Services seen in spans or heartbeats, for the filter's choices.
+-- Services seen in spans or heartbeats, for the filter's choices (one column scan).
 SELECT DISTINCT service FROM (
-    SELECT producer_service AS service FROM edges
-    UNION SELECT consumer_service FROM edges
-    UNION SELECT service FROM heartbeats
+    SELECT service_name AS service FROM spans_raw
+    UNION ALL
+    SELECT service FROM heartbeats
 )
 WHERE service IS NOT NULL
 ORDER BY 1;

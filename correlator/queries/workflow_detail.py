@@ -9,6 +9,7 @@ import duckdb
 import pandas as pd
 
 from correlator.queries.query_files import query_frame
+from correlator.queries.scope import scoped_to_workflow
 
 
 @dataclass(frozen=True)
@@ -29,9 +30,43 @@ class WorkflowRun:
     error_count: int
 
 
+@dataclass(frozen=True)
+class WorkflowDetail:
+    """Everything the detail page shows about one run, read in one scoped pass."""
+
+    run: WorkflowRun
+    steps: pd.DataFrame
+    hops: pd.DataFrame
+    messages: pd.DataFrame
+    anomalies: pd.DataFrame
+    audit: pd.DataFrame
+    related: pd.DataFrame
+
+
+def workflow_detail(con: duckdb.DuckDBPyConnection, *, workflow_id: str) -> WorkflowDetail | None:
+    """The run and its steps, hops, messages, findings, captures and related runs."""
+    with scoped_to_workflow(con, workflow_id=workflow_id):
+        params = {"workflow_id": workflow_id}
+        run = _as_run(query_frame(con, "workflow_run", params))
+        if run is None:
+            return None
+        return WorkflowDetail(
+            run=run,
+            steps=query_frame(con, "workflow_steps", params),
+            hops=query_frame(con, "workflow_hops", params),
+            messages=query_frame(con, "workflow_messages", params),
+            anomalies=query_frame(con, "workflow_anomalies", params),
+            audit=query_frame(con, "workflow_audit", params),
+            related=query_frame(con, "related_workflows", params),
+        )
+
+
 def workflow_run(con: duckdb.DuckDBPyConnection, *, workflow_id: str) -> WorkflowRun | None:
     """The run with this id, or None when the store has no such workflow."""
-    rows = query_frame(con, "workflow_run", {"workflow_id": workflow_id})
+    return _as_run(_scoped_frame(con, "workflow_run", workflow_id))
+
+
+def _as_run(rows: pd.DataFrame) -> WorkflowRun | None:
     if rows.empty:
         return None
     row = rows.astype(object).where(rows.notna(), None).iloc[0]
@@ -54,17 +89,17 @@ def workflow_run(con: duckdb.DuckDBPyConnection, *, workflow_id: str) -> Workflo
 
 def workflow_steps(con: duckdb.DuckDBPyConnection, *, workflow_id: str) -> pd.DataFrame:
     """Every span of the workflow in time order: service, subject, message id, attempt, error."""
-    return query_frame(con, "workflow_steps", {"workflow_id": workflow_id})
+    return _scoped_frame(con, "workflow_steps", workflow_id)
 
 
 def workflow_hops(con: duckdb.DuckDBPyConnection, *, workflow_id: str) -> pd.DataFrame:
     """Each processing attempt: queue wait (publish to start) apart from processing."""
-    return query_frame(con, "workflow_hops", {"workflow_id": workflow_id})
+    return _scoped_frame(con, "workflow_hops", workflow_id)
 
 
 def workflow_messages(con: duckdb.DuckDBPyConnection, *, workflow_id: str) -> pd.DataFrame:
     """The workflow's messages and their outcome (processed, unconsumed, dead_lettered...)."""
-    return query_frame(con, "workflow_messages", {"workflow_id": workflow_id})
+    return _scoped_frame(con, "workflow_messages", workflow_id)
 
 
 def workflow_anomalies(con: duckdb.DuckDBPyConnection, *, workflow_id: str) -> pd.DataFrame:
@@ -74,9 +109,14 @@ def workflow_anomalies(con: duckdb.DuckDBPyConnection, *, workflow_id: str) -> p
 
 def workflow_audit(con: duckdb.DuckDBPyConnection, *, workflow_id: str) -> pd.DataFrame:
     """Captured inputs and outputs of the workflow's spans (empty when capture is off)."""
-    return query_frame(con, "workflow_audit", {"workflow_id": workflow_id})
+    return _scoped_frame(con, "workflow_audit", workflow_id)
 
 
 def related_workflows(con: duckdb.DuckDBPyConnection, *, workflow_id: str) -> pd.DataFrame:
     """``relation, workflow_id``: workflows joined to this one by links across traces."""
-    return query_frame(con, "related_workflows", {"workflow_id": workflow_id})
+    return _scoped_frame(con, "related_workflows", workflow_id)
+
+
+def _scoped_frame(con: duckdb.DuckDBPyConnection, query: str, workflow_id: str) -> pd.DataFrame:
+    with scoped_to_workflow(con, workflow_id=workflow_id):
+        return query_frame(con, query, {"workflow_id": workflow_id})

@@ -8,6 +8,7 @@ import duckdb
 import pandas as pd
 
 from correlator.queries.query_files import query_frame, window_start
+from correlator.queries.scope import scoped_to_window
 
 WORKFLOW_STATUSES = ("stalled", "failed", "in_flight", "completed")
 
@@ -27,6 +28,19 @@ def list_workflows(
     Empty ``statuses`` and ``None`` filters mean "any"; ``search`` matches a
     workflow id, a trace id, or any span attribute value (case-insensitive).
     """
+    with scoped_to_window(con, since=since):
+        return _workflow_list(con, since, statuses, workflow_type, service, search, limit)
+
+
+def _workflow_list(
+    con: duckdb.DuckDBPyConnection,
+    since: dt.datetime | None,
+    statuses: tuple[str, ...],
+    workflow_type: str | None,
+    service: str | None,
+    search: str | None,
+    limit: int,
+) -> pd.DataFrame:
     return query_frame(
         con,
         "workflow_list",

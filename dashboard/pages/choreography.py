@@ -14,7 +14,7 @@ MODEL_KEY = ["subject", "consumer"]
 
 
 def render(page: PageContext) -> None:
-    edges = read("choreography_edges", page.data_dir)
+    edges = read("choreography_edges", page.data_dir, since=page.window.since)
     if edges.empty:
         st.caption("No hop between services seen yet.")
     else:

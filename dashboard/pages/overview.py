@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from correlator.queries import OverviewTiles
+from correlator.queries import Overview
 from dashboard.charts import anomalies_chart, throughput_chart
 from dashboard.controls import render_live
 from dashboard.data import read
@@ -13,8 +13,10 @@ from dashboard.page_frame import PageContext, open_page
 
 
 def render(page: PageContext) -> None:
-    since = page.window.since
-    tiles: OverviewTiles = read("overview_tiles", page.data_dir, since=since)
+    data: Overview = read(
+        "overview", page.data_dir, since=page.window.since, bucket=page.window.bucket
+    )
+    tiles = data.tiles
     row = st.columns(7)
     row[0].metric("Started", tiles.started)
     row[1].metric("Completed", tiles.completed)
@@ -24,51 +26,42 @@ def render(page: PageContext) -> None:
     row[5].metric("p50 end to end", _duration(tiles.p50_ms))
     row[6].metric("p95 end to end", _duration(tiles.p95_ms))
 
-    stuck = read(
-        "list_workflows", page.data_dir, since=since, statuses=("stalled", "failed"), limit=20
-    )
     st.subheader("Stuck now")
-    if stuck.empty:
+    if data.stuck.empty:
         st.success("No stalled or failed workflows in this window.")
     else:
+        columns = ["workflow_id", "status", "workflow_type", "waiting_on", "last_activity_at"]
         st.dataframe(
-            with_workflow_links(
-                stuck[["workflow_id", "status", "workflow_type", "waiting_on", "last_activity_at"]]
-            ),
+            with_workflow_links(data.stuck[columns]),
             hide_index=True,
             column_config=workflow_link_column(),
         )
 
-    counts = read("anomaly_counts", page.data_dir, since=since)
     st.subheader("Anomalies by kind")
-    if counts.empty:
+    if data.anomaly_counts.empty:
         st.caption("No anomalies detected in this window.")
     else:
-        kinds = st.columns(min(len(counts), 6))
-        for i, anomaly in enumerate(counts.itertuples(index=False)):
+        kinds = st.columns(min(len(data.anomaly_counts), 6))
+        for i, anomaly in enumerate(data.anomaly_counts.itertuples(index=False)):
             kinds[i % len(kinds)].metric(str(anomaly.kind), int(anomaly.anomalies))
 
     left, right = st.columns(2)
     with left:
         st.subheader("Throughput")
-        throughput = read(
-            "throughput_over_time", page.data_dir, since=since, bucket=page.window.bucket
-        )
-        if throughput.empty:
+        if data.throughput.empty:
             st.caption("No workflow started in this window.")
         else:
-            st.altair_chart(throughput_chart(throughput))
+            st.altair_chart(throughput_chart(data.throughput))
     with right:
         st.subheader("Anomalies over time")
-        trend = read("anomalies_over_time", page.data_dir, since=since, bucket=page.window.bucket)
-        if trend.empty:
+        if data.anomalies_over_time.empty:
             st.caption("No anomalies detected in this window.")
         else:
-            st.altair_chart(anomalies_chart(trend))
+            st.altair_chart(anomalies_chart(data.anomalies_over_time))
 
     st.subheader("Worst hops")
     st.dataframe(
-        read("worst_hops", page.data_dir, limit=10),
+        data.worst_hops,
         hide_index=True,
         column_config={
             "drop_rate": st.column_config.NumberColumn("drop rate", format="percent"),

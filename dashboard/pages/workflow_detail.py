@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from correlator.queries import WorkflowRun
+from correlator.queries import WorkflowDetail, WorkflowRun
 from dashboard.controls import render_live
 from dashboard.data import read
 from dashboard.links import with_workflow_links, workflow_link_column
@@ -37,11 +37,12 @@ def choose_workflow(page: PageContext) -> None:
 
 
 def render(page: PageContext, workflow_id: str) -> None:
-    run: WorkflowRun | None = read("workflow_run", page.data_dir, workflow_id=workflow_id)
-    if run is None:
+    detail: WorkflowDetail | None = read("workflow_detail", page.data_dir, workflow_id=workflow_id)
+    if detail is None:
         st.warning("No workflow with this id in the store.", icon=":material/search_off:")
         st.code(workflow_id, language=None)
         return
+    run = detail.run
     header = st.columns([3, 1, 1, 1])
     header[0].caption("Workflow")
     header[0].code(run.workflow_id, language=None)
@@ -50,38 +51,34 @@ def render(page: PageContext, workflow_id: str) -> None:
     header[2].metric("Spans", run.span_count)
     header[3].metric("Errors", run.error_count)
 
-    findings = read("workflow_anomalies", page.data_dir, workflow_id=workflow_id)
-    explain(run, findings)
+    explain(run, detail.anomalies)
 
-    hops = read("workflow_hops", page.data_dir, workflow_id=workflow_id)
-    messages = read("workflow_messages", page.data_dir, workflow_id=workflow_id)
     st.subheader("Timeline")
-    if hops.empty and messages.empty:
+    if detail.hops.empty and detail.messages.empty:
         st.caption("No messages in this workflow yet.")
     else:
-        view_end = _view_end(run)
-        rows = waterfall_rows(hops, messages, view_end=view_end)
+        rows = waterfall_rows(detail.hops, detail.messages, view_end=_view_end(run))
         st.altair_chart(waterfall_chart(rows, stall_at=_stall_point(run, rows)))
 
     st.subheader("Steps")
-    st.dataframe(read("workflow_steps", page.data_dir, workflow_id=workflow_id), hide_index=True)
+    st.dataframe(detail.steps, hide_index=True)
 
-    if not findings.empty:
+    if not detail.anomalies.empty:
         st.subheader("Anomalies")
-        st.dataframe(findings, hide_index=True)
+        st.dataframe(detail.anomalies, hide_index=True)
 
-    audit = read("workflow_audit", page.data_dir, workflow_id=workflow_id)
+    audit = detail.audit
     if not audit.empty:
         st.subheader("Captured inputs and outputs")
         for capture in audit.itertuples(index=False):
             st.text(f"{capture.service} · {capture.name}")
             left, right = st.columns(2)
             left.caption("input")
-            left.code(capture.input or "", language=None, wrap_lines=True)
+            left.code(_text_or_blank(capture.input), language=None, wrap_lines=True)
             right.caption("output")
-            right.code(capture.output or "", language=None, wrap_lines=True)
+            right.code(_text_or_blank(capture.output), language=None, wrap_lines=True)
 
-    related = read("related_workflows", page.data_dir, workflow_id=workflow_id)
+    related = detail.related
     if not related.empty:
         st.subheader("Related workflows")
         st.dataframe(
@@ -100,6 +97,10 @@ def explain(run: WorkflowRun, findings: pd.DataFrame) -> None:
         explanations = [f"waiting on {run.waiting_on}"]
     for explanation in explanations[:3]:
         st.code(explanation, language=None, wrap_lines=True)
+
+
+def _text_or_blank(value: object) -> str:
+    return "" if value is None or pd.isna(value) else str(value)
 
 
 def _view_end(run: WorkflowRun) -> dt.datetime:

@@ -1,0 +1,22 @@
+-- The spans a time-windowed page needs: every trace with a span in the window, plus
+-- the traces of workflows the correlator judged stalled or in flight (they stay on
+-- screen however old). Whole traces, so a workflow's start and duration stay right.
+-- The correlator's views read `correlated_spans`; pointing it at this table (on
+-- one connection only) makes edges, hops and workflows cost the window's size,
+-- not the store's, as the correlator's own incremental passes do.
+-- (A UNION of three scans, not one scan with OR: DuckDB plans an OR of IN
+-- subqueries as a slow mark join.)
+CREATE OR REPLACE TEMP TABLE scoped_spans AS
+WITH open_workflows AS (
+    SELECT workflow_id FROM workflow_status WHERE status IN ('stalled', 'in_flight')
+),
+scoped_traces AS (
+    SELECT trace_id FROM spans_raw WHERE start_time >= $since
+    UNION
+    SELECT trace_id FROM spans_raw WHERE workflow_id IN (SELECT workflow_id FROM open_workflows)
+    UNION
+    SELECT workflow_id FROM open_workflows
+)
+SELECT *
+FROM spans
+WHERE trace_id IN (SELECT trace_id FROM scoped_traces);
