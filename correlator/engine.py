@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,30 @@ log = logging.getLogger(__name__)
 
 STATUS_COLUMNS = "workflow_id, workflow_type, status, waiting_on, root_cause, evaluated_at"
 
+# The span columns detection reads: the long tail (attributes, resource, events,
+# links) stays on disk, which is most of a span's bytes.
+WORK_COLUMNS = (
+    "trace_id, span_id, parent_span_id, name, kind, service_name, service_instance_id, "
+    "start_time, end_time, duration_ms, status_code, status_message, workflow_id, subject, "
+    "message_id, operation, consumer_group, link_trace_id, link_span_id, received_at"
+)
+
+# Views every detection statement reads, computed once per pass: each is stored as a
+# temp table of the same name, which shadows the view for the pass's statements.
+MATERIALIZED = (
+    "workflow_spans",
+    "publish_spans",
+    "published_messages",
+    "delivery_spans",
+    "dead_letters",
+    "hops",
+    "messages",
+    "transitions",
+)
+
 
 class Correlator:
-    """Keeps findings fresh for one store. Not thread-safe: one pass at a time."""
+    """Keeps findings fresh for one store. Passes and writes take turns (a lock)."""
 
     def __init__(
         self,
@@ -53,44 +75,65 @@ class Correlator:
         self.ingest_slack_s = ingest_slack_s
         self.con = open_store(self.layout.root, extra_packages=["correlator"])
         self.con.execute("SET enable_object_cache = true")
+        (self._db,) = self.con.execute("SELECT current_database()").fetchone()
         self.ledger = AnomalyLedger.load(self.layout)
         self.model = ChoreographyModel()
         self.watermark: dt.datetime | None = None
         self._model_learned_at = 0.0
         self._ticks = 0
         self._status_changed = False
+        self._lock = threading.RLock()  # passes run in worker threads, one at a time
 
     # --- passes ------------------------------------------------------------------
 
     def cold_pass(self, *, now: dt.datetime) -> list[dict[str, Any]]:
         """Judge every workflow in the store; return the anomalies new to the ledger."""
-        con = self.con
-        con.execute("CREATE OR REPLACE TEMP TABLE work_spans AS SELECT * FROM spans")
-        (self.watermark,) = con.execute("SELECT max(received_at) FROM work_spans").fetchone()
-        self._point_at("work_spans")
-        self._learn()
-        detection = detect(con, now=now, thresholds=self.thresholds)
-        new = self._fold(detection, now=now, workflows=None)
-        con.execute("CREATE OR REPLACE TEMP TABLE all_status AS SELECT * FROM d_workflow_status")
-        self._refresh_open(now=now)
-        self._evict(now=now)
-        self._status_changed = True
-        return new
+        with self._lock:
+            con = self.con
+            self._point_at(f"(SELECT {WORK_COLUMNS} FROM spans)")
+            (self.watermark,) = con.execute(
+                "SELECT max(received_at) FROM workflow_spans"
+            ).fetchone()
+            self._learn()
+            detection = detect(con, now=now, thresholds=self.thresholds)
+            new = self._fold(detection, now=now, workflows=None)
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE all_status AS SELECT * FROM d_workflow_status"
+            )
+            self._refresh_open(now=now)
+            # keep in memory only what may still change: open workflows, recent traces
+            con.execute(
+                f"""
+                CREATE OR REPLACE TEMP TABLE work_spans AS
+                SELECT {WORK_COLUMNS} FROM workflow_spans
+                WHERE trace_id IN (SELECT trace_id FROM open_traces)
+                   OR trace_id IN (
+                       SELECT trace_id FROM workflow_spans WHERE received_at > $horizon
+                   )
+                """,
+                {"horizon": (self.watermark or now) - dt.timedelta(seconds=self.keep_s)},
+            )
+            self._status_changed = True
+            return new
 
     def tick(self, *, now: dt.datetime) -> list[dict[str, Any]]:
         """Fold in the spans that arrived since the last pass; return new anomalies."""
         if self.watermark is None:
             return self.cold_pass(now=now)
+        with self._lock:
+            return self._tick(now=now)
+
+    def _tick(self, *, now: dt.datetime) -> list[dict[str, Any]]:
         con = self.con
         self._ticks += 1
         if time.monotonic() - self._model_learned_at > self.model_refresh_s:
-            self._point_at("spans")
+            self._point_at(f"(SELECT {WORK_COLUMNS} FROM spans)")
             self._learn()
         since = self.watermark - dt.timedelta(seconds=self.ingest_slack_s)
         con.execute(
-            """
+            f"""
             CREATE OR REPLACE TEMP TABLE new_spans AS
-            SELECT r.* FROM spans_raw AS r
+            SELECT {WORK_COLUMNS} FROM spans_raw AS r
             ANTI JOIN work_spans AS w USING (trace_id, span_id)
             WHERE r.received_at > $since
             QUALIFY row_number() OVER (
@@ -147,11 +190,12 @@ class Correlator:
 
     def write_findings(self) -> None:
         """Replace the findings files that changed since the last write."""
-        if self.ledger.changed:
-            self.ledger.write(self.layout)
-        if self._status_changed:
-            self._copy_status()
-            self._status_changed = False
+        with self._lock:
+            if self.ledger.changed:
+                self.ledger.write(self.layout)
+            if self._status_changed:
+                self._copy_status()
+                self._status_changed = False
 
     def write_model(self) -> None:
         tables = self.model.tables()
@@ -159,12 +203,21 @@ class Correlator:
         write_findings(self.layout, "model_follows", tables["model_follows"])
 
     def close(self) -> None:
-        self.con.close()
+        with self._lock:
+            self.con.close()
 
     # --- internals ---------------------------------------------------------------
 
     def _point_at(self, table: str) -> None:
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW correlated_spans AS SELECT * FROM {table}")
+        """Judge the spans of ``table``: the views read them through correlated_spans."""
+        con = self.con
+        for name in reversed(MATERIALIZED):
+            con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW correlated_spans AS SELECT * FROM {table}")
+        for name in MATERIALIZED:
+            _t = time.perf_counter()
+            con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {self._db}.main.{name}")
+            log.debug("materialized %s in %.3fs", name, time.perf_counter() - _t)
 
     def _learn(self) -> None:
         self.model = learn_model(self.con, thresholds=self.thresholds, declared=self.choreography)
@@ -211,9 +264,9 @@ class Correlator:
     def _reload_evicted_traces(self, *, now: dt.datetime) -> None:
         """A late span for a trace evicted from memory: bring the trace back whole."""
         self.con.execute(
-            """
+            f"""
             INSERT INTO work_spans
-            SELECT s.* FROM spans AS s
+            SELECT {WORK_COLUMNS} FROM spans AS s
             ANTI JOIN work_spans AS w USING (trace_id, span_id)
             ANTI JOIN new_spans AS n USING (trace_id, span_id)
             WHERE s.trace_id IN (

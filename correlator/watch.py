@@ -71,8 +71,9 @@ async def watch(
     interval_s: float = 1.0,
     clock: Callable[[], dt.datetime] = utc_now,
     keep_s: float = 900.0,
+    ready: asyncio.Event | None = None,
 ) -> None:
-    """Run until ``stop`` is set."""
+    """Run until ``stop`` is set; set ``ready`` once the cold pass is done and alerted."""
     layout = StoreLayout.at(data_dir)
     if not await wait_for_store(layout, stop=stop, poll_s=interval_s):
         return
@@ -88,6 +89,8 @@ async def watch(
             "alerts on choreo.alerts.>",
             layout.root, interval_s, time.perf_counter() - started, len(engine.ledger),
         )  # fmt: skip
+        if ready is not None:
+            ready.set()
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval_s)

@@ -4,9 +4,6 @@
 -- producer_seen is false when the publish span never arrived; ref_* is what the
 -- span points at, so an orphan can be told from a span that points at nothing.
 CREATE OR REPLACE VIEW delivery_spans AS
-WITH known_ids AS (
-    SELECT DISTINCT message_id FROM publish_spans
-)
 SELECT
     c.workflow_id,
     c.trace_id,
@@ -34,6 +31,6 @@ FROM workflow_spans AS c
 LEFT JOIN publish_spans AS by_ref
     ON by_ref.trace_id = coalesce(c.link_trace_id, c.trace_id)
     AND by_ref.span_id = coalesce(c.link_span_id, c.parent_span_id)
-LEFT JOIN known_ids AS by_id ON by_id.message_id = c.message_id
+LEFT JOIN published_messages AS by_id ON by_id.message_id = c.message_id
 WHERE c.operation IN ('receive', 'process', 'settle')
     OR (c.operation IS NULL AND c.kind = 'consumer');
