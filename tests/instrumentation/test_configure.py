@@ -1,0 +1,101 @@
+"""configure(): its own provider, or the application's when there already is one."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from instrumentation import ConfigurationError, TracedNats, configure
+from tests.instrumentation.helpers import START_NS, in_memory_telemetry, span_dict
+
+APP_WITH_ITS_OWN_PROVIDER = textwrap.dedent(
+    """
+    import asyncio, sys
+    import nats
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from instrumentation import configure, wire
+    from instrumentation.columnar_encoding import decode_columnar_batch
+
+    url = sys.argv[1]
+    other_backend = InMemorySpanExporter()
+    app_provider = TracerProvider()
+    app_provider.add_span_processor(SimpleSpanProcessor(other_backend))
+    trace.set_tracer_provider(app_provider)
+
+    telemetry = configure(service_name="billing", nats_url=url, schedule_delay=0.05)
+    assert trace.get_tracer_provider() is app_provider, "configure replaced the app's provider"
+    trace.get_tracer("app").start_span("charge card").end()
+    assert telemetry.force_flush(timeout=20)
+    telemetry.shutdown()
+    assert [s.name for s in other_backend.get_finished_spans()] == ["charge card"]
+
+    async def read():
+        nc = await nats.connect(url)
+        sub = await nc.jetstream().pull_subscribe("choreo.spans.billing", stream=wire.SPANS_STREAM)
+        [msg] = await sub.fetch(1, timeout=5)
+        await nc.close()
+        return decode_columnar_batch(msg.data)["name"]
+
+    assert asyncio.run(read()) == ["charge card"]
+    print("ok")
+    """
+)
+
+
+def test_configure_adds_to_an_existing_global_provider_instead_of_replacing_it(nats_server):
+    # a fresh interpreter: the global provider can be set only once per process
+    result = subprocess.run(
+        [sys.executable, "-c", APP_WITH_ITS_OWN_PROVIDER, nats_server.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("name", ["", "my service", "a.b", "orders.>"])
+def test_a_service_name_that_cannot_end_a_subject_is_refused(name):
+    with pytest.raises(ConfigurationError, match="service_name") as caught:
+        configure(service_name=name, export=False, install_global=False)
+    assert isinstance(caught.value, ValueError)
+
+
+def test_an_unknown_encoding_is_refused_with_the_choices():
+    with pytest.raises(ConfigurationError, match="'columnar' or 'otlp'"):
+        configure(service_name="billing", encoding="json", install_global=False)
+
+
+async def test_spans_are_identical_run_to_run_with_fixed_id_and_time_generators(nats_server):
+    async def one_run() -> list[dict]:
+        telemetry, exported = in_memory_telemetry("billing")
+        got = []
+        async with await TracedNats.connect(
+            nats_server.url, service_name="billing", telemetry=telemetry
+        ) as nc:
+
+            async def handle(msg):
+                got.append(msg)
+
+            await nc.subscribe("orders.placed", queue="billing", cb=handle)
+            await nc.publish("orders.placed", b"{}", workflow_id="order-1", message_id="msg-1")
+            await nc.flush()
+            while not got:
+                await asyncio.sleep(0.01)
+        spans = exported.get_finished_spans()
+        return [{**span_dict(s), "start": s.start_time, "end": s.end_time} for s in spans]
+
+    first, second = await one_run(), await one_run()
+    assert first == second
+    publish, process = first
+    assert (publish["trace_id"], publish["span_id"]) == (f"{1:032x}", f"{1:016x}")
+    assert process["parent_span_id"] == publish["span_id"]
+    assert publish["start"] == START_NS
+    assert [s["end"] - s["start"] for s in first] == [1_000_000, 1_000_000]
