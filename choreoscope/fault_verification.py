@@ -20,7 +20,7 @@ CONSEQUENCES: dict[str, tuple[str, ...]] = {
     "hang": ("hung", "stalled", "dead_lettered", "duplicate"),
     "crash": ("failed", "stalled", "dead_lettered"),
     "poison": ("dead_lettered", "failed", "stalled"),
-    "duplicate": ("duplicate", "slow"),
+    "duplicate": ("duplicate", "slow", "hung"),
     "consumer_down": ("stalled", "slow", "telemetry_gap"),
     "deviation": ("deviation",),
     "lost_telemetry": ("telemetry_gap", "orphan", "stalled", "dropped", "slow"),

@@ -101,13 +101,15 @@ class PipelineOptions:
 
     @property
     def ack_wait(self) -> float:
-        """JetStream redelivers a message not acked in this time (a hung step's, say)."""
-        return 0.8 * self.step_deadline
+        """JetStream redelivers a message not acked in this time: past the step deadline,
+        so a hung handler is seen hung before its message goes to another attempt."""
+        return 2 * self.step_deadline
 
     @property
     def backoff(self) -> tuple[float, ...]:
-        """Delays between the attempts of a failing step: it is dead-lettered within a deadline."""
-        return (0.2, 0.5, 1.0, 1.0)
+        """Delays between the attempts of a failing step: one quick retry, then slow ones,
+        so a step that keeps failing is seen failed well before it is dead-lettered."""
+        return (0.5, max(8.0, 2 * self.step_deadline))
 
     @property
     def heartbeat_interval(self) -> float:
@@ -135,6 +137,7 @@ class PipelineRunner:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.state: dict[str, dict[str, Any]] = {}
         self.down_until: dict[str, float] = {}
+        self.next_outage_allowed = 0.0
         self.started: list[str] = []
 
     async def run(self) -> None:
@@ -158,6 +161,12 @@ class PipelineRunner:
         entry = self.agents[self.pipeline.entry_service]
         while self.options.duration is None or loop.time() - began < self.options.duration:
             await self._restart_recovered()
+            if self._in_outage_tail():
+                # a workflow started now would only be late, not stalled: its fate
+                # would be ambiguous, so the generator holds it back
+                next_at += interval
+                await asyncio.sleep(max(0.0, next_at - loop.time()))
+                continue
             workflow_id = uuid.uuid4().hex
             fault = self.plan.draw()
             if self.down_until:
@@ -166,9 +175,12 @@ class PipelineRunner:
                     self.faults.record(workflow_id, Fault(name="consumer_down", step=service))
                 fault = None
             elif fault is not None and fault.name == "consumer_down":
-                await self._stop_agent(fault.step)
-                self.faults.record(workflow_id, fault)
-                fault = None
+                if time.monotonic() < self.next_outage_allowed:
+                    fault = None  # one outage at a time, and time to recover between them
+                else:
+                    await self._stop_agent(fault.step)
+                    self.faults.record(workflow_id, fault)
+                    fault = None
             if fault is not None and fault.name == "poison":
                 self.faults.record(workflow_id, fault, subject=self.pipeline.start_subject)
             elif fault is not None:
@@ -254,7 +266,14 @@ class PipelineRunner:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait([task], timeout=SHUTDOWN_GRACE_SECONDS)
-        self.down_until[service] = time.monotonic() + self.options.outage_seconds
+        until = time.monotonic() + self.options.outage_seconds
+        self.down_until[service] = until
+        self.next_outage_allowed = until + self.options.outage_seconds
+
+    def _in_outage_tail(self) -> bool:
+        """Within a step deadline (and a second) of the end of an outage."""
+        margin = self.options.step_deadline + 1
+        return any(until - time.monotonic() < margin for until in self.down_until.values())
 
     async def _restart_recovered(self) -> None:
         now = time.monotonic()
