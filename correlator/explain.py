@@ -132,6 +132,14 @@ def _telemetry_gap(f: dict[str, Any], now: dt.datetime) -> str:
             f"(it sends one every {ago(f.get('interval_s'))}); findings that depend on its "
             "spans may be incomplete"
         )
+    if f.get("workflow_id") and f.get("state") in ("received", "unreceived"):
+        seen = "received" if f["state"] == "received" else "was published"
+        return (
+            f"telemetry gap at `{f['service']}`: {_msg(f)} {seen} "
+            f"{ago(f.get('waited_s'))} ago with no sign of its processing, but `{f['service']}` "
+            f"dropped {f.get('spans_dropped')} spans meanwhile: its spans are missing, the "
+            "workflow may well be fine"
+        )
     if f.get("workflow_id"):
         return (
             f"telemetry gap at `{f['service']}`: {_msg(f)} was handled by `{f['consumer']}`, "

@@ -6,6 +6,9 @@
 --   stalled        as hung or dropped, but the consumer is down (its heartbeats
 --                  stopped): the workflow waits on a service, not on a lost message;
 --   duplicate      processed successfully more than once by one consumer group.
+--   telemetry_gap  as hung or dropped, but the consumer's exporter reported dropping
+--                  spans since the wait began: its spans are missing, so the finding
+--                  says so instead of blaming the workflow.
 -- waited_s counts from the publish (unreceived), the latest receive (received) or
 -- the last attempt (failed).
 CREATE OR REPLACE TEMP TABLE d_delivery_findings AS
@@ -28,7 +31,7 @@ WITH d AS (
     LEFT JOIN d_services AS s ON s.service = d.consumer_service
     LEFT JOIN d_instances AS i ON i.instance = d.receiving_instance
 ),
-judged AS (
+first_judgement AS (
     SELECT
         *,
         CASE
@@ -38,18 +41,47 @@ judged AS (
             WHEN state = 'received' AND waited_s > deadline_s THEN 'hung'
             WHEN state = 'unreceived' AND waited_s > deadline_s AND service_down THEN 'stalled'
             WHEN state = 'unreceived' AND waited_s > deadline_s THEN 'dropped'
-        END AS kind
+        END AS kind,
+        CASE state WHEN 'received' THEN last_received_at ELSE since END AS wait_from
     FROM d
+),
+lost_spans AS (
+    -- per instance of the consumer: spans dropped now, and before the wait began
+    SELECT j.message_id, j.consumer, h.instance,
+           max(h.spans_dropped) AS dropped_now,
+           coalesce(max(h.spans_dropped) FILTER (WHERE h."at" < j.wait_from), 0) AS dropped_before
+    FROM first_judgement AS j
+    JOIN heartbeats AS h ON h.service = j.consumer_service
+    WHERE j.kind IN ('hung', 'dropped') AND h."at" <= CAST($now AS TIMESTAMPTZ)
+    GROUP BY j.message_id, j.consumer, h.instance
+),
+gaps AS (
+    SELECT message_id, consumer, sum(dropped_now - dropped_before) AS spans_dropped
+    FROM lost_spans
+    GROUP BY message_id, consumer
+    HAVING sum(dropped_now - dropped_before) > 0
+),
+judged AS (
+    SELECT
+        j.* EXCLUDE (kind),
+        CASE WHEN g.message_id IS NOT NULL THEN 'telemetry_gap' ELSE j.kind END AS kind,
+        g.spans_dropped
+    FROM first_judgement AS j
+    LEFT JOIN gaps AS g USING (message_id, consumer)
 )
 SELECT
     kind,
-    CASE kind WHEN 'stalled' THEN 'consumer_down' ELSE kind END AS root_cause,
+    CASE kind
+        WHEN 'stalled' THEN 'consumer_down'
+        WHEN 'telemetry_gap' THEN 'spans_dropped'
+        ELSE kind
+    END AS root_cause,
     workflow_id, workflow_type, trace_id, consumer_service AS service, subject, message_id,
     subject AS step, consumer, since, waited_s, deadline_s, state,
     producer_service, published_at, first_received_at, last_received_at, receiving_instance,
     errors, last_error, dead_letter_source, dead_letter_reason,
     coalesce(instance_last_seen, service_last_seen) AS consumer_last_seen,
-    successes
+    successes, spans_dropped
 FROM judged
 WHERE kind IS NOT NULL
 UNION ALL BY NAME

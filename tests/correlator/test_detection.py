@@ -276,3 +276,22 @@ def test_step_far_slower_than_usual_is_slow(store_layout: StoreLayout) -> None:
 
     assert outcome.kinds() == {("slow", "wf-slow", PARSED)}
     assert outcome.statuses["wf-slow"][0] == "completed"
+
+
+def test_handler_whose_spans_were_dropped_is_a_telemetry_gap_not_hung(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log, heartbeats_until=None)
+    for service in ("intake", "parser", "notifier"):
+        log.heartbeats_every(service, start=1, stop=200)
+    log.heartbeats_every("scorer", start=1, stop=100, spans_dropped=0)
+    log.heartbeats_every("scorer", start=101, stop=200, spans_dropped=40)
+    parsed = up_to_parsed(ours, "wf-lost", start=100)
+    ours.receive(parsed, service="scorer", at_s=100.5)  # its process span was dropped
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=130)
+
+    assert outcome.kinds() == {("telemetry_gap", "wf-lost", PARSED)}
+    assert "dropped 40 spans meanwhile" in outcome.of("telemetry_gap")[0]["detail"]
