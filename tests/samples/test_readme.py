@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from choreoscope.cli import build_parser
 from choreoscope.nats_server import EmbeddedNats, free_port
 from choreoscope.settings import SETTINGS
 from choreoscope.settings_table import with_table
+from choreoscope.supervisor import port_accepts
 from correlator.choreography_file import parse_choreography
 from instrumentation import Agent, wire
 from instrumentation.errors import PublishError
@@ -168,17 +170,23 @@ def test_the_otlp_curl_example_is_accepted_by_the_collector(
 ) -> None:
     [curl] = commands_of("curl")
     port = free_port()
-    collector = subprocess.Popen(
-        [sys.executable, "-m", "choreoscope.cli", "collect", "--nats", nats_server.url,
-         "--data", str(tmp_path / "data"), "--otlp-http", f"127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    log = tmp_path / "collector.log"
+    with open(log, "wb") as out:
+        collector = subprocess.Popen(
+            [sys.executable, "-m", "choreoscope.cli", "collect", "--nats", nats_server.url,
+             "--data", str(tmp_path / "data"), "--otlp-http", f"127.0.0.1:{port}"],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     try:
+        listening = port_accepts("127.0.0.1", port)
+        deadline = time.monotonic() + 90
+        while not listening() and collector.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert listening(), log.read_text()
         argv = [a.replace("127.0.0.1:4318", f"127.0.0.1:{port}") for a in curl]
-        argv.insert(1, "--retry-connrefused")
-        argv[2:2] = ["--retry", "30", "--retry-delay", "1", "-w", "\n%{http_code}"]
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=90, cwd=ROOT)
+        argv[1:1] = ["-w", "\n%{http_code}"]
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=ROOT)
     finally:
         collector.terminate()
         collector.wait(timeout=30)
-    assert result.stdout.strip().endswith("200"), result.stdout + result.stderr
+    assert result.stdout.strip().endswith("200"), result.stdout + result.stderr + log.read_text()
