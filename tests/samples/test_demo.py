@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import psutil
@@ -101,4 +102,35 @@ def test_up_stops_every_component_on_sigterm(tmp_path: Path) -> None:
             up.kill()
     assert up.returncode == 0, output + rest
     assert "stopping correlator, collector, nats-server" in rest
+    assert wait_until_gone(data) == []
+
+
+def test_demo_serves_the_dashboard_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    port = free_port()
+    demo = subprocess.Popen(
+        choreoscope("demo", "--data", str(data), "--port", str(port), "--faults", "none",
+                    "--otlp-http", f"127.0.0.1:{free_port()}"),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert demo.stdout is not None
+        lines = []
+        for line in demo.stdout:
+            lines.append(line)
+            if "Ctrl-C stops everything" in line or "exited" in line:
+                break
+        output = "".join(lines)
+        assert f"Open the dashboard: http://127.0.0.1:{port}" in output, output
+        for name in ("nats-server", "collector", "correlator", "recruitment", "orders"):
+            assert f"  {name}" in output
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=10) as r:
+            assert r.status == 200
+        demo.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        rest, _ = demo.communicate(timeout=90)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    assert demo.returncode == 0, output + rest
+    assert "stopping dashboard, orders, recruitment, correlator, collector, nats-server" in rest
     assert wait_until_gone(data) == []
