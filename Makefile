@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# `make demo ARGS="--duration 60 --verify"` passes options to `choreoscope demo`.
 demo: $(STAMP)
-	$(BIN)/choreoscope demo
+	$(BIN)/choreoscope demo $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
