@@ -72,7 +72,7 @@ async def test_cancelling_run_lets_in_flight_steps_finish_and_ack(nats_server, r
     run = asyncio.create_task(agent.run())
     await agent.wait_ready(timeout=10)
     await agent.start_workflow("recruit.cv.parsed", {"cv": 1})
-    await asyncio.wait_for(started.wait(), 5)
+    await asyncio.wait_for(started.wait(), 10)
     run.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await run

@@ -32,7 +32,7 @@ async def test_missing_or_garbled_traceparent_starts_a_new_trace_marked_broken(
         await nc.subscribe("orders.placed", cb=got.put)
         raw = await nats.connect(nats_server.url)
         await raw.publish("orders.placed", b"{}", headers=headers)
-        msg = await asyncio.wait_for(got.get(), 5)
+        msg = await asyncio.wait_for(got.get(), 10)
         await raw.close()
 
     process = only_span(exported, "process orders.placed")

@@ -35,7 +35,7 @@ async def test_plain_opentelemetry_producer_continues_in_our_consumer(nats_serve
             headers: dict[str, str] = {}
             propagate.inject(headers)
             await raw.publish("recruit.cv.parsed", b"{}", headers=headers)
-        await asyncio.wait_for(got.get(), 5)
+        await asyncio.wait_for(got.get(), 10)
         await raw.close()
 
     [producer] = plain_spans.get_finished_spans()

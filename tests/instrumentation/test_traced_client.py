@@ -8,7 +8,7 @@ import nats
 from nats.js.api import ConsumerConfig
 
 from instrumentation import TracedNats, semconv, wire
-from tests.instrumentation.helpers import in_memory_telemetry, only_span
+from tests.instrumentation.helpers import eventually, in_memory_telemetry, only_span
 
 
 async def _connect(url: str, service: str, telemetry) -> TracedNats:
@@ -25,7 +25,7 @@ async def test_callback_process_span_is_child_of_publish_span_and_links_to_it(na
 
         await nc.subscribe("orders.placed", queue="billing", cb=handle)
         message_id = await nc.publish("orders.placed", b"{}", workflow_id="order-7")
-        msg = await asyncio.wait_for(got.get(), 5)
+        msg = await asyncio.wait_for(got.get(), 10)
 
     publish = only_span(exported, "publish orders.placed")
     process = only_span(exported, "process orders.placed")
@@ -64,7 +64,7 @@ async def test_publish_inside_a_handler_stays_in_the_same_workflow_and_trace(nat
         await nc.subscribe("orders.placed", cb=first)
         await nc.subscribe("orders.billed", cb=second)
         await nc.publish("orders.placed", b"{}", workflow_id="order-8")
-        await asyncio.wait_for(done.wait(), 5)
+        await asyncio.wait_for(done.wait(), 10)
 
     billed = only_span(exported, "publish orders.billed")
     placed = only_span(exported, "process orders.placed")
@@ -152,11 +152,10 @@ async def test_jetstream_push_callback_is_processed_then_acked(nats_server):
 
         await js.subscribe("orders.paid", durable="shipper", queue="shipper", cb=ship)
         await js.publish("orders.paid", b"{}")
-        await asyncio.wait_for(done.wait(), 5)
-        for _ in range(50):
-            if exported.get_finished_spans()[-1].name == "ack orders.paid":
-                break
-            await asyncio.sleep(0.02)
+        await asyncio.wait_for(done.wait(), 10)
+        await eventually(
+            lambda: any(s.name == "ack orders.paid" for s in exported.get_finished_spans())
+        )
         info = await js.consumer_info("ORDERS", "shipper")
     process = only_span(exported, "process orders.paid")
     ack = only_span(exported, "ack orders.paid")
@@ -181,7 +180,7 @@ async def test_headers_are_read_case_insensitively_and_nats_trace_headers_ignore
                 "CHOREO-WORKFLOW-ID": "wf-go",
             },
         )
-        msg = await asyncio.wait_for(got.get(), 5)
+        msg = await asyncio.wait_for(got.get(), 10)
         await raw.close()
     process = only_span(exported, "process orders.placed")
     assert process["trace_id"] == trace_id
