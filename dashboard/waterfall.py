@@ -49,7 +49,7 @@ def waterfall_rows(
     for message in messages.itertuples(index=False):
         if pd.isna(message.published_at):
             continue  # its publish span never arrived: nothing to place it by
-        if message.outcome != "processed" and message.message_id not in attempted:
+        if _is_waiting(message) and message.message_id not in attempted:
             waited = pd.Timestamp(view_end) - message.published_at
             bars.append(
                 {
@@ -67,6 +67,16 @@ def waterfall_rows(
     ).dropna(subset=["start", "end"])
     first_start = frame.groupby("row", sort=False)["start"].transform("min")
     return frame.assign(order=first_start.rank(method="dense")).sort_values(["order", "start"])
+
+
+def _is_waiting(message: object) -> bool:
+    """Unprocessed, and someone was expected to process it (not a terminal event)."""
+    if getattr(message, "outcome", None) == "processed":
+        return False
+    if not getattr(message, "model_known", False):
+        return True
+    expected = getattr(message, "expected_consumers", None)
+    return expected is not None and len(expected) > 0
 
 
 def _clipped_end(

@@ -18,10 +18,9 @@ def render(page: PageContext) -> None:
     if edges.empty:
         st.caption("No hop between services seen yet.")
     else:
-        graph, table = st.columns([2, 3])
-        graph.graphviz_chart(choreography_dot(edges))
-        graph.caption("Red arrows: hops with dropped messages or failed attempts.")
-        table.dataframe(
+        st.graphviz_chart(choreography_dot(edges))
+        st.caption("Red arrows: hops with dropped messages or failed attempts.")
+        st.dataframe(
             edges,
             hide_index=True,
             column_config={
@@ -46,7 +45,10 @@ def render_models(page: PageContext) -> None:
     left, right = st.columns(2)
     with left:
         st.caption("Learned from traffic")
-        st.dataframe(_mark_deviations(learned, declared), hide_index=True)
+        if learned.empty:
+            st.text("Nothing learned apart from the declared model.")
+        else:
+            st.dataframe(_mark_deviations(learned, declared), hide_index=True)
     with right:
         st.caption("Declared in choreography.yaml")
         if declared.empty:

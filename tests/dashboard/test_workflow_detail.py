@@ -86,3 +86,38 @@ def test_waterfall_rows_split_queue_wait_from_processing_and_retries(recruitment
     assert scorer["row"].nunique() == 3  # one row per attempt
     assert (scorer["phase"] == "failed attempt").sum() == 3
     assert (scorer["phase"] == "queue wait").sum() == 3
+
+
+def test_a_terminal_event_nobody_consumes_is_not_drawn_as_waiting():
+    import datetime as dt
+
+    import pandas as pd
+
+    from dashboard.waterfall import waterfall_rows
+
+    now = dt.datetime.now(dt.UTC)
+    hops = pd.DataFrame(
+        columns=[
+            "subject",
+            "consumer_service",
+            "message_id",
+            "attempt",
+            "published_at",
+            "started_at",
+            "ended_at",
+            "status_code",
+        ]
+    )
+    messages = pd.DataFrame(
+        {
+            "message_id": ["m-routed", "m-parsed"],
+            "subject": ["recruit.candidate.routed", PARSED],
+            "published_at": [pd.Timestamp(now - dt.timedelta(seconds=30))] * 2,
+            "outcome": ["unconsumed", "unconsumed"],
+            "expected_consumers": [[], ["scorer"]],
+            "model_known": [True, True],
+        }
+    )
+    rows = waterfall_rows(hops, messages, view_end=now)
+    assert list(rows["message_id"]) == ["m-parsed"]
+    assert list(rows["phase"]) == ["never processed"]
