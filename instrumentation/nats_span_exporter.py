@@ -120,8 +120,7 @@ class NatsSpanProcessor(SpanProcessor):
         self._nc: Any = None
         self._stream_ready = False
         self._thread = threading.Thread(
-            target=self._loop.run_until_complete,
-            args=(self._run(),),
+            target=self._thread_main,
             name=f"choreoscope-exporter-{service_name}",
             daemon=True,
         )
@@ -196,6 +195,12 @@ class NatsSpanProcessor(SpanProcessor):
             self._loop.call_soon_threadsafe(self._wake.set)
 
     # --- exporter thread -----------------------------------------------------------
+    def _thread_main(self) -> None:
+        try:
+            self._loop.run_until_complete(self._run())
+        finally:
+            self._loop.close()
+
     def _take_batch(self) -> list[ReadableSpan]:
         with self._lock:
             count = min(self._max_batch, len(self._queue))
@@ -329,6 +334,8 @@ class NatsSpanProcessor(SpanProcessor):
             abandoned.cancel()
             if not connecting.done():
                 connecting.cancel()
+                with contextlib.suppress(BaseException):
+                    await connecting
                 raise ConnectionError("exporter stopped before NATS became reachable")
             self._nc = connecting.result()
             self._stream_ready = False
