@@ -3,13 +3,27 @@
     from instrumentation import Agent, configure
 
     configure(service_name="scorer", nats_url="nats://127.0.0.1:4222")
-    agent = Agent("scorer")
+    agent = Agent("scorer", nats_url="nats://127.0.0.1:4222")
 
     @agent.on("recruit.cv.parsed", queue="scorer")
-    async def score(event):
+    async def score(event):     # event.data .subject .workflow_id .message_id .attempt
         await event.emit("recruit.candidate.scored", {"score": 0.82})
 
-    await agent.run()
+    await agent.run()           # until cancelled (or agent.stop()); drains in-flight work
+
+The pieces:
+
+- ``configure(service_name=..., nats_url=...)`` returns a ``Telemetry`` handle
+  (``tracer_provider``, ``tracer``, ``stats()``, ``force_flush()``, ``shutdown()``)
+  whose spans go to ``choreo.spans.<service>`` (columnar msgpack, or stock OTLP
+  with ``encoding="otlp"``). ``install_global=False`` lets one process host several
+  services; an application's existing SDK provider is added to, not replaced.
+- ``Agent(name, ...)`` consumes through JetStream (stream ``CHOREO_EVENTS`` unless
+  ``stream=``), retries with ``backoff``, dead-letters to ``dlq.<subject>`` after
+  ``max_deliveries``, heartbeats on ``choreo.heartbeat.<name>``, and records
+  inputs and outputs on spans when ``audit=True`` (through ``redact``).
+- ``TracedNats.connect(url, service_name=...)`` wraps a plain nats-py client, and
+  its ``jetstream()`` the JetStream context, with the same spans and headers.
 
 Public names are imported lazily, so ``instrumentation.wire`` and
 ``instrumentation.errors`` stay cheap for the collector and the store.
