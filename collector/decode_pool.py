@@ -1,9 +1,14 @@
-"""Decoding OTLP on every core: a process pool beside the fetching process.
+"""Turning fetched payloads into durable segments on every core.
 
-Python decodes OTLP protobuf at ~70k spans/s per core, so the main process
-fetches, writes and acks while worker processes decode. The columnar format
-decodes ten times faster and is not worth the trip between processes: it is
-decoded in a thread of the main process (Arrow releases the GIL).
+Python decodes OTLP protobuf at ~70k spans/s per core and the columnar format at
+~200k, so decoding is the bottleneck, not NATS. Each task here decodes a group of
+payloads *and* writes their segment (spans, plus rejected rows) in the same
+worker process, so decoded rows never travel back between processes (pickling
+them cost as much as writing them). The main process only fetches, hands out
+raw payloads, and acks once a task reports its segment durable.
+
+With ``workers=0`` the same task runs in a thread of the main process: less
+memory, one core; the tests use it.
 """
 
 from __future__ import annotations
@@ -11,70 +16,129 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import multiprocessing
+import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
 
-from collector.decoding import DecodedBatch, Payload, decode_payloads, media_type
+import duckdb
+
+from collector.decoding import Payload, decode_payloads
+from collector.segment_writer import SegmentWriter
 from collector.span_batch import MAX_ATTRIBUTE_CHARS
-from instrumentation import wire
+from store.layout import StoreLayout
 
-PAYLOADS_PER_TASK = 24
+
+class StoreWriteError(Exception):
+    """A segment could not be written (disk full, unwritable store); retry later."""
+
+
+@dataclass(frozen=True)
+class WrittenBatch:
+    """What one task stored: counts only, the rows are on disk."""
+
+    spans: int
+    rejected: int
+    received_spans: int
+    unreadable: int
+    reasons: tuple[str, ...] = ()
+
+
+_writers: dict[tuple[str, str], SegmentWriter] = {}
+
+
+def decode_and_write(
+    payloads: Sequence[Payload],
+    *,
+    data_dir: str,
+    writer_id: str,
+    received_at: dt.datetime,
+    max_attribute_chars: int = MAX_ATTRIBUTE_CHARS,
+) -> WrittenBatch:
+    """Decode ``payloads`` and write their spans and rejects as durable segments."""
+    decoded = decode_payloads(
+        payloads, received_at=received_at, max_attribute_chars=max_attribute_chars
+    )
+    key = (data_dir, writer_id)
+    writer = _writers.get(key)
+    if writer is None:
+        writer = _writers[key] = SegmentWriter(
+            layout=StoreLayout.at(data_dir), writer_id=f"{writer_id}-{os.getpid()}"
+        )
+    try:
+        if decoded.spans.num_rows:
+            writer.write("spans", decoded.spans)
+        if decoded.rejected.num_rows:
+            writer.write("rejected", decoded.rejected)
+    except (OSError, duckdb.Error) as e:
+        # re-raised as a plain exception: it crosses the process boundary by pickle
+        raise StoreWriteError(f"{type(e).__name__}: {e}") from None
+    return WrittenBatch(
+        spans=decoded.span_count,
+        rejected=decoded.reject_count,
+        received_spans=decoded.received_spans,
+        unreadable=decoded.unreadable,
+        reasons=tuple(decoded.rejected.column("reason").to_pylist()),
+    )
+
+
+def _warm_up() -> int:
+    return os.getpid()
 
 
 class DecodePool:
-    """Decodes payloads off the event loop: OTLP in ``workers`` processes, the rest in a thread."""
+    """Runs ``decode_and_write`` tasks in ``workers`` processes (or one thread)."""
 
-    def __init__(self, *, workers: int, max_attribute_chars: int = MAX_ATTRIBUTE_CHARS) -> None:
+    def __init__(
+        self,
+        *,
+        layout: StoreLayout,
+        writer_id: str,
+        workers: int,
+        max_attribute_chars: int = MAX_ATTRIBUTE_CHARS,
+    ) -> None:
+        self.layout = layout
+        self.writer_id = writer_id
         self.workers = workers
         self.max_attribute_chars = max_attribute_chars
-        self._executor = (
+        self._executor: Executor = (
             ProcessPoolExecutor(
                 max_workers=workers, mp_context=multiprocessing.get_context("spawn")
             )
             if workers > 0
-            else None
+            else ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
         )
 
-    def decode(self, payloads: Sequence[Payload]) -> list[asyncio.Future[DecodedBatch]]:
-        """Start decoding; the futures resolve in the order of ``payloads``' chunks."""
+    @property
+    def parallelism(self) -> int:
+        return max(1, self.workers)
+
+    async def warm_up(self) -> None:
+        """Start the worker processes now, not on the first batch."""
         loop = asyncio.get_running_loop()
-        received_at = dt.datetime.now(dt.UTC)
-        columnar = [p for p in payloads if media_type(p.content_type) == wire.CONTENT_TYPE_COLUMNAR]
-        other = [p for p in payloads if media_type(p.content_type) != wire.CONTENT_TYPE_COLUMNAR]
-        futures: list[asyncio.Future[DecodedBatch]] = []
-        if columnar:
-            futures.append(
-                loop.run_in_executor(None, self._decode_here, columnar, received_at)  # type: ignore[arg-type]
-            )
-        if other and self._executor is None:
-            futures.append(loop.run_in_executor(None, self._decode_here, other, received_at))  # type: ignore[arg-type]
-        elif other:
-            for i in range(0, len(other), PAYLOADS_PER_TASK):
-                chunk = other[i : i + PAYLOADS_PER_TASK]
-                futures.append(
-                    loop.run_in_executor(
-                        self._executor,
-                        _decode_in_worker,
-                        chunk,
-                        received_at,
-                        self.max_attribute_chars,
-                    )
-                )
-        return futures
-
-    def _decode_here(self, payloads: Sequence[Payload], received_at: dt.datetime) -> DecodedBatch:
-        return decode_payloads(
-            payloads, received_at=received_at, max_attribute_chars=self.max_attribute_chars
+        await asyncio.gather(
+            *(loop.run_in_executor(self._executor, _warm_up) for _ in range(self.parallelism))
         )
+
+    def submit(self, payloads: Sequence[Payload]) -> asyncio.Future[WrittenBatch]:
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(  # type: ignore[return-value]
+            self._executor, _task, list(payloads), str(self.layout.root), self.writer_id,
+            dt.datetime.now(dt.UTC), self.max_attribute_chars,
+        )  # fmt: skip
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+        self._executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _decode_in_worker(
-    payloads: Sequence[Payload], received_at: dt.datetime, max_attribute_chars: int
-) -> DecodedBatch:
-    return decode_payloads(
-        payloads, received_at=received_at, max_attribute_chars=max_attribute_chars
-    )
+def _task(
+    payloads: list[Payload],
+    data_dir: str,
+    writer_id: str,
+    received_at: dt.datetime,
+    max_attribute_chars: int,
+) -> WrittenBatch:
+    return decode_and_write(
+        payloads, data_dir=data_dir, writer_id=writer_id, received_at=received_at,
+        max_attribute_chars=max_attribute_chars,
+    )  # fmt: skip

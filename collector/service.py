@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +53,7 @@ class CollectorConfig:
     otlp_http: tuple[str, int] | None = ("127.0.0.1", 4318)
     decode_workers: int | None = None
     """Processes decoding OTLP; None means one per core, 0 decodes in a thread."""
-    fetch_batch: int = 256
+    fetch_batch: int = 64
     log_interval: float = 10.0
     maintenance_interval: float = 60.0
     compaction_grace: float = 60.0
@@ -102,9 +103,13 @@ async def run_collector(
     nc = await connect_nats(config.servers, config.nats_options)
     js = nc.jetstream(timeout=10)
     workers = config.decode_workers
-    pool = DecodePool(workers=(os.cpu_count() or 1) if workers is None else workers)
-    span_writer = SegmentWriter(layout=layout)
-    signal_writer = SegmentWriter(layout=layout, writer_id=f"{span_writer.writer_id}-signals")
+    writer_id = uuid.uuid4().hex[:12]
+    pool = DecodePool(
+        layout=layout,
+        writer_id=writer_id,
+        workers=(os.cpu_count() or 1) if workers is None else workers,
+    )
+    signal_writer = SegmentWriter(layout=layout, writer_id=f"{writer_id}-signals")
     receiver: OtlpHttpReceiver | None = None
     tasks: list[asyncio.Task[Any]] = []
     try:
@@ -113,8 +118,9 @@ async def run_collector(
             replicas=config.stream_replicas, max_age=config.stream_max_age,
             max_bytes=config.stream_max_bytes,
         )  # fmt: skip
+        await pool.warm_up()
         spans = SpanIngest(
-            js=js, writer=span_writer, pool=pool, flush_rows=config.flush_rows,
+            js=js, pool=pool, flush_rows=config.flush_rows,
             flush_interval=config.flush_interval, fetch_batch=config.fetch_batch,
             ack_wait=config.ack_wait, max_backoff=config.max_write_backoff,
         )  # fmt: skip
@@ -176,7 +182,6 @@ async def run_collector(
         with contextlib.suppress(nats.errors.Error):
             await nc.close()
         pool.close()
-        span_writer.close()
         signal_writer.close()
 
 

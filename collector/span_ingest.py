@@ -1,12 +1,13 @@
-"""The span path: fetch from ``CHOREO_SPANS``, decode, write a segment, then ack.
+"""The span path: fetch from ``CHOREO_SPANS``, decode and write a segment, then ack.
 
-Two coroutines joined by a small queue. The fetcher pulls batches of messages
-and starts decoding them (``DecodePool``); the flusher gathers decoded spans and
-writes one segment when ``flush_rows`` are buffered or the oldest is
-``flush_interval`` old, and acks those messages only once the segment is durable.
-The queue's bound is the backpressure: while a write is failing (disk full, store
-unwritable) nothing more is fetched, the held messages are kept in progress so
-JetStream does not redeliver them, and the write is retried with backoff.
+The fetch loop buffers messages until about ``flush_rows`` spans are held or the
+oldest is ``flush_interval`` old, then hands the group to the ``DecodePool``
+(split over its workers, each decoding and writing one segment) and goes on
+fetching. A group's messages are acked only once all its segments are durable.
+At most ``max_inflight`` groups are out at once: that bound is the backpressure.
+While writes fail (disk full, store unwritable) the group is retried with
+backoff, its messages kept in progress so JetStream does not redeliver them,
+and nothing more is fetched.
 """
 
 from __future__ import annotations
@@ -14,24 +15,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import duckdb
 import nats.errors
-import pyarrow as pa
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from collector.decode_pool import DecodePool
-from collector.decoding import DecodedBatch, Payload
-from collector.segment_writer import SegmentWriter
+from collector.decode_pool import DecodePool, StoreWriteError, WrittenBatch
+from collector.decoding import Payload
 from collector.streams import SPANS_DURABLE, consumer_config
 from instrumentation import wire
 
 log = logging.getLogger(__name__)
 
-QUEUED_FETCHES = 4
+MIN_MESSAGES_PER_TASK = 8
+FLUSH_BYTES = 32 * 2**20
+"""A group is also full at this many payload bytes, before the span count is known."""
 
 
 @dataclass
@@ -44,12 +46,6 @@ class IngestStats:
     segments: int = 0
     write_failures: int = 0
     started: float = field(default_factory=time.monotonic)
-
-
-@dataclass
-class _Fetched:
-    messages: list[Msg]
-    decoding: list[asyncio.Future[DecodedBatch]]
 
 
 def header(msg: Msg, name: str) -> str | None:
@@ -65,6 +61,15 @@ def header(msg: Msg, name: str) -> str | None:
     return None
 
 
+def payload_of(msg: Msg) -> Payload:
+    return Payload(
+        data=msg.data,
+        content_type=header(msg, wire.CONTENT_TYPE),
+        source=f"nats:{msg.subject}",
+        exporter_id=header(msg, wire.EXPORTER_ID),
+    )
+
+
 class SpanIngest:
     """Consumes ``CHOREO_SPANS`` into span segments, acking only what is durable."""
 
@@ -72,27 +77,28 @@ class SpanIngest:
         self,
         *,
         js: JetStreamContext,
-        writer: SegmentWriter,
         pool: DecodePool,
         flush_rows: int,
         flush_interval: float,
-        fetch_batch: int = 256,
+        fetch_batch: int = 64,
         ack_wait: float = 30.0,
         max_backoff: float = 30.0,
+        max_inflight: int = 2,
         durable: str = SPANS_DURABLE,
         stats: IngestStats | None = None,
     ) -> None:
         self.js = js
-        self.writer = writer
         self.pool = pool
         self.flush_rows = flush_rows
         self.flush_interval = flush_interval
         self.fetch_batch = fetch_batch
         self.ack_wait = ack_wait
         self.max_backoff = max_backoff
+        self.max_inflight = max_inflight
         self.durable = durable
         self.stats = stats or IngestStats()
         self.subscription: JetStreamContext.PullSubscription | None = None
+        self._spans_per_message = 64.0  # learned from what was decoded
 
     async def subscribe(self) -> None:
         self.subscription = await self.js.pull_subscribe(
@@ -108,87 +114,49 @@ class SpanIngest:
         """Consume until ``stop`` is set, then write and ack what was fetched."""
         if self.subscription is None:
             await self.subscribe()
-        queue: asyncio.Queue[_Fetched | None] = asyncio.Queue(maxsize=QUEUED_FETCHES)
-        fetcher = asyncio.create_task(self._fetch_loop(queue, stop), name="span-fetcher")
-        try:
-            await self._flush_loop(queue, stop)
-        finally:
-            if not fetcher.done():
-                fetcher.cancel()
-            await asyncio.gather(fetcher, return_exceptions=True)
-        if not fetcher.cancelled() and fetcher.exception() is not None:
-            raise fetcher.exception()  # type: ignore[misc]
-
-    async def _fetch_loop(self, queue: asyncio.Queue[_Fetched | None], stop: asyncio.Event) -> None:
-        assert self.subscription is not None
+        inflight: set[asyncio.Task[None]] = set()
+        buffer: list[Msg] = []
+        oldest = 0.0
         try:
             while not stop.is_set():
-                try:
-                    messages = await self.subscription.fetch(
-                        batch=self.fetch_batch, timeout=max(0.05, min(1.0, self.flush_interval))
-                    )
-                except (nats.errors.TimeoutError, TimeoutError):  # nats-py raises either
-                    continue
-                except (nats.errors.ConnectionClosedError, nats.errors.Error) as e:
-                    log.warning("fetching spans failed (%s); retrying", e)
-                    await asyncio.sleep(0.5)
-                    continue
-                payloads = [
-                    Payload(
-                        data=m.data,
-                        content_type=header(m, wire.CONTENT_TYPE),
-                        source=f"nats:{m.subject}",
-                        exporter_id=header(m, wire.EXPORTER_ID),
-                    )
-                    for m in messages
-                ]
-                await queue.put(_Fetched(messages, self.pool.decode(payloads)))
-        finally:
-            await queue.put(None)
-
-    async def _flush_loop(self, queue: asyncio.Queue[_Fetched | None], stop: asyncio.Event) -> None:
-        messages: list[Msg] = []
-        spans: list[pa.Table] = []
-        rejected: list[pa.Table] = []
-        rows = 0
-        oldest = 0.0
-        while True:
-            timeout = (
-                None if not messages else max(0.0, oldest + self.flush_interval - time.monotonic())
-            )
-            try:
-                item = await asyncio.wait_for(queue.get(), timeout)
-            except TimeoutError:
-                item = _Fetched([], [])  # nothing new: flush on age
-            if item is None:
-                if messages:
-                    await self._flush(messages, spans, rejected, stop=stop)
-                return
-            if item.messages:
-                if not messages:
+                age_left = oldest + self.flush_interval - time.monotonic() if buffer else 1.0
+                buffer_was_empty = not buffer
+                buffer += await self._fetch(timeout=max(0.05, min(1.0, age_left)))
+                if buffer and buffer_was_empty:
                     oldest = time.monotonic()
-                messages += item.messages
-                for decoded in await asyncio.gather(*item.decoding):
-                    spans.append(decoded.spans)
-                    rejected.append(decoded.rejected)
-                    rows += decoded.span_count
-            if messages and (
-                rows >= self.flush_rows or time.monotonic() - oldest >= self.flush_interval
-            ):
-                await self._flush(messages, spans, rejected, stop=stop)
-                messages, spans, rejected, rows = [], [], [], 0
+                full = (
+                    len(buffer) * self._spans_per_message >= self.flush_rows
+                    or sum(len(m.data) for m in buffer) >= FLUSH_BYTES
+                )
+                if buffer and (full or time.monotonic() - oldest >= self.flush_interval):
+                    while len(inflight) >= self.max_inflight:
+                        await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+                        _reap(inflight)
+                    inflight.add(asyncio.create_task(self._store(buffer, stop)))
+                    buffer = []
+            if buffer:
+                inflight.add(asyncio.create_task(self._store(buffer, stop)))
+        finally:
+            if inflight:
+                await asyncio.wait(inflight)
+            _reap(inflight)
 
-    async def _flush(
-        self,
-        messages: list[Msg],
-        spans: list[pa.Table],
-        rejected: list[pa.Table],
-        *,
-        stop: asyncio.Event,
-    ) -> None:
-        span_table = pa.concat_tables(spans) if spans else None
-        rejected_table = pa.concat_tables(rejected) if rejected else None
-        if not await self._write_until_durable(span_table, rejected_table, messages, stop=stop):
+    async def _fetch(self, *, timeout: float) -> list[Msg]:
+        assert self.subscription is not None
+        try:
+            return await self.subscription.fetch(batch=self.fetch_batch, timeout=timeout)
+        except (nats.errors.TimeoutError, TimeoutError):  # nats-py raises either
+            return []
+        except nats.errors.Error as e:
+            log.warning("fetching spans failed (%s); retrying", e)
+            await asyncio.sleep(0.5)
+            return []
+
+    async def _store(self, messages: list[Msg], stop: asyncio.Event) -> None:
+        payloads = [payload_of(m) for m in messages]
+        chunks = _split(payloads, self.pool.parallelism)
+        results = await asyncio.gather(*(self._write_chunk(c, messages, stop) for c in chunks))
+        if any(r is None for r in results):
             return  # stopping with the store unwritable: JetStream redelivers them later
         for msg in messages:
             try:
@@ -196,41 +164,34 @@ class SpanIngest:
             except nats.errors.Error as e:  # redelivered later; the views dedupe
                 log.warning("ack failed (%s); the batch will be redelivered and deduplicated", e)
                 break
+        written = [r for r in results if r is not None]
+        spans = sum(r.spans for r in written)
         self.stats.messages += len(messages)
-        self.stats.spans += span_table.num_rows if span_table is not None else 0
-        self.stats.rejected += rejected_table.num_rows if rejected_table is not None else 0
+        self.stats.spans += spans
+        self.stats.rejected += sum(r.rejected for r in written)
+        self.stats.segments += sum(1 for r in written if r.spans)
+        received = sum(r.received_spans for r in written)
+        self._spans_per_message = max(1.0, received / len(messages))
 
-    async def _write_until_durable(
-        self,
-        span_table: pa.Table | None,
-        rejected_table: pa.Table | None,
-        messages: list[Msg],
-        *,
-        stop: asyncio.Event,
-    ) -> bool:
+    async def _write_chunk(
+        self, payloads: Sequence[Payload], messages: list[Msg], stop: asyncio.Event
+    ) -> WrittenBatch | None:
         backoff = 0.2
         last_progress = time.monotonic()
         while True:
             try:
-                if span_table is not None and span_table.num_rows:
-                    await asyncio.to_thread(self.writer.write, "spans", span_table)
-                    self.stats.segments += 1
-                    span_table = None  # written; a retry writes only what is left
-                if rejected_table is not None and rejected_table.num_rows:
-                    await asyncio.to_thread(self.writer.write, "rejected", rejected_table)
-                    rejected_table = None
-                return True
-            except (OSError, duckdb.Error) as e:
+                return await self.pool.submit(payloads)
+            except StoreWriteError as e:
                 self.stats.write_failures += 1
                 log.error(
                     "cannot write a segment to the store at %s: %s. %d message(s) stay "
                     "unacked; retrying in %.1fs. Free disk space or fix the directory's "
                     "permissions; nothing is lost meanwhile.",
-                    self.writer.layout.root, e, len(messages), backoff,
+                    self.pool.layout.root, e, len(messages), backoff,
                 )  # fmt: skip
             if stop.is_set():
                 log.error("stopping with %d message(s) unwritten and unacked", len(messages))
-                return False
+                return None
             if time.monotonic() - last_progress > self.ack_wait / 3:
                 await _keep_in_progress(messages)
                 last_progress = time.monotonic()
@@ -247,6 +208,21 @@ class SpanIngest:
         except (nats.errors.Error, TimeoutError):
             return None
         return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+
+
+def _split(payloads: list[Payload], parts: int) -> list[list[Payload]]:
+    """Up to ``parts`` similar chunks, none smaller than ``MIN_MESSAGES_PER_TASK``."""
+    parts = max(1, min(parts, len(payloads) // MIN_MESSAGES_PER_TASK))
+    size = math.ceil(len(payloads) / parts)
+    return [payloads[i : i + size] for i in range(0, len(payloads), size)]
+
+
+def _reap(tasks: set[asyncio.Task[None]]) -> None:
+    """Drop finished tasks, re-raising the first unexpected failure."""
+    for task in [t for t in tasks if t.done()]:
+        tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
 
 
 async def _keep_in_progress(messages: list[Msg]) -> None:

@@ -55,14 +55,16 @@ async def test_spans_of_every_format_reach_the_spans_view_and_garbage_reaches_re
     assert reason.startswith("malformed application/x-protobuf payload")
 
 
+@pytest.mark.parametrize("encoding", ["columnar", "otlp"])
 async def test_spans_exported_by_the_real_exporter_are_stored(
-    nats_server: EmbeddedNats, tmp_path: Path
+    nats_server: EmbeddedNats, tmp_path: Path, encoding: str
 ) -> None:
     data = tmp_path / "data"
     async with running_collector(nats_server.url, data):
         processor = NatsSpanProcessor(
-            service_name="scorer", nats_url=nats_server.url, schedule_delay=0.05
-        )
+            service_name="scorer", nats_url=nats_server.url, schedule_delay=0.05,
+            encoding=encoding,  # type: ignore[arg-type]
+        )  # fmt: skip
         provider = TracerProvider(resource=Resource.create({"service.name": "scorer"}))
         provider.add_span_processor(processor)
         tracer = provider.get_tracer("test")
@@ -140,3 +142,21 @@ async def test_stopping_writes_and_acks_what_was_fetched(
         assert scalar(data, "select count(*) from spans") == 0  # buffered, not yet written
     assert scalar(data, "select count(*) from spans") == 25
     assert await _unacked(nats_server.url) == 0
+
+
+async def test_two_collectors_share_the_stream_and_store_each_span_once(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    async with (
+        running_collector(nats_server.url, data, fetch_batch=2),
+        running_collector(nats_server.url, data, fetch_batch=2),
+    ):
+        async with jetstream(nats_server.url) as js:
+            for i in range(40):
+                await publish_spans(js, columnar_batch(i * 10, 10), content_type=COLUMNAR)
+        assert await wait_for_count(data, "select count(*) from spans_raw", 400) == 400
+    assert scalar(data, "select count(*) from spans") == 400
+    # segment names carry their collector's writer id: both took a share
+    writers = {p.name.split("-")[1] for p in (data / "spans").glob("date=*/hour=*/*.parquet")}
+    assert len(writers) == 2
