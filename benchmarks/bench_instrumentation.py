@@ -1,10 +1,12 @@
 """Traced publish→process round trips through ``Agent`` against bare nats-py.
 
 Both sides carry the same 1 KiB payload; the bare side sends the same header set
-as static strings (traceparent, tracestate-free W3C, Nats-Msg-Id,
-Choreo-Workflow-Id), so the ratio isolates what tracing, JetStream delivery with
-acks, and exporting the spans cost. The traced side runs with the real NATS span
-exporter (columnar batches onto CHOREO_SPANS).
+as static strings (traceparent, Nats-Msg-Id, Choreo-Workflow-Id) with core NATS
+publish→callback. The traced side is an ``Agent`` as users run it: JetStream
+publish waiting for the ack, a durable pull consumer, an ack per event, four spans
+per event, and the real NATS span exporter (columnar batches onto CHOREO_SPANS).
+A third run, the same Agent with a no-op tracer provider, separates what
+JetStream's durability costs from what tracing costs.
 
 Target: the traced rate is at least 0.25 of the bare rate.
 """
@@ -18,9 +20,10 @@ import time
 from pathlib import Path
 
 import nats
+from opentelemetry import trace
 
 from choreoscope.nats_server import EmbeddedNats
-from instrumentation import Agent, configure
+from instrumentation import Agent, Telemetry, configure
 
 TARGET_RATIO = 0.25
 PAYLOAD = {"blob": "x" * 1000}  # 1 KiB of JSON once encoded
@@ -56,8 +59,16 @@ async def bare_round_trips(url: str, count: int) -> float:
     return count / elapsed
 
 
-async def traced_round_trips(url: str, count: int) -> tuple[float, dict[str, int]]:
-    telemetry = configure(service_name="bench", nats_url=url, install_global=False)
+async def agent_round_trips(
+    url: str, count: int, *, traced: bool = True
+) -> tuple[float, dict[str, int]]:
+    """Round trips through an Agent: with the real exporter, or with tracing off
+    (a no-op tracer provider) to show what JetStream delivery alone costs."""
+    telemetry = (
+        configure(service_name="bench", nats_url=url, install_global=False)
+        if traced
+        else Telemetry(service_name="bench", tracer_provider=trace.NoOpTracerProvider())
+    )
     agent = Agent(
         "bench",
         nats_url=url,
@@ -96,6 +107,7 @@ async def traced_round_trips(url: str, count: int) -> tuple[float, dict[str, int
     await asyncio.to_thread(telemetry.force_flush, timeout=30)
     stats = telemetry.stats()
     await asyncio.to_thread(telemetry.shutdown)
+    await asyncio.sleep(0.5)  # let the server settle before the next measurement
     return count / elapsed, {
         "spans_exported": stats.spans_exported if stats else 0,
         "spans_dropped": stats.spans_dropped if stats else 0,
@@ -105,18 +117,39 @@ async def traced_round_trips(url: str, count: int) -> tuple[float, dict[str, int
 async def measure(count: int) -> None:
     with tempfile.TemporaryDirectory() as tmp, EmbeddedNats(store_dir=Path(tmp) / "nats") as server:
         await bare_round_trips(server.url, min(count, 2000))  # warm-up
+        cpu = time.process_time()
         bare = await bare_round_trips(server.url, count)
-        traced, stats = await traced_round_trips(server.url, count)
+        bare_cpu, cpu = (time.process_time() - cpu) / count * 1e6, time.process_time()
+        untraced, _ = await agent_round_trips(server.url, count, traced=False)
+        untraced_cpu, cpu = (time.process_time() - cpu) / count * 1e6, time.process_time()
+        traced, stats = await agent_round_trips(server.url, count)
+        traced_cpu = (time.process_time() - cpu) / count * 1e6
     ratio = traced / bare
     overhead_us = (1 / traced - 1 / bare) * 1e6
-    print(f"messages per side:              {count}")
-    print(f"bare nats-py publish→callback:  {bare:10,.0f} round trips/s")
-    print(f"traced Agent publish→process:   {traced:10,.0f} round trips/s")
-    print(f"ratio traced/bare:              {ratio:10.2f}   (target >= {TARGET_RATIO})")
-    print(f"tracing overhead per message:   {overhead_us:10.1f} µs")
+    tracing_us = (1 / traced - 1 / untraced) * 1e6
+    print(f"messages per side:                 {count}")
+    print(
+        f"bare nats-py publish→callback:     {bare:10,.0f} round trips/s   {bare_cpu:6.1f} µs CPU"
+    )
+    print(
+        f"Agent, tracing off (JetStream):    {untraced:10,.0f} round trips/s   "
+        f"{untraced_cpu:6.1f} µs CPU"
+    )
+    print(
+        f"traced Agent publish→process:      {traced:10,.0f} round trips/s   "
+        f"{traced_cpu:6.1f} µs CPU"
+    )
+    print(f"ratio traced/bare:                 {ratio:10.2f}   (target >= {TARGET_RATIO})")
+    print(f"overhead per message vs bare:      {overhead_us:10.1f} µs")
+    print(f"  of which tracing + export:       {tracing_us:10.1f} µs")
+    print(f"ratio traced/untraced Agent:       {traced / untraced:10.2f}")
     print(
         f"spans exported: {stats['spans_exported']:,}, dropped: {stats['spans_dropped']:,} "
         "(4 spans per message: publish, receive, process, ack)"
+    )
+    print(
+        "(µs CPU: this process's CPU time per message, every thread, nats-server excluded; "
+        "steadier than rates on a shared machine)"
     )
 
 
