@@ -19,6 +19,7 @@ from instrumentation.acked_publisher import AckedPublisher
 from instrumentation.audit import AuditCapture
 from instrumentation.errors import PublishError
 from instrumentation.messaging_spans import MessagingSpans
+from instrumentation.propagation import header_value
 from instrumentation.traced_message import current_workflow_id
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,8 @@ class EventPublisher:
     ) -> str:
         """Publish and wait for the ack; returns the message id. Raises ``PublishError``."""
         payload = encode_data(data)
-        message_id = message_id or new_id()
+        # an id the caller put in the headers is kept (JetStream dedupes on it)
+        message_id = message_id or header_value(headers, wire.MSG_ID) or new_id()
         span = self._spans.start_publish(
             subject,
             message_id=message_id,
@@ -106,10 +108,7 @@ class EventPublisher:
     ) -> None:
         """Publish ``payload`` with ``headers`` exactly as given (a dead letter keeps the
         original trace context), in a PRODUCER span child of ``parent``."""
-        message_id = (
-            next((v for k, v in headers.items() if k.lower() == wire.MSG_ID.lower()), None)
-            or new_id()
-        )
+        message_id = header_value(headers, wire.MSG_ID) or new_id()
         span = self._spans.start_publish(
             subject,
             message_id=message_id,

@@ -23,6 +23,9 @@ from instrumentation.propagation import Delivered, inject_context
 from instrumentation.telemetry import INSTRUMENTATION_SCOPE, INSTRUMENTATION_VERSION, Telemetry
 
 _NATS = {semconv.MESSAGING_SYSTEM: semconv.MESSAGING_SYSTEM_NATS}
+_WRITTEN_HEADERS = {
+    h.lower() for h in (wire.TRACEPARENT, wire.TRACESTATE, wire.MSG_ID, wire.WORKFLOW_ID)
+}
 
 
 def jetstream_attributes(msg: Any) -> dict[str, Any]:
@@ -100,8 +103,13 @@ class MessagingSpans:
         workflow_id: str | None,
         headers: Mapping[str, str] | None = None,
     ) -> dict[str, str]:
-        """The user's headers plus trace context, message id and workflow id."""
-        out = dict(headers) if headers else {}
+        """The user's headers plus trace context, message id and workflow id (ours
+        replace any the user's headers carry, whatever their case)."""
+        out = (
+            {k: v for k, v in headers.items() if k.lower() not in _WRITTEN_HEADERS}
+            if headers
+            else {}
+        )
         inject_context(out, trace.set_span_in_context(span))
         out[wire.MSG_ID] = message_id
         if workflow_id:

@@ -135,3 +135,14 @@ def extract_delivered(headers: Mapping[str, str] | None) -> Delivered:
         message_id=lowered.get(_MSG_ID) or None,
         broken=not valid,
     )
+
+
+def header_value(headers: Mapping[str, str] | None, name: str) -> str | None:
+    """The value of header ``name`` in ``headers``, whatever its case."""
+    if not headers:
+        return None
+    value = headers.get(name)
+    if value is not None:
+        return value
+    lowered = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == lowered), None)

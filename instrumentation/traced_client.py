@@ -24,6 +24,7 @@ from opentelemetry.trace import SpanKind
 
 from instrumentation import semconv, wire
 from instrumentation.messaging_spans import MessagingSpans
+from instrumentation.propagation import header_value
 from instrumentation.telemetry import Telemetry, telemetry_for
 from instrumentation.traced_jetstream import TracedJetStream
 from instrumentation.traced_message import TracedMsg, TracedSubscription, current_workflow_id
@@ -88,7 +89,9 @@ class TracedNats:
         operation_name: str = "publish",
         kind: SpanKind = SpanKind.PRODUCER,
     ) -> tuple[Any, dict[str, str]]:
-        message_id = message_id or new_message_id()
+        # ids the caller put in the headers are kept
+        message_id = message_id or header_value(headers, wire.MSG_ID) or new_message_id()
+        workflow_id = workflow_id or header_value(headers, wire.WORKFLOW_ID)
         span = self.spans.start_publish(
             subject,
             message_id=message_id,

@@ -80,3 +80,28 @@ async def test_queue_group_shares_events_between_instances(nats_server, run_agen
     await eventually(lambda: len(handled) == 20)
     await asyncio.sleep(0.2)
     assert sorted(int(h.split(":")[1]) for h in handled) == list(range(20))  # each once
+
+
+async def test_republishing_a_message_id_is_stored_once_and_marked_duplicate(
+    nats_server, run_agents
+):
+    telemetry, spans = in_memory_telemetry("orders")
+    agent = Agent("orders", nats_url=nats_server.url, telemetry=telemetry, **FAST)
+    handled = []
+
+    @agent.on("orders.placed")
+    async def place(event):
+        handled.append(event.message_id)
+
+    await run_agents(agent)
+    await agent.start_workflow("orders.placed", {"order": 1}, message_id="order-1-placed")
+    await agent.start_workflow(
+        "orders.placed", {"order": 1}, headers={"nats-msg-id": "order-1-placed"}
+    )
+    await eventually(lambda: handled == ["order-1-placed"])
+    await asyncio.sleep(0.3)
+    assert handled == ["order-1-placed"]
+    first, second = spans_named(spans, "publish orders.placed")
+    assert semconv.NATS_DUPLICATE not in first["attributes"]
+    assert second["attributes"][semconv.NATS_DUPLICATE] is True
+    assert second["attributes"][semconv.MESSAGING_MESSAGE_ID] == "order-1-placed"
