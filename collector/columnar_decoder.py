@@ -39,6 +39,7 @@ _COLUMNS: Final = {
     "operation": "operation",
     "consumer_group": "consumer_group",
 }
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 _REQUIRED: Final = ("trace_id", "span_id", "name", "start_ns", "end_ns")
 _TIME_COLUMNS: Final = ("start_ns", "end_ns")
 
@@ -137,7 +138,7 @@ def _text(value: Any) -> str | None:
 
 
 def _resource_json(resource: dict[str, Any]) -> tuple[str, bool]:
-    text = json.dumps(resource, default=str, ensure_ascii=False)
+    text = _dumps(resource)
     try:
         text.encode("utf-8")
         return text, False

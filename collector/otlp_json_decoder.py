@@ -24,6 +24,7 @@ _PROMOTED = {
     semconv.MESSAGING_OPERATION_TYPE: "operation",
     semconv.MESSAGING_CONSUMER_GROUP: "consumer_group",
 }
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _TEXT_COLUMNS = (
     "trace_id", "span_id", "parent_span_id", "name", "scope_name", "status_message",
     "attributes", "events", "links", "link_trace_id", "link_span_id", "workflow_id", "subject",
@@ -60,7 +61,7 @@ def _walk(request: dict[str, Any]) -> dict[str, list[Any]]:
     }
     for resource_spans in request.get("resourceSpans") or []:
         resource = _key_values((resource_spans.get("resource") or {}).get("attributes"))
-        resource_json = json.dumps(resource, ensure_ascii=False)
+        resource_json = _dumps(resource)
         for scope_spans in resource_spans.get("scopeSpans") or []:
             scope = (scope_spans.get("scope") or {}).get("name") or None
             for span in scope_spans.get("spans") or []:
@@ -76,7 +77,7 @@ def _walk(request: dict[str, Any]) -> dict[str, list[Any]]:
                 columns["end_ns"].append(_nanos(span.get("endTimeUnixNano")))
                 columns["status_code"].append(int(status.get("code", 0)))
                 columns["status_message"].append(status.get("message") or None)
-                columns["attributes"].append(json.dumps(attributes, ensure_ascii=False))
+                columns["attributes"].append(_dumps(attributes))
                 columns["events"].append(_events(span.get("events")))
                 links = span.get("links") or [{}]
                 columns["links"].append(_links(span.get("links")))
@@ -151,7 +152,7 @@ def _str(value: Any) -> str | None:
 def _events(events: Any) -> str | None:
     if not events:
         return None
-    return json.dumps(
+    return _dumps(
         [
             {
                 "name": e.get("name", ""),
@@ -159,15 +160,14 @@ def _events(events: Any) -> str | None:
                 "attributes": _key_values(e.get("attributes")),
             }
             for e in events
-        ],
-        ensure_ascii=False,
+        ]
     )
 
 
 def _links(links: Any) -> str | None:
     if not links:
         return None
-    return json.dumps(
+    return _dumps(
         [
             {
                 "trace_id": _id(link.get("traceId")),
@@ -175,6 +175,5 @@ def _links(links: Any) -> str | None:
                 "attributes": _key_values(link.get("attributes")),
             }
             for link in links
-        ],
-        ensure_ascii=False,
+        ]
     )

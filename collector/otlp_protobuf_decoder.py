@@ -25,6 +25,9 @@ from collector.columnar_decoder import MalformedBatch
 from collector.span_batch import Rejects, raw_table
 from instrumentation import semconv
 
+_SCALAR_KINDS = frozenset({"string_value", "int_value", "double_value", "bool_value"})
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
 _PROMOTED = {
     semconv.CHOREO_WORKFLOW_ID: "workflow_id",
     semconv.MESSAGING_DESTINATION_NAME: "subject",
@@ -68,7 +71,7 @@ def walk_request(request: Any) -> dict[str, list[Any]]:
     columns: dict[str, list[Any]] = {name: [] for name in names}
     for resource_spans in request.resource_spans:
         resource = key_values(resource_spans.resource.attributes)
-        resource_json = json.dumps(resource, ensure_ascii=False)
+        resource_json = _dumps(resource)
         service = _text_or_none(resource.get(semconv.SERVICE_NAME))
         instance = _text_or_none(resource.get(semconv.SERVICE_INSTANCE_ID))
         for scope_spans in resource_spans.scope_spans:
@@ -100,13 +103,21 @@ def walk_request(request: Any) -> dict[str, list[Any]]:
 
 
 def _attributes(spans: Any, columns: dict[str, list[Any]]) -> None:
+    # the hot loop of OTLP decoding: locals and inlined scalar cases on purpose
     texts = columns["attributes"]
-    promoted = {column: columns[column] for column in _PROMOTED.values()}
+    promoted = [(key, columns[column]) for key, column in _PROMOTED.items()]
+    scalar = _SCALAR_KINDS
+    dumps = _dumps
     for span in spans:
-        attributes = {kv.key: any_value(kv.value) for kv in span.attributes}
-        texts.append(json.dumps(attributes, ensure_ascii=False))
-        for key, column in _PROMOTED.items():
-            promoted[column].append(_text_or_none(attributes.get(key)))
+        attributes = {}
+        for kv in span.attributes:
+            value = kv.value
+            kind = value.WhichOneof("value")
+            attributes[kv.key] = getattr(value, kind) if kind in scalar else any_value(value)
+        texts.append(dumps(attributes))
+        for key, column in promoted:
+            found = attributes.get(key)
+            column.append(found if found is None or type(found) is str else str(found))
 
 
 def key_values(pairs: Any) -> dict[str, Any]:
@@ -134,7 +145,7 @@ def any_value(value: Any) -> Any:
 
 
 def _events(events: Any) -> str:
-    return json.dumps(
+    return _dumps(
         [
             {
                 "name": e.name,
@@ -142,13 +153,12 @@ def _events(events: Any) -> str:
                 "attributes": key_values(e.attributes),
             }
             for e in events
-        ],
-        ensure_ascii=False,
+        ]
     )
 
 
 def _links(links: Any) -> str:
-    return json.dumps(
+    return _dumps(
         [
             {
                 "trace_id": link.trace_id.hex(),
@@ -156,8 +166,7 @@ def _links(links: Any) -> str:
                 "attributes": key_values(link.attributes),
             }
             for link in links
-        ],
-        ensure_ascii=False,
+        ]
     )
 
 
