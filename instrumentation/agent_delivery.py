@@ -27,7 +27,7 @@ from instrumentation.errors import BadMessageError
 from instrumentation.event import Event
 from instrumentation.event_publisher import EventPublisher, new_id
 from instrumentation.heartbeat import AgentCounters
-from instrumentation.messaging_spans import MessagingSpans
+from instrumentation.messaging_spans import MessagingSpans, jetstream_attributes
 from instrumentation.propagation import Delivered, extract_delivered
 from instrumentation.traced_message import current_workflow_id
 
@@ -118,13 +118,8 @@ class DeliveryProcessor:
     async def _process(self, handler: Handler, msg: Any) -> None:
         headers = msg.headers or {}
         delivered = extract_delivered(headers)
-        meta = msg.metadata
-        attempt = meta.num_delivered
-        nats_attributes = {
-            semconv.NATS_STREAM: meta.stream,
-            semconv.NATS_STREAM_SEQUENCE: meta.sequence.stream,
-            semconv.NATS_DELIVERY_COUNT: attempt,
-        }
+        nats_attributes = jetstream_attributes(msg)
+        attempt = nats_attributes.get(semconv.NATS_DELIVERY_COUNT, 1)
         subject = msg.subject
         spans = self._spans
         spans.receive(subject, delivered, consumer_group=handler.queue, extra=nats_attributes)
@@ -197,7 +192,9 @@ class DeliveryProcessor:
             if operation == "ack":
                 await msg.ack()
             elif operation == "nak":
-                await msg.nak(delay=self._delay(nats_attributes[semconv.NATS_DELIVERY_COUNT]))
+                await msg.nak(
+                    delay=self._delay(nats_attributes.get(semconv.NATS_DELIVERY_COUNT, 1))
+                )
             else:
                 await msg.term()
         except Exception as exc:
@@ -231,9 +228,9 @@ class DeliveryProcessor:
         headers[wire.DEAD_LETTER_REASON] = reason
         headers[wire.DEAD_LETTER_SERVICE] = self._service
         headers[wire.DEAD_LETTER_DELIVERIES] = str(attempt)
-        stream = nats_attributes[semconv.NATS_STREAM]
+        stream = nats_attributes.get(semconv.NATS_STREAM)
         headers[wire.DEAD_LETTER_STREAM_SEQ] = (
-            f"{stream}:{nats_attributes[semconv.NATS_STREAM_SEQUENCE]}"
+            f"{stream}:{nats_attributes.get(semconv.NATS_STREAM_SEQUENCE)}"
         )
         dlq_subject = wire.DEAD_LETTER_PREFIX + msg.subject
         parent = trace.set_span_in_context(span)

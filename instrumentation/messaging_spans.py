@@ -29,19 +29,30 @@ _WRITTEN_HEADERS = {
 
 
 def jetstream_attributes(msg: Any) -> dict[str, Any]:
-    """``messaging.nats.*`` from a JetStream message's reply subject; {} for core NATS."""
+    """``messaging.nats.*`` from a JetStream message's ack subject; {} for core NATS.
+
+    ``$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>``,
+    or with ``<domain>.<account hash>`` after ``$JS.ACK`` (and a token at the end).
+    Read directly: nats-py's ``metadata`` builds dataclasses we do not need.
+    """
     reply = getattr(msg, "reply", "") or ""
     if not reply.startswith("$JS.ACK."):
         return {}
+    tokens = reply.split(".")
     try:
-        meta = msg.metadata
-    except Exception:
+        if len(tokens) == 9:
+            stream, delivered, stream_seq = tokens[2], tokens[4], tokens[5]
+        elif len(tokens) >= 11:
+            stream, delivered, stream_seq = tokens[4], tokens[6], tokens[7]
+        else:
+            return {}
+        return {
+            semconv.NATS_STREAM: stream,
+            semconv.NATS_STREAM_SEQUENCE: int(stream_seq),
+            semconv.NATS_DELIVERY_COUNT: int(delivered),
+        }
+    except ValueError:
         return {}
-    return {
-        semconv.NATS_STREAM: meta.stream,
-        semconv.NATS_STREAM_SEQUENCE: meta.sequence.stream,
-        semconv.NATS_DELIVERY_COUNT: meta.num_delivered,
-    }
 
 
 class MessagingSpans:

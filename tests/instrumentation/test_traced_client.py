@@ -156,7 +156,11 @@ async def test_jetstream_push_callback_is_processed_then_acked(nats_server):
         await eventually(
             lambda: any(s.name == "ack orders.paid" for s in exported.get_finished_spans())
         )
-        info = await js.consumer_info("ORDERS", "shipper")
+        for _ in range(100):  # the ack is a publish: the server applies it a moment later
+            info = await js.consumer_info("ORDERS", "shipper")
+            if info.num_ack_pending == 0:
+                break
+            await asyncio.sleep(0.05)
     process = only_span(exported, "process orders.paid")
     ack = only_span(exported, "ack orders.paid")
     assert process["parent_span_id"] == only_span(exported, "publish orders.paid")["span_id"]
