@@ -79,7 +79,12 @@ async def test_cancelling_run_lets_in_flight_steps_finish_and_ack(nats_server, r
     assert run.cancelled()
     assert finished == [{"cv": 1}]
     assert len(spans_named(spans, "ack recruit.cv.parsed")) == 1
-    info = await raw_nats.jetstream().consumer_info(wire.EVENTS_STREAM, "scorer--recruit_cv_parsed")
+    js = raw_nats.jetstream()
+    for _ in range(100):  # the ack is a publish: the server applies it a moment later
+        info = await js.consumer_info(wire.EVENTS_STREAM, "scorer--recruit_cv_parsed")
+        if info.num_ack_pending == 0:
+            break
+        await asyncio.sleep(0.05)
     assert info.num_ack_pending == 0 and info.num_pending == 0
 
 
