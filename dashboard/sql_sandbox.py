@@ -14,6 +14,7 @@ Every run gets its own cursor, a row cap and a time limit (``interrupt()``).
 from __future__ import annotations
 
 import re
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -108,6 +109,10 @@ def lock_down(
     global to the database, and cannot be lifted.
     """
     store = str(Path(store_dir).resolve()).replace("'", "''")
+    # DuckDB always allows its spill directory (by default ./.tmp under the working
+    # directory): give it an empty private one instead.
+    spill = tempfile.mkdtemp(prefix="choreoscope-sql-spill-").replace("'", "''")
+    con.execute(f"SET temp_directory = '{spill}'")
     con.execute(f"SET allowed_directories = ['{store}']")
     con.execute("SET enable_external_access = false")
     con.execute("SET autoload_known_extensions = false")

@@ -18,5 +18,9 @@ scoped_traces AS (
     WHERE trace_id IN (SELECT trace_id FROM own_traces) AND link_trace_id IS NOT NULL
 )
 SELECT *
-FROM spans
-WHERE trace_id IN (SELECT trace_id FROM scoped_traces);
+FROM spans_raw
+WHERE trace_id IN (SELECT trace_id FROM scoped_traces)
+-- The store's exactly-once rule (store/sql/10_spans.sql), applied after the trace
+-- filter: through the `spans` view, DuckDB would number every span of the store
+-- before filtering (1.7 s instead of 0.09 s on a million spans).
+QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY received_at) = 1;

@@ -100,3 +100,11 @@ def test_a_mistyped_query_reports_duckdbs_error(sandbox):
         run_read_query(sandbox, "SELEC * FROM workflows")
     with pytest.raises(QueryFailedError, match="no_such_view"):
         run_read_query(sandbox, "SELECT * FROM no_such_view")
+
+
+def test_only_the_store_and_a_private_spill_directory_are_readable(sandbox, recruitment_store):
+    allowed = run_read_query(sandbox, "SELECT current_setting('allowed_directories') AS d")
+    directories = allowed.table.column("d").to_pylist()[0]
+    assert f"{recruitment_store}/" in directories
+    others = [d for d in directories if d != f"{recruitment_store}/"]
+    assert len(others) == 1 and "choreoscope-sql-spill-" in others[0]
