@@ -84,3 +84,26 @@ async def test_one_process_hosts_several_services_each_exporting_to_its_subject(
     by_subject = {m.subject: decode_columnar_batch(m.data) for m in messages}
     assert by_subject["choreo.spans.parser"]["name"] == ["work of parser"]
     assert by_subject["choreo.spans.scorer"]["resource"]["service.name"] == "scorer"
+
+
+async def test_spans_ended_while_nats_restarts_arrive_after_it_is_back(nats_server):
+    telemetry = configure(
+        service_name="scorer", nats_url=nats_server.url, install_global=False, schedule_delay=0.05
+    )
+    try:
+        telemetry.tracer.start_span("before the restart").end()
+        assert await asyncio.to_thread(telemetry.force_flush, timeout=20)
+        nats_server.stop()
+        telemetry.tracer.start_span("while NATS is down").end()
+        await asyncio.sleep(0.3)
+        assert telemetry.stats().spans_queued == 1
+        await asyncio.to_thread(nats_server.start)
+        assert await asyncio.to_thread(telemetry.force_flush, timeout=30)
+    finally:
+        await asyncio.to_thread(telemetry.shutdown, timeout=2)
+    nc = await nats.connect(nats_server.url)
+    messages = await read_stream(nc.jetstream(), wire.SPANS_STREAM, wire.SPANS_SUBJECTS)
+    await nc.close()
+    names = [name for m in messages for name in decode_columnar_batch(m.data)["name"]]
+    assert names == ["before the restart", "while NATS is down"]
+    assert telemetry.stats().spans_dropped == 0

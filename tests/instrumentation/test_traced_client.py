@@ -123,6 +123,7 @@ async def test_jetstream_pull_consumer_records_receive_process_and_settle_spans(
         await first.nak()
         [second] = await psub.fetch(1, timeout=5)
         assert second.attempt == 2
+        await second.in_progress()
         await second.term()
 
     publish = only_span(exported, "publish recruit.cv.parsed")
@@ -137,6 +138,8 @@ async def test_jetstream_pull_consumer_records_receive_process_and_settle_spans(
     assert nak["parent_span_id"] == process["span_id"]
     assert nak["attributes"][semconv.MESSAGING_OPERATION_TYPE] == "settle"
     assert term["attributes"][semconv.NATS_DELIVERY_COUNT] == 2
+    in_progress = only_span(exported, "in_progress recruit.cv.parsed")
+    assert in_progress["attributes"][semconv.MESSAGING_OPERATION_NAME] == "in_progress"
     assert term["attributes"][semconv.MESSAGING_CONSUMER_GROUP] == "scorer"
 
 
