@@ -9,7 +9,8 @@
   without telling the publisher;
 - deviation: the step really emits an event the choreography does not allow;
 - lost_telemetry: the step really overflows its exporter's queue with a burst of
-  spans (a model call traced token by token), so spans are dropped and counted;
+  spans (a model call traced token by token) while the exporter's thread is starved
+  of CPU, so spans are dropped and counted;
 - duplicate: the step really finishes after its ack deadline, so JetStream really
   redelivers the message and the step processes it twice;
 - consumer_down: the service really stops (see ``samples.pipeline``).
@@ -25,6 +26,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +42,8 @@ STALE_STREAM = wire.EVENTS_STREAM + "_V0"
 EXPECTED_STREAM_HEADER = "Nats-Expected-Stream"
 # the span queue the sample services run with: the OpenTelemetry SDK's default size
 STALE_QUEUE_SPANS = 2048
+FLUSH_TIMEOUT_SECONDS = 10.0
+STARVED_SWITCH_INTERVAL_SECONDS = 5.0
 # the faults carried out on entry to a handler; the others act when it emits
 ON_ENTRY = frozenset({"hang", "slow", "crash", "lost_telemetry"})
 
@@ -58,7 +62,7 @@ class FaultInjector:
     truth: GroundTruth
     slow_seconds: float
     ack_wait: float
-    span_burst: int = 10 * STALE_QUEUE_SPANS
+    span_burst: int = 3 * STALE_QUEUE_SPANS
     planned: dict[str, Fault] = field(default_factory=dict)
     _recorded: set[tuple[str, str]] = field(default_factory=set)
 
@@ -91,11 +95,7 @@ class FaultInjector:
         elif fault.name == "crash":
             raise InjectedCrashError(step=step)
         elif fault.name == "lost_telemetry" and event.attempt == 1:
-            # synchronous on purpose: nothing else of this process runs meanwhile,
-            # so only this step's spans can be lost
-            for token in range(self.span_burst):
-                with telemetry.tracer.start_as_current_span("llm token") as span:
-                    span.set_attribute("gen_ai.token.index", token)
+            flood_exporter(telemetry, spans=self.span_burst)
 
     async def emit(
         self,
@@ -130,6 +130,24 @@ class FaultInjector:
             # message and the step processes it a second time
             self.record(event.workflow_id, fault, subject=event.subject)
             await asyncio.sleep(self.ack_wait + 0.5)
+
+
+def flood_exporter(telemetry: Telemetry, *, spans: int) -> None:
+    """A burst of spans while the exporter's thread gets no CPU, as on a busy host: its
+    bounded queue overflows and it drops (and counts) the rest.
+
+    Synchronous on purpose, flush included: nothing else of this process runs until
+    the queue has room again, so only the burst's own spans are lost.
+    """
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(STARVED_SWITCH_INTERVAL_SECONDS)
+    try:
+        for token in range(spans):
+            with telemetry.tracer.start_as_current_span("llm token") as span:
+                span.set_attribute("gen_ai.token.index", token)
+    finally:
+        sys.setswitchinterval(switch_interval)
+    telemetry.force_flush(timeout=FLUSH_TIMEOUT_SECONDS)
 
 
 def follow_up_id(event: Any, subject: str) -> str:
