@@ -260,6 +260,11 @@ class Agent:
         """Consume until cancelled or ``stop()``; then drain in-flight work and disconnect."""
         self._stopping.clear()
         await self.connect()
+        try:
+            prepared = await self._prepare_consumers()
+        except BaseException:
+            await self.close()
+            raise
         consumers = [
             PullConsumer(
                 self._nc,
@@ -271,7 +276,7 @@ class Agent:
                 max_batch=self._fetch_batch,
                 expires=self._fetch_timeout,
             )
-            for handler, durable in await self._prepare_consumers()
+            for handler, durable in prepared
         ]
         loops = [asyncio.create_task(c.run()) for c in consumers]
         heartbeats = asyncio.create_task(self._heartbeat_loop())

@@ -26,10 +26,12 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError, NotFoundError
 
 from instrumentation import wire
+from instrumentation.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 
 _STREAM_EXISTS = 10058
+_SUBJECTS_OVERLAP = 10065
 _NOT_A_NAME = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -85,6 +87,8 @@ async def ensure_stream_covers(
             log.info("created JetStream stream %s for %s", stream, ", ".join(wanted))
             return
         except BadRequestError as exc:
+            if exc.err_code == _SUBJECTS_OVERLAP:
+                await _explain_overlap(js, stream, list(subjects))
             if exc.err_code != _STREAM_EXISTS:
                 raise
             info = await js.stream_info(stream)
@@ -94,8 +98,29 @@ async def ensure_stream_covers(
     if not missing:
         return
     info.config.subjects = have + missing
-    await js.update_stream(info.config)
+    try:
+        await js.update_stream(info.config)
+    except BadRequestError as exc:
+        if exc.err_code == _SUBJECTS_OVERLAP:
+            await _explain_overlap(js, stream, needed)
+        raise
     log.info("stream %s now also captures %s", stream, ", ".join(missing))
+
+
+async def _explain_overlap(js: Any, stream: str, subjects: Sequence[str]) -> None:
+    """Another stream already captures one of ``subjects``: say which, and what to pass."""
+    for subject in subjects:
+        try:
+            other = await js.find_stream_name_by_subject(subject)
+        except NotFoundError:
+            continue
+        if other != stream:
+            raise ConfigurationError(
+                setting="stream",
+                value=stream,
+                fix=f"{subject!r} is already captured by the JetStream stream {other!r}; "
+                f"give the Agent stream={other!r} (or stream_subjects= that do not overlap)",
+            )
 
 
 async def ensure_dead_letter_stream(js: Any) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from instrumentation import Agent, semconv, wire
+import pytest
+
+from instrumentation import Agent, ConfigurationError, semconv, wire
 from tests.instrumentation.helpers import eventually, in_memory_telemetry, only_span, spans_named
 
 FAST = {"fetch_timeout": 0.2, "heartbeat_interval": 5, "drain_timeout": 5}
@@ -105,3 +107,35 @@ async def test_republishing_a_message_id_is_stored_once_and_marked_duplicate(
     assert semconv.NATS_DUPLICATE not in first["attributes"]
     assert second["attributes"][semconv.NATS_DUPLICATE] is True
     assert second["attributes"][semconv.MESSAGING_MESSAGE_ID] == "order-1-placed"
+
+
+async def test_subjects_another_stream_captures_are_refused_with_the_stream_to_use(
+    nats_server, raw_nats
+):
+    await raw_nats.jetstream().add_stream(name="ORDERS", subjects=["orders.>"])
+    telemetry, _ = in_memory_telemetry("billing")
+    agent = Agent("billing", nats_url=nats_server.url, telemetry=telemetry, **FAST)
+
+    @agent.on("orders.placed")
+    async def bill(event):
+        pass
+
+    with pytest.raises(ConfigurationError, match="stream='ORDERS'"):
+        await asyncio.wait_for(agent.run(), 10)
+
+
+async def test_an_agent_on_an_existing_stream_consumes_from_it(nats_server, raw_nats, run_agents):
+    await raw_nats.jetstream().add_stream(name="ORDERS", subjects=["orders.>"])
+    telemetry, _ = in_memory_telemetry("billing")
+    agent = Agent("billing", nats_url=nats_server.url, telemetry=telemetry, stream="ORDERS", **FAST)
+    handled = []
+
+    @agent.on("orders.placed")
+    async def bill(event):
+        handled.append(event.data)
+
+    await run_agents(agent)
+    await agent.start_workflow("orders.placed", {"order": 3})
+    await eventually(lambda: handled == [{"order": 3}])
+    info = await raw_nats.jetstream().stream_info("ORDERS")
+    assert info.config.subjects == ["orders.>"]  # left as it was
