@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -33,19 +32,19 @@ import nats
 import nats.js.errors
 from opentelemetry import trace
 
-from instrumentation import semconv, wire
+from instrumentation import wire
 from instrumentation.acked_publisher import AckedPublisher
 from instrumentation.agent_delivery import Decode, DeliveryProcessor, Handler, HandlerFunction
 from instrumentation.agent_streams import (
-    consumer_config,
     durable_name,
+    ensure_consumer,
     ensure_dead_letter_stream,
     ensure_stream_covers,
 )
 from instrumentation.audit import AuditCapture, Redactor
 from instrumentation.errors import ConfigurationError
 from instrumentation.event_publisher import EventPublisher, new_id
-from instrumentation.heartbeat import AgentCounters, heartbeat_payload
+from instrumentation.heartbeat import AgentCounters, HeartbeatPublisher, instance_id
 from instrumentation.messaging_spans import MessagingSpans
 from instrumentation.pull_consumer import PullConsumer
 from instrumentation.telemetry import DEFAULT_NATS_URL, Telemetry, telemetry_for
@@ -124,7 +123,15 @@ class Agent:
             max_header_bytes=max_header_bytes,
             ack_timeout=publish_timeout,
         )
-        self.instance = _instance_of(self.telemetry, name)
+        self.instance = instance_id(self.telemetry, name)
+        self._heartbeats = HeartbeatPublisher(
+            service=name,
+            instance=self.instance,
+            interval=heartbeat_interval,
+            counters=self.counters,
+            telemetry=self.telemetry,
+            connection=lambda: self._nc,
+        )
         self._nc: Any = None
         self._js: Any = None
         self._connect_lock = asyncio.Lock()
@@ -279,7 +286,7 @@ class Agent:
             for handler, durable in prepared
         ]
         loops = [asyncio.create_task(c.run()) for c in consumers]
-        heartbeats = asyncio.create_task(self._heartbeat_loop())
+        heartbeats = asyncio.create_task(self._heartbeats.run())
         self._ready.set()
         cancelled = False
         try:
@@ -304,27 +311,20 @@ class Agent:
                     exact=self._stream_subjects,
                 )
         await ensure_dead_letter_stream(self._js)
-        subscriptions = []
+        prepared = []
         for handler in self._handlers:
             durable = durable_name(handler.queue, handler.subject)
-            config = consumer_config(
+            await ensure_consumer(
+                self._js,
+                stream=self.stream,
                 durable=durable,
                 subject=handler.subject,
                 ack_wait=self._ack_wait,
                 max_deliveries=self._max_deliveries,
                 max_ack_pending=max(self._max_in_flight * 4, 256),
             )
-            try:
-                await self._js.add_consumer(self.stream, config)
-            except nats.js.errors.BadRequestError as exc:
-                log.warning(
-                    "agent %s: consumer %s exists with another configuration (%s); using it as is",
-                    self.name,
-                    durable,
-                    exc.description,
-                )
-            subscriptions.append((handler, durable))
-        return subscriptions
+            prepared.append((handler, durable))
+        return prepared
 
     def _free_slots(self) -> int:
         return self._max_in_flight - self.counters.in_flight
@@ -341,26 +341,6 @@ class Agent:
         self.counters.in_flight -= 1
         self._slot_freed.set()
 
-    async def _heartbeat_loop(self) -> None:
-        while True:
-            await self._send_heartbeat()
-            await asyncio.sleep(self.heartbeat_interval)
-
-    async def _send_heartbeat(self) -> None:
-        try:
-            await self._nc.publish(
-                wire.HEARTBEAT_SUBJECT_PREFIX + self.name,
-                heartbeat_payload(
-                    service=self.name,
-                    instance=self.instance,
-                    interval_s=self.heartbeat_interval,
-                    counters=self.counters,
-                    exporter=self.telemetry.stats(),
-                ),
-            )
-        except Exception as exc:
-            await self._on_nats_error(exc)
-
     async def _drain(self, loops: list[asyncio.Task[None]], heartbeats: asyncio.Task[None]) -> None:
         await asyncio.wait(loops, timeout=self._fetch_timeout + 3)
         for loop in loops:
@@ -375,14 +355,8 @@ class Agent:
         heartbeats.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await heartbeats
-        await self._send_heartbeat()
+        await self._heartbeats.send()
         self._ready.clear()
         if self.telemetry.exporter is not None:
             await asyncio.to_thread(self.telemetry.force_flush, timeout=2)
         await self.close()
-
-
-def _instance_of(telemetry: Telemetry, name: str) -> str:
-    resource = getattr(telemetry.tracer_provider, "resource", None)
-    instance = resource.attributes.get(semconv.SERVICE_INSTANCE_ID) if resource else None
-    return str(instance) if instance else f"{name}-{os.getpid()}-{new_id()[:8]}"

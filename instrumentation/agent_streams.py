@@ -161,3 +161,32 @@ def consumer_config(
         max_deliver=max_deliveries,
         max_ack_pending=max_ack_pending,
     )
+
+
+async def ensure_consumer(
+    js: Any,
+    *,
+    stream: str,
+    durable: str,
+    subject: str,
+    ack_wait: float,
+    max_deliveries: int,
+    max_ack_pending: int,
+) -> None:
+    """Create (or update) the durable pull consumer of one handler's queue group."""
+    config = consumer_config(
+        durable=durable,
+        subject=subject,
+        ack_wait=ack_wait,
+        max_deliveries=max_deliveries,
+        max_ack_pending=max_ack_pending,
+    )
+    try:
+        await js.add_consumer(stream, config)
+    except BadRequestError as exc:
+        log.warning(
+            "consumer %s on %s exists with another configuration (%s); using it as it is",
+            durable,
+            stream,
+            exc.description,
+        )
