@@ -44,6 +44,7 @@ INSTRUMENTATION_SCOPE = "choreoscope.instrumentation"
 INSTRUMENTATION_VERSION = "0.1.0"
 
 _registry: dict[str, Telemetry] = {}
+_installed_globally: TracerProvider | None = None
 _registry_lock = threading.Lock()
 
 
@@ -114,6 +115,7 @@ def configure(
     they are, for processes that host several services. ``export=False`` with
     ``span_processors`` (e.g. an in-memory exporter) is how tests look at spans.
     """
+    global _installed_globally
     if not service_name or any(c in service_name for c in " .*>\t\r\n"):
         raise ConfigurationError(
             setting="service_name",
@@ -138,9 +140,19 @@ def configure(
         existing = trace.get_tracer_provider()
         if isinstance(existing, TracerProvider):
             provider = existing
-            log.info(
-                "configure(%s): adding the NATS exporter to the existing provider", service_name
-            )
+            owner = existing.resource.attributes.get(semconv.SERVICE_NAME)
+            if existing is _installed_globally and owner != service_name:
+                log.warning(
+                    "configure(service_name=%r) joins the global provider that configure() "
+                    "set up for %r: both exporters now see every span. For several services "
+                    "in one process pass install_global=False and give each its handle",
+                    service_name,
+                    owner,
+                )
+            else:
+                log.info(
+                    "configure(%s): adding the NATS exporter to the existing provider", service_name
+                )
     if provider is None:
         resource = Resource.create(
             {
@@ -153,6 +165,7 @@ def configure(
         provider = TracerProvider(resource=resource, id_generator=id_generator)
         if install_global:
             trace.set_tracer_provider(provider)
+            _installed_globally = provider
     for processor in (*span_processors, *([exporter] if exporter else [])):
         provider.add_span_processor(processor)
     if install_global:
