@@ -62,8 +62,12 @@ def decode_and_write(
     key = (data_dir, writer_id)
     writer = _writers.get(key)
     if writer is None:
+        # one DuckDB thread per worker: the workers already use every core
         writer = _writers[key] = SegmentWriter(
-            layout=StoreLayout.at(data_dir), writer_id=f"{writer_id}-{os.getpid()}"
+            layout=StoreLayout.at(data_dir),
+            writer_id=f"{writer_id}-{os.getpid()}",
+            threads=1,
+            memory_limit="256MB",
         )
     try:
         if decoded.spans.num_rows:

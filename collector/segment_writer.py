@@ -28,7 +28,12 @@ class SegmentWriter:
     """Writes segments of any store table; one instance per writing thread."""
 
     def __init__(
-        self, *, layout: StoreLayout, writer_id: str | None = None, threads: int | None = None
+        self,
+        *,
+        layout: StoreLayout,
+        writer_id: str | None = None,
+        threads: int | None = None,
+        memory_limit: str | None = None,
     ) -> None:
         self.layout = layout
         self.writer_id = writer_id or uuid.uuid4().hex[:12]
@@ -37,6 +42,8 @@ class SegmentWriter:
         self._con.execute("SET TimeZone = 'UTC'")
         if threads:
             self._con.execute(f"SET threads = {int(threads)}")
+        if memory_limit:
+            self._con.execute("SET memory_limit = ?", [memory_limit])
 
     def write(
         self, table: str, rows: pa.Table, *, at: dt.datetime | None = None, name: str | None = None

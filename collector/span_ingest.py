@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 MIN_MESSAGES_PER_TASK = 8
 FLUSH_BYTES = 32 * 2**20
 """A group is also full at this many payload bytes, before the span count is known."""
+TASK_BYTES = 8 * 2**20
+"""Payload bytes per decode task: bounds a worker's memory (about 40x this at peak)."""
 
 
 @dataclass
@@ -153,9 +155,14 @@ class SpanIngest:
             return []
 
     async def _store(self, messages: list[Msg], stop: asyncio.Event) -> None:
+        started = time.perf_counter()
         payloads = [payload_of(m) for m in messages]
         chunks = _split(payloads, self.pool.parallelism)
         results = await asyncio.gather(*(self._write_chunk(c, messages, stop) for c in chunks))
+        log.debug(
+            "stored %d messages in %d segment task(s) in %.3fs",
+            len(messages), len(chunks), time.perf_counter() - started,
+        )  # fmt: skip
         if any(r is None for r in results):
             return  # stopping with the store unwritable: JetStream redelivers them later
         for msg in messages:
@@ -210,9 +217,11 @@ class SpanIngest:
         return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
 
 
-def _split(payloads: list[Payload], parts: int) -> list[list[Payload]]:
-    """Up to ``parts`` similar chunks, none smaller than ``MIN_MESSAGES_PER_TASK``."""
-    parts = max(1, min(parts, len(payloads) // MIN_MESSAGES_PER_TASK))
+def _split(payloads: list[Payload], workers: int) -> list[list[Payload]]:
+    """At least one chunk per worker and one per ``TASK_BYTES``, none smaller than
+    ``MIN_MESSAGES_PER_TASK`` messages."""
+    by_size = math.ceil(sum(len(p.data) for p in payloads) / TASK_BYTES)
+    parts = max(1, min(max(workers, by_size), len(payloads) // MIN_MESSAGES_PER_TASK))
     size = math.ceil(len(payloads) / parts)
     return [payloads[i : i + size] for i in range(0, len(payloads), size)]
 
