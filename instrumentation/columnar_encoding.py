@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
 from instrumentation import semconv
+from instrumentation.light_span import LightSpan
 from instrumentation.wire import COLUMNAR_VERSION
 
 # OTLP numbers; Python's SpanKind counts from 0 (INTERNAL), OTLP from 1.
@@ -119,12 +120,16 @@ def encode_columnar_batch(
         status = span.status
         status_codes.append(_OTLP_STATUS[status.status_code])
         status_messages.append(status.description)
-        # ReadableSpan hands out read-only views; JSON needs a dict
-        attributes = dict(span.attributes)
+        if type(span) is LightSpan:  # our own spans hold plain values: no copies needed
+            attributes = span._attributes
+            events = span._events
+            links = span._links
+        else:  # ReadableSpan hands out read-only views; JSON needs a dict
+            attributes = dict(span.attributes)
+            events = span.events
+            links = span.links
         attributes_col.append(_dumps(attributes))
-        events = span.events
         events_col.append(_events_json(events) if events else None)
-        links = span.links
         links_col.append(_links_json(links) if links else None)
         for append, key in promoted_cols:
             value = attributes.get(key)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Mapping, Sequence
-from types import MappingProxyType
 from typing import Any
 
 from opentelemetry import trace
@@ -29,6 +28,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 log = logging.getLogger(__name__)
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_UNSET = Status(StatusCode.UNSET)
 _SCALARS = (str, bool, int, float)
 
 
@@ -126,23 +126,9 @@ class LightSpanFactory:
         return span
 
 
-class LightSpan(trace.Span):
-    """A span recorded as plain values and exported when it ends."""
-
-    __slots__ = (
-        "_attributes",
-        "_context",
-        "_ended",
-        "_events",
-        "_factory",
-        "_kind",
-        "_links",
-        "_name",
-        "_parent",
-        "_sampled",
-        "_start",
-        "_status",
-    )
+class LightSpan(trace.Span, ReadableSpan):
+    """A span recorded as plain values; when it ends it is its own ``ReadableSpan``
+    (as the SDK's ``Span`` is), so processors get it without a copy."""
 
     def __init__(
         self,
@@ -156,6 +142,7 @@ class LightSpan(trace.Span):
         start_time: int,
         sampled: bool,
     ) -> None:
+        # ReadableSpan's fields, set directly: its __init__ would build a Resource
         self._factory = factory
         self._name = name
         self._kind = kind
@@ -163,67 +150,26 @@ class LightSpan(trace.Span):
         self._parent = parent
         self._attributes = attributes
         self._links = links
-        self._start = start_time
-        self._sampled = sampled
         self._events: list[Event] = []
-        self._status = Status(StatusCode.UNSET)
+        self._start_time = start_time
+        self._end_time: int | None = None
+        self._status = _UNSET
+        self._resource = factory.resource
+        self._instrumentation_scope = factory.scope
+        self._instrumentation_info = None
+        self._sampled = sampled
         self._ended = False
 
     def end(self, end_time: int | None = None) -> None:
         if self._ended:
             return
         self._ended = True
-        if not self._sampled:
-            return
-        factory = self._factory
-        factory.on_end(
-            ReadableSpan(
-                name=self._name,
-                context=self._context,
-                parent=self._parent,
-                resource=factory.resource,
-                attributes=self._attributes,
-                events=self._events,
-                links=self._links,
-                kind=self._kind,
-                status=self._status,
-                start_time=self._start,
-                end_time=end_time if end_time is not None else self._start,
-                instrumentation_scope=factory.scope,
-            )
-        )
+        self._end_time = end_time if end_time is not None else self._start_time
+        if self._sampled:
+            self._factory.on_end(self)
 
     def get_span_context(self) -> SpanContext:
         return self._context
-
-    # read access, as processors' on_start may use it
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def kind(self) -> SpanKind:
-        return self._kind
-
-    @property
-    def context(self) -> SpanContext:
-        return self._context
-
-    @property
-    def parent(self) -> SpanContext | None:
-        return self._parent
-
-    @property
-    def attributes(self) -> Mapping[str, Any]:
-        return MappingProxyType(self._attributes)
-
-    @property
-    def resource(self) -> Any:
-        return self._factory.resource
-
-    @property
-    def start_time(self) -> int:
-        return self._start
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
         for key, value in attributes.items():
@@ -240,15 +186,19 @@ class LightSpan(trace.Span):
     def add_event(
         self, name: str, attributes: Mapping[str, Any] | None = None, timestamp: int | None = None
     ) -> None:
-        self._events.append(Event(name, dict(attributes or {}), timestamp))
+        if not self._ended:
+            self._events.append(Event(name, dict(attributes or {}), timestamp))
 
     def update_name(self, name: str) -> None:
-        self._name = name
+        if not self._ended:
+            self._name = name
 
     def is_recording(self) -> bool:
         return self._sampled and not self._ended
 
     def set_status(self, status: Any, description: str | None = None) -> None:
+        if self._ended:
+            return
         if isinstance(status, Status):
             self._status = status
         else:
