@@ -184,6 +184,23 @@ class HeadlessChromium:
             time.sleep(0.3)
         raise AssertionError(f"only {found} of {count} {selector!r} elements appeared")
 
+    def click_first_table_row(self, *, header_px: int = 35, row_px: int = 35) -> None:
+        """Click the selection cell of the first row of the page's first table."""
+        rect = self.call(
+            "Runtime.evaluate",
+            expression="JSON.stringify(document.querySelector("
+            "\"[data-testid='stDataFrame']\").getBoundingClientRect())",
+            returnByValue=True,
+        )["result"]["value"]
+        box = json.loads(rect)
+        x, y = box["x"] + 12, box["y"] + header_px + row_px / 2
+        for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
+            self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+
+    def current_url(self) -> str:
+        result = self.call("Runtime.evaluate", expression="window.location.href")
+        return str(result["result"]["value"])
+
     def screenshot(self, path: Path) -> None:
         data = self.call("Page.captureScreenshot", format="png")["data"]
         path.parent.mkdir(parents=True, exist_ok=True)

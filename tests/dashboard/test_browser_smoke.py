@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from tests.dashboard.browser_helpers import (
     serve_dashboard,
     stop_process,
 )
-from tests.dashboard.fixture_store import FAILED_WORKFLOW
+from tests.dashboard.fixture_store import FAILED_WORKFLOW, STALLED_WORKFLOW
 
 
 @pytest.mark.timeout(180)
@@ -37,6 +38,15 @@ def test_chromium_opens_the_dashboard_and_a_workflow_deep_link(
             browser.wait_for_elements("canvas, svg.marks")  # the waterfall was drawn
             shot = tmp_path / "workflow-detail.png"
             browser.screenshot(shot)
+
+            # Clicking a row of the Workflows table opens that workflow (stalled first).
+            browser.open(f"http://127.0.0.1:{port}/workflows")
+            browser.wait_for_text("Workflows", "select a row")
+            browser.wait_for_elements("[data-testid='stDataFrame'] canvas")
+            time.sleep(1.0)  # the grid lays out its rows after its canvas appears
+            browser.click_first_table_row()
+            browser.wait_for_text("Workflow detail", STALLED_WORKFLOW, "Timeline")
+            assert f"workflow={STALLED_WORKFLOW}" in browser.current_url()
     finally:
         stop_process(server)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
