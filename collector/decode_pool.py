@@ -17,6 +17,8 @@ import asyncio
 import datetime as dt
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -90,6 +92,17 @@ def _warm_up() -> int:
     return os.getpid()
 
 
+def _exit_with_parent(parent_pid: int) -> None:
+    """Worker initializer: a worker outlives a SIGKILLed collector otherwise."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 class DecodePool:
     """Runs ``decode_and_write`` tasks in ``workers`` processes (or one thread)."""
 
@@ -107,7 +120,10 @@ class DecodePool:
         self.max_attribute_chars = max_attribute_chars
         self._executor: Executor = (
             ProcessPoolExecutor(
-                max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+                max_workers=workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_exit_with_parent,
+                initargs=(os.getpid(),),
             )
             if workers > 0
             else ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")

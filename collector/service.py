@@ -69,7 +69,8 @@ async def connect_nats(servers: list[str], options: Mapping[str, Any]) -> nats.N
         log.warning("NATS: %s", e)
 
     async def on_disconnected() -> None:
-        log.warning("NATS: disconnected; reconnecting")
+        if not nc.is_closed:  # not when the collector itself is closing
+            log.warning("NATS: disconnected; reconnecting")
 
     async def on_reconnected() -> None:
         log.info("NATS: reconnected to %s", nc.connected_url.netloc if nc.connected_url else "?")

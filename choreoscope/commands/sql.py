@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         raise ChoreoscopeError("the query is empty")
     con = open_connection(args.data)
     try:
-        result = con.execute(query)
+        result = _execute(con, query)
         columns = [d[0] for d in result.description or []]
         if args.format == "parquet":
             table = result.to_arrow_table()
@@ -106,6 +106,17 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     write_result(columns=columns, rows=rows, table=table, fmt=args.format, output=args.output)
     return 0
+
+
+def _execute(con: duckdb.DuckDBPyConnection, query: str) -> duckdb.DuckDBPyConnection:
+    """Run ``query``, once more if a segment vanished under it (compaction finished
+    its grace period, or retention dropped its hour, between listing and reading)."""
+    try:
+        return con.execute(query)
+    except duckdb.IOException as e:
+        if "No such file" not in str(e) and "No files found" not in str(e):
+            raise
+        return con.execute(query)
 
 
 def _views(con: duckdb.DuckDBPyConnection) -> list[str]:
