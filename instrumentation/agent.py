@@ -140,6 +140,7 @@ class Agent:
         self._ready = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._consumers: list[PullConsumer] = []
         self._last_error_log = 0.0
 
     # --- declaring handlers -------------------------------------------------------
@@ -285,6 +286,7 @@ class Agent:
             )
             for handler, durable in prepared
         ]
+        self._consumers = consumers
         loops = [asyncio.create_task(c.run()) for c in consumers]
         heartbeats = asyncio.create_task(self._heartbeats.run())
         self._ready.set()
@@ -327,7 +329,10 @@ class Agent:
         return prepared
 
     def _free_slots(self) -> int:
-        return self._max_in_flight - self.counters.in_flight
+        """Slots not taken by events in flight nor promised to open pull requests, so
+        several handlers' consumers together stay within ``max_in_flight``."""
+        owed = sum(consumer.outstanding for consumer in self._consumers)
+        return self._max_in_flight - self.counters.in_flight - owed
 
     def _dispatch(self, handler: Handler, msg: Any) -> None:
         self.counters.received += 1

@@ -76,6 +76,11 @@ class PullConsumer:
     def stop(self) -> None:
         self._stopping = True
 
+    @property
+    def outstanding(self) -> int:
+        """Messages the open pull request may still bring (they need free slots)."""
+        return max(self._remaining, 0)
+
     async def _pull(self, batch: int) -> None:
         request_id = str(next(self._request_ids))
         self._current = request_id
@@ -96,6 +101,7 @@ class PullConsumer:
         # lost to a reconnect is given up a little after it would have expired
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._request_done.wait(), self._expires + 2)
+        self._remaining = 0  # the request is over: nothing more is owed to it
         if self._conflicted:  # e.g. too many waiting pulls: do not spin
             self._conflicted = False
             await asyncio.sleep(min(self._expires, 0.5))

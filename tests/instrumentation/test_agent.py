@@ -139,3 +139,28 @@ async def test_an_agent_on_an_existing_stream_consumes_from_it(nats_server, raw_
     await eventually(lambda: handled == [{"order": 3}])
     info = await raw_nats.jetstream().stream_info("ORDERS")
     assert info.config.subjects == ["orders.>"]  # left as it was
+
+
+async def test_max_in_flight_bounds_concurrent_steps_across_handlers(nats_server, run_agents):
+    telemetry, _ = in_memory_telemetry("worker")
+    agent = Agent("worker", nats_url=nats_server.url, telemetry=telemetry, max_in_flight=3, **FAST)
+    running = 0
+    most = 0
+    done = []
+
+    async def step(event):
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.05)
+        running -= 1
+        done.append(event.subject)
+
+    agent.on("jobs.small")(step)
+    agent.on("jobs.large")(step)
+    for number in range(10):
+        await agent.start_workflow("jobs.small", {"n": number})
+        await agent.start_workflow("jobs.large", {"n": number})
+    await run_agents(agent)
+    await eventually(lambda: len(done) == 20)
+    assert most == 3
