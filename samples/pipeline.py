@@ -22,6 +22,7 @@ from typing import Any
 from instrumentation import Agent, Telemetry, TracedNats, configure
 from samples.faults import Fault, FaultPlan, GroundTruth, append_json_line
 from samples.injector import STALE_QUEUE_SPANS, FaultInjector
+from samples.outages import OutageSchedule
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +137,11 @@ class PipelineRunner:
         self.agents: dict[str, Agent] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.state: dict[str, dict[str, Any]] = {}
-        self.down_until: dict[str, float] = {}
-        self.next_outage_allowed = 0.0
+        self.outages = OutageSchedule(
+            duration=options.outage_seconds,
+            quiet=options.step_deadline + 2,
+            tail=options.step_deadline + 1,
+        )
         self.started: list[str] = []
 
     async def run(self) -> None:
@@ -158,47 +162,48 @@ class PipelineRunner:
         loop = asyncio.get_running_loop()
         interval = 1.0 / self.options.rate
         began = next_at = loop.time()
-        entry = self.agents[self.pipeline.entry_service]
         while self.options.duration is None or loop.time() - began < self.options.duration:
-            await self._restart_recovered()
-            if self._in_outage_tail():
-                # a workflow started now would only be late, not stalled: its fate
-                # would be ambiguous, so the generator holds it back
-                next_at += interval
-                await asyncio.sleep(max(0.0, next_at - loop.time()))
-                continue
-            workflow_id = uuid.uuid4().hex
-            fault = self.plan.draw()
-            if self.down_until:
-                # every workflow started during an outage stalls at the stopped consumer
-                for service in self.down_until:
-                    self.faults.record(workflow_id, Fault(name="consumer_down", step=service))
-                fault = None
-            elif fault is not None and fault.name == "consumer_down":
-                if time.monotonic() < self.next_outage_allowed:
-                    fault = None  # one outage at a time, and time to recover between them
-                else:
-                    await self._stop_agent(fault.step)
-                    self.faults.record(workflow_id, fault)
-                    fault = None
-            if fault is not None and fault.name == "poison":
-                self.faults.record(workflow_id, fault, subject=self.pipeline.start_subject)
-            elif fault is not None:
-                self.faults.plan(workflow_id, fault)
-            data = self.pipeline.new_workflow(rng, fault)
-            await entry.start_workflow(self.pipeline.start_subject, data, workflow_id=workflow_id)
-            self.started.append(workflow_id)
-            if self.options.started_log is not None:
-                append_json_line(
-                    self.options.started_log,
-                    {"workflow_id": workflow_id, "pipeline": self.pipeline.name, "at": time.time()},
-                )
+            await self._apply_outages()
+            if not self.outages.in_tail(now=time.monotonic()):
+                await self._start_workflow(rng)
             next_at += interval
             await asyncio.sleep(max(0.0, next_at - loop.time()))
         log.info("%s: traffic done, %d workflows started", self.pipeline.name, len(self.started))
-        while self.down_until:
+        while self.outages.holding_faults_back:
             await asyncio.sleep(0.2)
-            await self._restart_recovered()
+            self.outages.pending = None  # no new outage once the traffic is over
+            await self._apply_outages()
+
+    async def _start_workflow(self, rng: random.Random) -> None:
+        workflow_id = uuid.uuid4().hex
+        fault = self.plan.draw()
+        now = time.monotonic()
+        if fault is not None and fault.name == "consumer_down":
+            self.outages.request(fault.step, now=now)
+            await self._apply_outages()
+            fault = None
+        if self.outages.down_until:
+            # every workflow started during an outage stalls at the stopped consumer
+            for service in self.outages.down_until:
+                self.faults.record(workflow_id, Fault(name="consumer_down", step=service))
+            fault = None
+        elif self.outages.pending is not None:
+            fault = None  # held back: the coming outage's victims must be certain
+        if fault is not None:
+            self.outages.fault_injected(now=now)
+            if fault.name == "poison":
+                self.faults.record(workflow_id, fault, subject=self.pipeline.start_subject)
+            else:
+                self.faults.plan(workflow_id, fault)
+        data = self.pipeline.new_workflow(rng, fault)
+        entry = self.agents[self.pipeline.entry_service]
+        await entry.start_workflow(self.pipeline.start_subject, data, workflow_id=workflow_id)
+        self.started.append(workflow_id)
+        if self.options.started_log is not None:
+            append_json_line(
+                self.options.started_log,
+                {"workflow_id": workflow_id, "pipeline": self.pipeline.name, "at": time.time()},
+            )
 
     async def shutdown(self) -> None:
         tasks = list(self.tasks.values())
@@ -259,26 +264,17 @@ class PipelineRunner:
             return
         self.tasks[service] = asyncio.create_task(agent.run(), name=f"agent {service}")
 
-    async def _stop_agent(self, service: str) -> None:
-        """A consumer outage: the service really stops consuming (and heartbeating)."""
-        log.info("consumer outage: stopping %s for %.0f s", service, self.options.outage_seconds)
-        task = self.tasks.pop(service)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait([task], timeout=SHUTDOWN_GRACE_SECONDS)
-        until = time.monotonic() + self.options.outage_seconds
-        self.down_until[service] = until
-        self.next_outage_allowed = until + self.options.outage_seconds
-
-    def _in_outage_tail(self) -> bool:
-        """Within a step deadline (and a second) of the end of an outage."""
-        margin = self.options.step_deadline + 1
-        return any(until - time.monotonic() < margin for until in self.down_until.values())
-
-    async def _restart_recovered(self) -> None:
+    async def _apply_outages(self) -> None:
+        """Stop a service whose outage is due; start again those whose outage is over."""
         now = time.monotonic()
-        for service, until in list(self.down_until.items()):
-            if now >= until:
-                del self.down_until[service]
-                log.info("consumer outage over: starting %s again", service)
-                await self._start_agent(service)
+        for service in self.outages.recovered(now=now):
+            log.info("consumer outage over: starting %s again", service)
+            await self._start_agent(service)
+        service = self.outages.due(now=now)
+        if service is not None:
+            # a consumer outage: the service really stops consuming (and heartbeating)
+            log.info("consumer outage: stopping %s for %.0f s", service, self.outages.duration)
+            task = self.tasks.pop(service)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([task], timeout=SHUTDOWN_GRACE_SECONDS)

@@ -88,6 +88,7 @@ PIPELINE = Pipeline(
         "crash": ["fraud"],
         "poison": ["payment"],
         "consumer_down": ["inventory", "payment"],
+        # not a service a dropped message is bound for: a drop there would read as lost telemetry
         "lost_telemetry": ["fraud"],
     },
     new_workflow=new_order,

@@ -107,7 +107,8 @@ PIPELINE = Pipeline(
         "crash": ["scorer", "router"],
         "poison": ["cv-parser"],
         "deviation": ["scorer"],
-        "lost_telemetry": ["router"],
+        # not a service a dropped message is bound for: a drop there would read as lost telemetry
+        "lost_telemetry": ["cv-parser"],
         "consumer_down": ["scorer", "router"],
     },
     new_workflow=new_application,
