@@ -281,7 +281,9 @@ class Agent:
                 deliver=functools.partial(self._dispatch, handler),
                 free_slots=self._free_slots,
                 slot_freed=self._slot_freed,
-                max_batch=self._fetch_batch,
+                # each handler's requests get a fair share, so an idle handler's
+                # open request never holds every slot while another's events wait
+                max_batch=max(1, min(self._fetch_batch, self._max_in_flight // len(prepared))),
                 expires=self._fetch_timeout,
             )
             for handler, durable in prepared

@@ -70,11 +70,16 @@ class PullConsumer:
                     continue
                 await self._pull(min(free, self._max_batch))
         finally:
+            # drain, not unsubscribe: messages already on their way are still handed
+            # over (an unsubscribed inbox would leave them to redeliver after ack_wait),
+            # and the server stops filling a request whose inbox lost interest
             with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
+                await asyncio.wait_for(self._sub.drain(), 5)
 
     def stop(self) -> None:
+        """Ask for nothing more; the open request is abandoned at once."""
         self._stopping = True
+        self._request_done.set()
 
     @property
     def outstanding(self) -> int:

@@ -164,3 +164,31 @@ async def test_max_in_flight_bounds_concurrent_steps_across_handlers(nats_server
     await run_agents(agent)
     await eventually(lambda: len(done) == 20)
     assert most == 3
+
+
+async def test_an_idle_handler_does_not_hold_back_another_handlers_events(nats_server, run_agents):
+    telemetry, _ = in_memory_telemetry("worker")
+    # long-lived pull requests: a request holding every slot would block for 20 s
+    agent = Agent(
+        "worker",
+        nats_url=nats_server.url,
+        telemetry=telemetry,
+        max_in_flight=2,
+        fetch_timeout=20,
+        drain_timeout=5,
+    )
+    handled = []
+
+    @agent.on("jobs.idle")
+    async def idle(event):
+        handled.append("idle")
+
+    @agent.on("jobs.busy")
+    async def busy(event):
+        handled.append(event.data["n"])
+
+    await run_agents(agent)
+    for number in range(4):
+        await agent.start_workflow("jobs.busy", {"n": number})
+    await eventually(lambda: sorted(handled) == [0, 1, 2, 3], timeout=10)
+    agent.stop()

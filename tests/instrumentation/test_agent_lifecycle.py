@@ -132,3 +132,35 @@ async def test_agent_keeps_working_across_a_nats_restart(nats_server, run_agents
 
     await asyncio.wait_for(publish_after_reconnect(), 20)
     await eventually(lambda: 2 in handled, timeout=20)
+
+
+async def test_events_published_after_an_instance_stops_go_to_the_next_one(nats_server):
+    # a long-lived pull request of the stopped instance must not swallow them
+    handled: list[str] = []
+
+    def make_instance(label: str) -> Agent:
+        telemetry, _ = in_memory_telemetry("scorer")
+        agent = Agent(
+            "scorer", nats_url=nats_server.url, telemetry=telemetry, fetch_timeout=20,
+            ack_wait=30, drain_timeout=5,
+        )  # fmt: skip
+
+        @agent.on("recruit.cv.parsed")
+        async def score(event):
+            handled.append(label)
+
+        return agent
+
+    first = make_instance("first")
+    run = asyncio.create_task(first.run())
+    await first.wait_ready(timeout=10)
+    first.stop()
+    await asyncio.wait_for(run, 10)
+
+    second = make_instance("second")
+    run = asyncio.create_task(second.run())
+    await second.wait_ready(timeout=10)
+    await second.start_workflow("recruit.cv.parsed", {"cv": 1})
+    await eventually(lambda: handled == ["second"], timeout=10)
+    second.stop()
+    await asyncio.wait_for(run, 10)
