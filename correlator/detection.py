@@ -48,7 +48,7 @@ def detect(
     for table in FINDING_TABLES:
         findings.extend(_rows(con, table))
     return Detection(
-        findings=findings,
+        findings=one_gap_per_service(findings),
         service_findings=_rows(con, SERVICE_FINDINGS),
         status=con.sql("SELECT * FROM d_workflow_status").to_arrow_table(),
     )
@@ -58,3 +58,22 @@ def _rows(con: duckdb.DuckDBPyConnection, table: str) -> list[dict[str, Any]]:
     result = con.execute(f"SELECT * FROM {table}")
     names = [d[0] for d in result.description]
     return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+
+
+def one_gap_per_service(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A service that lost spans leaves several holes in one workflow (its receive,
+    its processing, its publish): that is one telemetry gap, reported at the last
+    step its spans are missing from, with the other steps in its evidence."""
+    gaps: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    others = []
+    for f in findings:
+        if f["kind"] == "telemetry_gap" and f.get("workflow_id"):
+            gaps.setdefault((f["workflow_id"], f.get("service") or ""), []).append(f)
+        else:
+            others.append(f)
+    for group in gaps.values():
+        group.sort(key=lambda f: f.get("since") or dt.datetime.min.replace(tzinfo=dt.UTC))
+        kept = dict(group[-1])
+        kept["also_missing_at"] = sorted({str(f.get("step")) for f in group[:-1]})
+        others.append(kept)
+    return others

@@ -18,7 +18,10 @@ _IDENTITY = ("kind", "root_cause", "workflow_id", "message_id", "consumer", "ser
 
 
 def anomaly_id(finding: dict[str, Any]) -> str:
-    parts = [str(finding.get(k) or "") for k in _IDENTITY]
+    identity = _IDENTITY
+    if finding["kind"] == "telemetry_gap" and finding.get("workflow_id"):
+        identity = ("kind", "workflow_id", "service")  # one gap per service and workflow
+    parts = [str(finding.get(k) or "") for k in identity]
     if finding.get("root_cause") == "service_silent":
         parts.append(str(finding.get("last_seen")))  # each silence is its own episode
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:20]

@@ -1,36 +1,48 @@
 -- Consumer-side spans (receive, process, settle), each tied to the message it
 -- handles: through its span link or parent when that is a publish span (any
--- OpenTelemetry NATS instrumentation), else through its message id (ours).
+-- OpenTelemetry NATS instrumentation), else through its message id (ours), else,
+-- for a settle span that names neither, through the process span it is the child of.
 -- producer_seen is false when the publish span never arrived; ref_* is what the
 -- span points at, so an orphan can be told from a span that points at nothing.
 CREATE OR REPLACE VIEW delivery_spans AS
+WITH resolved AS (
+    SELECT
+        c.workflow_id,
+        c.trace_id,
+        c.span_id,
+        c.parent_span_id,
+        c.name,
+        c.kind,
+        coalesce(c.operation, 'process') AS operation,
+        lower(split_part(c.name, ' ', 1)) AS operation_name,
+        c.service_name,
+        c.service_instance_id,
+        c.consumer,
+        coalesce(c.subject, by_ref.subject) AS subject,
+        coalesce(by_ref.message_id, by_id.message_id, c.message_id) AS message_id,
+        by_ref.span_id IS NOT NULL OR by_id.message_id IS NOT NULL AS producer_seen,
+        coalesce(c.link_trace_id, c.trace_id) AS ref_trace_id,
+        coalesce(c.link_span_id, c.parent_span_id) AS ref_span_id,
+        c.start_time,
+        c.end_time,
+        c.duration_ms,
+        c.status_code,
+        c.status_message
+    FROM workflow_spans AS c
+    LEFT JOIN publish_spans AS by_ref
+        ON by_ref.trace_id = coalesce(c.link_trace_id, c.trace_id)
+        AND by_ref.span_id = coalesce(c.link_span_id, c.parent_span_id)
+    LEFT JOIN published_messages AS by_id ON by_id.message_id = c.message_id
+    WHERE c.operation IN ('receive', 'process', 'settle')
+        OR (c.operation IS NULL AND c.kind = 'consumer')
+)
 SELECT
-    c.workflow_id,
-    c.trace_id,
-    c.span_id,
-    c.parent_span_id,
-    c.name,
-    c.kind,
-    coalesce(c.operation, 'process') AS operation,
-    lower(split_part(c.name, ' ', 1)) AS operation_name,
-    c.service_name,
-    c.service_instance_id,
-    c.consumer,
-    coalesce(c.subject, by_ref.subject) AS subject,
-    coalesce(by_ref.message_id, by_id.message_id, c.message_id,
-             coalesce(c.link_span_id, c.parent_span_id, c.span_id)) AS message_id,
-    by_ref.span_id IS NOT NULL OR by_id.message_id IS NOT NULL AS producer_seen,
-    coalesce(c.link_trace_id, c.trace_id) AS ref_trace_id,
-    coalesce(c.link_span_id, c.parent_span_id) AS ref_span_id,
-    c.start_time,
-    c.end_time,
-    c.duration_ms,
-    c.status_code,
-    c.status_message
-FROM workflow_spans AS c
-LEFT JOIN publish_spans AS by_ref
-    ON by_ref.trace_id = coalesce(c.link_trace_id, c.trace_id)
-    AND by_ref.span_id = coalesce(c.link_span_id, c.parent_span_id)
-LEFT JOIN published_messages AS by_id ON by_id.message_id = c.message_id
-WHERE c.operation IN ('receive', 'process', 'settle')
-    OR (c.operation IS NULL AND c.kind = 'consumer');
+    r.* EXCLUDE (message_id, producer_seen, subject),
+    coalesce(r.message_id, parent.message_id, r.ref_span_id, r.span_id) AS message_id,
+    r.producer_seen OR coalesce(parent.producer_seen, false) AS producer_seen,
+    coalesce(r.subject, parent.subject) AS subject
+FROM resolved AS r
+LEFT JOIN resolved AS parent
+    ON r.message_id IS NULL
+    AND parent.trace_id = r.trace_id
+    AND parent.span_id = r.parent_span_id;
