@@ -121,7 +121,6 @@ class Agent:
             max_deliveries=max_deliveries,
             backoff=backoff,
             max_header_bytes=max_header_bytes,
-            ack_timeout=publish_timeout,
         )
         self.instance = instance_id(self.telemetry, name)
         self._heartbeats = HeartbeatPublisher(

@@ -95,7 +95,6 @@ class DeliveryProcessor:
         max_deliveries: int,
         backoff: Sequence[float],
         max_header_bytes: int,
-        ack_timeout: float,
     ) -> None:
         self._service = service
         self._spans = spans
@@ -105,7 +104,6 @@ class DeliveryProcessor:
         self._max_deliveries = max_deliveries
         self._backoff = list(backoff) or [0.0]
         self._max_header_bytes = max_header_bytes
-        self._ack_timeout = ack_timeout
 
     async def process(self, handler: Handler, msg: Any) -> None:
         try:
