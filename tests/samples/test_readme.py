@@ -79,6 +79,15 @@ def test_every_make_target_and_sample_command_shown_exists() -> None:
             sample_parser(pipelines[argv[2]], "").parse_args(argv[3:])
 
 
+def test_the_screenshots_shown_are_in_the_repository() -> None:
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", readme_text())
+    assert {"docs/screenshots/overview.png", "docs/screenshots/workflow-detail.png"} <= set(images)
+    for image in images:
+        assert (ROOT / image).is_file(), (
+            f"{image} is missing: python -m tests.dashboard.take_screenshots"
+        )
+
+
 def test_the_terminal_tour_runs_against_a_store(fixture_store: Path) -> None:
     tour = [a for a in commands_of("choreoscope") if a[1] in {"workflows", "show", "sql", "model"}]
     assert {a[1] for a in tour} == {"workflows", "show", "sql", "model"}
