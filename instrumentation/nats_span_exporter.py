@@ -21,6 +21,7 @@ import contextlib
 import itertools
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -216,19 +217,38 @@ class NatsSpanProcessor(SpanProcessor):
         for waiter in waiters:
             waiter.set()
 
+    def _batch_due(self, last_sent: float) -> bool:
+        """A full batch, a flush or shutdown waiting, or spans older than schedule_delay."""
+        with self._lock:
+            queued = len(self._queue)
+            waiting = bool(self._flush_waiters)
+        if not queued:
+            return False
+        return (
+            queued >= self._max_batch
+            or waiting
+            or self._closed
+            or time.monotonic() - last_sent >= self._schedule_delay
+        )
+
     async def _run(self) -> None:
+        # Under a steady trickle, sending whatever is queued as soon as the previous
+        # batch is acked would make batches of a few spans; so a partial batch waits
+        # until schedule_delay has passed since the last send (or a flush asks).
+        last_sent = time.monotonic()
         try:
             while not self._abandon:
-                batch = self._take_batch()
-                if batch:
-                    await self._export(batch)
+                if self._batch_due(last_sent):
+                    await self._export(self._take_batch())
+                    last_sent = time.monotonic()
                     continue
                 self._release_flush_waiters()
-                if self._closed:
+                if self._closed and not self._queue:
                     break
                 self._wake.clear()
+                wait = max(self._schedule_delay - (time.monotonic() - last_sent), 0.001)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._schedule_delay)
+                    await asyncio.wait_for(self._wake.wait(), wait)
         finally:
             if self._nc is not None:
                 with contextlib.suppress(Exception):

@@ -105,3 +105,25 @@ async def test_otlp_encoding_publishes_stock_export_trace_service_requests(nats_
             for scope_spans in resource_spans.scope_spans:
                 names.extend(span.name for span in scope_spans.spans)
     assert sorted(names) == ["child"] * 10 + ["work"] * 10
+
+
+async def test_a_steady_trickle_of_spans_still_goes_out_in_large_batches(nats_server):
+    telemetry = configure(
+        service_name="scorer",
+        nats_url=nats_server.url,
+        install_global=False,
+        schedule_delay=0.2,
+    )
+    try:
+        for i in range(600):
+            telemetry.tracer.start_span(f"step {i}").end()
+            if i % 3 == 0:
+                await asyncio.sleep(0.001)
+        assert await asyncio.to_thread(telemetry.force_flush, timeout=20)
+    finally:
+        await asyncio.to_thread(telemetry.shutdown)
+    messages = await _read_span_messages(nats_server.url)
+    sizes = [decode_columnar_batch(m.data)["n"] for m in messages]
+    assert sum(sizes) == 600
+    # a partial batch waits for more spans instead of leaving as soon as it can
+    assert min(sizes[:-1], default=600) >= 50, sizes
