@@ -43,7 +43,7 @@ EXPECTED_KIND: dict[str, str] = {
 FAULTS = tuple(EXPECTED_KIND)
 
 # `--faults demo`: a few faults a minute at one workflow per second per pipeline
-DEMO_RATES: dict[str, float] = {name: 0.01 for name in FAULTS}
+DEMO_RATES: dict[str, float] = {name: 0.005 for name in FAULTS}
 
 
 @dataclass(frozen=True)
