@@ -111,6 +111,7 @@ async def agent_round_trips(
     return count / elapsed, {
         "spans_exported": stats.spans_exported if stats else 0,
         "spans_dropped": stats.spans_dropped if stats else 0,
+        "batches_sent": stats.batches_sent if stats else 0,
     }
 
 
@@ -144,8 +145,8 @@ async def measure(count: int) -> None:
     print(f"  of which tracing + export:       {tracing_us:10.1f} µs")
     print(f"ratio traced/untraced Agent:       {traced / untraced:10.2f}")
     print(
-        f"spans exported: {stats['spans_exported']:,}, dropped: {stats['spans_dropped']:,} "
-        "(4 spans per message: publish, receive, process, ack)"
+        f"spans exported: {stats['spans_exported']:,} in {stats['batches_sent']:,} messages, "
+        f"dropped: {stats['spans_dropped']:,} (4 spans per event: publish, receive, process, ack)"
     )
     print(
         "(µs CPU: this process's CPU time per message, every thread, nats-server excluded; "
