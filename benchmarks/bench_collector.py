@@ -8,7 +8,9 @@ protobuf requests; ~8 attributes a span. For each: spans/s with the collector
 running as `choreoscope collect` in its own process (and its decode workers),
 the ratio to a consumer that only fetches and acks the same messages, the
 collector's peak RSS (children included), and how long after a publish a
-concurrent reader sees the spans.
+concurrent reader sees the spans. On a machine others share, wall-clock spans/s
+drops with their load; the CPU time per span (collector process tree) and the
+rate it allows on idle cores are printed too.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ async def fetch_and_ack_baseline(url: str, messages: int) -> float:
     started = time.perf_counter()
     while seen < messages:
         try:
-            batch = await sub.fetch(256, timeout=2)
+            batch = await sub.fetch(64, timeout=2)
         except (nats.errors.TimeoutError, TimeoutError):
             continue
         for msg in batch:
@@ -106,23 +108,34 @@ async def fetch_and_ack_baseline(url: str, messages: int) -> float:
     return elapsed
 
 
-class PeakRss:
-    """Samples the RSS of a process and its children until stopped."""
+class ProcessTreeMeter:
+    """Samples a process and its children: peak RSS, and CPU seconds used so far."""
 
     def __init__(self, pid: int) -> None:
         self.process = psutil.Process(pid)
         self.peak = 0
+        self._cpu: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
+    def _sample(self) -> None:
+        try:
+            procs = [self.process, *self.process.children(recursive=True)]
+            self.peak = max(self.peak, sum(p.memory_info().rss for p in procs))
+            for p in procs:
+                times = p.cpu_times()
+                self._cpu[p.pid] = times.user + times.system
+        except psutil.Error:
+            pass
+
     def _run(self) -> None:
         while not self._stop.wait(0.1):
-            try:
-                procs = [self.process, *self.process.children(recursive=True)]
-                self.peak = max(self.peak, sum(p.memory_info().rss for p in procs))
-            except psutil.Error:
-                pass
+            self._sample()
+
+    def cpu_seconds(self) -> float:
+        self._sample()
+        return sum(self._cpu.values())
 
     def stop(self) -> int:
         self._stop.set()
@@ -173,26 +186,34 @@ def run_format(name: str, n: int, workdir: Path) -> None:
              "--data", str(data), "--no-otlp-http", "--log-level", "INFO"],
             stderr=log.open("wb"), stdout=subprocess.DEVNULL,
         )  # fmt: skip
-        rss = PeakRss(proc.pid)
+        meter = ProcessTreeMeter(proc.pid)
         try:
             wait_until(lambda: "collector ready" in log.read_text(), timeout=60, interval=0.01)
             span_count = SpanCounter(data)
+            cpu_at_start = meter.cpu_seconds()
             started = time.perf_counter()
             done = wait_until(lambda: span_count() >= spans, timeout=600, interval=0.05)
             elapsed = time.perf_counter() - started
+            cpu = meter.cpu_seconds() - cpu_at_start
             latencies = asyncio.run(
                 visibility_latencies(server.url, span_count, spans, content_type)
             )
         finally:
             proc.terminate()
             proc.wait(60)
-            peak = rss.stop()
+            peak = meter.stop()
     rate = spans / elapsed
     baseline_rate = spans / baseline
     print(f"-- {name}: {spans:,} spans in {len(range(0, spans, SPANS_PER_MESSAGE)):,} messages")
     if not done:
         print(f"   NOT DRAINED: only {span_count():,} spans visible after {elapsed:.0f}s")
     print(f"   collector:           {rate:>12,.0f} spans/s   target >= {TARGETS[name]:,}")
+    cores = os.cpu_count() or 1
+    ceiling = spans / cpu * cores
+    print(
+        f"   CPU:                 {cpu / spans * 1e6:>12.1f} us a span (collector and workers): "
+        f"{ceiling:,.0f} spans/s on {cores} idle cores"
+    )
     ratio = rate / baseline_rate
     print(f"   fetch+ack baseline:  {baseline_rate:>12,.0f} spans/s   ratio {ratio:.2f}")
     mib = peak / 2**20
