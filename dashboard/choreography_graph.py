@@ -37,9 +37,9 @@ def edge_label(edge: pd.Series) -> str:
     if pd.notna(edge.get("p95_ms")):
         parts.append(f"p95 {_duration(float(edge['p95_ms']))}")
     if _rate(edge.get("error_rate")) > 0:
-        parts.append(f"errors {_rate(edge['error_rate']):.0%}")
+        parts.append(f"errors {_rate(edge['error_rate']):.1%}")
     if _rate(edge.get("drop_rate")) > 0:
-        parts.append(f"dropped {_rate(edge['drop_rate']):.0%}")
+        parts.append(f"dropped {_rate(edge['drop_rate']):.1%}")
     return " · ".join(parts)
 
 

@@ -8,6 +8,7 @@ page renders nothing else (and no stack trace).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import streamlit as st
 
@@ -35,7 +36,7 @@ def open_page(title: str, *, needs_data: bool = True) -> PageContext | None:
     window = time_window_control()
     live = live_refresh_control()
     st.sidebar.caption("Store")
-    st.sidebar.code(data_dir, language=None)
+    st.sidebar.code(_as_given(data_dir), language=None)
     try:
         counts: StoreCounts = read("store_counts", data_dir)
     except ChoreoscopeError as e:
@@ -45,6 +46,12 @@ def open_page(title: str, *, needs_data: bool = True) -> PageContext | None:
         show_empty_state(data_dir, reason=None)
         return None
     return PageContext(data_dir=data_dir, window=window, live=live)
+
+
+def _as_given(data_dir: str) -> str:
+    """The store's path relative to the working directory when it lies inside it."""
+    path, here = Path(data_dir), Path.cwd()
+    return str(path.relative_to(here)) if path.is_relative_to(here) else data_dir
 
 
 def show_empty_state(data_dir: str, *, reason: str | None) -> None:

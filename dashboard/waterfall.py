@@ -53,7 +53,7 @@ def waterfall_rows(
             waited = pd.Timestamp(view_end) - message.published_at
             bars.append(
                 {
-                    "row": _row_label(message.subject, None, message.message_id, 1),
+                    "row": _row_label(message.subject, _awaited(message), message.message_id, 1),
                     "message_id": message.message_id,
                     "attempt": 0,
                     "phase": "never processed",
@@ -85,14 +85,14 @@ def _clipped_end(
     """Where a waiting bar stops: at the view's end, unless that would squash the hops.
 
     A message waiting for ten minutes after a two-second workflow would shrink every
-    other bar to a sliver; its bar is cut at the hops' own span instead, and labelled
-    with how long it has waited.
+    other bar to a sliver; its bar is cut to as long as the hops before it took
+    (half the chart), and labelled with how long it has waited.
     """
     end = pd.Timestamp(view_end)
     if drawn_until is None:
         return end
     first = min(published, drawn_until)
-    room = max(pd.Timedelta(seconds=2), (drawn_until - first) * 0.5)
+    room = max(pd.Timedelta(milliseconds=50), drawn_until - first)
     return min(end, max(drawn_until, published) + room)
 
 
@@ -103,6 +103,14 @@ def _humane(delta: pd.Timedelta) -> str:
     if seconds < 7200:
         return f"{seconds // 60} min {seconds % 60} s"
     return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def _awaited(message: object) -> str:
+    """Who the message waits for: its expected consumers, never received."""
+    expected = getattr(message, "expected_consumers", None)
+    if expected is None or len(expected) == 0:
+        return "no consumer yet"
+    return ", ".join(str(c) for c in expected) + " (not received)"
 
 
 def _row_label(subject: str, consumer: str | None, message_id: str, attempt: int) -> str:

@@ -22,7 +22,9 @@ VERDICTS = {
 
 def choose_workflow(page: PageContext) -> None:
     """No ``?workflow=`` given: offer the stuck runs and an id box."""
-    stuck = read("list_workflows", page.data_dir, since=None, statuses=("stalled", "failed"))
+    stuck = read(
+        "list_workflows", page.data_dir, since=page.window.since, statuses=("stalled", "failed")
+    )
     if not stuck.empty:
         st.subheader("Stuck workflows")
         st.dataframe(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+import time
 from pathlib import Path
 
 from tests.dashboard.browser_helpers import (
@@ -45,6 +46,8 @@ def take_screenshots(*, base_url: str, workflow_id: str, out_dir: Path) -> list[
         b.open(f"{base_url}/?workflow={workflow_id}")
         b.wait_for_text(workflow_id, "Timeline", "Steps")
         b.wait_for_elements("canvas, svg.marks")
+        b.wait_for_elements("[data-testid='stDataFrame'] canvas")
+        time.sleep(1.5)  # the step table lays out its rows after its canvas appears
         shots.append(out_dir / "workflow-detail.png")
         b.screenshot(shots[-1])
         b.open(f"{base_url}/choreography")
