@@ -12,9 +12,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+import nats
 import psutil
 
-from choreoscope.nats_server import free_port
+from choreoscope.nats_server import EmbeddedNats, free_port
+from instrumentation import wire
 
 
 def choreoscope(*args: str) -> list[str]:
@@ -133,4 +135,46 @@ def test_demo_serves_the_dashboard_and_ctrl_c_stops_everything(tmp_path: Path) -
             demo.kill()
     assert demo.returncode == 0, output + rest
     assert "stopping dashboard, orders, recruitment, correlator, collector, nats-server" in rest
+    assert wait_until_gone(data) == []
+
+
+async def test_up_reaches_a_nats_that_needs_a_token_without_showing_it_in_ps(
+    tmp_path: Path,
+) -> None:
+    token = "s3cret-token-for-up"
+    server = EmbeddedNats(
+        store_dir=tmp_path / "nats", extra_args=("--auth", token), log_file=tmp_path / "n.log"
+    )
+    data = tmp_path / "data"
+    with server:
+        up = subprocess.Popen(
+            choreoscope("up", "--nats", server.url, "--no-dashboard", "--data", str(data),
+                        "--otlp-http", f"127.0.0.1:{free_port()}", "--min-deadline", "2s"),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "CHOREOSCOPE_TOKEN": token},
+        )  # fmt: skip
+        try:
+            assert up.stdout is not None
+            lines = []
+            for line in up.stdout:
+                lines.append(line)
+                if "Ctrl-C stops everything" in line or "exited" in line:
+                    break
+            output = "".join(lines)
+            assert f"choreoscope is up on {server.url}" in output, output
+            components = processes_using(data)
+            assert {"collect", "correlate"} <= {p.cmdline()[3] for p in components}
+            assert all(token not in " ".join(p.cmdline()) for p in components)
+            nc = await nats.connect(server.url, token=token)
+            try:
+                info = await nc.jetstream().stream_info(wire.SPANS_STREAM)  # the collector's
+                assert info.config.name == wire.SPANS_STREAM
+            finally:
+                await nc.close()
+            up.send_signal(signal.SIGTERM)
+            rest, _ = up.communicate(timeout=60)
+        finally:
+            if up.poll() is None:
+                up.kill()
+    assert up.returncode == 0, output + rest
     assert wait_until_gone(data) == []
