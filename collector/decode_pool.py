@@ -118,7 +118,13 @@ class DecodePool:
         self.writer_id = writer_id
         self.workers = workers
         self.max_attribute_chars = max_attribute_chars
-        self._executor: Executor = (
+        self.generation = 0
+        """Counts replacements of broken workers; ``replace_broken`` takes the one it saw."""
+        self._executor = self._new_executor()
+
+    def _new_executor(self) -> Executor:
+        workers = self.workers
+        return (
             ProcessPoolExecutor(
                 max_workers=workers,
                 mp_context=multiprocessing.get_context("spawn"),
@@ -128,6 +134,15 @@ class DecodePool:
             if workers > 0
             else ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
         )
+
+    def replace_broken(self, generation: int) -> None:
+        """A worker of ``generation`` died (killed, out of memory): start fresh workers,
+        once, however many tasks saw it die."""
+        if generation != self.generation:
+            return
+        self.generation += 1
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._executor = self._new_executor()
 
     @property
     def parallelism(self) -> int:

@@ -18,6 +18,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
+from concurrent.futures import BrokenExecutor
 from dataclasses import dataclass, field
 
 import nats.errors
@@ -186,8 +187,13 @@ class SpanIngest:
         backoff = 0.2
         last_progress = time.monotonic()
         while True:
+            generation = self.pool.generation
             try:
                 return await self.pool.submit(payloads)
+            except BrokenExecutor as e:
+                log.error("a decode worker died (%s); starting new workers and retrying", e)
+                self.pool.replace_broken(generation)
+                continue
             except StoreWriteError as e:
                 self.stats.write_failures += 1
                 log.error(

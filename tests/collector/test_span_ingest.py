@@ -10,6 +10,7 @@ import json
 import logging
 from pathlib import Path
 
+import psutil
 import pytest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -160,3 +161,18 @@ async def test_two_collectors_share_the_stream_and_store_each_span_once(
     # segment names carry their collector's writer id: both took a share
     writers = {p.name.split("-")[1] for p in (data / "spans").glob("date=*/hour=*/*.parquet")}
     assert len(writers) == 2
+
+
+async def test_a_killed_decode_worker_is_replaced_and_nothing_is_lost(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    async with running_collector(nats_server.url, data, decode_workers=1):
+        (worker,) = [
+            p for p in psutil.Process().children() if "spawn_main" in " ".join(p.cmdline())
+        ]
+        worker.kill()
+        async with jetstream(nats_server.url) as js:
+            for i in range(5):
+                await publish_spans(js, columnar_batch(i * 20, 20), content_type=COLUMNAR)
+        assert await wait_for_count(data, "select count(*) from spans", 100) == 100
