@@ -178,3 +178,24 @@ async def test_up_reaches_a_nats_that_needs_a_token_without_showing_it_in_ps(
                 up.kill()
     assert up.returncode == 0, output + rest
     assert wait_until_gone(data) == []
+
+
+def test_no_component_outlives_a_killed_supervisor(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    up = subprocess.Popen(
+        choreoscope("up", "--no-dashboard", "--data", str(data),
+                    "--otlp-http", f"127.0.0.1:{free_port()}"),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert up.stdout is not None
+        for line in up.stdout:
+            if "Ctrl-C stops everything" in line or "exited" in line:
+                break
+        assert len(processes_using(data)) >= 3
+        up.kill()  # SIGKILL: the supervisor gets no chance to stop anything
+        up.wait(timeout=30)
+    finally:
+        if up.poll() is None:
+            up.kill()
+    assert wait_until_gone(data) == []
