@@ -96,29 +96,39 @@ class ScenarioSpans:
         attempt: int = 1,
         error: str | None = None,
         audit: tuple[str, str] | None = None,
+        in_trace: str | None = None,
+        in_workflow: str | None = None,
     ) -> str:
-        """The receive and process spans of one delivery; returns the process span id."""
+        """The receive and process spans of one delivery; returns the process span id.
+
+        ``in_trace``/``in_workflow``: a consumer that handles the message inside a
+        trace (and workflow) of its own, linked to the publish span only, as batch
+        consumers do.
+        """
         received = message.at + wait
+        trace_id = in_trace or message.trace_id
+        parent = None if in_trace else message.span_id
+        workflow_id = in_workflow or message.workflow_id
         common = {
             semconv.MESSAGING_SYSTEM: semconv.MESSAGING_SYSTEM_NATS,
             semconv.MESSAGING_DESTINATION_NAME: message.subject,
             semconv.MESSAGING_MESSAGE_ID: message.message_id,
             semconv.MESSAGING_CONSUMER_GROUP: service,
             semconv.NATS_DELIVERY_COUNT: attempt,
-            semconv.CHOREO_WORKFLOW_ID: message.workflow_id,
+            semconv.CHOREO_WORKFLOW_ID: workflow_id,
         }
         promoted = {
             "subject": message.subject,
             "message_id": message.message_id,
-            "workflow_id": message.workflow_id,
+            "workflow_id": workflow_id,
             "consumer_group": service,
             "link_trace_id": message.trace_id,
             "link_span_id": message.span_id,
         }
         self._add(
-            trace_id=message.trace_id,
+            trace_id=trace_id,
             span_id=self._span_id(),
-            parent_span_id=message.span_id,
+            parent_span_id=parent,
             name=semconv.span_name("receive", message.subject),
             kind="client",
             service=service,
@@ -134,9 +144,9 @@ class ScenarioSpans:
             attributes[semconv.CHOREO_AUDIT_OUTPUT] = audit[1]
         span_id = self._span_id()
         self._add(
-            trace_id=message.trace_id,
+            trace_id=trace_id,
             span_id=span_id,
-            parent_span_id=message.span_id,
+            parent_span_id=parent,
             name=semconv.span_name("process", message.subject),
             kind="consumer",
             service=service,

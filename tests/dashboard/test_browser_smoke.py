@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from pathlib import Path
 
 import pytest
 
+from collector.segment_writer import SegmentWriter
+from store import StoreLayout
 from tests.dashboard.browser_helpers import (
     HeadlessChromium,
     chromium_binary,
@@ -15,6 +18,7 @@ from tests.dashboard.browser_helpers import (
     stop_process,
 )
 from tests.dashboard.fixture_store import FAILED_WORKFLOW, STALLED_WORKFLOW
+from tests.dashboard.scenario_spans import heartbeat_rows
 
 
 @pytest.mark.timeout(180)
@@ -51,3 +55,40 @@ def test_chromium_opens_the_dashboard_and_a_workflow_deep_link(
         stop_process(server)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
+
+
+@pytest.mark.timeout(180)
+def test_an_open_page_refreshes_itself_when_new_data_arrives(tmp_path: Path):
+    binary = chromium_binary()
+    if binary is None:
+        pytest.fail("chromium is not installed: run .ci/run (as root) or apt-get install chromium")
+    layout = StoreLayout.at(tmp_path / "data")
+    layout.ensure()
+    writer = SegmentWriter(layout=layout, writer_id="live")
+    now = dt.datetime.now(dt.UTC)
+    writer.write("heartbeats", heartbeat_rows([("intake", now, 0)]), at=now)
+    port = free_port()
+    server = serve_dashboard(layout.root, port=port, log=tmp_path / "dashboard.log")
+    try:
+        with HeadlessChromium(binary=binary, profile_dir=tmp_path / "chromium") as browser:
+            browser.open(f"http://127.0.0.1:{port}/services")
+            browser.wait_for_text("Services", "Instances alive")
+            later = dt.datetime.now(dt.UTC)
+            writer.write("heartbeats", heartbeat_rows([("latecomer", later, 0)]), at=later)
+            # No reload: the live fragment reruns every few seconds and picks it up.
+            browser.wait_for_elements("[data-testid='stMetricValue']", count=3)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and "2" not in alive_tile(browser):
+                time.sleep(0.5)
+            assert alive_tile(browser) == "2"
+    finally:
+        stop_process(server)
+        writer.close()
+
+
+def alive_tile(browser: HeadlessChromium) -> str:
+    result = browser.call(
+        "Runtime.evaluate",
+        expression="document.querySelector(\"[data-testid='stMetricValue']\").innerText",
+    )
+    return str(result["result"].get("value", "")).strip()

@@ -121,3 +121,48 @@ def test_a_terminal_event_nobody_consumes_is_not_drawn_as_waiting():
     rows = waterfall_rows(hops, messages, view_end=now)
     assert list(rows["message_id"]) == ["m-parsed"]
     assert list(rows["phase"]) == ["never processed"]
+
+
+def test_workflows_joined_by_links_across_traces_are_listed_as_related(tmp_path: Path):
+    import datetime as dt
+
+    from collector.segment_writer import SegmentWriter
+    from store import StoreLayout
+    from tests.dashboard.fixture_store import SUBMITTED
+    from tests.dashboard.scenario_spans import ScenarioSpans
+
+    layout = StoreLayout.at(tmp_path / "data")
+    layout.ensure()
+    spans = ScenarioSpans()
+    now = dt.datetime.now(dt.UTC)
+    application = spans.publish(
+        service="intake",
+        subject=SUBMITTED,
+        workflow_id="wf-application",
+        at=now - dt.timedelta(minutes=2),
+        trace_id=spans.new_trace_id(),
+    )
+    spans.consume(  # a nightly batch handles the application in a trace of its own
+        application,
+        service="batch-auditor",
+        wait=dt.timedelta(seconds=30),
+        processing=dt.timedelta(seconds=1),
+        in_trace=spans.new_trace_id(),
+        in_workflow="wf-nightly-audit",
+    )
+    writer = SegmentWriter(layout=layout)
+    writer.write("spans", spans.table(), at=now)
+    writer.close()
+
+    at = open_dashboard(layout.root, workflow="wf-application")
+    assert any(s.value == "Related workflows" for s in at.subheader)
+    related = at.dataframe[-1].value
+    assert list(zip(related["relation"], related["workflow_id"], strict=True)) == [
+        ("linked from", "wf-nightly-audit")
+    ]
+    assert related["open"].iloc[0] == "workflow?workflow=wf-nightly-audit"
+
+    back = open_dashboard(layout.root, workflow="wf-nightly-audit")
+    related = back.dataframe[-1].value
+    assert list(related["workflow_id"]) == ["wf-application"]
+    assert list(related["relation"]) == ["links to"]
