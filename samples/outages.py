@@ -5,9 +5,10 @@ workflows started while it is down: each stalls at the stopped consumer. Three
 rules keep that ground truth exact:
 
 - one outage at a time, and ``duration`` of recovery after each;
-- an outage waits until no other fault has been injected for ``quiet`` seconds (a
-  dropped message bound for a stopped service is a stall, not a drop), and no other
-  fault is injected meanwhile;
+- an outage waits until no other fault has been injected for ``quiet`` seconds, and
+  no other fault is injected meanwhile: a dropped message bound for a stopped
+  service is a stall, not a drop, and a step stopped mid-way before its late ack is
+  processed once, not twice;
 - no workflow starts in the last ``tail`` seconds of an outage: it would only be
   late, not stalled, and its fate would be ambiguous.
 """

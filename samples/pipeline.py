@@ -139,7 +139,9 @@ class PipelineRunner:
         self.state: dict[str, dict[str, Any]] = {}
         self.outages = OutageSchedule(
             duration=options.outage_seconds,
-            quiet=options.step_deadline + 2,
+            # long enough for the faults in flight to play out: a duplicate's late
+            # ack (past ack_wait), a drop's deadline, a slow step
+            quiet=options.ack_wait + 3,
             tail=options.step_deadline + 1,
         )
         self.started: list[str] = []
