@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-otlp-http",
         action="store_true",
-        help="do not start the OTLP/HTTP receiver",
+        help="do not start the OTLP/HTTP receiver (wins over --otlp-http)",
     )
     p.set_defaults(handler=run)
 
@@ -90,8 +90,6 @@ def _port_taken(host: str, port: int) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.no_otlp_http and args.otlp_http != ("127.0.0.1", 4318):
-        raise ChoreoscopeError("give either --otlp-http HOST:PORT or --no-otlp-http, not both")
     layout = StoreLayout.at(args.data)
     layout.ensure()
     write_catalog(layout)
