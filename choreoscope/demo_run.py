@@ -28,6 +28,7 @@ from choreoscope.stack_run import (
     watch_until_done,
 )
 from choreoscope.supervisor import ChildSpec, Supervisor
+from correlator import connect
 from samples.faults import read_ground_truth
 
 PIPELINES = ("recruitment", "orders")
@@ -129,8 +130,7 @@ class DemoRun:
         return 0 if verification.passed else 1
 
     def verification(self) -> Verification:
-        from correlator import connect
-
+        """This run's ground truth against the correlator's findings."""
         con = connect(self.data)
         cursor = con.execute("select kind, workflow_id, service, subject, detail from anomalies")
         columns = [d[0] for d in cursor.description]
