@@ -22,6 +22,9 @@ The pieces:
   ``stream=``), retries with ``backoff``, dead-letters to ``dlq.<subject>`` after
   ``max_deliveries``, heartbeats on ``choreo.heartbeat.<name>``, and records
   inputs and outputs on spans when ``audit=True`` (through ``redact``).
+  ``Agent(name, delivery="core")`` uses plain NATS instead: queue subscriptions
+  and publish without acks, several times cheaper, at most once (no storage, no
+  retries; a failed step is dead-lettered at once, best effort).
 - ``TracedNats.connect(url, service_name=...)`` wraps a plain nats-py client, and
   its ``jetstream()`` the JetStream context, with the same spans and headers.
 

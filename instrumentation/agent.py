@@ -9,24 +9,40 @@
 
     await agent.run()          # until cancelled (or agent.stop()); drains in-flight work
 
-Events are consumed through JetStream, so a failed step is retried with backoff
-and dead-lettered after ``max_deliveries``. Business subjects are captured by
-the stream ``stream=`` (default ``CHOREO_EVENTS``), created if missing and
-extended with ``<first token>.>`` for each subject the Agent handles or
-publishes, unless ``stream_subjects=`` lists them exactly. Each handler has a
-durable pull consumer named ``<queue>--<subject>``, shared by every instance in
-that queue group (the queue defaults to the Agent's name).
+``delivery=`` chooses how events travel:
+
+- ``"jetstream"`` (default): events are stored, so a failed step is retried
+  with ``backoff`` and dead-lettered after ``max_deliveries``, and an event
+  published while its consumers are down waits for them. Business subjects are
+  captured by the stream ``stream=`` (default ``CHOREO_EVENTS``), created if
+  missing and extended with ``<first token>.>`` for each subject the Agent
+  handles or publishes, unless ``stream_subjects=`` lists them exactly. Each
+  handler has a durable pull consumer named ``<queue>--<subject>``, shared by
+  every instance in that queue group (the queue defaults to the Agent's name).
+  ``emit`` and ``start_workflow`` wait for JetStream's ack.
+- ``"core"``: plain NATS publish and queue subscriptions, several times cheaper
+  per event, at most once. Nothing is stored or retried: an event published
+  while no instance of a group is subscribed is lost (its publish span shows it
+  was sent; the correlator reports it dropped), and a handler exception records
+  the error span and dead-letters the event at once to ``dlq.<subject>`` with
+  its original headers and the reason, best effort (kept by the
+  ``CHOREO_DEAD_LETTERS`` stream when the server runs JetStream). There are no
+  settle spans. ``stream``, ``stream_subjects``, ``max_deliveries``,
+  ``ack_wait``, ``backoff`` and ``fetch_*`` do not apply.
+
+Either way every event gets the same spans (publish PRODUCER, receive CLIENT
+ended on arrival, process CONSUMER child of the publish span with a link to
+it), heartbeats go out, and ``run()`` drains in-flight work when it stops.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import nats
 import nats.js.errors
@@ -35,21 +51,18 @@ from opentelemetry import trace
 from instrumentation import wire
 from instrumentation.acked_publisher import AckedPublisher
 from instrumentation.agent_delivery import Decode, DeliveryProcessor, Handler, HandlerFunction
-from instrumentation.agent_streams import (
-    durable_name,
-    ensure_consumer,
-    ensure_dead_letter_stream,
-    ensure_stream_covers,
-)
+from instrumentation.agent_intake import CoreIntake, JetStreamIntake
+from instrumentation.agent_streams import ensure_stream_covers
 from instrumentation.audit import AuditCapture, Redactor
 from instrumentation.errors import ConfigurationError
 from instrumentation.event_publisher import EventPublisher, new_id
 from instrumentation.heartbeat import AgentCounters, HeartbeatPublisher, instance_id
 from instrumentation.messaging_spans import MessagingSpans
-from instrumentation.pull_consumer import PullConsumer
 from instrumentation.telemetry import DEFAULT_NATS_URL, Telemetry, telemetry_for
 
 log = logging.getLogger(__name__)
+
+Delivery = Literal["jetstream", "core"]
 
 
 class Agent:
@@ -59,6 +72,7 @@ class Agent:
         self,
         name: str,
         *,
+        delivery: Delivery = "jetstream",
         nats_url: str = DEFAULT_NATS_URL,
         nats_options: Mapping[str, Any] | None = None,
         telemetry: Telemetry | None = None,
@@ -89,7 +103,14 @@ class Agent:
                 value=(max_deliveries, max_in_flight, heartbeat_interval),
                 fix="max_deliveries and max_in_flight must be >= 1, heartbeat_interval > 0",
             )
+        if delivery not in ("jetstream", "core"):
+            raise ConfigurationError(
+                setting="delivery",
+                value=delivery,
+                fix="use 'jetstream' (stored, retried) or 'core' (plain NATS, at most once)",
+            )
         self.name = name
+        self.delivery: Delivery = delivery
         self.nats_url = nats_url
         self.stream = stream
         self.telemetry = telemetry_for(name, telemetry=telemetry, tracer_provider=tracer_provider)
@@ -111,6 +132,7 @@ class Agent:
             audit=self._audit,
             ack_timeout=publish_timeout,
             ensure_subject=self._ensure_subject,
+            wait_for_ack=delivery == "jetstream",
         )
         self._delivery = DeliveryProcessor(
             service=name,
@@ -118,6 +140,7 @@ class Agent:
             publisher=self._publisher,
             audit=self._audit,
             counters=self.counters,
+            retries=delivery == "jetstream",
             max_deliveries=max_deliveries,
             backoff=backoff,
             max_header_bytes=max_header_bytes,
@@ -139,7 +162,7 @@ class Agent:
         self._ready = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._consumers: list[PullConsumer] = []
+        self._intake: JetStreamIntake | CoreIntake | None = None
         self._last_error_log = 0.0
 
     # --- declaring handlers -------------------------------------------------------
@@ -177,8 +200,10 @@ class Agent:
             options.update(self._nats_options)
             self._nc = await nats.connect(self.nats_url, **options)
             self._js = self._nc.jetstream()
-            self._publisher.acked = AckedPublisher(self._nc)
-            await self._publisher.acked.start()
+            self._publisher.nc = self._nc
+            if self.delivery == "jetstream":
+                self._publisher.acked = AckedPublisher(self._nc)
+                await self._publisher.acked.start()
             log.info("agent %s connected to %s", self.name, self.nats_url)
 
     async def close(self) -> None:
@@ -267,28 +292,14 @@ class Agent:
         """Consume until cancelled or ``stop()``; then drain in-flight work and disconnect."""
         self._stopping.clear()
         await self.connect()
+        intake = self._new_intake()
+        self._intake = intake
         try:
-            prepared = await self._prepare_consumers()
+            await intake.start()
         except BaseException:
+            await intake.stop()
             await self.close()
             raise
-        consumers = [
-            PullConsumer(
-                self._nc,
-                stream=self.stream,
-                durable=durable,
-                deliver=functools.partial(self._dispatch, handler),
-                free_slots=self._free_slots,
-                slot_freed=self._slot_freed,
-                # each handler's requests get a fair share, so an idle handler's
-                # open request never holds every slot while another's events wait
-                max_batch=max(1, min(self._fetch_batch, self._max_in_flight // len(prepared))),
-                expires=self._fetch_timeout,
-            )
-            for handler, durable in prepared
-        ]
-        self._consumers = consumers
-        loops = [asyncio.create_task(c.run()) for c in consumers]
         heartbeats = asyncio.create_task(self._heartbeats.run())
         self._ready.set()
         cancelled = False
@@ -298,41 +309,42 @@ class Agent:
             cancelled = True
         finally:
             self._stopping.set()
-            for consumer in consumers:
-                consumer.stop()
-            await self._drain(loops, heartbeats)
+            await self._drain(intake, heartbeats)
         if cancelled:
             raise asyncio.CancelledError
 
-    async def _prepare_consumers(self) -> list[tuple[Handler, str]]:
-        if self._handlers:
-            async with self._stream_lock:
-                await ensure_stream_covers(
-                    self._js,
-                    stream=self.stream,
-                    subjects=[h.subject for h in self._handlers],
-                    exact=self._stream_subjects,
-                )
-        await ensure_dead_letter_stream(self._js)
-        prepared = []
-        for handler in self._handlers:
-            durable = durable_name(handler.queue, handler.subject)
-            await ensure_consumer(
-                self._js,
-                stream=self.stream,
-                durable=durable,
-                subject=handler.subject,
-                ack_wait=self._ack_wait,
-                max_deliveries=self._max_deliveries,
-                max_ack_pending=max(self._max_in_flight * 4, 256),
+    def _new_intake(self) -> JetStreamIntake | CoreIntake:
+        if self.delivery == "core":
+            return CoreIntake(
+                nc=self._nc,
+                js=self._js,
+                handlers=self._handlers,
+                dispatch=self._dispatch,
+                free_slots=self._free_slots,
+                slot_freed=self._slot_freed,
+                drain_timeout=self._drain_timeout,
             )
-            prepared.append((handler, durable))
-        return prepared
+        return JetStreamIntake(
+            nc=self._nc,
+            js=self._js,
+            stream=self.stream,
+            stream_subjects=self._stream_subjects,
+            stream_lock=self._stream_lock,
+            handlers=self._handlers,
+            dispatch=self._dispatch,
+            free_slots=self._free_slots,
+            slot_freed=self._slot_freed,
+            ack_wait=self._ack_wait,
+            max_deliveries=self._max_deliveries,
+            max_in_flight=self._max_in_flight,
+            fetch_batch=self._fetch_batch,
+            fetch_timeout=self._fetch_timeout,
+        )
 
     def _free_slots(self) -> int:
         """Slots not taken by events in flight nor promised to open pull requests, so
-        several handlers' consumers together stay within ``max_in_flight``."""
-        owed = sum(consumer.outstanding for consumer in self._consumers)
+        several handlers together stay within ``max_in_flight``."""
+        owed = self._intake.outstanding if self._intake is not None else 0
         return self._max_in_flight - self.counters.in_flight - owed
 
     def _dispatch(self, handler: Handler, msg: Any) -> None:
@@ -347,10 +359,10 @@ class Agent:
         self.counters.in_flight -= 1
         self._slot_freed.set()
 
-    async def _drain(self, loops: list[asyncio.Task[None]], heartbeats: asyncio.Task[None]) -> None:
-        await asyncio.wait(loops, timeout=self._fetch_timeout + 3)
-        for loop in loops:
-            loop.cancel()
+    async def _drain(
+        self, intake: JetStreamIntake | CoreIntake, heartbeats: asyncio.Task[None]
+    ) -> None:
+        await intake.stop()
         if self._tasks:
             log.info("agent %s draining %d in-flight events", self.name, len(self._tasks))
             _, pending = await asyncio.wait(set(self._tasks), timeout=self._drain_timeout)

@@ -6,6 +6,10 @@ plus the reason) and term. A message that can never be handled (non-UTF-8 or
 oversized headers, a body that is not JSON for a JSON handler) → error span and
 a dead letter at once: no hot redelivery loop. Nothing here raises into the
 Agent's loops; a failed dead-letter publish naks, so nothing is lost.
+
+On core NATS (``retries=False``) there is nothing to settle and no redelivery:
+every failure is dead-lettered at once, and a dead letter that cannot be
+published is logged and lost.
 """
 
 from __future__ import annotations
@@ -92,6 +96,7 @@ class DeliveryProcessor:
         publisher: EventPublisher,
         audit: AuditCapture,
         counters: AgentCounters,
+        retries: bool,
         max_deliveries: int,
         backoff: Sequence[float],
         max_header_bytes: int,
@@ -101,6 +106,7 @@ class DeliveryProcessor:
         self._publisher = publisher
         self._audit = audit
         self._counters = counters
+        self._retries = retries
         self._max_deliveries = max_deliveries
         self._backoff = list(backoff) or [0.0]
         self._max_header_bytes = max_header_bytes
@@ -110,13 +116,13 @@ class DeliveryProcessor:
             await self._process(handler, msg)
         except asyncio.CancelledError:
             raise
-        except Exception:  # the message will be redelivered after ack_wait
+        except Exception:  # on JetStream the message is redelivered after ack_wait
             log.exception("%s: unexpected failure on a %s message", self._service, msg.subject)
 
     async def _process(self, handler: Handler, msg: Any) -> None:
         headers = msg.headers or {}
         delivered = extract_delivered(headers)
-        nats_attributes = jetstream_attributes(msg)
+        nats_attributes = jetstream_attributes(msg) if self._retries else {}
         attempt = nats_attributes.get(semconv.NATS_DELIVERY_COUNT, 1)
         subject = msg.subject
         spans = self._spans
@@ -159,7 +165,11 @@ class DeliveryProcessor:
             self._counters.failed += 1
             span.record_exception(exc, timestamp=spans.telemetry.clock())
             span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-            if attempt >= self._max_deliveries:
+            if not self._retries:
+                reason = "failed on core NATS, which does not redeliver; error: "
+                reason += f"{type(exc).__name__}: {exc}"
+                await self._dead_letter(msg, handler, span, reason, attempt, nats_attributes)
+            elif attempt >= self._max_deliveries:
                 reason = f"failed {attempt} of {self._max_deliveries} deliveries; last error: "
                 reason += f"{type(exc).__name__}: {exc}"
                 await self._dead_letter(msg, handler, span, reason, attempt, nats_attributes)
@@ -169,7 +179,8 @@ class DeliveryProcessor:
         else:
             spans.end(span)
             self._counters.processed += 1
-            await self._settle("ack", msg, handler, process_context, nats_attributes)
+            if self._retries:
+                await self._settle("ack", msg, handler, process_context, nats_attributes)
         finally:
             current_workflow_id.reset(wf_token)
             otel_context.detach(token)
@@ -227,14 +238,26 @@ class DeliveryProcessor:
         headers[wire.DEAD_LETTER_SERVICE] = self._service
         headers[wire.DEAD_LETTER_DELIVERIES] = str(attempt)
         stream = nats_attributes.get(semconv.NATS_STREAM)
-        headers[wire.DEAD_LETTER_STREAM_SEQ] = (
-            f"{stream}:{nats_attributes.get(semconv.NATS_STREAM_SEQUENCE)}"
-        )
+        if stream:
+            headers[wire.DEAD_LETTER_STREAM_SEQ] = (
+                f"{stream}:{nats_attributes.get(semconv.NATS_STREAM_SEQUENCE)}"
+            )
         dlq_subject = wire.DEAD_LETTER_PREFIX + msg.subject
         parent = trace.set_span_in_context(span)
         try:
             await self._publisher.publish_raw(dlq_subject, msg.data, headers=headers, parent=parent)
         except Exception as exc:
+            self._spans.end(span)
+            if not self._retries:
+                log.warning(
+                    "%s: could not dead-letter a %s message to %s (%s); core NATS cannot "
+                    "redeliver it, so it is lost",
+                    self._service,
+                    msg.subject,
+                    dlq_subject,
+                    exc,
+                )
+                return
             log.warning(
                 "%s: could not dead-letter a %s message to %s (%s); it will be redelivered",
                 self._service,
@@ -242,11 +265,11 @@ class DeliveryProcessor:
                 dlq_subject,
                 exc,
             )
-            self._spans.end(span)
             await self._settle("nak", msg, handler, parent, nats_attributes)
             return
         span.set_attribute(semconv.CHOREO_DEAD_LETTERED, True)
         span.set_attribute(semconv.CHOREO_DEAD_LETTER_REASON, reason)
         self._counters.dead_lettered += 1
         self._spans.end(span)
-        await self._settle("term", msg, handler, parent, nats_attributes)
+        if self._retries:
+            await self._settle("term", msg, handler, parent, nats_attributes)

@@ -14,8 +14,9 @@ class Event:
     """One delivered event.
 
     ``data`` is the decoded body (JSON by default), ``raw`` the bytes; ``attempt``
-    is JetStream's delivery count (1 on the first delivery). ``emit`` publishes a
-    follow-up event in the same workflow, as a child of this step's span.
+    is JetStream's delivery count (1 on the first delivery; always 1 on core NATS).
+    ``emit`` publishes a follow-up event in the same workflow, as a child of this
+    step's span.
     """
 
     __slots__ = (
@@ -63,8 +64,9 @@ class Event:
     ) -> str:
         """Publish ``data`` on ``subject`` in this workflow; returns its message id.
 
-        Waits for JetStream's ack. Raises ``PublishError`` if the event was not stored
-        (the handler then fails and its message is redelivered).
+        On a JetStream Agent it waits for the ack and raises ``PublishError`` if the
+        event was not stored (the handler then fails and its message is redelivered).
+        On core NATS it returns once the client has the event to send.
         """
         return await self._publisher.publish(
             subject,

@@ -1,5 +1,6 @@
 """How an Agent puts an event on the bus: a PRODUCER span, the wire headers, and
-JetStream's ack (so an emitted event is stored before the handler's message is acked).
+JetStream's ack (so an emitted event is stored before the handler's message is
+acked), or, for an Agent on core NATS, a plain publish that nobody acknowledges.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span
 
 from instrumentation import semconv, wire
-from instrumentation.acked_publisher import AckedPublisher
+from instrumentation.acked_publisher import AckedPublisher, Stored
 from instrumentation.audit import AuditCapture
 from instrumentation.errors import PublishError
 from instrumentation.messaging_spans import MessagingSpans
@@ -51,12 +52,15 @@ class EventPublisher:
         audit: AuditCapture,
         ack_timeout: float,
         ensure_subject: Callable[[str], Any],
+        wait_for_ack: bool = True,
     ) -> None:
         self._spans = spans
         self._audit = audit
         self._ack_timeout = ack_timeout
         self._ensure_subject = ensure_subject
-        self.acked: AckedPublisher | None = None  # set when the Agent connects
+        self._wait_for_ack = wait_for_ack
+        self.nc: Any = None  # set when the Agent connects
+        self.acked: AckedPublisher | None = None  # set when the Agent connects, if it waits
 
     async def publish(
         self,
@@ -69,7 +73,8 @@ class EventPublisher:
         root: bool = False,
         audit_on: Span | None = None,
     ) -> str:
-        """Publish and wait for the ack; returns the message id. Raises ``PublishError``."""
+        """Publish (and wait for JetStream's ack unless on core NATS); returns the message
+        id. Raises ``PublishError``."""
         payload = encode_data(data)
         # an id the caller put in the headers is kept (JetStream dedupes on it)
         message_id = message_id or header_value(headers, wire.MSG_ID) or new_id()
@@ -92,14 +97,15 @@ class EventPublisher:
             span, message_id=message_id, workflow_id=workflow_id, headers=headers
         )
         try:
-            ack = await self._publish_acked(subject, payload, out)
+            stored = await self._send(subject, payload, out)
         except Exception as exc:
             self._spans.end_with_error(span, exc)
             raise PublishError(subject=subject, reason=f"{type(exc).__name__}: {exc}") from exc
-        span.set_attribute(semconv.NATS_STREAM, ack.stream)
-        span.set_attribute(semconv.NATS_STREAM_SEQUENCE, ack.seq)
-        if ack.duplicate:
-            span.set_attribute(semconv.NATS_DUPLICATE, True)
+        if stored is not None:
+            span.set_attribute(semconv.NATS_STREAM, stored.stream)
+            span.set_attribute(semconv.NATS_STREAM_SEQUENCE, stored.seq)
+            if stored.duplicate:
+                span.set_attribute(semconv.NATS_DUPLICATE, True)
         self._spans.end(span)
         return message_id
 
@@ -117,15 +123,25 @@ class EventPublisher:
             context=parent,
         )
         try:
-            ack = await self._publish_acked(subject, payload, headers)
+            stored = await self._send(subject, payload, headers)
         except Exception as exc:
             self._spans.end_with_error(span, exc)
             raise PublishError(subject=subject, reason=f"{type(exc).__name__}: {exc}") from exc
-        span.set_attribute(semconv.NATS_STREAM, ack.stream)
-        span.set_attribute(semconv.NATS_STREAM_SEQUENCE, ack.seq)
+        if stored is not None:
+            span.set_attribute(semconv.NATS_STREAM, stored.stream)
+            span.set_attribute(semconv.NATS_STREAM_SEQUENCE, stored.seq)
         self._spans.end(span)
 
-    async def _publish_acked(self, subject: str, payload: bytes, headers: dict[str, str]) -> Any:
+    async def _send(self, subject: str, payload: bytes, headers: dict[str, str]) -> Stored | None:
+        """Where JetStream stored the message, or None for a core NATS publish."""
+        if self._wait_for_ack:
+            return await self._publish_acked(subject, payload, headers)
+        if self.nc is None:
+            raise ConnectionError("the agent is not connected to NATS")
+        await self.nc.publish(subject, payload, headers=headers)
+        return None
+
+    async def _publish_acked(self, subject: str, payload: bytes, headers: dict[str, str]) -> Stored:
         if self.acked is None:
             raise ConnectionError("the agent is not connected to NATS")
         try:
