@@ -18,13 +18,14 @@ from store import StoreLayout, open_store
 from tests.collector.batches import columnar_batch
 
 HOUR = dt.datetime(2026, 11, 20, 9, tzinfo=dt.UTC)
+NOW_NS = 1_780_000_000 * 10**9  # span times; a redelivered copy carries the same
 
 
 def write_segments(layout: StoreLayout, *, at: dt.datetime, batches: list[tuple[int, int]]) -> None:
     writer = SegmentWriter(layout=layout)
     for start, n in batches:
         decoded = decode_payloads(
-            [Payload(columnar_batch(start, n), wire.CONTENT_TYPE_COLUMNAR, "test")]
+            [Payload(columnar_batch(start, n, now_ns=NOW_NS), wire.CONTENT_TYPE_COLUMNAR, "test")]
         )
         writer.write("spans", decoded.spans, at=at)
 
