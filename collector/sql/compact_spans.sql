@@ -5,6 +5,9 @@
 COPY (
     SELECT *
     FROM read_parquet(?, union_by_name = true, hive_partitioning = false)
-    QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY received_at) = 1
+    -- the same copies the spans view keeps (store/sql/10_spans.sql)
+    QUALIFY row_number() OVER (
+        PARTITION BY trace_id, span_id, start_time, workflow_id ORDER BY received_at
+    ) = 1
     ORDER BY trace_id, start_time
 ) TO ? (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)
