@@ -58,7 +58,7 @@ SELECT * FROM (VALUES
 SPANS_SQL = """
 WITH wf AS (
     SELECT i,
-           $start + to_microseconds(CAST(i * $step_us AS BIGINT)) AS t0,
+           $start + to_microseconds(CAST((i - $first) * $step_us AS BIGINT)) AS t0,
            CASE WHEN i % $fault_every = 0 THEN 1 + (i // $fault_every) % 4 ELSE 0 END AS fault
     FROM range($first, $first + $n) AS r(i)
 ), t AS ({template}),

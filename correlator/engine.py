@@ -91,9 +91,8 @@ class Correlator:
         with self._lock:
             con = self.con
             self._point_at(f"(SELECT {WORK_COLUMNS} FROM spans)")
-            (self.watermark,) = con.execute(
-                "SELECT max(received_at) FROM workflow_spans"
-            ).fetchone()
+            (newest,) = con.execute("SELECT max(received_at) FROM workflow_spans").fetchone()
+            self.watermark = min(newest, now) if newest else now
             self._learn()
             detection = detect(con, now=now, thresholds=self.thresholds)
             new = self._fold(detection, now=now, workflows=None)
@@ -146,7 +145,9 @@ class Correlator:
             "SELECT count(*), max(received_at), min(start_time) FROM new_spans"
         ).fetchone()
         if count:
-            self.watermark = max(self.watermark, newest)
+            # received_at is the collector's clock: never let one wrong clock push the
+            # watermark past now, or the spans after it would be skipped
+            self.watermark = min(max(self.watermark, newest), now)
             if oldest_start < now - dt.timedelta(seconds=self.keep_s):
                 self._reload_evicted_traces(now=now)
             con.execute("INSERT INTO work_spans SELECT * FROM new_spans")
@@ -184,6 +185,10 @@ class Correlator:
         self._refresh_open(now=now)
         if self._ticks % 30 == 0:
             self._evict(now=now)
+        log.debug(
+            "tick at %s: %d new spans, %d workflows judged, %d new anomalies",
+            now, count, len(judged), len(new),
+        )  # fmt: skip
         return new
 
     # --- findings ----------------------------------------------------------------
