@@ -11,10 +11,16 @@ import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import ClassVar
 
 import nats
 import pytest
+from opentelemetry.exporter.otlp.proto.http import Compression
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 
 from choreoscope.nats_server import EmbeddedNats
 from collector.otlp_http import OtlpHttpReceiver
@@ -146,3 +152,35 @@ async def test_jetstream_down_gets_503_with_retry_after(nats_server: EmbeddedNat
         assert status == 503
         assert int(headers["Retry-After"]) > 0
         nats_server.start()
+
+
+@pytest.mark.parametrize("compression", [Compression.Gzip, Compression.NoCompression])
+async def test_the_stock_opentelemetry_otlp_http_exporter_delivers_into_the_store(
+    nats_server: EmbeddedNats, tmp_path: Path, compression: Compression
+) -> None:
+    class RecordingExporter(OTLPSpanExporter):
+        results: ClassVar[list[SpanExportResult]] = []  # a new class per test
+
+        def export(self, spans):
+            self.results.append(super().export(spans))
+            return self.results[-1]
+
+    data = tmp_path / "data"
+    async with receiver(nats_server.url) as server, running_collector(nats_server.url, data):
+        exporter = RecordingExporter(
+            endpoint=f"http://127.0.0.1:{server.port}/v1/traces", compression=compression
+        )
+        provider = TracerProvider(resource=Resource.create({"service.name": "billing"}))
+        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=50))
+        tracer = provider.get_tracer("stock-sdk")
+        for i in range(25):
+            with tracer.start_as_current_span("process orders.paid") as span:
+                span.set_attribute("messaging.destination.name", "orders.paid")
+                span.set_attribute("messaging.message.id", f"m-{i}")
+        await asyncio.to_thread(provider.shutdown)
+        assert exporter.results
+        assert all(r == SpanExportResult.SUCCESS for r in exporter.results)
+        assert await wait_for_count(data, "select count(*) from spans", 25) == 25
+    assert query(data, "select distinct service_name, subject from spans") == [
+        ("billing", "orders.paid")
+    ]
