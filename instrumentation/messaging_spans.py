@@ -19,7 +19,7 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from instrumentation import semconv, wire
 from instrumentation.light_span import LightSpanFactory
-from instrumentation.propagation import Delivered, inject_context
+from instrumentation.propagation import Delivered, inject_span
 from instrumentation.telemetry import INSTRUMENTATION_SCOPE, INSTRUMENTATION_VERSION, Telemetry
 
 _NATS = {semconv.MESSAGING_SYSTEM: semconv.MESSAGING_SYSTEM_NATS}
@@ -121,7 +121,7 @@ class MessagingSpans:
             if headers
             else {}
         )
-        inject_context(out, trace.set_span_in_context(span))
+        inject_span(out, span)
         out[wire.MSG_ID] = message_id
         if workflow_id:
             out[wire.WORKFLOW_ID] = workflow_id

@@ -10,6 +10,7 @@ transaction together.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -18,7 +19,7 @@ from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import Getter, Setter, TextMapPropagator
-from opentelemetry.trace import SpanContext
+from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from instrumentation import wire
@@ -29,6 +30,11 @@ _BAGGAGE = W3CBaggagePropagator()
 _w3c_only_cache: tuple[TextMapPropagator | None, bool] = (None, False)
 _WORKFLOW_ID = wire.WORKFLOW_ID.lower()
 _MSG_ID = wire.MSG_ID.lower()
+# what this module writes: version 00, nothing after the flags; anything else
+# goes through the W3C propagator, which accepts (or refuses) it as before
+_PLAIN_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+_ZERO_TRACE_ID = "0" * 32
+_ZERO_SPAN_ID = "0" * 16
 
 
 class HeadersSetter(Setter[dict[str, str]]):
@@ -57,13 +63,13 @@ HEADERS_GETTER = HeadersGetter()
 
 def lowercase_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
     """The headers keyed lowercase, without the server's ``Nats-Trace-*`` headers."""
-    if not headers:
-        return {}
-    return {
-        key.lower(): value
-        for key, value in headers.items()
-        if not key.lower().startswith(_IGNORED_PREFIX)
-    }
+    lowered: dict[str, str] = {}
+    if headers:
+        for key, value in headers.items():
+            key = key.lower()
+            if not key.startswith(_IGNORED_PREFIX):
+                lowered[key] = value
+    return lowered
 
 
 def _w3c_only() -> bool:
@@ -93,7 +99,24 @@ def inject_context(headers: dict[str, str], context: Context | None = None) -> d
     if not _w3c_only():
         propagate.inject(headers, context=context, setter=HEADERS_SETTER)
         return headers
-    span_context = trace.get_current_span(context).get_span_context()
+    _write_trace_context(headers, trace.get_current_span(context).get_span_context())
+    if baggage.get_all(context):
+        _BAGGAGE.inject(headers, context, setter=HEADERS_SETTER)
+    return headers
+
+
+def inject_span(headers: dict[str, str], span: Span) -> dict[str, str]:
+    """``inject_context`` for ``span`` in the current context, without building that
+    context when the propagators are W3C's (a publish does this for every message)."""
+    if not _w3c_only():
+        return inject_context(headers, trace.set_span_in_context(span))
+    _write_trace_context(headers, span.get_span_context())
+    if baggage.get_all():
+        _BAGGAGE.inject(headers, setter=HEADERS_SETTER)
+    return headers
+
+
+def _write_trace_context(headers: dict[str, str], span_context: SpanContext) -> None:
     if span_context.is_valid:
         headers[wire.TRACEPARENT] = (
             f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}"
@@ -101,9 +124,24 @@ def inject_context(headers: dict[str, str], context: Context | None = None) -> d
         )
         if span_context.trace_state:
             headers[wire.TRACESTATE] = span_context.trace_state.to_header()
-    if baggage.get_all(context):
-        _BAGGAGE.inject(headers, context, setter=HEADERS_SETTER)
-    return headers
+
+
+def _plain_trace_context(lowered: Mapping[str, str]) -> Context | None:
+    """The context of a ``traceparent`` as this module writes it, with no
+    ``tracestate``: what the W3C propagator would make of it, made directly."""
+    value = lowered.get(wire.TRACEPARENT)
+    if value is None or wire.TRACESTATE in lowered:
+        return None
+    match = _PLAIN_TRACEPARENT.fullmatch(value)
+    if match is None:
+        return None
+    trace_id, span_id, flags = match.groups()
+    if trace_id == _ZERO_TRACE_ID or span_id == _ZERO_SPAN_ID:
+        return None
+    producer = SpanContext(
+        int(trace_id, 16), int(span_id, 16), is_remote=True, trace_flags=TraceFlags(int(flags, 16))
+    )
+    return trace.set_span_in_context(NonRecordingSpan(producer), Context())
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +159,7 @@ def extract_delivered(headers: Mapping[str, str] | None) -> Delivered:
     """Read trace context, workflow id and message id from a delivered message."""
     lowered = lowercase_headers(headers)
     if _w3c_only():
-        context = _TRACECONTEXT.extract(lowered)
+        context = _plain_trace_context(lowered) or _TRACECONTEXT.extract(lowered)
         if wire.BAGGAGE in lowered:
             context = _BAGGAGE.extract(lowered, context)
     else:

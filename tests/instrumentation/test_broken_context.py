@@ -7,7 +7,7 @@ import asyncio
 import nats
 import pytest
 
-from instrumentation import TracedNats, semconv
+from instrumentation import TracedNats, extract_delivered, semconv
 from tests.instrumentation.helpers import in_memory_telemetry, only_span
 
 
@@ -18,8 +18,21 @@ from tests.instrumentation.helpers import in_memory_telemetry, only_span
         {"traceparent": "not-a-traceparent"},
         {"traceparent": "00-00000000000000000000000000000000-0000000000000000-01"},
         {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b71"},
+        {"traceparent": "00-00000000000000000000000000000000-b7ad6b7169203331-01"},
+        {"traceparent": "00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01"},
+        {"traceparent": "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+        {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra"},
     ],
-    ids=["missing", "garbage", "all-zero-ids", "truncated"],
+    ids=[
+        "missing",
+        "garbage",
+        "all-zero-ids",
+        "truncated",
+        "zero-trace-id",
+        "uppercase-hex",
+        "version-ff",
+        "version-00-with-extra-field",
+    ],
 )
 async def test_missing_or_garbled_traceparent_starts_a_new_trace_marked_broken(
     nats_server, headers
@@ -43,3 +56,17 @@ async def test_missing_or_garbled_traceparent_starts_a_new_trace_marked_broken(
     # the new trace still names a workflow, so its follow-up events stay together
     assert msg.workflow_id == process["trace_id"]
     assert process["attributes"][semconv.CHOREO_WORKFLOW_ID] == process["trace_id"]
+
+
+def test_a_producers_tracestate_and_go_style_header_case_reach_the_consumer():
+    delivered = extract_delivered(
+        {
+            "Traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "Tracestate": "vendor=opaque,other=1",
+        }
+    )
+    assert not delivered.broken
+    assert delivered.producer.trace_id == 0x0AF7651916CD43DD8448EB211C80319C
+    assert delivered.producer.span_id == 0xB7AD6B7169203331
+    assert delivered.producer.trace_flags.sampled
+    assert delivered.producer.trace_state.to_header() == "vendor=opaque,other=1"
