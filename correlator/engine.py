@@ -64,6 +64,7 @@ class Correlator:
         keep_s: float = 900.0,
         model_refresh_s: float = 300.0,
         ingest_slack_s: float = 10.0,
+        status_rewrite_s: float = 30.0,
     ) -> None:
         self.layout = StoreLayout.at(data_dir)
         self.layout.check_version()
@@ -73,6 +74,8 @@ class Correlator:
         self.keep_s = keep_s
         self.model_refresh_s = model_refresh_s
         self.ingest_slack_s = ingest_slack_s
+        self.status_rewrite_s = status_rewrite_s
+        self._base_written_at = 0.0
         self.con = open_store(self.layout.root, extra_packages=["correlator"])
         self.con.execute("SET enable_object_cache = true")
         (self._db,) = self.con.execute("SELECT current_database()").fetchone()
@@ -99,6 +102,8 @@ class Correlator:
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE all_status AS SELECT * FROM d_workflow_status"
             )
+            con.execute("CREATE OR REPLACE TEMP TABLE recent_status AS FROM all_status LIMIT 0")
+            self._base_written_at = 0.0
             self._refresh_open(now=now)
             # keep in memory only what may still change: open workflows, recent traces
             con.execute(
@@ -132,12 +137,18 @@ class Correlator:
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE new_spans AS
-            SELECT {WORK_COLUMNS} FROM spans_raw AS r
-            ANTI JOIN work_spans AS w USING (trace_id, span_id)
-            WHERE r.received_at > $since
-            QUALIFY row_number() OVER (
-                PARTITION BY r.trace_id, r.span_id ORDER BY r.received_at
-            ) = 1
+            WITH arrived AS (
+                SELECT {WORK_COLUMNS} FROM spans_raw
+                WHERE received_at > $since
+                QUALIFY row_number() OVER (
+                    PARTITION BY trace_id, span_id ORDER BY received_at
+                ) = 1
+            )
+            SELECT a.* FROM arrived AS a
+            ANTI JOIN (
+                SELECT trace_id, span_id FROM work_spans
+                WHERE trace_id IN (SELECT trace_id FROM arrived)
+            ) AS w USING (trace_id, span_id)
             """,
             {"since": since},
         )
@@ -181,6 +192,11 @@ class Correlator:
                 "WHERE workflow_id IN (SELECT workflow_id FROM d_workflow_status)"
             )
             con.execute("INSERT INTO all_status SELECT * FROM d_workflow_status")
+            con.execute(
+                "DELETE FROM recent_status "
+                "WHERE workflow_id IN (SELECT workflow_id FROM d_workflow_status)"
+            )
+            con.execute("INSERT INTO recent_status SELECT * FROM d_workflow_status")
             self._status_changed = True
         self._refresh_open(now=now)
         if self._ticks % 30 == 0:
@@ -199,7 +215,11 @@ class Correlator:
             if self.ledger.changed:
                 self.ledger.write(self.layout)
             if self._status_changed:
-                self._copy_status()
+                if time.monotonic() - self._base_written_at > self.status_rewrite_s:
+                    self._copy_status("all_status", "workflow_status")
+                    self.con.execute("DELETE FROM recent_status")
+                    self._base_written_at = time.monotonic()
+                self._copy_status("recent_status", "workflow_status_recent")
                 self._status_changed = False
 
     def write_model(self) -> None:
@@ -282,13 +302,13 @@ class Correlator:
             {"horizon": now - dt.timedelta(seconds=self.keep_s)},
         )
 
-    def _copy_status(self) -> None:
+    def _copy_status(self, table: str, name: str) -> None:
         folder = self.layout.findings
-        tmp = folder / f".workflow_status.{os.getpid()}.tmp"
-        final = folder / "workflow_status.parquet"
+        tmp = folder / f".{name}.{os.getpid()}.tmp"
+        final = folder / f"{name}.parquet"
         try:
             self.con.execute(
-                f"COPY (SELECT {STATUS_COLUMNS} FROM all_status ORDER BY workflow_id) "
+                f"COPY (SELECT {STATUS_COLUMNS} FROM {table} ORDER BY workflow_id) "
                 "TO ? (FORMAT parquet, COMPRESSION zstd)",
                 [str(tmp)],
             )

@@ -79,6 +79,9 @@ MODEL_FOLLOWS = pa.schema(
 FINDINGS: Final[dict[str, pa.Schema]] = {
     "anomalies": ANOMALIES,
     "workflow_status": WORKFLOW_STATUS,
+    # statuses changed since workflow_status.parquet was last rewritten: a tick
+    # rewrites this small file, not the status of every workflow ever seen
+    "workflow_status_recent": WORKFLOW_STATUS,
     "model_steps": MODEL_STEPS,
     "model_follows": MODEL_FOLLOWS,
 }
