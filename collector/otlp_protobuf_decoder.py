@@ -75,7 +75,7 @@ def walk_request(request: Any) -> dict[str, list[Any]]:
         service = _text_or_none(resource.get(semconv.SERVICE_NAME))
         instance = _text_or_none(resource.get(semconv.SERVICE_INSTANCE_ID))
         for scope_spans in resource_spans.scope_spans:
-            spans = scope_spans.spans
+            spans = list(scope_spans.spans)  # one wrapper per span, not one per column
             n = len(spans)
             if not n:
                 continue
