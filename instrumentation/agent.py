@@ -185,6 +185,8 @@ class Agent:
     # --- connection ---------------------------------------------------------------
     async def connect(self) -> None:
         """Connect to NATS, waiting (and retrying) while it is unreachable."""
+        if self._nc is not None and not self._nc.is_closed:
+            return  # every publish asks: answer without taking the lock
         async with self._connect_lock:
             if self._nc is not None and not self._nc.is_closed:
                 return

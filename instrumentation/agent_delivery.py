@@ -126,10 +126,7 @@ class DeliveryProcessor:
         attempt = nats_attributes.get(semconv.NATS_DELIVERY_COUNT, 1)
         subject = msg.subject
         spans = self._spans
-        spans.receive(subject, delivered, consumer_group=handler.queue, extra=nats_attributes)
-        span = spans.start_process(
-            subject, delivered, consumer_group=handler.queue, extra=nats_attributes
-        )
+        span = spans.arrive(subject, delivered, consumer_group=handler.queue, extra=nats_attributes)
         workflow_id = workflow_of(delivered, span)
         process_context = trace.set_span_in_context(span, delivered.context)
         token = otel_context.attach(process_context)

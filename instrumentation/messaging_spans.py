@@ -248,6 +248,48 @@ class MessagingSpans:
             semconv.span_name("process", subject), kind, delivered, attributes, links_only
         )
 
+    def arrive(
+        self,
+        subject: str,
+        delivered: Delivered,
+        *,
+        consumer_group: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Span:
+        """``receive`` then ``start_process``, as a handler's delivery needs them: the
+        two spans share their attributes and link, so they are built once."""
+        producer = delivered.producer
+        if self._light is None or producer is None:
+            self.receive(subject, delivered, consumer_group=consumer_group, extra=extra)
+            return self.start_process(
+                subject, delivered, consumer_group=consumer_group, extra=extra
+            )
+        attributes = self._consumer_attributes(
+            subject, delivered, semconv.OP_RECEIVE, "receive", consumer_group, extra
+        )
+        process_attributes = attributes.copy()
+        process_attributes[semconv.MESSAGING_OPERATION_TYPE] = semconv.OP_PROCESS
+        process_attributes[semconv.MESSAGING_OPERATION_NAME] = "process"
+        links = (Link(producer),)
+        start = self._light.start
+        receive = start(
+            semconv.span_name("receive", subject),
+            kind=SpanKind.CLIENT,
+            parent=producer,
+            attributes=attributes,
+            links=links,
+            start_time=self._clock(),
+        )
+        receive.end(self._clock())
+        return start(
+            semconv.span_name("process", subject),
+            kind=SpanKind.CONSUMER,
+            parent=producer,
+            attributes=process_attributes,
+            links=links,
+            start_time=self._clock(),
+        )
+
     def settle(
         self,
         operation_name: str,
