@@ -252,15 +252,17 @@ async def visibility_latencies(
     return latencies
 
 
-def main(spans: int | None = None) -> None:
+def main(spans: int | None = None, formats: tuple[str, ...] = ("columnar", "otlp")) -> None:
     n = spans or int(os.environ.get("CHOREOSCOPE_BENCH_SPANS", 1_000_000))
     print(f"{os.cpu_count()} cores; {n:,} spans per run, {SPANS_PER_MESSAGE} spans a message")
     with tempfile.TemporaryDirectory(prefix="bench-collector-") as tmp:
-        for name in ("columnar", "otlp"):
+        for name in formats:
             run_format(name, n, Path(tmp))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=None, help="spans per run (default 1M)")
-    main(parser.parse_args().spans)
+    parser.add_argument("--format", choices=("columnar", "otlp"), help="only this run")
+    args = parser.parse_args()
+    main(args.spans, (args.format,) if args.format else ("columnar", "otlp"))
