@@ -24,9 +24,11 @@ from instrumentation import semconv
 from instrumentation.light_span import LightSpan
 from instrumentation.wire import COLUMNAR_VERSION
 
-# OTLP numbers; Python's SpanKind counts from 0 (INTERNAL), OTLP from 1.
-_OTLP_KIND = {kind: kind.value + 1 for kind in SpanKind}
-_OTLP_STATUS = {code: code.value for code in StatusCode}
+# OTLP numbers; Python's SpanKind counts from 0 (INTERNAL), OTLP from 1. Keyed by
+# the members' identity: hashing an Enum member runs Python code, twice per span.
+_OTLP_KIND = {id(kind): kind.value + 1 for kind in SpanKind}
+_OTLP_STATUS = {id(code): code.value for code in StatusCode}
+_TEXT_OR_NONE = frozenset({str, type(None)})
 
 _WORKFLOW_ID = semconv.CHOREO_WORKFLOW_ID
 _SUBJECT = semconv.MESSAGING_DESTINATION_NAME
@@ -129,6 +131,8 @@ def encode_columnar_batch(
     add_message_id, add_operation = columns["message_id"].append, columns["operation"].append
     add_consumer_group = columns["consumer_group"].append
     otlp_kind, otlp_status, attributes_json = _OTLP_KIND, _OTLP_STATUS, _attributes_json
+    # the spans hold their links until the batch is sent, so no id is reused here
+    links_seen: dict[int, str] = {}
     for span in spans:
         if type(span) is LightSpan:  # our own spans hold plain values: read them directly
             context = span._context
@@ -157,27 +161,33 @@ def encode_columnar_batch(
         add_parent(f"{parent.span_id:016x}" if parent is not None else None)
         add_name(name)
         add_scope(scope.name if scope is not None else "")
-        add_kind(otlp_kind[kind])
+        add_kind(otlp_kind[id(kind)])
         add_start(start)
         add_end(end)
-        add_status_code(otlp_status[status.status_code])
+        add_status_code(otlp_status[id(status.status_code)])
         add_status_message(status.description)
         add_attributes(attributes_json(attributes))
         add_events(_events_json(events) if events else None)
-        add_links(_links_json(links) if links else None)
+        if not links:
+            add_links(None)
+        else:  # a delivery's receive and process spans share their links
+            rendered = links_seen.get(id(links))
+            if rendered is None:
+                rendered = links_seen[id(links)] = _links_json(links)
+            add_links(rendered)
         get = attributes.get
-        add_workflow_id(_text(get(_WORKFLOW_ID)))
-        add_subject(_text(get(_SUBJECT)))
-        add_message_id(_text(get(_MESSAGE_ID)))
-        add_operation(_text(get(_OPERATION)))
-        add_consumer_group(_text(get(_CONSUMER_GROUP)))
+        add_workflow_id(get(_WORKFLOW_ID))
+        add_subject(get(_SUBJECT))
+        add_message_id(get(_MESSAGE_ID))
+        add_operation(get(_OPERATION))
+        add_consumer_group(get(_CONSUMER_GROUP))
+    for column in _PROMOTED:  # promoted columns are text: any other value as str
+        values = columns[column]
+        if not _TEXT_OR_NONE.issuperset(map(type, values)):
+            values[:] = [v if v is None or type(v) is str else str(v) for v in values]
     batch: dict[str, Any] = {"v": COLUMNAR_VERSION, "n": len(spans), "resource": dict(resource)}
     batch.update(columns)
     return msgpack.packb(batch, use_bin_type=True, default=str)
-
-
-def _text(value: Any) -> str | None:
-    return value if value is None or type(value) is str else str(value)
 
 
 def decode_columnar_batch(payload: bytes) -> dict[str, Any]:
