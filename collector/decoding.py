@@ -38,6 +38,8 @@ class Payload:
     content_type: str | None
     source: str
     exporter_id: str | None = None
+    batch_seq: int | None = None
+    spans_dropped: int | None = None
 
 
 @dataclass(frozen=True)
@@ -110,11 +112,14 @@ def _decode_one(payload: Payload, *, rejects: Rejects) -> pa.Table | None:
         rejects.add(reason=f"malformed {kind} payload: {e}", raw=payload.data)
         return None
     n = raw.num_rows
-    raw = raw.set_column(
-        RAW_SPANS.get_field_index("exporter_id"),
-        "exporter_id",
-        pa.repeat(pa.scalar(payload.exporter_id, pa.string()), n),
-    )
-    return raw.set_column(
-        RAW_SPANS.get_field_index("source"), "source", pa.repeat(pa.scalar(payload.source), n)
-    )
+    for column, value in (
+        ("exporter_id", payload.exporter_id),
+        ("exporter_batch_seq", payload.batch_seq),
+        ("exporter_spans_dropped", payload.spans_dropped),
+        ("source", payload.source),
+    ):
+        kind = RAW_SPANS.field(column).type
+        raw = raw.set_column(
+            RAW_SPANS.get_field_index(column), column, pa.repeat(pa.scalar(value, kind), n)
+        )
+    return raw

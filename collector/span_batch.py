@@ -52,6 +52,8 @@ RAW_SPANS: Final = pa.schema(
         ("ingest_flags", pa.string()),
         # where the span came from: filled per payload by ``decoding``
         ("exporter_id", pa.string()),
+        ("exporter_batch_seq", pa.int64()),
+        ("exporter_spans_dropped", pa.int64()),
         ("source", pa.string()),
     ]
 )
@@ -264,6 +266,8 @@ def _to_spans(raw: pa.Table, *, received_at: dt.datetime) -> pa.Table:
         "link_span_id": raw["link_span_id"],
         "received_at": pa.repeat(pa.scalar(received_at, SPANS.field("received_at").type), n),
         "exporter_id": raw["exporter_id"],
+        "exporter_batch_seq": raw["exporter_batch_seq"],
+        "exporter_spans_dropped": raw["exporter_spans_dropped"],
         "ingest_flags": raw["ingest_flags"],
     }
     return pa.table([columns[f.name] for f in SPANS], schema=SPANS)

@@ -70,7 +70,16 @@ def payload_of(msg: Msg) -> Payload:
         content_type=header(msg, wire.CONTENT_TYPE),
         source=f"nats:{msg.subject}",
         exporter_id=header(msg, wire.EXPORTER_ID),
+        batch_seq=_int_or_none(header(msg, wire.BATCH_SEQ)),
+        spans_dropped=_int_or_none(header(msg, wire.SPANS_DROPPED)),
     )
+
+
+def _int_or_none(text: str | None) -> int | None:
+    try:
+        return None if text is None else int(text)
+    except ValueError:
+        return None
 
 
 class SpanIngest:

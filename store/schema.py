@@ -50,6 +50,10 @@ SPANS = pa.schema(
         ("received_at", TIMESTAMP),
         ("exporter_id", pa.string()),
         ("ingest_flags", pa.string()),  # comma-separated notes, e.g. "attribute_truncated"
+        # from the exporter's headers: a gap in batch_seq per exporter_id is a lost batch,
+        # spans_dropped its running total of spans it could not send (telemetry_gap)
+        ("exporter_batch_seq", pa.int64()),
+        ("exporter_spans_dropped", pa.int64()),
     ]
 )
 

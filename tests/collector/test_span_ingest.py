@@ -79,6 +79,13 @@ async def test_spans_exported_by_the_real_exporter_are_stored(
         (3, "scorer")
     ]
     assert scalar(data, "select count(distinct exporter_id) from spans") == 1
+    # what telemetry-gap detection reads: batch numbers without holes, nothing dropped
+    (first, last, batches, dropped) = query(
+        data,
+        "select min(exporter_batch_seq), max(exporter_batch_seq),"
+        " count(distinct exporter_batch_seq), max(exporter_spans_dropped) from spans",
+    )[0]
+    assert first == 1 and batches == last and dropped == 0
 
 
 async def test_nats_server_restart_under_the_collector_loses_nothing(
