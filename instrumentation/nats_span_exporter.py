@@ -4,7 +4,7 @@ It is a ``SpanProcessor`` rather than an SDK ``SpanExporter`` behind the SDK's
 ``BatchSpanProcessor``, because it must size and count its queue: the SDK's
 2048-span queue dropped 29% of a 50k-span burst without telling anyone.
 
-The host thread pays one lock and one ``deque.append`` per span. Everything else
+The host thread pays one ``deque.append`` per span. Everything else
 (encoding, publishing, waiting for JetStream's ack, reconnecting) happens on the
 exporter's own thread, with its own event loop and its own NATS connection, so a
 slow or absent NATS never blocks the host's loop and exporting never makes spans
@@ -35,6 +35,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from instrumentation import wire
 from instrumentation.columnar_encoding import encode_columnar_batch
 from instrumentation.errors import ConfigurationError
+from instrumentation.light_span import LightSpan
 from instrumentation.otlp_encoding import encode_otlp_batch
 
 log = logging.getLogger(__name__)
@@ -129,15 +130,17 @@ class NatsSpanProcessor(SpanProcessor):
 
     # --- host side -----------------------------------------------------------
     def on_end(self, span: ReadableSpan) -> None:
-        if not span.context.trace_flags.sampled:
-            return
-        with self._lock:
-            if self._closed or len(self._queue) >= self._max_queue:
+        if type(span) is not LightSpan and not span.context.trace_flags.sampled:
+            return  # (a light span only ends into processors when it is sampled)
+        # No lock on the way in: deque.append is atomic, only the exporter thread
+        # pops, and the bound may be overshot by a span per concurrent host thread.
+        queue = self._queue
+        if self._closed or len(queue) >= self._max_queue:
+            with self._lock:
                 self._dropped += 1
-                return
-            self._queue.append(span)
-            wake = len(self._queue) == self._max_batch
-        if wake:
+            return
+        queue.append(span)
+        if len(queue) == self._max_batch:
             self._poke()
 
     def stats(self) -> ExporterStats:
