@@ -10,12 +10,12 @@ from importlib import resources
 from pathlib import Path
 
 from choreoscope.fault_verification import Verification, verify_findings
-from choreoscope.nats_server import free_port
 from choreoscope.stack import (
     StackOptions,
     collector_spec,
     correlator_spec,
     dashboard_spec,
+    embedded_nats_port,
     ensure_port_free,
     nats_spec,
 )
@@ -68,7 +68,7 @@ class DemoRun:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         for path in (self.ground_truth, self.started_log):
             path.write_text("")
-        nats_port = free_port()
+        nats_port = embedded_nats_port()
         options = StackOptions(
             data=self.data.resolve(),
             nats_url=f"nats://127.0.0.1:{nats_port}",

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from choreoscope.nats_server import nats_server_binary
+from choreoscope.nats_server import free_port, nats_server_binary
 from choreoscope.settings import SETTINGS
 from choreoscope.supervisor import ChildSpec, http_ok, port_accepts
 from instrumentation.errors import ConfigurationError
@@ -50,6 +50,20 @@ class StackOptions:
     @property
     def dashboard_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+
+NATS_DEFAULT_PORT = 4222
+
+
+def embedded_nats_port(host: str = "127.0.0.1") -> int:
+    """NATS's usual 4222, so services configured for it reach the embedded server;
+    another free port when 4222 is taken."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, NATS_DEFAULT_PORT))
+        except OSError:
+            return free_port(host)
+    return NATS_DEFAULT_PORT
 
 
 def ensure_port_free(host: str, port: int, *, flag: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from choreoscope.nats_server import free_port
 from choreoscope.settings import SETTINGS, add_flags
 from choreoscope.stack import (
     StackOptions,
@@ -13,6 +12,7 @@ from choreoscope.stack import (
     correlator_spec,
     credentials_env,
     dashboard_spec,
+    embedded_nats_port,
     ensure_port_free,
     nats_spec,
 )
@@ -36,7 +36,7 @@ component that crashes is reported with its exit code and the end of its log,
 and the others are stopped. Credentials are handed to the components through
 their environment, never their command line.
 
-Without --nats, an embedded nats-server is started (as `choreoscope nats` does).
+Without --nats, an embedded nats-server is started on 127.0.0.1 (port 4222 when free).
 
 examples:
   choreoscope up --nats nats://bus-1:4222,nats://bus-2:4222 --creds ops.creds
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         ensure_port_free(*args.otlp_http, flag="--otlp-http")
     if not args.no_dashboard:
         ensure_port_free(args.host, args.port, flag="--port")
-    embedded_port = None if args.nats else free_port()
+    embedded_port = None if args.nats else embedded_nats_port()
     options = StackOptions(
         data=data,
         nats_url=args.nats or f"nats://127.0.0.1:{embedded_port}",
