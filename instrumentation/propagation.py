@@ -35,6 +35,7 @@ _MSG_ID = wire.MSG_ID.lower()
 _PLAIN_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 _ZERO_TRACE_ID = "0" * 32
 _ZERO_SPAN_ID = "0" * 16
+_FLAGS = {f"{flags:02x}": TraceFlags(flags) for flags in range(256)}
 
 
 class HeadersSetter(Setter[dict[str, str]]):
@@ -139,7 +140,7 @@ def _plain_trace_context(lowered: Mapping[str, str]) -> Context | None:
     if trace_id == _ZERO_TRACE_ID or span_id == _ZERO_SPAN_ID:
         return None
     producer = SpanContext(
-        int(trace_id, 16), int(span_id, 16), is_remote=True, trace_flags=TraceFlags(int(flags, 16))
+        int(trace_id, 16), int(span_id, 16), is_remote=True, trace_flags=_FLAGS[flags]
     )
     return trace.set_span_in_context(NonRecordingSpan(producer), Context())
 
