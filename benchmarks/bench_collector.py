@@ -143,6 +143,15 @@ class ProcessTreeMeter:
         return self.peak
 
 
+def cpu_pressure() -> str:
+    """How much runnable work waited for a CPU meanwhile (Linux PSI), others' included."""
+    try:
+        some = Path("/proc/pressure/cpu").read_text().split("\n")[0]
+    except OSError:
+        return "CPU pressure unknown"
+    return "CPU pressure " + some.replace("some ", "").split(" total")[0]
+
+
 def wait_until(predicate: Callable[[], bool], *, timeout: float, interval: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -210,6 +219,7 @@ def run_format(name: str, n: int, workdir: Path) -> None:
     print(f"   collector:           {rate:>12,.0f} spans/s   target >= {TARGETS[name]:,}")
     cores = os.cpu_count() or 1
     ceiling = spans / cpu * cores
+    print(f"   CPU the collector got: {cpu / elapsed:.2f} of {cores} cores; {cpu_pressure()}")
     print(
         f"   CPU:                 {cpu / spans * 1e6:>12.1f} us a span (collector and workers): "
         f"{ceiling:,.0f} spans/s on {cores} idle cores"
