@@ -24,7 +24,7 @@ async def _read_span_messages(url: str) -> list:
         while True:
             try:
                 messages.extend(await sub.fetch(100, timeout=0.5))
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats-py raises its own or asyncio's
                 return messages
     finally:
         await nc.close()
