@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -156,7 +157,7 @@ async def run_collector(
             asyncio.create_task(_log_progress(spans, signals, config.log_interval, stop)),
         ]
         ready = (
-            f"collector ready: consuming {wire.SPANS_STREAM} from {','.join(config.servers)} "
+            f"collector ready: consuming {wire.SPANS_STREAM} from {_shown(config.servers)} "
             f"into {layout.root}; OTLP/HTTP "
             + (f"on http://{receiver.host}:{receiver.port}/v1/traces" if receiver else "off")
         )
@@ -184,6 +185,16 @@ async def run_collector(
             await nc.close()
         pool.close()
         signal_writer.close()
+
+
+def _shown(servers: list[str]) -> str:
+    """Server URLs for a log line, without any user:password in them."""
+    shown = []
+    for url in servers:
+        parts = urllib.parse.urlsplit(url)
+        netloc = parts.netloc.rpartition("@")[2]
+        shown.append(urllib.parse.urlunsplit(parts._replace(netloc=netloc)))
+    return ",".join(shown)
 
 
 async def _log_progress(
