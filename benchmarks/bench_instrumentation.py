@@ -14,8 +14,10 @@ a durable pull consumer, an ack per event, four spans per event), traced and
 untraced, which shows what durability costs.
 
 Target: the traced core Agent's rate is at least 0.25 of the bare rate. Rates
-move with the machine's load; CPU µs per message (this process, every thread,
-nats-server excluded) is the steadier figure.
+move with the machine's load, so the bare and core runs are interleaved rounds
+(``BENCH_INSTRUMENTATION_ROUNDS``, default 3) and the best of each is compared;
+the ratio of every round is printed too. CPU µs per message (this process, every
+thread, nats-server excluded) is the steadier figure.
 """
 
 from __future__ import annotations
@@ -153,18 +155,41 @@ def _overhead(run: Run, base: Run) -> str:
     return f"{wall:8.1f} µs wall, {run.cpu_us - base.cpu_us:6.1f} µs CPU per message"
 
 
-async def measure(count: int) -> None:
+def _best(runs: list[Run]) -> Run:
+    """The fastest rate and the least CPU of interleaved runs: what the code costs
+    when the shared machine's other load is least in the way."""
+    fastest = max(runs, key=lambda run: run.rate)
+    return Run(
+        fastest.rate,
+        min(run.cpu_us for run in runs),
+        spans_exported=fastest.spans_exported,
+        spans_dropped=sum(run.spans_dropped for run in runs),
+        batches_sent=fastest.batches_sent,
+    )
+
+
+async def measure(count: int, rounds: int) -> None:
     with tempfile.TemporaryDirectory() as tmp, EmbeddedNats(store_dir=Path(tmp) / "nats") as server:
         url = server.url
         await bare_round_trips(url, min(count, 2000))  # warm-up
-        bare = await bare_round_trips(url, count)
-        core = await agent_round_trips(url, count, delivery="core", traced=True)
-        core_off = await agent_round_trips(url, count, delivery="core", traced=False)
+        bares, cores, cores_off = [], [], []
+        for _ in range(rounds):  # interleaved, so a burst of load hits every side alike
+            bares.append(await bare_round_trips(url, count))
+            cores.append(await agent_round_trips(url, count, delivery="core", traced=True))
+            cores_off.append(await agent_round_trips(url, count, delivery="core", traced=False))
+        bare, core, core_off = _best(bares), _best(cores), _best(cores_off)
         js = await agent_round_trips(url, count, delivery="jetstream", traced=True)
         js_off = await agent_round_trips(url, count, delivery="jetstream", traced=False)
     ratio = core.rate / bare.rate
     verdict = "met" if ratio >= TARGET_RATIO else "NOT met"
-    print(f"messages per run: {count:,}; 1 KiB payload; the handler does nothing with it")
+    print(
+        f"messages per run: {count:,}; 1 KiB payload; the handler does nothing with it; "
+        f"bare and core runs: best of {rounds}, interleaved"
+    )
+    print(
+        "round by round, core/bare: "
+        + ", ".join(f"{c.rate / b.rate:.2f}" for c, b in zip(cores, bares, strict=True))
+    )
     print(_line("bare nats-py core publish→callback", bare))
     print(_line('traced Agent(delivery="core")', core))
     print(
@@ -195,7 +220,8 @@ async def measure(count: int) -> None:
 
 def main() -> None:
     count = int(os.environ.get("BENCH_INSTRUMENTATION_MESSAGES", "20000"))
-    asyncio.run(measure(count))
+    rounds = int(os.environ.get("BENCH_INSTRUMENTATION_ROUNDS", "3"))
+    asyncio.run(measure(count, rounds))
 
 
 if __name__ == "__main__":
