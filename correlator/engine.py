@@ -1,11 +1,13 @@
 """The correlator's passes: one cold pass over all history, then incremental ticks.
 
 A cold pass materializes every span once, learns the model, judges every workflow
-and keeps in memory only the spans of workflows that may still change (not yet
-completed, or active within ``keep_s``). Each tick then reads only the spans that
-arrived since the last one (row groups of older segments are skipped on their
-``received_at`` statistics), and re-judges only the workflows those spans touch
-plus the open ones. Findings go to ``<data>/findings/`` after every pass.
+and keeps in memory only the spans of workflows that may still change: open ones
+(not completed, active within ``keep_s``) and recent ones (``recent_s``). A late
+span of a trace no longer in memory brings that trace back from the store. Each
+tick reads only the spans that arrived since the last one (row groups of older
+segments are skipped on their ``received_at`` statistics), and re-judges only the
+workflows those spans touch plus the open ones. Findings go to ``<data>/findings/``
+after every pass.
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ class Correlator:
         thresholds: Thresholds | None = None,
         choreography: Choreography | None = None,
         keep_s: float = 900.0,
+        recent_s: float = 120.0,
+        evict_every_ticks: int = 30,
         model_refresh_s: float = 300.0,
         ingest_slack_s: float = 10.0,
         status_rewrite_s: float = 30.0,
@@ -72,6 +76,8 @@ class Correlator:
         self.thresholds = thresholds or Thresholds()
         self.choreography = choreography
         self.keep_s = keep_s
+        self.recent_s = recent_s
+        self.evict_every_ticks = evict_every_ticks
         self.model_refresh_s = model_refresh_s
         self.ingest_slack_s = ingest_slack_s
         self.status_rewrite_s = status_rewrite_s
@@ -115,7 +121,7 @@ class Correlator:
                        SELECT trace_id FROM workflow_spans WHERE received_at > $horizon
                    )
                 """,
-                {"horizon": (self.watermark or now) - dt.timedelta(seconds=self.keep_s)},
+                {"horizon": (self.watermark or now) - dt.timedelta(seconds=self.recent_s)},
             )
             self._status_changed = True
             return new
@@ -152,15 +158,12 @@ class Correlator:
             """,
             {"since": since},
         )
-        (count, newest, oldest_start) = con.execute(
-            "SELECT count(*), max(received_at), min(start_time) FROM new_spans"
-        ).fetchone()
+        (count, newest) = con.execute("SELECT count(*), max(received_at) FROM new_spans").fetchone()
         if count:
             # received_at is the collector's clock: never let one wrong clock push the
             # watermark past now, or the spans after it would be skipped
             self.watermark = min(max(self.watermark, newest), now)
-            if oldest_start < now - dt.timedelta(seconds=self.keep_s):
-                self._reload_evicted_traces(now=now)
+            self._reload_evicted_traces()
             con.execute("INSERT INTO work_spans SELECT * FROM new_spans")
         con.execute(
             """
@@ -199,7 +202,7 @@ class Correlator:
             con.execute("INSERT INTO recent_status SELECT * FROM d_workflow_status")
             self._status_changed = True
         self._refresh_open(now=now)
-        if self._ticks % 30 == 0:
+        if self._ticks % self.evict_every_ticks == 0:
             self._evict(now=now)
         log.debug(
             "tick at %s: %d new spans, %d workflows judged, %d new anomalies",
@@ -283,24 +286,36 @@ class Correlator:
                 HAVING max(received_at) < $horizon
             ) AND trace_id NOT IN (SELECT trace_id FROM open_traces)
             """,
-            {"horizon": self.watermark - dt.timedelta(seconds=self.keep_s)},
+            {"horizon": self.watermark - dt.timedelta(seconds=self.recent_s)},
         )
 
-    def _reload_evicted_traces(self, *, now: dt.datetime) -> None:
-        """A late span for a trace evicted from memory: bring the trace back whole."""
-        self.con.execute(
+    def _reload_evicted_traces(self) -> None:
+        """Bring back from the store the traces that new spans continue but memory no
+        longer holds: a span whose parent is neither among the new spans nor in memory
+        (a redelivered duplicate, a stalled workflow resuming)."""
+        con = self.con
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE evicted_traces AS
+            SELECT DISTINCT n.trace_id
+            FROM new_spans AS n
+            ANTI JOIN new_spans AS p ON p.trace_id = n.trace_id AND p.span_id = n.parent_span_id
+            ANTI JOIN work_spans AS w ON w.trace_id = n.trace_id
+            WHERE n.parent_span_id IS NOT NULL
+            """
+        )
+        (missing,) = con.execute("SELECT count(*) FROM evicted_traces").fetchone()
+        if not missing:
+            return
+        con.execute(
             f"""
             INSERT INTO work_spans
             SELECT {WORK_COLUMNS} FROM spans AS s
-            ANTI JOIN work_spans AS w USING (trace_id, span_id)
             ANTI JOIN new_spans AS n USING (trace_id, span_id)
-            WHERE s.trace_id IN (
-                SELECT trace_id FROM new_spans ANTI JOIN work_spans USING (trace_id)
-                WHERE start_time < $horizon
-            )
-            """,
-            {"horizon": now - dt.timedelta(seconds=self.keep_s)},
+            WHERE s.trace_id IN (SELECT trace_id FROM evicted_traces)
+            """
         )
+        log.debug("reloaded %d traces from the store for late spans", missing)
 
     def _copy_status(self, table: str, name: str) -> None:
         folder = self.layout.findings

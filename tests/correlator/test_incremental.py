@@ -7,7 +7,15 @@ from correlator.engine import Correlator
 from correlator.ledger import AnomalyLedger
 from correlator.thresholds import Thresholds
 from store import StoreLayout
-from tests.correlator.pipelines import PARSED, healthy_run, history, read_outcome, up_to_parsed
+from tests.correlator.pipelines import (
+    PARSED,
+    RECEIVED,
+    SCORED,
+    healthy_run,
+    history,
+    read_outcome,
+    up_to_parsed,
+)
 from tests.correlator.span_shapes import OurSpans, SpanLog, at
 
 
@@ -110,3 +118,34 @@ def test_open_workflows_are_rejudged_as_time_passes_without_new_spans(
     engine.close()
 
     assert [(a["kind"], a["workflow_id"], a["step"]) for a in new] == [("hung", "wf-hang", PARSED)]
+
+
+def test_duplicate_arriving_after_its_workflow_left_memory_is_still_a_duplicate(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log, heartbeats_until=None)
+    first = ours.publish("intake", RECEIVED, workflow_id="wf-late", at_s=100)
+    parsed = ours.step(first, service="parser", start=100.1, end=100.4, emits=PARSED)
+    scored = ours.step(parsed, service="scorer", start=100.5, end=100.8, emits=SCORED)
+    ours.process(scored, service="notifier", start=100.9, end=101)
+    log.write(store_layout)
+    engine = Correlator(
+        data_dir=store_layout.root,
+        thresholds=Thresholds(min_deadline_s=5),
+        recent_s=5,
+        evict_every_ticks=1,
+    )
+    engine.cold_pass(now=at(110))
+    healthy_run(ours, "wf-next", start=200)
+    log.write(store_layout)
+    engine.tick(now=at(202))  # newer spans came: wf-late, completed and quiet, leaves memory
+    in_memory = engine.con.execute("SELECT count(*) FROM work_spans WHERE workflow_id = 'wf-late'")
+    assert in_memory.fetchone() == (0,)
+
+    ours.process(parsed, service="scorer", start=300, end=300.2)  # redelivered much later
+    log.write(store_layout)
+    new = engine.tick(now=at(301))
+    engine.close()
+
+    assert [(a["kind"], a["workflow_id"]) for a in new] == [("duplicate", "wf-late")]
