@@ -150,7 +150,8 @@ class LightSpan(trace.Span, ReadableSpan):
         self._parent = parent
         self._attributes = attributes
         self._links = links
-        self._events: list[Event] = []
+        # most spans never get an event: no list (one less object for the GC) until one
+        self._events: Sequence[Event] = ()
         self._start_time = start_time
         self._end_time: int | None = None
         self._status = _UNSET
@@ -187,7 +188,9 @@ class LightSpan(trace.Span, ReadableSpan):
         self, name: str, attributes: Mapping[str, Any] | None = None, timestamp: int | None = None
     ) -> None:
         if not self._ended:
-            self._events.append(Event(name, dict(attributes or {}), timestamp))
+            if not self._events:
+                self._events = []
+            self._events.append(Event(name, dict(attributes or {}), timestamp))  # type: ignore[attr-defined]
 
     def update_name(self, name: str) -> None:
         if not self._ended:
