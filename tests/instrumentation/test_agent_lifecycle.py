@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import json
 
+import pytest
+
 from choreoscope.nats_server import EmbeddedNats
 from instrumentation import Agent, configure, wire
 from tests.instrumentation.helpers import eventually, in_memory_telemetry, spans_named
@@ -109,9 +111,12 @@ async def test_agent_started_before_nats_connects_when_it_comes_up(tmp_path):
         await asyncio.wait_for(run, 15)
 
 
-async def test_agent_keeps_working_across_a_nats_restart(nats_server, run_agents):
+@pytest.mark.parametrize("delivery", ["jetstream", "core"])
+async def test_agent_keeps_working_across_a_nats_restart(nats_server, run_agents, delivery):
     telemetry, _ = in_memory_telemetry("scorer")
-    agent = Agent("scorer", nats_url=nats_server.url, telemetry=telemetry, **FAST)
+    agent = Agent(
+        "scorer", delivery=delivery, nats_url=nats_server.url, telemetry=telemetry, **FAST
+    )
     handled = []
 
     @agent.on("recruit.cv.parsed")
