@@ -20,15 +20,17 @@
   handler has a durable pull consumer named ``<queue>--<subject>``, shared by
   every instance in that queue group (the queue defaults to the Agent's name).
   ``emit`` and ``start_workflow`` wait for JetStream's ack.
-- ``"core"``: plain NATS publish and queue subscriptions, several times cheaper
+- ``"core"``: plain NATS publish and queue subscriptions, about half the cost
   per event, at most once. Nothing is stored or retried: an event published
   while no instance of a group is subscribed is lost (its publish span shows it
-  was sent; the correlator reports it dropped), and a handler exception records
+  was sent, so the correlator can report it dropped), and a handler exception records
   the error span and dead-letters the event at once to ``dlq.<subject>`` with
   its original headers and the reason, best effort (kept by the
   ``CHOREO_DEAD_LETTERS`` stream when the server runs JetStream). There are no
   settle spans. ``stream``, ``stream_subjects``, ``max_deliveries``,
-  ``ack_wait``, ``backoff`` and ``fetch_*`` do not apply.
+  ``ack_wait``, ``backoff`` and ``fetch_*`` do not apply. The two mix: a core
+  publish on a subject that a stream captures is stored, and JetStream Agents
+  consume it.
 
 Either way every event gets the same spans (publish PRODUCER, receive CLIENT
 ended on arrival, process CONSUMER child of the publish span with a link to

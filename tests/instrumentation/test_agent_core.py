@@ -144,6 +144,31 @@ async def test_core_publish_to_a_subject_nobody_subscribes_still_has_its_publish
         await raw_nats.jetstream().stream_info(wire.EVENTS_STREAM)
 
 
+async def test_a_core_agents_event_reaches_a_jetstream_agent_whose_stream_captures_it(
+    nats_server, run_agents
+):
+    producer_telemetry, _ = in_memory_telemetry("intake")
+    consumer_telemetry, consumer_spans = in_memory_telemetry("scorer")
+    producer = Agent(
+        "intake", delivery="core", nats_url=nats_server.url, telemetry=producer_telemetry
+    )
+    consumer = Agent(
+        "scorer", nats_url=nats_server.url, telemetry=consumer_telemetry, fetch_timeout=0.2, **FAST
+    )
+    handled = []
+
+    @consumer.on("recruit.cv.parsed")
+    async def score(event):
+        handled.append((event.workflow_id, event.data))
+
+    await run_agents(consumer)  # its stream now captures recruit.>
+    async with producer:
+        workflow_id = await producer.start_workflow("recruit.cv.parsed", {"cv": 1})
+    await eventually(lambda: handled == [(workflow_id, {"cv": 1})])
+    process = only_span(consumer_spans, "process recruit.cv.parsed")
+    assert process["attributes"][semconv.NATS_STREAM] == wire.EVENTS_STREAM
+
+
 async def test_stopping_a_core_agent_finishes_its_steps_and_reports_them_in_a_heartbeat(
     nats_server, raw_nats
 ):
