@@ -197,7 +197,7 @@ async def measure(count: int, rounds: int) -> None:
     )
     print(
         f"the same from CPU per message:        {bare.cpu_us / core.cpu_us:10.2f}   "
-        "(bare µs / traced µs: what the rates give on idle cores)"
+        "(bare µs / traced µs: roughly what the rates give on idle cores)"
     )
     print(f"overhead per message vs bare:         {_overhead(core, bare)}")
     print(f"  of which tracing + export:          {_overhead(core, core_off)}")
