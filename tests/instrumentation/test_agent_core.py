@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import random
 
 import nats.js.errors
 import pytest
@@ -204,3 +205,21 @@ async def _append(into: list, msg) -> None:
 def test_an_unknown_delivery_mode_is_refused_with_the_choices():
     with pytest.raises(ConfigurationError, match=r"'jetstream'.*'core'"):
         Agent("scorer", delivery="kafka")  # type: ignore[arg-type]
+
+
+async def test_ids_do_not_repeat_when_the_application_seeds_random(nats_server):
+    # a seeded global generator must not make a restarted service reuse message ids,
+    # which JetStream would then drop as duplicates
+    telemetry, spans = in_memory_telemetry("orders")
+    agent = Agent("orders", delivery="core", nats_url=nats_server.url, telemetry=telemetry)
+    async with agent:
+        random.seed(7)
+        first = await agent.start_workflow("orders.placed", {})
+        random.seed(7)
+        second = await agent.start_workflow("orders.placed", {})
+    assert first != second
+    message_ids = {
+        s["attributes"][semconv.MESSAGING_MESSAGE_ID]
+        for s in spans_named(spans, "publish orders.placed")
+    }
+    assert len(message_ids) == 2
