@@ -62,6 +62,27 @@ class Setting:
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
 
+    @property
+    def shown_default(self) -> str:
+        """The default as a user would type it: ``7d``, ``127.0.0.1:4318``, ``8 GiB``."""
+        value = self.default
+        if value is None:
+            return "none"
+        if isinstance(value, tuple):
+            return ":".join(str(v) for v in value)
+        if self.parse is parse_duration:
+            return _format_duration(float(value))
+        if isinstance(value, int) and value >= 2**20 and value % 2**30 == 0:
+            return f"{value} ({value // 2**30} GiB)"
+        return str(value)
+
+
+def _format_duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
 
 SETTINGS: dict[str, Setting] = {
     s.name: s
@@ -125,13 +146,12 @@ def add_flags(parser: argparse.ArgumentParser, *names: str) -> None:
     """Add ``--flag`` options for settings; unset flags resolve in ``resolve()``."""
     for name in names:
         s = SETTINGS[name]
-        default = "none" if s.default is None else s.default
         parser.add_argument(
             s.flag,
             dest=name,
             default=None,
             metavar=name.upper(),
-            help=f"{s.doc} (env {s.env}; default {default})",
+            help=f"{s.doc} (env {s.env}; default {s.shown_default})",
         )
 
 

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from choreoscope.settings import SETTINGS, Setting, parse_duration
+from choreoscope.settings import SETTINGS
 
 START = "<!-- settings:start -->"
 END = "<!-- settings:end -->"
@@ -36,19 +36,6 @@ def commands_using() -> dict[str, list[str]]:
     return using
 
 
-def shown_default(setting: Setting) -> str:
-    value = setting.default
-    if value is None:
-        return "—"
-    if isinstance(value, tuple):
-        return ":".join(str(v) for v in value)
-    if setting.parse is parse_duration:
-        return _duration(float(value))
-    if isinstance(value, int) and value >= 2**20 and value % 2**30 == 0:
-        return f"{value} ({value // 2**30} GiB)"
-    return str(value)
-
-
 def markdown_table() -> str:
     using = commands_using()
     rows = [
@@ -58,7 +45,7 @@ def markdown_table() -> str:
     for name, setting in SETTINGS.items():
         commands = ", ".join(f"`{c}`" for c in sorted(using[name])) or "—"
         rows.append(
-            f"| `{setting.env}` | `{setting.flag}` | `{shown_default(setting)}` "
+            f"| `{setting.env}` | `{setting.flag}` | `{setting.shown_default}` "
             f"| {setting.doc.replace('|', '/')} | {commands} |"
         )
     return "\n".join(rows)
@@ -86,13 +73,6 @@ def main(argv: list[str] | None = None) -> int:
         args.readme.write_text(updated, encoding="utf-8")
         print(f"updated the settings table in {args.readme}")
     return 0
-
-
-def _duration(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
 
 
 if __name__ == "__main__":

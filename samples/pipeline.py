@@ -221,7 +221,8 @@ class PipelineRunner:
             with contextlib.suppress(Exception):
                 await bus.close()
         for telemetry in self.telemetry.values():
-            telemetry.shutdown(timeout=SHUTDOWN_GRACE_SECONDS)
+            # shutdown blocks while it flushes: keep the event loop free meanwhile
+            await asyncio.to_thread(telemetry.shutdown, timeout=SHUTDOWN_GRACE_SECONDS)
 
     async def _start_agent(self, service: str) -> None:
         telemetry = self.telemetry.get(service)
