@@ -59,12 +59,19 @@ class CollectorConfig:
     maintenance_interval: float = 60.0
     compaction_grace: float = 60.0
     ack_wait: float = 30.0
+    first_connect_timeout: float = 30.0
     max_write_backoff: float = 30.0
     """The longest wait between two attempts to write to an unwritable store."""
 
 
-async def connect_nats(servers: list[str], options: Mapping[str, Any]) -> nats.NATS:
-    """A connection that reconnects forever, logging each change of state."""
+async def connect_nats(
+    servers: list[str], options: Mapping[str, Any], *, first_connect_timeout: float = 30.0
+) -> nats.NATS:
+    """A connection that reconnects forever once up, logging each change of state.
+
+    The first connection is given ``first_connect_timeout`` seconds: a wrong URL or
+    a server that is not there fails with what to check instead of waiting forever.
+    """
 
     async def on_error(e: Exception) -> None:
         log.warning("NATS: %s", e)
@@ -77,7 +84,7 @@ async def connect_nats(servers: list[str], options: Mapping[str, Any]) -> nats.N
         log.info("NATS: reconnected to %s", nc.connected_url.netloc if nc.connected_url else "?")
 
     try:
-        nc = await nats.connect(
+        connecting = nats.connect(
             servers=servers,
             name="choreoscope-collector",
             max_reconnect_attempts=-1,
@@ -88,8 +95,13 @@ async def connect_nats(servers: list[str], options: Mapping[str, Any]) -> nats.N
             reconnected_cb=on_reconnected,
             **dict(options),
         )
-    except (OSError, nats.errors.Error, TimeoutError) as e:
-        raise BusUnavailableError(url=",".join(servers), reason=str(e) or type(e).__name__) from e
+        nc = await asyncio.wait_for(connecting, first_connect_timeout)
+    except TimeoutError as e:
+        raise BusUnavailableError(
+            url=_shown(servers), reason=f"no connection within {first_connect_timeout:g}s"
+        ) from e
+    except (OSError, nats.errors.Error) as e:
+        raise BusUnavailableError(url=_shown(servers), reason=str(e) or type(e).__name__) from e
     return nc
 
 
@@ -102,7 +114,9 @@ async def run_collector(
     """Run until ``stop`` is set; returns the ingest counters."""
     layout = StoreLayout.at(config.data_dir)
     layout.ensure()
-    nc = await connect_nats(config.servers, config.nats_options)
+    nc = await connect_nats(
+        config.servers, config.nats_options, first_connect_timeout=config.first_connect_timeout
+    )
     js = nc.jetstream(timeout=10)
     workers = config.decode_workers
     writer_id = uuid.uuid4().hex[:12]

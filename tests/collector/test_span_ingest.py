@@ -15,9 +15,10 @@ import pytest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
-from choreoscope.nats_server import EmbeddedNats
+from choreoscope.nats_server import EmbeddedNats, free_port
 from collector.streams import SPANS_DURABLE
 from instrumentation import wire
+from instrumentation.errors import BusUnavailableError
 from instrumentation.nats_span_exporter import NatsSpanProcessor
 from store import StoreLayout
 from tests.collector.batches import columnar_batch, otlp_json_request, otlp_request
@@ -183,3 +184,10 @@ async def test_a_killed_decode_worker_is_replaced_and_nothing_is_lost(
             for i in range(5):
                 await publish_spans(js, columnar_batch(i * 20, 20), content_type=COLUMNAR)
         assert await wait_for_count(data, "select count(*) from spans", 100) == 100
+
+
+async def test_a_nats_url_with_no_server_fails_with_what_to_check(tmp_path: Path) -> None:
+    url = f"nats://127.0.0.1:{free_port()}"
+    with pytest.raises(BusUnavailableError, match="check that nats-server runs with JetStream"):
+        async with running_collector(url, tmp_path / "data", first_connect_timeout=1.0):
+            pass
