@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
+import time
 from typing import Any
 
 import nats
@@ -20,6 +22,7 @@ from instrumentation.errors import BusUnavailableError
 
 ORDER = 50
 DEFAULT_NATS = "nats://127.0.0.1:4222"
+CONNECT_TIMEOUT_S = 10.0
 
 log = logging.getLogger("choreoscope.correlate")
 
@@ -90,27 +93,54 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _connect(args: argparse.Namespace) -> Any:
+async def _connect(args: argparse.Namespace, stop: asyncio.Event) -> Any:
+    """A NATS connection for alerts, or None: when stopped meanwhile, or when no
+    --nats was given and nothing answers on the default URL. Once connected, the
+    client reconnects forever; the first attempt gives up after CONNECT_TIMEOUT_S."""
     servers = [u.strip() for u in (args.nats or DEFAULT_NATS).split(",") if u.strip()]
-    try:
-        return await nats.connect(
+    last_warning = 0.0
+
+    async def on_error(e: Exception) -> None:
+        nonlocal last_warning
+        if time.monotonic() - last_warning > 10:
+            last_warning = time.monotonic()
+            log.warning("NATS at %s: %s (retrying)", ",".join(servers), e or type(e).__name__)
+
+    connecting = asyncio.create_task(
+        nats.connect(
             servers=servers,
-            connect_timeout=5,
+            connect_timeout=2,
             max_reconnect_attempts=-1,
+            reconnect_time_wait=1,
+            error_cb=on_error,
             name="choreoscope-correlator",
             **nats_connect_options(args),
         )
-    except Exception as e:
-        if args.nats:
-            raise BusUnavailableError(
-                url=",".join(servers), reason=str(e) or type(e).__name__
-            ) from e
-        log.warning(
-            "no nats-server at %s (%s): correlating without NATS alerts; pass --nats URL",
-            DEFAULT_NATS,
-            e,
-        )
+    )
+    stopping = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait(
+        {connecting, stopping}, timeout=CONNECT_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
+    )
+    stopping.cancel()
+    if connecting in done and connecting.exception() is None:
+        return connecting.result()
+    reason = "stopped" if stop.is_set() else f"no answer in {CONNECT_TIMEOUT_S:g}s"
+    if connecting in done:
+        reason = str(connecting.exception()) or type(connecting.exception()).__name__
+    else:
+        connecting.cancel()
+        with contextlib.suppress(BaseException):
+            await connecting
+    if stop.is_set():
         return None
+    if args.nats:
+        raise BusUnavailableError(url=",".join(servers), reason=reason)
+    log.warning(
+        "no nats-server at %s (%s): correlating without NATS alerts; pass --nats URL",
+        DEFAULT_NATS,
+        reason,
+    )
+    return None
 
 
 async def _watch(
@@ -128,7 +158,9 @@ async def _watch(
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, request_stop, sig)
-    nc = await _connect(args)
+    nc = await _connect(args, stop)
+    if stop.is_set():
+        return
 
     async def publish(subject: str, payload: bytes) -> None:
         await nc.publish(subject, payload)
