@@ -131,9 +131,19 @@ class Correlator:
         if self.watermark is None:
             return self.cold_pass(now=now)
         with self._lock:
-            return self._tick(now=now)
+            # all or nothing: a tick that fails (a segment compacted away under us)
+            # leaves memory and the watermark as they were, so the next one redoes it
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                new, watermark = self._tick(now=now)
+                self.con.execute("COMMIT")
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
+            self.watermark = watermark
+            return new
 
-    def _tick(self, *, now: dt.datetime) -> list[dict[str, Any]]:
+    def _tick(self, *, now: dt.datetime) -> tuple[list[dict[str, Any]], dt.datetime]:
         con = self.con
         self._ticks += 1
         if time.monotonic() - self._model_learned_at > self.model_refresh_s:
@@ -159,10 +169,11 @@ class Correlator:
             {"since": since},
         )
         (count, newest) = con.execute("SELECT count(*), max(received_at) FROM new_spans").fetchone()
+        watermark = self.watermark
         if count:
             # received_at is the collector's clock: never let one wrong clock push the
             # watermark past now, or the spans after it would be skipped
-            self.watermark = min(max(self.watermark, newest), now)
+            watermark = min(max(watermark, newest), now)
             self._reload_evicted_traces()
             con.execute("INSERT INTO work_spans SELECT * FROM new_spans")
         con.execute(
@@ -203,12 +214,12 @@ class Correlator:
             self._status_changed = True
         self._refresh_open(now=now)
         if self._ticks % self.evict_every_ticks == 0:
-            self._evict(now=now)
+            self._evict(watermark=watermark)
         log.debug(
             "tick at %s: %d new spans, %d workflows judged, %d new anomalies",
             now, count, len(judged), len(new),
         )  # fmt: skip
-        return new
+        return new, watermark
 
     # --- findings ----------------------------------------------------------------
 
@@ -277,7 +288,7 @@ class Correlator:
             {"horizon": now - dt.timedelta(seconds=self.keep_s)},
         )
 
-    def _evict(self, *, now: dt.datetime) -> None:
+    def _evict(self, *, watermark: dt.datetime) -> None:
         """Drop from memory the spans of traces that are closed and quiet."""
         self.con.execute(
             """
@@ -286,7 +297,7 @@ class Correlator:
                 HAVING max(received_at) < $horizon
             ) AND trace_id NOT IN (SELECT trace_id FROM open_traces)
             """,
-            {"horizon": self.watermark - dt.timedelta(seconds=self.recent_s)},
+            {"horizon": watermark - dt.timedelta(seconds=self.recent_s)},
         )
 
     def _reload_evicted_traces(self) -> None:

@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import duckdb
+
 from correlator.alerts import Alerter
 from correlator.choreography_file import Choreography
 from correlator.engine import Correlator
@@ -82,7 +84,11 @@ async def watch(
     )
     try:
         started = time.perf_counter()
-        await asyncio.to_thread(engine.cold_pass, now=clock())
+        while not await _pass(engine.cold_pass, clock):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval_s)
+            if stop.is_set():
+                return
         await _alert_and_write(engine, alerter, clock)
         log.info(
             "ready: correlating %s every %gs (cold pass %.2fs, %d anomalies known); "
@@ -96,12 +102,24 @@ async def watch(
                 await asyncio.wait_for(stop.wait(), timeout=interval_s)
             if stop.is_set():
                 break
-            await asyncio.to_thread(engine.tick, now=clock())
-            await _alert_and_write(engine, alerter, clock)
+            if await _pass(engine.tick, clock):
+                await _alert_and_write(engine, alerter, clock)
     finally:
         engine.write_findings()
         engine.close()
         log.info("correlator stopped; findings written to %s", layout.findings)
+
+
+async def _pass(run: Callable[..., object], clock: Callable[[], dt.datetime]) -> bool:
+    """Run one pass in a worker thread. A store being compacted under us can make
+    a read fail (a segment replaced between listing and reading): log it and let
+    the next tick try again, rather than stop watching."""
+    try:
+        await asyncio.to_thread(run, now=clock())
+    except duckdb.Error as e:
+        log.warning("correlator pass failed, retrying on the next tick: %s", e)
+        return False
+    return True
 
 
 async def _alert_and_write(
