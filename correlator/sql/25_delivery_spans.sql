@@ -5,7 +5,7 @@
 -- producer_seen is false when the publish span never arrived; ref_* is what the
 -- span points at, so an orphan can be told from a span that points at nothing.
 CREATE OR REPLACE VIEW delivery_spans AS
-WITH resolved AS (
+WITH resolved AS MATERIALIZED (
     SELECT
         c.workflow_id,
         c.trace_id,
