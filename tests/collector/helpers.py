@@ -67,7 +67,7 @@ async def running_collector(
         "maintenance_interval": 3600.0,
     }
     options.update(overrides)
-    config = CollectorConfig(data_dir=data_dir, servers=[nats_url], **options)
+    config = CollectorConfig(data_dir=data_dir, servers=nats_url.split(","), **options)
     stop = asyncio.Event()
     ready = asyncio.Event()
     task = asyncio.create_task(run_collector(config, stop=stop, on_ready=lambda _: ready.set()))
