@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from instrumentation import wire
 from instrumentation.errors import ConfigurationError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -113,8 +114,18 @@ SETTINGS: dict[str, Setting] = {
         Setting("flush_interval", parse_duration, 1.0, "write a segment at least this often"),
         Setting("flush_rows", int, 50_000, "write a segment when this many rows are buffered"),
         Setting("stream_replicas", int, 1, "replicas of the CHOREO_SPANS stream when created"),
-        Setting("stream_max_age", parse_duration, 86400.0, "CHOREO_SPANS keeps messages this long"),
-        Setting("stream_max_bytes", int, 8 * 2**30, "CHOREO_SPANS keeps at most this many bytes"),
+        Setting(
+            "stream_max_age",
+            parse_duration,
+            wire.SPANS_STREAM_MAX_AGE_S,
+            "CHOREO_SPANS keeps messages this long",
+        ),
+        Setting(
+            "stream_max_bytes",
+            int,
+            wire.SPANS_STREAM_MAX_BYTES,
+            "CHOREO_SPANS keeps at most this many bytes",
+        ),
         Setting(
             "decode_workers",
             int,

@@ -383,6 +383,8 @@ async def ensure_spans_stream(js: Any) -> None:
         subjects=[wire.SPANS_SUBJECTS],
         storage=StorageType.FILE,
         retention=RetentionPolicy.LIMITS,
+        max_age=wire.SPANS_STREAM_MAX_AGE_S,
+        max_bytes=wire.SPANS_STREAM_MAX_BYTES,
     )
     try:
         await js.add_stream(config)

@@ -10,6 +10,11 @@ from typing import Final
 SPANS_STREAM: Final = "CHOREO_SPANS"
 SPANS_SUBJECT_PREFIX: Final = "choreo.spans."
 SPANS_SUBJECTS: Final = "choreo.spans.>"
+# Limits of CHOREO_SPANS when it is created. Whoever creates it first (an exporter or
+# the collector) bounds it, so an exporter started before the collector never leaves
+# an unbounded stream behind. The collector's --stream-max-age/-bytes override these.
+SPANS_STREAM_MAX_AGE_S: Final = 86400.0
+SPANS_STREAM_MAX_BYTES: Final = 8 * 2**30
 HEARTBEAT_SUBJECT_PREFIX: Final = "choreo.heartbeat."
 HEARTBEAT_SUBJECTS: Final = "choreo.heartbeat.>"
 ALERTS_SUBJECT_PREFIX: Final = "choreo.alerts."

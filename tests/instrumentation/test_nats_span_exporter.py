@@ -127,3 +127,23 @@ async def test_a_steady_trickle_of_spans_still_goes_out_in_large_batches(nats_se
     assert sum(sizes) == 600
     # a partial batch waits for more spans instead of leaving as soon as it can
     assert min(sizes[:-1], default=600) >= 50, sizes
+
+
+async def test_stream_created_by_an_exporter_is_bounded_in_age_and_size(nats_server):
+    # An agent started before any collector creates CHOREO_SPANS; it must not grow forever.
+    telemetry = configure(
+        service_name="scorer", nats_url=nats_server.url, install_global=False, schedule_delay=0.05
+    )
+    try:
+        _make_spans(telemetry, 1)
+        assert await asyncio.to_thread(telemetry.force_flush, timeout=20)
+    finally:
+        await asyncio.to_thread(telemetry.shutdown)
+
+    nc = await nats.connect(nats_server.url)
+    try:
+        info = await nc.jetstream().stream_info(wire.SPANS_STREAM)
+    finally:
+        await nc.close()
+    assert info.config.max_age == wire.SPANS_STREAM_MAX_AGE_S
+    assert info.config.max_bytes == wire.SPANS_STREAM_MAX_BYTES
