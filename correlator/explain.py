@@ -67,9 +67,12 @@ def _dropped(f: dict[str, Any], now: dt.datetime) -> str:
 
 def _hung(f: dict[str, Any], now: dt.datetime) -> str:
     where = f" on `{f['receiving_instance']}`" if f.get("receiving_instance") else ""
+    ended = "has not finished"
+    if f.get("state") == "overran":
+        ended = f"ran past its deadline before it was stopped ({f.get('last_error') or 'error'})"
     return (
         f"stalled at `{f['service']}`: its handler received {_msg(f)} "
-        f"{ago(_since(f, now, 'last_received_at'))} ago{where} and has not finished "
+        f"{ago(_since(f, now, 'last_received_at'))} ago{where} and {ended} "
         f"(hung: deadline {ago(f.get('deadline_s'))})"
     )
 
@@ -104,6 +107,13 @@ def _stalled(f: dict[str, Any], now: dt.datetime) -> str:
         )
     silent = ago(_since(f, now, "consumer_last_seen")) if f.get("consumer_last_seen") else None
     down = f"no heartbeat for {silent}" if silent else "its heartbeats stopped"
+    if f.get("consumer_back_at"):
+        back = ago(_since(f, now, "consumer_back_at"))
+        return (
+            f"stalled at `{f['service']}`: {_msg(f)} published {ago(_since(f, now))} ago "
+            f"waited on consumer group `{f['consumer']}` through an outage; it is back for "
+            f"{back} and still working off its backlog"
+        )
     state = (
         f"was received {ago(_since(f, now, 'last_received_at'))} ago, and the instance "
         f"holding it is down ({down})"

@@ -6,6 +6,10 @@
 --   received       a receive span newer than the last finished attempt: the handler
 --                  started and has not finished
 --   failed         every finished attempt raised
+--   overran        its only finished attempts ran past the step's deadline before
+--                  they ended in error (cancelled, killed, timed out): the handler
+--                  hung (DESIGN.md: no process span ended within the deadline), it
+--                  did not fail
 --   unreceived     no sign the consumer ever got it
 -- since: when the wait began (the publish, else the first sign of the message).
 CREATE OR REPLACE TEMP TABLE d_deliveries AS
@@ -13,6 +17,15 @@ WITH msgs AS (
     SELECT m.*, w.workflow_type
     FROM messages AS m
     LEFT JOIN d_workflows AS w USING (workflow_id)
+),
+attempts AS (
+    SELECT
+        d.*,
+        d.operation = 'process' AND d.status_code = 'error'
+            AND d.duration_ms > 1000 * coalesce(st.deadline_s, $min_deadline_s) AS overran
+    FROM delivery_spans AS d
+    LEFT JOIN model_steps AS st ON st.subject = d.subject AND st.consumer = d.consumer
+    WHERE d.operation IN ('receive', 'process')
 ),
 seen AS (
     SELECT
@@ -24,13 +37,15 @@ seen AS (
         arg_max(service_instance_id, start_time) FILTER (WHERE operation = 'receive')
             AS receiving_instance,
         count(*) FILTER (WHERE operation = 'process' AND status_code <> 'error') AS successes,
-        count(*) FILTER (WHERE operation = 'process' AND status_code = 'error') AS errors,
+        count(*) FILTER (WHERE operation = 'process' AND status_code = 'error' AND NOT overran)
+            AS errors,
+        count(*) FILTER (WHERE overran) AS overruns,
+        max(start_time) FILTER (WHERE overran) AS last_overrun_start,
         min(start_time) FILTER (WHERE operation = 'process') AS first_attempt_at,
         max(end_time) FILTER (WHERE operation = 'process') AS last_attempt_end,
         arg_max(status_message, end_time)
             FILTER (WHERE operation = 'process' AND status_code = 'error') AS last_error
-    FROM delivery_spans
-    WHERE operation IN ('receive', 'process')
+    FROM attempts
     GROUP BY message_id, consumer
 ),
 expected AS (
@@ -66,6 +81,8 @@ SELECT
     s.receiving_instance,
     coalesce(s.successes, 0) AS successes,
     coalesce(s.errors, 0) AS errors,
+    coalesce(s.overruns, 0) AS overruns,
+    s.last_overrun_start,
     s.last_attempt_end,
     s.last_error,
     dead.source AS dead_letter_source,
@@ -80,6 +97,7 @@ SELECT
             AND (s.last_attempt_end IS NULL OR s.last_received_at > s.last_attempt_end)
             THEN 'received'
         WHEN coalesce(s.errors, 0) > 0 THEN 'failed'
+        WHEN coalesce(s.overruns, 0) > 0 THEN 'overran'
         ELSE 'unreceived'
     END AS state
 FROM expected AS e

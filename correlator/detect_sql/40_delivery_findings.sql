@@ -1,10 +1,13 @@
 -- Findings about deliveries (DESIGN.md, "What the correlator detects"):
 --   dead_lettered  at once, whatever the deadline;
 --   failed         every attempt raised and no retry came within retry_grace_s;
---   hung           received, and no attempt finished within the step's deadline;
+--   hung           received, and no attempt finished within the step's deadline
+--                  (overran: attempts that ended in error only past it count too);
 --   dropped        an expected consumer never received it within the step's deadline;
 --   stalled        as hung or dropped, but the consumer is down (its heartbeats
 --                  stopped): the workflow waits on a service, not on a lost message;
+--                  also while a consumer back from an outage that the message waited
+--                  through works off its backlog (one step deadline from its return);
 --   duplicate      processed successfully more than once by one consumer group.
 --   telemetry_gap  as hung or dropped, but the consumer's exporter reported dropping
 --                  spans since the wait began: its spans are missing, so the finding
@@ -18,10 +21,18 @@ WITH d AS (
         coalesce(i.silent, s.silent, false) AS receiver_down,
         coalesce(s.silent, false) AS service_down,
         s.last_seen AS service_last_seen,
+        coalesce(
+            s.recovered_at > d.since
+                AND epoch_us(CAST($now AS TIMESTAMPTZ)) - epoch_us(s.recovered_at)
+                    <= d.deadline_s * 1e6,
+            false
+        ) AS catching_up,
+        CASE WHEN s.recovered_at > d.since THEN s.recovered_at END AS consumer_back_at,
         i.last_seen AS instance_last_seen,
         (epoch_us(CAST($now AS TIMESTAMPTZ)) - epoch_us(
             CASE d.state
                 WHEN 'received' THEN d.last_received_at
+                WHEN 'overran' THEN coalesce(d.last_received_at, d.last_overrun_start)
                 WHEN 'failed' THEN d.last_attempt_end
                 WHEN 'dead_lettered' THEN d.dead_lettered_at
                 ELSE d.since
@@ -39,10 +50,16 @@ first_judgement AS (
             WHEN state = 'failed' AND waited_s >= $retry_grace_s THEN 'failed'
             WHEN state = 'received' AND waited_s > deadline_s AND receiver_down THEN 'stalled'
             WHEN state = 'received' AND waited_s > deadline_s THEN 'hung'
-            WHEN state = 'unreceived' AND waited_s > deadline_s AND service_down THEN 'stalled'
+            WHEN state = 'overran' THEN 'hung'
+            WHEN state = 'unreceived' AND waited_s > deadline_s AND (service_down OR catching_up)
+                THEN 'stalled'
             WHEN state = 'unreceived' AND waited_s > deadline_s THEN 'dropped'
         END AS kind,
-        CASE state WHEN 'received' THEN last_received_at ELSE since END AS wait_from
+        CASE state
+            WHEN 'received' THEN last_received_at
+            WHEN 'overran' THEN coalesce(last_received_at, last_overrun_start)
+            ELSE since
+        END AS wait_from
     FROM d
 ),
 lost_spans AS (
@@ -81,7 +98,7 @@ SELECT
     producer_service, published_at, first_received_at, last_received_at, receiving_instance,
     errors, last_error, dead_letter_source, dead_letter_reason,
     coalesce(instance_last_seen, service_last_seen) AS consumer_last_seen,
-    successes, spans_dropped
+    successes, spans_dropped, CASE WHEN catching_up THEN consumer_back_at END AS consumer_back_at
 FROM judged
 WHERE kind IS NOT NULL
 UNION ALL BY NAME

@@ -1,6 +1,7 @@
 -- deviation: an event that the workflow type's choreography does not allow after
 -- the event that caused it. Declared types allow only declared transitions; learned
--- types (once trusted) allow transitions seen in enough of their runs.
+-- types (once trusted) allow transitions seen in enough of their runs. A publish
+-- whose cause has not arrived yet (cause_seen) is judged once it has.
 CREATE OR REPLACE TEMP TABLE d_deviation_findings AS
 SELECT
     'deviation' AS kind,
@@ -24,6 +25,7 @@ LEFT JOIN model_follows AS f
     AND f.from_subject IS NOT DISTINCT FROM t.from_subject
     AND f.to_subject = t.to_subject
 WHERE w.model_trusted
+    AND t.cause_seen
     AND t.to_subject NOT LIKE 'dlq.%'
     AND (
         f.to_subject IS NULL

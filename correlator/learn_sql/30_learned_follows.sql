@@ -12,7 +12,7 @@ WITH typed AS (
         WHERE subject NOT LIKE 'dlq.%'
         GROUP BY workflow_id
     ) AS w USING (workflow_id)
-    WHERE t.to_subject NOT LIKE 'dlq.%'
+    WHERE t.to_subject NOT LIKE 'dlq.%' AND t.cause_seen
 ),
 followed AS (
     SELECT DISTINCT from_message_id AS message_id, consumer

@@ -1,7 +1,9 @@
 -- Which event caused which. A publish made while a message was being processed
 -- (its parent, or its grandparent when the handler opened a span of its own, is
 -- that message's process span) follows that message. A publish caused by no
--- message starts the workflow: from_subject is null.
+-- message starts the workflow: from_subject is null. cause_seen is false while the
+-- publish's parent span has not arrived (a handler's process span is exported when
+-- it ends, after what it published): its cause is unknown yet, not "no message".
 CREATE OR REPLACE VIEW transitions AS
 SELECT
     p.workflow_id,
@@ -11,7 +13,8 @@ SELECT
     p.message_id AS to_message_id,
     coalesce(d1.consumer, d2.consumer) AS consumer,
     p.producer_service,
-    p.published_at
+    p.published_at,
+    p.parent_span_id IS NULL OR d1.span_id IS NOT NULL OR mid.span_id IS NOT NULL AS cause_seen
 FROM publish_spans AS p
 LEFT JOIN delivery_spans AS d1
     ON d1.trace_id = p.trace_id AND d1.span_id = p.parent_span_id AND d1.operation = 'process'

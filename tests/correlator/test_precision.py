@@ -1,0 +1,127 @@
+"""False alarms the demo's faults once raised: the moments when the spans seen so far
+look like a fault but the workflow is only waiting, late, or already explained."""
+
+from __future__ import annotations
+
+from store import StoreLayout
+from tests.correlator.pipelines import (
+    PARSED,
+    RECEIVED,
+    SCORED,
+    correlate,
+    history,
+    up_to_parsed,
+)
+from tests.correlator.span_shapes import SpanLog
+
+
+def test_event_published_by_a_handler_still_running_is_no_deviation(
+    store_layout: StoreLayout,
+) -> None:
+    # a handler's process span is exported when it ends: what it published arrives
+    # first (here the scorer finished its work but acks late, as a redelivered
+    # duplicate does), so for a while the event's cause is not known yet
+    log = SpanLog()
+    ours = history(log, runs=12)
+    parsed = up_to_parsed(ours, "wf-late-parent", start=100)
+    ours.receive(parsed, service="scorer", at_s=100.5)
+    still_open = log.new_id()
+    scored = ours.publish(
+        "scorer", SCORED, workflow_id="wf-late-parent", at_s=100.8,
+        trace_id=parsed.trace_id, parent_span_id=still_open,
+    )  # fmt: skip
+    ours.process(scored, service="notifier", start=100.9, end=101)
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=103)
+
+    assert outcome.of("deviation") == []
+    assert outcome.kinds() == set()
+
+
+def test_event_whose_cause_arrived_and_is_out_of_model_is_still_a_deviation(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log, runs=12)
+    first = ours.publish("intake", RECEIVED, workflow_id="wf-odd", at_s=100)
+    ours.publish(
+        "intake", SCORED, workflow_id="wf-odd", at_s=100.2, trace_id=first.trace_id
+    )  # a second first event, with no parent: out of model
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=103)
+
+    assert ("deviation", "wf-odd", SCORED) in outcome.kinds()
+
+
+def test_hung_handler_stopped_with_an_error_past_its_deadline_is_hung_not_failed(
+    store_layout: StoreLayout,
+) -> None:
+    # the handler hung; 40 s later its service stopped and cancelled it, which ends
+    # the process span in error: the step hung, it did not fail
+    log = SpanLog()
+    ours = history(log)
+    parsed = up_to_parsed(ours, "wf-hang", start=100)
+    ours.process(
+        parsed, service="scorer", start=100.5, end=140.5,
+        error="cancelled: the agent stopped mid-step", settle=None,
+    )  # fmt: skip
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=150)
+
+    assert outcome.kinds() == {("hung", "wf-hang", PARSED)}
+    assert "ran past its deadline before it was stopped" in outcome.of("hung")[0]["detail"]
+    assert outcome.statuses["wf-hang"][0::2] == ("stalled", "hung")
+
+
+def test_handler_that_raised_within_its_deadline_is_still_failed(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log)
+    parsed = up_to_parsed(ours, "wf-fail", start=100)
+    ours.process(parsed, service="scorer", start=100.5, end=101, error="ValueError: bad cv")
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=150)
+
+    assert outcome.kinds() == {("failed", "wf-fail", PARSED)}
+
+
+def test_backlog_of_a_consumer_back_from_an_outage_is_stalled_not_dropped(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log, heartbeats_until=None)
+    for service in ("intake", "parser", "notifier"):
+        log.heartbeats_every(service, start=1, stop=200)
+    log.heartbeats_every("scorer", start=1, stop=95)  # stopped at 95 s
+    log.heartbeats_every("scorer", start=110, stop=200)  # back at 110 s
+    up_to_parsed(ours, "wf-backlog", start=100)  # waits in the scorer's backlog
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=112)
+
+    assert outcome.kinds() == {("stalled", "wf-backlog", PARSED)}
+    (stalled,) = [a for a in outcome.of("stalled") if a["workflow_id"] == "wf-backlog"]
+    assert stalled["root_cause"] == "consumer_down"
+    assert "still working off its backlog" in stalled["detail"]
+
+
+def test_message_a_consumer_never_got_long_after_its_return_is_dropped(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log, heartbeats_until=None)
+    for service in ("intake", "parser", "notifier"):
+        log.heartbeats_every(service, start=1, stop=200)
+    log.heartbeats_every("scorer", start=1, stop=95)
+    log.heartbeats_every("scorer", start=110, stop=200)
+    up_to_parsed(ours, "wf-lost", start=100)
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=130)  # back for 20 s, deadline 5 s
+
+    assert ("dropped", "wf-lost", PARSED) in outcome.kinds()
