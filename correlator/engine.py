@@ -84,6 +84,8 @@ class Correlator:
         self._base_written_at = 0.0
         self.con = open_store(self.layout.root, extra_packages=["correlator"])
         self.con.execute("SET enable_object_cache = true")
+        # results are keyed, never read in arrival order: let DuckDB skip keeping it
+        self.con.execute("SET preserve_insertion_order = false")
         (self._db,) = self.con.execute("SELECT current_database()").fetchone()
         self.ledger = AnomalyLedger.load(self.layout)
         self.model = ChoreographyModel()
@@ -99,7 +101,7 @@ class Correlator:
         """Judge every workflow in the store; return the anomalies new to the ledger."""
         with self._lock:
             con = self.con
-            self._point_at(f"(SELECT {WORK_COLUMNS} FROM spans)")
+            self._point_at_all_spans()
             (newest,) = con.execute("SELECT max(received_at) FROM workflow_spans").fetchone()
             self.watermark = min(newest, now) if newest else now
             self._learn()
@@ -147,7 +149,7 @@ class Correlator:
         con = self.con
         self._ticks += 1
         if time.monotonic() - self._model_learned_at > self.model_refresh_s:
-            self._point_at(f"(SELECT {WORK_COLUMNS} FROM spans)")
+            self._point_at_all_spans()
             self._learn()
         since = self.watermark - dt.timedelta(seconds=self.ingest_slack_s)
         con.execute(
@@ -247,12 +249,22 @@ class Correlator:
 
     # --- internals ---------------------------------------------------------------
 
+    def _point_at_all_spans(self) -> None:
+        """Judge every span in the store, read (and deduplicated) once per pass: the
+        views read ``correlated_spans`` several times each."""
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE all_spans AS SELECT {WORK_COLUMNS} FROM spans"
+        )
+        self._point_at("all_spans")
+
     def _point_at(self, table: str) -> None:
         """Judge the spans of ``table``: the views read them through correlated_spans."""
         con = self.con
         for name in reversed(MATERIALIZED):
             con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
         con.execute(f"CREATE OR REPLACE TEMP VIEW correlated_spans AS SELECT * FROM {table}")
+        if table != "all_spans":
+            con.execute("DROP TABLE IF EXISTS all_spans")  # a full pass's copy, done with
         for name in MATERIALIZED:
             _t = time.perf_counter()
             con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {self._db}.main.{name}")
