@@ -13,6 +13,7 @@ after every pass.
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import logging
 import os
 import threading
@@ -27,6 +28,7 @@ from correlator.ledger import AnomalyLedger
 from correlator.model import ChoreographyModel, install_model, learn_model
 from correlator.thresholds import Thresholds
 from store import StoreLayout, open_store
+from store.layout import SEED_FILE
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,9 @@ class Correlator:
         self.watermark: dt.datetime | None = None
         self._model_learned_at = 0.0
         self._ticks = 0
+        # span segments read by earlier passes: segments are immutable (written under
+        # a temp name, then renamed), so a tick reads only the ones new since
+        self._segments_read: frozenset[str] = frozenset()
         self._status_changed = False
         self._lock = threading.RLock()  # passes run in worker threads, one at a time
 
@@ -101,6 +106,7 @@ class Correlator:
         """Judge every workflow in the store; return the anomalies new to the ledger."""
         with self._lock:
             con = self.con
+            segments = self._span_segments()
             self._point_at_all_spans()
             (newest,) = con.execute("SELECT max(received_at) FROM workflow_spans").fetchone()
             self.watermark = min(newest, now) if newest else now
@@ -126,6 +132,7 @@ class Correlator:
                 {"horizon": (self.watermark or now) - dt.timedelta(seconds=self.recent_s)},
             )
             self._status_changed = True
+            self._segments_read = segments
             return new
 
     def tick(self, *, now: dt.datetime) -> list[dict[str, Any]]:
@@ -135,28 +142,35 @@ class Correlator:
         with self._lock:
             # all or nothing: a tick that fails (a segment compacted away under us)
             # leaves memory and the watermark as they were, so the next one redoes it
+            segments = self._span_segments()
             self.con.execute("BEGIN TRANSACTION")
             try:
-                new, watermark = self._tick(now=now)
+                new, watermark = self._tick(now=now, segments=segments)
                 self.con.execute("COMMIT")
             except BaseException:
                 self.con.execute("ROLLBACK")
                 raise
             self.watermark = watermark
+            self._segments_read = segments
             return new
 
-    def _tick(self, *, now: dt.datetime) -> tuple[list[dict[str, Any]], dt.datetime]:
+    def _tick(
+        self, *, now: dt.datetime, segments: frozenset[str]
+    ) -> tuple[list[dict[str, Any]], dt.datetime]:
         con = self.con
         self._ticks += 1
         if time.monotonic() - self._model_learned_at > self.model_refresh_s:
             self._point_at_all_spans()
             self._learn()
         since = self.watermark - dt.timedelta(seconds=self.ingest_slack_s)
+        # the schema seed (no rows) keeps every column there whatever the new segments hold
+        fresh = [self._schema_seed(), *sorted(segments - self._segments_read)]
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE new_spans AS
             WITH arrived AS (
-                SELECT {WORK_COLUMNS} FROM spans_raw
+                SELECT {WORK_COLUMNS}
+                FROM read_parquet($fresh, union_by_name = true, hive_partitioning = false)
                 WHERE received_at > $since
                 QUALIFY row_number() OVER (
                     PARTITION BY trace_id, span_id ORDER BY received_at
@@ -168,7 +182,7 @@ class Correlator:
                 WHERE trace_id IN (SELECT trace_id FROM arrived)
             ) AS w USING (trace_id, span_id)
             """,
-            {"since": since},
+            {"since": since, "fresh": fresh},
         )
         (count, newest) = con.execute("SELECT count(*), max(received_at) FROM new_spans").fetchone()
         watermark = self.watermark
@@ -248,6 +262,12 @@ class Correlator:
             self.con.close()
 
     # --- internals ---------------------------------------------------------------
+
+    def _span_segments(self) -> frozenset[str]:
+        return frozenset(glob.glob(self.layout.glob("spans"), recursive=True))
+
+    def _schema_seed(self) -> str:
+        return str(self.layout.table_dir("spans") / SEED_FILE)
 
     def _point_at_all_spans(self) -> None:
         """Judge every span in the store, read (and deduplicated) once per pass: the
