@@ -270,12 +270,9 @@ class Correlator:
         return str(self.layout.table_dir("spans") / SEED_FILE)
 
     def _point_at_all_spans(self) -> None:
-        """Judge every span in the store, read (and deduplicated) once per pass: the
-        views read ``correlated_spans`` several times each."""
-        self.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE all_spans AS SELECT {WORK_COLUMNS} FROM spans"
-        )
-        self._point_at("all_spans")
+        """Judge every span in the store. The spans view is read (and deduplicated)
+        once, into workflow_spans: every other statement of the pass reads that."""
+        self._point_at(f"(SELECT {WORK_COLUMNS} FROM spans)")
 
     def _point_at(self, table: str) -> None:
         """Judge the spans of ``table``: the views read them through correlated_spans."""
@@ -283,8 +280,6 @@ class Correlator:
         for name in reversed(MATERIALIZED):
             con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
         con.execute(f"CREATE OR REPLACE TEMP VIEW correlated_spans AS SELECT * FROM {table}")
-        if table != "all_spans":
-            con.execute("DROP TABLE IF EXISTS all_spans")  # a full pass's copy, done with
         for name in MATERIALIZED:
             _t = time.perf_counter()
             con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {self._db}.main.{name}")

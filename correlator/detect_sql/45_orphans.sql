@@ -1,7 +1,8 @@
 -- orphan: a consumer span points at a producer span that never arrived (after
 -- orphan_grace_s, spans travel in batches). When a service that publishes that
 -- subject reported dropping spans, the finding is a telemetry_gap instead: the
--- telemetry is incomplete, the workflow is not to blame.
+-- telemetry is incomplete, the workflow is not to blame. (workflow_spans holds every
+-- span of the pass, already read: correlated_spans may be the store's spans view.)
 CREATE OR REPLACE TEMP TABLE d_orphan_findings AS
 WITH orphans AS (
     SELECT
@@ -13,7 +14,7 @@ WITH orphans AS (
         any_value(d.service_name) AS consumer_service,
         min(d.start_time) AS since
     FROM delivery_spans AS d
-    LEFT JOIN correlated_spans AS r ON r.trace_id = d.ref_trace_id AND r.span_id = d.ref_span_id
+    LEFT JOIN workflow_spans AS r ON r.trace_id = d.ref_trace_id AND r.span_id = d.ref_span_id
     WHERE d.operation IN ('receive', 'process')
         AND NOT d.producer_seen
         AND d.ref_span_id IS NOT NULL
