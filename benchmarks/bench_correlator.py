@@ -16,6 +16,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -139,8 +140,15 @@ def timed(fn, *args, **kwargs):
 
 
 def main() -> None:
-    workflows = int(os.environ.get("CHOREOSCOPE_BENCH_WORKFLOWS", "100000"))
     root = Path(tempfile.mkdtemp(prefix="bench-correlator-"))
+    try:
+        run(root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)  # a 1M-span store is not left behind
+
+
+def run(root: Path) -> None:
+    workflows = int(os.environ.get("CHOREOSCOPE_BENCH_WORKFLOWS", "100000"))
     layout = StoreLayout.at(root / "data")
     layout.ensure()
     gen = duckdb.connect()
