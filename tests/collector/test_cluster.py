@@ -16,7 +16,7 @@ from choreoscope.nats_server import EmbeddedNats, free_port
 from collector.streams import ensure_stream
 from instrumentation import wire
 from tests.collector.batches import columnar_batch
-from tests.collector.helpers import running_collector, scalar, wait_for_count
+from tests.collector.collector_harness import running_collector, scalar, wait_for_count
 
 COLUMNAR = wire.CONTENT_TYPE_COLUMNAR
 

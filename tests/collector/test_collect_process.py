@@ -12,7 +12,13 @@ from pathlib import Path
 from choreoscope.nats_server import EmbeddedNats
 from instrumentation import wire
 from tests.collector.batches import columnar_batch, otlp_request
-from tests.collector.helpers import jetstream, publish_spans, scalar, wait_for, wait_for_count
+from tests.collector.collector_harness import (
+    jetstream,
+    publish_spans,
+    scalar,
+    wait_for,
+    wait_for_count,
+)
 
 
 def start_collect(nats_url: str, data: Path, log: Path) -> subprocess.Popen[bytes]:

@@ -27,7 +27,7 @@ from collector.otlp_http import OtlpHttpReceiver
 from collector.streams import ensure_stream
 from instrumentation import wire
 from tests.collector.batches import otlp_json_request, otlp_request
-from tests.collector.helpers import query, running_collector, wait_for_count
+from tests.collector.collector_harness import query, running_collector, wait_for_count
 
 PROTOBUF = "application/x-protobuf"
 

@@ -14,7 +14,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from choreoscope.nats_server import EmbeddedNats
 from instrumentation import wire
-from tests.collector.helpers import jetstream, query, running_collector, wait_for_count
+from tests.collector.collector_harness import jetstream, query, running_collector, wait_for_count
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 SPAN = "00f067aa0ba902b7"

@@ -22,7 +22,7 @@ from instrumentation.errors import BusUnavailableError
 from instrumentation.nats_span_exporter import NatsSpanProcessor
 from store import StoreLayout
 from tests.collector.batches import columnar_batch, otlp_json_request, otlp_request
-from tests.collector.helpers import (
+from tests.collector.collector_harness import (
     jetstream,
     publish_spans,
     query,

@@ -11,7 +11,7 @@ from choreoscope.nats_server import EmbeddedNats
 from correlator.engine import Correlator
 from correlator.thresholds import Thresholds
 from store import StoreLayout
-from tests.collector.helpers import running_collector
+from tests.collector.collector_harness import running_collector
 from tests.correlator.scenario import running_scenario
 
 THRESHOLDS = Thresholds(min_deadline_s=2.0, orphan_grace_s=1.0, silence_factor=3.0)

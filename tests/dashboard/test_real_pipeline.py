@@ -20,9 +20,9 @@ from correlator.thresholds import Thresholds
 from samples.faults import read_ground_truth
 from samples.pipeline import PipelineOptions
 from samples.recruitment.agents import PIPELINE as RECRUITMENT
-from tests.collector.helpers import running_collector, scalar
+from tests.collector.collector_harness import running_collector, scalar
 from tests.dashboard.app_driver import open_dashboard, plain_texts
-from tests.samples.helpers import running
+from tests.samples.pipeline_harness import running
 
 
 async def settled_span_count(data_dir: Path, *, quiet_s: float = 1.0, timeout: float = 30.0) -> int:

@@ -7,7 +7,12 @@ import asyncio
 import pytest
 
 from instrumentation import Agent, ConfigurationError, semconv, wire
-from tests.instrumentation.helpers import eventually, in_memory_telemetry, only_span, spans_named
+from tests.instrumentation.deterministic_spans import (
+    eventually,
+    in_memory_telemetry,
+    only_span,
+    spans_named,
+)
 
 FAST = {"fetch_timeout": 0.2, "heartbeat_interval": 5, "drain_timeout": 5}
 

@@ -12,7 +12,7 @@ import nats.js.errors
 import pytest
 
 from instrumentation import Agent, ConfigurationError, semconv, wire
-from tests.instrumentation.helpers import (
+from tests.instrumentation.deterministic_spans import (
     eventually,
     in_memory_telemetry,
     only_span,

@@ -8,7 +8,7 @@ import asyncio
 import nats
 
 from instrumentation import Agent, semconv, wire
-from tests.instrumentation.helpers import (
+from tests.instrumentation.deterministic_spans import (
     eventually,
     in_memory_telemetry,
     only_span,

@@ -10,7 +10,7 @@ import pytest
 
 from choreoscope.nats_server import EmbeddedNats
 from instrumentation import Agent, configure, wire
-from tests.instrumentation.helpers import eventually, in_memory_telemetry, spans_named
+from tests.instrumentation.deterministic_spans import eventually, in_memory_telemetry, spans_named
 
 FAST = {"fetch_timeout": 0.2, "drain_timeout": 5}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from instrumentation import Agent, semconv
 from instrumentation.audit import TRUNCATED_MARK, AuditCapture
-from tests.instrumentation.helpers import eventually, in_memory_telemetry, only_span
+from tests.instrumentation.deterministic_spans import eventually, in_memory_telemetry, only_span
 
 FAST = {"fetch_timeout": 0.2, "drain_timeout": 5}
 

@@ -8,7 +8,7 @@ import nats
 import pytest
 
 from instrumentation import TracedNats, extract_delivered, semconv
-from tests.instrumentation.helpers import in_memory_telemetry, only_span
+from tests.instrumentation.deterministic_spans import in_memory_telemetry, only_span
 
 
 @pytest.mark.parametrize(

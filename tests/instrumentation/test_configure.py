@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 from instrumentation import ConfigurationError, TracedNats, configure
-from tests.instrumentation.helpers import START_NS, in_memory_telemetry, span_dict
+from tests.instrumentation.deterministic_spans import START_NS, in_memory_telemetry, span_dict
 
 APP_WITH_ITS_OWN_PROVIDER = textwrap.dedent(
     """

@@ -11,7 +11,7 @@ import nats
 from choreoscope.nats_server import EmbeddedNats
 from instrumentation import configure, wire
 from instrumentation.columnar_encoding import decode_columnar_batch
-from tests.instrumentation.helpers import read_stream
+from tests.instrumentation.deterministic_spans import read_stream
 
 
 async def test_exporter_buffers_while_nats_is_down_then_counts_and_reports_drops(tmp_path):

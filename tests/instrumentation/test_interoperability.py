@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from instrumentation import TracedNats
-from tests.instrumentation.helpers import in_memory_telemetry, only_span
+from tests.instrumentation.deterministic_spans import in_memory_telemetry, only_span
 
 
 def _plain_tracer() -> tuple[trace.Tracer, InMemorySpanExporter]:

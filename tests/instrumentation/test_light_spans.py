@@ -8,7 +8,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import SpanProcessor
 
 from instrumentation import Agent
-from tests.instrumentation.helpers import eventually, in_memory_telemetry, only_span
+from tests.instrumentation.deterministic_spans import eventually, in_memory_telemetry, only_span
 
 FAST = {"fetch_timeout": 0.2, "drain_timeout": 5}
 

@@ -8,7 +8,7 @@ import nats
 from nats.js.api import ConsumerConfig
 
 from instrumentation import TracedNats, semconv, wire
-from tests.instrumentation.helpers import eventually, in_memory_telemetry, only_span
+from tests.instrumentation.deterministic_spans import eventually, in_memory_telemetry, only_span
 
 
 async def _connect(url: str, service: str, telemetry) -> TracedNats:

@@ -10,7 +10,7 @@ from samples.faults import read_ground_truth
 from samples.orders.agents import PIPELINE as ORDERS
 from samples.pipeline import PipelineOptions
 from samples.recruitment.agents import PIPELINE as RECRUITMENT
-from tests.samples.helpers import by_workflow, running, stream_events, wait_for
+from tests.samples.pipeline_harness import by_workflow, running, stream_events, wait_for
 
 
 async def test_every_application_ends_with_a_routed_candidate(nats_server: EmbeddedNats) -> None:

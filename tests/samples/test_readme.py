@@ -26,7 +26,7 @@ from samples.command_line import build_parser as sample_parser
 from samples.orders.agents import PIPELINE as ORDERS
 from samples.recruitment.agents import PIPELINE as RECRUITMENT
 from tests.dashboard.fixture_store import STALLED_WORKFLOW, build_recruitment_store
-from tests.samples.helpers import BusEvent, stream_events, wait_for
+from tests.samples.pipeline_harness import BusEvent, stream_events, wait_for
 from tests.samples.readme_blocks import (
     README,
     code_blocks,
