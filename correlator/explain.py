@@ -1,6 +1,6 @@
 """Findings into anomalies a user reads: a stable id and an explanation.
 
-stalled at `scorer`: `recruit.cv.parsed` msg 7f3a9c1e… published 4 min ago by
+stalled at `scorer`: `recruit.cv.parsed` msg 7f3a9c1e… published at 12:58:50 UTC by
 `parser`, never received by consumer group `scorer` (dropped)
 """
 
@@ -52,6 +52,15 @@ def _since(f: dict[str, Any], now: dt.datetime, key: str = "since") -> float | N
     return (now - at).total_seconds() if isinstance(at, dt.datetime) else None
 
 
+def _when(f: dict[str, Any], key: str = "since") -> str:
+    """``at 12:58:50 UTC``: explanations are stored, so they name clock times rather
+    than "4 min ago", which would read stale as soon as the finding is a minute old."""
+    at = f.get(key)
+    if not isinstance(at, dt.datetime):
+        return "at an unknown time"
+    return f"at {at.astimezone(dt.UTC):%H:%M:%S} UTC"
+
+
 def _msg(f: dict[str, Any]) -> str:
     return f"`{f.get('subject')}` msg {short(f.get('message_id'))}"
 
@@ -59,7 +68,7 @@ def _msg(f: dict[str, Any]) -> str:
 def _dropped(f: dict[str, Any], now: dt.datetime) -> str:
     by = f" by `{f['producer_service']}`" if f.get("producer_service") else ""
     return (
-        f"stalled at `{f['service']}`: {_msg(f)} published {ago(_since(f, now))} ago{by}, "
+        f"stalled at `{f['service']}`: {_msg(f)} published {_when(f)}{by}, "
         f"never received by consumer group `{f['consumer']}` (dropped: deadline "
         f"{ago(f.get('deadline_s'))})"
     )
@@ -72,7 +81,7 @@ def _hung(f: dict[str, Any], now: dt.datetime) -> str:
         ended = f"ran past its deadline before it was stopped ({f.get('last_error') or 'error'})"
     return (
         f"stalled at `{f['service']}`: its handler received {_msg(f)} "
-        f"{ago(_since(f, now, 'last_received_at'))} ago{where} and {ended} "
+        f"{_when(f, 'last_received_at')}{where} and {ended} "
         f"(hung: deadline {ago(f.get('deadline_s'))})"
     )
 
@@ -110,15 +119,14 @@ def _stalled(f: dict[str, Any], now: dt.datetime) -> str:
     if f.get("consumer_back_at"):
         back = ago(_since(f, now, "consumer_back_at"))
         return (
-            f"stalled at `{f['service']}`: {_msg(f)} published {ago(_since(f, now))} ago "
+            f"stalled at `{f['service']}`: {_msg(f)} published {_when(f)} "
             f"waited on consumer group `{f['consumer']}` through an outage; it is back for "
             f"{back} and still working off its backlog"
         )
     state = (
-        f"was received {ago(_since(f, now, 'last_received_at'))} ago, and the instance "
-        f"holding it is down ({down})"
+        f"was received {_when(f, 'last_received_at')}, and the instance holding it is down ({down})"
         if f.get("state") == "received"
-        else f"published {ago(_since(f, now))} ago waits on consumer group "
+        else f"published {_when(f)} waits on consumer group "
         f"`{f['consumer']}`, which is down ({down})"
     )
     return f"stalled at `{f['service']}`: {_msg(f)} {state}"

@@ -13,7 +13,7 @@ from tests.correlator.pipelines import (
     history,
     up_to_parsed,
 )
-from tests.correlator.span_shapes import SpanLog
+from tests.correlator.span_shapes import SpanLog, at
 
 
 def test_healthy_workflows_are_completed_and_never_flagged(store_layout: StoreLayout) -> None:
@@ -52,7 +52,9 @@ def test_message_published_to_nobody_is_reported_dropped(store_layout: StoreLayo
     (dropped,) = outcome.of("dropped")
     assert dropped["service"] == "scorer" and dropped["consumer"] == "scorer"
     assert dropped["detail"].startswith(f"stalled at `scorer`: `{PARSED}` msg ")
-    assert "published 60 s ago by `parser`, never received" in dropped["detail"]
+    # stored text names the clock time, so it does not read stale later
+    published = at(100).strftime("%H:%M:%S")
+    assert f"published at {published} UTC by `parser`, never received" in dropped["detail"]
     assert outcome.statuses["wf-drop"] == ("stalled", f"{PARSED} → scorer", "dropped")
 
 
