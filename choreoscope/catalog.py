@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-from pathlib import Path
 
 import duckdb
 
 from correlator import ensure_findings
 from store import SCHEMA_VERSION, StoreLayout, configure_connection
+from store.durable_files import replacing
 from store.sql_files import sql_files
 
 log = logging.getLogger(__name__)
@@ -70,36 +69,26 @@ def write_catalog(layout: StoreLayout) -> bool:
     tmp = layout.catalog.with_name(f".{layout.catalog.name}.tmp")
     for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
         leftover.unlink(missing_ok=True)
-    con = duckdb.connect(str(tmp))
-    try:
-        configure_connection(con)
-        skipped = []
-        for name, statement in views:
-            try:
-                con.execute(statement)
-            except duckdb.Error as e:
-                if name.startswith("store/"):
-                    raise
-                skipped.append(name)
-                log.error("catalog: %s could not be created (%s); skipped", name, e)
-        con.execute(
-            f"CREATE TABLE {META_TABLE} AS SELECT ?::INTEGER AS schema_version, "
-            "?::VARCHAR AS views_sha256, now() AS written_at",
-            [SCHEMA_VERSION, digest if not skipped else "incomplete"],
-        )
-        con.execute("CHECKPOINT")
-    finally:
-        con.close()
-    _fsync(tmp)
-    tmp.replace(layout.catalog)
-    _fsync(layout.root, directory=True)
+    with replacing(layout.catalog, tmp=tmp):
+        con = duckdb.connect(str(tmp))
+        try:
+            configure_connection(con)
+            skipped = []
+            for name, statement in views:
+                try:
+                    con.execute(statement)
+                except duckdb.Error as e:
+                    if name.startswith("store/"):
+                        raise
+                    skipped.append(name)
+                    log.error("catalog: %s could not be created (%s); skipped", name, e)
+            con.execute(
+                f"CREATE TABLE {META_TABLE} AS SELECT ?::INTEGER AS schema_version, "
+                "?::VARCHAR AS views_sha256, now() AS written_at",
+                [SCHEMA_VERSION, digest if not skipped else "incomplete"],
+            )
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
     log.info("wrote %s with %d views", layout.catalog, len(views))
     return True
-
-
-def _fsync(path: Path, *, directory: bool = False) -> None:
-    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import duckdb
 
-from collector.segment_writer import fsync_dir, fsync_file
+from store.durable_files import fsync_path, replacing
 from store.layout import StoreLayout
 
 log = logging.getLogger(__name__)
@@ -132,15 +132,11 @@ class Compactor:
         output = folder / f"compacted-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.parquet"
         manifest = folder / f"{MANIFEST_PREFIX}{output.stem}.json"
         _write_json(manifest, {"output": output.name, "inputs": [p.name for p in inputs]})
-        tmp = output.with_name(f".{output.name}.tmp")
         started = time.monotonic()
         try:
-            self._con.execute(self._sql, [[str(p) for p in inputs], str(tmp)])
-            fsync_file(tmp)
-            tmp.replace(output)
-            fsync_dir(folder)
+            with replacing(output) as tmp:
+                self._con.execute(self._sql, [[str(p) for p in inputs], str(tmp)])
         except BaseException:
-            tmp.unlink(missing_ok=True)
             manifest.unlink(missing_ok=True)
             raise
         _write_json(
@@ -173,7 +169,7 @@ class Compactor:
                 continue
             for name in entry["inputs"]:
                 (folder / name).unlink(missing_ok=True)
-            fsync_dir(folder)
+            fsync_path(folder, directory=True)
             manifest.unlink(missing_ok=True)
         return pending
 
@@ -182,8 +178,5 @@ class Compactor:
 
 
 def _write_json(path: Path, value: object) -> None:
-    tmp = path.with_name(f"{path.name}.tmp")
-    tmp.write_text(json.dumps(value))
-    fsync_file(tmp)
-    tmp.replace(path)
-    fsync_dir(path.parent)
+    with replacing(path) as tmp:
+        tmp.write_text(json.dumps(value))

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from collector.compaction import partition_hour, partition_lock, partitions
-from collector.segment_writer import fsync_dir
+from store.durable_files import fsync_path
 from store.layout import StoreLayout
 from store.schema import TABLES
 
@@ -41,7 +41,7 @@ def drop_expired_partitions(
             date_dir = folder.parent
             if not any(date_dir.iterdir()):
                 date_dir.rmdir()
-            fsync_dir(date_dir.parent)
+            fsync_path(date_dir.parent, directory=True)
     if dropped:
         log.info("retention: dropped %d partition(s) older than %.0fs", len(dropped), retention)
     return dropped

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import itertools
-import os
 import uuid
 from importlib import resources
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from store.durable_files import replacing
 from store.layout import StoreLayout
 
 ROW_GROUP_SIZE = 122_880
@@ -61,8 +61,7 @@ class SegmentWriter:
 
     def write_file(self, final: Path, rows: pa.Table, *, projection: str | None = None) -> Path:
         """Write ``rows`` (or a query over ``segment_rows``) durably at ``final``."""
-        tmp = final.with_name(f".{final.name}.tmp")
-        try:
+        with replacing(final) as tmp:
             self._con.register("segment_rows", rows)
             try:
                 self._con.execute(
@@ -72,12 +71,6 @@ class SegmentWriter:
                 )
             finally:
                 self._con.unregister("segment_rows")
-            fsync_file(tmp)
-            tmp.replace(final)
-            fsync_dir(final.parent)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
         return final
 
     def close(self) -> None:
@@ -88,19 +81,3 @@ class SegmentWriter:
 def _projection(table: str) -> str | None:
     sql = resources.files("collector") / "sql" / f"{table}_segment.sql"
     return sql.read_text(encoding="utf-8") if sql.is_file() else None
-
-
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

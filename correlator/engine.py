@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import glob
 import logging
-import os
 import threading
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from correlator.ledger import AnomalyLedger
 from correlator.model import ChoreographyModel, install_model, learn_model
 from correlator.thresholds import Thresholds
 from store import StoreLayout, open_store
+from store.durable_files import replacing
 from store.layout import SEED_FILE
 
 log = logging.getLogger(__name__)
@@ -362,20 +362,9 @@ class Correlator:
 
     def _copy_status(self, table: str, name: str) -> None:
         folder = self.layout.findings
-        tmp = folder / f".{name}.{os.getpid()}.tmp"
-        final = folder / f"{name}.parquet"
-        try:
+        with replacing(folder / f"{name}.parquet") as tmp:
             self.con.execute(
                 f"COPY (SELECT {STATUS_COLUMNS} FROM {table} ORDER BY workflow_id) "
                 "TO ? (FORMAT parquet, COMPRESSION zstd)",
                 [str(tmp)],
             )
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            tmp.replace(final)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise

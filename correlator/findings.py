@@ -15,6 +15,7 @@ from typing import Final
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from store.durable_files import replacing
 from store.layout import StoreLayout
 from store.schema import TIMESTAMP
 
@@ -103,16 +104,5 @@ def write_findings(layout: StoreLayout, name: str, table: pa.Table) -> None:
     """Replace findings file ``name`` atomically with ``table`` (cast to its schema)."""
     schema = FINDINGS[name]
     table = table.select(schema.names).cast(schema)
-    final = layout.findings / f"{name}.parquet"
-    tmp = layout.findings / f".{name}.{os.getpid()}.tmp"
-    try:
+    with replacing(layout.findings / f"{name}.parquet") as tmp:
         pq.write_table(table, tmp, compression="zstd")
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        tmp.replace(final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

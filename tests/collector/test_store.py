@@ -82,3 +82,15 @@ def test_half_written_segment_is_never_read(store_layout: StoreLayout) -> None:
     folder.mkdir(parents=True)
     (folder / ".partial.parquet.tmp").write_bytes(b"PAR1 garbage")
     assert open_store(store_layout.root).execute("select count(*) from spans").fetchone() == (0,)
+
+
+def test_a_write_that_fails_midway_leaves_the_old_file_and_no_temp_behind(tmp_path) -> None:
+    from store.durable_files import replacing
+
+    final = tmp_path / "anomalies.parquet"
+    final.write_bytes(b"old findings")
+    with pytest.raises(OSError), replacing(final) as tmp:
+        tmp.write_bytes(b"half of the new")
+        raise OSError("disk full")
+    assert final.read_bytes() == b"old findings"
+    assert [p.name for p in tmp_path.iterdir()] == ["anomalies.parquet"]

@@ -1,0 +1,40 @@
+"""Replacing a file durably: write beside it, fsync, rename over it, fsync the folder.
+
+Every file the store holds (segments, compacted segments, manifests, findings, the
+catalog) is written this way, so a reader or a crash sees the old file or the new
+one, never half of one. The temp name is dot-prefixed and ends in ``.tmp``, so no
+reader's ``*.parquet`` glob ever matches it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def fsync_path(path: Path, *, directory: bool = False) -> None:
+    """Flush ``path`` (a file, or a folder's entries) to disk."""
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def replacing(final: Path, *, tmp: Path | None = None) -> Iterator[Path]:
+    """Yield a temp path to write; on success it durably becomes ``final``.
+
+    On any error the temp file is removed and ``final`` is left as it was.
+    """
+    tmp = tmp or final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        fsync_path(tmp)
+        tmp.replace(final)
+        fsync_path(final.parent, directory=True)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
