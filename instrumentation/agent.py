@@ -60,6 +60,7 @@ from instrumentation.errors import ConfigurationError
 from instrumentation.event_publisher import EventPublisher, new_id
 from instrumentation.heartbeat import AgentCounters, HeartbeatPublisher, instance_id
 from instrumentation.messaging_spans import MessagingSpans
+from instrumentation.nats_shutdown import close_connection
 from instrumentation.telemetry import DEFAULT_NATS_URL, Telemetry, telemetry_for
 
 log = logging.getLogger(__name__)
@@ -212,11 +213,8 @@ class Agent:
 
     async def close(self) -> None:
         """Flush what was published (acks included) and disconnect."""
-        if self._nc is not None and not self._nc.is_closed:
-            with contextlib.suppress(Exception):
-                await self._nc.flush(timeout=2)
-            with contextlib.suppress(Exception):
-                await self._nc.close()
+        if self._nc is not None:
+            await close_connection(self._nc, flush_timeout=2)
         self._nc = None
 
     async def __aenter__(self) -> Agent:
@@ -313,7 +311,11 @@ class Agent:
             cancelled = True
         finally:
             self._stopping.set()
-            await self._drain(intake, heartbeats)
+            try:
+                await self._drain(intake, heartbeats)
+            except asyncio.CancelledError:
+                cancelled = True
+                await self._stop_now(intake, heartbeats)
         if cancelled:
             raise asyncio.CancelledError
 
@@ -381,4 +383,16 @@ class Agent:
         self._ready.clear()
         if self.telemetry.exporter is not None:
             await asyncio.to_thread(self.telemetry.force_flush, timeout=2)
+        await self.close()
+
+    async def _stop_now(
+        self, intake: JetStreamIntake | CoreIntake, heartbeats: asyncio.Task[None]
+    ) -> None:
+        """Cancelled again while draining: in-flight steps are cancelled instead of
+        awaited, but the connection is still closed, so nothing is left running."""
+        intake.cancel()
+        heartbeats.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        self._ready.clear()
         await self.close()

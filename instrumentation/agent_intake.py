@@ -106,6 +106,13 @@ class JetStreamIntake:
         for loop in self._loops:
             loop.cancel()
 
+    def cancel(self) -> None:
+        """Give up the open pull requests at once (the connection is about to close)."""
+        for consumer in self._consumers:
+            consumer.stop()
+        for loop in self._loops:
+            loop.cancel()
+
     async def _prepare_consumers(self) -> list[tuple[Handler, str]]:
         if self._handlers:
             async with self._stream_lock:
@@ -181,6 +188,10 @@ class CoreIntake:
                 log.debug("subscription to %s not drained: %s", sub.subject, exc)
                 with contextlib.suppress(Exception):
                     await sub.unsubscribe()
+
+    def cancel(self) -> None:
+        """Take no more messages (closing the connection ends the subscriptions)."""
+        self._subscriptions = []
 
     async def _on_message(self, handler: Handler, msg: Any) -> None:
         # awaited by the subscription's own task: while no slot is free, the

@@ -1,0 +1,54 @@
+"""Closing a nats-py connection so that nothing of it is left running.
+
+nats-py's ``Client.close()`` first writes whatever is still pending (an UNSUB, a
+last heartbeat) to the socket, and only then stops the subscriptions' tasks and
+closes the socket. When NATS has gone away, that write raises ``Connection lost``
+and the close stops half way: the connection reports itself closed, yet every
+subscription's task stays pending forever and the socket stays open. asyncio then
+logs "Task was destroyed but it is pending!" for each of them when they are
+garbage collected, long after the agent stopped. ``close_connection`` finishes
+what nats-py left undone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+async def close_connection(nc: Any, *, flush_timeout: float = 2.0) -> None:
+    """Flush (when connected) and close ``nc``; never raises but for cancellation."""
+    if nc.is_closed:
+        _stop_what_close_left(nc)
+        return
+    if nc.is_connected:
+        with contextlib.suppress(Exception):
+            await nc.flush(timeout=flush_timeout)
+    try:
+        await nc.close()
+    except asyncio.CancelledError:
+        _stop_what_close_left(nc)
+        raise
+    except Exception as exc:  # NATS gone: nats-py stopped closing half way
+        log.debug("NATS connection closed with %s: %s", type(exc).__name__, exc)
+    _stop_what_close_left(nc)
+
+
+def _stop_what_close_left(nc: Any) -> None:
+    """Stop the subscription tasks and close the socket that an interrupted
+    ``Client.close()`` left behind (nats-py has no public call for it; these are
+    the steps its ``_close`` did not reach)."""
+    subscriptions = getattr(nc, "_subs", None)
+    if subscriptions:
+        for sub in list(subscriptions.values()):
+            with contextlib.suppress(Exception):
+                sub._stop_processing()
+        subscriptions.clear()
+    transport = getattr(nc, "_transport", None)
+    if transport is not None:
+        with contextlib.suppress(Exception):
+            transport.close()
