@@ -25,6 +25,7 @@ from correlator.detection import Detection, detect
 from correlator.findings import ensure_findings, write_findings
 from correlator.ledger import AnomalyLedger
 from correlator.model import ChoreographyModel, install_model, learn_model
+from correlator.sql_text import statement
 from correlator.thresholds import Thresholds
 from store import StoreLayout, open_store
 from store.durable_files import replacing
@@ -51,7 +52,6 @@ MATERIALIZED = (
     "delivery_spans",
     "dead_letters",
     "hops",
-    "messages",
     "transitions",
 )
 
@@ -92,6 +92,12 @@ class Correlator:
         # threshold DuckDB checkpoints (and vacuums) in the middle of a statement, which
         # cost ~0.65 s of a 1M-span cold pass; eviction checkpoints instead (_evict)
         self.con.execute("SET checkpoint_threshold = '1TB'")
+        # the statements join a large side (spans) to a smaller one (publishes,
+        # messages) with the smaller one on the right, which is the side DuckDB builds
+        # its hash table from. Its cardinality estimate for a filtered side is often
+        # far too low, and it then builds on ~700k wide consumer spans instead: on 1M
+        # spans that cost ~0.4 s of a cold pass.
+        self.con.execute("SET disabled_optimizers = 'build_side_probe_side'")
         (self._db,) = self.con.execute("SELECT current_database()").fetchone()
         self.ledger = AnomalyLedger.load(self.layout)
         self.model = ChoreographyModel()
@@ -102,6 +108,9 @@ class Correlator:
         # a temp name, then renamed), so a tick reads only the ones new since
         self._segments_read: frozenset[str] = frozenset()
         self._status_changed = False
+        # stored_spans, every span of a full pass: a VIEW over the segments, or a TABLE
+        # of them deduplicated (None while no full pass holds one)
+        self._stored_kind: str | None = None
         self._lock = threading.RLock()  # passes run in worker threads, one at a time
 
     # --- passes ------------------------------------------------------------------
@@ -111,7 +120,7 @@ class Correlator:
         with self._lock:
             con = self.con
             segments = self._span_segments()
-            self._point_at_all_spans()
+            self._point_at_all_spans(segments)
             (newest,) = con.execute("SELECT max(received_at) FROM workflow_spans").fetchone()
             self.watermark = min(newest, now) if newest else now
             self._learn()
@@ -135,6 +144,7 @@ class Correlator:
                 """,
                 {"horizon": (self.watermark or now) - dt.timedelta(seconds=self.recent_s)},
             )
+            self._release_stored_spans()
             self._status_changed = True
             self._segments_read = segments
             return new
@@ -164,8 +174,9 @@ class Correlator:
         con = self.con
         self._ticks += 1
         if time.monotonic() - self._model_learned_at > self.model_refresh_s:
-            self._point_at_all_spans()
+            self._point_at_all_spans(segments)
             self._learn()
+            self._release_stored_spans()
         since = self.watermark - dt.timedelta(seconds=self.ingest_slack_s)
         # the schema seed (no rows) keeps every column there whatever the new segments hold
         fresh = [self._schema_seed(), *sorted(segments - self._segments_read)]
@@ -273,10 +284,35 @@ class Correlator:
     def _schema_seed(self) -> str:
         return str(self.layout.table_dir("spans") / SEED_FILE)
 
-    def _point_at_all_spans(self) -> None:
-        """Judge every span in the store. The spans view is read (and deduplicated)
-        once, into workflow_spans: every other statement of the pass reads that."""
-        self._point_at(f"(SELECT {WORK_COLUMNS} FROM spans)")
+    def _point_at_all_spans(self, segments: frozenset[str]) -> None:
+        """Judge every span of ``segments``. Spans stored more than once (rare) are
+        deduplicated into memory first; otherwise the pass reads the files directly
+        (the store's ``spans`` view deduplicates every span, which costs more than
+        reading them)."""
+        con = self.con
+        files = [self._schema_seed(), *sorted(segments)]
+        self._release_stored_spans()
+        (copied,) = con.execute(statement("span_copies"), {"files": files}).fetchone()
+        if copied:
+            con.execute(
+                f"CREATE TEMP TABLE stored_spans AS {statement('stored_spans')}", {"files": files}
+            )
+            self._stored_kind = "TABLE"
+        else:
+            listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+            self._stored_kind = "VIEW"
+            con.execute(
+                "CREATE TEMP VIEW stored_spans AS SELECT * FROM read_parquet("
+                f"[{listed}], union_by_name = true, hive_partitioning = false)"
+            )
+        self._point_at(f"(SELECT {WORK_COLUMNS} FROM stored_spans)")
+
+    def _release_stored_spans(self) -> None:
+        """Free the deduplicated copy of every span once a full pass is done with it
+        (what may still change is kept in work_spans)."""
+        if self._stored_kind:
+            self.con.execute(f"DROP {self._stored_kind} temp.main.stored_spans")
+            self._stored_kind = None
 
     def _point_at(self, table: str) -> None:
         """Judge the spans of ``table``: the views read them through correlated_spans."""

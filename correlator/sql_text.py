@@ -32,3 +32,11 @@ def folder_statements(folder: str) -> tuple[tuple[str, str, frozenset[str]], ...
 def run_folder(con: duckdb.DuckDBPyConnection, folder: str, parameters: dict[str, Any]) -> None:
     for _name, text, names in folder_statements(folder):
         con.execute(text, {k: parameters[k] for k in names})
+
+
+@functools.cache
+def statement(name: str) -> str:
+    """The text of ``correlator/engine_sql/<name>.sql``: one statement of the engine's own."""
+    return (resources.files("correlator") / "engine_sql" / f"{name}.sql").read_text(
+        encoding="utf-8"
+    )

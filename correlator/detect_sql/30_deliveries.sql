@@ -13,9 +13,22 @@
 --   unreceived     no sign the consumer ever got it
 -- since: when the wait began (the publish, else the first sign of the message).
 CREATE OR REPLACE TEMP TABLE d_deliveries AS
-WITH msgs AS (
+WITH published_or_handled AS (
+    SELECT message_id, workflow_id, trace_id, subject, producer_service, published_at,
+           true AS producer_seen
+    FROM published_messages
+    UNION ALL
+    -- messages consumers handled whose publish span never arrived (the messages
+    -- view's full outer join, without the per-message consumer lists it also builds)
+    SELECT message_id, any_value(workflow_id), any_value(trace_id), any_value(subject),
+           NULL, NULL, false
+    FROM (SELECT * FROM delivery_spans WHERE NOT producer_seen)
+    ANTI JOIN published_messages USING (message_id)
+    GROUP BY message_id
+),
+msgs AS (
     SELECT m.*, w.workflow_type
-    FROM messages AS m
+    FROM published_or_handled AS m
     LEFT JOIN d_workflows AS w USING (workflow_id)
 ),
 attempts AS (

@@ -14,10 +14,10 @@ WITH orphans AS (
         any_value(d.service_name) AS consumer_service,
         min(d.start_time) AS since
     FROM delivery_spans AS d
-    LEFT JOIN workflow_spans AS r ON r.trace_id = d.ref_trace_id AND r.span_id = d.ref_span_id
+    LEFT JOIN workflow_spans AS r ON r.span_key = d.ref_key AND r.span_id = d.ref_span_id
     WHERE d.operation IN ('receive', 'process')
         AND NOT d.producer_seen
-        AND d.ref_span_id IS NOT NULL
+        AND d.ref_key IS NOT NULL
         AND r.span_id IS NULL
     GROUP BY d.message_id
 ),

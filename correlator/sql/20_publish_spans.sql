@@ -7,6 +7,8 @@ SELECT
     trace_id,
     span_id,
     parent_span_id,
+    span_key,
+    parent_key,
     coalesce(message_id, span_id) AS message_id,
     subject,
     service_name AS producer_service,

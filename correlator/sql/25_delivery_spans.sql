@@ -1,74 +1,82 @@
 -- Consumer-side spans (receive, process, settle), each tied to the message it
 -- handles: through its span link or parent when that is a publish span (any
 -- OpenTelemetry NATS instrumentation), else through its message id (ours), else,
--- for a settle span that names neither, through the process span it is the child of.
--- producer_seen is false when the publish span never arrived; ref_* is what the
--- span points at, so an orphan can be told from a span that points at nothing.
--- Only the few spans whose link or parent is not a publish span look their message
--- id up among published messages (a hash join over every consumer span cost half
--- of the view on 1M spans).
+-- for a span that names neither (a settle span of another instrumentation),
+-- through the consumer span it is the child of.
+-- producer_seen is false when the publish span never arrived; ref_key / ref_span_id
+-- is the span it points at, so an orphan can be told from a span that points at
+-- nothing. Joins on span keys also compare the span id (a hash collision never pairs
+-- the wrong spans). One pass with no intermediate copy: on 1M spans, copying wide
+-- rows through a materialized step cost more than the joins.
 CREATE OR REPLACE VIEW delivery_spans AS
-WITH by_link AS (
+WITH parents AS (
+    -- the consumer spans that message-less consumer spans are children of, with
+    -- their message (usually none: our spans all name theirs)
+    SELECT
+        c.span_key,
+        c.span_id,
+        coalesce(p.message_id, c.message_id) AS message_id,
+        coalesce(c.subject, p.subject) AS subject,
+        p.span_key IS NOT NULL AS ref_is_publish
+    FROM workflow_spans AS c
+    LEFT JOIN publish_spans AS p
+        ON p.span_key = c.ref_key AND p.span_id = coalesce(c.link_span_id, c.parent_span_id)
+    WHERE c.span_key IN (
+        SELECT parent_key FROM workflow_spans
+        WHERE message_id IS NULL AND parent_key IS NOT NULL
+            AND (operation IN ('receive', 'process', 'settle')
+                OR (operation IS NULL AND kind = 'consumer'))
+    )
+),
+resolved AS (
     SELECT
         c.*,
-        by_ref.span_id IS NOT NULL AS ref_is_publish,
-        by_ref.subject AS ref_subject,
-        by_ref.message_id AS ref_message_id
+        coalesce(c.link_span_id, c.parent_span_id) AS ref_span_id,
+        p.span_key IS NOT NULL AS ref_is_publish,
+        p.message_id AS ref_message_id,
+        p.subject AS ref_subject,
+        m.message_id IS NOT NULL AS id_is_published,
+        -- no publish pointed at and no message named: the parent's message
+        p.span_key IS NULL AND c.message_id IS NULL AS by_parent,
+        par.message_id AS parent_message_id,
+        par.subject AS parent_subject,
+        par.ref_is_publish OR pm.message_id IS NOT NULL AS parent_published
     FROM workflow_spans AS c
-    LEFT JOIN publish_spans AS by_ref
-        ON by_ref.trace_id = coalesce(c.link_trace_id, c.trace_id)
-        AND by_ref.span_id = coalesce(c.link_span_id, c.parent_span_id)
+    LEFT JOIN publish_spans AS p
+        ON p.span_key = c.ref_key AND p.span_id = coalesce(c.link_span_id, c.parent_span_id)
+    LEFT JOIN published_messages AS m ON m.message_id = c.message_id
+    LEFT JOIN parents AS par ON par.span_key = c.parent_key AND par.span_id = c.parent_span_id
+    LEFT JOIN published_messages AS pm ON pm.message_id = par.message_id
     WHERE c.operation IN ('receive', 'process', 'settle')
         OR (c.operation IS NULL AND c.kind = 'consumer')
-),
-by_message AS (
-    SELECT l.*, by_id.message_id IS NOT NULL AS id_is_published
-    FROM by_link AS l
-    LEFT JOIN published_messages AS by_id ON by_id.message_id = l.message_id
-    WHERE NOT l.ref_is_publish
-    UNION ALL BY NAME
-    SELECT *, false AS id_is_published
-    FROM by_link
-    WHERE ref_is_publish
-),
-resolved AS MATERIALIZED (
-    SELECT
-        c.workflow_id,
-        c.trace_id,
-        c.span_id,
-        c.parent_span_id,
-        c.name,
-        c.kind,
-        coalesce(c.operation, 'process') AS operation,
-        lower(split_part(c.name, ' ', 1)) AS operation_name,
-        c.service_name,
-        c.service_instance_id,
-        c.consumer,
-        coalesce(c.subject, c.ref_subject) AS subject,
-        coalesce(c.ref_message_id, c.message_id) AS message_id,
-        c.ref_is_publish OR c.id_is_published AS producer_seen,
-        coalesce(c.link_trace_id, c.trace_id) AS ref_trace_id,
-        coalesce(c.link_span_id, c.parent_span_id) AS ref_span_id,
-        c.start_time,
-        c.end_time,
-        c.duration_ms,
-        c.status_code,
-        c.status_message
-    FROM by_message AS c
 )
--- Spans that name their message pass through; only the others (usually few) join
--- their parent (a join over every span cost a third of the view on 1M spans).
-SELECT r.* EXCLUDE (message_id, producer_seen, subject), r.message_id, r.producer_seen, r.subject
-FROM resolved AS r
-WHERE r.message_id IS NOT NULL
-UNION ALL BY NAME
 SELECT
-    r.* EXCLUDE (message_id, producer_seen, subject),
-    coalesce(parent.message_id, r.ref_span_id, r.span_id) AS message_id,
-    r.producer_seen OR coalesce(parent.producer_seen, false) AS producer_seen,
-    coalesce(r.subject, parent.subject) AS subject
-FROM resolved AS r
-LEFT JOIN resolved AS parent
-    ON parent.trace_id = r.trace_id
-    AND parent.span_id = r.parent_span_id
-WHERE r.message_id IS NULL;
+    workflow_id,
+    trace_id,
+    span_id,
+    span_key,
+    ref_key,
+    ref_span_id,
+    coalesce(operation, 'process') AS operation,
+    CASE WHEN operation = 'settle' THEN lower(split_part(name, ' ', 1)) END AS settlement,
+    service_name,
+    service_instance_id,
+    consumer,
+    CASE
+        WHEN by_parent THEN coalesce(subject, parent_subject)
+        ELSE coalesce(subject, ref_subject)
+    END AS subject,
+    CASE
+        WHEN by_parent THEN coalesce(parent_message_id, ref_span_id, span_id)
+        ELSE coalesce(ref_message_id, message_id)
+    END AS message_id,
+    CASE
+        WHEN by_parent THEN coalesce(parent_published, false)
+        ELSE ref_is_publish OR id_is_published
+    END AS producer_seen,
+    start_time,
+    end_time,
+    duration_ms,
+    status_code,
+    status_message
+FROM resolved;

@@ -25,9 +25,9 @@ SELECT
     NULL AS reason,
     substr(p.subject, length('dlq.') + 1) AS subject
 FROM publish_spans AS p
-LEFT JOIN delivery_spans AS d ON d.trace_id = p.trace_id AND d.span_id = p.parent_span_id
+LEFT JOIN delivery_spans AS d ON d.span_key = p.parent_key AND d.span_id = p.parent_span_id
 WHERE p.subject LIKE 'dlq.%'
 UNION ALL
 SELECT message_id, consumer, 'term' AS source, start_time AS at, status_message AS reason, subject
 FROM delivery_spans
-WHERE operation = 'settle' AND operation_name = 'term';
+WHERE operation = 'settle' AND settlement = 'term';

@@ -17,8 +17,9 @@ SELECT
     p.parent_span_id IS NULL OR d1.span_id IS NOT NULL OR mid.span_id IS NOT NULL AS cause_seen
 FROM publish_spans AS p
 LEFT JOIN delivery_spans AS d1
-    ON d1.trace_id = p.trace_id AND d1.span_id = p.parent_span_id AND d1.operation = 'process'
+    ON d1.span_key = p.parent_key AND d1.span_id = p.parent_span_id AND d1.operation = 'process'
 LEFT JOIN workflow_spans AS mid
-    ON d1.span_id IS NULL AND mid.trace_id = p.trace_id AND mid.span_id = p.parent_span_id
+    ON d1.span_id IS NULL AND mid.span_key = p.parent_key AND mid.span_id = p.parent_span_id
 LEFT JOIN delivery_spans AS d2
-    ON d2.trace_id = mid.trace_id AND d2.span_id = mid.parent_span_id AND d2.operation = 'process';
+    ON d2.span_key = mid.parent_key AND d2.span_id = mid.parent_span_id
+    AND d2.operation = 'process';
