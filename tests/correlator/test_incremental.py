@@ -82,6 +82,24 @@ def test_spans_delivered_twice_by_the_bus_are_not_a_duplicate(store_layout: Stor
     engine.close()
 
 
+def test_spans_stored_twice_are_judged_once_by_a_cold_pass(store_layout: StoreLayout) -> None:
+    log = SpanLog()
+    ours = history(log)
+    healthy_run(ours, "wf-x", start=100)
+    rows = list(log.rows)
+    log.write(store_layout)
+    log.rows = rows  # every span of the store a second time: a redelivered batch
+    log.write(store_layout)
+
+    engine = _engine(store_layout)
+    assert engine.cold_pass(now=at(200)) == []
+    (status,) = engine.con.execute(
+        "SELECT status FROM all_status WHERE workflow_id = 'wf-x'"
+    ).fetchone()
+    engine.close()
+    assert status == "completed"
+
+
 def test_restarted_correlator_does_not_report_old_findings_as_new(
     store_layout: StoreLayout,
 ) -> None:
