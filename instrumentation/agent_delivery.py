@@ -128,7 +128,7 @@ class DeliveryProcessor:
         spans = self._spans
         span = spans.arrive(subject, delivered, consumer_group=handler.queue, extra=nats_attributes)
         workflow_id = workflow_of(delivered, span)
-        process_context = trace.set_span_in_context(span, delivered.context)
+        process_context = trace.set_span_in_context(span, delivered.base_context)
         token = otel_context.attach(process_context)
         wf_token = current_workflow_id.set(workflow_id)
         try:

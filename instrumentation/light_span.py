@@ -15,15 +15,23 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import (
+    Event,
+    ReadableSpan,
+    SpanProcessor,
+    SynchronousMultiSpanProcessor,
+    TracerProvider,
+)
 from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+from instrumentation.span_context import valid_span_context
 
 log = logging.getLogger(__name__)
 
@@ -51,25 +59,39 @@ class LightSpanFactory:
 
     def __init__(self, provider: TracerProvider, scope: InstrumentationScope) -> None:
         self._provider = provider
-        self._ids = provider.id_generator
+        self._new_trace_id = provider.id_generator.generate_trace_id
+        self._new_span_id = provider.id_generator.generate_span_id
         self._sampler = provider.sampler
         self._parent_based_always_on = self._sampler.get_description().startswith(_DEFAULT_SAMPLER)
         self.resource = provider.resource
         self.scope = scope
         self._processors_seen: tuple[SpanProcessor, ...] | None = None
         self._notify_start = False
+        self._end_targets: tuple[Callable[[ReadableSpan], None], ...] = ()
 
     def _must_notify_start(self) -> bool:
         """Whether a processor other than the SDK's own (which ignore it) wants on_start."""
-        processors = self._provider._active_span_processor._span_processors
-        if processors is not self._processors_seen:
-            self._processors_seen = processors
-            self._notify_start = any(
-                type(p).on_start is not SpanProcessor.on_start
-                and not type(p).__module__.startswith("opentelemetry.sdk.trace")
-                for p in processors
-            )
+        if self._provider._active_span_processor._span_processors is not self._processors_seen:
+            self._refresh_processors()
         return self._notify_start
+
+    def _refresh_processors(self) -> None:
+        """Note the provider's processors (a tuple, replaced when one is added)."""
+        active = self._provider._active_span_processor
+        processors = active._span_processors
+        self._processors_seen = processors
+        self._notify_start = any(
+            type(p).on_start is not SpanProcessor.on_start
+            and not type(p).__module__.startswith("opentelemetry.sdk.trace")
+            for p in processors
+        )
+        # the SDK's synchronous multi-processor only loops over its processors:
+        # calling them directly saves a call per span
+        self._end_targets = (
+            tuple(p.on_end for p in processors)
+            if type(active) is SynchronousMultiSpanProcessor
+            else (active.on_end,)
+        )
 
     @staticmethod
     def supports(provider: Any) -> bool:
@@ -82,7 +104,10 @@ class LightSpanFactory:
         self._provider._active_span_processor.on_start(span, parent_context=parent_context)  # type: ignore[arg-type]
 
     def on_end(self, span: ReadableSpan) -> None:
-        self._provider._active_span_processor.on_end(span)
+        if self._provider._active_span_processor._span_processors is not self._processors_seen:
+            self._refresh_processors()
+        for on_end in self._end_targets:
+            on_end(span)
 
     def start(
         self,
@@ -94,15 +119,16 @@ class LightSpanFactory:
         links: Sequence[Link] = (),
         start_time: int,
     ) -> LightSpan:
-        if parent is not None and parent.is_valid:
-            trace_id = parent.trace_id
-            trace_state = parent.trace_state
+        # a SpanContext is a tuple: [0] trace id, [3] flags, [4] state, [5] is_valid
+        if parent is not None and parent[5]:
+            trace_id = parent[0]
+            trace_state = parent[4]
         else:
             parent = None
-            trace_id = self._ids.generate_trace_id()
+            trace_id = self._new_trace_id()
             trace_state = None
         if self._parent_based_always_on:
-            sampled = parent.trace_flags.sampled if parent is not None else True
+            sampled = parent is None or (parent[3] & TraceFlags.SAMPLED) != 0
         else:
             parent_context = (
                 trace.set_span_in_context(trace.NonRecordingSpan(parent))
@@ -113,12 +139,12 @@ class LightSpanFactory:
                 parent_context, trace_id, name, kind, attributes, links
             )
             sampled = result.decision == Decision.RECORD_AND_SAMPLE
-        context = SpanContext(
+        context = valid_span_context(
             trace_id,
-            self._ids.generate_span_id(),
-            is_remote=False,
-            trace_flags=_SAMPLED if sampled else _NOT_SAMPLED,
-            trace_state=trace_state,
+            self._new_span_id(),
+            False,
+            _SAMPLED if sampled else _NOT_SAMPLED,
+            trace_state,
         )
         span = LightSpan(self, name, kind, context, parent, attributes, links, start_time, sampled)
         if sampled and self._must_notify_start():
@@ -129,6 +155,27 @@ class LightSpanFactory:
 class LightSpan(trace.Span, ReadableSpan):
     """A span recorded as plain values; when it ends it is its own ``ReadableSpan``
     (as the SDK's ``Span`` is), so processors get it without a copy."""
+
+    # slots: no per-span __dict__ to build (the API's base classes have one, made
+    # only if something sets another attribute)
+    __slots__ = (
+        "_attributes",
+        "_context",
+        "_end_time",
+        "_ended",
+        "_events",
+        "_factory",
+        "_instrumentation_info",
+        "_instrumentation_scope",
+        "_kind",
+        "_links",
+        "_name",
+        "_parent",
+        "_resource",
+        "_sampled",
+        "_start_time",
+        "_status",
+    )
 
     def __init__(
         self,

@@ -23,6 +23,7 @@ from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from instrumentation import wire
+from instrumentation.span_context import valid_span_context
 
 _IGNORED_PREFIX = wire.IGNORED_HEADER_PREFIX.lower()
 _TRACECONTEXT = TraceContextTextMapPropagator()
@@ -33,9 +34,8 @@ _MSG_ID = wire.MSG_ID.lower()
 # what this module writes: version 00, nothing after the flags; anything else
 # goes through the W3C propagator, which accepts (or refuses) it as before
 _PLAIN_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
-_ZERO_TRACE_ID = "0" * 32
-_ZERO_SPAN_ID = "0" * 16
 _FLAGS = {f"{flags:02x}": TraceFlags(flags) for flags in range(256)}
+_EMPTY_CONTEXT = Context()  # contexts are never changed in place: one is enough
 
 
 class HeadersSetter(Setter[dict[str, str]]):
@@ -127,48 +127,56 @@ def _write_trace_context(headers: dict[str, str], span_context: SpanContext) -> 
             headers[wire.TRACESTATE] = span_context.trace_state.to_header()
 
 
-def _plain_trace_context(lowered: Mapping[str, str]) -> Context | None:
-    """The context of a ``traceparent`` as this module writes it, with no
-    ``tracestate``: what the W3C propagator would make of it, made directly."""
+def _plain_producer(lowered: Mapping[str, str]) -> SpanContext | None:
+    """The producer's span context from a ``traceparent`` as this module writes it,
+    with no ``tracestate``: what the W3C propagator would make of it, made directly."""
     value = lowered.get(wire.TRACEPARENT)
-    if value is None or wire.TRACESTATE in lowered:
+    if value is None or wire.TRACESTATE in lowered or _PLAIN_TRACEPARENT.fullmatch(value) is None:
         return None
-    match = _PLAIN_TRACEPARENT.fullmatch(value)
-    if match is None:
+    trace_id = int(value[3:35], 16)
+    span_id = int(value[36:52], 16)
+    if not trace_id or not span_id:
         return None
-    trace_id, span_id, flags = match.groups()
-    if trace_id == _ZERO_TRACE_ID or span_id == _ZERO_SPAN_ID:
-        return None
-    producer = SpanContext(
-        int(trace_id, 16), int(span_id, 16), is_remote=True, trace_flags=_FLAGS[flags]
-    )
-    return trace.set_span_in_context(NonRecordingSpan(producer), Context())
+    return valid_span_context(trace_id, span_id, True, _FLAGS[value[53:55]], None)
 
 
 class Delivered(NamedTuple):
     """What a delivered message's headers say about where it came from (a named
     tuple: made for every message, and three times cheaper than a frozen dataclass)."""
 
-    context: Context
+    base_context: Context  # baggage (and other propagators' fields), without the producer
     producer: SpanContext | None  # the remote publish span, None when broken
     workflow_id: str | None
     message_id: str | None
     broken: bool
+
+    @property
+    def context(self) -> Context:
+        """The extracted context: ``base_context`` with the producer's span current
+        (built on demand: a consumer that starts its own span never needs it)."""
+        if self.producer is None:
+            return self.base_context
+        return trace.set_span_in_context(NonRecordingSpan(self.producer), self.base_context)
 
 
 def extract_delivered(headers: Mapping[str, str] | None) -> Delivered:
     """Read trace context, workflow id and message id from a delivered message."""
     lowered = lowercase_headers(headers)
     if _w3c_only():
-        context = _plain_trace_context(lowered) or _TRACECONTEXT.extract(lowered)
+        producer = _plain_producer(lowered)
+        if producer is not None:
+            context = _EMPTY_CONTEXT
+        else:
+            context = _TRACECONTEXT.extract(lowered)
+            producer = trace.get_current_span(context).get_span_context()
         if wire.BAGGAGE in lowered:
             context = _BAGGAGE.extract(lowered, context)
     else:
         context = propagate.extract(lowered, getter=HEADERS_GETTER)
-    producer = trace.get_current_span(context).get_span_context()
+        producer = trace.get_current_span(context).get_span_context()
     valid = producer.is_valid and producer.is_remote
     return Delivered(
-        context=context,  # keeps baggage even when the trace context is broken
+        base_context=context,  # keeps baggage even when the trace context is broken
         producer=producer if valid else None,
         workflow_id=lowered.get(_WORKFLOW_ID) or None,
         message_id=lowered.get(_MSG_ID) or None,

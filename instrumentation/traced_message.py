@@ -96,7 +96,7 @@ class TracedMsg:
     def context(self) -> Context:
         """The process span's context while processing, else the producer's."""
         if self._process_span is not None:
-            return trace.set_span_in_context(self._process_span, self.delivered.context)
+            return trace.set_span_in_context(self._process_span, self.delivered.base_context)
         return self.delivered.context
 
     # --- spans ---------------------------------------------------------------------------
@@ -120,7 +120,7 @@ class TracedMsg:
             kind=kind,
         )
         self._process_span = span
-        token = otel_context.attach(trace.set_span_in_context(span, self.delivered.context))
+        token = otel_context.attach(trace.set_span_in_context(span, self.delivered.base_context))
         wf_token = current_workflow_id.set(self.workflow_id)
         try:
             yield span
