@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
 from instrumentation import semconv
-from instrumentation.light_span import LightSpan
+from instrumentation.light_span import UNSET_STATUS, LightSpan
 from instrumentation.wire import COLUMNAR_VERSION
 
 # OTLP numbers; Python's SpanKind counts from 0 (INTERNAL), OTLP from 1. Keyed by
@@ -80,9 +80,11 @@ def _json_objects_encoder() -> Callable[[Iterable[Mapping[str, Any]]], list[str]
 
 
 _json_objects = _json_objects_encoder()
-_hex32 = "{:032x}".format
-_hex16 = "{:016x}".format
+# printf-style formatting of an int is about twice as fast as str.format's
+_hex32 = "%032x".__mod__
+_hex16 = "%016x".__mod__
 _LIGHT_ONLY = frozenset({LightSpan})
+_UNSET = UNSET_STATUS  # the status every light span starts with
 # a light span's plain fields, and what a SpanContext (a tuple) and a Status hold
 _CONTEXT, _PARENT, _NAME, _SCOPE, _KIND = (
     operator.attrgetter(f"_{field}")
@@ -140,8 +142,16 @@ def _links_column(all_links: Iterable[Sequence[Any]]) -> list[str | None]:
 def _light_span_columns(spans: Sequence[LightSpan]) -> dict[str, Any]:
     """The columns of our own spans, read from their plain fields a column at a time
     (``map`` with getters runs each column's walk in C, not a Python loop)."""
+    count = len(spans)
     contexts = list(map(_CONTEXT, spans))
     statuses = list(map(_STATUS, spans))
+    if statuses.count(_UNSET) == count:  # the usual batch: no span set a status
+        status_codes: list[int] = [_OTLP_STATUS[id(StatusCode.UNSET)]] * count
+        status_messages: list[str | None] = [None] * count
+    else:
+        status_codes = list(map(_OTLP_STATUS.__getitem__, map(id, map(_CODE, statuses))))
+        status_messages = list(map(_DESCRIPTION, statuses))
+    all_events = list(map(_EVENTS, spans))
     scopes = list(map(_SCOPE, spans))
     first_scope = scopes[0] if scopes else None
     return {
@@ -159,10 +169,14 @@ def _light_span_columns(spans: Sequence[LightSpan]) -> dict[str, Any]:
         "kind": list(map(_OTLP_KIND.__getitem__, map(id, map(_KIND, spans)))),
         "start_ns": list(map(_START, spans)),
         "end_ns": list(map(_END, spans)),
-        "status_code": list(map(_OTLP_STATUS.__getitem__, map(id, map(_CODE, statuses)))),
-        "status_message": list(map(_DESCRIPTION, statuses)),
+        "status_code": status_codes,
+        "status_message": status_messages,
         "attributes": list(map(_ATTRIBUTES, spans)),
-        "events": [_events_json(events) if events else None for events in map(_EVENTS, spans)],
+        "events": (
+            [_events_json(events) if events else None for events in all_events]
+            if any(all_events)
+            else [None] * count
+        ),
         "links": _links_column(map(_LINKS, spans)),
     }
 

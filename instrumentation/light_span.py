@@ -36,7 +36,7 @@ from instrumentation.span_context import valid_span_context
 log = logging.getLogger(__name__)
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
-_UNSET = Status(StatusCode.UNSET)
+UNSET_STATUS = Status(StatusCode.UNSET)  # shared by every light span until one sets its own
 _SCALARS = (str, bool, int, float)
 
 
@@ -201,7 +201,7 @@ class LightSpan(trace.Span, ReadableSpan):
         self._events: Sequence[Event] = ()
         self._start_time = start_time
         self._end_time: int | None = None
-        self._status = _UNSET
+        self._status = UNSET_STATUS
         self._resource = factory.resource
         self._instrumentation_scope = factory.scope
         self._instrumentation_info = None
