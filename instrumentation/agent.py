@@ -147,6 +147,7 @@ class Agent:
             max_deliveries=max_deliveries,
             backoff=backoff,
             max_header_bytes=max_header_bytes,
+            step_finished=self._step_finished,
         )
         self.instance = instance_id(self.telemetry, name)
         self._heartbeats = HeartbeatPublisher(
@@ -254,7 +255,8 @@ class Agent:
         headers: Mapping[str, str] | None = None,
     ) -> str:
         """Publish the first event of a new workflow (a new trace); returns its workflow id."""
-        await self.connect()
+        if self._nc is None or self._nc.is_closed:
+            await self.connect()
         workflow_id = workflow_id or new_id()
         await self._publisher.publish(
             subject,
@@ -276,7 +278,8 @@ class Agent:
         headers: Mapping[str, str] | None = None,
     ) -> str:
         """Publish an event of an existing workflow from outside a handler; returns its id."""
-        await self.connect()
+        if self._nc is None or self._nc.is_closed:
+            await self.connect()
         return await self._publisher.publish(
             subject, data, workflow_id=workflow_id, message_id=message_id, headers=headers
         )
@@ -356,12 +359,12 @@ class Agent:
     def _dispatch(self, handler: Handler, msg: Any) -> None:
         self.counters.received += 1
         self.counters.in_flight += 1
-        task = asyncio.create_task(self._delivery.process(handler, msg))
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
+        self._tasks.add(asyncio.create_task(self._delivery.process(handler, msg)))
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+    def _step_finished(self) -> None:
+        """Called by the step's own task as it ends (cheaper than a done callback,
+        which the loop would schedule separately for every event)."""
+        self._tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
         self.counters.in_flight -= 1
         self._slot_freed.set()
 
@@ -372,10 +375,7 @@ class Agent:
         if self._tasks:
             log.info("agent %s draining %d in-flight events", self.name, len(self._tasks))
             _, pending = await asyncio.wait(set(self._tasks), timeout=self._drain_timeout)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=1)
+            await self._cancel_steps(pending)
         heartbeats.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await heartbeats
@@ -392,7 +392,19 @@ class Agent:
         awaited, but the connection is still closed, so nothing is left running."""
         intake.cancel()
         heartbeats.cancel()
-        for task in list(self._tasks):
-            task.cancel()
         self._ready.clear()
-        await self.close()
+        try:
+            await self._cancel_steps(set(self._tasks))
+        finally:
+            await self.close()
+
+    async def _cancel_steps(self, tasks: set[asyncio.Task[None]]) -> None:
+        """Cancel these steps and give them a second to record it on their spans."""
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=1)
+        for task in tasks:  # one cancelled before it ever ran could not say it ended
+            if task.done() and task in self._tasks:
+                self._tasks.discard(task)
+                self.counters.in_flight -= 1

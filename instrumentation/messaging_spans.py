@@ -98,7 +98,12 @@ class MessagingSpans:
             return self._light.start(
                 name,
                 kind=kind,
-                parent=trace.get_current_span(context).get_span_context(),
+                # an empty context (a new workflow) has no parent: no need to look
+                parent=(
+                    trace.get_current_span(context).get_span_context()
+                    if context is None or context
+                    else None
+                ),
                 attributes=attributes,
                 start_time=self._clock(),
             )

@@ -15,12 +15,14 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 from opentelemetry import baggage, propagate, trace
+from opentelemetry import context as otel_context
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import Getter, Setter, TextMapPropagator
 from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 from instrumentation import wire
 from instrumentation.span_context import valid_span_context
@@ -35,6 +37,7 @@ _MSG_ID = wire.MSG_ID.lower()
 # goes through the W3C propagator, which accepts (or refuses) it as before
 _PLAIN_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 _FLAGS = {f"{flags:02x}": TraceFlags(flags) for flags in range(256)}
+_FLAGS_HEX = {flags: text for text, flags in _FLAGS.items()}
 _EMPTY_CONTEXT = Context()  # contexts are never changed in place: one is enough
 
 
@@ -112,19 +115,21 @@ def inject_span(headers: dict[str, str], span: Span) -> dict[str, str]:
     if not _w3c_only():
         return inject_context(headers, trace.set_span_in_context(span))
     _write_trace_context(headers, span.get_span_context())
-    if baggage.get_all():
+    # an empty current context holds no baggage: skip the baggage API's four calls
+    if otel_context.get_current() and baggage.get_all():
         _BAGGAGE.inject(headers, setter=HEADERS_SETTER)
     return headers
 
 
 def _write_trace_context(headers: dict[str, str], span_context: SpanContext) -> None:
-    if span_context.is_valid:
-        headers[wire.TRACEPARENT] = (
-            f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}"
-            f"-{span_context.trace_flags:02x}"
-        )
-        if span_context.trace_state:
-            headers[wire.TRACESTATE] = span_context.trace_state.to_header()
+    # a SpanContext is a tuple: [0] trace id, [1] span id, [3] flags, [4] state, [5] valid
+    if span_context[5]:
+        trace_id = span_context[0].to_bytes(16, "big").hex()  # faster than format()
+        span_id = span_context[1].to_bytes(8, "big").hex()
+        headers[wire.TRACEPARENT] = f"00-{trace_id}-{span_id}-{_FLAGS_HEX[span_context[3]]}"
+        state = span_context[4]
+        if state is not DEFAULT_TRACE_STATE and state:
+            headers[wire.TRACESTATE] = state.to_header()
 
 
 def _plain_producer(lowered: Mapping[str, str]) -> SpanContext | None:
