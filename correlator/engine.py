@@ -46,7 +46,7 @@ WORK_COLUMNS = (
 # Views every detection statement reads, computed once per pass: each is stored as a
 # temp table of the same name, which shadows the view for the pass's statements.
 MATERIALIZED = (
-    "workflow_spans",
+    "inherited_workflows",
     "publish_spans",
     "published_messages",
     "delivery_spans",

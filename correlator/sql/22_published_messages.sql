@@ -1,6 +1,17 @@
 -- One row per published message. A producer that retried a publish with the same
 -- message id made one message (JetStream dedupes on Nats-Msg-Id): the first wins.
+-- Retried publishes are rare: only their message ids are aggregated, the others
+-- pass through (an aggregate over every publish cost ~0.2 s on 300k messages).
 CREATE OR REPLACE VIEW published_messages AS
+WITH retried AS (
+    SELECT message_id FROM publish_spans GROUP BY message_id HAVING count(*) > 1
+)
+SELECT
+    message_id, workflow_id, trace_id, span_id, parent_span_id, subject, producer_service,
+    published_at, 1 AS publish_count
+FROM publish_spans
+ANTI JOIN retried USING (message_id)
+UNION ALL
 SELECT
     message_id,
     arg_min(workflow_id, published_at) AS workflow_id,
@@ -12,4 +23,5 @@ SELECT
     min(published_at) AS published_at,
     count(*) AS publish_count
 FROM publish_spans
+SEMI JOIN retried USING (message_id)
 GROUP BY message_id;

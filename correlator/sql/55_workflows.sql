@@ -23,7 +23,7 @@ SELECT
     w.started_at,
     w.last_activity_at,
     CASE WHEN s.status = 'completed' THEN w.last_activity_at END AS ended_at,
-    date_diff('microsecond', w.started_at, w.last_activity_at) / 1000.0 AS duration_ms,
+    (epoch_us(w.last_activity_at) - epoch_us(w.started_at)) / 1000.0 AS duration_ms,
     coalesce(s.status, 'in_flight') AS status,
     s.waiting_on,
     s.root_cause,
