@@ -106,7 +106,14 @@ class EventPublisher:
             span, message_id=message_id, workflow_id=workflow_id, headers=headers
         )
         try:
-            stored = await self._send(subject, payload, out)
+            if self._wait_for_ack:
+                stored = await self._publish_acked(subject, payload, out)
+            else:  # core NATS, sent from here: one coroutine less per event
+                stored = None
+                nc = self.nc
+                if nc is None:
+                    raise ConnectionError("the agent is not connected to NATS")
+                await nc.publish(subject, payload, headers=out)
         except Exception as exc:
             self._spans.end_with_error(span, exc)
             raise PublishError(subject=subject, reason=f"{type(exc).__name__}: {exc}") from exc

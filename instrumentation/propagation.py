@@ -32,6 +32,10 @@ _TRACECONTEXT = TraceContextTextMapPropagator()
 _BAGGAGE = W3CBaggagePropagator()
 _w3c_only_cache: tuple[TextMapPropagator | None, bool] = (None, False)
 _WORKFLOW_ID = wire.WORKFLOW_ID.lower()
+# the header names as this module writes them (W3C's are lowercase already)
+_AS_WRITTEN = frozenset(
+    {wire.TRACEPARENT, wire.TRACESTATE, wire.BAGGAGE, wire.MSG_ID, wire.WORKFLOW_ID}
+)
 _MSG_ID = wire.MSG_ID.lower()
 # what this module writes: version 00, nothing after the flags; anything else
 # goes through the W3C propagator, which accepts (or refuses) it as before
@@ -166,7 +170,13 @@ class Delivered(NamedTuple):
 
 def extract_delivered(headers: Mapping[str, str] | None) -> Delivered:
     """Read trace context, workflow id and message id from a delivered message."""
-    lowered = lowercase_headers(headers)
+    if headers and _AS_WRITTEN.issuperset(headers):
+        # only headers spelled as publishers here write them: no need to lower them
+        lowered: Mapping[str, str] = headers
+        workflow_id, message_id = headers.get(wire.WORKFLOW_ID), headers.get(wire.MSG_ID)
+    else:
+        lowered = lowercase_headers(headers)
+        workflow_id, message_id = lowered.get(_WORKFLOW_ID), lowered.get(_MSG_ID)
     if _w3c_only():
         producer = _plain_producer(lowered)
         if producer is not None:
@@ -183,8 +193,8 @@ def extract_delivered(headers: Mapping[str, str] | None) -> Delivered:
     return Delivered(
         base_context=context,  # keeps baggage even when the trace context is broken
         producer=producer if valid else None,
-        workflow_id=lowered.get(_WORKFLOW_ID) or None,
-        message_id=lowered.get(_MSG_ID) or None,
+        workflow_id=workflow_id or None,
+        message_id=message_id or None,
         broken=not valid,
     )
 
