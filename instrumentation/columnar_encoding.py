@@ -114,29 +114,24 @@ def _events_json(events: Sequence[Any]) -> str:
 def _links_json(links: Sequence[Any]) -> str:
     parts = []
     for link in links:
-        context = link.context
+        context = link.context  # a SpanContext tuple: [0] trace id, [1] span id
         attributes = link.attributes
         parts.append(
-            f'{{"trace_id":"{context.trace_id:032x}","span_id":"{context.span_id:016x}",'
+            f'{{"trace_id":"{context[0].to_bytes(16, "big").hex()}",'
+            f'"span_id":"{context[1].to_bytes(8, "big").hex()}",'
             f'"attributes":{_dumps(dict(attributes)) if attributes else "{}"}}}'
         )
     return "[" + ",".join(parts) + "]"
 
 
 def _links_column(all_links: Iterable[Sequence[Any]]) -> list[str | None]:
-    # a delivery's receive and process spans share one links tuple: render it once
-    # (the spans hold their links until the batch is sent, so no id is reused here)
-    seen: dict[int, str] = {}
-    column: list[str | None] = []
-    for links in all_links:
-        if not links:
-            column.append(None)
-            continue
-        rendered = seen.get(id(links))
-        if rendered is None:
-            rendered = seen[id(links)] = _links_json(links)
-        column.append(rendered)
-    return column
+    """The links of each span as JSON, None for none. A delivery's receive and
+    process spans share one links tuple: it is rendered once (the spans hold their
+    links until the batch is sent, so no id is reused here)."""
+    all_links = list(all_links)
+    distinct = dict(zip(map(id, all_links), all_links, strict=True))
+    rendered = {key: _links_json(links) for key, links in distinct.items() if links}
+    return list(map(rendered.get, map(id, all_links)))
 
 
 def _light_span_columns(spans: Sequence[LightSpan]) -> dict[str, Any]:
