@@ -147,3 +147,25 @@ async def test_stream_created_by_an_exporter_is_bounded_in_age_and_size(nats_ser
         await nc.close()
     assert info.config.max_age == wire.SPANS_STREAM_MAX_AGE_S
     assert info.config.max_bytes == wire.SPANS_STREAM_MAX_BYTES
+
+
+async def test_a_batch_larger_than_nats_max_payload_is_halved_and_an_oversized_span_dropped(
+    nats_server,
+):
+    telemetry = configure(
+        service_name="scorer", nats_url=nats_server.url, install_global=False, schedule_delay=0.05
+    )
+    big = "x" * 300_000  # four of these are more than the server's 1 MB max payload
+    try:
+        for i in range(8):
+            telemetry.tracer.start_span(f"step {i}", attributes={"blob": big}).end()
+        telemetry.tracer.start_span("too large", attributes={"blob": big * 4}).end()
+        assert await asyncio.to_thread(telemetry.force_flush, timeout=20)
+    finally:
+        await asyncio.to_thread(telemetry.shutdown)
+    messages = await _read_span_messages(nats_server.url)
+    names = [name for m in messages for name in decode_columnar_batch(m.data)["name"]]
+    assert sorted(names) == [f"step {i}" for i in range(8)]
+    assert len(messages) >= 3  # no payload holds more than three of them
+    stats = telemetry.stats()
+    assert (stats.spans_exported, stats.spans_dropped) == (8, 1)
