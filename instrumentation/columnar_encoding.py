@@ -13,9 +13,8 @@ real batches from real SDK spans.
 from __future__ import annotations
 
 import itertools
-import json
 import operator
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import msgpack
@@ -23,6 +22,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
 from instrumentation import semconv
+from instrumentation.attribute_json import dumps, json_objects
 from instrumentation.light_span import UNSET_STATUS, LightSpan
 from instrumentation.wire import COLUMNAR_VERSION
 
@@ -56,30 +56,6 @@ _OWN_COLUMNS = (
 )
 _COLUMNS = (*_OWN_COLUMNS, *_PROMOTED)
 
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
-
-
-def _json_objects_encoder() -> Callable[[Iterable[Mapping[str, Any]]], list[str]]:
-    """JSON text of each of many flat dicts, as ``_dumps`` writes it.
-
-    ``JSONEncoder.encode`` builds its C encoder anew on every call, a third of the
-    cost of a span's attributes; this builds it once and maps it over the dicts
-    without a Python call per dict.
-    """
-    try:
-        from json.encoder import c_make_encoder, encode_basestring
-
-        # the arguments of Python 3.11-3.14's json.encoder.JSONEncoder.iterencode
-        encode = c_make_encoder(None, str, encode_basestring, None, ":", ",", False, False, True)
-        if list(encode({"k": "é", "n": 1}, 0)) != ['{"k":"é","n":1}']:
-            raise TypeError("unexpected output")
-    except (ImportError, TypeError):  # no C accelerator, or another signature
-        return lambda objects: list(map(_dumps, objects))
-    # no circularity check: attribute values are scalars and tuples of scalars
-    return lambda objects: list(map("".join, map(encode, objects, itertools.repeat(0))))
-
-
-_json_objects = _json_objects_encoder()
 # printf-style formatting of an int is about twice as fast as str.format's
 _hex32 = "%032x".__mod__
 _hex16 = "%016x".__mod__
@@ -99,7 +75,7 @@ _CODE, _DESCRIPTION = operator.attrgetter("status_code"), operator.attrgetter("d
 
 
 def _events_json(events: Sequence[Any]) -> str:
-    return _dumps(
+    return dumps(
         [
             {
                 "name": event.name,
@@ -119,7 +95,7 @@ def _links_json(links: Sequence[Any]) -> str:
         parts.append(
             f'{{"trace_id":"{context[0].to_bytes(16, "big").hex()}",'
             f'"span_id":"{context[1].to_bytes(8, "big").hex()}",'
-            f'"attributes":{_dumps(dict(attributes)) if attributes else "{}"}}}'
+            f'"attributes":{dumps(dict(attributes)) if attributes else "{}"}}}'
         )
     return "[" + ",".join(parts) + "]"
 
@@ -228,7 +204,7 @@ def encode_columnar_batch(
         if not _TEXT_OR_NONE.issuperset(map(type, values)):
             values = [v if v is None or type(v) is str else str(v) for v in values]
         columns[column] = values
-    columns["attributes"] = _json_objects(attributes)
+    columns["attributes"] = json_objects(attributes)
     batch: dict[str, Any] = {"v": COLUMNAR_VERSION, "n": len(spans), "resource": dict(resource)}
     for key in _COLUMNS:
         batch[key] = columns[key]

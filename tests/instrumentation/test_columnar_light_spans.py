@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
 from instrumentation import Agent, semconv
@@ -71,3 +74,21 @@ async def test_agent_spans_with_errors_events_and_links_encode_column_by_column(
     assert [batch["name"][i] for i in failed] == ["process recruit.cv.parsed"]
     assert "unreadable CV" in batch["status_message"][failed[0]]
     assert "exception" in batch["events"][failed[0]]
+
+
+def test_attribute_values_fast_json_refuses_still_encode_as_json():
+    # orjson takes neither ints beyond 64 bits nor keys that are not text: such a
+    # batch is written by the standard library instead, with the same JSON
+    provider = TracerProvider()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    tracer.start_span("plain", attributes={"n": 1, "text": "é"}).end()
+    tracer.start_span("huge", attributes={"n": 2**70, "ratio": 0.82}).end()
+    spans = exporter.get_finished_spans()
+    batch = decode_columnar_batch(encode_columnar_batch(spans))
+    assert [json.loads(text) for text in batch["attributes"]] == [
+        {"n": 1, "text": "é"},
+        {"n": 2**70, "ratio": 0.82},
+    ]
+    assert batch["attributes"][0] == '{"n":1,"text":"é"}'
