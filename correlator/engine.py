@@ -51,7 +51,7 @@ MATERIALIZED = (
     "published_messages",
     "delivery_spans",
     "dead_letters",
-    "hops",
+    "deliveries_seen",
     "transitions",
 )
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import correlator
 from choreoscope.settings import add_flags
+from correlator.queries import scoped_to_workflow
 from instrumentation.errors import ChoreoscopeError
 
 ORDER = 61
@@ -93,18 +94,21 @@ def run(args: argparse.Namespace) -> int:
             "services FROM workflows WHERE workflow_id = $wf",
             params,
         ).fetchone()
-        result = con.execute(
-            "SELECT * FROM hops WHERE workflow_id = $wf "
-            "ORDER BY coalesce(published_at, started_at), started_at",
-            params,
-        )
-        names = [d[0] for d in result.description]
-        hops = [dict(zip(names, r, strict=True)) for r in result.fetchall()]
-        unhandled = con.execute(
-            "SELECT subject, producer_service, published_at, outcome FROM messages "
-            "WHERE workflow_id = $wf AND outcome <> 'processed' ORDER BY published_at",
-            params,
-        ).fetchall()
+        # hops and messages join spans to spans: over the workflow's traces only, not
+        # the whole store (seconds on a store of a million spans)
+        with scoped_to_workflow(con, workflow_id=workflow_id):
+            result = con.execute(
+                "SELECT * FROM hops WHERE workflow_id = $wf "
+                "ORDER BY coalesce(published_at, started_at), started_at",
+                params,
+            )
+            names = [d[0] for d in result.description]
+            hops = [dict(zip(names, r, strict=True)) for r in result.fetchall()]
+            unhandled = con.execute(
+                "SELECT subject, producer_service, published_at, outcome FROM messages "
+                "WHERE workflow_id = $wf AND outcome <> 'processed' ORDER BY published_at",
+                params,
+            ).fetchall()
         anomalies = con.execute(
             "SELECT kind, detail, resolved_at IS NOT NULL FROM anomalies "
             "WHERE workflow_id = $wf ORDER BY detected_at",

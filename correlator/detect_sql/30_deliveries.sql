@@ -31,43 +31,54 @@ msgs AS (
     FROM published_or_handled AS m
     LEFT JOIN d_workflows AS w USING (workflow_id)
 ),
-attempts AS (
+failures AS (
+    -- attempts that raised (few): those that ran past the step's deadline before they
+    -- ended in error overran it (the handler hung), the others failed
     SELECT
-        d.*,
-        d.operation = 'process' AND d.status_code = 'error'
-            AND d.duration_ms > 1000 * coalesce(st.deadline_s, $min_deadline_s) AS overran
-    FROM delivery_spans AS d
-    LEFT JOIN model_steps AS st ON st.subject = d.subject AND st.consumer = d.consumer
-    WHERE d.operation IN ('receive', 'process')
+        d.message_id,
+        d.consumer,
+        count(*) FILTER (WHERE NOT d.overran) AS errors,
+        count(*) FILTER (WHERE d.overran) AS overruns,
+        max(d.start_time) FILTER (WHERE d.overran) AS last_overrun_start,
+        arg_max(d.status_message, d.end_time) AS last_error
+    FROM (
+        SELECT
+            d.*,
+            d.duration_ms > 1000 * coalesce(st.deadline_s, $min_deadline_s) AS overran
+        FROM delivery_spans AS d
+        LEFT JOIN model_steps AS st ON st.subject = d.subject AND st.consumer = d.consumer
+        WHERE d.operation = 'process' AND d.status_code = 'error'
+    ) AS d
+    GROUP BY d.message_id, d.consumer
 ),
 seen AS (
     SELECT
-        message_id,
-        consumer,
-        any_value(service_name) AS service,
-        min(start_time) FILTER (WHERE operation = 'receive') AS first_received_at,
-        max(start_time) FILTER (WHERE operation = 'receive') AS last_received_at,
-        arg_max(service_instance_id, start_time) FILTER (WHERE operation = 'receive')
-            AS receiving_instance,
-        count(*) FILTER (WHERE operation = 'process' AND status_code <> 'error') AS successes,
-        count(*) FILTER (WHERE operation = 'process' AND status_code = 'error' AND NOT overran)
-            AS errors,
-        count(*) FILTER (WHERE overran) AS overruns,
-        max(start_time) FILTER (WHERE overran) AS last_overrun_start,
-        min(start_time) FILTER (WHERE operation = 'process') AS first_attempt_at,
-        max(end_time) FILTER (WHERE operation = 'process') AS last_attempt_end,
-        arg_max(status_message, end_time)
-            FILTER (WHERE operation = 'process' AND status_code = 'error') AS last_error
-    FROM attempts
-    GROUP BY message_id, consumer
+        s.message_id,
+        s.consumer,
+        s.service,
+        s.first_received_at,
+        s.last_received_at,
+        s.receiving_instance,
+        s.successes,
+        coalesce(f.errors, 0) AS errors,
+        coalesce(f.overruns, 0) AS overruns,
+        f.last_overrun_start,
+        s.first_attempt_at,
+        s.last_attempt_end,
+        f.last_error
+    FROM deliveries_seen AS s
+    LEFT JOIN failures AS f USING (message_id, consumer)
 ),
 expected AS (
-    SELECT m.message_id, s.consumer, s.consumer_service
-    FROM msgs AS m
-    JOIN model_steps AS s ON s.subject = m.subject
-    UNION
-    SELECT message_id, consumer, service
-    FROM seen
+    -- each message × each consumer the model expects for its subject, and every
+    -- consumer seen handling it
+    SELECT message_id, consumer, e.consumer_service, s.* EXCLUDE (message_id, consumer)
+    FROM (
+        SELECT m.message_id, st.consumer, st.consumer_service
+        FROM msgs AS m
+        JOIN model_steps AS st ON st.subject = m.subject
+    ) AS e
+    FULL OUTER JOIN seen AS s USING (message_id, consumer)
 ),
 dead AS (
     SELECT
@@ -79,9 +90,9 @@ dead AS (
     GROUP BY message_id
 )
 SELECT
-    e.message_id,
-    e.consumer,
-    coalesce(s.service, e.consumer_service) AS consumer_service,
+    s.message_id,
+    s.consumer,
+    coalesce(s.service, s.consumer_service) AS consumer_service,
     m.workflow_id,
     m.workflow_type,
     m.trace_id,
@@ -113,8 +124,7 @@ SELECT
         WHEN coalesce(s.overruns, 0) > 0 THEN 'overran'
         ELSE 'unreceived'
     END AS state
-FROM expected AS e
+FROM expected AS s
 JOIN msgs AS m USING (message_id)
-LEFT JOIN seen AS s USING (message_id, consumer)
 LEFT JOIN dead USING (message_id)
-LEFT JOIN model_steps AS st ON st.subject = m.subject AND st.consumer = e.consumer;
+LEFT JOIN model_steps AS st ON st.subject = m.subject AND st.consumer = s.consumer;

@@ -1,6 +1,6 @@
 -- The directly-follows graph of subjects per workflow type, with the number of
 -- workflows each transition was seen in. A subject is terminal when nothing is
--- expected to consume it, or when at least 5 % of its processings published
+-- expected to consume it, or when at least 5 % of the messages processed published
 -- nothing further (a sink, or a branch that legitimately ends there).
 CREATE OR REPLACE TEMP TABLE learned_follows AS
 WITH typed AS (
@@ -22,9 +22,9 @@ followed AS (
 leaf_share AS (
     SELECT h.subject,
            avg(CASE WHEN f.message_id IS NULL THEN 1.0 ELSE 0.0 END) AS share
-    FROM hops AS h
+    FROM deliveries_seen AS h
     LEFT JOIN followed AS f USING (message_id, consumer)
-    WHERE h.status_code <> 'error'
+    WHERE h.successes > 0
     GROUP BY h.subject
 )
 SELECT

@@ -4,13 +4,18 @@
 -- trace itself. Only those traces (and the traces they link to) are grouped, so a
 -- store of our own spans, which all carry the id, pays nothing for it.
 CREATE OR REPLACE VIEW inherited_workflows AS
-WITH RECURSIVE needy AS (
-    SELECT DISTINCT trace_id FROM correlated_spans WHERE workflow_id IS NULL
+WITH RECURSIVE spans_read AS (
+    -- the three columns this reads, read once (a reference per step below would read
+    -- the store three times)
+    SELECT trace_id, workflow_id, link_trace_id FROM correlated_spans
+),
+needy AS (
+    SELECT DISTINCT trace_id FROM spans_read WHERE workflow_id IS NULL
 ),
 wanted AS (
     SELECT trace_id FROM needy
     UNION
-    SELECT link_trace_id FROM correlated_spans
+    SELECT link_trace_id FROM spans_read
     WHERE link_trace_id IS NOT NULL AND trace_id IN (SELECT trace_id FROM needy)
 ),
 per_trace AS (
@@ -18,7 +23,7 @@ per_trace AS (
         trace_id,
         max(workflow_id) AS workflow_id,
         min(link_trace_id) FILTER (WHERE link_trace_id <> trace_id) AS linked_trace
-    FROM correlated_spans
+    FROM spans_read
     WHERE trace_id IN (SELECT trace_id FROM wanted)
     GROUP BY trace_id
 ),

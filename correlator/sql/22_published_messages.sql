@@ -3,13 +3,16 @@
 -- Retried publishes are rare: only their message ids are aggregated, the others
 -- pass through (an aggregate over every publish cost ~0.2 s on 300k messages).
 CREATE OR REPLACE VIEW published_messages AS
-WITH retried AS (
-    SELECT message_id FROM publish_spans GROUP BY message_id HAVING count(*) > 1
+WITH publishes AS (
+    SELECT * FROM publish_spans  -- read once, used three times
+),
+retried AS (
+    SELECT message_id FROM publishes GROUP BY message_id HAVING count(*) > 1
 )
 SELECT
     message_id, workflow_id, trace_id, span_id, parent_span_id, subject, producer_service,
     published_at, 1 AS publish_count
-FROM publish_spans
+FROM publishes
 ANTI JOIN retried USING (message_id)
 UNION ALL
 SELECT
@@ -22,6 +25,6 @@ SELECT
     arg_min(producer_service, published_at) AS producer_service,
     min(published_at) AS published_at,
     count(*) AS publish_count
-FROM publish_spans
+FROM publishes
 SEMI JOIN retried USING (message_id)
 GROUP BY message_id;

@@ -31,9 +31,14 @@ SELECT
     r.received_at,
     d.start_time AS started_at,
     d.end_time AS ended_at,
-    greatest(epoch_us(d.start_time) - epoch_us(p.published_at), 0) / 1000.0 AS queue_wait_ms,
+    -- null without a publish span (greatest() would turn a null into 0)
+    CASE WHEN p.published_at IS NOT NULL
+        THEN greatest(epoch_us(d.start_time) - epoch_us(p.published_at), 0) / 1000.0
+    END AS queue_wait_ms,
     greatest(d.duration_ms, 0) AS processing_ms,
-    greatest(epoch_us(d.end_time) - epoch_us(p.published_at), 0) / 1000.0 AS latency_ms,
+    CASE WHEN p.published_at IS NOT NULL
+        THEN greatest(epoch_us(d.end_time) - epoch_us(p.published_at), 0) / 1000.0
+    END AS latency_ms,
     coalesce(d.start_time < p.published_at OR r.received_at < p.published_at, false) AS clock_skew,
     d.status_code,
     n.attempt,

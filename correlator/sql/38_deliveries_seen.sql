@@ -1,0 +1,50 @@
+-- What each consumer was seen doing with each message: one row per (message,
+-- consumer) with its receives, processing attempts and first success. Detection
+-- and learning read this instead of hops (one row per attempt): the first success
+-- is the step's latency (a redelivered copy processed again later is a duplicate,
+-- not a slower step).
+CREATE OR REPLACE VIEW deliveries_seen AS
+WITH seen AS (
+    SELECT
+        message_id,
+        consumer,
+        -- a message's own columns come from its publish; only a message whose publish
+        -- never arrived takes them from its consumer spans (aggregating strings over
+        -- every span cost a third of the view)
+        any_value(workflow_id) FILTER (WHERE NOT producer_seen) AS unpublished_workflow_id,
+        any_value(trace_id) FILTER (WHERE NOT producer_seen) AS unpublished_trace_id,
+        any_value(subject) FILTER (WHERE NOT producer_seen) AS unpublished_subject,
+        any_value(service_name) AS service,
+        min(start_time) FILTER (WHERE operation = 'receive') AS first_received_at,
+        max(start_time) FILTER (WHERE operation = 'receive') AS last_received_at,
+        arg_max(service_instance_id, start_time) FILTER (WHERE operation = 'receive')
+            AS receiving_instance,
+        count(*) FILTER (WHERE operation = 'process') AS attempts,
+        count(*) FILTER (WHERE operation = 'process' AND status_code <> 'error') AS successes,
+        min(start_time) FILTER (WHERE operation = 'process') AS first_attempt_at,
+        max(end_time) FILTER (WHERE operation = 'process') AS last_attempt_end,
+        min(start_time) FILTER (WHERE operation = 'process' AND status_code <> 'error')
+            AS success_started_at,
+        arg_min(end_time, start_time) FILTER (WHERE operation = 'process' AND status_code <> 'error')
+            AS success_ended_at
+    FROM delivery_spans
+    GROUP BY message_id, consumer
+)
+SELECT
+    s.* EXCLUDE (unpublished_workflow_id, unpublished_trace_id, unpublished_subject),
+    coalesce(p.workflow_id, s.unpublished_workflow_id) AS workflow_id,
+    coalesce(p.trace_id, s.unpublished_trace_id) AS trace_id,
+    coalesce(p.subject, s.unpublished_subject) AS subject,
+    p.producer_service,
+    p.published_at,
+    -- clamped at zero across skewed clocks (as in hops); null without a publish span
+    CASE WHEN p.published_at IS NOT NULL
+        THEN greatest(epoch_us(s.success_ended_at) - epoch_us(p.published_at), 0) / 1000.0
+    END AS latency_ms,
+    CASE WHEN p.published_at IS NOT NULL
+        THEN greatest(epoch_us(s.success_started_at) - epoch_us(p.published_at), 0) / 1000.0
+    END AS queue_wait_ms,
+    greatest(epoch_us(s.success_ended_at) - epoch_us(s.success_started_at), 0) / 1000.0
+        AS processing_ms
+FROM seen AS s
+LEFT JOIN published_messages AS p USING (message_id);
