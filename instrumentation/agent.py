@@ -54,6 +54,7 @@ from instrumentation import wire
 from instrumentation.acked_publisher import AckedPublisher
 from instrumentation.agent_delivery import Decode, DeliveryProcessor, Handler, HandlerFunction
 from instrumentation.agent_intake import CoreIntake, JetStreamIntake
+from instrumentation.agent_steps import StepRunner
 from instrumentation.agent_streams import ensure_stream_covers
 from instrumentation.audit import AuditCapture, Redactor
 from instrumentation.errors import ConfigurationError
@@ -147,7 +148,9 @@ class Agent:
             max_deliveries=max_deliveries,
             backoff=backoff,
             max_header_bytes=max_header_bytes,
-            step_finished=self._step_finished,
+        )
+        self._steps = StepRunner(
+            step=self._delivery.process, max_workers=max_in_flight, counters=self.counters
         )
         self.instance = instance_id(self.telemetry, name)
         self._heartbeats = HeartbeatPublisher(
@@ -164,8 +167,6 @@ class Agent:
         self._stream_lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._ready = asyncio.Event()
-        self._slot_freed = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
         self._intake: JetStreamIntake | CoreIntake | None = None
         self._last_error_log = 0.0
 
@@ -330,7 +331,7 @@ class Agent:
                 handlers=self._handlers,
                 dispatch=self._dispatch,
                 free_slots=self._free_slots,
-                slot_freed=self._slot_freed,
+                slot_freed=self._steps.slot_freed,
                 drain_timeout=self._drain_timeout,
             )
         return JetStreamIntake(
@@ -342,7 +343,7 @@ class Agent:
             handlers=self._handlers,
             dispatch=self._dispatch,
             free_slots=self._free_slots,
-            slot_freed=self._slot_freed,
+            slot_freed=self._steps.slot_freed,
             ack_wait=self._ack_wait,
             max_deliveries=self._max_deliveries,
             max_in_flight=self._max_in_flight,
@@ -357,25 +358,16 @@ class Agent:
         return self._max_in_flight - self.counters.in_flight - owed
 
     def _dispatch(self, handler: Handler, msg: Any) -> None:
-        self.counters.received += 1
-        self.counters.in_flight += 1
-        self._tasks.add(asyncio.create_task(self._delivery.process(handler, msg)))
-
-    def _step_finished(self) -> None:
-        """Called by the step's own task as it ends (cheaper than a done callback,
-        which the loop would schedule separately for every event)."""
-        self._tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
-        self.counters.in_flight -= 1
-        self._slot_freed.set()
+        self._steps.submit(handler, msg)
 
     async def _drain(
         self, intake: JetStreamIntake | CoreIntake, heartbeats: asyncio.Task[None]
     ) -> None:
         await intake.stop()
-        if self._tasks:
-            log.info("agent %s draining %d in-flight events", self.name, len(self._tasks))
-            _, pending = await asyncio.wait(set(self._tasks), timeout=self._drain_timeout)
-            await self._cancel_steps(pending)
+        if self.counters.in_flight:
+            log.info("agent %s draining %d in-flight events", self.name, self.counters.in_flight)
+            await self._steps.wait_quiet(self._drain_timeout)
+        await self._steps.cancel()  # what did not end in time, and the idle workers
         heartbeats.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await heartbeats
@@ -394,17 +386,6 @@ class Agent:
         heartbeats.cancel()
         self._ready.clear()
         try:
-            await self._cancel_steps(set(self._tasks))
+            await self._steps.cancel()
         finally:
             await self.close()
-
-    async def _cancel_steps(self, tasks: set[asyncio.Task[None]]) -> None:
-        """Cancel these steps and give them a second to record it on their spans."""
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=1)
-        for task in tasks:  # one cancelled before it ever ran could not say it ended
-            if task.done() and task in self._tasks:
-                self._tasks.discard(task)
-                self.counters.in_flight -= 1

@@ -102,10 +102,8 @@ class DeliveryProcessor:
         max_deliveries: int,
         backoff: Sequence[float],
         max_header_bytes: int,
-        step_finished: Callable[[], None] = lambda: None,
     ) -> None:
         self._service = service
-        self._step_finished = step_finished
         self._spans = spans
         self._publisher = publisher
         self._audit = audit
@@ -116,15 +114,12 @@ class DeliveryProcessor:
         self._max_header_bytes = max_header_bytes
 
     async def process(self, handler: Handler, msg: Any) -> None:
-        """Handle ``msg``; calls ``step_finished`` as it ends, whatever happened."""
         try:
             await self._process(handler, msg)
         except asyncio.CancelledError:
             raise
         except Exception:  # on JetStream the message is redelivered after ack_wait
             log.exception("%s: unexpected failure on a %s message", self._service, msg.subject)
-        finally:
-            self._step_finished()
 
     async def _process(self, handler: Handler, msg: Any) -> None:
         headers = msg.headers or {}
