@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import statistics
 import tempfile
 import time
 from dataclasses import dataclass
@@ -186,9 +187,12 @@ async def measure(count: int, rounds: int) -> None:
         f"messages per run: {count:,}; 1 KiB payload; the handler does nothing with it; "
         f"bare and core runs: best of {rounds}, interleaved"
     )
+    round_ratios = [c.rate / b.rate for c, b in zip(cores, bares, strict=True)]
     print(
         "round by round, core/bare: "
-        + ", ".join(f"{c.rate / b.rate:.2f}" for c, b in zip(cores, bares, strict=True))
+        + ", ".join(f"{r:.2f}" for r in round_ratios)
+        + f"   (min {min(round_ratios):.2f}, median {statistics.median(round_ratios):.2f}, "
+        f"max {max(round_ratios):.2f})"
     )
     print(_line("bare nats-py core publish→callback", bare))
     print(_line('traced Agent(delivery="core")', core))
