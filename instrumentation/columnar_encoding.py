@@ -61,16 +61,15 @@ _hex32 = "%032x".__mod__
 _hex16 = "%016x".__mod__
 _LIGHT_ONLY = frozenset({LightSpan})
 _UNSET = UNSET_STATUS  # the status every light span starts with
-# a light span's plain fields, and what a SpanContext (a tuple) and a Status hold
-_CONTEXT, _PARENT, _NAME, _SCOPE, _KIND = (
+# a light span's plain fields, and what a Status holds
+_TRACE_ID_OF, _SPAN_ID_OF, _PARENT, _NAME, _SCOPE, _KIND = (
     operator.attrgetter(f"_{field}")
-    for field in ("context", "parent", "name", "instrumentation_scope", "kind")
+    for field in ("trace_id", "span_id", "parent", "name", "instrumentation_scope", "kind")
 )
 _START, _END, _STATUS, _ATTRIBUTES, _EVENTS, _LINKS = (
     operator.attrgetter(f"_{field}")
     for field in ("start_time", "end_time", "status", "attributes", "events", "links")
 )
-_TRACE_ID, _SPAN_ID = operator.itemgetter(0), operator.itemgetter(1)
 _CODE, _DESCRIPTION = operator.attrgetter("status_code"), operator.attrgetter("description")
 
 
@@ -114,7 +113,6 @@ def _light_span_columns(spans: Sequence[LightSpan]) -> dict[str, Any]:
     """The columns of our own spans, read from their plain fields a column at a time
     (``map`` with getters runs each column's walk in C, not a Python loop)."""
     count = len(spans)
-    contexts = list(map(_CONTEXT, spans))
     statuses = list(map(_STATUS, spans))
     if statuses.count(_UNSET) == count:  # the usual batch: no span set a status
         status_codes: list[int] = [_OTLP_STATUS[id(StatusCode.UNSET)]] * count
@@ -126,8 +124,8 @@ def _light_span_columns(spans: Sequence[LightSpan]) -> dict[str, Any]:
     scopes = list(map(_SCOPE, spans))
     first_scope = scopes[0] if scopes else None
     return {
-        "trace_id": list(map(_hex32, map(_TRACE_ID, contexts))),
-        "span_id": list(map(_hex16, map(_SPAN_ID, contexts))),
+        "trace_id": list(map(_hex32, map(_TRACE_ID_OF, spans))),
+        "span_id": list(map(_hex16, map(_SPAN_ID_OF, spans))),
         "parent_span_id": [
             None if parent is None else _hex16(parent[1]) for parent in map(_PARENT, spans)
         ],

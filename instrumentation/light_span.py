@@ -30,6 +30,7 @@ from opentelemetry.sdk.trace import (
 from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace.span import TraceState
 
 from instrumentation.span_context import valid_span_context
 
@@ -139,14 +140,19 @@ class LightSpanFactory:
                 parent_context, trace_id, name, kind, attributes, links
             )
             sampled = result.decision == Decision.RECORD_AND_SAMPLE
-        context = valid_span_context(
+        span = LightSpan(
+            self,
+            name,
+            kind,
             trace_id,
             self._new_span_id(),
-            False,
-            _SAMPLED if sampled else _NOT_SAMPLED,
             trace_state,
+            parent,
+            attributes,
+            links,
+            start_time,
+            sampled,
         )
-        span = LightSpan(self, name, kind, context, parent, attributes, links, start_time, sampled)
         if sampled and self._must_notify_start():
             self.on_start(span, parent)
         return span
@@ -160,7 +166,6 @@ class LightSpan(trace.Span, ReadableSpan):
     # only if something sets another attribute)
     __slots__ = (
         "_attributes",
-        "_context",
         "_end_time",
         "_ended",
         "_events",
@@ -169,12 +174,16 @@ class LightSpan(trace.Span, ReadableSpan):
         "_instrumentation_scope",
         "_kind",
         "_links",
+        "_made_context",
         "_name",
         "_parent",
         "_resource",
         "_sampled",
+        "_span_id",
         "_start_time",
         "_status",
+        "_trace_id",
+        "_trace_state",
     )
 
     def __init__(
@@ -182,7 +191,9 @@ class LightSpan(trace.Span, ReadableSpan):
         factory: LightSpanFactory,
         name: str,
         kind: SpanKind,
-        context: SpanContext,
+        trace_id: int,
+        span_id: int,
+        trace_state: TraceState | None,
         parent: SpanContext | None,
         attributes: dict[str, Any],
         links: Sequence[Link],
@@ -193,7 +204,13 @@ class LightSpan(trace.Span, ReadableSpan):
         self._factory = factory
         self._name = name
         self._kind = kind
-        self._context = context
+        # the ids, and the SpanContext only once someone asks for it: most of these
+        # spans are only encoded (which reads the ids), and one object less per span
+        # waiting in the exporter's queue is less work for the garbage collector
+        self._trace_id = trace_id
+        self._span_id = span_id
+        self._trace_state = trace_state
+        self._made_context: SpanContext | None = None
         self._parent = parent
         self._attributes = attributes
         self._links = links
@@ -215,6 +232,19 @@ class LightSpan(trace.Span, ReadableSpan):
         self._end_time = end_time if end_time is not None else self._start_time
         if self._sampled:
             self._factory.on_end(self)
+
+    @property
+    def _context(self) -> SpanContext:  # what ReadableSpan.context reads
+        context = self._made_context
+        if context is None:
+            context = self._made_context = valid_span_context(
+                self._trace_id,
+                self._span_id,
+                False,
+                _SAMPLED if self._sampled else _NOT_SAMPLED,
+                self._trace_state,
+            )
+        return context
 
     def get_span_context(self) -> SpanContext:
         return self._context
