@@ -8,6 +8,11 @@ subscription's task stays pending forever and the socket stays open. asyncio the
 logs "Task was destroyed but it is pending!" for each of them when they are
 garbage collected, long after the agent stopped. ``close_connection`` finishes
 what nats-py left undone.
+
+nats-py's ``Client.drain()`` gathers its subscriptions' drains in one future;
+cancelled while a subscription still works through its messages, it cancels that
+future and returns without reading its outcome, so asyncio logs
+"_GatheringFuture exception was never retrieved". ``drain_connection`` reads it.
 """
 
 from __future__ import annotations
@@ -52,3 +57,26 @@ def _stop_what_close_left(nc: Any) -> None:
     if transport is not None:
         with contextlib.suppress(Exception):
             transport.close()
+
+
+async def drain_connection(nc: Any) -> None:
+    """``nc.drain()``; when cancelled, nats-py still closes the connection, and the
+    cancellation reaches the caller instead of being swallowed by nats-py."""
+    draining = asyncio.ensure_future(nc.drain())
+    await asyncio.sleep(0)  # it has started: its gathering future exists
+    frame = draining.get_coro().cr_frame  # type: ignore[union-attr]
+    gathering = frame.f_locals.get("drain_is_done") if frame is not None else None
+    if isinstance(gathering, asyncio.Future):
+        gathering.add_done_callback(_read_outcome)
+    try:
+        await asyncio.shield(draining)
+    except asyncio.CancelledError:
+        draining.cancel()  # nats-py stops waiting for the subscriptions and closes
+        with contextlib.suppress(BaseException):
+            await draining
+        raise
+
+
+def _read_outcome(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # read, so asyncio does not report it as never retrieved

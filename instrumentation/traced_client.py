@@ -24,6 +24,7 @@ from opentelemetry.trace import SpanKind
 
 from instrumentation import semconv, wire
 from instrumentation.messaging_spans import MessagingSpans
+from instrumentation.nats_shutdown import drain_connection
 from instrumentation.propagation import header_value
 from instrumentation.telemetry import Telemetry, telemetry_for
 from instrumentation.traced_jetstream import TracedJetStream
@@ -201,7 +202,8 @@ class TracedNats:
         await self.nc.flush(timeout)
 
     async def drain(self) -> None:
-        await self.nc.drain()
+        """Drain every subscription, then close (cancellable without asyncio noise)."""
+        await drain_connection(self.nc)
 
     async def close(self) -> None:
         await self.nc.close()

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from choreoscope.nats_server import EmbeddedNats
-from instrumentation import Agent
+from instrumentation import Agent, TracedNats
 from tests.instrumentation.deterministic_spans import eventually, in_memory_telemetry
 
 FAST = {"fetch_timeout": 0.2, "drain_timeout": 0.5}
@@ -108,5 +108,32 @@ async def test_agent_cancelled_again_while_draining_still_closes_its_connection(
     assert counters.in_flight == 0
     assert pending_subscription_tasks() == []
     del agent, nc
+    await settle_garbage()
+    assert [error["message"] for error in loop_errors] == []
+
+
+async def test_cancelling_a_traced_clients_drain_closes_it_without_asyncio_errors(
+    nats_server, loop_errors
+):
+    # nats-py's drain, cancelled while a subscription still works on a message,
+    # leaves "_GatheringFuture exception was never retrieved" behind
+    telemetry, _ = in_memory_telemetry("billing")
+    nc = await TracedNats.connect(nats_server.url, service_name="billing", telemetry=telemetry)
+    working = asyncio.Event()
+
+    async def slow(msg) -> None:
+        working.set()
+        await asyncio.sleep(1)
+
+    await nc.subscribe("orders.placed", cb=slow)
+    await nc.publish("orders.placed", b"{}")
+    await asyncio.wait_for(working.wait(), 10)
+    draining = asyncio.create_task(nc.drain())
+    await asyncio.sleep(0.1)
+    draining.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await draining  # the cancellation reaches the caller (nats-py swallows it)
+    assert nc.nc.is_closed
+    del nc
     await settle_garbage()
     assert [error["message"] for error in loop_errors] == []
