@@ -12,11 +12,13 @@ after every pass.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import glob
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +86,10 @@ class Correlator:
         self.ingest_slack_s = ingest_slack_s
         self.status_rewrite_s = status_rewrite_s
         self._base_written_at = 0.0
+        # passes are numbered; all_status remembers in which pass each verdict was
+        # made, so the small "recent" file holds those made since the full one
+        self._pass = 0
+        self._base_pass = -1
         self.con = open_store(self.layout.root, extra_packages=["correlator"])
         self.con.execute("SET enable_object_cache = true")
         # results are keyed, never read in arrival order: let DuckDB skip keeping it
@@ -99,6 +105,10 @@ class Correlator:
         # spans that cost ~0.4 s of a cold pass.
         self.con.execute("SET disabled_optimizers = 'build_side_probe_side'")
         (self._db,) = self.con.execute("SELECT current_database()").fetchone()
+        # ticks judge a few thousand spans in ~40 statements: one thread spares each
+        # statement per-thread hash tables (~15% of a tick); full passes use them all
+        (self._all_threads,) = self.con.execute("SELECT current_setting('threads')").fetchone()
+        self.con.execute("SET threads = 1")
         self.ledger = AnomalyLedger.load(self.layout)
         self.model = ChoreographyModel()
         self.watermark: dt.datetime | None = None
@@ -117,19 +127,21 @@ class Correlator:
 
     def cold_pass(self, *, now: dt.datetime) -> list[dict[str, Any]]:
         """Judge every workflow in the store; return the anomalies new to the ledger."""
-        with self._lock:
+        with self._lock, self._threads(self._all_threads):
             con = self.con
             segments = self._span_segments()
             self._point_at_all_spans(segments)
-            (newest,) = con.execute("SELECT max(received_at) FROM workflow_spans").fetchone()
+            (newest,) = con.execute("SELECT max(received_at) FROM stored_spans").fetchone()
             self.watermark = min(newest, now) if newest else now
             self._learn()
             detection = detect(con, now=now, thresholds=self.thresholds)
             new = self._fold(detection, now=now, workflows=None)
+            self._pass += 1
             con.execute(
-                "CREATE OR REPLACE TEMP TABLE all_status AS SELECT * FROM d_workflow_status"
+                "CREATE OR REPLACE TEMP TABLE all_status AS "
+                "SELECT *, $pass AS judged_in_pass FROM d_workflow_status",
+                {"pass": self._pass},
             )
-            con.execute("CREATE OR REPLACE TEMP TABLE recent_status AS FROM all_status LIMIT 0")
             self._base_written_at = 0.0
             self._refresh_open(now=now)
             # keep in memory only what may still change: open workflows, recent traces
@@ -173,10 +185,12 @@ class Correlator:
     ) -> tuple[list[dict[str, Any]], dt.datetime]:
         con = self.con
         self._ticks += 1
+        self._pass += 1
         if time.monotonic() - self._model_learned_at > self.model_refresh_s:
-            self._point_at_all_spans(segments)
-            self._learn()
-            self._release_stored_spans()
+            with self._threads(self._all_threads):  # every span in the store
+                self._point_at_all_spans(segments)
+                self._learn()
+                self._release_stored_spans()
         since = self.watermark - dt.timedelta(seconds=self.ingest_slack_s)
         # the schema seed (no rows) keeps every column there whatever the new segments hold
         fresh = [self._schema_seed(), *sorted(segments - self._segments_read)]
@@ -207,23 +221,24 @@ class Correlator:
             watermark = min(max(watermark, newest), now)
             self._reload_evicted_traces()
             con.execute("INSERT INTO work_spans SELECT * FROM new_spans")
+        # the traces to re-judge: touched by new spans or still open, and the traces
+        # their span links join them to
         con.execute(
             """
-            CREATE OR REPLACE TEMP TABLE scope_traces AS
+            CREATE OR REPLACE TEMP TABLE scope_spans AS
             WITH touched AS (
                 SELECT DISTINCT trace_id FROM new_spans
                 UNION SELECT trace_id FROM open_traces
+            ),
+            scope AS (
+                SELECT trace_id FROM touched
+                UNION SELECT link_trace_id FROM work_spans
+                    WHERE trace_id IN (SELECT trace_id FROM touched) AND link_trace_id IS NOT NULL
+                UNION SELECT trace_id FROM work_spans
+                    WHERE link_trace_id IN (SELECT trace_id FROM touched)
             )
-            SELECT trace_id FROM touched
-            UNION SELECT link_trace_id FROM work_spans
-                WHERE trace_id IN (SELECT trace_id FROM touched) AND link_trace_id IS NOT NULL
-            UNION SELECT trace_id FROM work_spans
-                WHERE link_trace_id IN (SELECT trace_id FROM touched)
+            SELECT * FROM work_spans WHERE trace_id IN (SELECT trace_id FROM scope)
             """
-        )
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE scope_spans AS SELECT * FROM work_spans "
-            "WHERE trace_id IN (SELECT trace_id FROM scope_traces)"
         )
         self._point_at("scope_spans")
         detection = detect(con, now=now, thresholds=self.thresholds)
@@ -236,12 +251,10 @@ class Correlator:
                 "DELETE FROM all_status "
                 "WHERE workflow_id IN (SELECT workflow_id FROM d_workflow_status)"
             )
-            con.execute("INSERT INTO all_status SELECT * FROM d_workflow_status")
             con.execute(
-                "DELETE FROM recent_status "
-                "WHERE workflow_id IN (SELECT workflow_id FROM d_workflow_status)"
+                "INSERT INTO all_status SELECT *, $pass FROM d_workflow_status",
+                {"pass": self._pass},
             )
-            con.execute("INSERT INTO recent_status SELECT * FROM d_workflow_status")
             self._status_changed = True
         self._refresh_open(now=now)
         if self._ticks % self.evict_every_ticks == 0:
@@ -261,10 +274,10 @@ class Correlator:
                 self.ledger.write(self.layout)
             if self._status_changed:
                 if time.monotonic() - self._base_written_at > self.status_rewrite_s:
-                    self._copy_status("all_status", "workflow_status")
-                    self.con.execute("DELETE FROM recent_status")
+                    self._copy_status("workflow_status", since_pass=0)
+                    self._base_pass = self._pass
                     self._base_written_at = time.monotonic()
-                self._copy_status("recent_status", "workflow_status_recent")
+                self._copy_status("workflow_status_recent", since_pass=self._base_pass)
                 self._status_changed = False
 
     def write_model(self) -> None:
@@ -306,6 +319,15 @@ class Correlator:
                 f"[{listed}], union_by_name = true, hive_partitioning = false)"
             )
         self._point_at(f"(SELECT {WORK_COLUMNS} FROM stored_spans)")
+
+    @contextlib.contextmanager
+    def _threads(self, count: int) -> Iterator[None]:
+        (before,) = self.con.execute("SELECT current_setting('threads')").fetchone()
+        self.con.execute(f"SET threads = {int(count)}")
+        try:
+            yield
+        finally:
+            self.con.execute(f"SET threads = {int(before)}")
 
     def _release_stored_spans(self) -> None:
         """Free the deduplicated copy of every span once a full pass is done with it
@@ -373,34 +395,38 @@ class Correlator:
         longer holds: a span whose parent is neither among the new spans nor in memory
         (a redelivered duplicate, a stalled workflow resuming)."""
         con = self.con
-        con.execute(
-            """
-            CREATE OR REPLACE TEMP TABLE evicted_traces AS
-            SELECT DISTINCT n.trace_id
-            FROM new_spans AS n
-            ANTI JOIN new_spans AS p ON p.trace_id = n.trace_id AND p.span_id = n.parent_span_id
-            ANTI JOIN work_spans AS w ON w.trace_id = n.trace_id
-            WHERE n.parent_span_id IS NOT NULL
-            """
-        )
-        (missing,) = con.execute("SELECT count(*) FROM evicted_traces").fetchone()
-        if not missing:
+        evicted = [
+            trace_id
+            for (trace_id,) in con.execute(
+                """
+                SELECT DISTINCT n.trace_id
+                FROM new_spans AS n
+                ANTI JOIN new_spans AS p
+                    ON p.trace_id = n.trace_id AND p.span_id = n.parent_span_id
+                ANTI JOIN work_spans AS w ON w.trace_id = n.trace_id
+                WHERE n.parent_span_id IS NOT NULL
+                """
+            ).fetchall()
+        ]
+        if not evicted:
             return
         con.execute(
             f"""
             INSERT INTO work_spans
             SELECT {WORK_COLUMNS} FROM spans AS s
             ANTI JOIN new_spans AS n USING (trace_id, span_id)
-            WHERE s.trace_id IN (SELECT trace_id FROM evicted_traces)
-            """
+            WHERE s.trace_id IN (SELECT unnest($traces))
+            """,
+            {"traces": evicted},
         )
-        log.debug("reloaded %d traces from the store for late spans", missing)
+        log.debug("reloaded %d traces from the store for late spans", len(evicted))
 
-    def _copy_status(self, table: str, name: str) -> None:
+    def _copy_status(self, name: str, *, since_pass: int) -> None:
+        """Write the verdicts made after pass ``since_pass`` to findings/<name>.parquet."""
         folder = self.layout.findings
         with replacing(folder / f"{name}.parquet") as tmp:
             self.con.execute(
-                f"COPY (SELECT {STATUS_COLUMNS} FROM {table} ORDER BY workflow_id) "
-                "TO ? (FORMAT parquet, COMPRESSION zstd)",
-                [str(tmp)],
+                f"COPY (SELECT {STATUS_COLUMNS} FROM all_status WHERE judged_in_pass > $since "
+                "ORDER BY workflow_id) TO $path (FORMAT parquet, COMPRESSION zstd)",
+                {"since": since_pass, "path": str(tmp)},
             )
