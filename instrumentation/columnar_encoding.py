@@ -66,9 +66,9 @@ _TRACE_ID_OF, _SPAN_ID_OF, _PARENT, _NAME, _SCOPE, _KIND = (
     operator.attrgetter(f"_{field}")
     for field in ("trace_id", "span_id", "parent", "name", "instrumentation_scope", "kind")
 )
-_START, _END, _STATUS, _ATTRIBUTES, _EVENTS, _LINKS = (
+_START, _END, _STATUS, _ATTRIBUTES, _EVENTS, _LINKED = (
     operator.attrgetter(f"_{field}")
-    for field in ("start_time", "end_time", "status", "attributes", "events", "links")
+    for field in ("start_time", "end_time", "status", "attributes", "events", "linked")
 )
 _CODE, _DESCRIPTION = operator.attrgetter("status_code"), operator.attrgetter("description")
 
@@ -109,6 +109,20 @@ def _links_column(all_links: Iterable[Sequence[Any]]) -> list[str | None]:
     return list(map(rendered.get, map(id, all_links)))
 
 
+def _linked_column(linked: list[Any]) -> list[str | None]:
+    """The links of light spans, each linking to at most one span (its producer),
+    as ``_links_json`` writes them; a delivery's receive and process spans link to
+    the same producer context, rendered once."""
+    distinct = dict(zip(map(id, linked), linked, strict=True))
+    rendered = {
+        key: f'[{{"trace_id":"{context[0].to_bytes(16, "big").hex()}",'
+        f'"span_id":"{context[1].to_bytes(8, "big").hex()}","attributes":{{}}}}]'
+        for key, context in distinct.items()
+        if context is not None
+    }
+    return list(map(rendered.get, map(id, linked)))
+
+
 def _light_span_columns(spans: Sequence[LightSpan]) -> dict[str, Any]:
     """The columns of our own spans, read from their plain fields a column at a time
     (``map`` with getters runs each column's walk in C, not a Python loop)."""
@@ -146,7 +160,7 @@ def _light_span_columns(spans: Sequence[LightSpan]) -> dict[str, Any]:
             if any(all_events)
             else [None] * count
         ),
-        "links": _links_column(map(_LINKS, spans)),
+        "links": _linked_column(list(map(_LINKED, spans))),
     }
 
 

@@ -55,6 +55,10 @@ _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _DEFAULT_SAMPLER = "ParentBased{root:AlwaysOnSampler"
 
 
+def _links_to(linked: SpanContext | None) -> tuple[Link, ...]:
+    return (Link(linked),) if linked is not None else ()
+
+
 class LightSpanFactory:
     """Makes ``LightSpan``s for one SDK tracer provider."""
 
@@ -117,7 +121,7 @@ class LightSpanFactory:
         kind: SpanKind,
         parent: SpanContext | None,
         attributes: dict[str, Any],
-        links: Sequence[Link] = (),
+        linked: SpanContext | None = None,
         start_time: int,
     ) -> LightSpan:
         # a SpanContext is a tuple: [0] trace id, [3] flags, [4] state, [5] is_valid
@@ -137,7 +141,7 @@ class LightSpanFactory:
                 else Context()
             )
             result = self._sampler.should_sample(
-                parent_context, trace_id, name, kind, attributes, links
+                parent_context, trace_id, name, kind, attributes, _links_to(linked)
             )
             sampled = result.decision == Decision.RECORD_AND_SAMPLE
         span = LightSpan(
@@ -149,7 +153,7 @@ class LightSpanFactory:
             trace_state,
             parent,
             attributes,
-            links,
+            linked,
             start_time,
             sampled,
         )
@@ -173,7 +177,7 @@ class LightSpan(trace.Span, ReadableSpan):
         "_instrumentation_info",
         "_instrumentation_scope",
         "_kind",
-        "_links",
+        "_linked",
         "_made_context",
         "_name",
         "_parent",
@@ -196,7 +200,7 @@ class LightSpan(trace.Span, ReadableSpan):
         trace_state: TraceState | None,
         parent: SpanContext | None,
         attributes: dict[str, Any],
-        links: Sequence[Link],
+        linked: SpanContext | None,
         start_time: int,
         sampled: bool,
     ) -> None:
@@ -213,7 +217,9 @@ class LightSpan(trace.Span, ReadableSpan):
         self._made_context: SpanContext | None = None
         self._parent = parent
         self._attributes = attributes
-        self._links = links
+        # the one span a messaging span links to (its producer), as its Link only
+        # when asked: one object less per delivery waiting in the exporter's queue
+        self._linked = linked
         # most spans never get an event: no list (one less object for the GC) until one
         self._events: Sequence[Event] = ()
         self._start_time = start_time
@@ -232,6 +238,10 @@ class LightSpan(trace.Span, ReadableSpan):
         self._end_time = end_time if end_time is not None else self._start_time
         if self._sampled:
             self._factory.on_end(self)
+
+    @property
+    def _links(self) -> tuple[Link, ...]:  # what ReadableSpan.links reads
+        return _links_to(self._linked)
 
     @property
     def _context(self) -> SpanContext:  # what ReadableSpan.context reads

@@ -170,7 +170,6 @@ class MessagingSpans:
         attributes: dict[str, Any],
         links_only: bool,
     ) -> Span:
-        links = [Link(delivered.producer)] if delivered.producer is not None else None
         if self._light is not None:
             span = self._light.start(
                 name,
@@ -181,13 +180,14 @@ class MessagingSpans:
                     else delivered.producer
                 ),
                 attributes=attributes,
-                links=links or (),
+                linked=delivered.producer,
                 start_time=self._clock(),
             )
             if semconv.CHOREO_WORKFLOW_ID not in attributes:
                 trace_id = span.get_span_context().trace_id
                 attributes[semconv.CHOREO_WORKFLOW_ID] = f"{trace_id:032x}"
             return span
+        links = [Link(delivered.producer)] if delivered.producer is not None else None
         parent = None if links_only else delivered.context
         if delivered.broken and not links_only:
             parent = Context()  # a new trace, marked broken
@@ -229,7 +229,7 @@ class MessagingSpans:
             kind=kind,
             parent=producer,
             attributes=attributes,
-            links=[Link(producer)] if producer is not None else (),
+            linked=producer,
             start_time=self._clock(),
         )
         if semconv.CHOREO_WORKFLOW_ID not in attributes:
@@ -275,14 +275,13 @@ class MessagingSpans:
         process_attributes = attributes.copy()
         process_attributes[semconv.MESSAGING_OPERATION_TYPE] = semconv.OP_PROCESS
         process_attributes[semconv.MESSAGING_OPERATION_NAME] = "process"
-        links = (Link(producer),)
         start = self._light.start
         receive = start(
             semconv.span_name("receive", subject),
             kind=SpanKind.CLIENT,
             parent=producer,
             attributes=attributes,
-            links=links,
+            linked=producer,
             start_time=self._clock(),
         )
         receive.end(self._clock())
@@ -291,7 +290,7 @@ class MessagingSpans:
             kind=SpanKind.CONSUMER,
             parent=producer,
             attributes=process_attributes,
-            links=links,
+            linked=producer,
             start_time=self._clock(),
         )
 
