@@ -27,6 +27,7 @@ from correlator.detection import Detection, detect
 from correlator.findings import ensure_findings, write_findings
 from correlator.ledger import AnomalyLedger
 from correlator.model import ChoreographyModel, install_model, learn_model
+from correlator.signal_memory import SignalMemory
 from correlator.sql_text import statement
 from correlator.thresholds import Thresholds
 from store import StoreLayout, open_store
@@ -110,6 +111,9 @@ class Correlator:
         (self._all_threads,) = self.con.execute("SELECT current_setting('threads')").fetchone()
         self.con.execute("SET threads = 1")
         self.ledger = AnomalyLedger.load(self.layout)
+        # heartbeats older than a pass could need (a wait's baseline of dropped spans
+        # predates the wait) are forgotten
+        self.signals = SignalMemory(layout=self.layout, keep_s=max(3600.0, 2 * keep_s))
         self.model = ChoreographyModel()
         self.watermark: dt.datetime | None = None
         self._model_learned_at = 0.0
@@ -130,6 +134,7 @@ class Correlator:
         with self._lock, self._threads(self._all_threads):
             con = self.con
             segments = self._span_segments()
+            self.signals.load(con)
             self._point_at_all_spans(segments)
             (newest,) = con.execute("SELECT max(received_at) FROM stored_spans").fetchone()
             self.watermark = min(newest, now) if newest else now
@@ -186,6 +191,7 @@ class Correlator:
         con = self.con
         self._ticks += 1
         self._pass += 1
+        self.signals.fold_in(con)
         if time.monotonic() - self._model_learned_at > self.model_refresh_s:
             with self._threads(self._all_threads):  # every span in the store
                 self._point_at_all_spans(segments)
@@ -388,6 +394,7 @@ class Correlator:
             """,
             {"horizon": watermark - dt.timedelta(seconds=self.recent_s)},
         )
+        self.signals.evict(self.con, now=watermark)
         self.con.execute("CHECKPOINT")  # the automatic one is off (see __init__)
 
     def _reload_evicted_traces(self) -> None:

@@ -100,6 +100,53 @@ def test_spans_stored_twice_are_judged_once_by_a_cold_pass(store_layout: StoreLa
     assert status == "completed"
 
 
+def test_tick_reads_heartbeats_written_after_the_cold_pass(store_layout: StoreLayout) -> None:
+    log = SpanLog()
+    ours = history(log, heartbeats_until=None)
+    for service in ("intake", "parser", "scorer", "notifier"):
+        log.heartbeats_every(service, start=0, stop=60)
+    log.write(store_layout)
+    engine = _engine(store_layout)
+    assert engine.cold_pass(now=at(60)) == []
+
+    # every service keeps beating: the scorer is up, so a message it never got was
+    # dropped (with only the heartbeats of the cold pass, it would look down)
+    for service in ("intake", "parser", "scorer", "notifier"):
+        log.heartbeats_every(service, start=61, stop=130)
+    up_to_parsed(ours, "wf-lost", start=100)
+    log.write(store_layout)
+    new = engine.tick(now=at(130))
+    engine.close()
+
+    assert [(a["kind"], a["workflow_id"]) for a in new] == [("dropped", "wf-lost")]
+
+
+def test_watcher_forgets_old_heartbeats_but_not_an_instances_last(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    history(log, heartbeats_until=None)
+    log.heartbeats_every("parser", start=0, stop=100)
+    log.heartbeat("scorer", at_s=5)  # went silent long ago
+    log.write(store_layout)
+    engine = Correlator(
+        data_dir=store_layout.root, thresholds=Thresholds(min_deadline_s=5), keep_s=1.0
+    )
+    engine.cold_pass(now=at(100))
+    engine.signals.keep_s = 10.0
+    engine.signals.evict(engine.con, now=at(100))
+    kept = engine.con.execute(
+        'SELECT service, count(*), min(epoch("at")), max(epoch("at")) '
+        "FROM heartbeats GROUP BY service ORDER BY service"
+    ).fetchall()
+    engine.close()
+    t0 = at(0).timestamp()
+    assert [(s, n, lo - t0, hi - t0) for s, n, lo, hi in kept] == [
+        ("parser", 11, 90.0, 100.0),
+        ("scorer", 1, 5.0, 5.0),
+    ]
+
+
 def test_restarted_correlator_does_not_report_old_findings_as_new(
     store_layout: StoreLayout,
 ) -> None:

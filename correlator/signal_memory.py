@@ -1,0 +1,86 @@
+"""The bus signals a correlator keeps in memory: heartbeats and bus events.
+
+Detection reads every service instance's heartbeats (liveness, outages, spans its
+exporter dropped) and the advisories that dead-lettered messages. The store keeps
+them as one small segment per collector flush, so reading them through the store's
+views would open every segment ever written, three times per tick, and a watcher
+would slow down hour after hour. Instead the correlator loads them once, then each
+tick reads only the segments new since (segments are immutable: written under a
+temporary name, then renamed). Temporary tables named after the views shadow them
+for the correlator's own statements only.
+
+Heartbeats older than ``keep_s`` are dropped from memory, except each instance's
+latest: a tick re-judges only workflows active within the correlator's own horizon,
+and an instance silent for longer than that is still known to be silent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+
+import duckdb
+
+from store import StoreLayout
+from store.layout import SEED_FILE
+
+TABLES = ("heartbeats", "bus_events")
+
+
+class SignalMemory:
+    """Heartbeats and bus events of one store, read incrementally into ``con``."""
+
+    def __init__(self, *, layout: StoreLayout, keep_s: float) -> None:
+        self.layout = layout
+        self.keep_s = keep_s
+        self._read: dict[str, frozenset[str]] = {}
+
+    def load(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Read every stored signal (a cold pass)."""
+        for table in TABLES:
+            segments = self._segments(table)
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM read_parquet("
+                "$files, union_by_name = true, hive_partitioning = false)",
+                {"files": self._with_seed(table, segments)},
+            )
+            self._read[table] = segments
+
+    def fold_in(self, con: duckdb.DuckDBPyConnection) -> int:
+        """Append the signals of segments written since the last read; returns how many
+        segments were new."""
+        if not self._read:
+            self.load(con)
+            return 0
+        fresh_total = 0
+        for table in TABLES:
+            segments = self._segments(table)
+            fresh = segments - self._read[table]
+            if fresh:
+                con.execute(
+                    f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet("
+                    "$files, union_by_name = true, hive_partitioning = false)",
+                    {"files": self._with_seed(table, fresh)},
+                )
+                fresh_total += len(fresh)
+            self._read[table] = segments
+        return fresh_total
+
+    def evict(self, con: duckdb.DuckDBPyConnection, *, now: dt.datetime) -> None:
+        """Forget heartbeats older than ``keep_s``, keeping each instance's latest."""
+        con.execute(
+            """
+            DELETE FROM heartbeats AS h
+            WHERE h."at" < $horizon
+                AND h."at" < (SELECT max(l."at") FROM heartbeats AS l WHERE l.instance = h.instance)
+            """,
+            {"horizon": now - dt.timedelta(seconds=self.keep_s)},
+        )
+
+    def _segments(self, table: str) -> frozenset[str]:
+        return frozenset(glob.glob(self.layout.glob(table), recursive=True))
+
+    def _with_seed(self, table: str, segments: frozenset[str]) -> list[str]:
+        # the schema seed (no rows) keeps every column there whatever the segments hold
+        seed = str(self.layout.table_dir(table) / SEED_FILE)
+        return [seed, *sorted(segments - {seed})]
