@@ -129,7 +129,7 @@ class DeliveryProcessor:
         subject = msg.subject
         spans = self._spans
         span = spans.arrive(subject, delivered, consumer_group=handler.queue, extra=nats_attributes)
-        workflow_id = workflow_of(delivered, span)
+        workflow_id = delivered.workflow_id or workflow_of(delivered, span)
         process_context = trace.set_span_in_context(span, delivered.base_context)
         token = otel_context.attach(process_context)
         wf_token = current_workflow_id.set(workflow_id)
@@ -137,13 +137,14 @@ class DeliveryProcessor:
             problem = header_problem(headers, self._max_header_bytes)
             if problem:
                 raise BadMessageError(subject=subject, reason=problem)
-            data = decode_body(handler.decode, msg.data, subject)
+            raw = msg.data
+            data = raw if handler.decode == "bytes" else decode_body(handler.decode, raw, subject)
             if self._audit.enabled:
                 span.set_attribute(semconv.CHOREO_AUDIT_INPUT, self._audit.render(subject, data))
             event = Event(
                 subject=subject,
                 data=data,
-                raw=msg.data,
+                raw=raw,
                 headers=headers,
                 workflow_id=workflow_id,
                 message_id=delivered.message_id,

@@ -86,7 +86,8 @@ class EventPublisher:
         id. Raises ``PublishError``."""
         payload = encode_data(data)
         # an id the caller put in the headers is kept (JetStream dedupes on it)
-        message_id = message_id or header_value(headers, wire.MSG_ID) or new_id()
+        if not message_id:
+            message_id = (header_value(headers, wire.MSG_ID) if headers else None) or new_id()
         span = self._spans.start_publish(
             subject,
             message_id=message_id,

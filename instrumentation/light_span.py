@@ -74,12 +74,6 @@ class LightSpanFactory:
         self._notify_start = False
         self._end_targets: tuple[Callable[[ReadableSpan], None], ...] = ()
 
-    def _must_notify_start(self) -> bool:
-        """Whether a processor other than the SDK's own (which ignore it) wants on_start."""
-        if self._provider._active_span_processor._span_processors is not self._processors_seen:
-            self._refresh_processors()
-        return self._notify_start
-
     def _refresh_processors(self) -> None:
         """Note the provider's processors (a tuple, replaced when one is added)."""
         active = self._provider._active_span_processor
@@ -133,7 +127,7 @@ class LightSpanFactory:
             trace_id = self._new_trace_id()
             trace_state = None
         if self._parent_based_always_on:
-            sampled = parent is None or (parent[3] & TraceFlags.SAMPLED) != 0
+            sampled = parent is None or (parent[3] & _SAMPLED) != 0
         else:
             parent_context = (
                 trace.set_span_in_context(trace.NonRecordingSpan(parent))
@@ -157,8 +151,11 @@ class LightSpanFactory:
             start_time,
             sampled,
         )
-        if sampled and self._must_notify_start():
-            self.on_start(span, parent)
+        if sampled:  # (inline: this runs for every span)
+            if self._provider._active_span_processor._span_processors is not self._processors_seen:
+                self._refresh_processors()
+            if self._notify_start:
+                self.on_start(span, parent)
         return span
 
 

@@ -179,13 +179,17 @@ def extract_delivered(headers: Mapping[str, str] | None) -> Delivered:
         workflow_id, message_id = lowered.get(_WORKFLOW_ID), lowered.get(_MSG_ID)
     if _w3c_only():
         producer = _plain_producer(lowered)
-        if producer is not None:
-            context = _EMPTY_CONTEXT
+        if producer is not None:  # the usual case: valid and remote by construction
+            if wire.BAGGAGE not in lowered:
+                return Delivered(
+                    _EMPTY_CONTEXT, producer, workflow_id or None, message_id or None, False
+                )
+            context = _BAGGAGE.extract(lowered, _EMPTY_CONTEXT)
         else:
             context = _TRACECONTEXT.extract(lowered)
             producer = trace.get_current_span(context).get_span_context()
-        if wire.BAGGAGE in lowered:
-            context = _BAGGAGE.extract(lowered, context)
+            if wire.BAGGAGE in lowered:
+                context = _BAGGAGE.extract(lowered, context)
     else:
         context = propagate.extract(lowered, getter=HEADERS_GETTER)
         producer = trace.get_current_span(context).get_span_context()
