@@ -1,5 +1,6 @@
-"""Compaction: the small span segments of a closed partition become one, deduplicated
-and sorted by trace.
+"""Compaction: the small segments of a closed partition become one. Span segments are
+deduplicated and sorted by trace; the signal tables (heartbeats, bus events,
+rejects), written one small segment per collector flush, are merged as they are.
 
 Safe beside readers and other collectors:
 - only partitions whose hour ended ``settle`` ago are touched, so no writer adds
@@ -10,7 +11,9 @@ Safe beside readers and other collectors:
   whose glob listed them can still open them, and meanwhile the views' dedupe
   hides the double copies. A later pass deletes them and then the manifest. A crash
   at any step leaves either the inputs alone, or inputs and output (deduplicated),
-  never a loss.
+  never a loss. (The signal views do not deduplicate: during the grace period a
+  compacted hour's signals are listed twice, which their readers tolerate: liveness
+  takes the latest beat, dead letters the first evidence.)
 """
 
 from __future__ import annotations
@@ -35,6 +38,13 @@ from store.layout import StoreLayout
 log = logging.getLogger(__name__)
 
 MANIFEST_PREFIX = ".compaction-"
+# the statement merging each table's segments
+MERGE_SQL = {
+    "spans": "compact_spans.sql",
+    "heartbeats": "compact_signals.sql",
+    "bus_events": "compact_signals.sql",
+    "rejected": "compact_signals.sql",
+}
 LOCK_FILE = ".compaction.lock"
 
 
@@ -68,7 +78,7 @@ def partition_lock(folder: Path) -> Iterator[bool]:
 
 
 class Compactor:
-    """Compacts span partitions; one per process, used from one thread."""
+    """Compacts the closed partitions of every table; one per process, used from one thread."""
 
     def __init__(
         self,
@@ -85,7 +95,8 @@ class Compactor:
         self.settle = settle
         self.small_bytes = small_bytes
         self.target_bytes = target_bytes
-        self._sql = (resources.files("collector") / "sql" / "compact_spans.sql").read_text("utf-8")
+        sql = resources.files("collector") / "sql"
+        self._sql = {table: (sql / name).read_text("utf-8") for table, name in MERGE_SQL.items()}
         self._con = duckdb.connect(":memory:")
         self._con.execute("SET TimeZone = 'UTC'")
         self._con.execute("SET memory_limit = ?", [memory_limit])
@@ -95,16 +106,17 @@ class Compactor:
         """Compact every closed partition; returns the number of segments written."""
         now = now or dt.datetime.now(dt.UTC)
         written = 0
-        for folder in partitions(self.layout, "spans"):
-            hour = partition_hour(folder)
-            if hour is None or hour + dt.timedelta(hours=1, seconds=self.settle) > now:
-                continue
-            with partition_lock(folder) as held:
-                if held:
-                    written += self.compact_partition(folder, now=now)
+        for table in MERGE_SQL:
+            for folder in partitions(self.layout, table):
+                hour = partition_hour(folder)
+                if hour is None or hour + dt.timedelta(hours=1, seconds=self.settle) > now:
+                    continue
+                with partition_lock(folder) as held:
+                    if held:
+                        written += self.compact_partition(folder, table=table, now=now)
         return written
 
-    def compact_partition(self, folder: Path, *, now: dt.datetime) -> int:
+    def compact_partition(self, folder: Path, *, table: str, now: dt.datetime) -> int:
         pending = self._finish_manifests(folder, now=now)
         small = [
             p
@@ -113,7 +125,7 @@ class Compactor:
         ]
         written = 0
         for group in self._groups(small):
-            self._merge(folder, group, now=now)
+            self._merge(folder, group, sql=self._sql[table], now=now)
             written += 1
         return written
 
@@ -128,14 +140,14 @@ class Compactor:
             size += path.stat().st_size
         return [g for g in groups if len(g) >= 2]
 
-    def _merge(self, folder: Path, inputs: list[Path], *, now: dt.datetime) -> None:
+    def _merge(self, folder: Path, inputs: list[Path], *, sql: str, now: dt.datetime) -> None:
         output = folder / f"compacted-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.parquet"
         manifest = folder / f"{MANIFEST_PREFIX}{output.stem}.json"
         _write_json(manifest, {"output": output.name, "inputs": [p.name for p in inputs]})
         started = time.monotonic()
         try:
             with replacing(output) as tmp:
-                self._con.execute(self._sql, [[str(p) for p in inputs], str(tmp)])
+                self._con.execute(sql, [[str(p) for p in inputs], str(tmp)])
         except BaseException:
             manifest.unlink(missing_ok=True)
             raise

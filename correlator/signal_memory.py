@@ -25,6 +25,12 @@ from store import StoreLayout
 from store.layout import SEED_FILE
 
 TABLES = ("heartbeats", "bus_events")
+# what identifies a row: the collector compacts an hour's segments into one, whose
+# rows this has already read from the segments it replaced
+ROW_KEYS = {
+    "heartbeats": ("instance", "at"),
+    "bus_events": ("kind", "stream", "consumer", "stream_seq", "at"),
+}
 
 
 class SignalMemory:
@@ -57,9 +63,22 @@ class SignalMemory:
             segments = self._segments(table)
             fresh = segments - self._read[table]
             if fresh:
+                same = " AND ".join(
+                    f'n."{k}" IS NOT DISTINCT FROM o."{k}"' for k in ROW_KEYS[table]
+                )
                 con.execute(
-                    f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet("
-                    "$files, union_by_name = true, hive_partitioning = false)",
+                    f"""
+                    INSERT INTO {table} BY NAME
+                    WITH new AS (
+                        SELECT * FROM read_parquet(
+                            $files, union_by_name = true, hive_partitioning = false
+                        )
+                    )
+                    SELECT n.* FROM new AS n
+                    ANTI JOIN (
+                        SELECT * FROM {table} WHERE "at" >= (SELECT min("at") FROM new)
+                    ) AS o ON {same}
+                    """,
                     {"files": self._with_seed(table, fresh)},
                 )
                 fresh_total += len(fresh)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from collector.compaction import Compactor
@@ -15,6 +16,7 @@ from collector.retention import drop_expired_partitions
 from collector.segment_writer import SegmentWriter
 from instrumentation import wire
 from store import StoreLayout, open_store
+from store.schema import HEARTBEATS
 from tests.collector.batches import columnar_batch
 
 HOUR = dt.datetime(2026, 11, 20, 9, tzinfo=dt.UTC)
@@ -57,6 +59,32 @@ def test_small_segments_of_a_closed_hour_become_one_deduplicated_and_sorted(
     trace_ids = pq.read_table(merged).column("trace_id").to_pylist()
     assert trace_ids == sorted(trace_ids)
     assert not list(folder.glob(".compaction-*"))
+
+
+def test_heartbeat_segments_of_a_closed_hour_become_one_with_every_beat(
+    store_layout: StoreLayout,
+) -> None:
+    writer = SegmentWriter(layout=store_layout)
+    for second in range(5):  # one segment per collector flush
+        beat = {
+            "service": "scorer", "instance": "scorer-1",
+            "at": HOUR + dt.timedelta(seconds=second), "received": second, "processed": second,
+            "failed": 0, "dead_lettered": 0, "spans_exported": 0, "spans_dropped": 0,
+            "in_flight": 0, "interval_s": 1.0,
+        }  # fmt: skip
+        writer.write("heartbeats", pa.Table.from_pylist([beat], schema=HEARTBEATS), at=HOUR)
+    folder = store_layout.partition_dir("heartbeats", HOUR)
+    compactor = Compactor(layout=store_layout, grace=60)
+
+    assert compactor.run_once(now=HOUR + dt.timedelta(hours=2)) == 1
+    compactor.run_once(now=HOUR + dt.timedelta(hours=2, minutes=5))
+
+    (merged,) = folder.glob("*.parquet")
+    assert merged.name.startswith("compacted-")
+    con = open_store(store_layout.root)
+    assert con.execute('SELECT list(processed ORDER BY "at") FROM heartbeats').fetchone() == (
+        [0, 1, 2, 3, 4],
+    )
 
 
 def test_the_current_hour_is_never_compacted(store_layout: StoreLayout) -> None:

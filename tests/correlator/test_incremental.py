@@ -3,6 +3,7 @@ arrived; findings survive a restart without being found (or alerted) twice."""
 
 from __future__ import annotations
 
+from collector.compaction import Compactor
 from correlator.engine import Correlator
 from correlator.ledger import AnomalyLedger
 from correlator.thresholds import Thresholds
@@ -145,6 +146,27 @@ def test_watcher_forgets_old_heartbeats_but_not_an_instances_last(
         ("parser", 11, 90.0, 100.0),
         ("scorer", 1, 5.0, 5.0),
     ]
+
+
+def test_heartbeats_compacted_under_a_watcher_are_not_counted_twice(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    history(log, heartbeats_until=None)
+    log.heartbeats_every("parser", start=0, stop=9)
+    log.write(store_layout)
+    log.heartbeats_every("parser", start=10, stop=19)
+    log.write(store_layout)
+    engine = _engine(store_layout)
+    engine.cold_pass(now=at(20))
+
+    # the collector merges the hour's two heartbeat segments into one
+    compactor = Compactor(layout=store_layout, grace=0)
+    assert compactor.run_once(now=at(3 * 3600)) >= 1
+    engine.tick(now=at(21))
+    (beats,) = engine.con.execute("SELECT count(*) FROM heartbeats").fetchone()
+    engine.close()
+    assert beats == 20
 
 
 def test_restarted_correlator_does_not_report_old_findings_as_new(
