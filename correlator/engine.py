@@ -51,12 +51,16 @@ WORK_COLUMNS = (
 MATERIALIZED = (
     "inherited_workflows",
     "publish_spans",
+    "workflow_first_events",
     "published_messages",
     "delivery_spans",
     "dead_letters",
     "deliveries_seen",
     "transitions",
 )
+# a tick reads workflow_first_events once (learning, which also reads it, waits for
+# a full pass): computing it inline costs less than another table
+TICK_MATERIALIZED = tuple(name for name in MATERIALIZED if name != "workflow_first_events")
 
 
 class Correlator:
@@ -125,6 +129,7 @@ class Correlator:
         # stored_spans, every span of a full pass: a VIEW over the segments, or a TABLE
         # of them deduplicated (None while no full pass holds one)
         self._stored_kind: str | None = None
+        self._stored_files: list[str] = []
         self._lock = threading.RLock()  # passes run in worker threads, one at a time
 
     # --- passes ------------------------------------------------------------------
@@ -149,18 +154,7 @@ class Correlator:
             )
             self._base_written_at = 0.0
             self._refresh_open(now=now)
-            # keep in memory only what may still change: open workflows, recent traces
-            con.execute(
-                f"""
-                CREATE OR REPLACE TEMP TABLE work_spans AS
-                SELECT {WORK_COLUMNS} FROM workflow_spans
-                WHERE trace_id IN (SELECT trace_id FROM open_traces)
-                   OR trace_id IN (
-                       SELECT trace_id FROM workflow_spans WHERE received_at > $horizon
-                   )
-                """,
-                {"horizon": (self.watermark or now) - dt.timedelta(seconds=self.recent_s)},
-            )
+            self._keep_in_memory()
             self._release_stored_spans()
             self._status_changed = True
             self._segments_read = segments
@@ -246,7 +240,7 @@ class Correlator:
             SELECT * FROM work_spans WHERE trace_id IN (SELECT trace_id FROM scope)
             """
         )
-        self._point_at("scope_spans")
+        self._point_at("scope_spans", materialized=TICK_MATERIALIZED)
         detection = detect(con, now=now, thresholds=self.thresholds)
         judged = {
             row["workflow_id"] for row in detection.status.select(["workflow_id"]).to_pylist()
@@ -318,13 +312,41 @@ class Correlator:
             )
             self._stored_kind = "TABLE"
         else:
-            listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
             self._stored_kind = "VIEW"
-            con.execute(
-                "CREATE TEMP VIEW stored_spans AS SELECT * FROM read_parquet("
-                f"[{listed}], union_by_name = true, hive_partitioning = false)"
-            )
+            con.execute(f"CREATE TEMP VIEW stored_spans AS SELECT * FROM {_parquet(files)}")
+        self._stored_files = files
         self._point_at(f"(SELECT {WORK_COLUMNS} FROM stored_spans)")
+
+    def _keep_in_memory(self) -> None:
+        """After a full pass, keep in memory only what may still change: the spans of
+        open workflows and of traces that received spans lately. When the pass read
+        the segments themselves, only those holding such traces are read again (a
+        scan of the trace ids picks them): most of a store is history."""
+        con = self.con
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE kept_traces AS
+            SELECT trace_id FROM open_traces
+            UNION SELECT trace_id FROM stored_spans WHERE received_at > $horizon
+            """,
+            {"horizon": self.watermark - dt.timedelta(seconds=self.recent_s)},
+        )
+        source = "stored_spans"
+        if self._stored_kind == "VIEW":
+            holding = con.execute(
+                "SELECT DISTINCT filename FROM read_parquet($files, filename = true, "
+                "union_by_name = true, hive_partitioning = false) "
+                "WHERE trace_id IN (SELECT trace_id FROM kept_traces)",
+                {"files": self._stored_files},
+            ).fetchall()
+            source = _parquet([self._schema_seed(), *sorted(f for (f,) in holding)])
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW correlated_spans AS SELECT {WORK_COLUMNS} "
+            f"FROM {source} WHERE trace_id IN (SELECT trace_id FROM kept_traces)"
+        )
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE work_spans AS SELECT {WORK_COLUMNS} FROM workflow_spans"
+        )
 
     @contextlib.contextmanager
     def _threads(self, count: int) -> Iterator[None]:
@@ -342,13 +364,14 @@ class Correlator:
             self.con.execute(f"DROP {self._stored_kind} temp.main.stored_spans")
             self._stored_kind = None
 
-    def _point_at(self, table: str) -> None:
-        """Judge the spans of ``table``: the views read them through correlated_spans."""
+    def _point_at(self, table: str, *, materialized: tuple[str, ...] = MATERIALIZED) -> None:
+        """Judge the spans of ``table``: the views read them through correlated_spans,
+        and the ``materialized`` ones are computed once, into tables that shadow them."""
         con = self.con
         for name in reversed(MATERIALIZED):
             con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
         con.execute(f"CREATE OR REPLACE TEMP VIEW correlated_spans AS SELECT * FROM {table}")
-        for name in MATERIALIZED:
+        for name in materialized:
             _t = time.perf_counter()
             con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {self._db}.main.{name}")
             log.debug("materialized %s in %.3fs", name, time.perf_counter() - _t)
@@ -437,3 +460,10 @@ class Correlator:
                 "ORDER BY workflow_id) TO $path (FORMAT parquet, COMPRESSION zstd)",
                 {"since": since_pass, "path": str(tmp)},
             )
+
+
+def _parquet(files: list[str]) -> str:
+    """A ``read_parquet`` of exactly ``files``, as SQL text (a view cannot take
+    parameters)."""
+    listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+    return f"read_parquet([{listed}], union_by_name = true, hive_partitioning = false)"

@@ -10,12 +10,6 @@ WITH w AS (
         arg_min(trace_id, start_time) AS trace_id
     FROM workflow_spans
     GROUP BY workflow_id
-),
-firsts AS (
-    SELECT workflow_id, arg_min(subject, published_at) AS first_subject
-    FROM publish_spans
-    WHERE subject NOT LIKE 'dlq.%'
-    GROUP BY workflow_id
 )
 SELECT
     w.*,
@@ -25,5 +19,5 @@ SELECT
     coalesce(t.declared OR t.workflows >= $min_model_workflows, false) AS model_trusted,
     t.workflows AS type_workflows
 FROM w
-LEFT JOIN firsts AS f USING (workflow_id)
+LEFT JOIN workflow_first_events AS f USING (workflow_id)
 LEFT JOIN model_types AS t ON t.start_subject = f.first_subject;

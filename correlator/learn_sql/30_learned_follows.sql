@@ -6,12 +6,7 @@ CREATE OR REPLACE TEMP TABLE learned_follows AS
 WITH typed AS (
     SELECT t.*, w.first_subject AS workflow_type
     FROM transitions AS t
-    JOIN (
-        SELECT workflow_id, arg_min(subject, published_at) AS first_subject
-        FROM publish_spans
-        WHERE subject NOT LIKE 'dlq.%'
-        GROUP BY workflow_id
-    ) AS w USING (workflow_id)
+    JOIN workflow_first_events AS w USING (workflow_id)
     WHERE t.to_subject NOT LIKE 'dlq.%' AND t.cause_seen
 ),
 followed AS (
