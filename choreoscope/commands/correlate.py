@@ -19,6 +19,7 @@ from correlator.choreography_file import Choreography, load_choreography
 from correlator.thresholds import Thresholds
 from correlator.watch import correlate_once, watch
 from instrumentation.errors import BusUnavailableError
+from instrumentation.nats_shutdown import drain_connection
 
 ORDER = 50
 DEFAULT_NATS = "nats://127.0.0.1:4222"
@@ -175,4 +176,4 @@ async def _watch(
         )
     finally:
         if nc is not None:
-            await nc.drain()
+            await drain_connection(nc)  # nats-py's drain, without its noise when cancelled
