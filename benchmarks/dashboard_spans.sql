@@ -70,6 +70,8 @@ SELECT
     CASE WHEN j > 0 THEN publish_span_id END AS link_span_id,
     started + to_milliseconds(ms + 50) AS received_at,
     service || '-exporter' AS exporter_id,
-    NULL::VARCHAR AS ingest_flags
+    NULL::VARCHAR AS ingest_flags,
+    NULL::BIGINT AS exporter_batch_seq,
+    NULL::BIGINT AS exporter_spans_dropped
 FROM spans
 ORDER BY start_time;
