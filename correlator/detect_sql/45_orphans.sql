@@ -1,10 +1,20 @@
 -- orphan: a consumer span points at a producer span that never arrived (after
 -- orphan_grace_s, spans travel in batches). When a service that publishes that
 -- subject reported dropping spans, the finding is a telemetry_gap instead: the
--- telemetry is incomplete, the workflow is not to blame. (workflow_spans holds every
--- span of the pass, already read: correlated_spans may be the store's spans view.)
+-- telemetry is incomplete, the workflow is not to blame.
 CREATE OR REPLACE TEMP TABLE d_orphan_findings AS
-WITH orphans AS (
+WITH unpublished AS (
+    -- consumer spans whose message has no publish span (few)
+    SELECT * FROM delivery_spans
+    WHERE operation IN ('receive', 'process') AND NOT producer_seen AND ref_key IS NOT NULL
+),
+pointed_at AS (
+    -- the spans they point at that did arrive (some other kind of span): only those
+    -- are looked up among all spans
+    SELECT span_key, span_id FROM workflow_spans
+    WHERE span_key IN (SELECT ref_key FROM unpublished)
+),
+orphans AS (
     SELECT
         d.message_id,
         any_value(d.workflow_id) AS workflow_id,
@@ -13,12 +23,8 @@ WITH orphans AS (
         any_value(d.consumer) AS consumer,
         any_value(d.service_name) AS consumer_service,
         min(d.start_time) AS since
-    FROM delivery_spans AS d
-    LEFT JOIN workflow_spans AS r ON r.span_key = d.ref_key AND r.span_id = d.ref_span_id
-    WHERE d.operation IN ('receive', 'process')
-        AND NOT d.producer_seen
-        AND d.ref_key IS NOT NULL
-        AND r.span_id IS NULL
+    FROM unpublished AS d
+    ANTI JOIN pointed_at AS r ON r.span_key = d.ref_key AND r.span_id = d.ref_span_id
     GROUP BY d.message_id
 ),
 gaps AS (
