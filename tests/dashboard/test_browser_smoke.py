@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from pathlib import Path
 
 import pytest
 
 from collector.segment_writer import SegmentWriter
+from dashboard.controls import REFRESH_S
 from store import StoreLayout
 from tests.dashboard.browser_helpers import (
     HeadlessChromium,
@@ -58,7 +60,7 @@ def test_chromium_opens_the_dashboard_and_a_workflow_deep_link(
 
 
 @pytest.mark.timeout(180)
-def test_an_open_page_refreshes_itself_when_new_data_arrives(tmp_path: Path):
+def test_an_open_page_refreshes_itself_until_paused(tmp_path: Path):
     binary = chromium_binary()
     if binary is None:
         pytest.fail("chromium is not installed: run .ci/run (as root) or apt-get install chromium")
@@ -81,9 +83,42 @@ def test_an_open_page_refreshes_itself_when_new_data_arrives(tmp_path: Path):
             while time.monotonic() < deadline and "2" not in alive_tile(browser):
                 time.sleep(0.5)
             assert alive_tile(browser) == "2"
+
+            # Paused, the page holds still while the user reads it...
+            click_label(browser, "Live refresh")
+            time.sleep(2.0)  # the rerun the toggle itself causes
+            third = dt.datetime.now(dt.UTC)
+            writer.write("heartbeats", heartbeat_rows([("third", third, 0)]), at=third)
+            time.sleep(3 * REFRESH_S)
+            assert alive_tile(browser) == "2"
+            # ...and live again, it catches up.
+            click_label(browser, "Live refresh")
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and alive_tile(browser) != "3":
+                time.sleep(0.5)
+            assert alive_tile(browser) == "3"
     finally:
         stop_process(server)
         writer.close()
+
+
+def click_label(browser: HeadlessChromium, text: str) -> None:
+    """Click the widget whose label starts with ``text`` (a toggle, a checkbox), with the
+    mouse: Streamlit's toggles answer pointer events, not a scripted click()."""
+    found = browser.call(
+        "Runtime.evaluate",
+        expression=(
+            "(() => { const l = Array.from(document.querySelectorAll('label'))"
+            f".find(e => e.innerText.trim().startsWith({text!r})); "
+            "return l ? JSON.stringify(l.getBoundingClientRect()) : ''; })()"
+        ),
+        returnByValue=True,
+    )["result"].get("value")
+    assert found, f"no widget labelled {text!r}"
+    box = json.loads(found)
+    x, y = box["x"] + 16, box["y"] + box["height"] / 2  # the switch sits left of its text
+    for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
+        browser.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
 
 
 def alive_tile(browser: HeadlessChromium) -> str:
