@@ -1,20 +1,21 @@
 """The correlator's passes: one cold pass over all history, then incremental ticks.
 
-A cold pass materializes every span once, learns the model, judges every workflow
-and keeps in memory only the spans of workflows that may still change: open ones
-(not completed, active within ``keep_s``) and recent ones (``recent_s``). A late
+A cold pass reads every span once (``stored_spans``), learns the model, judges every
+workflow and keeps in memory only the spans of workflows that may still change: open
+ones (not completed, active within ``keep_s``) and recent ones (``recent_s``). A late
 span of a trace no longer in memory brings that trace back from the store. Each
 tick reads only the spans that arrived since the last one (row groups of older
 segments are skipped on their ``received_at`` statistics), and re-judges only the
-workflows those spans touch plus the open ones. Findings go to ``<data>/findings/``
-after every pass.
+workflows those spans touch plus the open ones, on one thread (a tick is a few
+thousand spans in some forty statements: per-thread hash tables cost more than they
+save). Heartbeats and bus events are read the same way (``signal_memory``). Findings
+go to ``<data>/findings/`` after every pass.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import glob
 import logging
 import threading
 import time
@@ -28,23 +29,14 @@ from correlator.findings import ensure_findings, write_findings
 from correlator.ledger import AnomalyLedger
 from correlator.model import ChoreographyModel, install_model, learn_model
 from correlator.signal_memory import SignalMemory
-from correlator.sql_text import statement
+from correlator.stored_spans import WORK_COLUMNS, StoredSpans
 from correlator.thresholds import Thresholds
 from store import StoreLayout, open_store
 from store.durable_files import replacing
-from store.layout import SEED_FILE
 
 log = logging.getLogger(__name__)
 
 STATUS_COLUMNS = "workflow_id, workflow_type, status, waiting_on, root_cause, evaluated_at"
-
-# The span columns detection reads: the long tail (attributes, resource, events,
-# links) stays on disk, which is most of a span's bytes.
-WORK_COLUMNS = (
-    "trace_id, span_id, parent_span_id, name, kind, service_name, service_instance_id, "
-    "start_time, end_time, duration_ms, status_code, status_message, workflow_id, subject, "
-    "message_id, operation, consumer_group, link_trace_id, link_span_id, received_at"
-)
 
 # Views every detection statement reads, computed once per pass: each is stored as a
 # temp table of the same name, which shadows the view for the pass's statements.
@@ -118,6 +110,7 @@ class Correlator:
         # heartbeats older than a pass could need (a wait's baseline of dropped spans
         # predates the wait) are forgotten
         self.signals = SignalMemory(layout=self.layout, keep_s=max(3600.0, 2 * keep_s))
+        self.stored = StoredSpans(layout=self.layout)
         self.model = ChoreographyModel()
         self.watermark: dt.datetime | None = None
         self._model_learned_at = 0.0
@@ -126,10 +119,6 @@ class Correlator:
         # a temp name, then renamed), so a tick reads only the ones new since
         self._segments_read: frozenset[str] = frozenset()
         self._status_changed = False
-        # stored_spans, every span of a full pass: a VIEW over the segments, or a TABLE
-        # of them deduplicated (None while no full pass holds one)
-        self._stored_kind: str | None = None
-        self._stored_files: list[str] = []
         self._lock = threading.RLock()  # passes run in worker threads, one at a time
 
     # --- passes ------------------------------------------------------------------
@@ -138,7 +127,7 @@ class Correlator:
         """Judge every workflow in the store; return the anomalies new to the ledger."""
         with self._lock, self._threads(self._all_threads):
             con = self.con
-            segments = self._span_segments()
+            segments = self.stored.segments()
             self.signals.load(con)
             self._point_at_all_spans(segments)
             (newest,) = con.execute("SELECT max(received_at) FROM stored_spans").fetchone()
@@ -154,8 +143,14 @@ class Correlator:
             )
             self._base_written_at = 0.0
             self._refresh_open(now=now)
-            self._keep_in_memory()
-            self._release_stored_spans()
+            # keep in memory only what may still change: open workflows, recent traces
+            recent_since = self.watermark - dt.timedelta(seconds=self.recent_s)
+            self.stored.keep(con, recent_since=recent_since)
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE work_spans AS "
+                f"SELECT {WORK_COLUMNS} FROM workflow_spans"
+            )
+            self.stored.release(con)
             self._status_changed = True
             self._segments_read = segments
             return new
@@ -167,7 +162,7 @@ class Correlator:
         with self._lock:
             # all or nothing: a tick that fails (a segment compacted away under us)
             # leaves memory and the watermark as they were, so the next one redoes it
-            segments = self._span_segments()
+            segments = self.stored.segments()
             self.con.execute("BEGIN TRANSACTION")
             try:
                 new, watermark = self._tick(now=now, segments=segments)
@@ -190,10 +185,10 @@ class Correlator:
             with self._threads(self._all_threads):  # every span in the store
                 self._point_at_all_spans(segments)
                 self._learn()
-                self._release_stored_spans()
+                self.stored.release(con)
         since = self.watermark - dt.timedelta(seconds=self.ingest_slack_s)
         # the schema seed (no rows) keeps every column there whatever the new segments hold
-        fresh = [self._schema_seed(), *sorted(segments - self._segments_read)]
+        fresh = [self.stored.seed(), *sorted(segments - self._segments_read)]
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE new_spans AS
@@ -291,62 +286,10 @@ class Correlator:
 
     # --- internals ---------------------------------------------------------------
 
-    def _span_segments(self) -> frozenset[str]:
-        return frozenset(glob.glob(self.layout.glob("spans"), recursive=True))
-
-    def _schema_seed(self) -> str:
-        return str(self.layout.table_dir("spans") / SEED_FILE)
-
     def _point_at_all_spans(self, segments: frozenset[str]) -> None:
-        """Judge every span of ``segments``. Spans stored more than once (rare) are
-        deduplicated into memory first; otherwise the pass reads the files directly
-        (the store's ``spans`` view deduplicates every span, which costs more than
-        reading them)."""
-        con = self.con
-        files = [self._schema_seed(), *sorted(segments)]
-        self._release_stored_spans()
-        (copied,) = con.execute(statement("span_copies"), {"files": files}).fetchone()
-        if copied:
-            con.execute(
-                f"CREATE TEMP TABLE stored_spans AS {statement('stored_spans')}", {"files": files}
-            )
-            self._stored_kind = "TABLE"
-        else:
-            self._stored_kind = "VIEW"
-            con.execute(f"CREATE TEMP VIEW stored_spans AS SELECT * FROM {_parquet(files)}")
-        self._stored_files = files
+        """Judge every span of ``segments``, each read once (stored_spans)."""
+        self.stored.read(self.con, segments)
         self._point_at(f"(SELECT {WORK_COLUMNS} FROM stored_spans)")
-
-    def _keep_in_memory(self) -> None:
-        """After a full pass, keep in memory only what may still change: the spans of
-        open workflows and of traces that received spans lately. When the pass read
-        the segments themselves, only those holding such traces are read again (a
-        scan of the trace ids picks them): most of a store is history."""
-        con = self.con
-        con.execute(
-            """
-            CREATE OR REPLACE TEMP TABLE kept_traces AS
-            SELECT trace_id FROM open_traces
-            UNION SELECT trace_id FROM stored_spans WHERE received_at > $horizon
-            """,
-            {"horizon": self.watermark - dt.timedelta(seconds=self.recent_s)},
-        )
-        source = "stored_spans"
-        if self._stored_kind == "VIEW":
-            holding = con.execute(
-                "SELECT DISTINCT filename FROM read_parquet($files, filename = true, "
-                "union_by_name = true, hive_partitioning = false) "
-                "WHERE trace_id IN (SELECT trace_id FROM kept_traces)",
-                {"files": self._stored_files},
-            ).fetchall()
-            source = _parquet([self._schema_seed(), *sorted(f for (f,) in holding)])
-        con.execute(
-            f"CREATE OR REPLACE TEMP VIEW correlated_spans AS SELECT {WORK_COLUMNS} "
-            f"FROM {source} WHERE trace_id IN (SELECT trace_id FROM kept_traces)"
-        )
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE work_spans AS SELECT {WORK_COLUMNS} FROM workflow_spans"
-        )
 
     @contextlib.contextmanager
     def _threads(self, count: int) -> Iterator[None]:
@@ -356,13 +299,6 @@ class Correlator:
             yield
         finally:
             self.con.execute(f"SET threads = {int(before)}")
-
-    def _release_stored_spans(self) -> None:
-        """Free the deduplicated copy of every span once a full pass is done with it
-        (what may still change is kept in work_spans)."""
-        if self._stored_kind:
-            self.con.execute(f"DROP {self._stored_kind} temp.main.stored_spans")
-            self._stored_kind = None
 
     def _point_at(self, table: str, *, materialized: tuple[str, ...] = MATERIALIZED) -> None:
         """Judge the spans of ``table``: the views read them through correlated_spans,
@@ -460,10 +396,3 @@ class Correlator:
                 "ORDER BY workflow_id) TO $path (FORMAT parquet, COMPRESSION zstd)",
                 {"since": since_pass, "path": str(tmp)},
             )
-
-
-def _parquet(files: list[str]) -> str:
-    """A ``read_parquet`` of exactly ``files``, as SQL text (a view cannot take
-    parameters)."""
-    listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-    return f"read_parquet([{listed}], union_by_name = true, hive_partitioning = false)"

@@ -1,0 +1,106 @@
+"""Every stored span, for a full pass: ``stored_spans`` on the correlator's connection.
+
+The store's ``spans`` view deduplicates with a window over every span, which on a
+million spans costs more than reading them. Copies are rare (a batch redelivered
+after a collector restart), so a full pass first checks for them with a narrow
+aggregate: without copies, ``stored_spans`` is a view over the segments themselves;
+with some, a table of the spans deduplicated (only the copied rows go through the
+window). The segments are listed once, so every statement of the pass reads the same.
+
+After the pass, only what may still change is kept in memory (``keep``): the spans
+of open workflows and of traces that received spans lately, read from only the
+segments that hold such traces.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+
+import duckdb
+
+from correlator.sql_text import statement
+from store import StoreLayout
+from store.layout import SEED_FILE
+
+# The span columns detection reads: the long tail (attributes, resource, events,
+# links) stays on disk, which is most of a span's bytes.
+WORK_COLUMNS = (
+    "trace_id, span_id, parent_span_id, name, kind, service_name, service_instance_id, "
+    "start_time, end_time, duration_ms, status_code, status_message, workflow_id, subject, "
+    "message_id, operation, consumer_group, link_trace_id, link_span_id, received_at"
+)
+
+
+class StoredSpans:
+    """``stored_spans`` for one store: created by ``read``, dropped by ``release``."""
+
+    def __init__(self, *, layout: StoreLayout) -> None:
+        self.layout = layout
+        self._kind: str | None = None  # VIEW over the segments, TABLE deduplicated
+        self._files: list[str] = []
+
+    def segments(self) -> frozenset[str]:
+        """The span segments in the store now (immutable files: written under a
+        temporary name, then renamed)."""
+        return frozenset(glob.glob(self.layout.glob("spans"), recursive=True))
+
+    def seed(self) -> str:
+        """The empty schema seed: read with the segments, it keeps every column there
+        whatever the segments hold."""
+        return str(self.layout.table_dir("spans") / SEED_FILE)
+
+    def read(self, con: duckdb.DuckDBPyConnection, segments: frozenset[str]) -> None:
+        """Make ``stored_spans`` every span of ``segments``, once."""
+        self.release(con)
+        files = [self.seed(), *sorted(segments)]
+        (copied,) = con.execute(statement("span_copies"), {"files": files}).fetchone()
+        if copied:
+            con.execute(
+                f"CREATE TEMP TABLE stored_spans AS {statement('stored_spans')}", {"files": files}
+            )
+            self._kind = "TABLE"
+        else:
+            con.execute(f"CREATE TEMP VIEW stored_spans AS SELECT * FROM {parquet_of(files)}")
+            self._kind = "VIEW"
+        self._files = files
+
+    def keep(self, con: duckdb.DuckDBPyConnection, *, recent_since: dt.datetime) -> None:
+        """Point ``correlated_spans`` at the spans of ``open_traces`` and of the traces
+        that received spans after ``recent_since``; when ``stored_spans`` is the
+        segments themselves, only those holding such traces are read (a scan of the
+        trace ids picks them): most of a store is history."""
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE kept_traces AS
+            SELECT trace_id FROM open_traces
+            UNION SELECT trace_id FROM stored_spans WHERE received_at > $since
+            """,
+            {"since": recent_since},
+        )
+        source = "stored_spans"
+        if self._kind == "VIEW":
+            holding = con.execute(
+                "SELECT DISTINCT filename FROM read_parquet($files, filename = true, "
+                "union_by_name = true, hive_partitioning = false) "
+                "WHERE trace_id IN (SELECT trace_id FROM kept_traces)",
+                {"files": self._files},
+            ).fetchall()
+            source = parquet_of([self.seed(), *sorted(f for (f,) in holding)])
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW correlated_spans AS SELECT {WORK_COLUMNS} "
+            f"FROM {source} WHERE trace_id IN (SELECT trace_id FROM kept_traces)"
+        )
+
+    def release(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Drop ``stored_spans`` (and with it, a deduplicated copy of every span)."""
+        if self._kind:
+            con.execute(f"DROP {self._kind} temp.main.stored_spans")
+            self._kind = None
+
+
+def parquet_of(files: list[str]) -> str:
+    """A ``read_parquet`` of exactly ``files``, as SQL text (a view cannot take
+    parameters)."""
+    listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+    return f"read_parquet([{listed}], union_by_name = true, hive_partitioning = false)"
