@@ -8,12 +8,6 @@ WITH seen AS (
     SELECT
         message_id,
         consumer,
-        -- a message's own columns come from its publish; only a message whose publish
-        -- never arrived takes them from its consumer spans (aggregating strings over
-        -- every span cost a third of the view)
-        any_value(workflow_id) FILTER (WHERE NOT producer_seen) AS unpublished_workflow_id,
-        any_value(trace_id) FILTER (WHERE NOT producer_seen) AS unpublished_trace_id,
-        any_value(subject) FILTER (WHERE NOT producer_seen) AS unpublished_subject,
         any_value(service_name) AS service,
         min(start_time) FILTER (WHERE operation = 'receive') AS first_received_at,
         max(start_time) FILTER (WHERE operation = 'receive') AS last_received_at,
@@ -29,12 +23,21 @@ WITH seen AS (
             AS success_ended_at
     FROM delivery_spans
     GROUP BY message_id, consumer
+),
+unpublished AS (
+    -- a message's own columns come from its publish; only a message whose publish
+    -- never arrived (few) takes them from its consumer spans
+    SELECT message_id, any_value(workflow_id) AS workflow_id, any_value(trace_id) AS trace_id,
+           any_value(subject) AS subject
+    FROM delivery_spans
+    WHERE NOT producer_seen
+    GROUP BY message_id
 )
 SELECT
-    s.* EXCLUDE (unpublished_workflow_id, unpublished_trace_id, unpublished_subject),
-    coalesce(p.workflow_id, s.unpublished_workflow_id) AS workflow_id,
-    coalesce(p.trace_id, s.unpublished_trace_id) AS trace_id,
-    coalesce(p.subject, s.unpublished_subject) AS subject,
+    s.*,
+    coalesce(p.workflow_id, u.workflow_id) AS workflow_id,
+    coalesce(p.trace_id, u.trace_id) AS trace_id,
+    coalesce(p.subject, u.subject) AS subject,
     p.producer_service,
     p.published_at,
     -- clamped at zero across skewed clocks (as in hops); null without a publish span
@@ -47,4 +50,5 @@ SELECT
     greatest(epoch_us(s.success_ended_at) - epoch_us(s.success_started_at), 0) / 1000.0
         AS processing_ms
 FROM seen AS s
-LEFT JOIN published_messages AS p USING (message_id);
+LEFT JOIN published_messages AS p USING (message_id)
+LEFT JOIN unpublished AS u USING (message_id);
