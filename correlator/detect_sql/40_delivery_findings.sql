@@ -62,14 +62,20 @@ first_judgement AS (
         END AS wait_from
     FROM d
 ),
+waits AS (
+    -- the waits a lost span could explain (hung or dropped)
+    SELECT *
+    FROM first_judgement
+    WHERE kind IN ('hung', 'dropped')
+),
 lost_spans AS (
     -- per instance of the consumer: spans dropped now, and before the wait began
     SELECT j.message_id, j.consumer, h.instance,
            max(h.spans_dropped) AS dropped_now,
            coalesce(max(h.spans_dropped) FILTER (WHERE h."at" < j.wait_from), 0) AS dropped_before
-    FROM first_judgement AS j
-    JOIN heartbeats AS h ON h.service = j.consumer_service
-    WHERE j.kind IN ('hung', 'dropped') AND h."at" <= CAST($now AS TIMESTAMPTZ)
+    FROM heartbeats AS h  -- the few judgements on the right: a join builds that side
+    JOIN waits AS j ON j.consumer_service = h.service
+    WHERE h."at" <= CAST($now AS TIMESTAMPTZ)
     GROUP BY j.message_id, j.consumer, h.instance
 ),
 gaps AS (

@@ -25,7 +25,11 @@ SELECT
     NULL AS reason,
     substr(p.subject, length('dlq.') + 1) AS subject
 FROM publish_spans AS p
-LEFT JOIN delivery_spans AS d ON d.span_key = p.parent_key AND d.span_id = p.parent_span_id
+LEFT JOIN (
+    -- only the consumer spans dead-letter publishes are children of (few)
+    SELECT * FROM delivery_spans
+    WHERE span_key IN (SELECT parent_key FROM publish_spans WHERE subject LIKE 'dlq.%')
+) AS d ON d.span_key = p.parent_key AND d.span_id = p.parent_span_id
 WHERE p.subject LIKE 'dlq.%'
 UNION ALL
 SELECT message_id, consumer, 'term' AS source, start_time AS at, status_message AS reason, subject

@@ -39,6 +39,8 @@ SELECT
         AS cause_seen
 FROM caused AS p
 LEFT JOIN mid ON mid.span_key = p.parent_key AND mid.span_id = p.parent_span_id
-LEFT JOIN delivery_spans AS d2
-    ON d2.span_key = mid.parent_key AND d2.span_id = mid.parent_span_id
-    AND d2.operation = 'process';
+LEFT JOIN (
+    -- only the process spans a handler's own span is the child of (usually none)
+    SELECT * FROM delivery_spans
+    WHERE operation = 'process' AND span_key IN (SELECT parent_key FROM mid)
+) AS d2 ON d2.span_key = mid.parent_key AND d2.span_id = mid.parent_span_id;
