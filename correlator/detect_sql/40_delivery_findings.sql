@@ -2,7 +2,12 @@
 --   dead_lettered  at once, whatever the deadline;
 --   failed         every attempt raised and no retry came within retry_grace_s;
 --   hung           received, and no attempt finished within the step's deadline
---                  (overran: attempts that ended in error only past it count too);
+--                  (overran: attempts that ended in error only past it count too),
+--                  while the receiving instance is known alive: a heartbeat of it
+--                  since the deadline passed. Until then (an instance killed while
+--                  handling stops beating before it is called down) the delivery is
+--                  not judged, so a crash is reported once, as stalled, not first
+--                  as hung. Instances that never heartbeat are judged at once;
 --   dropped        an expected consumer never received it within the step's deadline;
 --   stalled        as hung or dropped, but the consumer is down (its heartbeats
 --                  stopped): the workflow waits on a service, not on a lost message;
@@ -29,6 +34,11 @@ WITH d AS (
         ) AS catching_up,
         CASE WHEN s.recovered_at > d.since THEN s.recovered_at END AS consumer_back_at,
         i.last_seen AS instance_last_seen,
+        -- a heartbeat of the receiving instance since the handler's deadline passed
+        -- (true when the instance never heartbeats: nothing to wait for)
+        coalesce(
+            epoch_us(i.last_seen) >= epoch_us(d.last_received_at) + d.deadline_s * 1e6, true
+        ) AS receiver_seen_after_deadline,
         (epoch_us(CAST($now AS TIMESTAMPTZ)) - epoch_us(
             CASE d.state
                 WHEN 'received' THEN d.last_received_at
@@ -49,7 +59,8 @@ first_judgement AS (
             WHEN state = 'dead_lettered' THEN 'dead_lettered'
             WHEN state = 'failed' AND waited_s >= $retry_grace_s THEN 'failed'
             WHEN state = 'received' AND waited_s > deadline_s AND receiver_down THEN 'stalled'
-            WHEN state = 'received' AND waited_s > deadline_s THEN 'hung'
+            WHEN state = 'received' AND waited_s > deadline_s AND receiver_seen_after_deadline
+                THEN 'hung'
             WHEN state = 'overran' THEN 'hung'
             WHEN state = 'unreceived' AND waited_s > deadline_s AND (service_down OR catching_up)
                 THEN 'stalled'

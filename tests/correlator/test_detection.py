@@ -196,6 +196,45 @@ def test_consumer_killed_while_handling_is_down_not_hung(store_layout: StoreLayo
     assert outcome.statuses["wf-kill"][2] == "consumer_down"
 
 
+def _handling_on_a_slow_heartbeat(log: SpanLog, *, scorer_beats_until: float) -> None:
+    """The scorer (heartbeat every 10 s) receives wf-slowbeat's message at 100.5 s and
+    never finishes it (deadline 5 s)."""
+    ours = history(log, heartbeats_until=None)
+    for service in ("intake", "parser", "notifier"):
+        log.heartbeats_every(service, start=1, stop=200)
+    log.heartbeats_every("scorer", start=1, stop=scorer_beats_until, interval_s=10.0)
+    parsed = up_to_parsed(ours, "wf-slowbeat", start=100)
+    ours.receive(parsed, service="scorer", at_s=100.5)
+
+
+def test_handler_is_hung_once_its_instance_is_seen_alive_past_the_deadline(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    _handling_on_a_slow_heartbeat(log, scorer_beats_until=200)
+    log.write(store_layout)
+
+    # the deadline passed at 105.5 s; the scorer's next beat comes at 111 s
+    assert correlate(store_layout, now_s=110).kinds() == set()
+    assert correlate(store_layout, now_s=112).kinds() == {("hung", "wf-slowbeat", PARSED)}
+
+
+def test_handler_whose_instance_died_is_not_called_hung_before_it_is_called_down(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    _handling_on_a_slow_heartbeat(log, scorer_beats_until=101)  # killed after its beat at 101 s
+    log.write(store_layout)
+
+    # past the deadline, but the scorer is not yet silent (3 missed beats: 131 s)
+    early = correlate(store_layout, now_s=120)
+    assert early.kinds() == set()
+    assert early.statuses["wf-slowbeat"][0] == "in_flight"
+    late = correlate(store_layout, now_s=140)
+    assert late.kinds() == {("stalled", "wf-slowbeat", PARSED)}
+    assert late.statuses["wf-slowbeat"][2] == "consumer_down"
+
+
 def test_consumer_span_whose_producer_span_never_came_is_an_orphan(
     store_layout: StoreLayout,
 ) -> None:
