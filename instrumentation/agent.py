@@ -169,6 +169,7 @@ class Agent:
         self._ready = asyncio.Event()
         self._intake: JetStreamIntake | CoreIntake | None = None
         self._last_error_log = 0.0
+        self._outage_since: float | None = None  # monotonic time NATS was lost
 
     # --- declaring handlers -------------------------------------------------------
     def on(
@@ -233,11 +234,18 @@ class Agent:
             log.warning("agent %s: NATS at %s: %s (retrying)", self.name, self.nats_url, exc)
 
     async def _on_disconnected(self) -> None:
-        if self._nc is not None and not self._nc.is_closed:
+        # nats-py calls this again after each failed reconnect attempt: say it once
+        if self._nc is not None and not self._nc.is_closed and self._outage_since is None:
+            self._outage_since = time.monotonic()
             log.warning("agent %s disconnected from NATS; reconnecting", self.name)
 
     async def _on_reconnected(self) -> None:
-        log.info("agent %s reconnected to NATS", self.name)
+        since, self._outage_since = self._outage_since, None
+        if since is None:
+            log.info("agent %s reconnected to NATS", self.name)
+        else:
+            lost = time.monotonic() - since
+            log.info("agent %s reconnected to NATS after %.1f s", self.name, lost)
 
     async def _ensure_subject(self, subject: str) -> None:
         async with self._stream_lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 
 import pytest
 
@@ -137,6 +138,30 @@ async def test_agent_keeps_working_across_a_nats_restart(nats_server, run_agents
 
     await asyncio.wait_for(publish_after_reconnect(), 20)
     await eventually(lambda: 2 in handled, timeout=20)
+
+
+async def test_an_outage_is_logged_once_when_it_starts_and_once_with_its_length(
+    nats_server, run_agents, caplog
+):
+    telemetry, _ = in_memory_telemetry("scorer")
+    agent = Agent("scorer", delivery="core", nats_url=nats_server.url, telemetry=telemetry, **FAST)
+
+    @agent.on("recruit.cv.parsed")
+    async def score(event):
+        pass
+
+    await run_agents(agent)
+    caplog.set_level(logging.INFO, logger="instrumentation.agent")
+    await asyncio.to_thread(nats_server.stop)
+    await asyncio.sleep(2.5)  # reconnect attempts every 0.5 s all fail meanwhile
+    await asyncio.to_thread(nats_server.start)
+    await eventually(lambda: "reconnected to NATS after" in caplog.text, timeout=20)
+
+    said = [r.getMessage() for r in caplog.records if r.name == "instrumentation.agent"]
+    assert [m for m in said if "disconnected from NATS" in m] == [
+        "agent scorer disconnected from NATS; reconnecting"
+    ]
+    assert len([m for m in said if "reconnected to NATS after" in m]) == 1
 
 
 async def test_events_published_after_an_instance_stops_go_to_the_next_one(nats_server):
