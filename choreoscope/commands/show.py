@@ -78,7 +78,9 @@ def waterfall(hops: list[dict[str, Any]], *, width: int) -> list[str]:
         b = max(a, b)
         mark = "!" if h["status_code"] == "error" else "#"
         bar = " " * a + "." * (b - a) + mark * max(c - b, 1)
-        timing = f"{h['queue_wait_ms']:7.0f}+{h['processing_ms']:.0f}ms"
+        # the queue wait is unknown when the message's publish span never arrived
+        wait = "?" if h["queue_wait_ms"] is None else f"{h['queue_wait_ms']:.0f}"
+        timing = f"{wait:>7}+{h['processing_ms']:.0f}ms"
         skew = " skew" if h["clock_skew"] else ""
         lines.append(f"{label[:label_w].ljust(label_w)} |{bar.ljust(bar_w)}| {timing}{skew}")
     return lines

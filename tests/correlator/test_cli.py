@@ -57,6 +57,23 @@ def test_show_draws_the_run_as_a_waterfall_with_its_anomaly(
     assert f"{PARSED} from parser at" in out and "unconsumed" in out
 
 
+def test_show_draws_a_hop_whose_publish_span_never_arrived(
+    store_layout: StoreLayout, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = SpanLog()
+    ours = history(log, heartbeats_until=None)
+    parsed = up_to_parsed(ours, "wf-orphan", start=100)
+    log.rows = [r for r in log.rows if r["span_id"] != parsed.span_id]  # the publish is lost
+    ours.process(parsed, service="scorer", start=100.5, end=100.8)
+    log.write(store_layout)
+    capsys.readouterr()
+
+    assert main(["show", "wf-orphan", "--data", str(store_layout.root)]) == 0
+    out = capsys.readouterr().out
+    hop = next(line for line in out.splitlines() if line.startswith(f"{PARSED} → scorer"))
+    assert hop.endswith("?+300ms")  # no publish: the queue wait is unknown
+
+
 def test_show_of_an_unknown_workflow_says_how_to_list_them(
     judged_store: StoreLayout, capsys: pytest.CaptureFixture[str]
 ) -> None:
