@@ -17,12 +17,10 @@ and an instance silent for longer than that is still known to be silent.
 from __future__ import annotations
 
 import datetime as dt
-import glob
 
 import duckdb
 
 from store import StoreLayout
-from store.layout import SEED_FILE
 
 TABLES = ("heartbeats", "bus_events")
 # what identifies a row: the collector compacts an hour's segments into one, whose
@@ -44,7 +42,7 @@ class SignalMemory:
     def load(self, con: duckdb.DuckDBPyConnection) -> None:
         """Read every stored signal (a cold pass)."""
         for table in TABLES:
-            segments = self._segments(table)
+            segments = self.layout.segments(table)
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM read_parquet("
                 "$files, union_by_name = true, hive_partitioning = false)",
@@ -60,7 +58,7 @@ class SignalMemory:
             return 0
         fresh_total = 0
         for table in TABLES:
-            segments = self._segments(table)
+            segments = self.layout.segments(table)
             fresh = segments - self._read[table]
             if fresh:
                 same = " AND ".join(
@@ -96,10 +94,6 @@ class SignalMemory:
             {"horizon": now - dt.timedelta(seconds=self.keep_s)},
         )
 
-    def _segments(self, table: str) -> frozenset[str]:
-        return frozenset(glob.glob(self.layout.glob(table), recursive=True))
-
     def _with_seed(self, table: str, segments: frozenset[str]) -> list[str]:
-        # the schema seed (no rows) keeps every column there whatever the segments hold
-        seed = str(self.layout.table_dir(table) / SEED_FILE)
+        seed = str(self.layout.seed(table))
         return [seed, *sorted(segments - {seed})]

@@ -15,13 +15,11 @@ segments that hold such traces.
 from __future__ import annotations
 
 import datetime as dt
-import glob
 
 import duckdb
 
 from correlator.sql_text import statement
 from store import StoreLayout
-from store.layout import SEED_FILE
 
 # The span columns detection reads: the long tail (attributes, resource, events,
 # links) stays on disk, which is most of a span's bytes.
@@ -41,19 +39,15 @@ class StoredSpans:
         self._files: list[str] = []
 
     def segments(self) -> frozenset[str]:
-        """The span segments in the store now (immutable files: written under a
-        temporary name, then renamed)."""
-        return frozenset(glob.glob(self.layout.glob("spans"), recursive=True))
+        return self.layout.segments("spans")
 
     def seed(self) -> str:
-        """The empty schema seed: read with the segments, it keeps every column there
-        whatever the segments hold."""
-        return str(self.layout.table_dir("spans") / SEED_FILE)
+        return str(self.layout.seed("spans"))
 
     def read(self, con: duckdb.DuckDBPyConnection, segments: frozenset[str]) -> None:
         """Make ``stored_spans`` every span of ``segments``, once."""
         self.release(con)
-        files = [self.seed(), *sorted(segments)]
+        files = [self.seed(), *sorted(segments - {self.seed()})]
         (copied,) = con.execute(statement("span_copies"), {"files": files}).fetchone()
         if copied:
             con.execute(

@@ -14,6 +14,7 @@ Segments are written to a dot-prefixed ``.tmp`` name and renamed, so a reader's
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,16 @@ class StoreLayout:
         """The glob every reader uses for a table (seed included)."""
         return str(self.table_dir(table) / "**" / "*.parquet")
 
+    def seed(self, table: str) -> Path:
+        """The table's empty schema seed: read with its segments, it keeps every
+        column there whatever the segments hold."""
+        return self.table_dir(table) / SEED_FILE
+
+    def segments(self, table: str) -> frozenset[str]:
+        """The table's files now, seed included (segments are immutable: written under
+        a temporary name, then renamed)."""
+        return frozenset(glob.glob(self.glob(table), recursive=True))
+
     def exists(self) -> bool:
         return self.store_file.exists()
 
@@ -110,7 +121,7 @@ class StoreLayout:
             self.check_version()
         self.root.mkdir(parents=True, exist_ok=True)
         for table, schema in TABLES.items():
-            seed = self.table_dir(table) / SEED_FILE
+            seed = self.seed(table)
             if not seed.exists():
                 seed.parent.mkdir(parents=True, exist_ok=True)
                 tmp = seed.with_name("." + SEED_FILE + ".tmp")
