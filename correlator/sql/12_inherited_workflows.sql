@@ -4,9 +4,10 @@
 -- trace itself. Only those traces (and the traces they link to) are grouped, so a
 -- store of our own spans, which all carry the id, pays nothing for it.
 CREATE OR REPLACE VIEW inherited_workflows AS
-WITH RECURSIVE spans_read AS (
-    -- the three columns this reads, read once (a reference per step below would read
-    -- the store three times)
+WITH RECURSIVE spans_read AS NOT MATERIALIZED (
+    -- not copied: each step below filters it (spans without an id, then the traces
+    -- those need), and copying every span's three columns cost more than reading
+    -- them again
     SELECT trace_id, workflow_id, link_trace_id FROM correlated_spans
 ),
 needy AS (

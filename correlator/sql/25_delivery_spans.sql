@@ -3,6 +3,9 @@
 -- OpenTelemetry NATS instrumentation), else through its message id (ours), else,
 -- for a span that names neither (a settle span of another instrumentation),
 -- through the consumer span it is the child of.
+-- Settle spans that ack are left out: an ack says nothing the process span it
+-- follows does not, and they are a quarter of all consumer spans (nak, term and
+-- other settlements are kept: dead_letters reads term).
 -- producer_seen is false when the publish span never arrived; ref_key / ref_span_id
 -- is the span it points at, so an orphan can be told from a span that points at
 -- nothing. Joins on span keys also compare the span id (a hash collision never pairs
@@ -24,7 +27,8 @@ WITH parents AS (
     WHERE c.span_key IN (
         SELECT parent_key FROM workflow_spans
         WHERE message_id IS NULL AND parent_key IS NOT NULL
-            AND (operation IN ('receive', 'process', 'settle')
+            AND (operation IN ('receive', 'process')
+                OR (operation = 'settle' AND lower(split_part(name, ' ', 1)) <> 'ack')
                 OR (operation IS NULL AND kind = 'consumer'))
     )
 ),
@@ -47,7 +51,8 @@ resolved AS (
     LEFT JOIN published_messages AS m ON m.message_id = c.message_id
     LEFT JOIN parents AS par ON par.span_key = c.parent_key AND par.span_id = c.parent_span_id
     LEFT JOIN published_messages AS pm ON pm.message_id = par.message_id
-    WHERE c.operation IN ('receive', 'process', 'settle')
+    WHERE c.operation IN ('receive', 'process')
+        OR (c.operation = 'settle' AND lower(split_part(c.name, ' ', 1)) <> 'ack')
         OR (c.operation IS NULL AND c.kind = 'consumer')
 )
 SELECT
