@@ -14,12 +14,10 @@ go to ``<data>/findings/`` after every pass.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +103,7 @@ class Correlator:
         # ticks judge a few thousand spans in ~40 statements: one thread spares each
         # statement per-thread hash tables (~15% of a tick); full passes use them all
         (self._all_threads,) = self.con.execute("SELECT current_setting('threads')").fetchone()
-        self.con.execute("SET threads = 1")
+        self._thread_count = self._all_threads
         self.ledger = AnomalyLedger.load(self.layout)
         # heartbeats older than a pass could need (a wait's baseline of dropped spans
         # predates the wait) are forgotten
@@ -125,24 +123,28 @@ class Correlator:
 
     def cold_pass(self, *, now: dt.datetime) -> list[dict[str, Any]]:
         """Judge every workflow in the store; return the anomalies new to the ledger."""
-        with self._lock, self._threads(self._all_threads):
+        with self._lock:
+            self._use_threads(self._all_threads)
             con = self.con
             segments = self.stored.segments()
             self.signals.load(con)
             self._point_at_all_spans(segments)
-            (newest,) = con.execute("SELECT max(received_at) FROM stored_spans").fetchone()
+            newest = self.stored.newest(con)
             self.watermark = min(newest, now) if newest else now
             self._learn()
             detection = detect(con, now=now, thresholds=self.thresholds)
             new = self._fold(detection, now=now, workflows=None)
             self._pass += 1
+            self._refresh_open(now=now)
+            # every verdict is this pass's: the table itself becomes all_status (a
+            # copy of 100k verdicts cost ~30 ms of a 1M-span pass)
+            con.execute("DROP TABLE IF EXISTS temp.main.all_status")
+            con.execute("ALTER TABLE temp.main.d_workflow_status RENAME TO all_status")
             con.execute(
-                "CREATE OR REPLACE TEMP TABLE all_status AS "
-                "SELECT *, $pass AS judged_in_pass FROM d_workflow_status",
-                {"pass": self._pass},
+                "ALTER TABLE temp.main.all_status "
+                f"ADD COLUMN judged_in_pass INTEGER DEFAULT {int(self._pass)}"
             )
             self._base_written_at = 0.0
-            self._refresh_open(now=now)
             # keep in memory only what may still change: open workflows, recent traces
             recent_since = self.watermark - dt.timedelta(seconds=self.recent_s)
             self.stored.keep(con, recent_since=recent_since)
@@ -182,10 +184,11 @@ class Correlator:
         self._pass += 1
         self.signals.fold_in(con)
         if time.monotonic() - self._model_learned_at > self.model_refresh_s:
-            with self._threads(self._all_threads):  # every span in the store
-                self._point_at_all_spans(segments)
-                self._learn()
-                self.stored.release(con)
+            self._use_threads(self._all_threads)  # every span in the store
+            self._point_at_all_spans(segments)
+            self._learn()
+            self.stored.release(con)
+        self._use_threads(1)
         since = self.watermark - dt.timedelta(seconds=self.ingest_slack_s)
         # the schema seed (no rows) keeps every column there whatever the new segments hold
         fresh = [self.stored.seed(), *sorted(segments - self._segments_read)]
@@ -291,14 +294,12 @@ class Correlator:
         self.stored.read(self.con, segments)
         self._point_at(f"(SELECT {WORK_COLUMNS} FROM stored_spans)")
 
-    @contextlib.contextmanager
-    def _threads(self, count: int) -> Iterator[None]:
-        (before,) = self.con.execute("SELECT current_setting('threads')").fetchone()
-        self.con.execute(f"SET threads = {int(count)}")
-        try:
-            yield
-        finally:
-            self.con.execute(f"SET threads = {int(before)}")
+    def _use_threads(self, count: int) -> None:
+        """Full passes use every thread, ticks one. Switching costs ~8 ms (DuckDB
+        stops or starts its workers), so it happens only when the kind of pass changes."""
+        if count != self._thread_count:
+            self.con.execute(f"SET threads = {int(count)}")
+            self._thread_count = count
 
     def _point_at(self, table: str, *, materialized: tuple[str, ...] = MATERIALIZED) -> None:
         """Judge the spans of ``table``: the views read them through correlated_spans,

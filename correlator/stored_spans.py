@@ -59,6 +59,25 @@ class StoredSpans:
             self._kind = "VIEW"
         self._files = files
 
+    def newest(self, con: duckdb.DuckDBPyConnection) -> dt.datetime | None:
+        """The latest ``received_at`` of ``stored_spans``, from the segments' column
+        statistics (no span is read), or by a scan where a segment has none."""
+        unknown, newest = con.execute(
+            """
+            SELECT
+                count(*) FILTER (
+                    WHERE row_group_num_rows > 0 AND TRY_CAST(stats_max AS TIMESTAMPTZ) IS NULL
+                ),
+                max(TRY_CAST(stats_max AS TIMESTAMPTZ))
+            FROM parquet_metadata($files)
+            WHERE path_in_schema = 'received_at'
+            """,
+            {"files": self._files},
+        ).fetchone()
+        if unknown:
+            (newest,) = con.execute("SELECT max(received_at) FROM stored_spans").fetchone()
+        return newest
+
     def keep(self, con: duckdb.DuckDBPyConnection, *, recent_since: dt.datetime) -> None:
         """Point ``correlated_spans`` at the spans of ``open_traces`` and of the traces
         that received spans after ``recent_since``; when ``stored_spans`` is the

@@ -3,6 +3,8 @@ arrived; findings survive a restart without being found (or alerted) twice."""
 
 from __future__ import annotations
 
+import pyarrow.parquet as pq
+
 from collector.compaction import Compactor
 from correlator.engine import Correlator
 from correlator.ledger import AnomalyLedger
@@ -236,3 +238,26 @@ def test_duplicate_arriving_after_its_workflow_left_memory_is_still_a_duplicate(
     engine.close()
 
     assert [(a["kind"], a["workflow_id"]) for a in new] == [("duplicate", "wf-late")]
+
+
+def test_cold_pass_watermark_is_the_newest_span_with_or_without_segment_statistics(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log)
+    healthy_run(ours, "wf-last", start=150)
+    newest = max(row["received_at"] for row in log.rows)
+    log.write(store_layout)
+    engine = _engine(store_layout)
+    engine.cold_pass(now=at(400))
+    from_statistics = engine.watermark
+    engine.close()
+
+    for segment in store_layout.segments("spans"):  # as written by a tool that keeps none
+        pq.write_table(pq.read_table(segment), segment, write_statistics=False)
+    engine = _engine(store_layout)
+    engine.cold_pass(now=at(400))
+    scanned = engine.watermark
+    engine.close()
+
+    assert from_statistics == scanned == newest
