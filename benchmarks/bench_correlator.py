@@ -6,7 +6,8 @@ detection latency from a deadline passing to its alert on choreo.alerts.>.
 
 The store is generated in DuckDB SQL (vectorized, not span by span): per workflow
 10 spans shaped like choreoscope's instrumentation (intake → parser → scorer →
-notifier), 2% of workflows with a fault (dropped, hung, failed, duplicate),
+notifier; trace, span, workflow and message ids as random-looking hex of the
+instrumentation's widths), 2% of workflows with a fault (dropped, hung, failed, duplicate),
 written as Parquet segments in arrival order, as the collector does.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import json
 import os
 import shutil
@@ -71,9 +73,10 @@ rows AS (
       AND NOT (wf.fault = 3 AND t.k >= 7)
 )
 SELECT
-    printf('%032x', i) AS trace_id,
-    printf('%016x', i * 16 + k) AS span_id,
-    CASE WHEN parent_k IS NOT NULL THEN printf('%016x', i * 16 + parent_k) END AS parent_span_id,
+    md5('t' || i) AS trace_id,
+    left(md5('s' || (i * 16 + k)), 16) AS span_id,
+    CASE WHEN parent_k IS NOT NULL THEN left(md5('s' || (i * 16 + parent_k)), 16) END
+        AS parent_span_id,
     CASE operation WHEN 'send' THEN 'publish' WHEN 'settle' THEN 'ack' ELSE operation END
         || ' ' || subject AS name,
     kind,
@@ -89,18 +92,25 @@ SELECT
     '{{"service.name":"' || service || '"}}' AS resource,
     CAST(NULL AS VARCHAR) AS events,
     CAST(NULL AS VARCHAR) AS links,
-    'wf-' || i AS workflow_id,
+    md5('w' || i) AS workflow_id,
     subject,
-    printf('m%015x', i * 16 + msg_k) AS message_id,
+    md5('m' || (i * 16 + msg_k)) AS message_id,
     operation,
     CASE WHEN kind <> 'producer' THEN service END AS consumer_group,
-    CASE WHEN link_k IS NOT NULL THEN printf('%032x', i) END AS link_trace_id,
-    CASE WHEN link_k IS NOT NULL THEN printf('%016x', i * 16 + link_k) END AS link_span_id,
+    CASE WHEN link_k IS NOT NULL THEN md5('t' || i) END AS link_trace_id,
+    CASE WHEN link_k IS NOT NULL THEN left(md5('s' || (i * 16 + link_k)), 16) END AS link_span_id,
     t0 + to_microseconds((offset_ms + dur_ms + 1000) * 1000) AS received_at,
     'bench' AS exporter_id,
     CAST(NULL AS VARCHAR) AS ingest_flags
 FROM rows
 """
+
+
+def workflow_id(number: int) -> str:
+    """The id of generated workflow ``number``: 32 hex digits, as the instrumentation
+    makes them (random-looking ids: sequential ones share a prefix, which makes every
+    string comparison in DuckDB slower than real ids would)."""
+    return hashlib.md5(f"w{number}".encode()).hexdigest()
 
 
 def write_spans(
@@ -250,7 +260,7 @@ async def _detection_latency(
         due = published.timestamp() + 0.398 + deadline_s  # k4's publish + the deadline
         while True:
             at, alert = await asyncio.wait_for(received.get(), timeout=30)
-            if alert["workflow"] == f"wf-{wf}":
+            if alert["workflow"] == workflow_id(wf):
                 break
         stop.set()
         await task
