@@ -40,6 +40,7 @@ STATUS_COLUMNS = "workflow_id, workflow_type, status, waiting_on, root_cause, ev
 # temp table of the same name, which shadows the view for the pass's statements.
 MATERIALIZED = (
     "inherited_workflows",
+    "workflow_spans",
     "publish_spans",
     "workflow_first_events",
     "published_messages",
@@ -48,8 +49,13 @@ MATERIALIZED = (
     "deliveries_seen",
     "transitions",
 )
+# a full pass reads every span once per statement: a copy of workflow_spans (every
+# span) would cost more than the reads
+COLD_MATERIALIZED = tuple(name for name in MATERIALIZED if name != "workflow_spans")
 # a tick reads workflow_first_events once (learning, which also reads it, waits for
-# a full pass): computing it inline costs less than another table
+# a full pass): computing it inline costs less than another table. Its spans are a
+# few thousand: workflow_spans is copied, so that the ten statements that read it do
+# not each plan it again.
 TICK_MATERIALIZED = tuple(name for name in MATERIALIZED if name != "workflow_first_events")
 
 
@@ -301,16 +307,21 @@ class Correlator:
             self.con.execute(f"SET threads = {int(count)}")
             self._thread_count = count
 
-    def _point_at(self, table: str, *, materialized: tuple[str, ...] = MATERIALIZED) -> None:
+    def _point_at(self, table: str, *, materialized: tuple[str, ...] = COLD_MATERIALIZED) -> None:
         """Judge the spans of ``table``: the views read them through correlated_spans,
         and the ``materialized`` ones are computed once, into tables that shadow them."""
         con = self.con
-        for name in reversed(MATERIALIZED):
-            con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
+        # a table left from a pass that materialized more would shadow its view
+        for name in MATERIALIZED:
+            if name not in materialized:
+                con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
         con.execute(f"CREATE OR REPLACE TEMP VIEW correlated_spans AS SELECT * FROM {table}")
+        # in dependency order, so each reads its inputs of this pass, never of the last
         for name in materialized:
             _t = time.perf_counter()
-            con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {self._db}.main.{name}")
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {self._db}.main.{name}"
+            )
             log.debug("materialized %s in %.3fs", name, time.perf_counter() - _t)
 
     def _learn(self) -> None:
