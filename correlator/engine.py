@@ -27,6 +27,7 @@ from correlator.findings import ensure_findings, write_findings
 from correlator.ledger import AnomalyLedger
 from correlator.model import ChoreographyModel, install_model, learn_model
 from correlator.signal_memory import SignalMemory
+from correlator.sql_text import parsed
 from correlator.stored_spans import WORK_COLUMNS, StoredSpans
 from correlator.thresholds import Thresholds
 from store import StoreLayout, open_store
@@ -199,7 +200,7 @@ class Correlator:
         # the schema seed (no rows) keeps every column there whatever the new segments hold
         fresh = [self.stored.seed(), *sorted(segments - self._segments_read)]
         con.execute(
-            f"""
+            parsed(f"""
             CREATE OR REPLACE TEMP TABLE new_spans AS
             WITH arrived AS (
                 SELECT {WORK_COLUMNS}
@@ -214,7 +215,7 @@ class Correlator:
                 SELECT trace_id, span_id FROM work_spans
                 WHERE trace_id IN (SELECT trace_id FROM arrived)
             ) AS w USING (trace_id, span_id)
-            """,
+            """),
             {"since": since, "fresh": fresh},
         )
         (count, newest) = con.execute("SELECT count(*), max(received_at) FROM new_spans").fetchone()
@@ -228,7 +229,7 @@ class Correlator:
         # the traces to re-judge: touched by new spans or still open, and the traces
         # their span links join them to
         con.execute(
-            """
+            parsed("""
             CREATE OR REPLACE TEMP TABLE scope_spans AS
             WITH touched AS (
                 SELECT DISTINCT trace_id FROM new_spans
@@ -242,7 +243,7 @@ class Correlator:
                     WHERE link_trace_id IN (SELECT trace_id FROM touched)
             )
             SELECT * FROM work_spans WHERE trace_id IN (SELECT trace_id FROM scope)
-            """
+            """)
         )
         self._point_at("scope_spans", materialized=TICK_MATERIALIZED)
         detection = detect(con, now=now, thresholds=self.thresholds)
@@ -320,7 +321,9 @@ class Correlator:
         for name in materialized:
             _t = time.perf_counter()
             con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {self._db}.main.{name}"
+                parsed(
+                    f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {self._db}.main.{name}"
+                )
             )
             log.debug("materialized %s in %.3fs", name, time.perf_counter() - _t)
 
@@ -344,13 +347,13 @@ class Correlator:
         """Traces of workflows that may still change: not completed, and active
         within ``keep_s`` (a workflow stuck for longer keeps its last verdict)."""
         self.con.execute(
-            """
+            parsed("""
             CREATE OR REPLACE TEMP TABLE open_traces AS
             SELECT DISTINCT s.trace_id
             FROM workflow_spans AS s
             JOIN d_workflow_status AS w USING (workflow_id)
             WHERE w.status <> 'completed' AND w.last_activity_at > $horizon
-            """,
+            """),
             {"horizon": now - dt.timedelta(seconds=self.keep_s)},
         )
 
@@ -376,14 +379,14 @@ class Correlator:
         evicted = [
             trace_id
             for (trace_id,) in con.execute(
-                """
+                parsed("""
                 SELECT DISTINCT n.trace_id
                 FROM new_spans AS n
                 ANTI JOIN new_spans AS p
                     ON p.trace_id = n.trace_id AND p.span_id = n.parent_span_id
                 ANTI JOIN work_spans AS w ON w.trace_id = n.trace_id
                 WHERE n.parent_span_id IS NOT NULL
-                """
+                """)
             ).fetchall()
         ]
         if not evicted:
