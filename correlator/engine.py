@@ -88,8 +88,9 @@ class Correlator:
         self.ingest_slack_s = ingest_slack_s
         self.status_rewrite_s = status_rewrite_s
         self._base_written_at = 0.0
-        # passes are numbered; all_status remembers in which pass each verdict was
-        # made, so the small "recent" file holds those made since the full one
+        # passes are numbered; all_status keeps each verdict with the pass that made it
+        # (a workflow's latest is its verdict), so the small "recent" file holds those
+        # made since the full one
         self._pass = 0
         self._base_pass = -1
         self.con = open_store(self.layout.root, extra_packages=["correlator"])
@@ -252,10 +253,8 @@ class Correlator:
         }
         new = self._fold(detection, now=now, workflows=judged)
         if judged:
-            con.execute(
-                "DELETE FROM all_status "
-                "WHERE workflow_id IN (SELECT workflow_id FROM d_workflow_status)"
-            )
+            # appended: a workflow's latest verdict is the one of its latest pass
+            # (_copy_status); older ones are cleared out with evicted spans (_evict)
             con.execute(
                 "INSERT INTO all_status SELECT *, $pass FROM d_workflow_status",
                 {"pass": self._pass},
@@ -368,6 +367,16 @@ class Correlator:
             """,
             {"horizon": watermark - dt.timedelta(seconds=self.recent_s)},
         )
+        self.con.execute(
+            """
+            DELETE FROM all_status WHERE rowid IN (
+                SELECT rowid FROM all_status
+                QUALIFY row_number() OVER (
+                    PARTITION BY workflow_id ORDER BY judged_in_pass DESC
+                ) > 1
+            )
+            """
+        )
         self.signals.evict(self.con, now=watermark)
         self.con.execute("CHECKPOINT")  # the automatic one is off (see __init__)
 
@@ -407,7 +416,14 @@ class Correlator:
         folder = self.layout.findings
         with replacing(folder / f"{name}.parquet") as tmp:
             self.con.execute(
-                f"COPY (SELECT {STATUS_COLUMNS} FROM all_status WHERE judged_in_pass > $since "
-                "ORDER BY workflow_id) TO $path (FORMAT parquet, COMPRESSION zstd)",
+                f"""
+                COPY (
+                    SELECT {STATUS_COLUMNS} FROM all_status WHERE judged_in_pass > $since
+                    QUALIFY row_number() OVER (
+                        PARTITION BY workflow_id ORDER BY judged_in_pass DESC
+                    ) = 1
+                    ORDER BY workflow_id
+                ) TO $path (FORMAT parquet, COMPRESSION zstd)
+                """,
                 {"since": since_pass, "path": str(tmp)},
             )

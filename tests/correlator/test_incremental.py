@@ -261,3 +261,46 @@ def test_cold_pass_watermark_is_the_newest_span_with_or_without_segment_statisti
     engine.close()
 
     assert from_statistics == scanned == newest
+
+
+def test_each_workflow_has_one_status_its_latest_across_ticks_and_evictions(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log)
+    parsed = up_to_parsed(ours, "wf-slow", start=100)
+    log.write(store_layout)
+    engine = Correlator(
+        data_dir=store_layout.root, thresholds=Thresholds(min_deadline_s=5), evict_every_ticks=3
+    )
+    engine.cold_pass(now=at(101))
+    engine.write_findings()  # the full status file: wf-slow in flight
+    engine.tick(now=at(110))  # stalled
+    OurSpans(log).process(parsed, service="scorer", start=111, end=111.5)
+    log.write(store_layout)
+    engine.tick(now=at(112))  # completed
+    engine.write_findings()
+    after_ticks = _status_files(store_layout)
+    engine.tick(now=at(113))  # the third tick evicts, and forgets superseded verdicts
+    engine.write_findings()
+    (one_each,) = engine.con.execute(
+        "SELECT count(*) = count(DISTINCT workflow_id) FROM all_status"
+    ).fetchone()
+    engine.close()
+
+    assert one_each  # a watcher's memory does not grow a verdict per workflow per tick
+
+    for full, recent in (after_ticks, _status_files(store_layout)):
+        assert all(len(verdicts) == 1 for verdicts in [*full.values(), *recent.values()])
+        assert recent.get("wf-slow", full["wf-slow"]) == ["completed"]
+
+
+def _status_files(layout: StoreLayout) -> tuple[dict[str, list[str]], ...]:
+    """The verdicts of each workflow in the full status file and in the recent one."""
+    files = []
+    for name in ("workflow_status", "workflow_status_recent"):
+        verdicts: dict[str, list[str]] = {}
+        for row in pq.read_table(layout.findings / f"{name}.parquet").to_pylist():
+            verdicts.setdefault(row["workflow_id"], []).append(row["status"])
+        files.append(verdicts)
+    return tuple(files)
