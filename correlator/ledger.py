@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from correlator.explain import anomaly_id, anomaly_row
@@ -20,6 +21,11 @@ class AnomalyLedger:
     def __init__(self, rows: Iterable[dict[str, Any]] = ()) -> None:
         self._rows: dict[str, dict[str, Any]] = {r["anomaly_id"]: r for r in rows}
         self.changed = False
+        # the table last written and the rows changed since: a write converts only
+        # those (every anomaly ever found, converted at each tick's write, cost more
+        # than the rest of the write as the ledger grew)
+        self._written: pa.Table | None = None
+        self._dirty: set[str] = set()
 
     @classmethod
     def load(cls, layout: StoreLayout) -> AnomalyLedger:
@@ -60,10 +66,10 @@ class AnomalyLedger:
                 row = anomaly_row(finding, now=now)
                 self._rows[key] = row
                 new.append(row)
-                self.changed = True
+                self._changed(key)
             elif known["resolved_at"] is not None:
                 known["resolved_at"] = None
-                self.changed = True
+                self._changed(key)
         for row in self._rows.values():
             if row["anomaly_id"] in found or row["resolved_at"] is not None:
                 continue
@@ -73,18 +79,32 @@ class AnomalyLedger:
             )
             if in_scope:
                 row["resolved_at"] = now
-                self.changed = True
+                self._changed(row["anomaly_id"])
         return new
 
     def mark_alerted(self, anomaly_ids: Iterable[str], *, at: dt.datetime) -> None:
         for key in anomaly_ids:
             self._rows[key]["alerted_at"] = at
-            self.changed = True
+            self._changed(key)
+
+    def _changed(self, anomaly_id: str) -> None:
+        self._dirty.add(anomaly_id)
+        self.changed = True
 
     def unalerted(self) -> list[dict[str, Any]]:
         return [r for r in self._rows.values() if r["alerted_at"] is None]
 
     def write(self, layout: StoreLayout) -> None:
-        rows = sorted(self._rows.values(), key=lambda r: (r["detected_at"], r["anomaly_id"]))
-        write_findings(layout, "anomalies", pa.Table.from_pylist(rows, schema=ANOMALIES))
+        """Replace ``findings/anomalies.parquet``: every anomaly, oldest first."""
+        if self._written is None:
+            table = pa.Table.from_pylist(list(self._rows.values()), schema=ANOMALIES)
+        else:
+            dirty = pa.array(sorted(self._dirty), pa.string())
+            kept = self._written.filter(pc.invert(pc.is_in(self._written["anomaly_id"], dirty)))
+            changed = pa.Table.from_pylist([self._rows[k] for k in sorted(self._dirty)], ANOMALIES)
+            table = pa.concat_tables([kept, changed])
+        table = table.sort_by([("detected_at", "ascending"), ("anomaly_id", "ascending")])
+        write_findings(layout, "anomalies", table)
+        self._written = table
+        self._dirty.clear()
         self.changed = False
