@@ -125,6 +125,10 @@ class Correlator:
         # a temp name, then renamed), so a tick reads only the ones new since
         self._segments_read: frozenset[str] = frozenset()
         self._status_changed = False
+        # spans in memory that arrived without a workflow id (they may inherit one),
+        # and whether inherited_workflows is the empty table that serves when none do
+        self._lacking_ids = 0
+        self._inherits_nothing = False
         self._lock = threading.RLock()  # passes run in worker threads, one at a time
 
     # --- passes ------------------------------------------------------------------
@@ -160,6 +164,7 @@ class Correlator:
                 "CREATE OR REPLACE TEMP TABLE work_spans AS "
                 f"SELECT {WORK_COLUMNS} FROM workflow_spans"
             )
+            self._lacking_ids = 0  # workflow_spans gave each span its workflow
             self.stored.release(con)
             self._status_changed = True
             self._segments_read = segments
@@ -219,7 +224,11 @@ class Correlator:
             """),
             {"since": since, "fresh": fresh},
         )
-        (count, newest) = con.execute("SELECT count(*), max(received_at) FROM new_spans").fetchone()
+        (count, newest, lacking_ids) = con.execute(
+            "SELECT count(*), max(received_at), count(*) FILTER (WHERE workflow_id IS NULL) "
+            "FROM new_spans"
+        ).fetchone()
+        self._lacking_ids += lacking_ids
         watermark = self.watermark
         if count:
             # received_at is the collector's clock: never let one wrong clock push the
@@ -246,7 +255,9 @@ class Correlator:
             SELECT * FROM work_spans WHERE trace_id IN (SELECT trace_id FROM scope)
             """)
         )
-        self._point_at("scope_spans", materialized=TICK_MATERIALIZED)
+        self._point_at(
+            "scope_spans", materialized=TICK_MATERIALIZED, inherits=self._lacking_ids > 0
+        )
         detection = detect(con, now=now, thresholds=self.thresholds)
         judged = {
             row["workflow_id"] for row in detection.status.select(["workflow_id"]).to_pylist()
@@ -298,7 +309,10 @@ class Correlator:
     def _point_at_all_spans(self, segments: frozenset[str]) -> None:
         """Judge every span of ``segments``, each read once (stored_spans)."""
         self.stored.read(self.con, segments)
-        self._point_at(f"(SELECT {WORK_COLUMNS} FROM stored_spans)")
+        self._point_at(
+            f"(SELECT {WORK_COLUMNS} FROM stored_spans)",
+            inherits=not self.stored.all_carry_workflow_ids(),
+        )
 
     def _use_threads(self, count: int) -> None:
         """Full passes use every thread, ticks one. Switching costs ~8 ms (DuckDB
@@ -307,9 +321,18 @@ class Correlator:
             self.con.execute(f"SET threads = {int(count)}")
             self._thread_count = count
 
-    def _point_at(self, table: str, *, materialized: tuple[str, ...] = COLD_MATERIALIZED) -> None:
+    def _point_at(
+        self,
+        table: str,
+        *,
+        materialized: tuple[str, ...] = COLD_MATERIALIZED,
+        inherits: bool = True,
+    ) -> None:
         """Judge the spans of ``table``: the views read them through correlated_spans,
-        and the ``materialized`` ones are computed once, into tables that shadow them."""
+        and the ``materialized`` ones are computed once, into tables that shadow them.
+        Unless some span of ``table`` may lack a workflow id (``inherits``),
+        inherited_workflows is not computed: workflow_spans reads it only for such
+        spans, so an empty table serves."""
         con = self.con
         # a table left from a pass that materialized more would shadow its view
         for name in MATERIALIZED:
@@ -318,6 +341,16 @@ class Correlator:
         con.execute(f"CREATE OR REPLACE TEMP VIEW correlated_spans AS SELECT * FROM {table}")
         # in dependency order, so each reads its inputs of this pass, never of the last
         for name in materialized:
+            if name == "inherited_workflows" and not inherits:
+                if not self._inherits_nothing:
+                    con.execute(
+                        "CREATE OR REPLACE TEMP TABLE inherited_workflows "
+                        "(trace_id VARCHAR, workflow_id VARCHAR)"
+                    )
+                    self._inherits_nothing = True
+                continue
+            if name == "inherited_workflows":
+                self._inherits_nothing = False
             _t = time.perf_counter()
             con.execute(
                 parsed(
@@ -377,6 +410,9 @@ class Correlator:
             )
             """
         )
+        (self._lacking_ids,) = self.con.execute(
+            "SELECT count(*) FROM work_spans WHERE workflow_id IS NULL"
+        ).fetchone()
         self.signals.evict(self.con, now=watermark)
         self.con.execute("CHECKPOINT")  # the automatic one is off (see __init__)
 
@@ -409,6 +445,10 @@ class Correlator:
             """,
             {"traces": evicted},
         )
+        (self._lacking_ids,) = con.execute(  # memory once new_spans join it
+            "SELECT (SELECT count(*) FROM work_spans WHERE workflow_id IS NULL) "
+            "+ (SELECT count(*) FROM new_spans WHERE workflow_id IS NULL)"
+        ).fetchone()
         log.debug("reloaded %d traces from the store for late spans", len(evicted))
 
     def _copy_status(self, name: str, *, since_pass: int) -> None:

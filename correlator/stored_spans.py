@@ -15,6 +15,7 @@ segments that hold such traces.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import duckdb
 
@@ -37,6 +38,7 @@ class StoredSpans:
         self.layout = layout
         self._kind: str | None = None  # VIEW over the segments, TABLE deduplicated
         self._files: list[str] = []
+        self._statistics: dict[str, Any] = {}
 
     def segments(self) -> frozenset[str]:
         return self.layout.segments("spans")
@@ -58,25 +60,21 @@ class StoredSpans:
             con.execute(f"CREATE TEMP VIEW stored_spans AS SELECT * FROM {parquet_of(files)}")
             self._kind = "VIEW"
         self._files = files
+        result = con.execute(statement("segment_statistics"), {"files": files})
+        names = [d[0] for d in result.description]
+        self._statistics = dict(zip(names, result.fetchone(), strict=True))
 
     def newest(self, con: duckdb.DuckDBPyConnection) -> dt.datetime | None:
         """The latest ``received_at`` of ``stored_spans``, from the segments' column
         statistics (no span is read), or by a scan where a segment has none."""
-        unknown, newest = con.execute(
-            """
-            SELECT
-                count(*) FILTER (
-                    WHERE row_group_num_rows > 0 AND TRY_CAST(stats_max AS TIMESTAMPTZ) IS NULL
-                ),
-                max(TRY_CAST(stats_max AS TIMESTAMPTZ))
-            FROM parquet_metadata($files)
-            WHERE path_in_schema = 'received_at'
-            """,
-            {"files": self._files},
-        ).fetchone()
-        if unknown:
+        if not self._statistics["newest_known"]:
             (newest,) = con.execute("SELECT max(received_at) FROM stored_spans").fetchone()
-        return newest
+            return newest
+        return self._statistics["newest"]
+
+    def all_carry_workflow_ids(self) -> bool:
+        """Whether the segments' statistics show every span with a workflow id."""
+        return bool(self._statistics["all_carry_ids"])
 
     def keep(self, con: duckdb.DuckDBPyConnection, *, recent_since: dt.datetime) -> None:
         """Point ``correlated_spans`` at the spans of ``open_traces`` and of the traces

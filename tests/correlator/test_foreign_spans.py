@@ -4,11 +4,14 @@ correlate through the standard messaging attributes and parent/child or links.""
 
 from __future__ import annotations
 
+import pyarrow.parquet as pq
 import pytest
 
+from correlator.engine import Correlator
+from correlator.thresholds import Thresholds
 from store import StoreLayout
-from tests.correlator.pipelines import correlate
-from tests.correlator.span_shapes import ForeignSpans, SpanLog
+from tests.correlator.pipelines import correlate, history
+from tests.correlator.span_shapes import ForeignSpans, SpanLog, at
 
 
 def _orders(go: ForeignSpans, *, start: float, ship: bool = True) -> str:
@@ -66,3 +69,28 @@ def test_foreign_handler_error_is_failed(store_layout: StoreLayout) -> None:
     outcome = correlate(store_layout, now_s=100)
 
     assert outcome.kinds() == {("failed", placed.trace_id, "orders.placed")}
+
+
+def test_foreign_workflows_arriving_after_a_cold_pass_are_one_workflow_each(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    history(log)  # a store of our spans: every one names its workflow
+    log.write(store_layout)
+    engine = Correlator(data_dir=store_layout.root, thresholds=Thresholds(min_deadline_s=5))
+    engine.cold_pass(now=at(50))
+
+    go = ForeignSpans(log, links_only=True)  # a new trace per consumer, joined by links
+    ids = [_orders(go, start=60.0 + i) for i in range(3)]
+    log.write(store_layout)
+    engine.tick(now=at(70))
+    engine.write_findings()
+    engine.close()
+
+    judged = {  # the correlator's verdicts, one per workflow it made out
+        row["workflow_id"]: row["status"]
+        for name in ("workflow_status", "workflow_status_recent")
+        for row in pq.read_table(store_layout.findings / f"{name}.parquet").to_pylist()
+        if not row["workflow_id"].startswith("wf-")
+    }
+    assert judged == dict.fromkeys(ids, "completed")
