@@ -165,6 +165,7 @@ class Correlator:
                 f"SELECT {WORK_COLUMNS} FROM workflow_spans"
             )
             self._lacking_ids = 0  # workflow_spans gave each span its workflow
+            con.execute(f"CREATE OR REPLACE TEMP TABLE cross_links AS {cross_links('work_spans')}")
             self.stored.release(con)
             self._status_changed = True
             self._segments_read = segments
@@ -224,9 +225,9 @@ class Correlator:
             """),
             {"since": since, "fresh": fresh},
         )
-        (count, newest, lacking_ids) = con.execute(
-            "SELECT count(*), max(received_at), count(*) FILTER (WHERE workflow_id IS NULL) "
-            "FROM new_spans"
+        (count, newest, lacking_ids, linking) = con.execute(
+            "SELECT count(*), max(received_at), count(*) FILTER (WHERE workflow_id IS NULL), "
+            "count(*) FILTER (WHERE link_trace_id <> trace_id) FROM new_spans"
         ).fetchone()
         self._lacking_ids += lacking_ids
         watermark = self.watermark
@@ -236,21 +237,26 @@ class Correlator:
             watermark = min(max(watermark, newest), now)
             self._reload_evicted_traces()
             con.execute("INSERT INTO work_spans SELECT * FROM new_spans")
-        # the traces to re-judge: touched by new spans or still open, and the traces
-        # their span links join them to
+            if linking:
+                con.execute(f"INSERT INTO cross_links {cross_links('new_spans')}")
+        # the traces to re-judge: touched by new spans or still open, and every trace
+        # span links join them to, however many hops away (a consumer in a trace of
+        # its own, linked to a producer that was itself a consumer linked further
+        # back: the workflow is the first trace's). cross_links holds only the links
+        # between traces, so following them reads no span.
         con.execute(
             parsed("""
             CREATE OR REPLACE TEMP TABLE scope_spans AS
-            WITH touched AS (
+            WITH RECURSIVE touched AS (
                 SELECT DISTINCT trace_id FROM new_spans
                 UNION SELECT trace_id FROM open_traces
             ),
-            scope AS (
+            scope(trace_id) AS (
                 SELECT trace_id FROM touched
-                UNION SELECT link_trace_id FROM work_spans
-                    WHERE trace_id IN (SELECT trace_id FROM touched) AND link_trace_id IS NOT NULL
-                UNION SELECT trace_id FROM work_spans
-                    WHERE link_trace_id IN (SELECT trace_id FROM touched)
+                UNION
+                SELECT CASE WHEN c.trace_id = s.trace_id THEN c.link_trace_id ELSE c.trace_id END
+                FROM scope AS s
+                JOIN cross_links AS c ON s.trace_id IN (c.trace_id, c.link_trace_id)
             )
             SELECT * FROM work_spans WHERE trace_id IN (SELECT trace_id FROM scope)
             """)
@@ -410,6 +416,9 @@ class Correlator:
             )
             """
         )
+        self.con.execute(
+            "DELETE FROM cross_links WHERE trace_id NOT IN (SELECT trace_id FROM work_spans)"
+        )
         (self._lacking_ids,) = self.con.execute(
             "SELECT count(*) FROM work_spans WHERE workflow_id IS NULL"
         ).fetchone()
@@ -445,6 +454,11 @@ class Correlator:
             """,
             {"traces": evicted},
         )
+        con.execute(
+            "INSERT INTO cross_links "
+            + cross_links("(SELECT * FROM work_spans WHERE trace_id IN (SELECT unnest($traces)))"),
+            {"traces": evicted},
+        )
         (self._lacking_ids,) = con.execute(  # memory once new_spans join it
             "SELECT (SELECT count(*) FROM work_spans WHERE workflow_id IS NULL) "
             "+ (SELECT count(*) FROM new_spans WHERE workflow_id IS NULL)"
@@ -467,3 +481,9 @@ class Correlator:
                 """,
                 {"since": since_pass, "path": str(tmp)},
             )
+
+
+def cross_links(spans: str) -> str:
+    """The span links among ``spans`` (a table, or a query in parentheses) that join
+    two traces, as a query: a tick re-judges such traces together."""
+    return f"SELECT DISTINCT trace_id, link_trace_id FROM {spans} WHERE link_trace_id <> trace_id"

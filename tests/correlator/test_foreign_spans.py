@@ -94,3 +94,33 @@ def test_foreign_workflows_arriving_after_a_cold_pass_are_one_workflow_each(
         if not row["workflow_id"].startswith("wf-")
     }
     assert judged == dict.fromkeys(ids, "completed")
+
+
+def test_foreign_consumer_in_a_later_tick_joins_its_workflow_through_its_link(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    history(log)
+    log.write(store_layout)
+    engine = Correlator(data_dir=store_layout.root, thresholds=Thresholds(min_deadline_s=5))
+    engine.cold_pass(now=at(50))
+    go = ForeignSpans(log, links_only=True)
+    placed = go.publish("gateway", "orders.placed", at_s=60)
+    paid = go.step(placed, service="billing", start=60.2, end=60.3, emits="orders.paid")
+    log.write(store_layout)
+    engine.tick(now=at(61))
+
+    go.process(paid, service="shipping", start=62, end=62.1)  # its own trace, linked
+    log.write(store_layout)
+    engine.tick(now=at(63))
+    engine.write_findings()
+    engine.close()
+
+    full, recent = (
+        pq.read_table(store_layout.findings / f"{name}.parquet").to_pylist()
+        for name in ("workflow_status", "workflow_status_recent")
+    )
+    latest = {row["workflow_id"]: row["status"] for row in [*full, *recent]}
+    assert {wf: status for wf, status in latest.items() if not wf.startswith("wf-")} == {
+        placed.trace_id: "completed"
+    }
