@@ -1,8 +1,11 @@
 -- Every delivery the choreography expects: each message × each consumer expected
 -- for its subject (model_steps), plus every consumer actually seen handling it;
 -- kept only when it is not settled, that is not processed exactly once (a delivery
--- processed once has nothing to report, and that is nearly all of them: carrying
--- them through the joins below cost most of this statement).
+-- processed once has nothing to report, and that is nearly all of them). The few
+-- unsettled ones are found first: consumers seen without exactly one success, and
+-- expected deliveries never seen at all (an anti join); only those few are joined
+-- to their message and workflow (joining every message first cost most of this
+-- statement).
 -- state, in order of precedence:
 --   done           processed successfully at least once
 --   dead_lettered  terminated, past max deliveries, or republished to dlq.*
@@ -16,23 +19,29 @@
 --   unreceived     no sign the consumer ever got it
 -- since: when the wait began (the publish, else the first sign of the message).
 CREATE OR REPLACE TEMP TABLE d_deliveries AS
-WITH published_or_handled AS (
+WITH handled_only AS (
+    -- messages consumers handled whose publish span never arrived (few; the messages
+    -- view's full outer join, without the per-message consumer lists it also builds).
+    -- Their ids are looked up among the published first, so that the hash table is
+    -- built on the few, not on every message.
+    SELECT message_id, any_value(workflow_id) AS workflow_id, any_value(trace_id) AS trace_id,
+           any_value(subject) AS subject, NULL AS producer_service, NULL AS published_at,
+           false AS producer_seen
+    FROM (SELECT * FROM delivery_spans WHERE NOT producer_seen)
+    ANTI JOIN (
+        SELECT message_id FROM published_messages
+        SEMI JOIN (SELECT message_id FROM delivery_spans WHERE NOT producer_seen)
+            USING (message_id)
+    ) USING (message_id)
+    GROUP BY message_id
+),
+published_or_handled AS NOT MATERIALIZED (
+    -- every message: read where used, not copied (published_messages is a table)
     SELECT message_id, workflow_id, trace_id, subject, producer_service, published_at,
            true AS producer_seen
     FROM published_messages
-    UNION ALL
-    -- messages consumers handled whose publish span never arrived (the messages
-    -- view's full outer join, without the per-message consumer lists it also builds)
-    SELECT message_id, any_value(workflow_id), any_value(trace_id), any_value(subject),
-           NULL, NULL, false
-    FROM (SELECT * FROM delivery_spans WHERE NOT producer_seen)
-    ANTI JOIN published_messages USING (message_id)
-    GROUP BY message_id
-),
-msgs AS (
-    SELECT m.*, w.workflow_type
-    FROM published_or_handled AS m
-    LEFT JOIN d_workflows AS w USING (workflow_id)
+    UNION ALL BY NAME
+    SELECT * FROM handled_only
 ),
 failures AS (
     -- attempts that raised (few): those that ran past the step's deadline before they
@@ -54,11 +63,13 @@ failures AS (
     ) AS d
     GROUP BY d.message_id, d.consumer
 ),
-seen AS (
+unsettled_seen AS (
+    -- consumers seen with a message, not processed exactly once (few)
     SELECT
         s.message_id,
         s.consumer,
         s.service,
+        st.consumer_service,
         s.first_received_at,
         s.last_received_at,
         s.receiving_instance,
@@ -71,18 +82,27 @@ seen AS (
         f.last_error
     FROM deliveries_seen AS s
     LEFT JOIN failures AS f USING (message_id, consumer)
+    LEFT JOIN model_steps AS st ON st.subject = s.subject AND st.consumer = s.consumer
+    WHERE s.successes <> 1
 ),
-expected AS (
-    -- each message × each consumer the model expects for its subject, and every
-    -- consumer seen handling it
-    SELECT message_id, consumer, e.consumer_service, s.* EXCLUDE (message_id, consumer)
-    FROM (
-        SELECT m.message_id, st.consumer, st.consumer_service
-        FROM msgs AS m
-        JOIN model_steps AS st ON st.subject = m.subject
-    ) AS e
-    FULL OUTER JOIN seen AS s USING (message_id, consumer)
-    WHERE coalesce(s.successes, 0) <> 1
+never_seen AS (
+    -- expected deliveries no consumer span mentions (few: dropped, or not yet due)
+    SELECT m.message_id, st.consumer, st.consumer_service
+    FROM published_or_handled AS m
+    JOIN model_steps AS st ON st.subject = m.subject
+    ANTI JOIN deliveries_seen AS s ON s.message_id = m.message_id AND s.consumer = st.consumer
+),
+pending AS (
+    SELECT * FROM unsettled_seen
+    UNION ALL BY NAME
+    SELECT * FROM never_seen
+),
+msgs AS (
+    -- the messages of those deliveries, with their workflow's type
+    SELECT m.*, w.workflow_type
+    FROM published_or_handled AS m
+    SEMI JOIN pending AS p USING (message_id)
+    LEFT JOIN d_workflows AS w USING (workflow_id)
 ),
 dead AS (
     SELECT
@@ -128,7 +148,7 @@ SELECT
         WHEN coalesce(s.overruns, 0) > 0 THEN 'overran'
         ELSE 'unreceived'
     END AS state
-FROM msgs AS m  -- the larger side first: hash tables are built on the right
-JOIN expected AS s USING (message_id)
+FROM msgs AS m
+JOIN pending AS s USING (message_id)
 LEFT JOIN dead USING (message_id)
 LEFT JOIN model_steps AS st ON st.subject = m.subject AND st.consumer = s.consumer;
