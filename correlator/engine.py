@@ -213,9 +213,6 @@ class Correlator:
                 SELECT {WORK_COLUMNS}
                 FROM read_parquet($fresh, union_by_name = true, hive_partitioning = false)
                 WHERE received_at > $since
-                QUALIFY row_number() OVER (
-                    PARTITION BY trace_id, span_id ORDER BY received_at
-                ) = 1
             )
             SELECT a.* FROM arrived AS a
             ANTI JOIN (
@@ -225,10 +222,20 @@ class Correlator:
             """),
             {"since": since, "fresh": fresh},
         )
-        (count, newest, lacking_ids, linking) = con.execute(
-            "SELECT count(*), max(received_at), count(*) FILTER (WHERE workflow_id IS NULL), "
-            "count(*) FILTER (WHERE link_trace_id <> trace_id) FROM new_spans"
+        (count, distinct, newest, lacking_ids, linking) = con.execute(
+            parsed("""
+            SELECT count(*), count(DISTINCT (trace_id, span_id)), max(received_at),
+                   count(*) FILTER (WHERE workflow_id IS NULL),
+                   count(*) FILTER (WHERE link_trace_id <> trace_id)
+            FROM new_spans
+            """)
         ).fetchone()
+        if distinct < count:  # a span stored twice since the last tick: keep its first
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE new_spans AS SELECT * FROM new_spans QUALIFY "
+                "row_number() OVER (PARTITION BY trace_id, span_id ORDER BY received_at) = 1"
+            )
+            count = distinct
         self._lacking_ids += lacking_ids
         watermark = self.watermark
         if count:
