@@ -12,25 +12,45 @@
 -- the wrong spans). One pass with no intermediate copy: on 1M spans, copying wide
 -- rows through a materialized step cost more than the joins.
 CREATE OR REPLACE VIEW delivery_spans AS
-WITH parents AS (
-    -- the consumer spans that message-less consumer spans are children of, with
-    -- their message (usually none: our spans all name theirs)
-    SELECT
-        c.span_key,
-        c.span_id,
-        coalesce(p.message_id, c.message_id) AS message_id,
-        coalesce(c.subject, p.subject) AS subject,
-        p.span_key IS NOT NULL AS ref_is_publish
-    FROM workflow_spans AS c
-    LEFT JOIN publish_spans AS p
-        ON p.span_key = c.ref_key AND p.span_id = coalesce(c.link_span_id, c.parent_span_id)
-    WHERE c.span_key IN (
+WITH parent_consumers AS (
+    -- the consumer spans that message-less consumer spans are children of (usually
+    -- none: our spans all name their message)
+    SELECT span_key, span_id, ref_key, link_span_id, parent_span_id, message_id, subject
+    FROM workflow_spans
+    WHERE span_key IN (
         SELECT parent_key FROM workflow_spans
         WHERE message_id IS NULL AND parent_key IS NOT NULL
             AND (operation IN ('receive', 'process')
                 OR (operation = 'settle' AND lower(split_part(name, ' ', 1)) <> 'ack')
                 OR (operation IS NULL AND kind = 'consumer'))
     )
+),
+parent_spans AS (
+    -- with their message: the publishes they point at are looked up among only
+    -- those they point at (a join on every publish built a hash table of them all)
+    SELECT
+        c.span_key,
+        c.span_id,
+        coalesce(p.message_id, c.message_id) AS message_id,
+        coalesce(c.subject, p.subject) AS subject,
+        p.span_key IS NOT NULL AS ref_is_publish
+    FROM parent_consumers AS c
+    LEFT JOIN (
+        SELECT * FROM publish_spans
+        WHERE span_key IN (SELECT ref_key FROM parent_consumers)
+    ) AS p
+        ON p.span_key = c.ref_key AND p.span_id = coalesce(c.link_span_id, c.parent_span_id)
+),
+parents AS (
+    -- whether their message was published: looked up among the published with the
+    -- few parents on the side a join builds its hash table from
+    SELECT
+        *,
+        ref_is_publish OR message_id IN (
+            SELECT m.message_id FROM published_messages AS m
+            SEMI JOIN parent_spans AS b USING (message_id)
+        ) AS published
+    FROM parent_spans
 ),
 resolved AS (
     SELECT
@@ -44,13 +64,12 @@ resolved AS (
         p.span_key IS NULL AND c.message_id IS NULL AS by_parent,
         par.message_id AS parent_message_id,
         par.subject AS parent_subject,
-        par.ref_is_publish OR pm.message_id IS NOT NULL AS parent_published
+        par.published AS parent_published
     FROM workflow_spans AS c
     LEFT JOIN publish_spans AS p
         ON p.span_key = c.ref_key AND p.span_id = coalesce(c.link_span_id, c.parent_span_id)
     LEFT JOIN published_messages AS m ON m.message_id = c.message_id
     LEFT JOIN parents AS par ON par.span_key = c.parent_key AND par.span_id = c.parent_span_id
-    LEFT JOIN published_messages AS pm ON pm.message_id = par.message_id
     WHERE c.operation IN ('receive', 'process')
         OR (c.operation = 'settle' AND lower(split_part(c.name, ' ', 1)) <> 'ack')
         OR (c.operation IS NULL AND c.kind = 'consumer')

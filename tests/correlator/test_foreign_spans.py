@@ -71,6 +71,33 @@ def test_foreign_handler_error_is_failed(store_layout: StoreLayout) -> None:
     assert outcome.kinds() == {("failed", placed.trace_id, "orders.placed")}
 
 
+def test_foreign_settle_span_naming_no_message_settles_its_parents_message(
+    store_layout: StoreLayout,
+) -> None:
+    # a settle span with no message id, no link and no subject, child of the process
+    # span: its message is its parent's
+    log = SpanLog()
+    go = ForeignSpans(log)
+    for i in range(6):
+        _orders(go, start=float(i))
+    placed = go.publish("gateway", "orders.placed", at_s=50)
+    trace_id, process_span = go.process(
+        placed, service="billing", start=50.1, end=50.2, error="card declined"
+    )
+    log.add(
+        trace_id=trace_id, parent_span_id=process_span, name="term", kind="client",
+        service_name="billing", start=50.2, end=50.21, operation="settle",
+        status_message="card declined for good",
+    )  # fmt: skip
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=100)
+
+    assert outcome.kinds() == {("dead_lettered", placed.trace_id, "orders.placed")}
+    (dead,) = outcome.of("dead_lettered")
+    assert dead["message_id"] == placed.span_id  # a publish without an id is its span
+
+
 def test_foreign_workflows_arriving_after_a_cold_pass_are_one_workflow_each(
     store_layout: StoreLayout,
 ) -> None:
