@@ -36,6 +36,9 @@ from store.durable_files import replacing
 log = logging.getLogger(__name__)
 
 STATUS_COLUMNS = "workflow_id, workflow_type, status, waiting_on, root_cause, evaluated_at"
+# how many span links back a late span's evicted traces are reloaded
+# (inherited_workflows follows as many)
+LINK_HOPS = 8
 
 # Views every detection statement reads, computed once per pass: each is stored as a
 # temp table of the same name, which shadows the view for the pass's statements.
@@ -435,9 +438,12 @@ class Correlator:
     def _reload_evicted_traces(self) -> None:
         """Bring back from the store the traces that new spans continue but memory no
         longer holds: a span whose parent is neither among the new spans nor in memory
-        (a redelivered duplicate, a stalled workflow resuming)."""
+        (a redelivered duplicate, a stalled workflow resuming), and the traces span
+        links lead back to (a consumer of another instrumentation, in a trace of its
+        own, whose producer's trace left memory), as far as inherited_workflows
+        follows them."""
         con = self.con
-        evicted = [
+        wanted = [
             trace_id
             for (trace_id,) in con.execute(
                 parsed("""
@@ -447,30 +453,50 @@ class Correlator:
                     ON p.trace_id = n.trace_id AND p.span_id = n.parent_span_id
                 ANTI JOIN work_spans AS w ON w.trace_id = n.trace_id
                 WHERE n.parent_span_id IS NOT NULL
+                UNION
+                SELECT DISTINCT link_trace_id FROM new_spans
+                WHERE link_trace_id <> trace_id
+                    AND link_trace_id NOT IN (SELECT trace_id FROM new_spans)
+                    AND link_trace_id NOT IN (SELECT trace_id FROM work_spans)
                 """)
             ).fetchall()
         ]
-        if not evicted:
+        reloaded: list[str] = []
+        for _hop in range(LINK_HOPS):
+            if not wanted:
+                break
+            con.execute(
+                f"""
+                INSERT INTO work_spans
+                SELECT {WORK_COLUMNS} FROM spans AS s
+                ANTI JOIN new_spans AS n USING (trace_id, span_id)
+                WHERE s.trace_id IN (SELECT unnest($traces))
+                """,
+                {"traces": wanted},
+            )
+            reloaded_spans = "(SELECT * FROM work_spans WHERE trace_id IN (SELECT unnest($traces)))"
+            links = cross_links(reloaded_spans)
+            con.execute(f"INSERT INTO cross_links {links}", {"traces": wanted})
+            reloaded += wanted
+            wanted = [  # the traces the reloaded ones link to, if memory lacks them too
+                trace_id
+                for (trace_id,) in con.execute(
+                    """
+                    SELECT DISTINCT link_trace_id FROM work_spans
+                    WHERE trace_id IN (SELECT unnest($traces)) AND link_trace_id <> trace_id
+                        AND link_trace_id NOT IN (SELECT trace_id FROM work_spans)
+                        AND link_trace_id NOT IN (SELECT trace_id FROM new_spans)
+                    """,
+                    {"traces": wanted},
+                ).fetchall()
+            ]
+        if not reloaded:
             return
-        con.execute(
-            f"""
-            INSERT INTO work_spans
-            SELECT {WORK_COLUMNS} FROM spans AS s
-            ANTI JOIN new_spans AS n USING (trace_id, span_id)
-            WHERE s.trace_id IN (SELECT unnest($traces))
-            """,
-            {"traces": evicted},
-        )
-        con.execute(
-            "INSERT INTO cross_links "
-            + cross_links("(SELECT * FROM work_spans WHERE trace_id IN (SELECT unnest($traces)))"),
-            {"traces": evicted},
-        )
         (self._lacking_ids,) = con.execute(  # memory once new_spans join it
             "SELECT (SELECT count(*) FROM work_spans WHERE workflow_id IS NULL) "
             "+ (SELECT count(*) FROM new_spans WHERE workflow_id IS NULL)"
         ).fetchone()
-        log.debug("reloaded %d traces from the store for late spans", len(evicted))
+        log.debug("reloaded %d traces from the store for late spans", len(reloaded))
 
     def _copy_status(self, name: str, *, since_pass: int) -> None:
         """Write the verdicts made after pass ``since_pass`` to findings/<name>.parquet."""

@@ -151,3 +151,46 @@ def test_foreign_consumer_in_a_later_tick_joins_its_workflow_through_its_link(
     assert {wf: status for wf, status in latest.items() if not wf.startswith("wf-")} == {
         placed.trace_id: "completed"
     }
+
+
+def test_foreign_consumer_whose_producers_left_memory_still_joins_its_workflow(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    history(log)
+    log.write(store_layout)
+    engine = Correlator(
+        data_dir=store_layout.root,
+        thresholds=Thresholds(min_deadline_s=5),
+        recent_s=5,
+        evict_every_ticks=1,
+    )
+    engine.cold_pass(now=at(50))
+    go = ForeignSpans(log, links_only=True)
+    placed = go.publish("gateway", "orders.placed", at_s=60)
+    paid = go.step(placed, service="billing", start=60.2, end=60.3, emits="orders.paid")
+    log.write(store_layout)
+    engine.tick(now=at(61))
+    go.publish("gateway", "orders.placed", at_s=100)  # later spans: the first workflow,
+    log.write(store_layout)  # completed and quiet, leaves memory
+    engine.tick(now=at(101))
+    (in_memory,) = engine.con.execute(
+        "SELECT count(*) FROM work_spans WHERE trace_id = $t", {"t": placed.trace_id}
+    ).fetchone()
+    assert in_memory == 0
+
+    shipping, _ = go.process(paid, service="shipping", start=102, end=102.1)  # own trace
+    log.write(store_layout)
+    engine.tick(now=at(103))
+    judged = {
+        wf: status
+        for wf, status in engine.con.execute(
+            "SELECT workflow_id, status FROM d_workflow_status"
+        ).fetchall()
+    }
+    engine.close()
+
+    # shipping's span is judged within its workflow (the first trace's), not as a
+    # workflow of its own or of billing's trace
+    assert judged.get(placed.trace_id) == "completed"
+    assert shipping not in judged and paid.trace_id not in judged
