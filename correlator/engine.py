@@ -1,15 +1,14 @@
 """The correlator's passes: one cold pass over all history, then incremental ticks.
 
 A cold pass reads every span once (``stored_spans``), learns the model, judges every
-workflow and keeps in memory only the spans of workflows that may still change: open
-ones (not completed, active within ``keep_s``) and recent ones (``recent_s``). A late
-span of a trace no longer in memory brings that trace back from the store. Each
-tick reads only the spans that arrived since the last one (row groups of older
-segments are skipped on their ``received_at`` statistics), and re-judges only the
-workflows those spans touch plus the open ones, on one thread (a tick is a few
-thousand spans in some forty statements: per-thread hash tables cost more than they
-save). Heartbeats and bus events are read the same way (``signal_memory``). Findings
-go to ``<data>/findings/`` after every pass.
+workflow and keeps in memory (``span_memory``) only the spans of workflows that may
+still change: open ones (not completed, active within ``keep_s``) and recent ones
+(``recent_s``). Each tick reads only the spans that arrived since the last one (row
+groups of older segments are skipped on their ``received_at`` statistics), and
+re-judges only the workflows those spans touch plus the open ones, on one thread (a
+tick is a few thousand spans in some thirty statements: per-thread hash tables cost
+more than they save). Heartbeats and bus events are read the same way
+(``signal_memory``). Findings go to ``<data>/findings/`` after every pass.
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ from correlator.findings import ensure_findings, write_findings
 from correlator.ledger import AnomalyLedger
 from correlator.model import ChoreographyModel, install_model, learn_model
 from correlator.signal_memory import SignalMemory
+from correlator.span_memory import SpanMemory
 from correlator.sql_text import parsed
 from correlator.stored_spans import WORK_COLUMNS, StoredSpans
 from correlator.thresholds import Thresholds
@@ -36,10 +36,6 @@ from store.durable_files import replacing
 log = logging.getLogger(__name__)
 
 STATUS_COLUMNS = "workflow_id, workflow_type, status, waiting_on, root_cause, evaluated_at"
-# how many span links back a late span's evicted traces are reloaded
-# (inherited_workflows follows as many)
-LINK_HOPS = 8
-
 # Views every detection statement reads, computed once per pass: each is stored as a
 # temp table of the same name, which shadows the view for the pass's statements.
 MATERIALIZED = (
@@ -120,6 +116,7 @@ class Correlator:
         # predates the wait) are forgotten
         self.signals = SignalMemory(layout=self.layout, keep_s=max(3600.0, 2 * keep_s))
         self.stored = StoredSpans(layout=self.layout)
+        self.memory = SpanMemory()
         self.model = ChoreographyModel()
         self.watermark: dt.datetime | None = None
         self._model_learned_at = 0.0
@@ -128,9 +125,8 @@ class Correlator:
         # a temp name, then renamed), so a tick reads only the ones new since
         self._segments_read: frozenset[str] = frozenset()
         self._status_changed = False
-        # spans in memory that arrived without a workflow id (they may inherit one),
-        # and whether inherited_workflows is the empty table that serves when none do
-        self._lacking_ids = 0
+        # whether inherited_workflows is the empty table that serves while every span
+        # names its workflow
         self._inherits_nothing = False
         self._lock = threading.RLock()  # passes run in worker threads, one at a time
 
@@ -163,12 +159,7 @@ class Correlator:
             # keep in memory only what may still change: open workflows, recent traces
             recent_since = self.watermark - dt.timedelta(seconds=self.recent_s)
             self.stored.keep(con, recent_since=recent_since)
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE work_spans AS "
-                f"SELECT {WORK_COLUMNS} FROM workflow_spans"
-            )
-            self._lacking_ids = 0  # workflow_spans gave each span its workflow
-            con.execute(f"CREATE OR REPLACE TEMP TABLE cross_links AS {cross_links('work_spans')}")
+            self.memory.hold(con)
             self.stored.release(con)
             self._status_changed = True
             self._segments_read = segments
@@ -209,70 +200,16 @@ class Correlator:
         since = self.watermark - dt.timedelta(seconds=self.ingest_slack_s)
         # the schema seed (no rows) keeps every column there whatever the new segments hold
         fresh = [self.stored.seed(), *sorted(segments - self._segments_read)]
-        con.execute(
-            parsed(f"""
-            CREATE OR REPLACE TEMP TABLE new_spans AS
-            WITH arrived AS (
-                SELECT {WORK_COLUMNS}
-                FROM read_parquet($fresh, union_by_name = true, hive_partitioning = false)
-                WHERE received_at > $since
-            )
-            SELECT a.* FROM arrived AS a
-            ANTI JOIN (
-                SELECT trace_id, span_id FROM work_spans
-                WHERE trace_id IN (SELECT trace_id FROM arrived)
-            ) AS w USING (trace_id, span_id)
-            """),
-            {"since": since, "fresh": fresh},
-        )
-        (count, distinct, newest, lacking_ids, linking) = con.execute(
-            parsed("""
-            SELECT count(*), count(DISTINCT (trace_id, span_id)), max(received_at),
-                   count(*) FILTER (WHERE workflow_id IS NULL),
-                   count(*) FILTER (WHERE link_trace_id <> trace_id)
-            FROM new_spans
-            """)
-        ).fetchone()
-        if distinct < count:  # a span stored twice since the last tick: keep its first
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE new_spans AS SELECT * FROM new_spans QUALIFY "
-                "row_number() OVER (PARTITION BY trace_id, span_id ORDER BY received_at) = 1"
-            )
-            count = distinct
-        self._lacking_ids += lacking_ids
+        arrivals = self.memory.take_in(con, segments=fresh, since=since)
         watermark = self.watermark
-        if count:
+        if arrivals.count:
             # received_at is the collector's clock: never let one wrong clock push the
             # watermark past now, or the spans after it would be skipped
-            watermark = min(max(watermark, newest), now)
-            self._reload_evicted_traces()
-            con.execute("INSERT INTO work_spans SELECT * FROM new_spans")
-            if linking:
-                con.execute(f"INSERT INTO cross_links {cross_links('new_spans')}")
-        # the traces to re-judge: touched by new spans or still open, and every trace
-        # span links join them to, however many hops away (a consumer in a trace of
-        # its own, linked to a producer that was itself a consumer linked further
-        # back: the workflow is the first trace's). cross_links holds only the links
-        # between traces, so following them reads no span.
-        con.execute(
-            parsed("""
-            CREATE OR REPLACE TEMP TABLE scope_spans AS
-            WITH RECURSIVE touched AS (
-                SELECT DISTINCT trace_id FROM new_spans
-                UNION SELECT trace_id FROM open_traces
-            ),
-            scope(trace_id) AS (
-                SELECT trace_id FROM touched
-                UNION
-                SELECT CASE WHEN c.trace_id = s.trace_id THEN c.link_trace_id ELSE c.trace_id END
-                FROM scope AS s
-                JOIN cross_links AS c ON s.trace_id IN (c.trace_id, c.link_trace_id)
-            )
-            SELECT * FROM work_spans WHERE trace_id IN (SELECT trace_id FROM scope)
-            """)
-        )
+            watermark = min(max(watermark, arrivals.newest), now)
+            self.memory.admit(con, arrivals)
+        self.memory.scope(con)
         self._point_at(
-            "scope_spans", materialized=TICK_MATERIALIZED, inherits=self._lacking_ids > 0
+            "scope_spans", materialized=TICK_MATERIALIZED, inherits=self.memory.lacking_ids > 0
         )
         detection = detect(con, now=now, thresholds=self.thresholds)
         judged = {
@@ -292,7 +229,7 @@ class Correlator:
             self._evict(watermark=watermark)
         log.debug(
             "tick at %s: %d new spans, %d workflows judged, %d new anomalies",
-            now, count, len(judged), len(new),
+            now, arrivals.count, len(judged), len(new),
         )  # fmt: skip
         return new, watermark
 
@@ -406,16 +343,9 @@ class Correlator:
         )
 
     def _evict(self, *, watermark: dt.datetime) -> None:
-        """Drop from memory the spans of traces that are closed and quiet."""
-        self.con.execute(
-            """
-            DELETE FROM work_spans WHERE trace_id IN (
-                SELECT trace_id FROM work_spans GROUP BY trace_id
-                HAVING max(received_at) < $horizon
-            ) AND trace_id NOT IN (SELECT trace_id FROM open_traces)
-            """,
-            {"horizon": watermark - dt.timedelta(seconds=self.recent_s)},
-        )
+        """Drop from memory the spans of traces that are closed and quiet, and the
+        verdicts later ones superseded."""
+        self.memory.evict(self.con, horizon=watermark - dt.timedelta(seconds=self.recent_s))
         self.con.execute(
             """
             DELETE FROM all_status WHERE rowid IN (
@@ -426,77 +356,8 @@ class Correlator:
             )
             """
         )
-        self.con.execute(
-            "DELETE FROM cross_links WHERE trace_id NOT IN (SELECT trace_id FROM work_spans)"
-        )
-        (self._lacking_ids,) = self.con.execute(
-            "SELECT count(*) FROM work_spans WHERE workflow_id IS NULL"
-        ).fetchone()
         self.signals.evict(self.con, now=watermark)
         self.con.execute("CHECKPOINT")  # the automatic one is off (see __init__)
-
-    def _reload_evicted_traces(self) -> None:
-        """Bring back from the store the traces that new spans continue but memory no
-        longer holds: a span whose parent is neither among the new spans nor in memory
-        (a redelivered duplicate, a stalled workflow resuming), and the traces span
-        links lead back to (a consumer of another instrumentation, in a trace of its
-        own, whose producer's trace left memory), as far as inherited_workflows
-        follows them."""
-        con = self.con
-        wanted = [
-            trace_id
-            for (trace_id,) in con.execute(
-                parsed("""
-                SELECT DISTINCT n.trace_id
-                FROM new_spans AS n
-                ANTI JOIN new_spans AS p
-                    ON p.trace_id = n.trace_id AND p.span_id = n.parent_span_id
-                ANTI JOIN work_spans AS w ON w.trace_id = n.trace_id
-                WHERE n.parent_span_id IS NOT NULL
-                UNION
-                SELECT DISTINCT link_trace_id FROM new_spans
-                WHERE link_trace_id <> trace_id
-                    AND link_trace_id NOT IN (SELECT trace_id FROM new_spans)
-                    AND link_trace_id NOT IN (SELECT trace_id FROM work_spans)
-                """)
-            ).fetchall()
-        ]
-        reloaded: list[str] = []
-        for _hop in range(LINK_HOPS):
-            if not wanted:
-                break
-            con.execute(
-                f"""
-                INSERT INTO work_spans
-                SELECT {WORK_COLUMNS} FROM spans AS s
-                ANTI JOIN new_spans AS n USING (trace_id, span_id)
-                WHERE s.trace_id IN (SELECT unnest($traces))
-                """,
-                {"traces": wanted},
-            )
-            reloaded_spans = "(SELECT * FROM work_spans WHERE trace_id IN (SELECT unnest($traces)))"
-            links = cross_links(reloaded_spans)
-            con.execute(f"INSERT INTO cross_links {links}", {"traces": wanted})
-            reloaded += wanted
-            wanted = [  # the traces the reloaded ones link to, if memory lacks them too
-                trace_id
-                for (trace_id,) in con.execute(
-                    """
-                    SELECT DISTINCT link_trace_id FROM work_spans
-                    WHERE trace_id IN (SELECT unnest($traces)) AND link_trace_id <> trace_id
-                        AND link_trace_id NOT IN (SELECT trace_id FROM work_spans)
-                        AND link_trace_id NOT IN (SELECT trace_id FROM new_spans)
-                    """,
-                    {"traces": wanted},
-                ).fetchall()
-            ]
-        if not reloaded:
-            return
-        (self._lacking_ids,) = con.execute(  # memory once new_spans join it
-            "SELECT (SELECT count(*) FROM work_spans WHERE workflow_id IS NULL) "
-            "+ (SELECT count(*) FROM new_spans WHERE workflow_id IS NULL)"
-        ).fetchone()
-        log.debug("reloaded %d traces from the store for late spans", len(reloaded))
 
     def _copy_status(self, name: str, *, since_pass: int) -> None:
         """Write the verdicts made after pass ``since_pass`` to findings/<name>.parquet."""
@@ -514,9 +375,3 @@ class Correlator:
                 """,
                 {"since": since_pass, "path": str(tmp)},
             )
-
-
-def cross_links(spans: str) -> str:
-    """The span links among ``spans`` (a table, or a query in parentheses) that join
-    two traces, as a query: a tick re-judges such traces together."""
-    return f"SELECT DISTINCT trace_id, link_trace_id FROM {spans} WHERE link_trace_id <> trace_id"

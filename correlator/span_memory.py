@@ -1,0 +1,214 @@
+"""The spans a watcher keeps between ticks, on the correlator's connection.
+
+- ``work_spans``: the spans of traces that may still change (open workflows, traces
+  that received spans lately), taken from a full pass (``hold``), then grown by each
+  tick's arrivals (``take_in``, ``admit``) and thinned out by ``evict``;
+- ``cross_links``: the span links between two of those traces. A tick re-judges
+  linked traces together (``scope``); following links through this small table
+  reads no span;
+- ``new_spans``: the spans that arrived since the last tick and are not held yet;
+- ``scope_spans``: the spans a tick re-judges.
+
+A late span that continues a trace memory no longer holds (its parent, or the trace
+its link leads to, was evicted) brings that trace back from the store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+import duckdb
+
+from correlator.sql_text import parsed
+from correlator.stored_spans import WORK_COLUMNS
+
+log = logging.getLogger(__name__)
+
+# how many span links back a late span's evicted traces are reloaded
+# (inherited_workflows follows as many)
+LINK_HOPS = 8
+
+
+@dataclass(frozen=True)
+class Arrivals:
+    count: int
+    newest: dt.datetime | None
+    links_traces: bool  # some new span links to another trace
+
+
+class SpanMemory:
+    def __init__(self) -> None:
+        # spans held that arrived without a workflow id (they may inherit one through
+        # span links): while there are none, nothing need be inherited
+        self.lacking_ids = 0
+
+    def hold(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Hold the spans ``workflow_spans`` reads (a full pass points it at the
+        ones that may still change)."""
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE work_spans AS SELECT {WORK_COLUMNS} FROM workflow_spans"
+        )
+        con.execute(f"CREATE OR REPLACE TEMP TABLE cross_links AS {cross_links('work_spans')}")
+        self.lacking_ids = 0  # workflow_spans gave each span its workflow
+
+    def take_in(
+        self, con: duckdb.DuckDBPyConnection, *, segments: list[str], since: dt.datetime
+    ) -> Arrivals:
+        """Make ``new_spans`` the spans of ``segments`` received after ``since`` that
+        memory does not hold yet, each once."""
+        con.execute(
+            parsed(f"""
+            CREATE OR REPLACE TEMP TABLE new_spans AS
+            WITH arrived AS (
+                SELECT {WORK_COLUMNS}
+                FROM read_parquet($segments, union_by_name = true, hive_partitioning = false)
+                WHERE received_at > $since
+            )
+            SELECT a.* FROM arrived AS a
+            ANTI JOIN (
+                SELECT trace_id, span_id FROM work_spans
+                WHERE trace_id IN (SELECT trace_id FROM arrived)
+            ) AS w USING (trace_id, span_id)
+            """),
+            {"since": since, "segments": segments},
+        )
+        (count, distinct, newest, lacking_ids, linking) = con.execute(
+            parsed("""
+            SELECT count(*), count(DISTINCT (trace_id, span_id)), max(received_at),
+                   count(*) FILTER (WHERE workflow_id IS NULL),
+                   count(*) FILTER (WHERE link_trace_id <> trace_id)
+            FROM new_spans
+            """)
+        ).fetchone()
+        # a span stored twice since the last tick: keep its first (copies are rare,
+        # and a window over every new span cost ~2 ms a tick)
+        if distinct < count:
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE new_spans AS SELECT * FROM new_spans QUALIFY "
+                "row_number() OVER (PARTITION BY trace_id, span_id ORDER BY received_at) = 1"
+            )
+        self.lacking_ids += lacking_ids
+        return Arrivals(count=distinct, newest=newest, links_traces=linking > 0)
+
+    def admit(self, con: duckdb.DuckDBPyConnection, arrivals: Arrivals) -> None:
+        """Hold ``new_spans``, with the evicted traces they continue."""
+        self._reload_evicted_traces(con)
+        con.execute("INSERT INTO work_spans SELECT * FROM new_spans")
+        if arrivals.links_traces:
+            con.execute(f"INSERT INTO cross_links {cross_links('new_spans')}")
+
+    def scope(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Make ``scope_spans`` the spans to re-judge: of the traces new spans touch
+        or ``open_traces`` names, and of every trace span links join them to, however
+        many hops away (a consumer in a trace of its own, linked to a producer that
+        was itself a consumer linked further back: the workflow is the first
+        trace's)."""
+        con.execute(
+            parsed("""
+            CREATE OR REPLACE TEMP TABLE scope_spans AS
+            WITH RECURSIVE touched AS (
+                SELECT DISTINCT trace_id FROM new_spans
+                UNION SELECT trace_id FROM open_traces
+            ),
+            scope(trace_id) AS (
+                SELECT trace_id FROM touched
+                UNION
+                SELECT CASE WHEN c.trace_id = s.trace_id THEN c.link_trace_id ELSE c.trace_id END
+                FROM scope AS s
+                JOIN cross_links AS c ON s.trace_id IN (c.trace_id, c.link_trace_id)
+            )
+            SELECT * FROM work_spans WHERE trace_id IN (SELECT trace_id FROM scope)
+            """)
+        )
+
+    def evict(self, con: duckdb.DuckDBPyConnection, *, horizon: dt.datetime) -> None:
+        """Forget the traces quiet since ``horizon`` that ``open_traces`` does not name."""
+        con.execute(
+            """
+            DELETE FROM work_spans WHERE trace_id IN (
+                SELECT trace_id FROM work_spans GROUP BY trace_id
+                HAVING max(received_at) < $horizon
+            ) AND trace_id NOT IN (SELECT trace_id FROM open_traces)
+            """,
+            {"horizon": horizon},
+        )
+        con.execute(
+            "DELETE FROM cross_links WHERE trace_id NOT IN (SELECT trace_id FROM work_spans)"
+        )
+        (self.lacking_ids,) = con.execute(
+            "SELECT count(*) FROM work_spans WHERE workflow_id IS NULL"
+        ).fetchone()
+
+    def _reload_evicted_traces(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Bring back from the store the traces that new spans continue but memory no
+        longer holds: a span whose parent is neither among the new spans nor in memory
+        (a redelivered duplicate, a stalled workflow resuming), and the traces span
+        links lead back to (a consumer of another instrumentation, in a trace of its
+        own, whose producer's trace left memory), as far as inherited_workflows
+        follows them."""
+        wanted = _trace_ids(
+            con,
+            parsed("""
+            SELECT DISTINCT n.trace_id
+            FROM new_spans AS n
+            ANTI JOIN new_spans AS p
+                ON p.trace_id = n.trace_id AND p.span_id = n.parent_span_id
+            ANTI JOIN work_spans AS w ON w.trace_id = n.trace_id
+            WHERE n.parent_span_id IS NOT NULL
+            UNION
+            SELECT DISTINCT link_trace_id FROM new_spans
+            WHERE link_trace_id <> trace_id
+                AND link_trace_id NOT IN (SELECT trace_id FROM new_spans)
+                AND link_trace_id NOT IN (SELECT trace_id FROM work_spans)
+            """),
+        )
+        reloaded: list[str] = []
+        reloaded_spans = "(SELECT * FROM work_spans WHERE trace_id IN (SELECT unnest($traces)))"
+        for _hop in range(LINK_HOPS):
+            if not wanted:
+                break
+            con.execute(
+                f"""
+                INSERT INTO work_spans
+                SELECT {WORK_COLUMNS} FROM spans AS s
+                ANTI JOIN new_spans AS n USING (trace_id, span_id)
+                WHERE s.trace_id IN (SELECT unnest($traces))
+                """,
+                {"traces": wanted},
+            )
+            con.execute(
+                f"INSERT INTO cross_links {cross_links(reloaded_spans)}", {"traces": wanted}
+            )
+            reloaded += wanted
+            wanted = _trace_ids(  # the traces the reloaded ones link to, if not held
+                con,
+                """
+                SELECT DISTINCT link_trace_id FROM work_spans
+                WHERE trace_id IN (SELECT unnest($traces)) AND link_trace_id <> trace_id
+                    AND link_trace_id NOT IN (SELECT trace_id FROM work_spans)
+                    AND link_trace_id NOT IN (SELECT trace_id FROM new_spans)
+                """,
+                {"traces": wanted},
+            )
+        if reloaded:
+            (self.lacking_ids,) = con.execute(  # memory once new_spans join it
+                "SELECT (SELECT count(*) FROM work_spans WHERE workflow_id IS NULL) "
+                "+ (SELECT count(*) FROM new_spans WHERE workflow_id IS NULL)"
+            ).fetchone()
+            log.debug("reloaded %d traces from the store for late spans", len(reloaded))
+
+
+def cross_links(spans: str) -> str:
+    """The span links among ``spans`` (a table, or a query in parentheses) that join
+    two traces, as a query."""
+    return f"SELECT DISTINCT trace_id, link_trace_id FROM {spans} WHERE link_trace_id <> trace_id"
+
+
+def _trace_ids(
+    con: duckdb.DuckDBPyConnection,
+    query: str | duckdb.Statement,
+    parameters: dict[str, object] | None = None,
+) -> list[str]:
+    return [trace_id for (trace_id,) in con.execute(query, parameters).fetchall()]
