@@ -92,6 +92,7 @@ class Correlator:
         # made since the full one
         self._pass = 0
         self._base_pass = -1
+        self._superseded = False  # whether all_status may hold a workflow more than once
         self.con = open_store(self.layout.root, extra_packages=["correlator"])
         self.con.execute("SET enable_object_cache = true")
         # results are keyed, never read in arrival order: let DuckDB skip keeping it
@@ -155,6 +156,7 @@ class Correlator:
                 "ALTER TABLE temp.main.all_status "
                 f"ADD COLUMN judged_in_pass INTEGER DEFAULT {int(self._pass)}"
             )
+            self._superseded = False
             self._base_written_at = 0.0
             # keep in memory only what may still change: open workflows, recent traces
             recent_since = self.watermark - dt.timedelta(seconds=self.recent_s)
@@ -179,6 +181,7 @@ class Correlator:
                 self.con.execute("COMMIT")
             except BaseException:
                 self.con.execute("ROLLBACK")
+                self._superseded = True  # as rolled back, it may again
                 raise
             self.watermark = watermark
             self._segments_read = segments
@@ -223,7 +226,7 @@ class Correlator:
                 "INSERT INTO all_status SELECT *, $pass FROM d_workflow_status",
                 {"pass": self._pass},
             )
-            self._status_changed = True
+            self._status_changed = self._superseded = True
         self._refresh_open(now=now)
         if self._ticks % self.evict_every_ticks == 0:
             self._evict(watermark=watermark)
@@ -356,20 +359,24 @@ class Correlator:
             )
             """
         )
+        self._superseded = False
         self.signals.evict(self.con, now=watermark)
         self.con.execute("CHECKPOINT")  # the automatic one is off (see __init__)
 
     def _copy_status(self, name: str, *, since_pass: int) -> None:
         """Write the verdicts made after pass ``since_pass`` to findings/<name>.parquet."""
         folder = self.layout.findings
+        latest = (  # a workflow's latest verdict, when there may be others
+            "QUALIFY row_number() OVER (PARTITION BY workflow_id ORDER BY judged_in_pass DESC) = 1"
+            if self._superseded
+            else ""
+        )
         with replacing(folder / f"{name}.parquet") as tmp:
             self.con.execute(
                 f"""
                 COPY (
                     SELECT {STATUS_COLUMNS} FROM all_status WHERE judged_in_pass > $since
-                    QUALIFY row_number() OVER (
-                        PARTITION BY workflow_id ORDER BY judged_in_pass DESC
-                    ) = 1
+                    {latest}
                     ORDER BY workflow_id
                 ) TO $path (FORMAT parquet, COMPRESSION zstd)
                 """,
