@@ -112,7 +112,7 @@ class Correlator:
         # statement per-thread hash tables (~15% of a tick); full passes use them all
         (self._all_threads,) = self.con.execute("SELECT current_setting('threads')").fetchone()
         self._thread_count = self._all_threads
-        self.ledger = AnomalyLedger.load(self.layout)
+        self.ledger = AnomalyLedger.load(self.layout, rewrite_s=status_rewrite_s)
         # heartbeats older than a pass could need (a wait's baseline of dropped spans
         # predates the wait) are forgotten
         self.signals = SignalMemory(layout=self.layout, keep_s=max(3600.0, 2 * keep_s))

@@ -37,6 +37,8 @@ ANOMALIES = pa.schema(
         ("alerted_at", TIMESTAMP),  # set once the alert went out (never re-alerted)
         ("detail", pa.string()),  # the explanation a user reads
         ("evidence", pa.string()),  # JSON object: the facts behind the finding
+        # grows with each change of the row: the highest is its current state
+        ("revision", pa.int64()),
     ]
 )
 
@@ -79,6 +81,8 @@ MODEL_FOLLOWS = pa.schema(
 
 FINDINGS: Final[dict[str, pa.Schema]] = {
     "anomalies": ANOMALIES,
+    # anomalies changed since anomalies.parquet was last rewritten (ledger.py)
+    "anomalies_recent": ANOMALIES,
     "workflow_status": WORKFLOW_STATUS,
     # statuses changed since workflow_status.parquet was last rewritten: a tick
     # rewrites this small file, not the status of every workflow ever seen

@@ -1,10 +1,17 @@
 """Every anomaly ever found, keyed by its stable id: what is new, what resolved,
-what was already alerted. Persisted in ``findings/anomalies.parquet``, so a
-restarted correlator neither forgets nor re-alerts."""
+what was already alerted. Persisted under ``findings/``, so a restarted correlator
+neither forgets nor re-alerts: ``anomalies.parquet`` holds every anomaly and is
+rewritten at most every ``rewrite_s``; ``anomalies_recent.parquet`` holds the rows
+changed since, rewritten at each write. Each row carries a ``revision`` that grows
+with every change, so readers (the ``anomalies`` view, ``load``) take each
+anomaly's highest, whichever file it is in and whichever file was replaced last.
+A write costs the rows changed since the full file, not every anomaly ever found.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,23 +23,31 @@ from correlator.explain import anomaly_id, anomaly_row
 from correlator.findings import ANOMALIES, write_findings
 from store.layout import StoreLayout
 
+FULL, RECENT = "anomalies", "anomalies_recent"
+
 
 class AnomalyLedger:
-    def __init__(self, rows: Iterable[dict[str, Any]] = ()) -> None:
-        self._rows: dict[str, dict[str, Any]] = {r["anomaly_id"]: r for r in rows}
+    def __init__(self, rows: Iterable[dict[str, Any]] = (), *, rewrite_s: float = 30.0) -> None:
+        self._rows: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            known = self._rows.get(row["anomaly_id"])
+            if known is None or (row.get("revision") or 0) > (known.get("revision") or 0):
+                self._rows[row["anomaly_id"]] = row
         self.changed = False
-        # the table last written and the rows changed since: a write converts only
-        # those (every anomaly ever found, converted at each tick's write, cost more
-        # than the rest of the write as the ledger grew)
-        self._written: pa.Table | None = None
-        self._dirty: set[str] = set()
+        self.rewrite_s = rewrite_s
+        # the full file as last written, when, and the rows changed since
+        self._full: pa.Table | None = None
+        self._full_written_at = 0.0
+        self._since_full: set[str] = set()
 
     @classmethod
-    def load(cls, layout: StoreLayout) -> AnomalyLedger:
-        path = layout.findings / "anomalies.parquet"
-        if not path.exists():
-            return cls()
-        return cls(pq.read_table(path).to_pylist())
+    def load(cls, layout: StoreLayout, *, rewrite_s: float = 30.0) -> AnomalyLedger:
+        rows: list[dict[str, Any]] = []
+        for name in (FULL, RECENT):
+            path = layout.findings / f"{name}.parquet"
+            if path.exists():
+                rows += pq.read_table(path).to_pylist()
+        return cls(rows, rewrite_s=rewrite_s)
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -87,24 +102,34 @@ class AnomalyLedger:
             self._rows[key]["alerted_at"] = at
             self._changed(key)
 
-    def _changed(self, anomaly_id: str) -> None:
-        self._dirty.add(anomaly_id)
+    def _changed(self, key: str) -> None:
+        row = self._rows[key]
+        row["revision"] = (row.get("revision") or 0) + 1
+        self._since_full.add(key)
         self.changed = True
 
     def unalerted(self) -> list[dict[str, Any]]:
         return [r for r in self._rows.values() if r["alerted_at"] is None]
 
     def write(self, layout: StoreLayout) -> None:
-        """Replace ``findings/anomalies.parquet``: every anomaly, oldest first."""
-        if self._written is None:
+        """Write the rows changed since the full file to the recent one, or, every
+        ``rewrite_s``, every anomaly (oldest first) to the full one."""
+        changed = pa.Table.from_pylist([self._rows[k] for k in sorted(self._since_full)], ANOMALIES)
+        if self._full is not None and time.monotonic() - self._full_written_at < self.rewrite_s:
+            write_findings(layout, RECENT, changed)
+            self.changed = False
+            return
+        if self._full is None:
             table = pa.Table.from_pylist(list(self._rows.values()), schema=ANOMALIES)
-        else:
-            dirty = pa.array(sorted(self._dirty), pa.string())
-            kept = self._written.filter(pc.invert(pc.is_in(self._written["anomaly_id"], dirty)))
-            changed = pa.Table.from_pylist([self._rows[k] for k in sorted(self._dirty)], ANOMALIES)
+        else:  # converts only the changed rows
+            ids = pa.array(sorted(self._since_full), pa.string())
+            kept = self._full.filter(pc.invert(pc.is_in(self._full["anomaly_id"], ids)))
             table = pa.concat_tables([kept, changed])
         table = table.sort_by([("detected_at", "ascending"), ("anomaly_id", "ascending")])
-        write_findings(layout, "anomalies", table)
-        self._written = table
-        self._dirty.clear()
+        # the full file first: until the recent one is emptied, its rows' higher
+        # revisions still win, and they are the same rows
+        write_findings(layout, FULL, table)
+        write_findings(layout, RECENT, table.slice(0, 0))
+        self._full, self._full_written_at = table, time.monotonic()
+        self._since_full.clear()
         self.changed = False

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pyarrow.parquet as pq
 
+import correlator
 from collector.compaction import Compactor
 from correlator.engine import Correlator
 from correlator.ledger import AnomalyLedger
@@ -191,6 +192,31 @@ def test_restarted_correlator_does_not_report_old_findings_as_new(
     second.close()
     (row,) = AnomalyLedger.load(store_layout).rows()
     assert row["detected_at"] == at(120) and row["alerted_at"] == at(120)
+
+
+def test_anomalies_changed_since_the_full_file_are_read_back_from_the_recent_one(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log)
+    up_to_parsed(ours, "wf-drop", start=100)
+    log.write(store_layout)
+    first = _engine(store_layout)
+    (found,) = first.cold_pass(now=at(120))
+    first.write_findings()  # every anomaly: the full file
+    first.ledger.mark_alerted([found["anomaly_id"]], at=at(121))
+    first.write_findings()  # soon after: only what changed, in the recent file
+    first.close()
+
+    full = pq.read_table(store_layout.findings / "anomalies.parquet").to_pylist()
+    assert [row["alerted_at"] for row in full] == [None]
+    second = _engine(store_layout)
+    assert second.ledger.unalerted() == []  # a restart does not alert it again
+    second.close()
+    con = correlator.connect(store_layout.root)
+    rows = con.execute("SELECT anomaly_id, alerted_at FROM anomalies").fetchall()
+    con.close()
+    assert rows == [(found["anomaly_id"], at(121))]
 
 
 def test_open_workflows_are_rejudged_as_time_passes_without_new_spans(
