@@ -175,13 +175,17 @@ class Correlator:
             # all or nothing: a tick that fails (a segment compacted away under us)
             # leaves memory and the watermark as they were, so the next one redoes it
             segments = self.stored.segments()
+            lacking_ids = self.memory.lacking_ids
             self.con.execute("BEGIN TRANSACTION")
             try:
                 new, watermark = self._tick(now=now, segments=segments)
                 self.con.execute("COMMIT")
             except BaseException:
                 self.con.execute("ROLLBACK")
-                self._superseded = True  # as rolled back, it may again
+                # what Python keeps about memory goes back with it
+                self.memory.lacking_ids = lacking_ids
+                self._inherits_nothing = False
+                self._superseded = True  # as rolled back, all_status may again
                 raise
             self.watermark = watermark
             self._segments_read = segments

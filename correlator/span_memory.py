@@ -145,9 +145,9 @@ class SpanMemory:
         """Bring back from the store the traces that new spans continue but memory no
         longer holds: a span whose parent is neither among the new spans nor in memory
         (a redelivered duplicate, a stalled workflow resuming), and the traces span
-        links lead back to (a consumer of another instrumentation, in a trace of its
-        own, whose producer's trace left memory), as far as inherited_workflows
-        follows them."""
+        links lead back to, directly or through held traces (a consumer of another
+        instrumentation, in a trace of its own, whose producer's trace left memory),
+        as far as inherited_workflows follows them."""
         wanted = _trace_ids(
             con,
             parsed("""
@@ -157,11 +157,18 @@ class SpanMemory:
                 ON p.trace_id = n.trace_id AND p.span_id = n.parent_span_id
             ANTI JOIN work_spans AS w ON w.trace_id = n.trace_id
             WHERE n.parent_span_id IS NOT NULL
-            UNION
-            SELECT DISTINCT link_trace_id FROM new_spans
-            WHERE link_trace_id <> trace_id
-                AND link_trace_id NOT IN (SELECT trace_id FROM new_spans)
-                AND link_trace_id NOT IN (SELECT trace_id FROM work_spans)
+            UNION (
+                -- the traces new spans link to, and those held ones link to in turn
+                WITH RECURSIVE linked(trace_id) AS (
+                    SELECT link_trace_id FROM new_spans WHERE link_trace_id <> trace_id
+                    UNION
+                    SELECT c.link_trace_id
+                    FROM linked AS l JOIN cross_links AS c ON c.trace_id = l.trace_id
+                )
+                SELECT trace_id FROM linked
+                WHERE trace_id NOT IN (SELECT trace_id FROM new_spans)
+                    AND trace_id NOT IN (SELECT trace_id FROM work_spans)
+            )
             """),
         )
         reloaded: list[str] = []

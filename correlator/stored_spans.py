@@ -106,7 +106,8 @@ class StoredSpans:
     def release(self, con: duckdb.DuckDBPyConnection) -> None:
         """Drop ``stored_spans`` (and with it, a deduplicated copy of every span)."""
         if self._kind:
-            con.execute(f"DROP {self._kind} temp.main.stored_spans")
+            # IF EXISTS: a tick that read the store and failed rolled the view back
+            con.execute(f"DROP {self._kind} IF EXISTS temp.main.stored_spans")
             self._kind = None
 
 

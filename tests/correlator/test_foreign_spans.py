@@ -10,7 +10,7 @@ import pytest
 from correlator.engine import Correlator
 from correlator.thresholds import Thresholds
 from store import StoreLayout
-from tests.correlator.pipelines import correlate, history
+from tests.correlator.pipelines import correlate, healthy_run, history
 from tests.correlator.span_shapes import ForeignSpans, SpanLog, at
 
 
@@ -193,4 +193,82 @@ def test_foreign_consumer_whose_producers_left_memory_still_joins_its_workflow(
     # shipping's span is judged within its workflow (the first trace's), not as a
     # workflow of its own or of billing's trace
     assert judged.get(placed.trace_id) == "completed"
+    assert shipping not in judged and paid.trace_id not in judged
+
+
+def test_foreign_consumer_linked_through_a_held_trace_to_an_evicted_one_joins_its_workflow(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    history(log)
+    log.write(store_layout)
+    engine = Correlator(
+        data_dir=store_layout.root,
+        thresholds=Thresholds(min_deadline_s=5),
+        recent_s=5,
+        evict_every_ticks=1,
+    )
+    engine.cold_pass(now=at(50))
+    go = ForeignSpans(log, links_only=True)
+    placed = go.publish("gateway", "orders.placed", at_s=60)
+    log.write(store_layout)
+    engine.tick(now=at(61))
+    paid = go.step(placed, service="billing", start=96, end=96.1, emits="orders.paid")
+    log.write(store_layout)
+    engine.tick(now=at(97))  # billing's trace is held; placed's, quiet, leaves memory
+    held = {t for (t,) in engine.con.execute("SELECT DISTINCT trace_id FROM work_spans").fetchall()}
+    assert paid.trace_id in held and placed.trace_id not in held
+
+    shipping, _ = go.process(paid, service="shipping", start=98, end=98.1)
+    log.write(store_layout)
+    engine.tick(now=at(99))
+    verdicts = engine.con.execute("SELECT workflow_id, status FROM d_workflow_status")
+    judged = dict(verdicts.fetchall())
+    engine.close()
+
+    assert judged.get(placed.trace_id) == "completed"
+    assert shipping not in judged and paid.trace_id not in judged
+
+
+def test_a_tick_rolled_back_after_eviction_still_knows_which_spans_lack_a_workflow(
+    store_layout: StoreLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = SpanLog()
+    ours = history(log)
+    log.write(store_layout)
+    engine = Correlator(
+        data_dir=store_layout.root,
+        thresholds=Thresholds(min_deadline_s=5),
+        recent_s=5,
+        evict_every_ticks=2,
+    )
+    engine.cold_pass(now=at(50))
+    go = ForeignSpans(log, links_only=True)
+    placed = go.publish("gateway", "orders.placed", at_s=60)
+    paid = go.step(placed, service="billing", start=60.2, end=60.3, emits="orders.paid")
+    shipping, _ = go.process(paid, service="shipping", start=60.4, end=60.5)
+    log.write(store_layout)
+    engine.tick(now=at(61))
+    healthy_run(ours, "wf-next", start=100)  # newer spans: the foreign chain is quiet
+    log.write(store_layout)
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError("No space left on device")
+
+    with monkeypatch.context() as patch:  # the second tick evicts the chain, then fails
+        patch.setattr(engine.signals, "evict", disk_full)
+        with pytest.raises(OSError):
+            engine.tick(now=at(102))
+    log.add(  # a span of ours, naming its workflow, linked to billing's publish
+        trace_id="ab" * 16, name="process orders.paid", kind="consumer", service_name="audit",
+        start=102.5, end=102.6, operation="process", subject="orders.paid",
+        workflow_id="wf-audit", link_trace_id=paid.trace_id, link_span_id=paid.span_id,
+    )  # fmt: skip
+    log.write(store_layout)
+    engine.tick(now=at(103))
+    verdicts = engine.con.execute("SELECT workflow_id, status FROM d_workflow_status")
+    judged = dict(verdicts.fetchall())
+    engine.close()
+
+    assert judged.get(placed.trace_id) == "completed"  # the chain is one workflow
     assert shipping not in judged and paid.trace_id not in judged

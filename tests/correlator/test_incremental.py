@@ -4,8 +4,10 @@ arrived; findings survive a restart without being found (or alerted) twice."""
 from __future__ import annotations
 
 import pyarrow.parquet as pq
+import pytest
 
 import correlator
+import correlator.engine as engine_module
 from collector.compaction import Compactor
 from correlator.engine import Correlator
 from correlator.ledger import AnomalyLedger
@@ -331,3 +333,29 @@ def _status_files(layout: StoreLayout) -> tuple[dict[str, list[str]], ...]:
             verdicts.setdefault(row["workflow_id"], []).append(row["status"])
         files.append(verdicts)
     return tuple(files)
+
+
+def test_a_tick_that_fails_while_refreshing_the_model_leaves_the_next_one_working(
+    store_layout: StoreLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = SpanLog()
+    ours = history(log)
+    log.write(store_layout)
+    engine = Correlator(
+        data_dir=store_layout.root, thresholds=Thresholds(min_deadline_s=5), model_refresh_s=0
+    )
+    engine.cold_pass(now=at(50))
+    up_to_parsed(ours, "wf-late", start=100)
+    log.write(store_layout)
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError("No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(engine_module, "learn_model", disk_full)
+        with pytest.raises(OSError):
+            engine.tick(now=at(110))  # rolled back, with the store's spans it had read
+    new = engine.tick(now=at(110))
+    engine.close()
+
+    assert [(a["kind"], a["workflow_id"]) for a in new] == [("dropped", "wf-late")]
