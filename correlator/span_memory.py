@@ -94,7 +94,7 @@ class SpanMemory:
 
     def admit(self, con: duckdb.DuckDBPyConnection, arrivals: Arrivals) -> None:
         """Hold ``new_spans``, with the evicted traces they continue."""
-        self._reload_evicted_traces(con)
+        self._reload_evicted_traces(con, follow_links=arrivals.links_traces)
         con.execute("INSERT INTO work_spans SELECT * FROM new_spans")
         if arrivals.links_traces:
             con.execute(f"INSERT INTO cross_links {cross_links('new_spans')}")
@@ -141,13 +141,14 @@ class SpanMemory:
             "SELECT count(*) FROM work_spans WHERE workflow_id IS NULL"
         ).fetchone()
 
-    def _reload_evicted_traces(self, con: duckdb.DuckDBPyConnection) -> None:
+    def _reload_evicted_traces(self, con: duckdb.DuckDBPyConnection, *, follow_links: bool) -> None:
         """Bring back from the store the traces that new spans continue but memory no
         longer holds: a span whose parent is neither among the new spans nor in memory
         (a redelivered duplicate, a stalled workflow resuming), and the traces span
         links lead back to, directly or through held traces (a consumer of another
         instrumentation, in a trace of its own, whose producer's trace left memory),
-        as far as inherited_workflows follows them."""
+        as far as inherited_workflows follows them. ``follow_links``: some new span
+        links to another trace (ours never do: the walk costs a few ms a tick)."""
         wanted = _trace_ids(
             con,
             parsed("""
@@ -157,7 +158,12 @@ class SpanMemory:
                 ON p.trace_id = n.trace_id AND p.span_id = n.parent_span_id
             ANTI JOIN work_spans AS w ON w.trace_id = n.trace_id
             WHERE n.parent_span_id IS NOT NULL
-            UNION (
+            """),
+        )
+        if follow_links:
+            wanted += _trace_ids(
+                con,
+                parsed("""
                 -- the traces new spans link to, and those held ones link to in turn
                 WITH RECURSIVE linked(trace_id) AS (
                     SELECT link_trace_id FROM new_spans WHERE link_trace_id <> trace_id
@@ -168,9 +174,9 @@ class SpanMemory:
                 SELECT trace_id FROM linked
                 WHERE trace_id NOT IN (SELECT trace_id FROM new_spans)
                     AND trace_id NOT IN (SELECT trace_id FROM work_spans)
+                """),
             )
-            """),
-        )
+            wanted = sorted(set(wanted))
         reloaded: list[str] = []
         reloaded_spans = "(SELECT * FROM work_spans WHERE trace_id IN (SELECT unnest($traces)))"
         for _hop in range(LINK_HOPS):
