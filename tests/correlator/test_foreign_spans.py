@@ -11,7 +11,7 @@ from correlator.engine import Correlator
 from correlator.thresholds import Thresholds
 from store import StoreLayout
 from tests.correlator.pipelines import correlate, healthy_run, history
-from tests.correlator.span_shapes import ForeignSpans, SpanLog, at
+from tests.correlator.span_shapes import ForeignSpans, OurSpans, SpanLog, at
 
 
 def _orders(go: ForeignSpans, *, start: float, ship: bool = True) -> str:
@@ -22,6 +22,19 @@ def _orders(go: ForeignSpans, *, start: float, ship: bool = True) -> str:
     if ship:
         go.process(paid, service="shipping", start=start + 0.4, end=start + 0.5)
     return placed.trace_id
+
+
+def _watching(store_layout: StoreLayout, **options: float) -> tuple[SpanLog, OurSpans, Correlator]:
+    """A watcher over a store of our spans (each names its workflow), after its cold
+    pass, and the log foreign spans are added to."""
+    log = SpanLog()
+    ours = history(log)
+    log.write(store_layout)
+    engine = Correlator(
+        data_dir=store_layout.root, thresholds=Thresholds(min_deadline_s=5), **options
+    )
+    engine.cold_pass(now=at(50))
+    return log, ours, engine
 
 
 @pytest.mark.parametrize("links_only", [False, True], ids=["parent-child", "links-only"])
@@ -101,11 +114,7 @@ def test_foreign_settle_span_naming_no_message_settles_its_parents_message(
 def test_foreign_workflows_arriving_after_a_cold_pass_are_one_workflow_each(
     store_layout: StoreLayout,
 ) -> None:
-    log = SpanLog()
-    history(log)  # a store of our spans: every one names its workflow
-    log.write(store_layout)
-    engine = Correlator(data_dir=store_layout.root, thresholds=Thresholds(min_deadline_s=5))
-    engine.cold_pass(now=at(50))
+    log, _, engine = _watching(store_layout)
 
     go = ForeignSpans(log, links_only=True)  # a new trace per consumer, joined by links
     ids = [_orders(go, start=60.0 + i) for i in range(3)]
@@ -126,11 +135,7 @@ def test_foreign_workflows_arriving_after_a_cold_pass_are_one_workflow_each(
 def test_foreign_consumer_in_a_later_tick_joins_its_workflow_through_its_link(
     store_layout: StoreLayout,
 ) -> None:
-    log = SpanLog()
-    history(log)
-    log.write(store_layout)
-    engine = Correlator(data_dir=store_layout.root, thresholds=Thresholds(min_deadline_s=5))
-    engine.cold_pass(now=at(50))
+    log, _, engine = _watching(store_layout)
     go = ForeignSpans(log, links_only=True)
     placed = go.publish("gateway", "orders.placed", at_s=60)
     paid = go.step(placed, service="billing", start=60.2, end=60.3, emits="orders.paid")
@@ -156,16 +161,7 @@ def test_foreign_consumer_in_a_later_tick_joins_its_workflow_through_its_link(
 def test_foreign_consumer_whose_producers_left_memory_still_joins_its_workflow(
     store_layout: StoreLayout,
 ) -> None:
-    log = SpanLog()
-    history(log)
-    log.write(store_layout)
-    engine = Correlator(
-        data_dir=store_layout.root,
-        thresholds=Thresholds(min_deadline_s=5),
-        recent_s=5,
-        evict_every_ticks=1,
-    )
-    engine.cold_pass(now=at(50))
+    log, _, engine = _watching(store_layout, recent_s=5, evict_every_ticks=1)
     go = ForeignSpans(log, links_only=True)
     placed = go.publish("gateway", "orders.placed", at_s=60)
     paid = go.step(placed, service="billing", start=60.2, end=60.3, emits="orders.paid")
@@ -199,16 +195,7 @@ def test_foreign_consumer_whose_producers_left_memory_still_joins_its_workflow(
 def test_foreign_consumer_linked_through_a_held_trace_to_an_evicted_one_joins_its_workflow(
     store_layout: StoreLayout,
 ) -> None:
-    log = SpanLog()
-    history(log)
-    log.write(store_layout)
-    engine = Correlator(
-        data_dir=store_layout.root,
-        thresholds=Thresholds(min_deadline_s=5),
-        recent_s=5,
-        evict_every_ticks=1,
-    )
-    engine.cold_pass(now=at(50))
+    log, _, engine = _watching(store_layout, recent_s=5, evict_every_ticks=1)
     go = ForeignSpans(log, links_only=True)
     placed = go.publish("gateway", "orders.placed", at_s=60)
     log.write(store_layout)
@@ -233,16 +220,7 @@ def test_foreign_consumer_linked_through_a_held_trace_to_an_evicted_one_joins_it
 def test_a_tick_rolled_back_after_eviction_still_knows_which_spans_lack_a_workflow(
     store_layout: StoreLayout, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    log = SpanLog()
-    ours = history(log)
-    log.write(store_layout)
-    engine = Correlator(
-        data_dir=store_layout.root,
-        thresholds=Thresholds(min_deadline_s=5),
-        recent_s=5,
-        evict_every_ticks=2,
-    )
-    engine.cold_pass(now=at(50))
+    log, ours, engine = _watching(store_layout, recent_s=5, evict_every_ticks=2)
     go = ForeignSpans(log, links_only=True)
     placed = go.publish("gateway", "orders.placed", at_s=60)
     paid = go.step(placed, service="billing", start=60.2, end=60.3, emits="orders.paid")
