@@ -52,11 +52,15 @@ MATERIALIZED = (
 # a full pass reads every span once per statement: a copy of workflow_spans (every
 # span) would cost more than the reads
 COLD_MATERIALIZED = tuple(name for name in MATERIALIZED if name != "workflow_spans")
-# a tick reads workflow_first_events once (learning, which also reads it, waits for
-# a full pass): computing it inline costs less than another table. Its spans are a
-# few thousand: workflow_spans is copied, so that the ten statements that read it do
-# not each plan it again.
-TICK_MATERIALIZED = tuple(name for name in MATERIALIZED if name != "workflow_first_events")
+# A tick's spans are a few thousand: workflow_spans is copied, so that the ten
+# statements that read it do not each plan it again. Views only one of its
+# statements reads are computed inline (learning, which also reads them, waits for a
+# full pass): that costs less than another table.
+TICK_MATERIALIZED = tuple(
+    name
+    for name in MATERIALIZED
+    if name not in ("workflow_first_events", "dead_letters", "transitions")
+)
 
 
 class Correlator:
@@ -127,8 +131,9 @@ class Correlator:
         self._segments_read: frozenset[str] = frozenset()
         self._status_changed = False
         # whether inherited_workflows is the empty table that serves while every span
-        # names its workflow
+        # names its workflow, and which materialized views a table may shadow
         self._inherits_nothing = False
+        self._shadowed: set[str] = set(MATERIALIZED)
         self._lock = threading.RLock()  # passes run in worker threads, one at a time
 
     # --- passes ------------------------------------------------------------------
@@ -185,6 +190,7 @@ class Correlator:
                 # what Python keeps about memory goes back with it
                 self.memory.lacking_ids = lacking_ids
                 self._inherits_nothing = False
+                self._shadowed = set(MATERIALIZED)
                 self._superseded = True  # as rolled back, all_status may again
                 raise
             self.watermark = watermark
@@ -296,11 +302,13 @@ class Correlator:
         con = self.con
         # a table left from a pass that materialized more would shadow its view
         for name in MATERIALIZED:
-            if name not in materialized:
+            if name not in materialized and name in self._shadowed:
                 con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
+                self._shadowed.discard(name)
         con.execute(f"CREATE OR REPLACE TEMP VIEW correlated_spans AS SELECT * FROM {table}")
         # in dependency order, so each reads its inputs of this pass, never of the last
         for name in materialized:
+            self._shadowed.add(name)  # before it exists: a failure leaves it listed
             if name == "inherited_workflows" and not inherits:
                 if not self._inherits_nothing:
                     con.execute(
