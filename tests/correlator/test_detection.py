@@ -336,3 +336,20 @@ def test_handler_whose_spans_were_dropped_is_a_telemetry_gap_not_hung(
 
     assert outcome.kinds() == {("telemetry_gap", "wf-lost", PARSED)}
     assert "dropped 40 spans meanwhile" in outcome.of("telemetry_gap")[0]["detail"]
+
+
+def test_workflow_whose_last_event_was_handled_but_never_reached_its_end_is_stalled(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log, runs=30)  # the learned model: recruit.candidate.scored ends it
+    parsed = up_to_parsed(ours, "wf-quiet", start=100)
+    ours.process(parsed, service="scorer", start=100.5, end=100.8)  # and published nothing
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=140)
+
+    assert outcome.kinds() == {("stalled", "wf-quiet", f"after {PARSED}")}
+    (finding,) = outcome.of("stalled")
+    assert finding["root_cause"] == "no_next_event"
+    assert outcome.statuses["wf-quiet"] == ("stalled", f"after {PARSED}", "no_next_event")
