@@ -7,19 +7,19 @@
 --   completed  nothing pending.
 -- waiting_on names the step ("subject → consumer") it waits on longest.
 CREATE OR REPLACE TEMP TABLE d_workflow_status AS
-WITH stuck AS (
+WITH waits AS (
+    -- the deliveries a workflow is stuck on, and those that failed for good
     SELECT
         workflow_id,
-        arg_min(subject || ' → ' || consumer, since) AS waiting_on,
-        arg_min(root_cause, since) AS root_cause
+        count(*) FILTER (WHERE kind <> 'failed') > 0 AS stuck,
+        arg_min(subject || ' → ' || consumer, since) FILTER (WHERE kind <> 'failed')
+            AS stuck_on,
+        arg_min(root_cause, since) FILTER (WHERE kind <> 'failed') AS stuck_cause,
+        count(*) FILTER (WHERE kind = 'failed') > 0 AS failed,
+        arg_min(subject || ' → ' || consumer, since) FILTER (WHERE kind = 'failed')
+            AS failed_on
     FROM d_delivery_findings
-    WHERE kind IN ('dropped', 'hung', 'stalled', 'dead_lettered')
-    GROUP BY workflow_id
-),
-failed AS (
-    SELECT workflow_id, arg_min(subject || ' → ' || consumer, since) AS waiting_on
-    FROM d_delivery_findings
-    WHERE kind = 'failed'
+    WHERE kind IN ('dropped', 'hung', 'stalled', 'dead_lettered', 'failed')
     GROUP BY workflow_id
 ),
 pending AS (
@@ -33,25 +33,27 @@ terminals AS (
     FROM model_follows
     WHERE terminal
 ),
-reached AS (
-    SELECT DISTINCT p.workflow_id
+events AS (
+    -- per workflow, in one pass over its publishes: its last event (dead letters
+    -- aside), and whether it reached a terminal event of its type
+    SELECT
+        p.workflow_id,
+        arg_max(p.subject, p.published_at) FILTER (WHERE p.subject NOT LIKE 'dlq.%')
+            AS last_subject,
+        bool_or(t.subject IS NOT NULL) AS reached
     FROM publish_spans AS p
     JOIN d_workflows AS w USING (workflow_id)
-    JOIN terminals AS t ON t.workflow_type = w.workflow_type AND t.subject = p.subject
-),
-last_event AS (
-    SELECT workflow_id, arg_max(subject, published_at) AS subject
-    FROM publish_spans
-    WHERE subject NOT LIKE 'dlq.%'
-    GROUP BY workflow_id
+    LEFT JOIN terminals AS t ON t.workflow_type = w.workflow_type AND t.subject = p.subject
+    GROUP BY p.workflow_id
 ),
 unfinished AS (
-    SELECT w.workflow_id, 'after ' || l.subject AS waiting_on
+    SELECT w.workflow_id, 'after ' || e.last_subject AS waiting_on
     FROM d_workflows AS w
-    JOIN last_event AS l USING (workflow_id)
+    JOIN events AS e USING (workflow_id)
     WHERE w.model_trusted
         AND w.workflow_type IN (SELECT workflow_type FROM terminals)
-        AND w.workflow_id NOT IN (SELECT workflow_id FROM reached)
+        AND NOT e.reached
+        AND e.last_subject IS NOT NULL
         AND (epoch_us(CAST($now AS TIMESTAMPTZ)) - epoch_us(w.last_activity_at)) / 1e6
             > $min_deadline_s
 )
@@ -59,17 +61,16 @@ SELECT
     w.workflow_id,
     w.workflow_type,
     CASE
-        WHEN stuck.workflow_id IS NOT NULL THEN 'stalled'
-        WHEN failed.workflow_id IS NOT NULL THEN 'failed'
+        WHEN f.stuck THEN 'stalled'
+        WHEN f.failed THEN 'failed'
         WHEN pending.workflow_id IS NOT NULL THEN 'in_flight'
         WHEN unfinished.workflow_id IS NOT NULL THEN 'stalled'
         ELSE 'completed'
     END AS status,
-    coalesce(stuck.waiting_on, failed.waiting_on, pending.waiting_on, unfinished.waiting_on)
-        AS waiting_on,
+    coalesce(f.stuck_on, f.failed_on, pending.waiting_on, unfinished.waiting_on) AS waiting_on,
     CASE
-        WHEN stuck.workflow_id IS NOT NULL THEN stuck.root_cause
-        WHEN failed.workflow_id IS NOT NULL THEN 'failed'
+        WHEN f.stuck THEN f.stuck_cause
+        WHEN f.failed THEN 'failed'
         WHEN pending.workflow_id IS NULL AND unfinished.workflow_id IS NOT NULL
             THEN 'no_next_event'
     END AS root_cause,
@@ -77,7 +78,6 @@ SELECT
     w.trace_id,
     w.last_activity_at
 FROM d_workflows AS w
-LEFT JOIN stuck USING (workflow_id)
-LEFT JOIN failed USING (workflow_id)
+LEFT JOIN waits AS f USING (workflow_id)
 LEFT JOIN pending USING (workflow_id)
 LEFT JOIN unfinished USING (workflow_id);
