@@ -134,6 +134,7 @@ class Correlator:
         # names its workflow, and which materialized views a table may shadow
         self._inherits_nothing = False
         self._shadowed: set[str] = set(MATERIALIZED)
+        self._pointed_at: str | None = None  # what correlated_spans reads
         self._lock = threading.RLock()  # passes run in worker threads, one at a time
 
     # --- passes ------------------------------------------------------------------
@@ -166,6 +167,7 @@ class Correlator:
             # keep in memory only what may still change: open workflows, recent traces
             recent_since = self.watermark - dt.timedelta(seconds=self.recent_s)
             self.stored.keep(con, recent_since=recent_since)
+            self._pointed_at = None  # keep re-pointed correlated_spans
             self.memory.hold(con)
             self.stored.release(con)
             self._status_changed = True
@@ -189,7 +191,9 @@ class Correlator:
                 self.con.execute("ROLLBACK")
                 # what Python keeps about memory goes back with it
                 self.memory.lacking_ids = lacking_ids
+                self.memory.linked = True
                 self._inherits_nothing = False
+                self._pointed_at = None
                 self._shadowed = set(MATERIALIZED)
                 self._superseded = True  # as rolled back, all_status may again
                 raise
@@ -305,7 +309,9 @@ class Correlator:
             if name not in materialized and name in self._shadowed:
                 con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
                 self._shadowed.discard(name)
-        con.execute(f"CREATE OR REPLACE TEMP VIEW correlated_spans AS SELECT * FROM {table}")
+        if table != self._pointed_at:  # a tick points it at scope_spans, as the last one did
+            con.execute(f"CREATE OR REPLACE TEMP VIEW correlated_spans AS SELECT * FROM {table}")
+            self._pointed_at = table
         # in dependency order, so each reads its inputs of this pass, never of the last
         for name in materialized:
             self._shadowed.add(name)  # before it exists: a failure leaves it listed

@@ -43,6 +43,9 @@ class SpanMemory:
         # spans held that arrived without a workflow id (they may inherit one through
         # span links): while there are none, nothing need be inherited
         self.lacking_ids = 0
+        # whether cross_links may hold a row: while it holds none (our spans never
+        # link across traces), the scope follows no links
+        self.linked = True
 
     def hold(self, con: duckdb.DuckDBPyConnection) -> None:
         """Hold the spans ``workflow_spans`` reads (a full pass points it at the
@@ -52,6 +55,7 @@ class SpanMemory:
         )
         con.execute(f"CREATE OR REPLACE TEMP TABLE cross_links AS {cross_links('work_spans')}")
         self.lacking_ids = 0  # workflow_spans gave each span its workflow
+        self._count_links(con)
 
     def take_in(
         self, con: duckdb.DuckDBPyConnection, *, segments: list[str], since: dt.datetime
@@ -98,6 +102,7 @@ class SpanMemory:
         con.execute("INSERT INTO work_spans SELECT * FROM new_spans")
         if arrivals.links_traces:
             con.execute(f"INSERT INTO cross_links {cross_links('new_spans')}")
+            self.linked = True
 
     def scope(self, con: duckdb.DuckDBPyConnection) -> None:
         """Make ``scope_spans`` the spans to re-judge: of the traces new spans touch
@@ -105,6 +110,16 @@ class SpanMemory:
         many hops away (a consumer in a trace of its own, linked to a producer that
         was itself a consumer linked further back: the workflow is the first
         trace's)."""
+        if not self.linked:
+            con.execute(
+                parsed("""
+                CREATE OR REPLACE TEMP TABLE scope_spans AS
+                SELECT * FROM work_spans WHERE trace_id IN (
+                    SELECT trace_id FROM new_spans UNION SELECT trace_id FROM open_traces
+                )
+                """)
+            )
+            return
         con.execute(
             parsed("""
             CREATE OR REPLACE TEMP TABLE scope_spans AS
@@ -137,6 +152,7 @@ class SpanMemory:
         con.execute(
             "DELETE FROM cross_links WHERE trace_id NOT IN (SELECT trace_id FROM work_spans)"
         )
+        self._count_links(con)
         (self.lacking_ids,) = con.execute(
             "SELECT count(*) FROM work_spans WHERE workflow_id IS NULL"
         ).fetchone()
@@ -194,6 +210,7 @@ class SpanMemory:
             con.execute(
                 f"INSERT INTO cross_links {cross_links(reloaded_spans)}", {"traces": wanted}
             )
+            self.linked = True
             reloaded += wanted
             wanted = _trace_ids(  # the traces the reloaded ones link to, if not held
                 con,
@@ -211,6 +228,9 @@ class SpanMemory:
                 "+ (SELECT count(*) FROM new_spans WHERE workflow_id IS NULL)"
             ).fetchone()
             log.debug("reloaded %d traces from the store for late spans", len(reloaded))
+
+    def _count_links(self, con: duckdb.DuckDBPyConnection) -> None:
+        (self.linked,) = con.execute("SELECT count(*) > 0 FROM cross_links").fetchone()
 
 
 def cross_links(spans: str) -> str:

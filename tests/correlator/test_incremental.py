@@ -359,3 +359,17 @@ def test_a_tick_that_fails_while_refreshing_the_model_leaves_the_next_one_workin
     engine.close()
 
     assert [(a["kind"], a["workflow_id"]) for a in new] == [("dropped", "wf-late")]
+
+
+def test_a_second_cold_pass_judges_every_workflow_again(store_layout: StoreLayout) -> None:
+    log = SpanLog()
+    ours = history(log)
+    up_to_parsed(ours, "wf-drop", start=300)  # the history is minutes older
+    log.write(store_layout)
+    engine = _engine(store_layout)
+    engine.cold_pass(now=at(320))  # memory keeps only what may change: wf-drop
+    engine.cold_pass(now=at(330))
+    (judged,) = engine.con.execute("SELECT count(DISTINCT workflow_id) FROM all_status").fetchone()
+    engine.close()
+
+    assert judged == 9  # the 8 runs of the history and wf-drop
