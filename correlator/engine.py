@@ -30,12 +30,11 @@ from correlator.span_memory import SpanMemory
 from correlator.sql_text import parsed
 from correlator.stored_spans import WORK_COLUMNS, StoredSpans
 from correlator.thresholds import Thresholds
+from correlator.verdicts import Verdicts
 from store import StoreLayout, open_store
-from store.durable_files import replacing
 
 log = logging.getLogger(__name__)
 
-STATUS_COLUMNS = "workflow_id, workflow_type, status, waiting_on, root_cause, evaluated_at"
 # Views every detection statement reads, computed once per pass: each is stored as a
 # temp table of the same name, which shadows the view for the pass's statements.
 MATERIALIZED = (
@@ -90,13 +89,8 @@ class Correlator:
         self.model_refresh_s = model_refresh_s
         self.ingest_slack_s = ingest_slack_s
         self.status_rewrite_s = status_rewrite_s
-        self._base_written_at = 0.0
-        # passes are numbered; all_status keeps each verdict with the pass that made it
-        # (a workflow's latest is its verdict), so the small "recent" file holds those
-        # made since the full one
-        self._pass = 0
-        self._base_pass = -1
-        self._superseded = False  # whether all_status may hold a workflow more than once
+        self._pass = 0  # passes are numbered (verdicts.py)
+        self.verdicts = Verdicts(layout=self.layout, rewrite_s=status_rewrite_s)
         self.con = open_store(self.layout.root, extra_packages=["correlator"])
         self.con.execute("SET enable_object_cache = true")
         # results are keyed, never read in arrival order: let DuckDB skip keeping it
@@ -129,7 +123,6 @@ class Correlator:
         # span segments read by earlier passes: segments are immutable (written under
         # a temp name, then renamed), so a tick reads only the ones new since
         self._segments_read: frozenset[str] = frozenset()
-        self._status_changed = False
         # whether inherited_workflows is the empty table that serves while every span
         # names its workflow, and which materialized views a table may shadow
         self._inherits_nothing = False
@@ -154,23 +147,13 @@ class Correlator:
             new = self._fold(detection, now=now, workflows=None)
             self._pass += 1
             self._refresh_open(now=now)
-            # every verdict is this pass's: the table itself becomes all_status (a
-            # copy of 100k verdicts cost ~30 ms of a 1M-span pass)
-            con.execute("DROP TABLE IF EXISTS temp.main.all_status")
-            con.execute("ALTER TABLE temp.main.d_workflow_status RENAME TO all_status")
-            con.execute(
-                "ALTER TABLE temp.main.all_status "
-                f"ADD COLUMN judged_in_pass INTEGER DEFAULT {int(self._pass)}"
-            )
-            self._superseded = False
-            self._base_written_at = 0.0
+            self.verdicts.adopt(con, pass_number=self._pass)
             # keep in memory only what may still change: open workflows, recent traces
             recent_since = self.watermark - dt.timedelta(seconds=self.recent_s)
             self.stored.keep(con, recent_since=recent_since)
             self._pointed_at = None  # keep re-pointed correlated_spans
             self.memory.hold(con)
             self.stored.release(con)
-            self._status_changed = True
             self._segments_read = segments
             return new
 
@@ -195,7 +178,7 @@ class Correlator:
                 self._inherits_nothing = False
                 self._pointed_at = None
                 self._shadowed = set(MATERIALIZED)
-                self._superseded = True  # as rolled back, all_status may again
+                self.verdicts.rolled_back()
                 raise
             self.watermark = watermark
             self._segments_read = segments
@@ -234,13 +217,7 @@ class Correlator:
         }
         new = self._fold(detection, now=now, workflows=judged)
         if judged:
-            # appended: a workflow's latest verdict is the one of its latest pass
-            # (_copy_status); older ones are cleared out with evicted spans (_evict)
-            con.execute(
-                "INSERT INTO all_status SELECT *, $pass FROM d_workflow_status",
-                {"pass": self._pass},
-            )
-            self._status_changed = self._superseded = True
+            self.verdicts.append(con, pass_number=self._pass)
         self._refresh_open(now=now)
         if self._ticks % self.evict_every_ticks == 0:
             self._evict(watermark=watermark)
@@ -257,13 +234,8 @@ class Correlator:
         with self._lock:
             if self.ledger.changed:
                 self.ledger.write(self.layout)
-            if self._status_changed:
-                if time.monotonic() - self._base_written_at > self.status_rewrite_s:
-                    self._copy_status("workflow_status", since_pass=0)
-                    self._base_pass = self._pass
-                    self._base_written_at = time.monotonic()
-                self._copy_status("workflow_status_recent", since_pass=self._base_pass)
-                self._status_changed = False
+            if self.verdicts.changed:
+                self.verdicts.write(self.con, pass_number=self._pass)
 
     def write_model(self) -> None:
         tables = self.model.tables()
@@ -367,36 +339,6 @@ class Correlator:
         """Drop from memory the spans of traces that are closed and quiet, and the
         verdicts later ones superseded."""
         self.memory.evict(self.con, horizon=watermark - dt.timedelta(seconds=self.recent_s))
-        self.con.execute(
-            """
-            DELETE FROM all_status WHERE rowid IN (
-                SELECT rowid FROM all_status
-                QUALIFY row_number() OVER (
-                    PARTITION BY workflow_id ORDER BY judged_in_pass DESC
-                ) > 1
-            )
-            """
-        )
-        self._superseded = False
+        self.verdicts.forget_superseded(self.con)
         self.signals.evict(self.con, now=watermark)
         self.con.execute("CHECKPOINT")  # the automatic one is off (see __init__)
-
-    def _copy_status(self, name: str, *, since_pass: int) -> None:
-        """Write the verdicts made after pass ``since_pass`` to findings/<name>.parquet."""
-        folder = self.layout.findings
-        latest = (  # a workflow's latest verdict, when there may be others
-            "QUALIFY row_number() OVER (PARTITION BY workflow_id ORDER BY judged_in_pass DESC) = 1"
-            if self._superseded
-            else ""
-        )
-        with replacing(folder / f"{name}.parquet") as tmp:
-            self.con.execute(
-                f"""
-                COPY (
-                    SELECT {STATUS_COLUMNS} FROM all_status WHERE judged_in_pass > $since
-                    {latest}
-                    ORDER BY workflow_id
-                ) TO $path (FORMAT parquet, COMPRESSION zstd)
-                """,
-                {"since": since_pass, "path": str(tmp)},
-            )
