@@ -114,14 +114,16 @@ class AnomalyLedger:
     def write(self, layout: StoreLayout) -> None:
         """Write the rows changed since the full file to the recent one, or, every
         ``rewrite_s``, every anomaly (oldest first) to the full one."""
-        changed = pa.Table.from_pylist([self._rows[k] for k in sorted(self._since_full)], ANOMALIES)
-        if self._full is not None and time.monotonic() - self._full_written_at < self.rewrite_s:
-            write_findings(layout, RECENT, changed)
-            self.changed = False
-            return
-        if self._full is None:
+        if self._full is None:  # the first write converts every row
             table = pa.Table.from_pylist(list(self._rows.values()), schema=ANOMALIES)
-        else:  # converts only the changed rows
+        else:  # later ones only the rows changed since the full file
+            changed = pa.Table.from_pylist(
+                [self._rows[k] for k in sorted(self._since_full)], ANOMALIES
+            )
+            if time.monotonic() - self._full_written_at < self.rewrite_s:
+                write_findings(layout, RECENT, changed)
+                self.changed = False
+                return
             ids = pa.array(sorted(self._since_full), pa.string())
             kept = self._full.filter(pc.invert(pc.is_in(self._full["anomaly_id"], ids)))
             table = pa.concat_tables([kept, changed])

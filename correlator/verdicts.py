@@ -16,10 +16,11 @@ import time
 
 import duckdb
 
+from correlator.findings import WORKFLOW_STATUS
 from store import StoreLayout
 from store.durable_files import replacing
 
-STATUS_COLUMNS = "workflow_id, workflow_type, status, waiting_on, root_cause, evaluated_at"
+STATUS_COLUMNS = ", ".join(WORKFLOW_STATUS.names)  # the files' columns, in their order
 
 
 class Verdicts:
