@@ -206,7 +206,11 @@ class Correlator:
             # received_at is the collector's clock: never let one wrong clock push the
             # watermark past now, or the spans after it would be skipped
             watermark = min(max(watermark, arrivals.newest), now)
-            self.memory.admit(con, arrivals)
+            self.memory.admit(
+                con,
+                arrivals,
+                evicted_before=self.watermark - dt.timedelta(seconds=self.recent_s),
+            )
         self.memory.scope(con)
         self._point_at(
             "scope_spans", materialized=TICK_MATERIALIZED, inherits=self.memory.lacking_ids > 0

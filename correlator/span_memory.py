@@ -96,9 +96,14 @@ class SpanMemory:
         self.lacking_ids += lacking_ids
         return Arrivals(count=distinct, newest=newest, links_traces=linking > 0)
 
-    def admit(self, con: duckdb.DuckDBPyConnection, arrivals: Arrivals) -> None:
-        """Hold ``new_spans``, with the evicted traces they continue."""
-        self._reload_evicted_traces(con, follow_links=arrivals.links_traces)
+    def admit(
+        self, con: duckdb.DuckDBPyConnection, arrivals: Arrivals, *, evicted_before: dt.datetime
+    ) -> None:
+        """Hold ``new_spans``, with the evicted traces they continue. Traces quiet
+        since ``evicted_before`` may have been evicted."""
+        self._reload_evicted_traces(
+            con, follow_links=arrivals.links_traces, evicted_before=evicted_before
+        )
         con.execute("INSERT INTO work_spans SELECT * FROM new_spans")
         if arrivals.links_traces:
             con.execute(f"INSERT INTO cross_links {cross_links('new_spans')}")
@@ -157,10 +162,14 @@ class SpanMemory:
             "SELECT count(*) FROM work_spans WHERE workflow_id IS NULL"
         ).fetchone()
 
-    def _reload_evicted_traces(self, con: duckdb.DuckDBPyConnection, *, follow_links: bool) -> None:
+    def _reload_evicted_traces(
+        self, con: duckdb.DuckDBPyConnection, *, follow_links: bool, evicted_before: dt.datetime
+    ) -> None:
         """Bring back from the store the traces that new spans continue but memory no
         longer holds: a span whose parent is neither among the new spans nor in memory
-        (a redelivered duplicate, a stalled workflow resuming), and the traces span
+        (a redelivered duplicate, a stalled workflow resuming), a span that started
+        before ``evicted_before`` (a batch stored again after its trace left memory:
+        alone, its first publish would look consumed by nobody), and the traces span
         links lead back to, directly or through held traces (a consumer of another
         instrumentation, in a trace of its own, whose producer's trace left memory),
         as far as inherited_workflows follows them. ``follow_links``: some new span
@@ -173,8 +182,9 @@ class SpanMemory:
             ANTI JOIN new_spans AS p
                 ON p.trace_id = n.trace_id AND p.span_id = n.parent_span_id
             ANTI JOIN work_spans AS w ON w.trace_id = n.trace_id
-            WHERE n.parent_span_id IS NOT NULL
+            WHERE n.parent_span_id IS NOT NULL OR n.start_time < $evicted_before
             """),
+            {"evicted_before": evicted_before},
         )
         if follow_links:
             wanted += _trace_ids(

@@ -269,6 +269,41 @@ def test_duplicate_arriving_after_its_workflow_left_memory_is_still_a_duplicate(
     assert [(a["kind"], a["workflow_id"]) for a in new] == [("duplicate", "wf-late")]
 
 
+def test_root_span_stored_again_after_its_workflow_left_memory_is_no_new_workflow(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log, heartbeats_until=None)
+    first = ours.publish("intake", RECEIVED, workflow_id="wf-late", at_s=100)
+    parsed = ours.step(first, service="parser", start=100.1, end=100.4, emits=PARSED)
+    scored = ours.step(parsed, service="scorer", start=100.5, end=100.8, emits=SCORED)
+    ours.process(scored, service="notifier", start=100.9, end=101)
+    root = next(row for row in log.rows if row["span_id"] == first.span_id)
+    log.write(store_layout)
+    engine = Correlator(
+        data_dir=store_layout.root,
+        thresholds=Thresholds(min_deadline_s=5),
+        recent_s=5,
+        evict_every_ticks=1,
+    )
+    engine.cold_pass(now=at(110))
+    healthy_run(ours, "wf-next", start=200)
+    log.write(store_layout)
+    engine.tick(now=at(202))  # wf-late, completed and quiet, leaves memory
+
+    # the batch that held wf-late's first publish, ingested again much later (a
+    # collector restarted before it acked): alone, it would look like a message
+    # nobody consumed
+    log.rows = [{**root, "received_at": at(300)}]
+    log.write(store_layout)
+    new = engine.tick(now=at(301))
+    engine.write_findings()
+    engine.close()
+
+    assert new == []
+    assert read_outcome(store_layout).statuses["wf-late"][0] == "completed"
+
+
 def test_cold_pass_watermark_is_the_newest_span_with_or_without_segment_statistics(
     store_layout: StoreLayout,
 ) -> None:
