@@ -42,7 +42,7 @@ MATERIALIZED = (
     "workflow_spans",
     "publish_spans",
     "workflow_first_events",
-    "published_messages",
+    "retried_messages",
     "delivery_spans",
     "dead_letters",
     "deliveries_seen",
