@@ -132,8 +132,10 @@ class Correlator:
 
     # --- passes ------------------------------------------------------------------
 
-    def cold_pass(self, *, now: dt.datetime) -> list[dict[str, Any]]:
-        """Judge every workflow in the store; return the anomalies new to the ledger."""
+    def cold_pass(self, *, now: dt.datetime, hold: bool = True) -> list[dict[str, Any]]:
+        """Judge every workflow in the store; return the anomalies new to the ledger.
+        Unless ``hold`` is false (no tick follows: ``correlate --once``), keep in
+        memory the spans ticks will need."""
         with self._lock:
             self._use_threads(self._all_threads)
             con = self.con
@@ -146,8 +148,13 @@ class Correlator:
             detection = detect(con, now=now, thresholds=self.thresholds)
             new = self._fold(detection, now=now, workflows=None)
             self._pass += 1
-            self._refresh_open(now=now)
+            if hold:
+                self._refresh_open(now=now)  # before adopt() takes d_workflow_status
             self.verdicts.adopt(con, pass_number=self._pass)
+            if not hold:
+                self.stored.release(con)
+                self.watermark = None  # a tick would begin with a cold pass
+                return new
             # keep in memory only what may still change: open workflows, recent traces
             recent_since = self.watermark - dt.timedelta(seconds=self.recent_s)
             self.stored.keep(con, recent_since=recent_since)

@@ -43,7 +43,7 @@ def correlate_once(
     (closed) correlator, whose ``ledger`` and ``model`` hold the results."""
     engine = Correlator(data_dir=data_dir, thresholds=thresholds, choreography=choreography)
     try:
-        engine.cold_pass(now=now or utc_now())
+        engine.cold_pass(now=now or utc_now(), hold=False)  # no tick follows
         engine.write_findings()
     finally:
         engine.close()
