@@ -1,6 +1,7 @@
 """Compaction: the small segments of a closed partition become one. Span segments are
 deduplicated and sorted by trace; the signal tables (heartbeats, bus events,
-rejects), written one small segment per collector flush, are merged as they are.
+rejects, consumer lag), written one small segment per collector flush or sample, are
+merged as they are.
 
 Safe beside readers and other collectors:
 - only partitions whose hour ended ``settle`` ago are touched, so no writer adds
@@ -44,6 +45,7 @@ MERGE_SQL = {
     "heartbeats": "compact_signals.sql",
     "bus_events": "compact_signals.sql",
     "rejected": "compact_signals.sql",
+    "consumer_lag": "compact_signals.sql",
 }
 LOCK_FILE = ".compaction.lock"
 

@@ -24,6 +24,7 @@ from typing import Any
 import nats
 import nats.errors
 
+from collector.consumer_lag import ConsumerLagSampler
 from collector.decode_pool import DecodePool
 from collector.maintenance import run_maintenance
 from collector.otlp_http import OtlpHttpReceiver
@@ -57,6 +58,8 @@ class CollectorConfig:
     fetch_batch: int = 64
     log_interval: float = 10.0
     maintenance_interval: float = 60.0
+    consumer_lag_interval: float = 10.0
+    """How often every JetStream consumer's lag is sampled into ``consumer_lag``."""
     compaction_grace: float = 60.0
     ack_wait: float = 30.0
     first_connect_timeout: float = 30.0
@@ -126,6 +129,7 @@ async def run_collector(
         workers=(os.cpu_count() or 1) if workers is None else workers,
     )
     signal_writer = SegmentWriter(layout=layout, writer_id=f"{writer_id}-signals")
+    lag_writer = SegmentWriter(layout=layout, writer_id=f"{writer_id}-lag")
     receiver: OtlpHttpReceiver | None = None
     tasks: list[asyncio.Task[Any]] = []
     try:
@@ -156,8 +160,10 @@ async def run_collector(
                     f"the OTLP/HTTP receiver cannot listen on {host}:{port} ({e}): pass "
                     "--otlp-http HOST:PORT with a free port, or --no-otlp-http"
                 ) from e
+        lag = ConsumerLagSampler(js=js, writer=lag_writer, interval=config.consumer_lag_interval)
         tasks = [
             asyncio.create_task(signals.run(stop), name="signals"),
+            asyncio.create_task(lag.run(stop), name="consumer lag"),
             asyncio.create_task(
                 run_maintenance(
                     layout=layout,
@@ -199,6 +205,7 @@ async def run_collector(
             await nc.close()
         pool.close()
         signal_writer.close()
+        lag_writer.close()
 
 
 def _shown(servers: list[str]) -> str:

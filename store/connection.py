@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 
+from instrumentation.errors import ChoreoscopeError
 from store.layout import StoreLayout
 from store.sql_files import view_statements
 
@@ -32,6 +33,14 @@ def open_store(
     """
     layout = StoreLayout.at(data_dir)
     layout.check_version()
+    try:
+        layout.ensure_seeds()  # a table added since the store was created
+    except OSError as e:
+        raise ChoreoscopeError(
+            f"the store at {layout.root} lacks a table this choreoscope reads, and it "
+            f"cannot be added ({e}): run `choreoscope collect --data {layout.root}` once, "
+            "with write access, to add it"
+        ) from e
     con = duckdb.connect(":memory:")
     configure_connection(con)
     for package in ("store", *extra_packages):

@@ -16,6 +16,8 @@ from __future__ import annotations
 import datetime as dt
 import glob
 import json
+import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,18 +117,25 @@ class StoreLayout:
         if found != SCHEMA_VERSION:
             raise StoreVersionError(data_dir=self.root, found=found, expected=SCHEMA_VERSION)
 
+    def ensure_seeds(self) -> None:
+        """Write the zero-row seed of every table that has none: all of them in a new
+        store, and in an older one the tables added since (a view over a table with
+        no file at all could not be created). Any number of processes may race here:
+        each writes under its own temp name, and the seeds are the same."""
+        for table, schema in TABLES.items():
+            seed = self.seed(table)
+            if not seed.exists():
+                seed.parent.mkdir(parents=True, exist_ok=True)
+                tmp = seed.with_name(f".{SEED_FILE}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+                pq.write_table(pa.Table.from_pylist([], schema=schema), tmp)
+                tmp.replace(seed)
+
     def ensure(self) -> None:
         """Create the directory tree and seeds of a new store, or check an existing one."""
         if self.exists():
             self.check_version()
         self.root.mkdir(parents=True, exist_ok=True)
-        for table, schema in TABLES.items():
-            seed = self.seed(table)
-            if not seed.exists():
-                seed.parent.mkdir(parents=True, exist_ok=True)
-                tmp = seed.with_name("." + SEED_FILE + ".tmp")
-                pq.write_table(pa.Table.from_pylist([], schema=schema), tmp)
-                tmp.replace(seed)
+        self.ensure_seeds()
         self.findings.mkdir(exist_ok=True)
         if not self.exists():
             tmp = self.store_file.with_name("." + STORE_FILE + ".tmp")

@@ -1,8 +1,10 @@
 """The segment schemas of the trace store, and its version.
 
 Every Parquet segment of a table has that table's Arrow schema. Columns may be
-added (views read segments with ``union_by_name``); renaming or retyping one is a
-new ``SCHEMA_VERSION``.
+added (views read segments with ``union_by_name``), and tables (a store that
+predates one gets its seed from the next collector or reader to open it: see
+``StoreLayout.ensure_seeds``); renaming or retyping a column is a new
+``SCHEMA_VERSION``.
 
 Times are UTC microseconds. Ids are lowercase hex. ``attributes``, ``resource``,
 ``events`` and ``links`` are JSON text: the long tail stays flexible, while the
@@ -101,6 +103,25 @@ HEARTBEATS = pa.schema(
     ]
 )
 
+# One sample of one JetStream consumer, taken by the collector every few seconds:
+# the newest sample of a consumer is its lag now.
+CONSUMER_LAG = pa.schema(
+    [
+        ("at", TIMESTAMP),  # when the collector sampled it
+        ("stream", pa.string()),
+        ("consumer", pa.string()),  # the consumer's name (a durable's is the durable name)
+        ("durable", pa.bool_()),
+        ("filter_subject", pa.string()),  # its filter subjects, comma-separated; null: all
+        ("num_pending", pa.int64()),  # in the stream, not yet delivered to it
+        ("num_ack_pending", pa.int64()),  # delivered, not yet acked
+        ("num_redelivered", pa.int64()),  # delivered more than once, not yet acked
+        ("num_waiting", pa.int64()),  # pull requests waiting for messages
+        ("delivered_stream_seq", pa.int64()),  # the stream sequence last delivered
+        ("ack_floor_stream_seq", pa.int64()),  # every message up to it is acked
+        ("last_delivered_at", TIMESTAMP),
+    ]
+)
+
 RAW_CAP_BYTES: Final = 64 * 1024
 
 TABLES: Final[dict[str, pa.Schema]] = {
@@ -108,4 +129,5 @@ TABLES: Final[dict[str, pa.Schema]] = {
     "bus_events": BUS_EVENTS,
     "rejected": REJECTED,
     "heartbeats": HEARTBEATS,
+    "consumer_lag": CONSUMER_LAG,
 }

@@ -1,6 +1,7 @@
 -- Merge the small segments of one closed partition of a signal table (heartbeats,
--- bus_events, rejected) into one, rows as they are: one segment per collector flush
--- would otherwise pile up (one a second) and every reader would open them all.
+-- bus_events, rejected, consumer_lag) into one, rows as they are: one segment per
+-- collector flush would otherwise pile up (one a second) and every reader would
+-- open them all.
 -- Parameters: the input files, the temporary output path.
 COPY (
     SELECT *

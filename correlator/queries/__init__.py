@@ -15,6 +15,7 @@ from correlator.queries.health import (
     choreography_edges,
     choreography_model,
     choreography_transitions,
+    consumer_lag_latest,
     service_liveness,
 )
 from correlator.queries.overview import (
@@ -69,6 +70,7 @@ __all__ = [
     "choreography_edges",
     "choreography_model",
     "choreography_transitions",
+    "consumer_lag_latest",
     "list_workflows",
     "overview",
     "overview_tiles",

@@ -72,6 +72,11 @@ def service_liveness(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return query_frame(con, "service_liveness")
 
 
+def consumer_lag_latest(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Each JetStream consumer's backlog and unacked messages, as last sampled."""
+    return query_frame(con, "consumer_lag_latest")
+
+
 def bus_event_counts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """JetStream advisories (redeliveries, terminations, max deliveries) by consumer."""
     return query_frame(con, "bus_event_counts")

@@ -18,6 +18,7 @@ CONTRACT_VIEWS = (
     "spans",
     "bus_events",
     "heartbeats",
+    "consumer_lag",
     "rejected",
 )
 

@@ -1,4 +1,5 @@
-"""Services: liveness from heartbeats, counters, telemetry gaps and JetStream signals."""
+"""Services: liveness from heartbeats, counters, telemetry gaps, JetStream consumer lag
+and signals."""
 
 from __future__ import annotations
 
@@ -39,6 +40,29 @@ def render(page: PageContext) -> None:
                 dropping[["service", "instance", "spans_exported", "spans_dropped"]],
                 hide_index=True,
             )
+    st.subheader("JetStream consumers")
+    lag = read("consumer_lag_latest", page.data_dir)
+    if lag.empty:
+        st.caption(
+            "No consumer lag sampled yet: the collector samples every JetStream consumer "
+            "every 10 s."
+        )
+    else:
+        st.caption(
+            "Backlog: messages in the stream not yet delivered to the consumer. Unacked: "
+            "delivered, not yet acknowledged (being handled, or stuck). A backlog that "
+            "grows while nothing is delivered means the consumer group is down."
+        )
+        st.dataframe(
+            lag,
+            hide_index=True,
+            column_config={
+                "last_delivered_at": st.column_config.DatetimeColumn(
+                    "last delivery", format="distance"
+                ),
+                "sampled_at": st.column_config.DatetimeColumn("sampled", format="distance"),
+            },
+        )
     st.subheader("JetStream signals")
     bus = read("bus_event_counts", page.data_dir)
     if bus.empty:

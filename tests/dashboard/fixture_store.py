@@ -22,7 +22,7 @@ from pathlib import Path
 from collector.segment_writer import SegmentWriter
 from correlator.engine import Correlator
 from store import StoreLayout
-from tests.dashboard.scenario_spans import ScenarioSpans, heartbeat_rows
+from tests.dashboard.scenario_spans import ScenarioSpans, consumer_lag_rows, heartbeat_rows
 
 SUBMITTED = "recruit.cv.submitted"
 PARSED = "recruit.cv.parsed"
@@ -63,6 +63,13 @@ def build_recruitment_store(data_dir: Path, *, now: dt.datetime | None = None) -
             ("notifier", now - dt.timedelta(seconds=1), 17),  # its exporter dropped spans
         ]
         writer.write("heartbeats", heartbeat_rows(beats), at=now)
+        lag = [
+            ("audit--recruit_ALL", now - dt.timedelta(minutes=5), 0, 0),  # deleted since
+            ("enricher--recruit_cv_parsed", now - dt.timedelta(seconds=20), 3, 0),
+            ("enricher--recruit_cv_parsed", now - dt.timedelta(seconds=10), 7, 0),  # down
+            ("scorer--recruit_cv_parsed", now - dt.timedelta(seconds=10), 0, 1),
+        ]
+        writer.write("consumer_lag", consumer_lag_rows(lag), at=now)
     finally:
         writer.close()
     correlator = Correlator(data_dir=layout.root)

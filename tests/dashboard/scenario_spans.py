@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 
 from instrumentation import semconv
-from store.schema import HEARTBEATS, SPANS
+from store.schema import CONSUMER_LAG, HEARTBEATS, SPANS
 
 
 @dataclass
@@ -256,3 +256,25 @@ def heartbeat_rows(
         for service, at, dropped in beats
     ]
     return pa.Table.from_pylist(rows, schema=HEARTBEATS)
+
+
+def consumer_lag_rows(samples: list[tuple[str, dt.datetime, int, int]]) -> pa.Table:
+    """Samples ``(consumer, at, backlog, unacked)`` of consumers of ``CHOREO_EVENTS``."""
+    rows = [
+        {
+            "at": at,
+            "stream": "CHOREO_EVENTS",
+            "consumer": consumer,
+            "durable": True,
+            "filter_subject": None,
+            "num_pending": backlog,
+            "num_ack_pending": unacked,
+            "num_redelivered": 0,
+            "num_waiting": 1,
+            "delivered_stream_seq": 100,
+            "ack_floor_stream_seq": 100 - unacked,
+            "last_delivered_at": at - dt.timedelta(minutes=9),
+        }
+        for consumer, at, backlog, unacked in samples
+    ]
+    return pa.Table.from_pylist(rows, schema=CONSUMER_LAG)

@@ -45,7 +45,7 @@ def test_anomaly_kind_filter_narrows_the_list(recruitment_store: Path):
     assert list(at.dataframe[0].value["workflow_id"]) == [FAILED_WORKFLOW]
 
 
-def test_services_page_shows_liveness_and_telemetry_gaps(recruitment_store: Path):
+def test_services_page_shows_liveness_telemetry_gaps_and_consumer_lag(recruitment_store: Path):
     at = open_dashboard(recruitment_store, page="pages/services.py")
     tiles = {m.label: m.value for m in at.metric}
     assert tiles["Instances alive"] == "4"
@@ -55,3 +55,10 @@ def test_services_page_shows_liveness_and_telemetry_gaps(recruitment_store: Path
     assert liveness.loc["scorer", "alive"]
     gaps = at.dataframe[1].value.set_index("service")
     assert gaps.loc["notifier", "spans_dropped"] == 17
+    consumers = at.dataframe[2].value  # as last sampled, the most behind first
+    assert list(consumers["consumer"]) == [
+        "enricher--recruit_cv_parsed",
+        "scorer--recruit_cv_parsed",
+    ]
+    assert list(consumers["backlog"]) == [7, 0]
+    assert list(consumers["unacked"]) == [0, 1]

@@ -9,6 +9,7 @@ import duckdb
 import pytest
 
 import correlator
+from dashboard.example_queries import EXAMPLE_QUERIES
 from dashboard.sql_sandbox import (
     QueryFailedError,
     QueryRefusedError,
@@ -32,6 +33,12 @@ def test_views_and_the_stores_own_parquet_can_be_queried(sandbox, recruitment_st
         sandbox, f"SELECT count(*) AS n FROM read_parquet('{recruitment_store}/spans/**/*.parquet')"
     )
     assert direct.table.column("n").to_pylist()[0] > 0
+
+
+@pytest.mark.parametrize("title", EXAMPLE_QUERIES)
+def test_every_example_query_runs_in_the_sandbox(sandbox, title):
+    result = run_read_query(sandbox, EXAMPLE_QUERIES[title])
+    assert result.table.num_columns > 0
 
 
 def test_copy_to_a_file_is_refused_even_inside_the_store(sandbox, recruitment_store):

@@ -1,0 +1,122 @@
+"""JetStream consumer lag: every ``interval`` the collector samples every consumer of
+every stream into ``consumer_lag``.
+
+A sample says how far behind a consumer is (``num_pending``: in the stream, not yet
+delivered to it) and how much it holds unfinished (``num_ack_pending``: delivered,
+not yet acked; ``num_redelivered``: of those, delivered more than once). A
+consumer group whose backlog grows while its deliveries stop is down or stuck; one
+whose backlog stays high is too slow for its producers.
+
+Samples are snapshots: the next supersedes the last. One the bus cannot answer is
+skipped with a warning. One the store cannot take (disk full) is kept and written
+with the next, up to ``MAX_HELD_ROWS``, beyond which the oldest are dropped with an
+error: losing an old snapshot loses no fact a newer one does not hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from typing import Any
+
+import duckdb
+import nats.errors
+import pyarrow as pa
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerInfo
+
+from collector.segment_writer import SegmentWriter
+from store.schema import CONSUMER_LAG
+
+log = logging.getLogger(__name__)
+
+PAGE = 256  # the JetStream API lists streams and consumers 256 at a time
+MAX_PAGES = 64
+MAX_HELD_ROWS = 100_000
+
+
+def consumer_lag_row(info: ConsumerInfo, *, at: dt.datetime) -> dict[str, Any]:
+    """A ``consumer_lag`` row from a consumer's info."""
+    config = info.config
+    filters = [config.filter_subject] if config.filter_subject else []
+    filters += list(config.filter_subjects or [])
+    delivered, ack_floor = info.delivered, info.ack_floor
+    return {
+        "at": at,
+        "stream": info.stream_name,
+        "consumer": info.name,
+        "durable": bool(config.durable_name),
+        "filter_subject": ",".join(filters) or None,
+        "num_pending": info.num_pending,
+        "num_ack_pending": info.num_ack_pending,
+        "num_redelivered": info.num_redelivered,
+        "num_waiting": info.num_waiting,
+        "delivered_stream_seq": delivered.stream_seq if delivered else None,
+        "ack_floor_stream_seq": ack_floor.stream_seq if ack_floor else None,
+        "last_delivered_at": delivered.last_active if delivered else None,
+    }
+
+
+class ConsumerLagSampler:
+    """Samples every JetStream consumer into ``consumer_lag`` until stopped."""
+
+    def __init__(self, *, js: JetStreamContext, writer: SegmentWriter, interval: float) -> None:
+        self.js = js
+        self.writer = writer
+        self.interval = interval
+        self.samples = 0  # consumers sampled and written
+        self._held: list[dict[str, Any]] = []  # sampled, not yet written
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.sample_once()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.interval)
+
+    async def sample_once(self) -> None:
+        """Sample every consumer, and write what is held."""
+        try:
+            self._held += await self._sample()
+        except (nats.errors.Error, TimeoutError) as e:
+            log.warning("cannot read JetStream consumer lag (%s); trying again in %gs",
+                        e or type(e).__name__, self.interval)  # fmt: skip
+        if len(self._held) > MAX_HELD_ROWS:
+            dropped = len(self._held) - MAX_HELD_ROWS
+            log.error("dropping the %d oldest consumer lag samples: the store has refused "
+                      "them too long", dropped)  # fmt: skip
+            del self._held[:dropped]
+        if not self._held:
+            return
+        table = pa.Table.from_pylist(self._held, schema=CONSUMER_LAG)
+        try:
+            await asyncio.to_thread(self.writer.write, "consumer_lag", table)
+        except (OSError, duckdb.Error) as e:
+            log.error("cannot write consumer lag to the store at %s: %s; keeping %d samples "
+                      "for the next try", self.writer.layout.root, e, len(self._held))  # fmt: skip
+            return
+        self.samples += len(self._held)
+        self._held = []
+
+    async def _sample(self) -> list[dict[str, Any]]:
+        at = dt.datetime.now(dt.UTC)
+        rows = []
+        for stream in await _all_pages(self.js.streams_info):
+            name = stream.config.name
+            for info in await _all_pages(
+                lambda offset, name=name: self.js.consumers_info(name, offset)
+            ):
+                rows.append(consumer_lag_row(info, at=at))
+        return rows
+
+
+async def _all_pages(list_page: Any) -> list[Any]:
+    """Every item of a JetStream list API, page after page."""
+    items: list[Any] = []
+    for _ in range(MAX_PAGES):
+        page = await list_page(len(items))
+        items += page
+        if len(page) < PAGE:
+            break
+    return items

@@ -1,0 +1,19 @@
+-- Each JetStream consumer's lag as of its newest sample (the collector samples
+-- every consumer every few seconds): its backlog (in the stream, not yet delivered
+-- to it), what it holds unacked, and when it last got a message. A consumer that no
+-- sample of the last minute names (deleted, or its stream gone) is left out. The
+-- most behind first.
+SELECT
+    stream,
+    consumer,
+    filter_subject,
+    num_pending AS backlog,
+    num_ack_pending AS unacked,
+    num_redelivered AS redelivered,
+    num_waiting AS waiting_pulls,
+    last_delivered_at,
+    "at" AS sampled_at
+FROM consumer_lag
+WHERE "at" >= (SELECT max("at") FROM consumer_lag) - INTERVAL 60 SECOND
+QUALIFY row_number() OVER (PARTITION BY stream, consumer ORDER BY "at" DESC) = 1
+ORDER BY backlog DESC, unacked DESC, stream, consumer;

@@ -1,0 +1,5 @@
+-- JetStream consumer lag, sampled by the collector every few seconds: one row per
+-- consumer per sample. A consumer's newest sample is its lag now.
+CREATE OR REPLACE VIEW consumer_lag AS
+SELECT *
+FROM read_parquet('{store}/consumer_lag/**/*.parquet', union_by_name = true, hive_partitioning = false);

@@ -1,0 +1,83 @@
+"""Every JetStream consumer's lag is sampled into consumer_lag: how far behind it is
+and what it holds unacked, also across a spell of an unwritable store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+import pytest
+from nats.js.api import AckPolicy, ConsumerConfig
+
+from choreoscope.nats_server import EmbeddedNats
+from store import StoreLayout
+from tests.collector.collector_harness import jetstream, query, running_collector, wait_for
+
+LATEST_BILLING = """
+    SELECT filter_subject, durable, num_pending, num_ack_pending, delivered_stream_seq,
+           ack_floor_stream_seq
+    FROM consumer_lag WHERE stream = 'ORDERS' AND consumer = 'billing'
+    ORDER BY "at" DESC LIMIT 1
+"""
+
+
+async def test_a_consumers_backlog_and_unacked_messages_are_sampled(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    async with (
+        running_collector(nats_server.url, data, consumer_lag_interval=0.2),
+        jetstream(nats_server.url) as js,
+    ):
+        await js.add_stream(name="ORDERS", subjects=["orders.>"])
+        config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, filter_subject="orders.paid")
+        sub = await js.pull_subscribe("orders.paid", durable="billing", config=config)
+        for n in range(5):
+            await js.publish("orders.paid", f'{{"order": {n}}}'.encode())
+        first, second = await sub.fetch(2, timeout=2)
+        await first.ack()  # the second stays delivered and unacked; three wait
+
+        expected = ("orders.paid", True, 3, 1, 2, 1)
+        assert await wait_for(lambda: query(data, LATEST_BILLING) == [expected])
+        await second.ack()
+
+
+async def test_lag_sampled_while_the_store_is_unwritable_is_written_once_it_is_back(
+    nats_server: EmbeddedNats, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Root ignores permission bits: the partition directory the collector must create
+    # is taken by a plain file, so every write beneath it fails with an OSError.
+    data = tmp_path / "data"
+    layout = StoreLayout.at(data)
+    layout.ensure()
+    today = layout.partition_dir("consumer_lag", dt.datetime.now(dt.UTC)).parent
+    today.parent.mkdir(parents=True, exist_ok=True)
+    today.write_text("in the way")
+    caplog.set_level(logging.ERROR, logger="collector")
+    async with (
+        running_collector(nats_server.url, data, consumer_lag_interval=0.2),
+        jetstream(nats_server.url) as js,
+    ):
+        await js.add_stream(name="ORDERS", subjects=["orders.>"])
+        config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT)
+        await js.pull_subscribe("orders.>", durable="billing", config=config)
+        await js.publish("orders.paid", b"{}")
+        seen = len(caplog.records)
+
+        def refused_since() -> bool:  # a sample taken after billing existed was refused
+            return any("cannot write consumer lag" in r.message for r in caplog.records[seen:])
+
+        assert await wait_for(refused_since)
+        blocked_until = dt.datetime.now(dt.UTC)
+        today.unlink()  # space is back
+
+        def sampled_while_blocked() -> int:
+            return query(
+                data,
+                "SELECT count(*) FROM consumer_lag WHERE consumer = 'billing' AND \"at\" < ?",
+                [blocked_until],
+            )[0][0]
+
+        assert await wait_for(sampled_while_blocked)
+    assert "for the next try" in caplog.text
