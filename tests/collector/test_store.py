@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 
 import pyarrow as pa
 import pytest
@@ -37,8 +38,18 @@ def _span_rows(n: int, *, trace: str = "ab" * 16) -> pa.Table:
 
 def test_fresh_store_reads_as_empty_not_as_an_error(store_layout: StoreLayout) -> None:
     con = open_store(store_layout.root)
-    for view in ("spans", "bus_events", "rejected", "heartbeats"):
+    for view in ("spans", "bus_events", "rejected", "heartbeats", "consumer_lag"):
         assert con.execute(f"select count(*) from {view}").fetchone() == (0,)
+
+
+def test_a_store_older_than_a_table_reads_it_as_empty(store_layout: StoreLayout) -> None:
+    SegmentWriter(layout=store_layout).write("spans", _span_rows(2))
+    shutil.rmtree(store_layout.table_dir("consumer_lag"))  # as a store from before it
+
+    con = open_store(store_layout.root)
+
+    assert con.execute("select count(*) from consumer_lag").fetchone() == (0,)
+    assert con.execute("select count(*) from spans").fetchone() == (2,)
 
 
 def test_written_segment_is_visible_to_an_open_reader(store_layout: StoreLayout) -> None:
