@@ -35,7 +35,8 @@ SELECT service, instance, max(spans_dropped) AS spans_dropped, max("at") AS last
 FROM heartbeats
 GROUP BY service, instance
 HAVING max(spans_dropped) > 0""",
-    "JetStream consumers falling behind (last hour)": """SELECT stream, consumer, arg_max(num_pending, "at") AS backlog_now,
+    "JetStream consumers falling behind (last hour)": """\
+SELECT stream, consumer, arg_max(num_pending, "at") AS backlog_now,
        max(num_pending) AS backlog_peak, max("at") AS last_sample
 FROM consumer_lag
 WHERE "at" >= now() - INTERVAL 1 HOUR
