@@ -26,14 +26,14 @@ import nats.errors
 import pyarrow as pa
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerInfo
+from nats.js.errors import NotFoundError
 
 from collector.segment_writer import SegmentWriter
 from store.schema import CONSUMER_LAG
 
 log = logging.getLogger(__name__)
 
-PAGE = 256  # the JetStream API lists streams and consumers 256 at a time
-MAX_PAGES = 64
+MAX_PAGES = 64  # of 256 streams or consumers
 MAX_HELD_ROWS = 100_000
 
 
@@ -71,7 +71,12 @@ class ConsumerLagSampler:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await self.sample_once()
+            try:
+                await self.sample_once()
+            except Exception:  # a sampler that died would stop every later sample
+                log.exception("consumer lag sample failed; its %d rows are dropped",
+                              len(self._held))  # fmt: skip
+                self._held = []
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.interval)
 
@@ -81,7 +86,7 @@ class ConsumerLagSampler:
             self._held += await self._sample()
         except (nats.errors.Error, TimeoutError) as e:
             log.warning("cannot read JetStream consumer lag (%s); trying again in %gs",
-                        e or type(e).__name__, self.interval)  # fmt: skip
+                        str(e) or type(e).__name__, self.interval)  # fmt: skip
         if len(self._held) > MAX_HELD_ROWS:
             dropped = len(self._held) - MAX_HELD_ROWS
             log.error("dropping the %d oldest consumer lag samples: the store has refused "
@@ -102,21 +107,30 @@ class ConsumerLagSampler:
     async def _sample(self) -> list[dict[str, Any]]:
         at = dt.datetime.now(dt.UTC)
         rows = []
-        for stream in await _all_pages(self.js.streams_info):
-            name = stream.config.name
-            for info in await _all_pages(
-                lambda offset, name=name: self.js.consumers_info(name, offset)
-            ):
-                rows.append(consumer_lag_row(info, at=at))
+        streams = await _all_pages(self.js.streams_info, key=lambda s: s.config.name)
+        for name in streams:
+            try:
+                consumers = await _all_pages(
+                    lambda offset, name=name: self.js.consumers_info(name, offset),
+                    key=lambda c: c.name,
+                )
+            except NotFoundError:  # deleted since it was listed
+                continue
+            rows += [consumer_lag_row(info, at=at) for info in consumers.values()]
         return rows
 
 
-async def _all_pages(list_page: Any) -> list[Any]:
-    """Every item of a JetStream list API, page after page."""
-    items: list[Any] = []
+async def _all_pages(list_page: Any, *, key: Any) -> dict[str, Any]:
+    """Every item of a JetStream list API by ``key``, page after page until an empty
+    one (in a cluster, a page whose members did not answer comes back short)."""
+    items: dict[str, Any] = {}
+    offset = 0
     for _ in range(MAX_PAGES):
-        page = await list_page(len(items))
-        items += page
-        if len(page) < PAGE:
-            break
+        page = await list_page(offset)
+        if not page:
+            return items
+        items.update((key(item), item) for item in page)
+        offset += len(page)
+    log.warning("listed only the first %d JetStream streams or consumers of one stream",
+                len(items))  # fmt: skip
     return items

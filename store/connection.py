@@ -8,14 +8,18 @@ own views with ``extra_packages``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
-from instrumentation.errors import ChoreoscopeError
 from store.layout import StoreLayout
+from store.schema import TABLES
 from store.sql_files import view_statements
+
+log = logging.getLogger(__name__)
 
 
 def configure_connection(con: duckdb.DuckDBPyConnection) -> None:
@@ -33,17 +37,29 @@ def open_store(
     """
     layout = StoreLayout.at(data_dir)
     layout.check_version()
-    try:
-        layout.ensure_seeds()  # a table added since the store was created
-    except OSError as e:
-        raise ChoreoscopeError(
-            f"the store at {layout.root} lacks a table this choreoscope reads, and it "
-            f"cannot be added ({e}): run `choreoscope collect --data {layout.root}` once, "
-            "with write access, to add it"
-        ) from e
+    unseeded = _seed_added_tables(layout)
     con = duckdb.connect(":memory:")
     configure_connection(con)
     for package in ("store", *extra_packages):
         for statement in view_statements(package, layout):
-            con.execute(statement)
+            if not any(f"/{table}/**" in statement for table in unseeded):
+                con.execute(statement)
+    for table in unseeded:  # read as empty, with its columns
+        con.register(table, pa.Table.from_pylist([], schema=TABLES[table]))
     return con
+
+
+def _seed_added_tables(layout: StoreLayout) -> list[str]:
+    """Give the tables added to the schema since the store was created their seed;
+    return those that cannot have one here (a store this process may only read)."""
+    try:
+        layout.ensure_seeds()
+    except OSError as e:
+        missing = [table for table in TABLES if not layout.seed(table).exists()]
+        log.warning(
+            "the store at %s predates table(s) %s and cannot take their seed here (%s): "
+            "they read as empty until `choreoscope collect` runs on it",
+            layout.root, ", ".join(missing), e,
+        )  # fmt: skip
+        return missing
+    return []

@@ -81,3 +81,22 @@ async def test_lag_sampled_while_the_store_is_unwritable_is_written_once_it_is_b
 
         assert await wait_for(sampled_while_blocked)
     assert "for the next try" in caplog.text
+
+
+async def test_consumers_past_the_apis_first_page_are_sampled_too(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    async with jetstream(nats_server.url) as js:
+        await js.add_stream(name="ORDERS", subjects=["orders.>"])
+        for n in range(300):  # the JetStream API lists 256 consumers a page
+            await js.add_consumer("ORDERS", ConsumerConfig(durable_name=f"group-{n:03d}"))
+    async with running_collector(nats_server.url, data, consumer_lag_interval=0.2):
+
+        def sampled() -> int:
+            return query(
+                data,
+                "SELECT count(DISTINCT consumer) FROM consumer_lag WHERE stream = 'ORDERS'",
+            )[0][0]
+
+        assert await wait_for(lambda: sampled() == 300)

@@ -52,6 +52,21 @@ def test_a_store_older_than_a_table_reads_it_as_empty(store_layout: StoreLayout)
     assert con.execute("select count(*) from spans").fetchone() == (2,)
 
 
+def test_a_store_older_than_a_table_that_cannot_take_its_seed_still_reads(
+    store_layout: StoreLayout, caplog: pytest.LogCaptureFixture
+) -> None:
+    SegmentWriter(layout=store_layout).write("spans", _span_rows(2))
+    shutil.rmtree(store_layout.table_dir("consumer_lag"))
+    # root ignores permission bits: the folder the seed needs is taken by a plain file
+    store_layout.table_dir("consumer_lag").write_text("in the way")
+
+    con = open_store(store_layout.root)
+
+    assert con.execute("select count(*) from spans").fetchone() == (2,)
+    assert con.execute("select count(num_pending) from consumer_lag").fetchone() == (0,)
+    assert "read as empty until `choreoscope collect` runs" in caplog.text
+
+
 def test_written_segment_is_visible_to_an_open_reader(store_layout: StoreLayout) -> None:
     con = open_store(store_layout.root)
     SegmentWriter(layout=store_layout).write("spans", _span_rows(3))
