@@ -172,8 +172,10 @@ class SpanMemory:
         alone, its first publish would look consumed by nobody), and the traces span
         links lead back to, directly or through held traces (a consumer of another
         instrumentation, in a trace of its own, whose producer's trace left memory),
-        as far as inherited_workflows follows them. ``follow_links``: some new span
-        links to another trace (ours never do: the walk costs a few ms a tick)."""
+        as far as inherited_workflows follows them. With each trace come the rest of
+        its workflow: the traces it links to, those that link to it, and those that
+        share its workflow id. ``follow_links``: some new span links to another trace
+        (ours never do: the walk costs a few ms a tick)."""
         wanted = _trace_ids(
             con,
             parsed("""
@@ -220,19 +222,33 @@ class SpanMemory:
             con.execute(
                 f"INSERT INTO cross_links {cross_links(reloaded_spans)}", {"traces": wanted}
             )
-            self.linked = True
             reloaded += wanted
-            wanted = _trace_ids(  # the traces the reloaded ones link to, if not held
+            wanted = _trace_ids(  # the rest of their workflows, if not held
                 con,
                 """
-                SELECT DISTINCT link_trace_id FROM work_spans
-                WHERE trace_id IN (SELECT unnest($traces)) AND link_trace_id <> trace_id
-                    AND link_trace_id NOT IN (SELECT trace_id FROM work_spans)
-                    AND link_trace_id NOT IN (SELECT trace_id FROM new_spans)
+                WITH reloaded AS (
+                    SELECT * FROM work_spans WHERE trace_id IN (SELECT unnest($traces))
+                ),
+                related(trace_id) AS (
+                    -- the traces they link to
+                    SELECT link_trace_id FROM reloaded WHERE link_trace_id <> trace_id
+                    UNION
+                    -- the stored traces that link to them (consumers of another
+                    -- instrumentation, a trace each) or share their workflow id
+                    SELECT trace_id FROM spans_raw
+                    WHERE link_trace_id IN (SELECT unnest($traces))
+                        OR workflow_id IN (
+                            SELECT workflow_id FROM reloaded WHERE workflow_id IS NOT NULL
+                        )
+                )
+                SELECT trace_id FROM related
+                WHERE trace_id NOT IN (SELECT trace_id FROM work_spans)
+                    AND trace_id NOT IN (SELECT trace_id FROM new_spans)
                 """,
                 {"traces": wanted},
             )
         if reloaded:
+            self._count_links(con)  # a trace the store did not hold brought nothing
             (self.lacking_ids,) = con.execute(  # memory once new_spans join it
                 "SELECT (SELECT count(*) FROM work_spans WHERE workflow_id IS NULL) "
                 "+ (SELECT count(*) FROM new_spans WHERE workflow_id IS NULL)"

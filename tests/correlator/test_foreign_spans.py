@@ -250,3 +250,40 @@ def test_a_tick_rolled_back_after_eviction_still_knows_which_spans_lack_a_workfl
 
     assert judged.get(placed.trace_id) == "completed"  # the chain is one workflow
     assert shipping not in judged and paid.trace_id not in judged
+
+
+def test_a_foreign_root_stored_again_after_its_workflow_left_memory_brings_back_its_consumers(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log, heartbeats_until=None)
+    go = ForeignSpans(log, links_only=True)  # each consumer in a trace of its own
+    for i in range(6):
+        _orders(go, start=20 + i)  # the model learns who consumes orders.placed
+    placed = go.publish("gateway", "orders.placed", at_s=100)
+    paid = go.step(placed, service="billing", start=100.2, end=100.3, emits="orders.paid")
+    go.process(paid, service="shipping", start=100.4, end=100.5)
+    root = next(row for row in log.rows if row["span_id"] == placed.span_id)
+    log.write(store_layout)
+    engine = Correlator(
+        data_dir=store_layout.root,
+        thresholds=Thresholds(min_deadline_s=5),
+        recent_s=5,
+        evict_every_ticks=1,
+    )
+    engine.cold_pass(now=at(110))
+    healthy_run(ours, "wf-next", start=200)
+    log.write(store_layout)
+    engine.tick(now=at(202))  # the order, completed and quiet, leaves memory
+    held = {t for (t,) in engine.con.execute("SELECT DISTINCT trace_id FROM work_spans").fetchall()}
+    assert placed.trace_id not in held and paid.trace_id not in held
+
+    log.rows = [{**root, "received_at": at(300)}]  # its batch ingested again
+    log.write(store_layout)
+    new = engine.tick(now=at(301))
+    verdicts = engine.con.execute("SELECT workflow_id, status FROM d_workflow_status")
+    judged = dict(verdicts.fetchall())
+    engine.close()
+
+    assert new == []
+    assert judged.get(placed.trace_id) == "completed"
