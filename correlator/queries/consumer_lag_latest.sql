@@ -6,12 +6,12 @@
 SELECT
     stream,
     consumer,
-    filter_subject,
     num_pending AS backlog,
     num_ack_pending AS unacked,
     num_redelivered AS redelivered,
-    num_waiting AS waiting_pulls,
     last_delivered_at,
+    filter_subject,
+    num_waiting AS waiting_pulls,
     "at" AS sampled_at
 FROM consumer_lag
 WHERE "at" >= (SELECT max("at") FROM consumer_lag) - INTERVAL 60 SECOND
