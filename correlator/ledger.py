@@ -78,7 +78,7 @@ class AnomalyLedger:
             if known is None:
                 # explained only when first found: a tick re-finds every open
                 # workflow's anomalies, and rendering them again cost ~8 ms a tick
-                row = anomaly_row(finding, now=now)
+                row = anomaly_row(finding, now=now, key=key)
                 self._rows[key] = row
                 new.append(row)
                 self._changed(key)
