@@ -34,6 +34,23 @@ def up_to_parsed(ours: OurSpans, workflow_id: str, *, start: float) -> Published
     return ours.step(first, service="parser", start=start + 0.1, end=start + 0.4, emits=PARSED)
 
 
+def forgetful_watcher(layout: StoreLayout) -> Correlator:
+    """A watcher that forgets a quiet trace fast: 5 s after its last span, at any tick."""
+    return Correlator(
+        data_dir=layout.root,
+        thresholds=Thresholds(min_deadline_s=5),
+        recent_s=5,
+        evict_every_ticks=1,
+    )
+
+
+def time_passes(engine: Correlator, ours: OurSpans, layout: StoreLayout, *, at_s: float) -> None:
+    """A healthy run at ``at_s``, then a tick: what went quiet before it leaves memory."""
+    healthy_run(ours, "wf-next", start=at_s)
+    ours.log.write(layout)
+    engine.tick(now=at(at_s + 2))
+
+
 def history(log: SpanLog, *, runs: int = 8, heartbeats_until: float | None = 200.0) -> OurSpans:
     """``runs`` healthy workflows (wf-0 …) starting at t=0, one a second, and every
     service heartbeating once a second until ``heartbeats_until`` (None: services

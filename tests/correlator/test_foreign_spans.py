@@ -10,7 +10,13 @@ import pytest
 from correlator.engine import Correlator
 from correlator.thresholds import Thresholds
 from store import StoreLayout
-from tests.correlator.pipelines import correlate, healthy_run, history
+from tests.correlator.pipelines import (
+    correlate,
+    forgetful_watcher,
+    healthy_run,
+    history,
+    time_passes,
+)
 from tests.correlator.span_shapes import ForeignSpans, OurSpans, SpanLog, at
 
 
@@ -265,16 +271,9 @@ def test_a_foreign_root_stored_again_after_its_workflow_left_memory_brings_back_
     go.process(paid, service="shipping", start=100.4, end=100.5)
     root = next(row for row in log.rows if row["span_id"] == placed.span_id)
     log.write(store_layout)
-    engine = Correlator(
-        data_dir=store_layout.root,
-        thresholds=Thresholds(min_deadline_s=5),
-        recent_s=5,
-        evict_every_ticks=1,
-    )
+    engine = forgetful_watcher(store_layout)
     engine.cold_pass(now=at(110))
-    healthy_run(ours, "wf-next", start=200)
-    log.write(store_layout)
-    engine.tick(now=at(202))  # the order, completed and quiet, leaves memory
+    time_passes(engine, ours, store_layout, at_s=200)  # the order, completed, leaves memory
     held = {t for (t,) in engine.con.execute("SELECT DISTINCT trace_id FROM work_spans").fetchall()}
     assert placed.trace_id not in held and paid.trace_id not in held
 

@@ -3,6 +3,9 @@ arrived; findings survive a restart without being found (or alerted) twice."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import pyarrow.parquet as pq
 import pytest
 
@@ -17,12 +20,14 @@ from tests.correlator.pipelines import (
     PARSED,
     RECEIVED,
     SCORED,
+    forgetful_watcher,
     healthy_run,
     history,
     read_outcome,
+    time_passes,
     up_to_parsed,
 )
-from tests.correlator.span_shapes import OurSpans, SpanLog, at
+from tests.correlator.span_shapes import OurSpans, Published, SpanLog, at
 
 
 def _engine(layout: StoreLayout) -> Correlator:
@@ -238,30 +243,39 @@ def test_open_workflows_are_rejudged_as_time_passes_without_new_spans(
     assert [(a["kind"], a["workflow_id"], a["step"]) for a in new] == [("hung", "wf-hang", PARSED)]
 
 
-def test_duplicate_arriving_after_its_workflow_left_memory_is_still_a_duplicate(
+@dataclass(frozen=True)
+class _Late:
+    root: dict[str, Any]  # the row of its first publish span
+    parsed: Published
+
+
+def _completed_and_forgotten(
     store_layout: StoreLayout,
-) -> None:
+) -> tuple[SpanLog, OurSpans, Correlator, _Late]:
+    """wf-late, completed at t=101 and judged by a cold pass, which a watcher that
+    forgets fast no longer holds after its tick at t=202."""
     log = SpanLog()
     ours = history(log, heartbeats_until=None)
     first = ours.publish("intake", RECEIVED, workflow_id="wf-late", at_s=100)
     parsed = ours.step(first, service="parser", start=100.1, end=100.4, emits=PARSED)
     scored = ours.step(parsed, service="scorer", start=100.5, end=100.8, emits=SCORED)
     ours.process(scored, service="notifier", start=100.9, end=101)
+    root = next(row for row in log.rows if row["span_id"] == first.span_id)
     log.write(store_layout)
-    engine = Correlator(
-        data_dir=store_layout.root,
-        thresholds=Thresholds(min_deadline_s=5),
-        recent_s=5,
-        evict_every_ticks=1,
-    )
+    engine = forgetful_watcher(store_layout)
     engine.cold_pass(now=at(110))
-    healthy_run(ours, "wf-next", start=200)
-    log.write(store_layout)
-    engine.tick(now=at(202))  # newer spans came: wf-late, completed and quiet, leaves memory
+    time_passes(engine, ours, store_layout, at_s=200)
     in_memory = engine.con.execute("SELECT count(*) FROM work_spans WHERE workflow_id = 'wf-late'")
     assert in_memory.fetchone() == (0,)
+    return log, ours, engine, _Late(root=root, parsed=parsed)
 
-    ours.process(parsed, service="scorer", start=300, end=300.2)  # redelivered much later
+
+def test_duplicate_arriving_after_its_workflow_left_memory_is_still_a_duplicate(
+    store_layout: StoreLayout,
+) -> None:
+    log, ours, engine, late = _completed_and_forgotten(store_layout)
+
+    ours.process(late.parsed, service="scorer", start=300, end=300.2)  # redelivered much later
     log.write(store_layout)
     new = engine.tick(now=at(301))
     engine.close()
@@ -272,29 +286,12 @@ def test_duplicate_arriving_after_its_workflow_left_memory_is_still_a_duplicate(
 def test_root_span_stored_again_after_its_workflow_left_memory_is_no_new_workflow(
     store_layout: StoreLayout,
 ) -> None:
-    log = SpanLog()
-    ours = history(log, heartbeats_until=None)
-    first = ours.publish("intake", RECEIVED, workflow_id="wf-late", at_s=100)
-    parsed = ours.step(first, service="parser", start=100.1, end=100.4, emits=PARSED)
-    scored = ours.step(parsed, service="scorer", start=100.5, end=100.8, emits=SCORED)
-    ours.process(scored, service="notifier", start=100.9, end=101)
-    root = next(row for row in log.rows if row["span_id"] == first.span_id)
-    log.write(store_layout)
-    engine = Correlator(
-        data_dir=store_layout.root,
-        thresholds=Thresholds(min_deadline_s=5),
-        recent_s=5,
-        evict_every_ticks=1,
-    )
-    engine.cold_pass(now=at(110))
-    healthy_run(ours, "wf-next", start=200)
-    log.write(store_layout)
-    engine.tick(now=at(202))  # wf-late, completed and quiet, leaves memory
+    log, _, engine, late = _completed_and_forgotten(store_layout)
 
     # the batch that held wf-late's first publish, ingested again much later (a
     # collector restarted before it acked): alone, it would look like a message
     # nobody consumed
-    log.rows = [{**root, "received_at": at(300)}]
+    log.rows = [{**late.root, "received_at": at(300)}]
     log.write(store_layout)
     new = engine.tick(now=at(301))
     engine.write_findings()
