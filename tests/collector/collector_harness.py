@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -15,7 +16,7 @@ from nats.js import JetStreamContext
 
 from collector.service import CollectorConfig, run_collector
 from instrumentation import wire
-from store import open_store
+from store import StoreLayout, open_store
 
 
 def query(data_dir: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
@@ -24,6 +25,19 @@ def query(data_dir: Path, sql: str, params: list[Any] | None = None) -> list[tup
 
 def scalar(data_dir: Path, sql: str) -> Any:
     return query(data_dir, sql)[0][0]
+
+
+def block_todays_partition(data_dir: Path, table: str) -> Path:
+    """Make ``table`` unwritable today, the honest way (root ignores permission
+    bits): the date folder its segments need is taken by a plain file, so every
+    mkdir or open beneath it fails with an OSError from the kernel. Unlink the
+    returned path to give the space back."""
+    layout = StoreLayout.at(data_dir)
+    layout.ensure()
+    today = layout.partition_dir(table, dt.datetime.now(dt.UTC)).parent
+    today.parent.mkdir(parents=True, exist_ok=True)
+    today.write_text("in the way")
+    return today
 
 
 async def wait_for(

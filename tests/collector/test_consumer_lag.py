@@ -11,8 +11,13 @@ import pytest
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from choreoscope.nats_server import EmbeddedNats
-from store import StoreLayout
-from tests.collector.collector_harness import jetstream, query, running_collector, wait_for
+from tests.collector.collector_harness import (
+    block_todays_partition,
+    jetstream,
+    query,
+    running_collector,
+    wait_for,
+)
 
 LATEST_BILLING = """
     SELECT filter_subject, durable, num_pending, num_ack_pending, delivered_stream_seq,
@@ -46,14 +51,8 @@ async def test_a_consumers_backlog_and_unacked_messages_are_sampled(
 async def test_lag_sampled_while_the_store_is_unwritable_is_written_once_it_is_back(
     nats_server: EmbeddedNats, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # Root ignores permission bits: the partition directory the collector must create
-    # is taken by a plain file, so every write beneath it fails with an OSError.
     data = tmp_path / "data"
-    layout = StoreLayout.at(data)
-    layout.ensure()
-    today = layout.partition_dir("consumer_lag", dt.datetime.now(dt.UTC)).parent
-    today.parent.mkdir(parents=True, exist_ok=True)
-    today.write_text("in the way")
+    today = block_todays_partition(data, "consumer_lag")
     caplog.set_level(logging.ERROR, logger="collector")
     async with (
         running_collector(nats_server.url, data, consumer_lag_interval=0.2),

@@ -5,7 +5,6 @@ on disk."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import logging
 from pathlib import Path
@@ -20,9 +19,9 @@ from collector.streams import SPANS_DURABLE
 from instrumentation import wire
 from instrumentation.errors import BusUnavailableError
 from instrumentation.nats_span_exporter import NatsSpanProcessor
-from store import StoreLayout
 from tests.collector.batches import columnar_batch, otlp_json_request, otlp_request
 from tests.collector.collector_harness import (
+    block_todays_partition,
     jetstream,
     publish_spans,
     query,
@@ -115,15 +114,8 @@ async def _unacked(url: str) -> int:
 async def test_unwritable_store_holds_the_acks_logs_why_and_recovers(
     nats_server: EmbeddedNats, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # Root ignores permission bits, so the store is made unwritable the honest way:
-    # the partition directory the collector must create is taken by a plain file,
-    # and every mkdir/open beneath it fails with an OSError from the kernel.
     data = tmp_path / "data"
-    layout = StoreLayout.at(data)
-    layout.ensure()
-    today = layout.partition_dir("spans", dt.datetime.now(dt.UTC)).parent
-    today.parent.mkdir(parents=True, exist_ok=True)
-    today.write_text("in the way")
+    today = block_todays_partition(data, "spans")
     caplog.set_level(logging.ERROR, logger="collector")
     async with running_collector(nats_server.url, data, ack_wait=3.0, max_write_backoff=1.0):
         async with jetstream(nats_server.url) as js:
