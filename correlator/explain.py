@@ -130,7 +130,9 @@ def _stalled(f: dict[str, Any], now: dt.datetime) -> str:
         else f"published {_when(f)} waits on consumer group "
         f"`{f['consumer']}`, which is down ({down})"
     )
-    return f"stalled at `{f['service']}`: {_msg(f)} {state}"
+    backlog = f.get("consumer_backlog")
+    held = f"; JetStream holds {backlog} messages for it" if backlog else ""
+    return f"stalled at `{f['service']}`: {_msg(f)} {state}{held}"
 
 
 def _duplicate(f: dict[str, Any], now: dt.datetime) -> str:

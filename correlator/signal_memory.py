@@ -1,7 +1,9 @@
-"""The bus signals a correlator keeps in memory: heartbeats and bus events.
+"""The bus signals a correlator keeps in memory: heartbeats, bus events and JetStream
+consumer lag.
 
 Detection reads every service instance's heartbeats (liveness, outages, spans its
-exporter dropped) and the advisories that dead-lettered messages. The store keeps
+exporter dropped), the advisories that dead-lettered messages, and the backlog
+JetStream holds for a consumer group that is down. The store keeps
 them as one small segment per collector flush, so reading them through the store's
 views would open every segment ever written, three times per tick, and a watcher
 would slow down hour after hour. Instead the correlator loads them once, then each
@@ -9,9 +11,10 @@ tick reads only the segments new since (segments are immutable: written under a
 temporary name, then renamed). Temporary tables named after the views shadow them
 for the correlator's own statements only.
 
-Heartbeats older than ``keep_s`` are dropped from memory, except each instance's
-latest: a tick re-judges only workflows active within the correlator's own horizon,
-and an instance silent for longer than that is still known to be silent.
+Heartbeats and lag samples older than ``keep_s`` are dropped from memory, except
+each instance's latest heartbeat: a tick re-judges only workflows active within the
+correlator's own horizon, and an instance silent for longer than that is still known
+to be silent.
 """
 
 from __future__ import annotations
@@ -22,12 +25,13 @@ import duckdb
 
 from store import StoreLayout
 
-TABLES = ("heartbeats", "bus_events")
+TABLES = ("heartbeats", "bus_events", "consumer_lag")
 # what identifies a row: the collector compacts an hour's segments into one, whose
 # rows this has already read from the segments it replaced
 ROW_KEYS = {
     "heartbeats": ("instance", "at"),
     "bus_events": ("kind", "stream", "consumer", "stream_seq", "at"),
+    "consumer_lag": ("stream", "consumer", "at"),
 }
 
 
@@ -84,15 +88,18 @@ class SignalMemory:
         return fresh_total
 
     def evict(self, con: duckdb.DuckDBPyConnection, *, now: dt.datetime) -> None:
-        """Forget heartbeats older than ``keep_s``, keeping each instance's latest."""
+        """Forget heartbeats and consumer lag samples older than ``keep_s``, keeping
+        each instance's latest beat (detection reads only a consumer's newest sample)."""
+        horizon = {"horizon": now - dt.timedelta(seconds=self.keep_s)}
         con.execute(
             """
             DELETE FROM heartbeats AS h
             WHERE h."at" < $horizon
                 AND h."at" < (SELECT max(l."at") FROM heartbeats AS l WHERE l.instance = h.instance)
             """,
-            {"horizon": now - dt.timedelta(seconds=self.keep_s)},
+            horizon,
         )
+        con.execute('DELETE FROM consumer_lag WHERE "at" < $horizon', horizon)
 
     def _with_seed(self, table: str, segments: frozenset[str]) -> list[str]:
         seed = str(self.layout.seed(table))

@@ -28,7 +28,7 @@ import pyarrow as pa
 from collector.segment_writer import SegmentWriter
 from instrumentation import semconv
 from store import StoreLayout
-from store.schema import BUS_EVENTS, HEARTBEATS, SPANS
+from store.schema import BUS_EVENTS, CONSUMER_LAG, HEARTBEATS, SPANS
 
 T0 = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 
@@ -52,11 +52,13 @@ class Published:
 
 @dataclass
 class SpanLog:
-    """Collects span rows, heartbeats and bus events; writes them into a store."""
+    """Collects span rows, heartbeats, bus events and consumer lag samples; writes
+    them into a store."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     heartbeats: list[dict[str, Any]] = field(default_factory=list)
     bus_events: list[dict[str, Any]] = field(default_factory=list)
+    consumer_lag: list[dict[str, Any]] = field(default_factory=list)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def new_id(self, width: int = 16) -> str:
@@ -107,6 +109,17 @@ class SpanLog:
             self.heartbeat(service, at_s=t, **kw)
             t += kw.get("interval_s", 1.0)
 
+    def lag_sample(self, consumer: str, *, at_s: float, backlog: int, subject: str) -> None:
+        """What the collector samples of a JetStream durable ``consumer`` filtering
+        ``subject``: ``backlog`` messages not yet delivered to it."""
+        self.consumer_lag.append(
+            {
+                "at": at(at_s), "stream": "RECRUIT", "consumer": consumer, "durable": True,
+                "filter_subject": subject, "num_pending": backlog, "num_ack_pending": 0,
+                "num_redelivered": 0, "num_waiting": 0,
+            }
+        )  # fmt: skip
+
     def bus_event(self, kind: str, published: Published, *, at_s: float, consumer: str) -> None:
         self.bus_events.append(
             {
@@ -132,12 +145,13 @@ class SpanLog:
                 ("spans", self.rows, SPANS),
                 ("heartbeats", self.heartbeats, HEARTBEATS),
                 ("bus_events", self.bus_events, BUS_EVENTS),
+                ("consumer_lag", self.consumer_lag, CONSUMER_LAG),
             ):
                 if rows:
                     writer.write(table, pa.Table.from_pylist(rows, schema=schema), at=T0)
         finally:
             writer.close()
-        self.rows, self.heartbeats, self.bus_events = [], [], []
+        self.rows, self.heartbeats, self.bus_events, self.consumer_lag = [], [], [], []
 
 
 class OurSpans:

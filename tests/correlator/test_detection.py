@@ -167,6 +167,10 @@ def test_consumer_whose_heartbeats_stopped_is_down_not_dropping(
         log.heartbeats_every(service, start=1, stop=200)
     log.heartbeats_every("scorer", start=1, stop=95)  # killed at 95 s
     up_to_parsed(ours, "wf-down", start=100)
+    # JetStream, as the collector samples it: the scorers' durable has a backlog
+    log.lag_sample("scorer--recruit_cv_parsed", at_s=90, backlog=0, subject=PARSED)
+    log.lag_sample("scorer--recruit_cv_parsed", at_s=125, backlog=4, subject=PARSED)
+    log.lag_sample("archiver--recruit_cv_parsed", at_s=125, backlog=9, subject=PARSED)
     log.write(store_layout)
 
     outcome = correlate(store_layout, now_s=130)
@@ -174,7 +178,10 @@ def test_consumer_whose_heartbeats_stopped_is_down_not_dropping(
     assert outcome.kinds() == {("stalled", "wf-down", PARSED)}
     (stalled,) = [a for a in outcome.of("stalled") if a["workflow_id"] == "wf-down"]
     assert stalled["root_cause"] == "consumer_down"
-    assert "which is down (no heartbeat for 35 s)" in stalled["detail"]
+    assert (
+        "which is down (no heartbeat for 35 s); JetStream holds 4 messages for it"
+        in stalled["detail"]
+    )
     assert outcome.statuses["wf-down"] == ("stalled", f"{PARSED} → scorer", "consumer_down")
     silent = [a for a in outcome.of("telemetry_gap") if a["workflow_id"] is None]
     assert [(a["service"], a["root_cause"]) for a in silent] == [("scorer", "service_silent")]
