@@ -68,6 +68,7 @@ class ConsumerLagSampler:
         self.interval = interval
         self.samples = 0  # consumers sampled and written
         self._held: list[dict[str, Any]] = []  # sampled, not yet written
+        self._unreadable = False  # the bus refused the last sample: said once, not each time
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -85,8 +86,16 @@ class ConsumerLagSampler:
         try:
             self._held += await self._sample()
         except (nats.errors.Error, TimeoutError) as e:
-            log.warning("cannot read JetStream consumer lag (%s); trying again in %gs",
-                        str(e) or type(e).__name__, self.interval)  # fmt: skip
+            # e.g. a NATS user not allowed $JS.API.STREAM.LIST: said once, not every sample
+            (log.debug if self._unreadable else log.warning)(
+                "cannot read JetStream consumer lag (%s); trying again every %gs",
+                str(e) or type(e).__name__, self.interval,
+            )  # fmt: skip
+            self._unreadable = True
+        else:
+            if self._unreadable:
+                log.info("JetStream consumer lag is readable again")
+            self._unreadable = False
         if len(self._held) > MAX_HELD_ROWS:
             dropped = len(self._held) - MAX_HELD_ROWS
             log.error("dropping the %d oldest consumer lag samples: the store has refused "

@@ -7,10 +7,14 @@ import datetime as dt
 import logging
 from pathlib import Path
 
+import nats
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from choreoscope.nats_server import EmbeddedNats
+from collector.consumer_lag import ConsumerLagSampler
+from collector.segment_writer import SegmentWriter
+from store import StoreLayout
 from tests.collector.collector_harness import (
     block_todays_partition,
     jetstream,
@@ -99,3 +103,26 @@ async def test_consumers_past_the_apis_first_page_are_sampled_too(
             )[0][0]
 
         assert await wait_for(lambda: sampled() == 300)
+
+
+async def test_a_bus_that_refuses_lag_requests_is_reported_once_not_every_sample(
+    nats_server: EmbeddedNats, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    layout = StoreLayout.at(tmp_path / "data")
+    layout.ensure()
+    nc = await nats.connect(nats_server.url)
+    writer = SegmentWriter(layout=layout)
+    # an API prefix nothing answers, as for a user not allowed the JetStream API
+    sampler = ConsumerLagSampler(
+        js=nc.jetstream(prefix="$JS.REFUSED.API", timeout=1), writer=writer, interval=10
+    )
+    caplog.set_level(logging.DEBUG, logger="collector")
+    try:
+        for _ in range(3):
+            await sampler.sample_once()
+    finally:
+        writer.close()
+        await nc.close()
+
+    refusals = [r for r in caplog.records if "cannot read JetStream consumer lag" in r.message]
+    assert [r.levelname for r in refusals] == ["WARNING", "DEBUG", "DEBUG"]
