@@ -174,7 +174,7 @@ async def run_collector(
                 ),
                 name="maintenance",
             ),
-            asyncio.create_task(_log_progress(spans, signals, config.log_interval, stop)),
+            asyncio.create_task(_log_progress(spans, signals, lag, config.log_interval, stop)),
         ]
         ready = (
             f"collector ready: consuming {wire.SPANS_STREAM} from {_shown(config.servers)} "
@@ -219,7 +219,11 @@ def _shown(servers: list[str]) -> str:
 
 
 async def _log_progress(
-    spans: SpanIngest, signals: SignalIngest, interval: float, stop: asyncio.Event
+    spans: SpanIngest,
+    signals: SignalIngest,
+    lag: ConsumerLagSampler,
+    interval: float,
+    stop: asyncio.Event,
 ) -> None:
     last_spans, last_time = 0, time.monotonic()
     while not stop.is_set():
@@ -231,7 +235,7 @@ async def _log_progress(
         last_spans, last_time = stats.spans, now
         log.info(
             "ingest: %d spans (%.0f/s), %d rejected, %d segments, lag %s messages; "
-            "%d bus events, %d heartbeats",
+            "%d bus events, %d heartbeats, %d consumer lag samples",
             stats.spans, rate, stats.rejected, stats.segments, await spans.lag(),
-            signals.counts["bus_events"], signals.counts["heartbeats"],
+            signals.counts["bus_events"], signals.counts["heartbeats"], lag.samples,
         )  # fmt: skip
