@@ -28,6 +28,7 @@ MAX_CELL_CHARS = 60
 DESCRIPTION = """\
 Run one SQL query over the trace store, read-only, while the collector writes.
 Views: spans (one row per span), spans_raw, bus_events, rejected, heartbeats,
+consumer_lag (JetStream consumers' backlogs, sampled every 10 s),
 and the correlator's: messages, workflows, anomalies, edges, hops.
 
   choreoscope sql "select service_name, count(*) from spans group by 1"
