@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from correlator.sql_text import parsed, run_folder
+from correlator.sql_text import parsed, run_folder, statement
 from correlator.thresholds import Thresholds
 
 FINDING_TABLES = (
@@ -47,6 +47,7 @@ def detect(
     # one query for every finding table (a row has the columns of all, null where its
     # own has none: explain.py reads each with .get)
     findings = _rows(con, " UNION ALL BY NAME ".join(f"SELECT * FROM {t}" for t in FINDING_TABLES))
+    name_backlogs(con, findings, now=now)
     return Detection(
         findings=one_gap_per_service(findings),
         service_findings=_rows(con, f"SELECT * FROM {SERVICE_FINDINGS}"),
@@ -58,6 +59,31 @@ def _rows(con: duckdb.DuckDBPyConnection, query: str) -> list[dict[str, Any]]:
     result = con.execute(parsed(query))
     names = [d[0] for d in result.description]
     return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+
+
+def name_backlogs(
+    con: duckdb.DuckDBPyConnection, findings: list[dict[str, Any]], *, now: dt.datetime
+) -> None:
+    """Add to each consumer_down finding the backlog JetStream holds for its consumer
+    group (``consumer_backlog``), as the collector last sampled it: the durables named
+    after the group (an Agent's are ``<group>--<subject>``) that filter the step's
+    subject, or nothing. Looked up only when there is such a finding (rare), so a
+    tick pays nothing for it."""
+    down = [f for f in findings if f.get("root_cause") == "consumer_down"]
+    if not down:
+        return
+    samples = con.execute(statement("recent_consumer_lag"), {"now": now}).fetchall()
+    for finding in down:
+        group, subject = finding["consumer"], finding["subject"]
+        held = [
+            (pending, at)
+            for durable, filters, pending, at in samples
+            if (durable == group or durable.startswith(f"{group}--"))
+            and (filters is None or subject in filters.split(","))
+        ]
+        if held:
+            finding["consumer_backlog"] = sum(pending or 0 for pending, _ in held)
+            finding["backlog_sampled_at"] = max(at for _, at in held)
 
 
 def one_gap_per_service(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@
 --                  stopped): the workflow waits on a service, not on a lost message;
 --                  also while a consumer back from an outage that the message waited
 --                  through works off its backlog (one step deadline from its return).
---                  Its evidence includes the backlog JetStream holds for the group;
+--                  detection.py adds the backlog JetStream holds for the group;
 --   duplicate      processed successfully more than once by one consumer group.
 --   telemetry_gap  as hung or dropped, but the consumer's exporter reported dropping
 --                  spans since the wait began: its spans are missing, so the finding
@@ -103,25 +103,6 @@ judged AS (
         g.spans_dropped
     FROM first_judgement AS j
     LEFT JOIN gaps AS g USING (message_id, consumer)
-),
-backlogs AS (
-    -- what JetStream holds for a consumer group that is down, as the collector last
-    -- sampled it (within the last minute): its durables are named after the group
-    -- (an Agent's are "<group>--<subject>") and filter the step's subject, or none
-    SELECT j.message_id, j.consumer, sum(l.num_pending) AS consumer_backlog,
-           max(l."at") AS backlog_sampled_at
-    FROM (
-        SELECT * FROM consumer_lag
-        WHERE "at" BETWEEN CAST($now AS TIMESTAMPTZ) - INTERVAL 60 SECOND
-            AND CAST($now AS TIMESTAMPTZ)
-        QUALIFY row_number() OVER (PARTITION BY stream, consumer ORDER BY "at" DESC) = 1
-    ) AS l
-    JOIN judged AS j
-        ON (l.consumer = j.consumer OR starts_with(l.consumer, j.consumer || '--'))
-        AND (l.filter_subject IS NULL
-            OR list_contains(string_split(l.filter_subject, ','), j.subject))
-    WHERE j.kind = 'stalled'
-    GROUP BY j.message_id, j.consumer
 )
 SELECT
     kind,
@@ -135,10 +116,8 @@ SELECT
     producer_service, published_at, first_received_at, last_received_at, receiving_instance,
     errors, last_error, dead_letter_source, dead_letter_reason,
     coalesce(instance_last_seen, service_last_seen) AS consumer_last_seen,
-    successes, spans_dropped, CASE WHEN catching_up THEN consumer_back_at END AS consumer_back_at,
-    consumer_backlog, backlog_sampled_at
+    successes, spans_dropped, CASE WHEN catching_up THEN consumer_back_at END AS consumer_back_at
 FROM judged
-LEFT JOIN backlogs USING (message_id, consumer)
 WHERE kind IS NOT NULL
 UNION ALL BY NAME
 SELECT
