@@ -44,8 +44,10 @@ def open_store(
         for statement in view_statements(package, layout):
             if not any(f"/{table}/**" in statement for table in unseeded):
                 con.execute(statement)
-    for table in unseeded:  # read as empty, with its columns
-        con.register(table, pa.Table.from_pylist([], schema=TABLES[table]))
+    for table in unseeded:  # read as empty, with its columns, by every cursor
+        con.register("empty_seed", pa.Table.from_pylist([], schema=TABLES[table]))
+        con.execute(f"CREATE TABLE {table} AS SELECT * FROM empty_seed")
+        con.unregister("empty_seed")
     return con
 
 
