@@ -22,8 +22,10 @@ from __future__ import annotations
 import datetime as dt
 
 import duckdb
+import pyarrow as pa
 
 from store import StoreLayout
+from store.schema import TABLES as SCHEMAS
 
 TABLES = ("heartbeats", "bus_events", "consumer_lag")
 # what identifies a row: the collector compacts an hour's segments into one, whose
@@ -47,11 +49,17 @@ class SignalMemory:
         """Read every stored signal (a cold pass)."""
         for table in TABLES:
             segments = self.layout.segments(table)
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM read_parquet("
-                "$files, union_by_name = true, hive_partitioning = false)",
-                {"files": self._with_seed(table, segments)},
-            )
+            files = self._with_seed(table, segments)
+            if files:
+                con.execute(
+                    f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM read_parquet("
+                    "$files, union_by_name = true, hive_partitioning = false)",
+                    {"files": files},
+                )
+            else:  # an older store this process could not give the table's seed
+                con.register("empty_seed", pa.Table.from_pylist([], schema=SCHEMAS[table]))
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM empty_seed")
+                con.unregister("empty_seed")
             self._read[table] = segments
 
     def fold_in(self, con: duckdb.DuckDBPyConnection) -> int:
@@ -102,5 +110,7 @@ class SignalMemory:
         con.execute('DELETE FROM consumer_lag WHERE "at" < $horizon', horizon)
 
     def _with_seed(self, table: str, segments: frozenset[str]) -> list[str]:
-        seed = str(self.layout.seed(table))
-        return [seed, *sorted(segments - {seed})]
+        """``segments`` with the table's seed first (it keeps every column there),
+        when it exists."""
+        seed = self.layout.seed(table)
+        return ([str(seed)] if seed.exists() else []) + sorted(segments - {str(seed)})

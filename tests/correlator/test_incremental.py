@@ -3,6 +3,7 @@ arrived; findings survive a restart without being found (or alerted) twice."""
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from typing import Any
 
@@ -405,3 +406,21 @@ def test_a_second_cold_pass_judges_every_workflow_again(store_layout: StoreLayou
     engine.close()
 
     assert judged == 9  # the 8 runs of the history and wf-drop
+
+
+def test_a_store_older_than_consumer_lag_that_cannot_take_it_is_still_judged(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log)
+    up_to_parsed(ours, "wf-drop", start=100)
+    log.write(store_layout)
+    shutil.rmtree(store_layout.table_dir("consumer_lag"))  # a store from before it
+    store_layout.table_dir("consumer_lag").write_text("in the way")  # and unwritable there
+
+    engine = _engine(store_layout)
+    found = engine.cold_pass(now=at(120))
+    engine.tick(now=at(121))
+    engine.close()
+
+    assert [(a["kind"], a["workflow_id"]) for a in found] == [("dropped", "wf-drop")]
