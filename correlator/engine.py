@@ -173,6 +173,7 @@ class Correlator:
             # leaves memory and the watermark as they were, so the next one redoes it
             segments = self.stored.segments()
             lacking_ids = self.memory.lacking_ids
+            signals_read = self.signals.mark()
             self.con.execute("BEGIN TRANSACTION")
             try:
                 new, watermark = self._tick(now=now, segments=segments)
@@ -182,6 +183,7 @@ class Correlator:
                 # what Python keeps about memory goes back with it
                 self.memory.lacking_ids = lacking_ids
                 self.memory.linked = True
+                self.signals.rewind(signals_read)
                 self._inherits_nothing = False
                 self._pointed_at = None
                 self._shadowed = set(MATERIALIZED)

@@ -95,6 +95,14 @@ class SignalMemory:
             self._read[table] = segments
         return fresh_total
 
+    def mark(self) -> dict[str, frozenset[str]]:
+        """The segments read so far: ``rewind`` to it when a transaction that read
+        more is rolled back, or the next fold would skip what it had read."""
+        return dict(self._read)
+
+    def rewind(self, mark: dict[str, frozenset[str]]) -> None:
+        self._read = dict(mark)
+
     def evict(self, con: duckdb.DuckDBPyConnection, *, now: dt.datetime) -> None:
         """Forget heartbeats and consumer lag samples older than ``keep_s``, keeping
         each instance's latest beat (detection reads only a consumer's newest sample)."""

@@ -394,6 +394,33 @@ def test_a_tick_that_fails_while_refreshing_the_model_leaves_the_next_one_workin
     assert [(a["kind"], a["workflow_id"]) for a in new] == [("dropped", "wf-late")]
 
 
+def test_heartbeats_a_failed_tick_read_are_read_again_by_the_next(
+    store_layout: StoreLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = SpanLog()
+    history(log, heartbeats_until=50)
+    log.write(store_layout)
+    engine = _engine(store_layout)
+    engine.cold_pass(now=at(50))
+    log.heartbeats_every("scorer", start=51, stop=60)
+    log.write(store_layout)
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError("No space left on device")
+
+    with monkeypatch.context() as patch:  # fails after reading the new heartbeats
+        patch.setattr(engine.memory, "take_in", disk_full)
+        with pytest.raises(OSError):
+            engine.tick(now=at(61))
+    engine.tick(now=at(61))
+    (beats,) = engine.con.execute(
+        'SELECT count(*) FROM heartbeats WHERE "at" > $t', {"t": at(50)}
+    ).fetchone()
+    engine.close()
+
+    assert beats == 10  # else the scorer would look silent since 50 s
+
+
 def test_a_second_cold_pass_judges_every_workflow_again(store_layout: StoreLayout) -> None:
     log = SpanLog()
     ours = history(log)
