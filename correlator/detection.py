@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from correlator.sql_text import parsed, run_folder, statement
 from correlator.thresholds import Thresholds
+from instrumentation.agent_streams import durable_name, subject_matches
 
 FINDING_TABLES = (
     "d_delivery_findings",
@@ -65,10 +66,8 @@ def name_backlogs(
     con: duckdb.DuckDBPyConnection, findings: list[dict[str, Any]], *, now: dt.datetime
 ) -> None:
     """Add to each consumer_down finding the backlog JetStream holds for its consumer
-    group (``consumer_backlog``), as the collector last sampled it: the durables named
-    after the group (an Agent's are ``<group>--<subject>``) that filter the step's
-    subject, or nothing. Looked up only when there is such a finding (rare), so a
-    tick pays nothing for it."""
+    group (``consumer_backlog``), as the collector last sampled it. Looked up only
+    when there is such a finding (rare), so a tick pays nothing for it."""
     down = [f for f in findings if f.get("root_cause") == "consumer_down"]
     if not down:
         return
@@ -78,12 +77,21 @@ def name_backlogs(
         held = [
             (pending, at)
             for durable, filters, pending, at in samples
-            if (durable == group or durable.startswith(f"{group}--"))
-            and (filters is None or subject in filters.split(","))
+            if _serves(durable, filters, group=group, subject=subject)
         ]
         if held:
             finding["consumer_backlog"] = sum(pending or 0 for pending, _ in held)
             finding["backlog_sampled_at"] = max(at for _, at in held)
+
+
+def _serves(durable: str, filters: str | None, *, group: str, subject: str | None) -> bool:
+    """Whether a JetStream consumer delivers ``subject`` to consumer group ``group``:
+    it is named after the group (an Agent's durable is ``durable_name(group, its
+    filter)``) and one of its filters (comma-separated; none: every subject of its
+    stream) matches the subject."""
+    patterns = filters.split(",") if filters else []
+    named = durable == group or any(durable == durable_name(group, p) for p in patterns)
+    return named and (not patterns or any(subject_matches(p, subject or "") for p in patterns))
 
 
 def one_gap_per_service(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:

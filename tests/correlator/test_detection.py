@@ -170,6 +170,7 @@ def test_consumer_whose_heartbeats_stopped_is_down_not_dropping(
     # JetStream, as the collector samples it: the scorers' durable has a backlog
     log.lag_sample("scorer--recruit_cv_parsed", at_s=90, backlog=0, subject=PARSED)
     log.lag_sample("scorer--recruit_cv_parsed", at_s=125, backlog=4, subject=PARSED)
+    log.lag_sample("scorer--recruit_STAR_parsed", at_s=125, backlog=2, subject="recruit.*.parsed")
     log.lag_sample("archiver--recruit_cv_parsed", at_s=125, backlog=9, subject=PARSED)
     log.write(store_layout)
 
@@ -179,7 +180,7 @@ def test_consumer_whose_heartbeats_stopped_is_down_not_dropping(
     (stalled,) = [a for a in outcome.of("stalled") if a["workflow_id"] == "wf-down"]
     assert stalled["root_cause"] == "consumer_down"
     assert (
-        "which is down (no heartbeat for 35 s); JetStream holds 4 messages for it"
+        "which is down (no heartbeat for 35 s); JetStream holds 6 messages for it"
         in stalled["detail"]
     )
     assert outcome.statuses["wf-down"] == ("stalled", f"{PARSED} → scorer", "consumer_down")
