@@ -26,7 +26,7 @@ import nats.errors
 import pyarrow as pa
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerInfo
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError
 
 from collector.segment_writer import SegmentWriter
 from store.schema import CONSUMER_LAG
@@ -123,7 +123,8 @@ class ConsumerLagSampler:
                     lambda offset, name=name: self.js.consumers_info(name, offset),
                     key=lambda c: c.name,
                 )
-            except NotFoundError:  # deleted since it was listed
+            except APIError as e:  # deleted since it was listed, or its leader moving
+                log.debug("skipping stream %s in this lag sample: %s", name, e)
                 continue
             rows += [consumer_lag_row(info, at=at) for info in consumers.values()]
         return rows

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 # how many span links back a late span's evicted traces are reloaded
 # (inherited_workflows follows as many)
 LINK_HOPS = 8
+# at most this many traces are brought back for one tick's late spans
+MAX_RELOADED_TRACES = 1000
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,9 @@ class SpanMemory:
         # whether cross_links may hold a row: while it holds none (our spans never
         # link across traces), the scope follows no links
         self.linked = True
+        # the traces this tick brought back from the store: re-judged with the new
+        # spans' (one sharing a workflow id with them need not be linked to them)
+        self._reloaded: list[str] = []
 
     def hold(self, con: duckdb.DuckDBPyConnection) -> None:
         """Hold the spans ``workflow_spans`` reads (a full pass points it at the
@@ -62,6 +67,7 @@ class SpanMemory:
     ) -> Arrivals:
         """Make ``new_spans`` the spans of ``segments`` received after ``since`` that
         memory does not hold yet, each once."""
+        self._reloaded = []
         con.execute(
             parsed(f"""
             CREATE OR REPLACE TEMP TABLE new_spans AS
@@ -121,8 +127,10 @@ class SpanMemory:
                 CREATE OR REPLACE TEMP TABLE scope_spans AS
                 SELECT * FROM work_spans WHERE trace_id IN (
                     SELECT trace_id FROM new_spans UNION SELECT trace_id FROM open_traces
+                    UNION SELECT unnest(CAST($reloaded AS VARCHAR[]))
                 )
-                """)
+                """),
+                {"reloaded": self._reloaded},
             )
             return
         con.execute(
@@ -131,6 +139,7 @@ class SpanMemory:
             WITH RECURSIVE touched AS (
                 SELECT DISTINCT trace_id FROM new_spans
                 UNION SELECT trace_id FROM open_traces
+                UNION SELECT unnest(CAST($reloaded AS VARCHAR[]))
             ),
             scope(trace_id) AS (
                 SELECT trace_id FROM touched
@@ -140,7 +149,8 @@ class SpanMemory:
                 JOIN cross_links AS c ON s.trace_id IN (c.trace_id, c.link_trace_id)
             )
             SELECT * FROM work_spans WHERE trace_id IN (SELECT trace_id FROM scope)
-            """)
+            """),
+            {"reloaded": self._reloaded},
         )
 
     def evict(self, con: duckdb.DuckDBPyConnection, *, horizon: dt.datetime) -> None:
@@ -210,6 +220,13 @@ class SpanMemory:
         for _hop in range(LINK_HOPS):
             if not wanted:
                 break
+            if len(reloaded) + len(wanted) > MAX_RELOADED_TRACES:
+                log.warning(
+                    "late spans would bring back %d more traces from the store; bringing back "
+                    "%d: their workflows may be judged on part of their spans",
+                    len(wanted), max(0, MAX_RELOADED_TRACES - len(reloaded)),
+                )  # fmt: skip
+                wanted = wanted[: max(0, MAX_RELOADED_TRACES - len(reloaded))]
             con.execute(
                 f"""
                 INSERT INTO work_spans
@@ -223,11 +240,29 @@ class SpanMemory:
                 f"INSERT INTO cross_links {cross_links(reloaded_spans)}", {"traces": wanted}
             )
             reloaded += wanted
+            # those the store held (or whose old spans arrive again): a trace it does
+            # not hold (a parent never exported) has no kin to look for
+            stored = _trace_ids(
+                con,
+                parsed("""
+                SELECT trace_id FROM work_spans WHERE trace_id IN (SELECT unnest($traces))
+                UNION
+                SELECT trace_id FROM new_spans
+                WHERE trace_id IN (SELECT unnest($traces)) AND start_time < $evicted_before
+                """),
+                {"traces": wanted, "evicted_before": evicted_before},
+            )
+            if not stored:
+                break
             wanted = _trace_ids(  # the rest of their workflows, if not held
                 con,
                 """
                 WITH reloaded AS (
-                    SELECT * FROM work_spans WHERE trace_id IN (SELECT unnest($traces))
+                    SELECT trace_id, link_trace_id, workflow_id FROM work_spans
+                    WHERE trace_id IN (SELECT unnest($traces))
+                    UNION ALL
+                    SELECT trace_id, link_trace_id, workflow_id FROM new_spans
+                    WHERE trace_id IN (SELECT unnest($traces))
                 ),
                 related(trace_id) AS (
                     -- the traces they link to
@@ -244,9 +279,12 @@ class SpanMemory:
                 SELECT trace_id FROM related
                 WHERE trace_id NOT IN (SELECT trace_id FROM work_spans)
                     AND trace_id NOT IN (SELECT trace_id FROM new_spans)
+                    AND trace_id NOT IN (SELECT unnest(CAST($tried AS VARCHAR[])))
+                ORDER BY trace_id
                 """,
-                {"traces": wanted},
+                {"traces": stored, "tried": reloaded},
             )
+        self._reloaded = reloaded
         if reloaded:
             self._count_links(con)  # a trace the store did not hold brought nothing
             (self.lacking_ids,) = con.execute(  # memory once new_spans join it

@@ -451,3 +451,40 @@ def test_a_store_older_than_consumer_lag_that_cannot_take_it_is_still_judged(
     engine.close()
 
     assert [(a["kind"], a["workflow_id"]) for a in found] == [("dropped", "wf-drop")]
+
+
+def test_a_span_stored_again_brings_back_the_other_traces_of_its_workflow(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log, heartbeats_until=None)
+
+    def split_run(workflow_id: str, start: float) -> Published:
+        """A run whose trace context broke at the parser: its publish starts a new
+        trace, joined to the first by the workflow id alone. Returns that publish."""
+        first = ours.publish("intake", RECEIVED, workflow_id=workflow_id, at_s=start)
+        ours.process(first, service="parser", start=start + 0.1, end=start + 0.4)
+        parsed = ours.publish("parser", PARSED, workflow_id=workflow_id, at_s=start + 0.38)
+        scored = ours.step(parsed, service="scorer", start=start + 0.5, end=start + 0.8,
+                           emits=SCORED)  # fmt: skip
+        ours.process(scored, service="notifier", start=start + 0.9, end=start + 1.0)
+        return parsed
+
+    parsed = split_run("wf-split", 100)
+    publish = next(row for row in log.rows if row["span_id"] == parsed.span_id)
+    log.write(store_layout)
+    engine = forgetful_watcher(store_layout)
+    engine.cold_pass(now=at(110))
+    time_passes(engine, ours, store_layout, at_s=200)  # both traces leave memory
+
+    log.rows = [{**publish, "received_at": at(300)}]  # the second trace's first span again
+    log.write(store_layout)
+    new = engine.tick(now=at(301))
+    verdict = engine.con.execute(
+        "SELECT workflow_type, status, last_activity_at FROM d_workflow_status "
+        "WHERE workflow_id = 'wf-split'"
+    ).fetchone()
+    engine.close()
+
+    assert [a for a in new if a["workflow_id"] == "wf-split"] == []
+    assert verdict == (RECEIVED, "completed", at(101))  # judged whole, not from its parser on
