@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from correlator.sql_text import parsed
+from correlator.sql_text import parsed, statement
 from correlator.stored_spans import WORK_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -256,32 +256,7 @@ class SpanMemory:
                 break
             wanted = _trace_ids(  # the rest of their workflows, if not held
                 con,
-                """
-                WITH reloaded AS (
-                    SELECT trace_id, link_trace_id, workflow_id FROM work_spans
-                    WHERE trace_id IN (SELECT unnest($traces))
-                    UNION ALL
-                    SELECT trace_id, link_trace_id, workflow_id FROM new_spans
-                    WHERE trace_id IN (SELECT unnest($traces))
-                ),
-                related(trace_id) AS (
-                    -- the traces they link to
-                    SELECT link_trace_id FROM reloaded WHERE link_trace_id <> trace_id
-                    UNION
-                    -- the stored traces that link to them (consumers of another
-                    -- instrumentation, a trace each) or share their workflow id
-                    SELECT trace_id FROM spans_raw
-                    WHERE link_trace_id IN (SELECT unnest($traces))
-                        OR workflow_id IN (
-                            SELECT workflow_id FROM reloaded WHERE workflow_id IS NOT NULL
-                        )
-                )
-                SELECT trace_id FROM related
-                WHERE trace_id NOT IN (SELECT trace_id FROM work_spans)
-                    AND trace_id NOT IN (SELECT trace_id FROM new_spans)
-                    AND trace_id NOT IN (SELECT unnest(CAST($tried AS VARCHAR[])))
-                ORDER BY trace_id
-                """,
+                parsed(statement("workflow_kin")),
                 {"traces": stored, "tried": reloaded},
             )
         self._reloaded = reloaded
