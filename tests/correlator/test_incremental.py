@@ -35,6 +35,13 @@ def _engine(layout: StoreLayout) -> Correlator:
     return Correlator(data_dir=layout.root, thresholds=Thresholds(min_deadline_s=5))
 
 
+def _store_a_dropped_message(layout: StoreLayout) -> None:
+    """History, then wf-drop: its `recruit.cv.parsed` (t=100.4) never consumed."""
+    log = SpanLog()
+    up_to_parsed(history(log), "wf-drop", start=100)
+    log.write(layout)
+
+
 def test_tick_finds_a_fault_in_spans_that_arrived_after_the_cold_pass(
     store_layout: StoreLayout,
 ) -> None:
@@ -184,10 +191,7 @@ def test_heartbeats_compacted_under_a_watcher_are_not_counted_twice(
 def test_restarted_correlator_does_not_report_old_findings_as_new(
     store_layout: StoreLayout,
 ) -> None:
-    log = SpanLog()
-    ours = history(log)
-    up_to_parsed(ours, "wf-drop", start=100)
-    log.write(store_layout)
+    _store_a_dropped_message(store_layout)
     first = _engine(store_layout)
     (found,) = first.cold_pass(now=at(120))
     first.ledger.mark_alerted([found["anomaly_id"]], at=at(120))
@@ -205,10 +209,7 @@ def test_restarted_correlator_does_not_report_old_findings_as_new(
 def test_anomalies_changed_since_the_full_file_are_read_back_from_the_recent_one(
     store_layout: StoreLayout,
 ) -> None:
-    log = SpanLog()
-    ours = history(log)
-    up_to_parsed(ours, "wf-drop", start=100)
-    log.write(store_layout)
+    _store_a_dropped_message(store_layout)
     first = _engine(store_layout)
     (found,) = first.cold_pass(now=at(120))
     first.write_findings()  # every anomaly: the full file
@@ -438,10 +439,7 @@ def test_a_second_cold_pass_judges_every_workflow_again(store_layout: StoreLayou
 def test_a_store_older_than_consumer_lag_that_cannot_take_it_is_still_judged(
     store_layout: StoreLayout,
 ) -> None:
-    log = SpanLog()
-    ours = history(log)
-    up_to_parsed(ours, "wf-drop", start=100)
-    log.write(store_layout)
+    _store_a_dropped_message(store_layout)
     shutil.rmtree(store_layout.table_dir("consumer_lag"))  # a store from before it
     store_layout.table_dir("consumer_lag").write_text("in the way")  # and unwritable there
 
