@@ -61,6 +61,15 @@ TICK_MATERIALIZED = tuple(
     if name not in ("workflow_first_events", "dead_letters", "transitions")
 )
 
+# optimizers a pass runs without (_enter)
+FULL_PASS_UNOPTIMIZED = ("build_side_probe_side",)
+TICK_UNOPTIMIZED = (
+    *FULL_PASS_UNOPTIMIZED,
+    "join_order",
+    "statistics_propagation",
+    "common_subplan",
+)
+
 
 class Correlator:
     """Keeps findings fresh for one store. Passes and writes take turns (a lock)."""
@@ -99,17 +108,9 @@ class Correlator:
         # threshold DuckDB checkpoints (and vacuums) in the middle of a statement, which
         # cost ~0.65 s of a 1M-span cold pass; eviction checkpoints instead (_evict)
         self.con.execute("SET checkpoint_threshold = '1TB'")
-        # the statements join a large side (spans) to a smaller one (publishes,
-        # messages) with the smaller one on the right, which is the side DuckDB builds
-        # its hash table from. Its cardinality estimate for a filtered side is often
-        # far too low, and it then builds on ~700k wide consumer spans instead: on 1M
-        # spans that cost ~0.4 s of a cold pass.
-        self.con.execute("SET disabled_optimizers = 'build_side_probe_side'")
         (self._db,) = self.con.execute("SELECT current_database()").fetchone()
-        # ticks judge a few thousand spans in ~40 statements: one thread spares each
-        # statement per-thread hash tables (~15% of a tick); full passes use them all
         (self._all_threads,) = self.con.execute("SELECT current_setting('threads')").fetchone()
-        self._thread_count = self._all_threads
+        self._mode: str | None = None  # "full" or "tick": see _enter
         self.ledger = AnomalyLedger.load(self.layout, rewrite_s=status_rewrite_s)
         # heartbeats older than a pass could need (a wait's baseline of dropped spans
         # predates the wait) are forgotten
@@ -137,7 +138,7 @@ class Correlator:
         Unless ``hold`` is false (no tick follows: ``correlate --once``), keep in
         memory the spans ticks will need."""
         with self._lock:
-            self._use_threads(self._all_threads)
+            self._enter("full")
             con = self.con
             segments = self.stored.segments()
             self.signals.load(con)
@@ -201,11 +202,11 @@ class Correlator:
         self._pass += 1
         self.signals.fold_in(con)
         if time.monotonic() - self._model_learned_at > self.model_refresh_s:
-            self._use_threads(self._all_threads)  # every span in the store
+            self._enter("full")  # every span in the store
             self._point_at_all_spans(segments)
             self._learn()
             self.stored.release(con)
-        self._use_threads(1)
+        self._enter("tick")
         since = self.watermark - dt.timedelta(seconds=self.ingest_slack_s)
         # the schema seed (no rows) keeps every column there whatever the new segments hold
         fresh = [self.stored.seed(), *sorted(segments - self._segments_read)]
@@ -269,12 +270,30 @@ class Correlator:
             inherits=not self.stored.all_carry_workflow_ids(),
         )
 
-    def _use_threads(self, count: int) -> None:
-        """Full passes use every thread, ticks one. Switching costs ~8 ms (DuckDB
-        stops or starts its workers), so it happens only when the kind of pass changes."""
-        if count != self._thread_count:
-            self.con.execute(f"SET threads = {int(count)}")
-            self._thread_count = count
+    def _enter(self, mode: str) -> None:
+        """Set the connection up for a full pass (every span) or a tick (a few
+        thousand spans in ~40 statements). Switching costs ~8 ms (DuckDB stops or
+        starts its workers), so it happens only when the kind of pass changes.
+
+        Both: the statements join a large side (spans) to a smaller one (publishes,
+        messages) with the smaller one on the right, which is the side DuckDB builds
+        its hash table from. Its cardinality estimate for a filtered side is often far
+        too low, and it then builds on ~700k wide consumer spans instead: on 1M spans
+        that cost ~0.4 s of a cold pass (build_side_probe_side stays off).
+
+        A tick runs on one thread, which spares each statement per-thread hash tables
+        (~15% of a tick), and plans each statement with fewer optimizers: planning is
+        half of a tick, and on a few thousand rows join ordering, statistics
+        propagation and shared-subplan detection cost more than they save (~15%).
+        """
+        if mode == self._mode:
+            return
+        threads, disabled = (
+            (self._all_threads, FULL_PASS_UNOPTIMIZED) if mode == "full" else (1, TICK_UNOPTIMIZED)
+        )
+        self.con.execute(f"SET threads = {int(threads)}")
+        self.con.execute(f"SET disabled_optimizers = '{','.join(disabled)}'")
+        self._mode = mode
 
     def _point_at(
         self,
