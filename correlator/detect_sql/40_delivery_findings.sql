@@ -51,7 +51,9 @@ WITH d AS (
         )) / 1e6 AS waited_s
     FROM d_deliveries AS d
     LEFT JOIN d_services AS s ON s.service = d.consumer_service
-    LEFT JOIN d_instances AS i ON i.instance = d.receiving_instance
+    -- instance ids are unique per service only (OpenTelemetry): a host name is common
+    LEFT JOIN d_instances AS i
+        ON i.service = d.consumer_service AND i.instance = d.receiving_instance
 ),
 first_judgement AS (
     SELECT

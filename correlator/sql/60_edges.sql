@@ -19,7 +19,7 @@ dropped AS (
     SELECT p.producer_service, a.subject, a.service AS consumer_service, count(*) AS dropped
     FROM anomalies AS a
     LEFT JOIN published_messages AS p USING (message_id)
-    WHERE a.kind = 'dropped'
+    WHERE a.kind = 'dropped' AND a.resolved_at IS NULL  -- consumed late: not lost
     GROUP BY ALL
 )
 SELECT

@@ -361,3 +361,23 @@ def test_workflow_whose_last_event_was_handled_but_never_reached_its_end_is_stal
     (finding,) = outcome.of("stalled")
     assert finding["root_cause"] == "no_next_event"
     assert outcome.statuses["wf-quiet"] == ("stalled", f"after {PARSED}", "no_next_event")
+
+
+def test_an_instance_id_another_service_also_uses_borrows_none_of_its_liveness(
+    store_layout: StoreLayout,
+) -> None:
+    # instance ids are unique per service only: two services on one host name
+    log = SpanLog()
+    ours = history(log, heartbeats_until=None)
+    for service in ("intake", "parser"):
+        log.heartbeats_every(service, start=0, stop=130)
+    log.heartbeats_every("scorer", start=0, stop=130, instance="host-a")
+    log.heartbeats_every("archiver", start=0, stop=20, instance="host-a")  # retired long ago
+    parsed = up_to_parsed(ours, "wf-hang", start=100)
+    ours.receive(parsed, service="scorer", at_s=100.5, instance="host-a")
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=130)
+
+    assert outcome.kinds() == {("hung", "wf-hang", PARSED)}
+    assert outcome.statuses["wf-hang"][2] == "hung"

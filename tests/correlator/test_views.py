@@ -4,8 +4,11 @@ wait apart from processing, and no negative latency under clock skew."""
 from __future__ import annotations
 
 import correlator
+from correlator.engine import Correlator
+from correlator.thresholds import Thresholds
 from store import StoreLayout
-from tests.correlator.span_shapes import ForeignSpans, OurSpans, SpanLog
+from tests.correlator.pipelines import PARSED, history, up_to_parsed
+from tests.correlator.span_shapes import ForeignSpans, OurSpans, SpanLog, at
 
 
 def test_fresh_store_has_every_contract_view_empty(store_layout: StoreLayout) -> None:
@@ -96,3 +99,29 @@ def test_skewed_consumer_clock_never_gives_negative_latency(store_layout: StoreL
     ).fetchone()
     assert wait == 0 and latency == 0
     assert skew is True
+
+
+def test_a_message_consumed_late_is_not_counted_dropped_on_its_edge(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log)
+    parsed = up_to_parsed(ours, "wf-late", start=100)
+    log.write(store_layout)
+    engine = Correlator(data_dir=store_layout.root, thresholds=Thresholds(min_deadline_s=5))
+    engine.cold_pass(now=at(110))  # found dropped
+    OurSpans(log).process(parsed, service="scorer", start=111, end=111.5)
+    log.write(store_layout)
+    engine.tick(now=at(112))  # consumed after all: the finding resolves
+    engine.write_findings()
+    engine.close()
+
+    con = correlator.connect(store_layout.root)
+    (resolved,) = con.execute("SELECT resolved_at IS NOT NULL FROM anomalies").fetchone()
+    (messages, drop_rate) = con.execute(
+        "SELECT messages, drop_rate FROM edges WHERE subject = $s AND consumer_service = 'scorer'",
+        {"s": PARSED},
+    ).fetchone()
+    assert resolved
+    assert drop_rate == 0
+    assert messages == 9  # the history's 8, and the late one once
