@@ -101,14 +101,47 @@ pending AS (
     UNION ALL BY NAME
     SELECT * FROM never_seen
 ),
-dead AS (
+evidence AS (
+    -- that a message was dead-lettered, per consumer it names (an advisory names the
+    -- JetStream consumer, a term or dlq.* republish the consumer group)
     SELECT
         message_id,
+        consumer AS named,
         arg_min(source, "at") AS source,
         min("at") AS "at",
         arg_min(reason, "at") AS reason
     FROM dead_letters
-    GROUP BY message_id
+    GROUP BY message_id, consumer
+),
+claims AS (
+    -- fan-out: one group's dead letter says nothing of the message's other groups.
+    -- Evidence is about the group it names, or one of its durables (an Agent names
+    -- them <group>--<subject>, and no subject holds '--'), or, naming none, every one
+    SELECT e.*, p.consumer
+    FROM evidence AS e
+    JOIN pending AS p USING (message_id)
+    WHERE e.named IS NULL
+        OR e.named = p.consumer
+        OR (starts_with(e.named, p.consumer || '--')
+            AND NOT contains(substr(e.named, length(p.consumer) + 3), '--'))
+),
+unclaimed AS (
+    -- evidence that names none of the message's groups (a consumer not named after its
+    -- group): about each of them, as nothing tells which
+    SELECT e.*, p.consumer
+    FROM evidence AS e
+    ANTI JOIN claims AS c USING (message_id, named)
+    JOIN pending AS p USING (message_id)
+),
+dead AS (
+    SELECT
+        message_id,
+        consumer,
+        arg_min(source, "at") AS source,
+        min("at") AS "at",
+        arg_min(reason, "at") AS reason
+    FROM (SELECT * FROM claims UNION ALL SELECT * FROM unclaimed)
+    GROUP BY message_id, consumer
 )
 SELECT
     s.message_id,
@@ -148,5 +181,5 @@ SELECT
 FROM published_or_handled AS m  -- the few pending deliveries on the right: a join
 JOIN pending AS s USING (message_id)  -- builds its hash table on that side
 LEFT JOIN d_workflows AS w USING (workflow_id)
-LEFT JOIN dead USING (message_id)
+LEFT JOIN dead ON dead.message_id = s.message_id AND dead.consumer = s.consumer
 LEFT JOIN model_steps AS st ON st.subject = m.subject AND st.consumer = s.consumer;

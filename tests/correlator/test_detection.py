@@ -4,6 +4,7 @@ Healthy workflows beside the fault are never flagged."""
 
 from __future__ import annotations
 
+from instrumentation.agent_streams import durable_name
 from store import StoreLayout
 from tests.correlator.pipelines import (
     PARSED,
@@ -13,7 +14,7 @@ from tests.correlator.pipelines import (
     history,
     up_to_parsed,
 )
-from tests.correlator.span_shapes import SpanLog, at
+from tests.correlator.span_shapes import OurSpans, Published, SpanLog, at
 
 
 def test_healthy_workflows_are_completed_and_never_flagged(store_layout: StoreLayout) -> None:
@@ -92,6 +93,45 @@ def test_message_past_max_deliveries_is_dead_lettered_not_failed(
     assert "past its max deliveries" in detail and "after 3 failed attempts" in detail
     assert "ValueError: bad cv" in detail
     assert outcome.statuses["wf-dlq"][0::2] == ("stalled", "dead_lettered")
+
+
+def test_one_groups_dead_letter_leaves_the_other_groups_of_a_fan_out_waiting(
+    store_layout: StoreLayout,
+) -> None:
+    # SCORED goes to notifier and archiver; notifier gives up on it, archiver's queue
+    # has not reached it yet (its deadline is 5 s)
+    log = SpanLog()
+    ours = OurSpans(log)
+
+    def run(workflow: str, start: float) -> Published:
+        first = ours.publish("intake", RECEIVED, workflow_id=workflow, at_s=start)
+        parsed = ours.step(first, service="parser", start=start + 0.1, end=start + 0.4,
+                           emits=PARSED)  # fmt: skip
+        return ours.step(parsed, service="scorer", start=start + 0.5, end=start + 0.8,
+                         emits=SCORED)  # fmt: skip
+
+    for i in range(8):
+        scored = run(f"wf-{i}", float(i))
+        ours.process(scored, service="notifier", start=i + 0.9, end=i + 1.0)
+        ours.process(scored, service="archiver", start=i + 0.9, end=i + 1.2)
+    for service in ("intake", "parser", "scorer", "notifier", "archiver"):
+        log.heartbeats_every(service, start=0, stop=200)
+    scored = run("wf-dlq", 100)
+    for t in (100.9, 101.2):
+        ours.process(scored, service="notifier", start=t, end=t + 0.1, error="boom", settle=None)
+    # the advisory names the Agent's durable, not the group
+    log.bus_event("max_deliveries", scored, at_s=101.4, consumer=durable_name("notifier", SCORED))
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=102)
+
+    assert outcome.kinds() == {("dead_lettered", "wf-dlq", SCORED)}
+    assert {a["consumer"] for a in outcome.anomalies} == {"notifier"}
+    assert outcome.statuses["wf-dlq"] == ("stalled", f"{SCORED} → notifier", "dead_lettered")
+    # archiver never got it: past its deadline that is a drop, not notifier's dead letter
+    late = correlate(store_layout, now_s=110)
+    assert ("dropped", "wf-dlq", SCORED) in late.kinds()
+    assert {a["consumer"] for a in late.of("dropped")} == {"archiver"}
 
 
 def test_message_republished_to_dead_letter_subject_is_dead_lettered(
