@@ -27,7 +27,7 @@ from correlator.ledger import AnomalyLedger
 from correlator.model import ChoreographyModel, install_model, learn_model
 from correlator.signal_memory import SignalMemory
 from correlator.span_memory import SpanMemory
-from correlator.sql_text import parsed
+from correlator.sql_text import parsed, statement
 from correlator.stored_spans import WORK_COLUMNS, StoredSpans
 from correlator.thresholds import Thresholds
 from correlator.verdicts import Verdicts
@@ -354,17 +354,13 @@ class Correlator:
         )
 
     def _refresh_open(self, *, now: dt.datetime) -> None:
-        """Traces of workflows that may still change: not completed, and active
-        within ``keep_s`` (a workflow stuck for longer keeps its last verdict)."""
+        """Traces of workflows that may still change (engine_sql/open_traces.sql)."""
         self.con.execute(
-            parsed("""
-            CREATE OR REPLACE TEMP TABLE open_traces AS
-            SELECT DISTINCT s.trace_id
-            FROM workflow_spans AS s
-            JOIN d_workflow_status AS w USING (workflow_id)
-            WHERE w.status <> 'completed' AND w.last_activity_at > $horizon
-            """),
-            {"horizon": now - dt.timedelta(seconds=self.keep_s)},
+            parsed(statement("open_traces")),
+            {
+                "horizon": now - dt.timedelta(seconds=self.keep_s),
+                "orphan_horizon": now - dt.timedelta(seconds=2 * self.thresholds.orphan_grace_s),
+            },
         )
 
     def _evict(self, *, watermark: dt.datetime) -> None:

@@ -117,32 +117,42 @@ class SpanMemory:
 
     def scope(self, con: duckdb.DuckDBPyConnection) -> None:
         """Make ``scope_spans`` the spans to re-judge: of the traces new spans touch
-        or ``open_traces`` names, and of every trace span links join them to, however
-        many hops away (a consumer in a trace of its own, linked to a producer that
-        was itself a consumer linked further back: the workflow is the first
-        trace's)."""
+        or ``open_traces`` names, of the traces that share a workflow id with those
+        (trace context broken on the way, the workflow id carried on), and of every
+        trace span links join them to, however many hops away (a consumer in a trace
+        of its own, linked to a producer that was itself a consumer linked further
+        back: the workflow is the first trace's). A workflow is judged on all of its
+        spans or not at all: judged on some, it would look unfinished."""
+        touched = """
+            touched AS (
+                SELECT DISTINCT trace_id FROM new_spans
+                UNION SELECT trace_id FROM open_traces
+                UNION SELECT unnest(CAST($reloaded AS VARCHAR[]))
+            ),
+            kin AS (
+                SELECT trace_id FROM touched
+                UNION
+                SELECT trace_id FROM work_spans WHERE workflow_id IN (
+                    SELECT workflow_id FROM work_spans
+                    WHERE trace_id IN (SELECT trace_id FROM touched)
+                )
+            )"""
         if not self.linked:
             con.execute(
-                parsed("""
+                parsed(f"""
                 CREATE OR REPLACE TEMP TABLE scope_spans AS
-                SELECT * FROM work_spans WHERE trace_id IN (
-                    SELECT trace_id FROM new_spans UNION SELECT trace_id FROM open_traces
-                    UNION SELECT unnest(CAST($reloaded AS VARCHAR[]))
-                )
+                WITH {touched}
+                SELECT * FROM work_spans WHERE trace_id IN (SELECT trace_id FROM kin)
                 """),
                 {"reloaded": self._reloaded},
             )
             return
         con.execute(
-            parsed("""
+            parsed(f"""
             CREATE OR REPLACE TEMP TABLE scope_spans AS
-            WITH RECURSIVE touched AS (
-                SELECT DISTINCT trace_id FROM new_spans
-                UNION SELECT trace_id FROM open_traces
-                UNION SELECT unnest(CAST($reloaded AS VARCHAR[]))
-            ),
+            WITH RECURSIVE {touched},
             scope(trace_id) AS (
-                SELECT trace_id FROM touched
+                SELECT trace_id FROM kin
                 UNION
                 SELECT CASE WHEN c.trace_id = s.trace_id THEN c.link_trace_id ELSE c.trace_id END
                 FROM scope AS s
@@ -154,13 +164,24 @@ class SpanMemory:
         )
 
     def evict(self, con: duckdb.DuckDBPyConnection, *, horizon: dt.datetime) -> None:
-        """Forget the traces quiet since ``horizon`` that ``open_traces`` does not name."""
+        """Forget the traces quiet since ``horizon`` that ``open_traces`` does not name,
+        unless another trace of their workflow is held for longer (a workflow is held
+        whole: see ``scope``)."""
         con.execute(
             """
             DELETE FROM work_spans WHERE trace_id IN (
-                SELECT trace_id FROM work_spans GROUP BY trace_id
-                HAVING max(received_at) < $horizon
-            ) AND trace_id NOT IN (SELECT trace_id FROM open_traces)
+                WITH quiet AS (
+                    SELECT trace_id FROM work_spans GROUP BY trace_id
+                    HAVING max(received_at) < $horizon
+                    EXCEPT SELECT trace_id FROM open_traces
+                )
+                SELECT trace_id FROM quiet
+                EXCEPT
+                SELECT trace_id FROM work_spans WHERE workflow_id IN (
+                    SELECT workflow_id FROM work_spans
+                    WHERE trace_id NOT IN (SELECT trace_id FROM quiet)
+                )
+            )
             """,
             {"horizon": horizon},
         )

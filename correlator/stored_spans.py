@@ -77,18 +77,12 @@ class StoredSpans:
         return bool(self._statistics["all_carry_ids"])
 
     def keep(self, con: duckdb.DuckDBPyConnection, *, recent_since: dt.datetime) -> None:
-        """Point ``correlated_spans`` at the spans of ``open_traces`` and of the traces
-        that received spans after ``recent_since``; when ``stored_spans`` is the
+        """Point ``correlated_spans`` at the spans of ``open_traces``, of the traces
+        that received spans after ``recent_since``, and of their workflows'
+        (engine_sql/kept_traces.sql); when ``stored_spans`` is the
         segments themselves, only those holding such traces are read (a scan of the
         trace ids picks them): most of a store is history."""
-        con.execute(
-            """
-            CREATE OR REPLACE TEMP TABLE kept_traces AS
-            SELECT trace_id FROM open_traces
-            UNION SELECT trace_id FROM stored_spans WHERE received_at > $since
-            """,
-            {"since": recent_since},
-        )
+        con.execute(statement("kept_traces"), {"since": recent_since})
         source = "stored_spans"
         if self._kind == "VIEW":
             holding = con.execute(

@@ -456,19 +456,7 @@ def test_a_span_stored_again_brings_back_the_other_traces_of_its_workflow(
 ) -> None:
     log = SpanLog()
     ours = history(log, heartbeats_until=None)
-
-    def split_run(workflow_id: str, start: float) -> Published:
-        """A run whose trace context broke at the parser: its publish starts a new
-        trace, joined to the first by the workflow id alone. Returns that publish."""
-        first = ours.publish("intake", RECEIVED, workflow_id=workflow_id, at_s=start)
-        ours.process(first, service="parser", start=start + 0.1, end=start + 0.4)
-        parsed = ours.publish("parser", PARSED, workflow_id=workflow_id, at_s=start + 0.38)
-        scored = ours.step(parsed, service="scorer", start=start + 0.5, end=start + 0.8,
-                           emits=SCORED)  # fmt: skip
-        ours.process(scored, service="notifier", start=start + 0.9, end=start + 1.0)
-        return parsed
-
-    parsed = split_run("wf-split", 100)
+    parsed = _split_run(ours, "wf-split", start=100)
     publish = next(row for row in log.rows if row["span_id"] == parsed.span_id)
     log.write(store_layout)
     engine = forgetful_watcher(store_layout)
@@ -486,3 +474,100 @@ def test_a_span_stored_again_brings_back_the_other_traces_of_its_workflow(
 
     assert [a for a in new if a["workflow_id"] == "wf-split"] == []
     assert verdict == (RECEIVED, "completed", at(101))  # judged whole, not from its parser on
+
+
+def _split_run(ours: OurSpans, workflow_id: str, *, start: float, gap: float = 0.0) -> Published:
+    """A run whose trace context broke at the parser: its publish starts a new trace
+    ``gap`` seconds later, joined to the first by the workflow id alone. Returns that
+    publish."""
+    first = ours.publish("intake", RECEIVED, workflow_id=workflow_id, at_s=start)
+    ours.process(first, service="parser", start=start + 0.1, end=start + 0.4)
+    second = start + gap
+    parsed = ours.publish("parser", PARSED, workflow_id=workflow_id, at_s=second + 0.38)
+    scored = ours.step(parsed, service="scorer", start=second + 0.5, end=second + 0.8,
+                       emits=SCORED)  # fmt: skip
+    ours.process(scored, service="notifier", start=second + 0.9, end=second + 1.0)
+    return parsed
+
+
+def _verdict(engine: Correlator, workflow_id: str) -> tuple[Any, ...]:
+    return engine.con.execute(
+        "SELECT workflow_type, status FROM d_workflow_status WHERE workflow_id = $w",
+        {"w": workflow_id},
+    ).fetchone()
+
+
+def test_a_late_span_of_one_trace_has_its_whole_workflow_judged_again(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log, runs=30, heartbeats_until=None)  # enough runs to trust the model
+    _split_run(ours, "wf-split", start=100)
+    late = next(
+        r for r in log.rows
+        if r["workflow_id"] == "wf-split" and r["operation"] == "settle"
+        and r["service_name"] == "parser"
+    )  # fmt: skip
+    log.rows.remove(late)  # the parser's ack, in the first trace, comes late
+    log.write(store_layout)
+    engine = _engine(store_layout)
+    engine.cold_pass(now=at(102))
+
+    log.rows = [{**late, "received_at": at(109)}]
+    log.write(store_layout)
+    new = engine.tick(now=at(110))
+    verdict = _verdict(engine, "wf-split")
+    engine.close()
+
+    assert [(a["kind"], a["workflow_id"]) for a in new] == []
+    assert verdict == (RECEIVED, "completed")  # not judged on its first trace alone
+
+
+def test_a_cold_pass_keeps_a_workflow_whole_for_the_ticks(store_layout: StoreLayout) -> None:
+    log = SpanLog()
+    ours = history(log, heartbeats_until=None)
+    _split_run(ours, "wf-split", start=100, gap=8)  # its second trace starts at 108
+    late = [
+        r for r in log.rows
+        if r["workflow_id"] == "wf-split" and r["operation"] == "settle"
+        and r["service_name"] in ("scorer", "notifier")
+    ]  # fmt: skip
+    log.rows = [r for r in log.rows if r not in late]  # their acks, in the second trace
+    log.write(store_layout)
+    engine = forgetful_watcher(store_layout)
+    engine.cold_pass(now=at(110))  # only the second trace is recent (5 s)
+    verdicts = []
+    for t, row in zip((112, 114), late, strict=True):  # each tick also evicts
+        log.rows = [{**row, "received_at": at(t - 1)}]
+        log.write(store_layout)
+        verdicts.append((engine.tick(now=at(t)), _verdict(engine, "wf-split")))
+    engine.close()
+
+    # never a run that starts at the parser, before or after the first trace went quiet
+    assert verdicts == [([], (RECEIVED, "completed"))] * 2
+
+
+def test_a_watcher_reports_an_orphan_whose_workflow_completed_within_the_grace(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log)
+    log.write(store_layout)
+    engine = _engine(store_layout)
+    engine.cold_pass(now=at(50))
+    healthy_run(ours, "wf-orphan", start=100)
+    publish = next(
+        r for r in log.rows
+        if r["workflow_id"] == "wf-orphan" and r["subject"] == RECEIVED and r["operation"] == "send"
+    )  # fmt: skip
+    log.rows.remove(publish)  # the producer's span never arrives
+    log.write(store_layout)
+
+    new = []
+    for t in (102, 105, 112, 115):  # completed at once; the orphan grace is 10 s
+        new += engine.tick(now=at(t))
+    engine.close()
+
+    assert [(a["kind"], a["workflow_id"], a["step"]) for a in new] == [
+        ("orphan", "wf-orphan", RECEIVED)
+    ]
