@@ -12,7 +12,7 @@
             deadline: 30s                       # no progress for longer: stalled
             sla: 5s                             # completed later than this: slow
 
-Durations are ``500ms``, ``30s``, ``5m``, ``2h`` or plain seconds. What is declared
+Durations are ``500ms``, ``30s``, ``5m``, ``2h``, ``1d`` or plain seconds. What is declared
 overrides what the correlator learned; the rest is still learned.
 """
 
@@ -28,8 +28,8 @@ import yaml
 from instrumentation.errors import ChoreoscopeError
 
 VERSION = 1
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
 class ChoreographyFileError(ChoreoscopeError, ValueError):
@@ -80,7 +80,7 @@ def _duration(value: Any, *, path: Path | str, where: str) -> float | None:
     match = _DURATION.match(str(value))
     if not match:
         raise ChoreographyFileError(
-            path=path, problem=f"{where} is {value!r}, not a duration like 500ms, 30s or 5m"
+            path=path, problem=f"{where} is {value!r}, not a duration like 500ms, 30s, 5m, 2h or 1d"
         )
     return float(match.group(1)) * _UNITS[match.group(2)]
 
@@ -117,9 +117,20 @@ def parse_choreography(text: str, *, path: Path | str = "choreography.yaml") -> 
     unknown = set(doc) - {"version", "workflows"}
     if unknown:
         raise ChoreographyFileError(path=path, problem=f"unknown keys {sorted(unknown)}")
+    declared = _mapping(doc.get("workflows"), path=path, where="workflows")
+    if not declared:
+        raise ChoreographyFileError(path=path, problem="it declares no workflows")
     workflows = []
-    for name, body in _mapping(doc.get("workflows"), path=path, where="workflows").items():
+    for name, body in declared.items():
         body = _mapping(body, path=path, where=f"workflows.{name}")
+        # a misspelt key would silently declare nothing: every step out of model
+        extra = set(body) - {"starts_with", "terminal", "steps"}
+        if extra:
+            raise ChoreographyFileError(
+                path=path,
+                problem=f"workflows.{name}: unknown keys {sorted(extra)} "
+                "(a workflow has starts_with, terminal and steps)",
+            )
         if not isinstance(body.get("starts_with"), str):
             raise ChoreographyFileError(
                 path=path, problem=f"workflows.{name}.starts_with must name its first event"

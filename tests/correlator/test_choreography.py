@@ -151,6 +151,11 @@ def test_learned_model_is_readable_through_the_views(store_layout: StoreLayout) 
         ),
         ("version: 9", "version 9 is not 1"),
         ("workflows: {w: [", "not valid YAML"),
+        # a misspelt key must not silently declare a workflow of no steps, which
+        # would make every step of every run a deviation
+        ("workflows:\n  w:\n    starts_with: a\n    stpes: {}", r"unknown keys \['stpes'\]"),
+        ("workflows:\n  w:\n    starts_with: a\n    terminals: [b]", "unknown keys"),
+        ("", "declares no workflows"),
     ],
 )
 def test_malformed_choreography_says_what_is_wrong_and_how_to_fix_it(
@@ -160,3 +165,11 @@ def test_malformed_choreography_says_what_is_wrong_and_how_to_fix_it(
         parse_choreography(text, path="choreography.yaml")
     assert "choreoscope model --write" in str(err.value)
     assert isinstance(err.value, ValueError)
+
+
+def test_declared_durations_take_the_units_the_command_line_takes() -> None:
+    text = "workflows:\n  w:\n    starts_with: a\n    steps:\n      a: {deadline: 1d, sla: 2h}"
+
+    (workflow,) = parse_choreography(text).workflows
+
+    assert (workflow.steps[0].deadline_s, workflow.steps[0].sla_s) == (86400.0, 7200.0)
