@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -52,6 +53,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except ChoreoscopeError as e:
         print(f"choreoscope: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # the reader went away (`| head`): stop quietly, as Unix tools do, and keep
+        # Python from complaining again when it flushes standard output at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except OSError as e:
+        # a path given that cannot be read or written: no traceback (--log-level
+        # DEBUG shows one)
+        logging.getLogger(__name__).debug("OS error", exc_info=True)
+        where = f": {e.filename}" if e.filename else ""
+        print(f"choreoscope: error: {e.strerror or e}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -38,6 +38,40 @@ def parse_host_port(text: str) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def parse_log_level(text: str) -> str:
+    level = str(text).strip().upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"{text!r} is not a log level; write one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def parse_count(text: str) -> int:
+    """A whole number, optionally with a unit: ``50000``, ``50k``, ``8GiB``, ``512MiB``."""
+    match = _COUNT.match(str(text))
+    if not match:
+        raise ValueError(
+            f"{text!r} is not a whole number; write it like 50000, 50k, 512MiB or 8GiB"
+        )
+    return int(float(match.group(1)) * _COUNT_UNITS[(match.group(2) or "").lower()])
+
+
+_COUNT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(k|m|g|kib|mib|gib|kb|mb|gb)?\s*$", re.IGNORECASE)
+_COUNT_UNITS = {
+    "": 1, "k": 10**3, "m": 10**6, "g": 10**9, "kb": 10**3, "mb": 10**6, "gb": 10**9,
+    "kib": 2**10, "mib": 2**20, "gib": 2**30,
+}  # fmt: skip
+
+
+def parse_port(text: str) -> int:
+    port = str(text).strip()
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r} is not a port; write a number from 1 to 65535")
+    return int(port)
+
+
 def parse_bool(text: str) -> bool:
     value = str(text).strip().lower()
     if value in {"1", "true", "yes", "on"}:
@@ -103,7 +137,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("tls_ca", Path, None, "CA bundle to verify the NATS server's TLS certificate"),
         Setting("tls_cert", Path, None, "client TLS certificate for NATS"),
         Setting("tls_key", Path, None, "client TLS key for NATS"),
-        Setting("log_level", str, "INFO", "log level: DEBUG, INFO, WARNING or ERROR"),
+        Setting("log_level", parse_log_level, "INFO", "log level: DEBUG, INFO, WARNING or ERROR"),
         Setting(
             "otlp_http",
             parse_host_port,
@@ -112,8 +146,12 @@ SETTINGS: dict[str, Setting] = {
         ),
         Setting("retention", parse_duration, 7 * 86400.0, "drop span partitions older than this"),
         Setting("flush_interval", parse_duration, 1.0, "write a segment at least this often"),
-        Setting("flush_rows", int, 50_000, "write a segment when this many rows are buffered"),
-        Setting("stream_replicas", int, 1, "replicas of the CHOREO_SPANS stream when created"),
+        Setting(
+            "flush_rows", parse_count, 50_000, "write a segment when this many rows are buffered"
+        ),
+        Setting(
+            "stream_replicas", parse_count, 1, "replicas of the CHOREO_SPANS stream when created"
+        ),
         Setting(
             "stream_max_age",
             parse_duration,
@@ -122,13 +160,13 @@ SETTINGS: dict[str, Setting] = {
         ),
         Setting(
             "stream_max_bytes",
-            int,
+            parse_count,
             wire.SPANS_STREAM_MAX_BYTES,
             "CHOREO_SPANS keeps at most this many bytes",
         ),
         Setting(
             "decode_workers",
-            int,
+            parse_count,
             None,
             "processes decoding OTLP protobuf/JSON spans (default: one per core; 0: in-process)",
         ),
@@ -148,13 +186,16 @@ SETTINGS: dict[str, Setting] = {
             "the dashboard's address, for the ?workflow=<id> link in each alert",
         ),
         Setting("host", str, "127.0.0.1", "the address the dashboard binds"),
-        Setting("port", int, 8501, "the port the dashboard listens on"),
+        Setting("port", parse_port, 8501, "the port the dashboard listens on"),
     ]
 }
 
 
-def add_flags(parser: argparse.ArgumentParser, *names: str) -> None:
-    """Add ``--flag`` options for settings; unset flags resolve in ``resolve()``."""
+def add_flags(
+    parser: argparse.ArgumentParser, *names: str, docs: dict[str, str] | None = None
+) -> None:
+    """Add ``--flag`` options for settings; unset flags resolve in ``resolve()``.
+    ``docs`` replaces a setting's description where one command uses it differently."""
     for name in names:
         s = SETTINGS[name]
         parser.add_argument(
@@ -162,7 +203,7 @@ def add_flags(parser: argparse.ArgumentParser, *names: str) -> None:
             dest=name,
             default=None,
             metavar=name.upper(),
-            help=f"{s.doc} (env {s.env}; default {s.shown_default})",
+            help=f"{(docs or {}).get(name, s.doc)} (env {s.env}; default {s.shown_default})",
         )
 
 

@@ -110,6 +110,16 @@ class StoreLayout:
                 f"no choreoscope store at {self.root}: run `choreoscope collect --data "
                 f"{self.root}` (or `choreoscope demo`) to create one"
             ) from None
+        except NotADirectoryError:
+            raise ChoreoscopeError(
+                f"{self.root} is a file, not a store directory: pass --data the directory "
+                "`choreoscope collect` writes (default choreoscope-data)"
+            ) from None
+        except OSError as e:
+            raise ChoreoscopeError(
+                f"cannot read the store at {self.root} ({e.strerror}): check the path and "
+                "its permissions"
+            ) from None
         except (ValueError, KeyError) as e:
             raise StoreVersionError(
                 data_dir=self.root, found="unreadable", expected=SCHEMA_VERSION

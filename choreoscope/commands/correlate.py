@@ -46,7 +46,8 @@ Findings are Parquet files under <data>/findings/, read through the `workflows`,
 
 The model is learned from history; declare it with --choreography FILE (write a
 starting one with `choreoscope model --write choreography.yaml`). Without --nats,
-alerts go to the embedded nats-server at 127.0.0.1:4222 if one runs there.
+alerts go to a nats-server at 127.0.0.1:4222 (the one `choreoscope demo` or `up`
+starts) if one runs there; none is started for them.
 """
 
 FLAGS = (
@@ -65,7 +66,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--watch", action="store_true", help="keep findings fresh and alert")
     mode.add_argument("--once", action="store_true", help="compute findings once and exit")
-    add_flags(p, *FLAGS)
+    add_flags(
+        p,
+        *FLAGS,
+        docs={
+            "nats": "NATS URL(s) to publish alerts on, comma-separated; without one, "
+            f"{DEFAULT_NATS} if a nats-server runs there, else no NATS alerts"
+        },
+    )
     p.set_defaults(handler=run)
 
 

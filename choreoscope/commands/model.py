@@ -64,10 +64,15 @@ def run(args: argparse.Namespace) -> int:
     header = HEADER.format(data=engine.layout.root, at=dt.datetime.now(dt.UTC))
     text = dump_choreography(model_as_choreography(model, thresholds=thresholds), header=header)
     if args.write:
+        if not args.write.parent.is_dir():
+            raise ChoreoscopeError(
+                f"cannot write {args.write}: the folder {args.write.parent} does not exist"
+            )
         tmp = args.write.with_name(f".{args.write.name}.tmp")
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(args.write)
-        print(f"wrote {args.write}: {len(model.types)} workflow types")
+        count = len(model.types)
+        print(f"wrote {args.write}: {count} workflow type{'' if count == 1 else 's'}")
     else:
         print(text, end="")
     return 0

@@ -33,7 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_flags(p, "data", "log_level")
     p.add_argument("--status", nargs="+", choices=STATUSES, help="only runs with these statuses")
     p.add_argument("--type", dest="workflow_type", help="only runs of this workflow type")
-    p.add_argument("--limit", type=int, default=50, help="show at most this many (default 50)")
+    p.add_argument(
+        "--limit", type=_positive, default=50, help="show at most this many (default 50)"
+    )
     p.set_defaults(handler=run)
 
 
@@ -88,3 +90,9 @@ def run(args: argparse.Namespace) -> int:
     if not judged:
         print("\n(no correlator findings yet: run `choreoscope correlate --once` to judge them)")
     return 0
+
+
+def _positive(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)

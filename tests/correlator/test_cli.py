@@ -111,3 +111,14 @@ def test_broken_choreography_file_is_refused_with_the_reason(
                  "--choreography", str(path)])  # fmt: skip
     assert code == 2
     assert "deadline is 'soon', not a duration" in capsys.readouterr().err
+
+
+def test_model_written_into_a_folder_that_does_not_exist_says_so(
+    judged_store: StoreLayout, tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "nodir" / "choreography.yaml"
+
+    assert main(["model", "--data", str(judged_store.root), "--write", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"the folder {out.parent} does not exist" in err
+    assert "Traceback" not in err
