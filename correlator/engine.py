@@ -229,9 +229,12 @@ class Correlator:
         judged = {
             row["workflow_id"] for row in detection.status.select(["workflow_id"]).to_pylist()
         }
-        new = self._fold(detection, now=now, workflows=judged)
+        gone = self._workflows_gone() if self.memory.lacking_ids else set()
+        new = self._fold(detection, now=now, workflows=judged | gone)
         if judged:
             self.verdicts.append(con, pass_number=self._pass)
+        if gone:
+            self.verdicts.retract(con, workflows=gone)
         self._refresh_open(now=now)
         if self._ticks % self.evict_every_ticks == 0:
             self._evict(watermark=watermark)
@@ -352,6 +355,20 @@ class Correlator:
             workflows=workflows,
             services=True,
         )
+
+    def _workflows_gone(self) -> set[str]:
+        """Workflows a tick's spans no longer make: a trace without workflow ids was
+        a workflow of its own until the span it links back to arrived, and it is now
+        part of that span's workflow (inherited_workflows). Their verdicts and
+        anomalies go (a workflow that does not exist is neither completed nor stuck)."""
+        rows = self.con.execute(
+            """
+            SELECT DISTINCT workflow_id FROM all_status
+            WHERE trace_id IN (SELECT trace_id FROM scope_spans)
+                AND workflow_id NOT IN (SELECT workflow_id FROM d_workflow_status)
+            """
+        ).fetchall()
+        return {workflow_id for (workflow_id,) in rows}
 
     def _refresh_open(self, *, now: dt.datetime) -> None:
         """Traces of workflows that may still change (engine_sql/open_traces.sql)."""

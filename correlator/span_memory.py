@@ -53,13 +53,18 @@ class SpanMemory:
         self._reloaded: list[str] = []
 
     def hold(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Hold the spans ``workflow_spans`` reads (a full pass points it at the
-        ones that may still change)."""
+        """Hold the spans ``correlated_spans`` reads (a full pass points it at the
+        ones that may still change), as stored: a span without a workflow id keeps
+        none, and inherits one again in each tick (its producer's span may arrive
+        later, and change which it is)."""
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE work_spans AS SELECT {WORK_COLUMNS} FROM workflow_spans"
+            f"CREATE OR REPLACE TEMP TABLE work_spans AS SELECT {WORK_COLUMNS} "
+            "FROM correlated_spans"
         )
         con.execute(f"CREATE OR REPLACE TEMP TABLE cross_links AS {cross_links('work_spans')}")
-        self.lacking_ids = 0  # workflow_spans gave each span its workflow
+        (self.lacking_ids,) = con.execute(
+            "SELECT count(*) FROM work_spans WHERE workflow_id IS NULL"
+        ).fetchone()
         self._count_links(con)
 
     def take_in(

@@ -54,6 +54,16 @@ class Verdicts:
         )
         self.changed = self._superseded = True
 
+    def retract(self, con: duckdb.DuckDBPyConnection, *, workflows: set[str]) -> None:
+        """Forget every verdict of ``workflows``, which no longer exist; the next
+        write is a full one, so that no file still lists them."""
+        con.execute(
+            "DELETE FROM all_status WHERE workflow_id IN (SELECT unnest($workflows))",
+            {"workflows": sorted(workflows)},
+        )
+        self._full_written_at = 0.0
+        self.changed = True
+
     def forget_superseded(self, con: duckdb.DuckDBPyConnection) -> None:
         con.execute(
             """

@@ -28,7 +28,7 @@ from tests.correlator.pipelines import (
     time_passes,
     up_to_parsed,
 )
-from tests.correlator.span_shapes import OurSpans, Published, SpanLog, at
+from tests.correlator.span_shapes import ForeignSpans, OurSpans, Published, SpanLog, at
 
 
 def _engine(layout: StoreLayout) -> Correlator:
@@ -571,3 +571,40 @@ def test_a_watcher_reports_an_orphan_whose_workflow_completed_within_the_grace(
     assert [(a["kind"], a["workflow_id"], a["step"]) for a in new] == [
         ("orphan", "wf-orphan", RECEIVED)
     ]
+
+
+def test_a_foreign_producer_span_arriving_late_joins_its_consumers_workflow(
+    store_layout: StoreLayout,
+) -> None:
+    # another instrumentation, links only: each consumer starts a trace of its own
+    log = SpanLog()
+    go = ForeignSpans(log, links_only=True)
+
+    def orders(start: float) -> Published:
+        placed = go.publish("gateway", "orders.placed", at_s=start)
+        paid = go.step(placed, service="billing", start=start + 0.2, end=start + 0.3,
+                       emits="orders.paid")  # fmt: skip
+        go.process(paid, service="shipping", start=start + 0.4, end=start + 0.5)
+        return placed
+
+    for i in range(6):
+        orders(float(i))
+    placed = orders(100.0)
+    root = next(r for r in log.rows if r["span_id"] == placed.span_id)
+    log.rows.remove(root)  # the gateway's exporter lags: its publish span comes late
+    log.write(store_layout)
+    engine = _engine(store_layout)
+    engine.cold_pass(now=at(101))  # billing's trace is a workflow of its own, for now
+
+    log.rows = [{**root, "received_at": at(107)}]
+    log.write(store_layout)
+    new = engine.tick(now=at(108)) + engine.tick(now=at(110))
+    engine.write_findings()
+    engine.close()
+
+    assert new == []
+    outcome = read_outcome(store_layout)
+    assert outcome.anomalies == []
+    # one run, whole, and no trace of the workflow billing's trace made alone
+    assert outcome.statuses[placed.trace_id] == ("completed", None, None)
+    assert len(outcome.statuses) == 7

@@ -7,7 +7,7 @@ import correlator
 from correlator.engine import Correlator
 from correlator.thresholds import Thresholds
 from store import StoreLayout
-from tests.correlator.pipelines import PARSED, history, up_to_parsed
+from tests.correlator.pipelines import PARSED, RECEIVED, correlate, history, up_to_parsed
 from tests.correlator.span_shapes import ForeignSpans, OurSpans, SpanLog, at
 
 
@@ -99,6 +99,27 @@ def test_skewed_consumer_clock_never_gives_negative_latency(store_layout: StoreL
     ).fetchone()
     assert wait == 0 and latency == 0
     assert skew is True
+
+
+def test_a_downstream_clock_running_behind_leaves_the_workflow_its_type(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log)
+    first = ours.publish("intake", RECEIVED, workflow_id="wf-skew", at_s=100)
+    # the parser's clock runs 0.5 s behind: its publish is stamped before intake's
+    parsed = ours.step(first, service="parser", start=99.6, end=99.9, emits=PARSED)
+    ours.process(parsed, service="scorer", start=100.5, end=100.8)
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=120)
+
+    con = correlator.connect(store_layout.root)
+    (workflow_type,) = con.execute(
+        "SELECT workflow_type FROM workflows WHERE workflow_id = 'wf-skew'"
+    ).fetchone()
+    assert workflow_type == RECEIVED
+    assert outcome.statuses["wf-skew"][0] == "completed"
 
 
 def test_a_message_consumed_late_is_not_counted_dropped_on_its_edge(
