@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import shutil
 from typing import Any
 
 import correlator
 from choreoscope.settings import add_flags
+from correlator.explain import ago
 from correlator.queries import scoped_to_workflow
 from instrumentation.errors import ChoreoscopeError
 
@@ -91,9 +93,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         workflow_id = _resolve(con, args.workflow_id)
         params = {"wf": workflow_id}
-        (status, wf_type, started, duration, waiting, cause, services) = con.execute(
-            "SELECT status, workflow_type, started_at, duration_ms, waiting_on, root_cause, "
-            "services FROM workflows WHERE workflow_id = $wf",
+        (status, wf_type, started, last, duration, waiting, cause, services) = con.execute(
+            "SELECT status, workflow_type, started_at, last_activity_at, duration_ms, "
+            "waiting_on, root_cause, services FROM workflows WHERE workflow_id = $wf",
             params,
         ).fetchone()
         # hops and messages join spans to spans: over the workflow's traces only, not
@@ -122,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"workflow {workflow_id}  ({wf_type or 'unknown type'})")
     print(f"status   {status}" + (f", waiting on {waiting}" if waiting else "")
           + (f" ({cause})" if cause else ""))  # fmt: skip
-    print(f"started  {started:%Y-%m-%d %H:%M:%S.%f}"[:-3] + f" UTC, {duration:.0f} ms so far")
+    print(f"started  {started:%Y-%m-%d %H:%M:%S.%f}"[:-3] + " UTC")
+    print(activity_line(status=status, duration_ms=duration, last_activity_at=last))
     print(f"services {', '.join(services)}")
     if anomalies:
         print("\nanomalies:")
@@ -137,3 +140,14 @@ def run(args: argparse.Namespace) -> int:
             at = f"{published:%H:%M:%S}" if published else "?"
             print(f"  {subject} from {producer or '?'} at {at}: {outcome}")
     return 0
+
+
+def activity_line(*, status: str, duration_ms: float | None, last_activity_at: dt.datetime) -> str:
+    """How long the run was active, and, unless it completed, how long it has been
+    quiet: a run stuck for minutes is stuck for minutes, not "322 ms so far"."""
+    took = ago((duration_ms or 0) / 1000)
+    if status == "completed":
+        return f"took     {took}"
+    quiet = ago((dt.datetime.now(dt.UTC) - last_activity_at).total_seconds())
+    last = f"{last_activity_at:%H:%M:%S} UTC"
+    return f"active   {took}, then nothing since {last} ({quiet} ago)"

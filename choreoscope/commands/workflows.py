@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         rows = con.execute(
             """
             SELECT workflow_id, status, workflow_type, started_at, duration_ms,
-                   waiting_on, root_cause, len(services)
+                   last_activity_at, waiting_on, root_cause, len(services)
             FROM workflows
             WHERE (len(CAST($statuses AS VARCHAR[])) = 0 OR list_contains($statuses, status))
               AND ($type IS NULL OR workflow_type = $type)
@@ -79,13 +79,16 @@ def run(args: argparse.Namespace) -> int:
             wf_type or "-",
             f"{ago((now - started).total_seconds())} ago",
             ago((duration or 0) / 1000),
+            # how long a run that is not done has been quiet: "stuck for"
+            "-" if status == "completed" else ago((now - last).total_seconds()),
             waiting or "-",
             cause or "-",
             str(services),
         )
-        for wf, status, wf_type, started, duration, waiting, cause, services in rows
+        for wf, status, wf_type, started, duration, last, waiting, cause, services in rows
     ]
-    headers = ("workflow", "status", "type", "started", "duration", "waiting on", "cause", "svcs")
+    headers = ("workflow", "status", "type", "started", "active", "quiet for", "waiting on",
+               "cause", "svcs")  # fmt: skip
     print(render_table(headers, table))
     if not judged:
         print("\n(no correlator findings yet: run `choreoscope correlate --once` to judge them)")

@@ -41,6 +41,9 @@ def test_workflows_status_filter_lists_only_the_stuck_run(
     assert len(out) == 3  # header, rule, one run
     assert out[2].split()[:2] == ["wf-stuck", "stalled"]
     assert f"{PARSED} → scorer" in out[2] and "dropped" in out[2]
+    # how long it has been stuck, not only how long it was active
+    quiet_for = out[0].index("quiet for")
+    assert out[2][quiet_for:].split()[0] not in ("-", "")
 
 
 def test_show_draws_the_run_as_a_waterfall_with_its_anomaly(
@@ -51,6 +54,7 @@ def test_show_draws_the_run_as_a_waterfall_with_its_anomaly(
     out = capsys.readouterr().out
     assert "workflow wf-stuck" in out
     assert f"status   stalled, waiting on {PARSED} → scorer (dropped)" in out
+    assert "then nothing since" in out and "so far" not in out
     assert "[dropped] stalled at `scorer`" in out
     hop = next(line for line in out.splitlines() if line.startswith(f"{RECEIVED} → parser"))
     assert ".###" in hop.replace(" ", "")
