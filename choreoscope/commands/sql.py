@@ -27,6 +27,7 @@ MAX_CELL_CHARS = 60
 
 DESCRIPTION = """\
 Run one SQL query over the trace store, read-only, while the collector writes.
+Table cells are cut at 60 characters; --format csv or json prints them whole.
 Views: spans (one row per span), spans_raw, bus_events, rejected, heartbeats,
 consumer_lag (JetStream consumers' backlogs, sampled every 10 s),
 and the correlator's: messages, workflows, anomalies, edges, hops.
@@ -87,10 +88,41 @@ def open_connection(data: Path) -> duckdb.DuckDBPyConnection:
     return connect(data)
 
 
-def run(args: argparse.Namespace) -> int:
-    query = read_query(args).strip().rstrip(";").strip()
-    if not query:
+# what a query may be: it reads (PIVOT, which DuckDB runs as several statements,
+# and PRAGMA or CALL of a table function read too)
+READING = {
+    duckdb.StatementType.SELECT,
+    duckdb.StatementType.EXPLAIN,
+    duckdb.StatementType.PRAGMA,
+    duckdb.StatementType.CALL,
+    duckdb.StatementType.MULTI,
+}
+
+
+def one_reading_statement(text: str) -> str:
+    """``text`` when it is one statement that reads, else a ChoreoscopeError saying
+    what to do. Only the last statement's result could be printed, and a statement
+    that writes (COPY TO, CREATE) does not belong in a read-only command."""
+    try:
+        statements = duckdb.extract_statements(text)
+    except duckdb.Error as e:
+        raise ChoreoscopeError(f"the query cannot be parsed: {e}") from None
+    if not statements:
         raise ChoreoscopeError("the query is empty")
+    if len(statements) > 1:
+        raise ChoreoscopeError(
+            f"the text holds {len(statements)} statements; run one query at a time"
+        )
+    if statements[0].type not in READING:
+        raise ChoreoscopeError(
+            f"choreoscope sql only reads, and this is a {statements[0].type.name} statement: "
+            "write a SELECT, and save its result with --format csv|json|parquet -o FILE"
+        )
+    return text
+
+
+def run(args: argparse.Namespace) -> int:
+    query = one_reading_statement(read_query(args).strip().rstrip(";").strip())
     con = open_connection(args.data)
     try:
         result = _execute(con, query)

@@ -113,3 +113,15 @@ def test_catalog_opens_read_only_in_duckdb_with_every_view(filled_store: StoreLa
     assert con.execute("select schema_version from choreoscope_catalog").fetchone() == (1,)
     other = duckdb.connect(str(filled_store.catalog), read_only=True)  # readers side by side
     assert other.execute("select count(*) from spans").fetchone() == (12,)
+
+
+def test_only_one_reading_query_runs(filled_store: StoreLayout, tmp_path: Path) -> None:
+    target = tmp_path / "x.csv"
+
+    copy = sql(filled_store, f"copy (select 1) to '{target}'")
+    two = sql(filled_store, "select 1; select 2")
+
+    assert copy.returncode == 2 and not target.exists()
+    assert "only reads" in copy.stderr.decode() and "-o FILE" in copy.stderr.decode()
+    assert two.returncode == 2 and "run one query at a time" in two.stderr.decode()
+    assert b"Traceback" not in copy.stderr + two.stderr
