@@ -66,7 +66,14 @@ def parse_fault_rates(text: str | None) -> dict[str, float]:
         return dict(DEMO_RATES)
     path = Path(text)
     if path.is_file():
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise ConfigurationError(
+                setting="--faults",
+                value=text,
+                fix=f"the file is not valid YAML ({e}); write a mapping like {{drop: 0.05}}",
+            ) from None
         if not isinstance(loaded, Mapping):
             raise ConfigurationError(
                 setting="--faults",
@@ -79,10 +86,13 @@ def parse_fault_rates(text: str | None) -> dict[str, float]:
         for item in text.split(","):
             name, sep, rate = item.partition("=")
             if not sep:
+                looks_like_a_file = text.endswith((".yaml", ".yml", ".json")) or "/" in text
                 raise ConfigurationError(
                     setting="--faults",
                     value=text,
-                    fix="write rates like drop=0.05,hang=0.02 (or none, demo, or a YAML file)",
+                    fix=f"there is no file {text}"
+                    if looks_like_a_file
+                    else "write rates like drop=0.05,hang=0.02 (or none, demo, or a YAML file)",
                 )
             pairs.append((name.strip(), rate.strip()))
     rates: dict[str, float] = {}

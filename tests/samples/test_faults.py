@@ -37,6 +37,7 @@ def test_fault_rates_come_from_a_flag_or_a_yaml_file(tmp_path: Path) -> None:
         ("drop=lots", "between 0 and 1"),
         ("drop", "write rates like drop=0.05"),
         ("drop=0.6,hang=0.6", "add up to at most 1"),
+        ("nope.yaml", "there is no file nope.yaml"),
     ],
 )
 def test_bad_fault_rates_are_refused_with_what_to_write(text: str, hint: str) -> None:
@@ -94,3 +95,11 @@ def test_ground_truth_from_two_pipelines_at_once_stays_one_fault_per_line(tmp_pa
     assert {line["kind"] for line in lines} == {"dropped"}
     assert {line["fault"] for line in lines} == {"drop"}
     assert lines[0].keys() >= {"workflow_id", "kind", "step"}
+
+
+def test_a_fault_file_that_is_not_yaml_is_refused_with_what_to_write(tmp_path: Path) -> None:
+    broken = tmp_path / "faults.yaml"
+    broken.write_text("drop: [0.05\n")
+
+    with pytest.raises(ConfigurationError, match="not valid YAML"):
+        parse_fault_rates(str(broken))
