@@ -34,7 +34,7 @@ from pathlib import Path
 import duckdb
 
 from store.durable_files import fsync_path, replacing
-from store.layout import StoreLayout
+from store.layout import COMPACTED_PREFIX, StoreLayout
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class Compactor:
         return [g for g in groups if len(g) >= 2]
 
     def _merge(self, folder: Path, inputs: list[Path], *, sql: str, now: dt.datetime) -> None:
-        output = folder / f"compacted-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.parquet"
+        output = folder / f"{COMPACTED_PREFIX}{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.parquet"
         manifest = folder / f"{MANIFEST_PREFIX}{output.stem}.json"
         _write_json(manifest, {"output": output.name, "inputs": [p.name for p in inputs]})
         started = time.monotonic()

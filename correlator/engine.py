@@ -3,8 +3,8 @@
 A cold pass reads every span once (``stored_spans``), learns the model, judges every
 workflow and keeps in memory (``span_memory``) only the spans of workflows that may
 still change: open ones (not completed, active within ``keep_s``) and recent ones
-(``recent_s``). Each tick reads only the spans that arrived since the last one (row
-groups of older segments are skipped on their ``received_at`` statistics), and
+(``recent_s``). Each tick reads only the segments written since the last one (of a
+segment compaction wrote, only the rows received lately: it holds rows read before), and
 re-judges only the workflows those spans touch plus the open ones, on one thread (a
 tick is a few thousand spans in some thirty statements: per-thread hash tables cost
 more than they save). Heartbeats and bus events are read the same way
@@ -32,6 +32,7 @@ from correlator.stored_spans import WORK_COLUMNS, StoredSpans
 from correlator.thresholds import Thresholds
 from correlator.verdicts import Verdicts
 from store import StoreLayout, open_store
+from store.layout import COMPACTED_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -207,10 +208,15 @@ class Correlator:
             self._learn()
             self.stored.release(con)
         self._enter("tick")
-        since = self.watermark - dt.timedelta(seconds=self.ingest_slack_s)
+        new_files = segments - self._segments_read
+        compacted = {f for f in new_files if Path(f).name.startswith(COMPACTED_PREFIX)}
         # the schema seed (no rows) keeps every column there whatever the new segments hold
-        fresh = [self.stored.seed(), *sorted(segments - self._segments_read)]
-        arrivals = self.memory.take_in(con, segments=fresh, since=since)
+        arrivals = self.memory.take_in(
+            con,
+            segments=[self.stored.seed(), *sorted(new_files - compacted)],
+            compacted=[self.stored.seed(), *sorted(compacted)],
+            since=self.watermark - dt.timedelta(seconds=self.ingest_slack_s),
+        )
         watermark = self.watermark
         if arrivals.count:
             # received_at is the collector's clock: never let one wrong clock push the

@@ -68,10 +68,19 @@ class SpanMemory:
         self._count_links(con)
 
     def take_in(
-        self, con: duckdb.DuckDBPyConnection, *, segments: list[str], since: dt.datetime
+        self,
+        con: duckdb.DuckDBPyConnection,
+        *,
+        segments: list[str],
+        compacted: list[str],
+        since: dt.datetime,
     ) -> Arrivals:
-        """Make ``new_spans`` the spans of ``segments`` received after ``since`` that
-        memory does not hold yet, each once."""
+        """Make ``new_spans`` the spans of new ``segments``, and those of new
+        ``compacted`` segments received after ``since``, that memory does not hold
+        yet, each once. A new segment is read whole, whatever its clock says: a
+        second collector whose clock runs behind stamps spans earlier than those
+        already read. A compacted one holds the rows of segments read before it,
+        most of them long ago."""
         self._reloaded = []
         con.execute(
             parsed(f"""
@@ -79,6 +88,9 @@ class SpanMemory:
             WITH arrived AS (
                 SELECT {WORK_COLUMNS}
                 FROM read_parquet($segments, union_by_name = true, hive_partitioning = false)
+                UNION ALL
+                SELECT {WORK_COLUMNS}
+                FROM read_parquet($compacted, union_by_name = true, hive_partitioning = false)
                 WHERE received_at > $since
             )
             SELECT a.* FROM arrived AS a
@@ -87,7 +99,7 @@ class SpanMemory:
                 WHERE trace_id IN (SELECT trace_id FROM arrived)
             ) AS w USING (trace_id, span_id)
             """),
-            {"since": since, "segments": segments},
+            {"since": since, "segments": segments, "compacted": compacted},
         )
         (count, distinct, newest, lacking_ids, linking) = con.execute(
             parsed("""

@@ -31,6 +31,9 @@ DEFAULT_DATA_DIR = Path("choreoscope-data")
 STORE_FILE = "store.json"
 CATALOG_FILE = "catalog.duckdb"
 SEED_FILE = "_schema.parquet"
+# compaction's output segments are named so: they hold the rows of segments written
+# before them, which a reader that read those need not read again
+COMPACTED_PREFIX = "compacted-"
 
 
 class StoreVersionError(ChoreoscopeError):

@@ -608,3 +608,23 @@ def test_a_foreign_producer_span_arriving_late_joins_its_consumers_workflow(
     # one run, whole, and no trace of the workflow billing's trace made alone
     assert outcome.statuses[placed.trace_id] == ("completed", None, None)
     assert len(outcome.statuses) == 7
+
+
+def test_spans_from_a_collector_whose_clock_runs_behind_are_still_read(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log)
+    healthy_run(ours, "wf-ahead", start=100)  # stored by a collector on time
+    log.write(store_layout)
+    engine = _engine(store_layout)
+    engine.cold_pass(now=at(102))
+
+    # a second collector, its clock 30 s behind, stores a run that started at 103
+    up_to_parsed(ours, "wf-behind", start=103)
+    log.rows = [{**r, "received_at": at(103 - 30)} for r in log.rows]
+    log.write(store_layout)
+    new = engine.tick(now=at(104)) + engine.tick(now=at(120))
+    engine.close()
+
+    assert [(a["kind"], a["workflow_id"]) for a in new] == [("dropped", "wf-behind")]
