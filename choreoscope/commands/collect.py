@@ -37,6 +37,10 @@ is started on 127.0.0.1:4222 with JetStream in <data>/nats.
 Read the store meanwhile with `choreoscope sql`, or
 `duckdb -readonly <data>/catalog.duckdb`. Ctrl-C (or SIGTERM) stops it after
 writing and acking what it has fetched.
+
+  choreoscope collect                                     # embedded NATS, ./choreoscope-data
+  choreoscope collect --nats nats://10.0.0.5:4222 --creds app.creds --data /srv/traces
+  choreoscope collect --retention 3d --otlp-http 0.0.0.0:4318
 """
 
 FLAGS = (

@@ -21,6 +21,9 @@ It binds 127.0.0.1 unless --host says otherwise: the dashboard has no login, so
 expose it on another address only behind your own access control. Streamlit's
 usage statistics are off. Open a workflow directly with
 http://HOST:PORT/?workflow=<workflow id>.
+
+  choreoscope dashboard                           # http://127.0.0.1:8501
+  choreoscope dashboard --data /srv/traces --port 8600
 """
 
 

@@ -65,6 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--min-deadline",
         dest="step_deadline",
+        metavar="DURATION",
         type=_duration,
         default=5.0,
         help="the correlator's floor under step deadlines (demo default 5s, so stalls show fast)",

@@ -17,7 +17,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "nats",
         help="run the embedded nats-server (JetStream on) in the foreground",
         description="Run the nats-server shipped with choreoscope, bound to 127.0.0.1, "
-        "with JetStream stored in <data>/nats. Ctrl-C stops it.",
+        "with JetStream stored in <data>/nats. Ctrl-C stops it.\n\n"
+        "  choreoscope nats                 # nats://127.0.0.1:4222\n"
+        "  choreoscope nats --port 4333     # then: choreoscope collect --nats "
+        "nats://127.0.0.1:4333\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_flags(p, "data", "log_level")
     p.add_argument("--port", type=int, default=4222, help="client port (default 4222)")

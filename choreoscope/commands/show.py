@@ -20,6 +20,10 @@ Show one workflow run: its status and the step it waits on, the anomalies found,
 and each hop as a waterfall bar: queue wait (publish to handler start) as '.',
 processing as '#' ('!' when it raised). Messages nobody processed are listed
 with what became of them. A unique prefix of the workflow id is enough.
+
+  choreoscope workflows --status stalled       # find one
+  choreoscope show 3f9c                         # a unique prefix will do
+  choreoscope show 3f9c --data /srv/choreoscope-data
 """
 
 
