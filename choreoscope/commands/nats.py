@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "nats",
         help="run the embedded nats-server (JetStream on) in the foreground",
-        description="Run the nats-server shipped with choreoscope, bound to 127.0.0.1, "
+        description="Run the nats-server shipped with choreoscope, bound to 127.0.0.1,\n"
         "with JetStream stored in <data>/nats. Ctrl-C stops it.\n\n"
         "  choreoscope nats                 # nats://127.0.0.1:4222\n"
         "  choreoscope nats --port 4333     # then: choreoscope collect --nats "
