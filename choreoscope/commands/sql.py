@@ -152,11 +152,17 @@ def _execute(con: duckdb.DuckDBPyConnection, query: str) -> duckdb.DuckDBPyConne
         return con.execute(query)
 
 
+# the views the help documents; the others are the correlator's intermediate steps
+DOCUMENTED_VIEWS = (
+    "spans", "spans_raw", "bus_events", "rejected", "heartbeats", "consumer_lag",
+    "messages", "workflows", "anomalies", "edges", "hops",
+)  # fmt: skip
+
+
 def _views(con: duckdb.DuckDBPyConnection) -> list[str]:
-    rows = con.execute(
-        "select view_name from duckdb_views() where not internal order by 1"
-    ).fetchall()
-    return [r[0] for r in rows]
+    rows = con.execute("select view_name from duckdb_views() where not internal").fetchall()
+    present = {r[0] for r in rows}
+    return [v for v in DOCUMENTED_VIEWS if v in present]
 
 
 def write_result(
