@@ -77,3 +77,11 @@ def test_output_piped_into_head_stops_quietly(empty_store: str) -> None:
 
     assert first.strip() == b"range"
     assert b"Traceback" not in err and b"BrokenPipe" not in err
+
+
+def test_workflows_on_a_store_never_judged_says_what_to_run(
+    empty_store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["workflows", "--data", empty_store]) == 0
+    out = capsys.readouterr().out
+    assert "no workflows yet" in out and "choreoscope correlate --once" in out

@@ -69,7 +69,13 @@ def run(args: argparse.Namespace) -> int:
     finally:
         con.close()
     if not rows:
-        print("no workflows match")
+        print("no workflows match" if judged else "no workflows yet")
+        if not judged:
+            print(
+                "\n(the correlator has judged none: run `choreoscope correlate --once`; if "
+                "the store holds no spans yet, run your services with `choreoscope collect`, "
+                "or try `choreoscope demo`)"
+            )
         return 0
     now = dt.datetime.now(dt.UTC)
     table = [
