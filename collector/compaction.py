@@ -12,9 +12,10 @@ Safe beside readers and other collectors:
   whose glob listed them can still open them, and meanwhile the views' dedupe
   hides the double copies. A later pass deletes them and then the manifest. A crash
   at any step leaves either the inputs alone, or inputs and output (deduplicated),
-  never a loss. (The signal views do not deduplicate: during the grace period a
-  compacted hour's signals are listed twice, which their readers tolerate: liveness
-  takes the latest beat, dead letters the first evidence.)
+  never a loss. (During the grace period a compacted hour's signals are listed
+  twice: the bus_events and rejected views keep each row once; heartbeats and
+  consumer lag, too many to window on every read, are listed twice, which their
+  readers tolerate: each takes an instance's or a consumer's latest row.)
 """
 
 from __future__ import annotations

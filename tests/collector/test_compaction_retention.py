@@ -16,7 +16,7 @@ from collector.retention import drop_expired_partitions
 from collector.segment_writer import SegmentWriter
 from instrumentation import wire
 from store import StoreLayout, open_store
-from store.schema import HEARTBEATS
+from store.schema import BUS_EVENTS, HEARTBEATS, REJECTED
 from tests.collector.batches import columnar_batch
 
 HOUR = dt.datetime(2026, 11, 20, 9, tzinfo=dt.UTC)
@@ -85,6 +85,28 @@ def test_heartbeat_segments_of_a_closed_hour_become_one_with_every_beat(
     assert con.execute('SELECT list(processed ORDER BY "at") FROM heartbeats').fetchone() == (
         [0, 1, 2, 3, 4],
     )
+
+
+def test_advisories_and_rejects_are_counted_once_while_compaction_keeps_its_inputs(
+    store_layout: StoreLayout,
+) -> None:
+    writer = SegmentWriter(layout=store_layout)
+    for seq in range(3):  # one segment per collector flush
+        at = HOUR + dt.timedelta(seconds=seq)
+        event = {"kind": "max_deliveries", "stream": "S", "consumer": "scorer",
+                 "stream_seq": seq, "deliveries": 5, "at": at}  # fmt: skip
+        writer.write("bus_events", pa.Table.from_pylist([event], schema=BUS_EVENTS), at=HOUR)
+        refused = {"received_at": at, "source": "otlp-http",
+                   "reason": "not protobuf", "size": 3, "raw": b"bad"}  # fmt: skip
+        writer.write("rejected", pa.Table.from_pylist([refused], schema=REJECTED), at=HOUR)
+    compactor = Compactor(layout=store_layout, grace=60)
+    assert compactor.run_once(now=HOUR + dt.timedelta(hours=2)) >= 2
+    # inputs and output side by side, for the grace period
+    assert len(list(store_layout.partition_dir("bus_events", HOUR).glob("*.parquet"))) == 4
+
+    con = open_store(store_layout.root)
+    assert con.execute("select count(*) from bus_events").fetchone()[0] == 3
+    assert con.execute("select count(*) from rejected").fetchone()[0] == 3
 
 
 def test_the_current_hour_is_never_compacted(store_layout: StoreLayout) -> None:
