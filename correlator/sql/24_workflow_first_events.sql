@@ -6,10 +6,8 @@
 CREATE OR REPLACE VIEW workflow_first_events AS
 SELECT
     workflow_id,
-    coalesce(
-        arg_min(subject, published_at) FILTER (WHERE parent_span_id IS NULL),
-        arg_min(subject, published_at)
-    ) AS first_subject
+    -- ordered by (has a parent, time): false sorts before true
+    arg_min(subject, (parent_span_id IS NOT NULL, published_at)) AS first_subject
 FROM publish_spans
 WHERE subject NOT LIKE 'dlq.%'
 GROUP BY workflow_id;
