@@ -112,6 +112,7 @@ class Correlator:
         (self._db,) = self.con.execute("SELECT current_database()").fetchone()
         (self._all_threads,) = self.con.execute("SELECT current_setting('threads')").fetchone()
         self._mode: str | None = None  # "full" or "tick": see _enter
+        self._enter("full")  # also for what other callers run on con (learning a model)
         self.ledger = AnomalyLedger.load(self.layout, rewrite_s=status_rewrite_s)
         # heartbeats older than a pass could need (a wait's baseline of dropped spans
         # predates the wait) are forgotten

@@ -8,6 +8,7 @@ import csv
 import datetime as dt
 import decimal
 import json
+import re
 import sys
 import uuid
 from collections.abc import Sequence
@@ -88,6 +89,7 @@ def open_connection(data: Path) -> duckdb.DuckDBPyConnection:
     return connect(data)
 
 
+_EXPLAIN = re.compile(r"^\s*explain(\s+analyze)?\s+", re.IGNORECASE)
 # what a query may be: it reads (PIVOT, which DuckDB runs as several statements,
 # and PRAGMA or CALL of a table function read too)
 READING = {
@@ -113,9 +115,13 @@ def one_reading_statement(text: str) -> str:
         raise ChoreoscopeError(
             f"the text holds {len(statements)} statements; run one query at a time"
         )
-    if statements[0].type not in READING:
+    kind = statements[0].type
+    if kind == duckdb.StatementType.EXPLAIN:  # EXPLAIN ANALYZE runs what it explains
+        explained = _EXPLAIN.sub("", text, count=1)
+        kind = next((s.type for s in duckdb.extract_statements(explained)), kind)
+    if kind not in READING:
         raise ChoreoscopeError(
-            f"choreoscope sql only reads, and this is a {statements[0].type.name} statement: "
+            f"choreoscope sql only reads, and this is a {kind.name} statement: "
             "write a SELECT, and save its result with --format csv|json|parquet -o FILE"
         )
     return text

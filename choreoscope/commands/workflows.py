@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         con.close()
     if not rows:
-        print("no workflows match" if judged else "no workflows yet")
+        filtered = bool(args.status or args.workflow_type)
+        print("no workflows match" if judged or filtered else "no workflows yet")
         if not judged:
             print(
                 "\n(the correlator has judged none: run `choreoscope correlate --once`; if "
