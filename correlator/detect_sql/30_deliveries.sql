@@ -113,23 +113,37 @@ evidence AS (
     FROM dead_letters
     GROUP BY message_id, consumer
 ),
+candidates AS (
+    -- the groups a dead-lettered message's evidence may name: those seen with it, and
+    -- those still owed it (few: only dead-lettered messages)
+    SELECT message_id, consumer FROM deliveries_seen
+    WHERE message_id IN (SELECT message_id FROM evidence)
+    UNION
+    SELECT message_id, consumer FROM pending
+    WHERE message_id IN (SELECT message_id FROM evidence)
+),
 claims AS (
-    -- fan-out: one group's dead letter says nothing of the message's other groups.
-    -- Evidence is about the group it names, or one of its durables (an Agent names
-    -- them <group>--<subject>, and no subject holds '--'), or, naming none, every one
-    SELECT e.*, p.consumer
+    -- fan-out: one group's dead letter says nothing of the message's other groups,
+    -- even once that group processed it. Evidence is about the group it names, or one
+    -- of its durables (an Agent names them <group>--<subject>, with every character
+    -- outside [A-Za-z0-9_-] made '_': instrumentation.agent_streams.durable_name; no
+    -- subject holds '--'), or, naming none, about every one
+    SELECT e.*, c.consumer
     FROM evidence AS e
-    JOIN pending AS p USING (message_id)
+    JOIN candidates AS c USING (message_id)
     WHERE e.named IS NULL
-        OR e.named = p.consumer
-        OR (starts_with(e.named, p.consumer || '--')
-            AND NOT contains(substr(e.named, length(p.consumer) + 3), '--'))
+        OR e.named = c.consumer
+        OR (starts_with(e.named, regexp_replace(c.consumer, '[^A-Za-z0-9_-]', '_', 'g') || '--')
+            AND NOT contains(
+                substr(e.named, length(regexp_replace(c.consumer, '[^A-Za-z0-9_-]', '_', 'g')) + 3),
+                '--'
+            ))
 ),
 unclaimed AS (
     -- evidence that names none of the message's groups (a consumer not named after its
-    -- group): about each of them, as nothing tells which
+    -- group): about each group still owed it, as nothing tells which
     SELECT e.*, p.consumer
-    FROM evidence AS e
+    FROM (SELECT * FROM evidence WHERE named IS NOT NULL) AS e
     ANTI JOIN claims AS c USING (message_id, named)
     JOIN pending AS p USING (message_id)
 ),

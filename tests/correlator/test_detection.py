@@ -4,6 +4,8 @@ Healthy workflows beside the fault are never flagged."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from instrumentation.agent_streams import durable_name
 from store import StoreLayout
 from tests.correlator.pipelines import (
@@ -95,12 +97,9 @@ def test_message_past_max_deliveries_is_dead_lettered_not_failed(
     assert outcome.statuses["wf-dlq"][0::2] == ("stalled", "dead_lettered")
 
 
-def test_one_groups_dead_letter_leaves_the_other_groups_of_a_fan_out_waiting(
-    store_layout: StoreLayout,
-) -> None:
-    # SCORED goes to notifier and archiver; notifier gives up on it, archiver's queue
-    # has not reached it yet (its deadline is 5 s)
-    log = SpanLog()
+def _fan_out(log: SpanLog, *, notifier: str = "notifier") -> Callable[[str, float], Published]:
+    """History where SCORED goes to two groups, ``notifier`` and archiver; returns
+    a function that runs a workflow up to SCORED."""
     ours = OurSpans(log)
 
     def run(workflow: str, start: float) -> Published:
@@ -112,13 +111,23 @@ def test_one_groups_dead_letter_leaves_the_other_groups_of_a_fan_out_waiting(
 
     for i in range(8):
         scored = run(f"wf-{i}", float(i))
-        ours.process(scored, service="notifier", start=i + 0.9, end=i + 1.0)
+        ours.process(scored, service=notifier, start=i + 0.9, end=i + 1.0)
         ours.process(scored, service="archiver", start=i + 0.9, end=i + 1.2)
-    for service in ("intake", "parser", "scorer", "notifier", "archiver"):
+    for service in ("intake", "parser", "scorer", notifier, "archiver"):
         log.heartbeats_every(service, start=0, stop=200)
-    scored = run("wf-dlq", 100)
+    return run
+
+
+def test_one_groups_dead_letter_leaves_the_other_groups_of_a_fan_out_waiting(
+    store_layout: StoreLayout,
+) -> None:
+    # notifier gives up on SCORED; archiver's queue has not reached it yet (its
+    # deadline is 5 s)
+    log = SpanLog()
+    scored = _fan_out(log)("wf-dlq", 100)
     for t in (100.9, 101.2):
-        ours.process(scored, service="notifier", start=t, end=t + 0.1, error="boom", settle=None)
+        OurSpans(log).process(scored, service="notifier", start=t, end=t + 0.1, error="boom",
+                              settle=None)  # fmt: skip
     # the advisory names the Agent's durable, not the group
     log.bus_event("max_deliveries", scored, at_s=101.4, consumer=durable_name("notifier", SCORED))
     log.write(store_layout)
@@ -132,6 +141,24 @@ def test_one_groups_dead_letter_leaves_the_other_groups_of_a_fan_out_waiting(
     late = correlate(store_layout, now_s=110)
     assert ("dropped", "wf-dlq", SCORED) in late.kinds()
     assert {a["consumer"] for a in late.of("dropped")} == {"archiver"}
+
+
+def test_a_dead_letter_of_a_group_that_processed_the_message_leaves_the_others_waiting(
+    store_layout: StoreLayout,
+) -> None:
+    # notifier.v2 processed SCORED, slowly: JetStream had already redelivered it to its
+    # limit and says so, naming its durable (the dot made '_'); archiver has time
+    log = SpanLog()
+    scored = _fan_out(log, notifier="notifier.v2")("wf-slow-ack", 100)
+    OurSpans(log).process(scored, service="notifier.v2", start=100.9, end=101.3)
+    log.bus_event("max_deliveries", scored, at_s=101.4,
+                  consumer=durable_name("notifier.v2", SCORED))  # fmt: skip
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=102)
+
+    assert outcome.kinds() == set()
+    assert outcome.statuses["wf-slow-ack"] == ("in_flight", f"{SCORED} → archiver", None)
 
 
 def test_message_republished_to_dead_letter_subject_is_dead_lettered(
