@@ -42,12 +42,12 @@ MATERIALIZED = (
     "inherited_workflows",
     "workflow_spans",
     "publish_spans",
-    "workflow_first_events",
     "retried_messages",
     "delivery_spans",
     "dead_letters",
     "deliveries_seen",
     "transitions",
+    "workflow_first_events",
 )
 # a full pass reads every span once per statement: a copy of workflow_spans (every
 # span) would cost more than the reads
@@ -57,9 +57,7 @@ COLD_MATERIALIZED = tuple(name for name in MATERIALIZED if name != "workflow_spa
 # statements reads are computed inline (learning, which also reads them, waits for a
 # full pass): that costs less than another table.
 TICK_MATERIALIZED = tuple(
-    name
-    for name in MATERIALIZED
-    if name not in ("workflow_first_events", "dead_letters", "transitions")
+    name for name in MATERIALIZED if name not in ("workflow_first_events", "dead_letters")
 )
 
 # optimizers a pass runs without (_enter)

@@ -147,12 +147,12 @@ class SpanMemory:
                 UNION SELECT unnest(CAST($reloaded AS VARCHAR[]))
             ),
             kin AS (
+                -- the new spans' workflows: an open trace's are in scope already (it
+                -- was judged whole), and a reloaded one brought its own back
                 SELECT trace_id FROM touched
                 UNION
-                SELECT trace_id FROM work_spans WHERE workflow_id IN (
-                    SELECT workflow_id FROM work_spans
-                    WHERE trace_id IN (SELECT trace_id FROM touched)
-                )
+                SELECT trace_id FROM work_spans
+                WHERE workflow_id IN (SELECT workflow_id FROM new_spans)
             )"""
         if not self.linked:
             con.execute(
