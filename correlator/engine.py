@@ -363,15 +363,28 @@ class Correlator:
 
     def _workflows_gone(self) -> set[str]:
         """Workflows a tick's spans no longer make: a trace without workflow ids was
-        a workflow of its own until the span it links back to arrived, and it is now
-        part of that span's workflow (inherited_workflows). Their verdicts and
-        anomalies go (a workflow that does not exist is neither completed nor stuck)."""
+        a workflow of its own (keyed by its trace id) until a span that names its
+        workflow arrived, or the span it links back to (inherited_workflows): a
+        handler's own spans often arrive before its processing span, which ends
+        after them. Such a trace's verdict goes, and its anomalies are resolved (a
+        workflow that does not exist is neither completed nor stuck). Only traces in
+        the scope that lack ids and are no workflow now are looked up among the
+        verdicts (usually none)."""
+        candidates = [
+            trace_id
+            for (trace_id,) in self.con.execute(
+                """
+                SELECT DISTINCT trace_id FROM scope_spans WHERE workflow_id IS NULL
+                EXCEPT SELECT workflow_id FROM d_workflow_status
+                """
+            ).fetchall()
+        ]
+        if not candidates:
+            return set()
         rows = self.con.execute(
-            """
-            SELECT DISTINCT workflow_id FROM all_status
-            WHERE trace_id IN (SELECT trace_id FROM scope_spans)
-                AND workflow_id NOT IN (SELECT workflow_id FROM d_workflow_status)
-            """
+            "SELECT DISTINCT workflow_id FROM all_status "
+            "WHERE workflow_id IN (SELECT unnest($candidates))",
+            {"candidates": candidates},
         ).fetchall()
         return {workflow_id for (workflow_id,) in rows}
 

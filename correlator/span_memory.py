@@ -182,22 +182,32 @@ class SpanMemory:
 
     def evict(self, con: duckdb.DuckDBPyConnection, *, horizon: dt.datetime) -> None:
         """Forget the traces quiet since ``horizon`` that ``open_traces`` does not name,
-        unless another trace of their workflow is held for longer (a workflow is held
-        whole: see ``scope``)."""
+        unless their workflow is still held for another of its traces: one that
+        shares its workflow id, or that span links join it to, however many hops away
+        (a workflow is held whole: see ``scope``; evicted in pieces, its last trace
+        would be judged alone)."""
         con.execute(
             """
-            DELETE FROM work_spans WHERE trace_id IN (
-                WITH quiet AS (
+            DELETE FROM work_spans WHERE trace_id NOT IN (
+                WITH RECURSIVE busy AS (
                     SELECT trace_id FROM work_spans GROUP BY trace_id
-                    HAVING max(received_at) < $horizon
-                    EXCEPT SELECT trace_id FROM open_traces
+                    HAVING max(received_at) >= $horizon
+                    UNION SELECT trace_id FROM open_traces
+                ),
+                kept(trace_id) AS (
+                    SELECT trace_id FROM busy
+                    UNION
+                    SELECT trace_id FROM work_spans WHERE workflow_id IN (
+                        SELECT workflow_id FROM work_spans
+                        WHERE trace_id IN (SELECT trace_id FROM busy)
+                    )
+                    UNION
+                    SELECT CASE WHEN c.trace_id = k.trace_id THEN c.link_trace_id
+                                ELSE c.trace_id END
+                    FROM kept AS k
+                    JOIN cross_links AS c ON k.trace_id IN (c.trace_id, c.link_trace_id)
                 )
-                SELECT trace_id FROM quiet
-                EXCEPT
-                SELECT trace_id FROM work_spans WHERE workflow_id IN (
-                    SELECT workflow_id FROM work_spans
-                    WHERE trace_id NOT IN (SELECT trace_id FROM quiet)
-                )
+                SELECT trace_id FROM kept
             )
             """,
             {"horizon": horizon},

@@ -55,13 +55,16 @@ class Verdicts:
         self.changed = self._superseded = True
 
     def retract(self, con: duckdb.DuckDBPyConnection, *, workflows: set[str]) -> None:
-        """Forget every verdict of ``workflows``, which no longer exist; the next
-        write is a full one, so that no file still lists them."""
-        con.execute(
-            "DELETE FROM all_status WHERE workflow_id IN (SELECT unnest($workflows))",
+        """Forget every verdict of ``workflows``, which no longer exist. When the full
+        file lists one, the next write is a full one; otherwise the recent file,
+        rewritten at each write, drops them."""
+        passes = con.execute(
+            "DELETE FROM all_status WHERE workflow_id IN (SELECT unnest($workflows)) "
+            "RETURNING judged_in_pass",
             {"workflows": sorted(workflows)},
-        )
-        self._full_written_at = 0.0
+        ).fetchall()
+        if any(judged_in <= self._full_pass for (judged_in,) in passes):
+            self._full_written_at = 0.0
         self.changed = True
 
     def forget_superseded(self, con: duckdb.DuckDBPyConnection) -> None:

@@ -201,14 +201,16 @@ def test_foreign_consumer_whose_producers_left_memory_still_joins_its_workflow(
 def test_foreign_consumer_linked_through_a_held_trace_to_an_evicted_one_joins_its_workflow(
     store_layout: StoreLayout,
 ) -> None:
-    log, _, engine = _watching(store_layout, recent_s=5, evict_every_ticks=1)
+    log = SpanLog()
+    history(log)
     go = ForeignSpans(log, links_only=True)
     placed = go.publish("gateway", "orders.placed", at_s=60)
-    log.write(store_layout)
-    engine.tick(now=at(61))
     paid = go.step(placed, service="billing", start=96, end=96.1, emits="orders.paid")
     log.write(store_layout)
-    engine.tick(now=at(97))  # billing's trace is held; placed's, quiet, leaves memory
+    engine = Correlator(
+        data_dir=store_layout.root, thresholds=Thresholds(min_deadline_s=5), recent_s=5
+    )
+    engine.cold_pass(now=at(97))  # keeps billing's trace, recent; placed's is history
     held = {t for (t,) in engine.con.execute("SELECT DISTINCT trace_id FROM work_spans").fetchall()}
     assert paid.trace_id in held and placed.trace_id not in held
 

@@ -605,9 +605,20 @@ def test_a_foreign_producer_span_arriving_late_joins_its_consumers_workflow(
     assert new == []
     outcome = read_outcome(store_layout)
     assert outcome.anomalies == []
-    # one run, whole, and no trace of the workflow billing's trace made alone
     assert outcome.statuses[placed.trace_id] == ("completed", None, None)
+    # no verdict left of the workflow billing's trace made alone
+    assert _judged_workflows(store_layout) == set(outcome.statuses)
     assert len(outcome.statuses) == 7
+
+
+def _judged_workflows(layout: StoreLayout) -> set[str]:
+    """The workflows the status files list (the ``workflows`` view lists those the
+    spans make, whatever the verdicts say)."""
+    con = correlator.connect(layout.root)
+    try:
+        return {w for (w,) in con.execute("SELECT workflow_id FROM workflow_status").fetchall()}
+    finally:
+        con.close()
 
 
 def test_spans_from_a_collector_whose_clock_runs_behind_are_still_read(
@@ -628,3 +639,47 @@ def test_spans_from_a_collector_whose_clock_runs_behind_are_still_read(
     engine.close()
 
     assert [(a["kind"], a["workflow_id"]) for a in new] == [("dropped", "wf-behind")]
+
+
+def test_a_foreign_workflow_is_evicted_whole_not_trace_by_trace(
+    store_layout: StoreLayout,
+) -> None:
+    # links only: the gateway's, billing's and shipping's spans are three traces
+    log = SpanLog()
+    go = ForeignSpans(log, links_only=True)
+
+    def orders(start: float, *, ship_at: float | None = None) -> tuple[str, str]:
+        placed = go.publish("gateway", "orders.placed", at_s=start)
+        paid = go.step(placed, service="billing", start=start + 0.2, end=start + 0.3,
+                       emits="orders.paid")  # fmt: skip
+        ship = start + 0.4 if ship_at is None else ship_at
+        return go.process(paid, service="shipping", start=ship, end=ship + 0.1)
+
+    for i in range(6):
+        orders(float(i))
+    log.write(store_layout)
+    engine = forgetful_watcher(store_layout)
+    engine.cold_pass(now=at(50))
+    ship_trace, ship_span = orders(100.0, ship_at=107.0)  # shipping's queue was slow
+    log.write(store_layout)
+    new = []
+    for t in (101, 104, 108, 110, 111):  # the gateway's and billing's traces go quiet
+        orders(t - 1.5)
+        log.write(store_layout)
+        new += engine.tick(now=at(t))
+    # a late span of shipping's trace: its workflow must be judged whole, not as a
+    # run that starts at shipping (an orphan, once the grace has passed)
+    log.add(trace_id=ship_trace, parent_span_id=ship_span, name="cleanup", kind="internal",
+            service_name="shipping", start=107.05, end=111.9)  # fmt: skip
+    log.rows[-1]["received_at"] = at(112.0)
+    for t in (112, 118, 126, 136):
+        orders(t - 1.5)
+        log.write(store_layout)
+        new += engine.tick(now=at(t))
+    alone = engine.con.execute(
+        "SELECT count(*) FROM all_status WHERE workflow_id = $t", {"t": ship_trace}
+    ).fetchone()
+    engine.close()
+
+    assert [(a["kind"], a["workflow_id"]) for a in new] == []
+    assert alone == (0,)
