@@ -65,6 +65,7 @@ def test_tick_finds_a_fault_in_spans_that_arrived_after_the_cold_pass(
 def test_tick_sees_the_stuck_message_consumed_and_resolves_the_finding(
     store_layout: StoreLayout,
 ) -> None:
+    # and the edge counts the message once, not dropped: it was consumed late, not lost
     log = SpanLog()
     ours = history(log)
     parsed = up_to_parsed(ours, "wf-slow", start=100)
@@ -83,6 +84,11 @@ def test_tick_sees_the_stuck_message_consumed_and_resolves_the_finding(
     (row,) = outcome.anomalies
     assert row["anomaly_id"] == dropped["anomaly_id"] and row["resolved_at"] is not None
     assert outcome.statuses["wf-slow"][0] == "completed"
+    edge = correlator.connect(store_layout.root).execute(
+        "SELECT messages, drop_rate FROM edges WHERE subject = $s AND consumer_service = 'scorer'",
+        {"s": PARSED},
+    )
+    assert edge.fetchone() == (9, 0)  # the history's 8, and the late one once
 
 
 def test_spans_delivered_twice_by_the_bus_are_not_a_duplicate(store_layout: StoreLayout) -> None:
@@ -573,6 +579,19 @@ def test_a_watcher_reports_an_orphan_whose_workflow_completed_within_the_grace(
     ]
 
 
+def _orders(
+    go: ForeignSpans, *, start: float, ship_at: float | None = None
+) -> tuple[Published, tuple[str, str]]:
+    """An order as another instrumentation traces it, links only: the gateway's
+    publish, billing's step and shipping's processing, each a trace of its own.
+    Returns the publish and shipping's (trace id, span id)."""
+    placed = go.publish("gateway", "orders.placed", at_s=start)
+    paid = go.step(placed, service="billing", start=start + 0.2, end=start + 0.3,
+                   emits="orders.paid")  # fmt: skip
+    ship = start + 0.4 if ship_at is None else ship_at
+    return placed, go.process(paid, service="shipping", start=ship, end=ship + 0.1)
+
+
 def test_a_foreign_producer_span_arriving_late_joins_its_consumers_workflow(
     store_layout: StoreLayout,
 ) -> None:
@@ -580,16 +599,9 @@ def test_a_foreign_producer_span_arriving_late_joins_its_consumers_workflow(
     log = SpanLog()
     go = ForeignSpans(log, links_only=True)
 
-    def orders(start: float) -> Published:
-        placed = go.publish("gateway", "orders.placed", at_s=start)
-        paid = go.step(placed, service="billing", start=start + 0.2, end=start + 0.3,
-                       emits="orders.paid")  # fmt: skip
-        go.process(paid, service="shipping", start=start + 0.4, end=start + 0.5)
-        return placed
-
     for i in range(6):
-        orders(float(i))
-    placed = orders(100.0)
+        _orders(go, start=float(i))
+    placed, _ = _orders(go, start=100.0)
     root = next(r for r in log.rows if r["span_id"] == placed.span_id)
     log.rows.remove(root)  # the gateway's exporter lags: its publish span comes late
     log.write(store_layout)
@@ -648,23 +660,16 @@ def test_a_foreign_workflow_is_evicted_whole_not_trace_by_trace(
     log = SpanLog()
     go = ForeignSpans(log, links_only=True)
 
-    def orders(start: float, *, ship_at: float | None = None) -> tuple[str, str]:
-        placed = go.publish("gateway", "orders.placed", at_s=start)
-        paid = go.step(placed, service="billing", start=start + 0.2, end=start + 0.3,
-                       emits="orders.paid")  # fmt: skip
-        ship = start + 0.4 if ship_at is None else ship_at
-        return go.process(paid, service="shipping", start=ship, end=ship + 0.1)
-
     for i in range(6):
-        orders(float(i))
+        _orders(go, start=float(i))
     log.write(store_layout)
     engine = forgetful_watcher(store_layout)
     engine.cold_pass(now=at(50))
-    ship_trace, ship_span = orders(100.0, ship_at=107.0)  # shipping's queue was slow
+    _, (ship_trace, ship_span) = _orders(go, start=100.0, ship_at=107.0)  # a slow queue
     log.write(store_layout)
     new = []
     for t in (101, 104, 108, 110, 111):  # the gateway's and billing's traces go quiet
-        orders(t - 1.5)
+        _orders(go, start=t - 1.5)
         log.write(store_layout)
         new += engine.tick(now=at(t))
     # a late span of shipping's trace: its workflow must be judged whole, not as a
@@ -673,7 +678,7 @@ def test_a_foreign_workflow_is_evicted_whole_not_trace_by_trace(
             service_name="shipping", start=107.05, end=111.9)  # fmt: skip
     log.rows[-1]["received_at"] = at(112.0)
     for t in (112, 118, 126, 136):
-        orders(t - 1.5)
+        _orders(go, start=t - 1.5)
         log.write(store_layout)
         new += engine.tick(now=at(t))
     alone = engine.con.execute(

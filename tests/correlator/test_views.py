@@ -4,11 +4,9 @@ wait apart from processing, and no negative latency under clock skew."""
 from __future__ import annotations
 
 import correlator
-from correlator.engine import Correlator
-from correlator.thresholds import Thresholds
 from store import StoreLayout
-from tests.correlator.pipelines import PARSED, RECEIVED, correlate, history, up_to_parsed
-from tests.correlator.span_shapes import ForeignSpans, OurSpans, SpanLog, at
+from tests.correlator.pipelines import PARSED, RECEIVED, correlate, history
+from tests.correlator.span_shapes import ForeignSpans, OurSpans, SpanLog
 
 
 def test_fresh_store_has_every_contract_view_empty(store_layout: StoreLayout) -> None:
@@ -120,29 +118,3 @@ def test_a_downstream_clock_running_behind_leaves_the_workflow_its_type(
     ).fetchone()
     assert workflow_type == RECEIVED
     assert outcome.statuses["wf-skew"][0] == "completed"
-
-
-def test_a_message_consumed_late_is_not_counted_dropped_on_its_edge(
-    store_layout: StoreLayout,
-) -> None:
-    log = SpanLog()
-    ours = history(log)
-    parsed = up_to_parsed(ours, "wf-late", start=100)
-    log.write(store_layout)
-    engine = Correlator(data_dir=store_layout.root, thresholds=Thresholds(min_deadline_s=5))
-    engine.cold_pass(now=at(110))  # found dropped
-    OurSpans(log).process(parsed, service="scorer", start=111, end=111.5)
-    log.write(store_layout)
-    engine.tick(now=at(112))  # consumed after all: the finding resolves
-    engine.write_findings()
-    engine.close()
-
-    con = correlator.connect(store_layout.root)
-    (resolved,) = con.execute("SELECT resolved_at IS NOT NULL FROM anomalies").fetchone()
-    (messages, drop_rate) = con.execute(
-        "SELECT messages, drop_rate FROM edges WHERE subject = $s AND consumer_service = 'scorer'",
-        {"s": PARSED},
-    ).fetchone()
-    assert resolved
-    assert drop_rate == 0
-    assert messages == 9  # the history's 8, and the late one once
