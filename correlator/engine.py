@@ -67,6 +67,7 @@ TICK_UNOPTIMIZED = (
     "join_order",
     "statistics_propagation",
     "common_subplan",
+    "expression_rewriter",
 )
 
 
@@ -292,7 +293,8 @@ class Correlator:
         A tick runs on one thread, which spares each statement per-thread hash tables
         (~15% of a tick), and plans each statement with fewer optimizers: planning is
         half of a tick, and on a few thousand rows join ordering, statistics
-        propagation and shared-subplan detection cost more than they save (~15%).
+        propagation, shared-subplan detection and expression rewriting cost more than
+        they save (~15%).
         """
         if mode == self._mode:
             return
