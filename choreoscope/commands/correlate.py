@@ -42,7 +42,7 @@ orphan, deviation, telemetry_gap and slow, each explained.
 Findings are Parquet files under <data>/findings/, read through the `workflows`,
 `anomalies`, `messages`, `edges` and `hops` views:
   choreoscope workflows --status stalled
-  choreoscope sql "select kind, detail from anomalies where resolved_at is null"
+  choreoscope sql --format json "select kind, detail from anomalies where resolved_at is null"
 
 The model is learned from history; declare it with --choreography FILE (write a
 starting one with `choreoscope model --write choreography.yaml`). Without --nats,

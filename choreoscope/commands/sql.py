@@ -204,14 +204,22 @@ def write_result(
 
 
 def render_table(columns: Sequence[str], rows: list[tuple[Any, ...]]) -> str:
-    """A plain-text table; long cells are cut at ``MAX_CELL_CHARS`` with an ellipsis."""
+    """A plain-text table; long cells are cut at ``MAX_CELL_CHARS`` with an ellipsis,
+    and the count line says so, and how to see them whole."""
     cells = [[_cell(v, limit=MAX_CELL_CHARS) for v in row] for row in rows]
     widths = [len(c) for c in columns]
     for row in cells:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
     line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
     out = [line, _row(columns, widths), line, *(_row(r, widths) for r in cells), line]
-    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    count = f"{len(rows)} row{'s' if len(rows) != 1 else ''}"
+    cut = sum(c.endswith("…") for row in cells for c in row)
+    if cut:
+        count += (
+            f"; {cut} cell{'s' if cut != 1 else ''} cut at {MAX_CELL_CHARS} characters: "
+            "--format json or csv prints them whole"
+        )
+    out.append(f"({count})")
     return "\n".join(out) + "\n"
 
 

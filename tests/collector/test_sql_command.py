@@ -54,6 +54,17 @@ def test_table_output_shows_rows_and_count(filled_store: StoreLayout) -> None:
     assert text.rstrip().endswith("(2 rows)")
 
 
+def test_a_table_says_when_it_cut_cells_and_how_to_see_them_whole(
+    filled_store: StoreLayout,
+) -> None:
+    out = sql(filled_store, "select repeat('why ', 40) as detail")
+
+    text = out.stdout.decode()
+    assert "…" in text
+    assert text.rstrip().endswith("(1 row; 1 cell cut at 60 characters: --format json or csv "
+                                  "prints them whole)")  # fmt: skip
+
+
 def test_json_output_is_one_array_of_row_objects(filled_store: StoreLayout) -> None:
     out = sql(filled_store, "--format", "json", QUERY)
     assert json.loads(out.stdout) == [
