@@ -147,12 +147,15 @@ class SpanMemory:
                 UNION SELECT unnest(CAST($reloaded AS VARCHAR[]))
             ),
             kin AS (
-                -- the new spans' workflows: an open trace's are in scope already (it
-                -- was judged whole), and a reloaded one brought its own back
+                -- the workflows of the new spans' traces (a new span may carry no
+                -- workflow id, as a handler's own span): an open trace's are in
+                -- scope already (it was judged whole), a reloaded one brought its own
                 SELECT trace_id FROM touched
                 UNION
-                SELECT trace_id FROM work_spans
-                WHERE workflow_id IN (SELECT workflow_id FROM new_spans)
+                SELECT trace_id FROM work_spans WHERE workflow_id IN (
+                    SELECT workflow_id FROM work_spans
+                    WHERE trace_id IN (SELECT trace_id FROM new_spans)
+                )
             )"""
         if not self.linked:
             con.execute(
@@ -168,12 +171,14 @@ class SpanMemory:
             parsed(f"""
             CREATE OR REPLACE TEMP TABLE scope_spans AS
             WITH RECURSIVE {touched},
+            links AS (  -- both ways: an equality join, not a nested loop
+                SELECT trace_id, link_trace_id AS other FROM cross_links
+                UNION SELECT link_trace_id, trace_id FROM cross_links
+            ),
             scope(trace_id) AS (
                 SELECT trace_id FROM kin
                 UNION
-                SELECT CASE WHEN c.trace_id = s.trace_id THEN c.link_trace_id ELSE c.trace_id END
-                FROM scope AS s
-                JOIN cross_links AS c ON s.trace_id IN (c.trace_id, c.link_trace_id)
+                SELECT l.other FROM scope AS s JOIN links AS l USING (trace_id)
             )
             SELECT * FROM work_spans WHERE trace_id IN (SELECT trace_id FROM scope)
             """),
@@ -194,6 +199,10 @@ class SpanMemory:
                     HAVING max(received_at) >= $horizon
                     UNION SELECT trace_id FROM open_traces
                 ),
+                links AS (  -- both ways: an equality join, not a nested loop
+                    SELECT trace_id, link_trace_id AS other FROM cross_links
+                    UNION SELECT link_trace_id, trace_id FROM cross_links
+                ),
                 kept(trace_id) AS (
                     SELECT trace_id FROM busy
                     UNION
@@ -202,10 +211,7 @@ class SpanMemory:
                         WHERE trace_id IN (SELECT trace_id FROM busy)
                     )
                     UNION
-                    SELECT CASE WHEN c.trace_id = k.trace_id THEN c.link_trace_id
-                                ELSE c.trace_id END
-                    FROM kept AS k
-                    JOIN cross_links AS c ON k.trace_id IN (c.trace_id, c.link_trace_id)
+                    SELECT l.other FROM kept AS k JOIN links AS l USING (trace_id)
                 )
                 SELECT trace_id FROM kept
             )

@@ -4,6 +4,8 @@
 -- message starts the workflow: from_subject is null. cause_seen is false while the
 -- publish's parent span has not arrived (a handler's process span is exported when
 -- it ends, after what it published): its cause is unknown yet, not "no message".
+-- starts_run: the publish was made outside any handler, in a span with no parent or
+-- in one whose parent has none (a publish deeper in an app's spans is not known to).
 CREATE OR REPLACE VIEW transitions AS
 WITH caused AS (
     SELECT
@@ -36,7 +38,12 @@ SELECT
     p.producer_service,
     p.published_at,
     p.parent_span_id IS NULL OR p.process_span_id IS NOT NULL OR mid.span_id IS NOT NULL
-        AS cause_seen
+        AS cause_seen,
+    -- what it was made in is known to start the run: no parent, or a parent (no
+    -- consumer's processing) that has none itself (an app's request span)
+    p.process_span_id IS NULL
+        AND (p.parent_span_id IS NULL OR (mid.span_id IS NOT NULL AND mid.parent_span_id IS NULL))
+        AS starts_run
 FROM caused AS p
 LEFT JOIN mid ON mid.span_key = p.parent_key AND mid.span_id = p.parent_span_id
 LEFT JOIN (

@@ -118,3 +118,28 @@ def test_a_downstream_clock_running_behind_leaves_the_workflow_its_type(
     ).fetchone()
     assert workflow_type == RECEIVED
     assert outcome.statuses["wf-skew"][0] == "completed"
+
+
+def test_a_publish_made_deep_in_a_handlers_own_spans_does_not_start_the_run(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log)
+    first = ours.publish("intake", RECEIVED, workflow_id="wf-deep", at_s=100)
+    # the parser's clock runs 0.5 s behind, and it publishes two spans of its own deep
+    processing = ours.process(first, service="parser", start=99.6, end=99.9)
+    outer = log.add(trace_id=first.trace_id, parent_span_id=processing, name="parse",
+                    kind="internal", service_name="parser", start=99.61, end=99.89)  # fmt: skip
+    inner = log.add(trace_id=first.trace_id, parent_span_id=outer["span_id"], name="emit",
+                    kind="internal", service_name="parser", start=99.62, end=99.88)  # fmt: skip
+    parsed = ours.publish("parser", PARSED, workflow_id="wf-deep", at_s=99.7,
+                          trace_id=first.trace_id, parent_span_id=inner["span_id"])  # fmt: skip
+    ours.process(parsed, service="scorer", start=100.5, end=100.8)
+    log.write(store_layout)
+    correlate(store_layout, now_s=120)
+
+    con = correlator.connect(store_layout.root)
+    (workflow_type,) = con.execute(
+        "SELECT workflow_type FROM workflows WHERE workflow_id = 'wf-deep'"
+    ).fetchone()
+    assert workflow_type == RECEIVED
