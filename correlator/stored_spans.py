@@ -79,10 +79,13 @@ class StoredSpans:
     def keep(self, con: duckdb.DuckDBPyConnection, *, recent_since: dt.datetime) -> None:
         """Point ``correlated_spans`` at the spans of ``open_traces``, of the traces
         that received spans after ``recent_since``, and of their workflows'
-        (engine_sql/kept_traces.sql); when ``stored_spans`` is the
+        (engine_sql/kept_traces.sql, and kept_links.sql where spans lack workflow
+        ids); when ``stored_spans`` is the
         segments themselves, only those holding such traces are read (a scan of the
         trace ids picks them): most of a store is history."""
         con.execute(statement("kept_traces"), {"since": recent_since})
+        if not self.all_carry_workflow_ids():
+            con.execute(statement("kept_links"))
         source = "stored_spans"
         if self._kind == "VIEW":
             holding = con.execute(
