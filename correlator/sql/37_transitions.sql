@@ -1,13 +1,13 @@
 -- Which event caused which. A publish made while a message was being processed
--- (its parent, or its grandparent when the handler opened a span of its own, is
+-- (its parent, or an ancestor through the handler's own spans, up to 8 spans up, is
 -- that message's process span) follows that message. A publish caused by no
--- message starts the workflow: from_subject is null. cause_seen is false while the
--- publish's parent span has not arrived (a handler's process span is exported when
--- it ends, after what it published): its cause is unknown yet, not "no message".
--- starts_run: the publish was made outside any handler, in a span with no parent or
--- in one whose parent has none (a publish deeper in an app's spans is not known to).
+-- message starts the workflow: from_subject is null. cause_seen is false while a
+-- span on the way up has not arrived (a handler's spans are exported as they end,
+-- its process span last): its cause is unknown yet, not "no message".
+-- starts_run: the publish was made outside any handler: the way up ends at a span
+-- with no parent (an app's request span), or the publish has none itself.
 CREATE OR REPLACE VIEW transitions AS
-WITH caused AS (
+WITH RECURSIVE caused AS (
     SELECT
         p.*,
         d1.span_id AS process_span_id,
@@ -19,35 +19,60 @@ WITH caused AS (
         ON d1.span_key = p.parent_key AND d1.span_id = p.parent_span_id
         AND d1.operation = 'process'
 ),
-mid AS (
-    -- the parents of publishes that are no process span (a handler's own span):
-    -- only those are looked up among all spans, usually none of ours
-    SELECT span_key, span_id, parent_key, parent_span_id
-    FROM workflow_spans
-    WHERE span_key IN (
-        SELECT parent_key FROM caused WHERE process_span_id IS NULL AND parent_key IS NOT NULL
-    )
+up(pub_key, pub_id, at_key, at_id, depth) AS (
+    -- from the publishes whose parent is no process span (usually none of ours), up
+    -- through spans that are no consumer's processing, to the span where the way
+    -- ends: a process span, a span with no parent, or one that has not arrived.
+    -- Spans are joined with the few steps on the side a join builds its table from
+    SELECT span_key, span_id, parent_key, parent_span_id, 1
+    FROM caused
+    WHERE process_span_id IS NULL AND parent_key IS NOT NULL
+    UNION ALL
+    SELECT u.pub_key, u.pub_id, s.parent_key, s.parent_span_id, u.depth + 1
+    FROM workflow_spans AS s
+    JOIN up AS u ON s.span_key = u.at_key AND s.span_id = u.at_id
+    WHERE s.parent_key IS NOT NULL
+        AND u.depth < 8
+        AND NOT coalesce(s.operation = 'process' OR (s.operation IS NULL AND s.kind = 'consumer'), false)
+),
+ends AS (
+    SELECT pub_key, pub_id, arg_max(at_key, depth) AS at_key, arg_max(at_id, depth) AS at_id
+    FROM up
+    GROUP BY pub_key, pub_id
+),
+ended AS (
+    SELECT
+        e.pub_key,
+        e.pub_id,
+        s.span_id IS NOT NULL AS arrived,
+        s.parent_span_id IS NULL AS is_root,
+        d.span_id IS NOT NULL AS processing,
+        d.subject,
+        d.message_id,
+        d.consumer
+    FROM ends AS e
+    LEFT JOIN (
+        SELECT span_key, span_id, parent_span_id FROM workflow_spans
+        WHERE span_key IN (SELECT at_key FROM ends)
+    ) AS s ON s.span_key = e.at_key AND s.span_id = e.at_id
+    LEFT JOIN (
+        SELECT * FROM delivery_spans
+        WHERE operation = 'process' AND span_key IN (SELECT at_key FROM ends)
+    ) AS d ON d.span_key = e.at_key AND d.span_id = e.at_id
 )
 SELECT
     p.workflow_id,
-    coalesce(p.process_subject, d2.subject) AS from_subject,
+    coalesce(p.process_subject, e.subject) AS from_subject,
     p.subject AS to_subject,
-    coalesce(p.process_message_id, d2.message_id) AS from_message_id,
+    coalesce(p.process_message_id, e.message_id) AS from_message_id,
     p.message_id AS to_message_id,
-    coalesce(p.process_consumer, d2.consumer) AS consumer,
+    coalesce(p.process_consumer, e.consumer) AS consumer,
     p.producer_service,
     p.published_at,
-    p.parent_span_id IS NULL OR p.process_span_id IS NOT NULL OR mid.span_id IS NOT NULL
-        AS cause_seen,
-    -- what it was made in is known to start the run: no parent, or a parent (no
-    -- consumer's processing) that has none itself (an app's request span)
+    p.parent_span_id IS NULL OR p.process_span_id IS NOT NULL
+        OR coalesce(e.processing OR (e.arrived AND e.is_root), false) AS cause_seen,
     p.process_span_id IS NULL
-        AND (p.parent_span_id IS NULL OR (mid.span_id IS NOT NULL AND mid.parent_span_id IS NULL))
-        AS starts_run
+        AND (p.parent_span_id IS NULL
+            OR coalesce(e.arrived AND e.is_root AND NOT e.processing, false)) AS starts_run
 FROM caused AS p
-LEFT JOIN mid ON mid.span_key = p.parent_key AND mid.span_id = p.parent_span_id
-LEFT JOIN (
-    -- only the process spans a handler's own span is the child of (usually none)
-    SELECT * FROM delivery_spans
-    WHERE operation = 'process' AND span_key IN (SELECT parent_key FROM mid)
-) AS d2 ON d2.span_key = mid.parent_key AND d2.span_id = mid.parent_span_id;
+LEFT JOIN ended AS e ON e.pub_key = p.span_key AND e.pub_id = p.span_id;

@@ -693,3 +693,31 @@ def test_a_foreign_workflow_is_evicted_whole_not_trace_by_trace(
 
     assert [(a["kind"], a["workflow_id"]) for a in new] == []
     assert alone == (0,)
+
+
+def test_a_publish_whose_handler_span_came_before_its_processing_span_is_no_deviation(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log)
+    log.write(store_layout)
+    engine = _engine(store_layout)
+    engine.cold_pass(now=at(50))
+    first = ours.publish("intake", RECEIVED, workflow_id="wf-own-span", at_s=100)
+    processing = ours.process(first, service="parser", start=100.1, end=100.5)
+    # the handler publishes inside a span of its own, which ends, and is exported,
+    # before the processing span it runs in
+    late = [r for r in log.rows if r["span_id"] == processing]
+    log.rows = [r for r in log.rows if r["span_id"] != processing]
+    own = log.add(trace_id=first.trace_id, parent_span_id=processing, name="parse",
+                  kind="internal", service_name="parser", start=100.15, end=100.4)  # fmt: skip
+    ours.publish("parser", PARSED, workflow_id="wf-own-span", at_s=100.3,
+                 trace_id=first.trace_id, parent_span_id=own["span_id"])  # fmt: skip
+    log.write(store_layout)
+    before = engine.tick(now=at(100.45))
+    log.rows = late
+    log.write(store_layout)
+    after = engine.tick(now=at(101))
+    engine.close()
+
+    assert [(a["kind"], a["workflow_id"]) for a in before + after] == []

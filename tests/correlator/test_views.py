@@ -136,10 +136,12 @@ def test_a_publish_made_deep_in_a_handlers_own_spans_does_not_start_the_run(
                           trace_id=first.trace_id, parent_span_id=inner["span_id"])  # fmt: skip
     ours.process(parsed, service="scorer", start=100.5, end=100.8)
     log.write(store_layout)
-    correlate(store_layout, now_s=120)
+    outcome = correlate(store_layout, now_s=120)
 
     con = correlator.connect(store_layout.root)
     (workflow_type,) = con.execute(
         "SELECT workflow_type FROM workflows WHERE workflow_id = 'wf-deep'"
     ).fetchone()
     assert workflow_type == RECEIVED
+    # and what it published follows the message it was processing: no deviation
+    assert outcome.kinds() == set()
