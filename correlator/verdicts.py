@@ -57,7 +57,10 @@ class Verdicts:
     def retract(self, con: duckdb.DuckDBPyConnection, *, workflows: set[str]) -> None:
         """Forget every verdict of ``workflows``, which no longer exist. When the full
         file lists one, the next write is a full one; otherwise the recent file,
-        rewritten at each write, drops them."""
+        rewritten at each write, drops them. (A verdict the full file holds but
+        eviction already forgot here is not seen, and stays in that file until its
+        next rewrite, ``rewrite_s`` at most: only ``workflow_status``'s own rows show
+        it, as the ``workflows`` view lists the workflows the spans make.)"""
         passes = con.execute(
             "DELETE FROM all_status WHERE workflow_id IN (SELECT unnest($workflows)) "
             "RETURNING judged_in_pass",
