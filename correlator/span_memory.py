@@ -31,6 +31,12 @@ log = logging.getLogger(__name__)
 LINK_HOPS = 8
 # at most this many traces are brought back for one tick's late spans
 MAX_RELOADED_TRACES = 1000
+# the links between held traces, each way: a walk over them joins on equality (a
+# join on "either end" ran as a nested loop)
+LINKS_BOTH_WAYS = """links AS (
+    SELECT trace_id, link_trace_id AS other FROM cross_links
+    UNION SELECT link_trace_id, trace_id FROM cross_links
+)"""
 
 
 @dataclass(frozen=True)
@@ -171,10 +177,7 @@ class SpanMemory:
             parsed(f"""
             CREATE OR REPLACE TEMP TABLE scope_spans AS
             WITH RECURSIVE {touched},
-            links AS (  -- both ways: an equality join, not a nested loop
-                SELECT trace_id, link_trace_id AS other FROM cross_links
-                UNION SELECT link_trace_id, trace_id FROM cross_links
-            ),
+            {LINKS_BOTH_WAYS},
             scope(trace_id) AS (
                 SELECT trace_id FROM kin
                 UNION
@@ -192,17 +195,14 @@ class SpanMemory:
         (a workflow is held whole: see ``scope``; evicted in pieces, its last trace
         would be judged alone)."""
         con.execute(
-            """
+            f"""
             DELETE FROM work_spans WHERE trace_id NOT IN (
                 WITH RECURSIVE busy AS (
                     SELECT trace_id FROM work_spans GROUP BY trace_id
                     HAVING max(received_at) >= $horizon
                     UNION SELECT trace_id FROM open_traces
                 ),
-                links AS (  -- both ways: an equality join, not a nested loop
-                    SELECT trace_id, link_trace_id AS other FROM cross_links
-                    UNION SELECT link_trace_id, trace_id FROM cross_links
-                ),
+                {LINKS_BOTH_WAYS},
                 kept(trace_id) AS (
                     SELECT trace_id FROM busy
                     UNION
