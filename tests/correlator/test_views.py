@@ -145,3 +145,30 @@ def test_a_publish_made_deep_in_a_handlers_own_spans_does_not_start_the_run(
     assert workflow_type == RECEIVED
     # and what it published follows the message it was processing: no deviation
     assert outcome.kinds() == set()
+
+
+def test_a_publish_made_in_a_receive_span_follows_the_message_received(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log)
+    first = ours.publish("intake", RECEIVED, workflow_id="wf-recv", at_s=100)
+    # the parser's clock runs 0.5 s behind, and it publishes from its receive span
+    ours.receive(first, service="parser", at_s=99.6)
+    receive = log.rows[-1]
+    parsed = ours.publish("parser", PARSED, workflow_id="wf-recv", at_s=99.7,
+                          trace_id=first.trace_id, parent_span_id=receive["span_id"])  # fmt: skip
+    ours.process(parsed, service="scorer", start=100.5, end=100.8)
+    log.write(store_layout)
+    correlate(store_layout, now_s=120)
+
+    con = correlator.connect(store_layout.root)
+    assert con.execute(
+        "SELECT from_subject, cause_seen, starts_run FROM transitions WHERE to_subject = $s "
+        "AND workflow_id = 'wf-recv'",
+        {"s": PARSED},
+    ).fetchall() == [(RECEIVED, True, False)]
+    (workflow_type,) = con.execute(
+        "SELECT workflow_type FROM workflows WHERE workflow_id = 'wf-recv'"
+    ).fetchone()
+    assert workflow_type == RECEIVED
