@@ -25,6 +25,7 @@ from correlator.detection import Detection, detect
 from correlator.findings import ensure_findings, write_findings
 from correlator.ledger import AnomalyLedger
 from correlator.model import ChoreographyModel, install_model, learn_model
+from correlator.pass_views import TICK_MATERIALIZED, PassViews
 from correlator.signal_memory import SignalMemory
 from correlator.span_memory import SpanMemory
 from correlator.sql_text import parsed, statement
@@ -35,40 +36,6 @@ from store import StoreLayout, open_store
 from store.layout import COMPACTED_PREFIX
 
 log = logging.getLogger(__name__)
-
-# Views every detection statement reads, computed once per pass: each is stored as a
-# temp table of the same name, which shadows the view for the pass's statements.
-MATERIALIZED = (
-    "inherited_workflows",
-    "workflow_spans",
-    "publish_spans",
-    "retried_messages",
-    "delivery_spans",
-    "dead_letters",
-    "deliveries_seen",
-    "transitions",
-    "workflow_first_events",
-)
-# a full pass reads every span once per statement: a copy of workflow_spans (every
-# span) would cost more than the reads
-COLD_MATERIALIZED = tuple(name for name in MATERIALIZED if name != "workflow_spans")
-# A tick's spans are a few thousand: workflow_spans is copied, so that the ten
-# statements that read it do not each plan it again. Views only one of its
-# statements reads are computed inline (learning, which also reads them, waits for a
-# full pass): that costs less than another table.
-TICK_MATERIALIZED = tuple(
-    name for name in MATERIALIZED if name not in ("workflow_first_events", "dead_letters")
-)
-
-# optimizers a pass runs without (_enter)
-FULL_PASS_UNOPTIMIZED = ("build_side_probe_side",)
-TICK_UNOPTIMIZED = (
-    *FULL_PASS_UNOPTIMIZED,
-    "join_order",
-    "statistics_propagation",
-    "common_subplan",
-    "expression_rewriter",
-)
 
 
 class Correlator:
@@ -108,10 +75,7 @@ class Correlator:
         # threshold DuckDB checkpoints (and vacuums) in the middle of a statement, which
         # cost ~0.65 s of a 1M-span cold pass; eviction checkpoints instead (_evict)
         self.con.execute("SET checkpoint_threshold = '1TB'")
-        (self._db,) = self.con.execute("SELECT current_database()").fetchone()
-        (self._all_threads,) = self.con.execute("SELECT current_setting('threads')").fetchone()
-        self._mode: str | None = None  # "full" or "tick": see _enter
-        self._enter("full")  # also for what other callers run on con (learning a model)
+        self.views = PassViews(self.con)
         self.ledger = AnomalyLedger.load(self.layout, rewrite_s=status_rewrite_s)
         # heartbeats older than a pass could need (a wait's baseline of dropped spans
         # predates the wait) are forgotten
@@ -125,11 +89,6 @@ class Correlator:
         # span segments read by earlier passes: segments are immutable (written under
         # a temp name, then renamed), so a tick reads only the ones new since
         self._segments_read: frozenset[str] = frozenset()
-        # whether inherited_workflows is the empty table that serves while every span
-        # names its workflow, and which materialized views a table may shadow
-        self._inherits_nothing = False
-        self._shadowed: set[str] = set(MATERIALIZED)
-        self._pointed_at: str | None = None  # what correlated_spans reads
         self._lock = threading.RLock()  # passes run in worker threads, one at a time
 
     # --- passes ------------------------------------------------------------------
@@ -139,7 +98,7 @@ class Correlator:
         Unless ``hold`` is false (no tick follows: ``correlate --once``), keep in
         memory the spans ticks will need."""
         with self._lock:
-            self._enter("full")
+            self.views.enter("full")
             con = self.con
             segments = self.stored.segments()
             self.signals.load(con)
@@ -160,7 +119,7 @@ class Correlator:
             # keep in memory only what may still change: open workflows, recent traces
             recent_since = self.watermark - dt.timedelta(seconds=self.recent_s)
             self.stored.keep(con, recent_since=recent_since)
-            self._pointed_at = None  # keep re-pointed correlated_spans
+            self.views.repointed()  # keep re-pointed correlated_spans
             self.memory.hold(con)
             self.stored.release(con)
             self._segments_read = segments
@@ -186,9 +145,7 @@ class Correlator:
                 self.memory.lacking_ids = lacking_ids
                 self.memory.linked = True
                 self.signals.rewind(signals_read)
-                self._inherits_nothing = False
-                self._pointed_at = None
-                self._shadowed = set(MATERIALIZED)
+                self.views.rolled_back()
                 self.verdicts.rolled_back()
                 raise
             self.watermark = watermark
@@ -203,11 +160,11 @@ class Correlator:
         self._pass += 1
         self.signals.fold_in(con)
         if time.monotonic() - self._model_learned_at > self.model_refresh_s:
-            self._enter("full")  # every span in the store
+            self.views.enter("full")  # every span in the store
             self._point_at_all_spans(segments)
             self._learn()
             self.stored.release(con)
-        self._enter("tick")
+        self.views.enter("tick")
         new_files = segments - self._segments_read
         compacted = {f for f in new_files if Path(f).name.startswith(COMPACTED_PREFIX)}
         # the schema seed (no rows) keeps every column there whatever the new segments hold
@@ -228,14 +185,14 @@ class Correlator:
                 evicted_before=self.watermark - dt.timedelta(seconds=self.recent_s),
             )
         self.memory.scope(con)
-        self._point_at(
+        self.views.point_at(
             "scope_spans", materialized=TICK_MATERIALIZED, inherits=self.memory.lacking_ids > 0
         )
         detection = detect(con, now=now, thresholds=self.thresholds)
         judged = {
             row["workflow_id"] for row in detection.status.select(["workflow_id"]).to_pylist()
         }
-        gone = self._workflows_gone() if self.memory.lacking_ids else set()
+        gone = self.verdicts.vanished(con) if self.memory.lacking_ids else set()
         new = self._fold(detection, now=now, workflows=judged | gone)
         if judged:
             self.verdicts.append(con, pass_number=self._pass)
@@ -274,78 +231,10 @@ class Correlator:
     def _point_at_all_spans(self, segments: frozenset[str]) -> None:
         """Judge every span of ``segments``, each read once (stored_spans)."""
         self.stored.read(self.con, segments)
-        self._point_at(
+        self.views.point_at(
             f"(SELECT {WORK_COLUMNS} FROM stored_spans)",
             inherits=not self.stored.all_carry_workflow_ids(),
         )
-
-    def _enter(self, mode: str) -> None:
-        """Set the connection up for a full pass (every span) or a tick (a few
-        thousand spans in ~40 statements). Switching costs ~8 ms (DuckDB stops or
-        starts its workers), so it happens only when the kind of pass changes.
-
-        Both: the statements join a large side (spans) to a smaller one (publishes,
-        messages) with the smaller one on the right, which is the side DuckDB builds
-        its hash table from. Its cardinality estimate for a filtered side is often far
-        too low, and it then builds on ~700k wide consumer spans instead: on 1M spans
-        that cost ~0.4 s of a cold pass (build_side_probe_side stays off).
-
-        A tick runs on one thread, which spares each statement per-thread hash tables
-        (~15% of a tick), and plans each statement with fewer optimizers: planning is
-        half of a tick, and on a few thousand rows join ordering, statistics
-        propagation, shared-subplan detection and expression rewriting cost more than
-        they save (~15%).
-        """
-        if mode == self._mode:
-            return
-        threads, disabled = (
-            (self._all_threads, FULL_PASS_UNOPTIMIZED) if mode == "full" else (1, TICK_UNOPTIMIZED)
-        )
-        self.con.execute(f"SET threads = {int(threads)}")
-        self.con.execute(f"SET disabled_optimizers = '{','.join(disabled)}'")
-        self._mode = mode
-
-    def _point_at(
-        self,
-        table: str,
-        *,
-        materialized: tuple[str, ...] = COLD_MATERIALIZED,
-        inherits: bool = True,
-    ) -> None:
-        """Judge the spans of ``table``: the views read them through correlated_spans,
-        and the ``materialized`` ones are computed once, into tables that shadow them.
-        Unless some span of ``table`` may lack a workflow id (``inherits``),
-        inherited_workflows is not computed: workflow_spans reads it only for such
-        spans, so an empty table serves."""
-        con = self.con
-        # a table left from a pass that materialized more would shadow its view
-        for name in MATERIALIZED:
-            if name not in materialized and name in self._shadowed:
-                con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
-                self._shadowed.discard(name)
-        if table != self._pointed_at:  # a tick points it at scope_spans, as the last one did
-            con.execute(f"CREATE OR REPLACE TEMP VIEW correlated_spans AS SELECT * FROM {table}")
-            self._pointed_at = table
-        # in dependency order, so each reads its inputs of this pass, never of the last
-        for name in materialized:
-            self._shadowed.add(name)  # before it exists: a failure leaves it listed
-            if name == "inherited_workflows" and not inherits:
-                if not self._inherits_nothing:
-                    con.execute(
-                        "CREATE OR REPLACE TEMP TABLE inherited_workflows "
-                        "(trace_id VARCHAR, workflow_id VARCHAR)"
-                    )
-                    self._inherits_nothing = True
-                continue
-            if name == "inherited_workflows":
-                self._inherits_nothing = False
-            _t = time.perf_counter()
-            con.execute(
-                parsed(
-                    f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {self._db}.main.{name}"
-                )
-            )
-            log.debug("materialized %s in %.3fs", name, time.perf_counter() - _t)
 
     def _learn(self) -> None:
         self.model = learn_model(self.con, thresholds=self.thresholds, declared=self.choreography)
@@ -362,33 +251,6 @@ class Correlator:
             workflows=workflows,
             services=True,
         )
-
-    def _workflows_gone(self) -> set[str]:
-        """Workflows a tick's spans no longer make: a trace without workflow ids was
-        a workflow of its own (keyed by its trace id) until a span that names its
-        workflow arrived, or the span it links back to (inherited_workflows): a
-        handler's own spans often arrive before its processing span, which ends
-        after them. Such a trace's verdict goes, and its anomalies are resolved (a
-        workflow that does not exist is neither completed nor stuck). Only traces in
-        the scope that lack ids and are no workflow now are looked up among the
-        verdicts (usually none)."""
-        candidates = [
-            trace_id
-            for (trace_id,) in self.con.execute(
-                """
-                SELECT DISTINCT trace_id FROM scope_spans WHERE workflow_id IS NULL
-                EXCEPT SELECT workflow_id FROM d_workflow_status
-                """
-            ).fetchall()
-        ]
-        if not candidates:
-            return set()
-        rows = self.con.execute(
-            "SELECT DISTINCT workflow_id FROM all_status "
-            "WHERE workflow_id IN (SELECT unnest($candidates))",
-            {"candidates": candidates},
-        ).fetchall()
-        return {workflow_id for (workflow_id,) in rows}
 
     def _refresh_open(self, *, now: dt.datetime) -> None:
         """Traces of workflows that may still change (engine_sql/open_traces.sql)."""

@@ -54,6 +54,31 @@ class Verdicts:
         )
         self.changed = self._superseded = True
 
+    def vanished(self, con: duckdb.DuckDBPyConnection) -> set[str]:
+        """Workflows a tick's spans no longer make: a trace without workflow ids was
+        a workflow of its own (keyed by its trace id) until a span that names its
+        workflow arrived, or the span it links back to (inherited_workflows): a
+        handler's own spans often arrive before its processing span, which ends
+        after them. Only the scope's traces that lack ids and are no workflow now are
+        looked up among the verdicts (usually none)."""
+        candidates = [
+            trace_id
+            for (trace_id,) in con.execute(
+                """
+                SELECT DISTINCT trace_id FROM scope_spans WHERE workflow_id IS NULL
+                EXCEPT SELECT workflow_id FROM d_workflow_status
+                """
+            ).fetchall()
+        ]
+        if not candidates:
+            return set()
+        rows = con.execute(
+            "SELECT DISTINCT workflow_id FROM all_status "
+            "WHERE workflow_id IN (SELECT unnest($candidates))",
+            {"candidates": candidates},
+        ).fetchall()
+        return {workflow_id for (workflow_id,) in rows}
+
     def retract(self, con: duckdb.DuckDBPyConnection, *, workflows: set[str]) -> None:
         """Forget every verdict of ``workflows``, which no longer exist. When the full
         file lists one, the next write is a full one; otherwise the recent file,
