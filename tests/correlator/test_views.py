@@ -112,11 +112,7 @@ def test_a_downstream_clock_running_behind_leaves_the_workflow_its_type(
 
     outcome = correlate(store_layout, now_s=120)
 
-    con = correlator.connect(store_layout.root)
-    (workflow_type,) = con.execute(
-        "SELECT workflow_type FROM workflows WHERE workflow_id = 'wf-skew'"
-    ).fetchone()
-    assert workflow_type == RECEIVED
+    assert _workflow_type(store_layout, "wf-skew") == RECEIVED
     assert outcome.statuses["wf-skew"][0] == "completed"
 
 
@@ -138,11 +134,7 @@ def test_a_publish_made_deep_in_a_handlers_own_spans_does_not_start_the_run(
     log.write(store_layout)
     outcome = correlate(store_layout, now_s=120)
 
-    con = correlator.connect(store_layout.root)
-    (workflow_type,) = con.execute(
-        "SELECT workflow_type FROM workflows WHERE workflow_id = 'wf-deep'"
-    ).fetchone()
-    assert workflow_type == RECEIVED
+    assert _workflow_type(store_layout, "wf-deep") == RECEIVED
     # and what it published follows the message it was processing: no deviation
     assert outcome.kinds() == set()
 
@@ -168,7 +160,15 @@ def test_a_publish_made_in_a_receive_span_follows_the_message_received(
         "AND workflow_id = 'wf-recv'",
         {"s": PARSED},
     ).fetchall() == [(RECEIVED, True, False)]
-    (workflow_type,) = con.execute(
-        "SELECT workflow_type FROM workflows WHERE workflow_id = 'wf-recv'"
-    ).fetchone()
-    assert workflow_type == RECEIVED
+    assert _workflow_type(store_layout, "wf-recv") == RECEIVED
+
+
+def _workflow_type(layout: StoreLayout, workflow_id: str) -> str:
+    con = correlator.connect(layout.root)
+    try:
+        (workflow_type,) = con.execute(
+            "SELECT workflow_type FROM workflows WHERE workflow_id = $w", {"w": workflow_id}
+        ).fetchone()
+        return workflow_type
+    finally:
+        con.close()
