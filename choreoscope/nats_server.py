@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import shutil
 import socket
 import subprocess
@@ -41,7 +42,41 @@ def nats_server_binary() -> Path:
     )
 
 
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_BELOW_EPHEMERAL = 12_000  # how many ports under the ephemeral range free_port draws from
+
+
+def _ephemeral_ports() -> range | None:
+    """The ports the kernel gives outgoing connections, where the system says so."""
+    try:
+        low, high = (int(part) for part in _EPHEMERAL_RANGE.read_text().split())
+    except (OSError, ValueError):
+        return None
+    return range(low, high + 1)
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on, for a server about to start.
+
+    It is drawn from below the kernel's ephemeral range: a port from inside it
+    can be taken, between this call and the server's bind, by any outgoing
+    connection (a cluster node dialing a peer that is not up yet does exactly that).
+    """
+    ephemeral = _ephemeral_ports()
+    if ephemeral is not None and ephemeral.start > 1024 + 1000:
+        below = range(max(1024, ephemeral.start - _BELOW_EPHEMERAL), ephemeral.start)
+        for port in random.sample(below, k=min(200, len(below))):
+            if _bindable(host, port):
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]

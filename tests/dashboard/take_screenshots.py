@@ -16,10 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from choreoscope.nats_server import free_port
 from tests.dashboard.browser_helpers import (
     HeadlessChromium,
     chromium_binary,
-    free_port,
     serve_dashboard,
     stop_process,
 )

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from choreoscope.nats_server import free_port
 from collector.segment_writer import SegmentWriter
 from dashboard.controls import REFRESH_S
 from store import StoreLayout
 from tests.dashboard.browser_helpers import (
     HeadlessChromium,
     chromium_binary,
-    free_port,
     serve_dashboard,
     stop_process,
 )

@@ -9,8 +9,9 @@ import psutil
 
 from choreoscope.cli import build_parser
 from choreoscope.commands.dashboard import streamlit_argv
+from choreoscope.nats_server import free_port
 from choreoscope.settings import resolve
-from tests.dashboard.browser_helpers import free_port, serve_dashboard, stop_process
+from tests.dashboard.browser_helpers import serve_dashboard, stop_process
 
 
 def test_default_command_line_binds_loopback_without_usage_stats():
