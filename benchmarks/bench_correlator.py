@@ -92,7 +92,11 @@ SELECT
     '{{"messaging.system":"nats"}}' AS attributes,
     '{{"service.name":"' || service || '"}}' AS resource,
     CAST(NULL AS VARCHAR) AS events,
-    CAST(NULL AS VARCHAR) AS links,
+    -- as the collector stores our instrumentation's links: JSON, first link's ids apart
+    CASE WHEN link_k IS NOT NULL
+        THEN '[{{"trace_id":"' || md5('t' || i) || '","span_id":"'
+            || left(md5('s' || (i * 16 + link_k)), 16) || '","attributes":{{}}}}]'
+    END AS links,
     md5('w' || i) AS workflow_id,
     subject,
     md5('m' || (i * 16 + msg_k)) AS message_id,

@@ -51,7 +51,8 @@ SPANS = pa.schema(
         # ingest metadata
         ("received_at", TIMESTAMP),
         ("exporter_id", pa.string()),
-        ("ingest_flags", pa.string()),  # comma-separated notes, e.g. "attribute_truncated"
+        # comma-separated notes: "attribute_truncated", "invalid_utf8", "several_links"
+        ("ingest_flags", pa.string()),
         # from the exporter's headers: a gap in batch_seq per exporter_id is a lost batch,
         # spans_dropped its running total of spans it could not send (telemetry_gap)
         ("exporter_batch_seq", pa.int64()),

@@ -8,6 +8,7 @@ import json
 
 import msgpack
 import pytest
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -102,6 +103,49 @@ def test_spans_from_the_real_exporter_encoding_keep_parents_links_and_status(
         producer["trace_id"],
         producer["span_id"],
     )
+
+
+@pytest.mark.parametrize("content_type", [COLUMNAR, PROTOBUF], ids=["columnar", "otlp-protobuf"])
+def test_a_span_linking_to_several_spans_is_flagged_several_links(
+    store_layout: StoreLayout, content_type: str
+) -> None:
+    """A batch consumer's span links to each message it handled: its first link's ids
+    are columns, and the flag tells readers the rest are in ``links``."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "auditor"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("choreoscope-test")
+    published = []
+    for _ in range(3):
+        with tracer.start_as_current_span("send audit.logged", kind=SpanKind.PRODUCER) as p:
+            published.append(p.get_span_context())
+    with tracer.start_as_current_span(
+        "process audit.logged", kind=SpanKind.CONSUMER, links=[Link(c) for c in published]
+    ):
+        pass
+    with tracer.start_as_current_span(
+        "process audit.logged once", kind=SpanKind.CONSUMER, links=[Link(published[0])]
+    ):
+        pass
+    spans = exporter.get_finished_spans()
+    data = (
+        encode_columnar_batch(spans)
+        if content_type == COLUMNAR
+        else encode_spans(spans).SerializeToString()
+    )
+    SegmentWriter(layout=store_layout).write("spans", decode(data, content_type).spans)
+
+    rows = {
+        name: (flags, link_span_id)
+        for name, flags, link_span_id in open_store(store_layout.root)
+        .execute("SELECT name, ingest_flags, link_span_id FROM spans WHERE kind = 'consumer'")
+        .fetchall()
+    }
+    first = f"{published[0].span_id:016x}"
+    assert rows == {
+        "process audit.logged": ("several_links", first),
+        "process audit.logged once": (None, first),
+    }
 
 
 @pytest.mark.parametrize(
