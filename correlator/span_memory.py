@@ -111,9 +111,7 @@ class SpanMemory:
             parsed("""
             SELECT count(*), count(DISTINCT (trace_id, span_id)), max(received_at),
                    count(*) FILTER (WHERE workflow_id IS NULL),
-                   count(*) FILTER (
-                       WHERE link_trace_id <> trace_id OR contains(ingest_flags, 'several_links')
-                   )
+                   count(*) FILTER (WHERE link_trace_id <> trace_id)
             FROM new_spans
             """)
         ).fetchone()
@@ -257,10 +255,10 @@ class SpanMemory:
         if follow_links:
             wanted += _trace_ids(
                 con,
-                parsed(f"""
+                parsed("""
                 -- the traces new spans link to, and those held ones link to in turn
                 WITH RECURSIVE linked(trace_id) AS (
-                    SELECT link_trace_id FROM ({cross_links("new_spans")})
+                    SELECT link_trace_id FROM new_spans WHERE link_trace_id <> trace_id
                     UNION
                     SELECT c.link_trace_id
                     FROM linked AS l JOIN cross_links AS c ON c.trace_id = l.trace_id
@@ -330,17 +328,8 @@ class SpanMemory:
 
 def cross_links(spans: str) -> str:
     """The span links among ``spans`` (a table, or a query in parentheses) that join
-    two traces, as a query: each span's first link, and a batch span's further ones."""
-    return f"""
-        SELECT DISTINCT trace_id, link_trace_id FROM (
-            SELECT trace_id, link_trace_id FROM {spans}
-            UNION ALL
-            SELECT trace_id, link.trace_id FROM (
-                SELECT trace_id, unnest(further_links(links, ingest_flags)) AS link
-                FROM {spans} WHERE contains(ingest_flags, 'several_links')
-            )
-        )
-        WHERE link_trace_id <> trace_id"""
+    two traces, as a query."""
+    return f"SELECT DISTINCT trace_id, link_trace_id FROM {spans} WHERE link_trace_id <> trace_id"
 
 
 def _trace_ids(

@@ -23,14 +23,11 @@ from correlator.sql_text import statement
 from store import StoreLayout
 
 # The span columns detection reads: the long tail (attributes, resource, events,
-# links) stays on disk, which is most of a span's bytes. The first link's ids are
-# columns; the rest of the links are kept for the spans flagged several_links only
-# (a batch consumer's: see further_links).
+# links) stays on disk, which is most of a span's bytes.
 WORK_COLUMNS = (
     "trace_id, span_id, parent_span_id, name, kind, service_name, service_instance_id, "
     "start_time, end_time, duration_ms, status_code, status_message, workflow_id, subject, "
-    "message_id, operation, consumer_group, link_trace_id, link_span_id, received_at, "
-    "ingest_flags, CASE WHEN contains(ingest_flags, 'several_links') THEN links END AS links"
+    "message_id, operation, consumer_group, link_trace_id, link_span_id, received_at"
 )
 
 

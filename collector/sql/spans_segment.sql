@@ -2,9 +2,9 @@
 -- carry the first link's ids, so they are taken from the links JSON here, where
 -- DuckDB parses in parallel with the write (a regex in Arrow cost ~1 µs a span).
 -- try() keeps one malformed links value from failing the whole segment.
--- A span with more than one link (a batch consumer's) is flagged several_links:
--- readers find the few links beyond the first by that flag, without reading every
--- span's links (the LIKE spares a JSON parse of the spans with one link).
+-- A span with more than one link (a batch consumer's) is flagged several_links: a
+-- reader finds the few such spans by that flag, without parsing every span's links
+-- (the LIKE spares a JSON parse of the spans with one link).
 SELECT * REPLACE (
     coalesce(link_trace_id, try(json_extract_string(links, '$[0].trace_id'))) AS link_trace_id,
     coalesce(link_span_id, try(json_extract_string(links, '$[0].span_id'))) AS link_span_id,

@@ -5,17 +5,8 @@
 -- The links are read from the store once (MATERIALIZED), not at every hop.
 INSERT INTO kept_traces
 WITH RECURSIVE pairs AS MATERIALIZED (
-    -- each span's first link, and a batch span's further ones (further_links)
-    SELECT DISTINCT trace_id, other FROM (
-        SELECT trace_id, link_trace_id AS other FROM stored_spans
-        UNION ALL
-        SELECT trace_id, link.trace_id FROM (
-            SELECT trace_id, unnest(further_links(links, ingest_flags)) AS link
-            FROM stored_spans
-            WHERE ingest_flags IS NOT NULL AND contains(ingest_flags, 'several_links')
-        )
-    )
-    WHERE other <> trace_id
+    SELECT DISTINCT trace_id, link_trace_id AS other FROM stored_spans
+    WHERE link_trace_id <> trace_id
 ),
 links AS MATERIALIZED (  -- both ways: an equality join, not a nested loop
     SELECT trace_id, other FROM pairs

@@ -4,17 +4,15 @@
 -- (consumers of another instrumentation, a trace each) or share their workflow id
 -- (a trace context broken on the way).
 WITH reloaded AS (
-    SELECT trace_id, link_trace_id, links, ingest_flags, workflow_id FROM work_spans
+    SELECT trace_id, link_trace_id, workflow_id FROM work_spans
     WHERE trace_id IN (SELECT unnest($traces))
     UNION ALL
-    SELECT trace_id, link_trace_id, links, ingest_flags, workflow_id FROM new_spans
+    SELECT trace_id, link_trace_id, workflow_id FROM new_spans
     WHERE trace_id IN (SELECT unnest($traces))
 ),
 related(trace_id) AS (
-    -- the traces they link to (a batch span: all of them, see further_links)
+    -- the traces they link to
     SELECT link_trace_id FROM reloaded WHERE link_trace_id <> trace_id
-    UNION
-    SELECT unnest(further_links(links, ingest_flags)).trace_id FROM reloaded
     UNION
     -- the stored traces that link to them (consumers of another
     -- instrumentation, a trace each) or share their workflow id
@@ -22,15 +20,6 @@ related(trace_id) AS (
     WHERE link_trace_id IN (SELECT unnest($traces))
         OR workflow_id IN (
             SELECT workflow_id FROM reloaded WHERE workflow_id IS NOT NULL
-        )
-    UNION
-    -- and the batch spans that link to them after their first link (only the
-    -- segments holding flagged spans are read)
-    SELECT trace_id FROM spans_raw
-    WHERE ingest_flags IS NOT NULL AND contains(ingest_flags, 'several_links')
-        AND list_has_any(
-            list_transform(further_links(links, ingest_flags), lambda link: link.trace_id),
-            $traces
         )
 )
 SELECT trace_id FROM related

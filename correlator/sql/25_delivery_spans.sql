@@ -1,6 +1,5 @@
 -- Consumer-side spans (receive, process, settle), each tied to the message it
--- handles (a batch span: once to each message it links to): through its span
--- link or parent when that is a publish span (any
+-- handles: through its span link or parent when that is a publish span (any
 -- OpenTelemetry NATS instrumentation), else through its message id (ours), else,
 -- for a span that names neither (a settle span of another instrumentation),
 -- through the consumer span it is the child of.
@@ -13,24 +12,7 @@
 -- the wrong spans). One pass with no intermediate copy: on 1M spans, copying wide
 -- rows through a materialized step cost more than the joins.
 CREATE OR REPLACE VIEW delivery_spans AS
-WITH each_message AS NOT MATERIALIZED (
-    -- every span, and a batch span once more for each message it links to after the
-    -- first (10_further_links.sql): a delivery of each. Such spans are rare, and
-    -- read apart, so that no other span goes through an unnest
-    SELECT * FROM workflow_spans
-    UNION ALL
-    SELECT * EXCLUDE (link) REPLACE (
-        link.trace_id AS link_trace_id,
-        link.span_id AS link_span_id,
-        hash(link.trace_id, link.span_id) AS ref_key
-    )
-    FROM (
-        SELECT *, unnest(further_links(links, ingest_flags)) AS link FROM workflow_spans
-        WHERE ingest_flags IS NOT NULL AND contains(ingest_flags, 'several_links')
-    )
-    WHERE link.trace_id IS NOT NULL AND link.span_id IS NOT NULL
-),
-parent_consumers AS (
+WITH parent_consumers AS (
     -- the consumer spans that message-less consumer spans are children of (usually
     -- none: our spans all name their message)
     SELECT span_key, span_id, ref_key, link_span_id, parent_span_id, message_id, subject
@@ -83,7 +65,7 @@ resolved AS (
         par.message_id AS parent_message_id,
         par.subject AS parent_subject,
         par.published AS parent_published
-    FROM each_message AS c
+    FROM workflow_spans AS c
     LEFT JOIN publish_spans AS p
         ON p.span_key = c.ref_key AND p.span_id = coalesce(c.link_span_id, c.parent_span_id)
     LEFT JOIN published_messages AS m ON m.message_id = c.message_id

@@ -376,31 +376,6 @@ class ForeignSpans:
         )  # fmt: skip
         return trace_id, row["span_id"]
 
-    def batch_process(
-        self, batch: list[Published], *, service: str, start: float, end: float
-    ) -> tuple[str, str]:
-        """One process span for a batch of messages, in a trace of its own, linking to
-        each (OpenTelemetry's shape for batch processing); returns its
-        ``(trace_id, span_id)``."""
-        links = [{"trace_id": p.trace_id, "span_id": p.span_id, "attributes": {}} for p in batch]
-        trace_id = self.log.new_id(32)
-        row = self.log.add(
-            trace_id=trace_id, parent_span_id=None,
-            name=f"process {batch[0].subject}", kind="consumer", service_name=service,
-            start=start, end=end,
-            attributes=json.dumps({
-                semconv.MESSAGING_SYSTEM: "nats",
-                semconv.MESSAGING_DESTINATION_NAME: batch[0].subject,
-                semconv.MESSAGING_OPERATION_TYPE: "process",
-                "messaging.batch.message_count": len(batch),
-            }),
-            links=json.dumps(links),  # the collector keeps the first link's ids apart,
-            link_trace_id=batch[0].trace_id, link_span_id=batch[0].span_id,
-            ingest_flags="several_links",  # and flags a span with several
-            subject=batch[0].subject, operation="process",
-        )  # fmt: skip
-        return trace_id, row["span_id"]
-
     def step(
         self, published: Published, *, service: str, start: float, end: float, emits: str
     ) -> Published:

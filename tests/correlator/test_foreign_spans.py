@@ -15,10 +15,9 @@ from tests.correlator.pipelines import (
     forgetful_watcher,
     healthy_run,
     history,
-    read_outcome,
     time_passes,
 )
-from tests.correlator.span_shapes import ForeignSpans, OurSpans, Published, SpanLog, at
+from tests.correlator.span_shapes import ForeignSpans, OurSpans, SpanLog, at
 
 
 def _orders(go: ForeignSpans, *, start: float, ship: bool = True) -> str:
@@ -116,138 +115,6 @@ def test_foreign_settle_span_naming_no_message_settles_its_parents_message(
     assert outcome.kinds() == {("dead_lettered", placed.trace_id, "orders.placed")}
     (dead,) = outcome.of("dead_lettered")
     assert dead["message_id"] == placed.span_id  # a publish without an id is its span
-
-
-def _audits(go: ForeignSpans, *, runs: int) -> None:
-    """Workflows of one step: an audit entry, which the auditor files one at a time."""
-    for i in range(runs):
-        logged = go.publish("gateway", "audit.logged", at_s=float(i))
-        go.process(logged, service="auditor", start=i + 0.2, end=i + 0.3)
-
-
-def test_a_batch_span_is_a_delivery_of_every_message_it_links_to(
-    store_layout: StoreLayout,
-) -> None:
-    log = SpanLog()
-    go = ForeignSpans(log, links_only=True)
-    _audits(go, runs=6)
-    batch = [go.publish("gateway", "audit.logged", at_s=50 + i / 10) for i in range(3)]
-    go.batch_process(batch, service="auditor", start=51, end=51.5)
-    lost = go.publish("gateway", "audit.logged", at_s=52)
-    log.write(store_layout)
-
-    outcome = correlate(store_layout, now_s=100)
-
-    assert outcome.kinds() == {("dropped", lost.trace_id, "audit.logged")}
-    assert {p.trace_id: outcome.statuses[p.trace_id][0] for p in batch} == dict.fromkeys(
-        (p.trace_id for p in batch), "completed"
-    )
-
-
-def _batch_span_done(store_layout: StoreLayout, batch: list[Published]) -> None:
-    outcome = read_outcome(store_layout)
-    assert outcome.kinds() == set()  # no message dropped, no consumer span an orphan
-    assert {p.trace_id: outcome.statuses[p.trace_id][0] for p in batch} == dict.fromkeys(
-        (p.trace_id for p in batch), "completed"
-    )
-
-
-def _handler_span(log: SpanLog, batch_span: tuple[str, str], *, at_s: float) -> None:
-    """A span the batch's handler ends later, in the batch span's trace."""
-    trace_id, parent = batch_span
-    log.add(
-        trace_id=trace_id, parent_span_id=parent, name="flush", kind="internal",
-        service_name="auditor", start=at_s, end=at_s + 0.1,
-    )  # fmt: skip
-
-
-def test_a_batch_span_arriving_in_a_tick_delivers_every_message_it_links_to(
-    store_layout: StoreLayout,
-) -> None:
-    log = SpanLog()
-    go = ForeignSpans(log, links_only=True)
-    _audits(go, runs=6)
-    log.write(store_layout)
-    engine = Correlator(data_dir=store_layout.root, thresholds=Thresholds(min_deadline_s=5))
-    engine.cold_pass(now=at(50))
-    batch = [go.publish("gateway", "audit.logged", at_s=60 + i / 10) for i in range(3)]
-    log.write(store_layout)
-    engine.tick(now=at(61))
-
-    batch_span = go.batch_process(batch, service="auditor", start=62, end=62.5)
-    log.write(store_layout)
-    engine.tick(now=at(63))
-    # once the batch's workflows are completed, a later span of the batch's trace
-    # brings them all back: judged without their publishes, they had orphans
-    _handler_span(log, batch_span, at_s=70)
-    log.write(store_layout)
-    engine.tick(now=at(71))
-    engine.tick(now=at(120))  # past every deadline and the orphans' grace
-    engine.write_findings()
-    engine.close()
-
-    _batch_span_done(store_layout, batch)
-
-
-def test_a_cold_pass_keeps_every_workflow_a_recent_batch_span_links_to(
-    store_layout: StoreLayout,
-) -> None:
-    log = SpanLog()
-    go = ForeignSpans(log, links_only=True)
-    _audits(go, runs=6)
-    batch = [go.publish("gateway", "audit.logged", at_s=60 + i / 10) for i in range(3)]
-    batch_span = go.batch_process(batch, service="auditor", start=96, end=96.5)
-    log.write(store_layout)
-    engine = Correlator(
-        data_dir=store_layout.root, thresholds=Thresholds(min_deadline_s=5), recent_s=5
-    )
-    engine.cold_pass(now=at(97))  # the batch span is recent, its messages history
-
-    _handler_span(log, batch_span, at_s=98)
-    log.write(store_layout)
-    engine.tick(now=at(99))
-    engine.tick(now=at(150))
-    engine.write_findings()
-    engine.close()
-
-    _batch_span_done(store_layout, batch)
-
-
-def test_a_late_span_of_a_batch_that_left_memory_brings_back_all_its_workflows(
-    store_layout: StoreLayout,
-) -> None:
-    log = SpanLog()
-    go = ForeignSpans(log, links_only=True)
-    _audits(go, runs=6)
-    log.write(store_layout)
-    engine = Correlator(
-        data_dir=store_layout.root,
-        thresholds=Thresholds(min_deadline_s=5),
-        recent_s=5,
-        evict_every_ticks=1,
-    )
-    engine.cold_pass(now=at(50))
-    batch = [go.publish("gateway", "audit.logged", at_s=60 + i / 10) for i in range(3)]
-    batch_span = go.batch_process(batch, service="auditor", start=61, end=61.5)
-    log.write(store_layout)
-    engine.tick(now=at(62))
-    later = go.publish("gateway", "audit.logged", at_s=100)  # later spans: the batch,
-    go.process(later, service="auditor", start=100.2, end=100.3)  # completed and quiet,
-    log.write(store_layout)  # leaves memory
-    engine.tick(now=at(101))
-    (held,) = engine.con.execute(
-        "SELECT count(*) FROM work_spans WHERE trace_id = $t", {"t": batch_span[0]}
-    ).fetchone()
-    assert held == 0
-
-    _handler_span(log, batch_span, at_s=102)
-    log.write(store_layout)
-    engine.tick(now=at(103))
-    engine.tick(now=at(150))
-    engine.write_findings()
-    engine.close()
-
-    _batch_span_done(store_layout, batch)
 
 
 def test_foreign_workflows_arriving_after_a_cold_pass_are_one_workflow_each(
