@@ -19,9 +19,11 @@ FROM edges
 ORDER BY p95_ms DESC NULLS LAST
 LIMIT 20""",
     "Messages nobody consumed": """\
-SELECT message_id, subject, producer_service, published_at, outcome
+-- of subjects the choreography expects a consumer for (not a run's last event)
+SELECT message_id, workflow_id, subject, producer_service, published_at
 FROM messages
-WHERE outcome <> 'consumed'
+WHERE outcome = 'unconsumed'
+  AND subject IN (SELECT subject FROM choreography_steps)
 ORDER BY published_at DESC
 LIMIT 100""",
     "Spans of the last 5 minutes by service": """\

@@ -13,6 +13,7 @@ Every run gets its own cursor, a row cap and a time limit (``interrupt()``).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tempfile
 import threading
@@ -23,6 +24,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from correlator.queries import reads_spans, scoped_to_store
 from instrumentation.errors import ChoreoscopeError
 
 DEFAULT_ROW_CAP = 10_000
@@ -180,7 +182,9 @@ def run_read_query(
     started = time.perf_counter()
     timer.start()
     try:
-        table, truncated = _fetch_capped(cursor, query, row_cap=row_cap)
+        # a query over the views over spans reads the store once (scoped_to_store)
+        with scoped_to_store(cursor) if reads_spans(query) else contextlib.nullcontext():
+            table, truncated = _fetch_capped(cursor, query, row_cap=row_cap)
     except duckdb.PermissionException as e:
         raise QueryRefusedError(
             "the console may read files only inside the store directory, and cannot "

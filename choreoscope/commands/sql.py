@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import csv
 import datetime as dt
 import decimal
@@ -131,14 +132,9 @@ def run(args: argparse.Namespace) -> int:
     query = one_reading_statement(read_query(args).strip().rstrip(";").strip())
     con = open_connection(args.data)
     try:
-        result = _execute(con, query)
-        columns = [d[0] for d in result.description or []]
-        if args.format == "parquet":
-            table = result.to_arrow_table()
-            rows = None
-        else:
-            table = None
-            rows = result.fetchall()
+        columns, rows, table = _run_once_more_if_a_segment_vanished(
+            con, query, arrow=args.format == "parquet"
+        )
     except duckdb.Error as e:
         raise ChoreoscopeError(
             f"the query failed: {e}\nViews you can query: {', '.join(_views(con))}"
@@ -147,15 +143,41 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _execute(con: duckdb.DuckDBPyConnection, query: str) -> duckdb.DuckDBPyConnection:
-    """Run ``query``, once more if a segment vanished under it (compaction finished
-    its grace period, or retention dropped its hour, between listing and reading)."""
+def _run_once_more_if_a_segment_vanished(
+    con: duckdb.DuckDBPyConnection, query: str, *, arrow: bool
+) -> tuple[list[str], list[tuple[Any, ...]] | None, pa.Table | None]:
+    """Run ``query`` and fetch its result, once more if a segment vanished under it
+    (compaction finished its grace period, or retention dropped its hour, between
+    listing and reading)."""
     try:
-        return con.execute(query)
+        return _run(con, query, arrow=arrow)
     except duckdb.IOException as e:
         if "No such file" not in str(e) and "No files found" not in str(e):
             raise
-        return con.execute(query)
+        return _run(con, query, arrow=arrow)
+
+
+def _run(
+    con: duckdb.DuckDBPyConnection, query: str, *, arrow: bool
+) -> tuple[list[str], list[tuple[Any, ...]] | None, pa.Table | None]:
+    with _store_scope(con, query):
+        result = con.execute(query)
+        columns = [d[0] for d in result.description or []]
+        if arrow:
+            return columns, None, result.to_arrow_table()
+        return columns, result.fetchall(), None
+
+
+def _store_scope(
+    con: duckdb.DuckDBPyConnection, query: str
+) -> contextlib.AbstractContextManager[object]:
+    """A query over the correlator's views over spans reads the store once, into a
+    temporary table, instead of once for each place the views name the spans."""
+    try:
+        from correlator.queries import reads_spans, scoped_to_store
+    except ImportError:
+        return contextlib.nullcontext()
+    return scoped_to_store(con) if reads_spans(query) else contextlib.nullcontext()
 
 
 # the views the help documents; the others are the correlator's intermediate steps

@@ -28,7 +28,12 @@ from correlator.queries.overview import (
     throughput_over_time,
     worst_hops,
 )
-from correlator.queries.scope import scoped_to_window, scoped_to_workflow
+from correlator.queries.scope import (
+    reads_spans,
+    scoped_to_store,
+    scoped_to_window,
+    scoped_to_workflow,
+)
 from correlator.queries.store_contents import (
     CONTRACT_VIEWS,
     StoreCounts,
@@ -74,7 +79,9 @@ __all__ = [
     "list_workflows",
     "overview",
     "overview_tiles",
+    "reads_spans",
     "related_workflows",
+    "scoped_to_store",
     "scoped_to_window",
     "scoped_to_workflow",
     "service_liveness",

@@ -82,6 +82,26 @@ def build_recruitment_store(data_dir: Path, *, now: dt.datetime | None = None) -
     return layout
 
 
+def build_store_of_many_segments(data_dir: Path, *, workflows: int, segments: int) -> Path:
+    """A store of ``workflows`` completed runs spread over ``segments`` segments, as a
+    collector writing a small batch every second leaves it; no correlator pass."""
+    layout = StoreLayout.at(data_dir)
+    layout.ensure()
+    spans = ScenarioSpans()
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    for n in range(workflows):
+        _full_run(spans, completed_workflow_id(n), at=start + dt.timedelta(seconds=n))
+    table = spans.table()
+    size = -(-table.num_rows // segments)
+    writer = SegmentWriter(layout=layout, writer_id="busy")
+    try:
+        for n in range(segments):
+            writer.write("spans", table.slice(n * size, size))
+    finally:
+        writer.close()
+    return layout.root
+
+
 def _full_run(spans: ScenarioSpans, workflow_id: str, *, at: dt.datetime, hostile: bool = False):
     trace = spans.new_trace_id()
     extra = {"candidate.note": HOSTILE_TEXT} if hostile else {}

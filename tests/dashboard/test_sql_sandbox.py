@@ -17,6 +17,13 @@ from dashboard.sql_sandbox import (
     lock_down,
     run_read_query,
 )
+from tests.dashboard.fixture_store import (
+    PARSED,
+    SCORED,
+    STALLED_WORKFLOW,
+    SUBMITTED,
+    build_store_of_many_segments,
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +46,29 @@ def test_views_and_the_stores_own_parquet_can_be_queried(sandbox, recruitment_st
 def test_every_example_query_runs_in_the_sandbox(sandbox, title):
     result = run_read_query(sandbox, EXAMPLE_QUERIES[title])
     assert result.table.num_columns > 0
+
+
+def test_the_example_of_messages_nobody_consumed_lists_the_dropped_one(sandbox):
+    # not the messages processed, nor those that failed
+    result = run_read_query(sandbox, EXAMPLE_QUERIES["Messages nobody consumed"])
+    rows = [(r["workflow_id"], r["subject"]) for r in result.table.to_pylist()]
+    assert rows == [(STALLED_WORKFLOW, PARSED)]
+
+
+def test_the_views_over_spans_run_in_the_sandbox_over_a_store_of_many_segments(tmp_path):
+    # each place the views name the spans read every segment again, and the plan
+    # reserved more memory than the console may use: Out of Memory on 9,000 spans
+    store = build_store_of_many_segments(tmp_path / "data", workflows=1000, segments=100)
+    con = lock_down(correlator.connect(store), store_dir=store)
+    try:
+        hops = run_read_query(con, "SELECT count(*) AS n FROM hops")
+        edges = run_read_query(con, "SELECT subject, messages FROM edges ORDER BY subject")
+    finally:
+        con.close()
+    assert hops.table.column("n").to_pylist() == [3000]  # three hops a run
+    assert edges.table.to_pylist() == [
+        {"subject": subject, "messages": 1000} for subject in sorted((SCORED, SUBMITTED, PARSED))
+    ]
 
 
 def test_copy_to_a_file_is_refused_even_inside_the_store(sandbox, recruitment_store):
