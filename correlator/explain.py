@@ -1,6 +1,6 @@
 """Findings into anomalies a user reads: a stable id and an explanation.
 
-stalled at `scorer`: `recruit.cv.parsed` msg 7f3a9c1e… published at 12:58:50 UTC by
+stalled at `scorer`: `recruit.cv.parsed` msg 7f3a9c…b02e41 published at 12:58:50 UTC by
 `parser`, never received by consumer group `scorer` (dropped)
 """
 
@@ -43,9 +43,11 @@ def ago(seconds: float | None) -> str:
 
 
 def short(message_id: str | None) -> str:
+    """A message id as explanations and the dashboard's timeline both write it: its
+    first and last six characters (ids that differ only at one end stay apart)."""
     if not message_id:
         return "(no id)"
-    return message_id if len(message_id) <= 12 else message_id[:10] + "…"
+    return message_id if len(message_id) <= 14 else f"{message_id[:6]}…{message_id[-6:]}"
 
 
 def _since(f: dict[str, Any], now: dt.datetime, key: str = "since") -> float | None:

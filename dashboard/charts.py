@@ -19,7 +19,7 @@ def throughput_chart(frame: pd.DataFrame) -> alt.Chart:
         alt.Chart(frame)
         .mark_bar()
         .encode(
-            x=alt.X("at:T", title="UTC", scale=alt.Scale(type="utc")),
+            x=_utc_time(frame),
             y=alt.Y("workflows:Q", title="workflows started"),
             color=alt.Color(
                 "status:N",
@@ -37,10 +37,23 @@ def anomalies_chart(frame: pd.DataFrame) -> alt.Chart:
         alt.Chart(frame)
         .mark_bar()
         .encode(
-            x=alt.X("at:T", title="UTC", scale=alt.Scale(type="utc")),
+            x=_utc_time(frame),
             y=alt.Y("anomalies:Q", title="anomalies"),
             color=alt.Color("kind:N"),
             tooltip=["at:T", "kind:N", "anomalies:Q"],
         )
         .properties(height=220)
+    )
+
+
+def _utc_time(frame: pd.DataFrame) -> alt.X:
+    """The time axis: UTC on a 24-hour clock (Vega's default labels read "11 PM"),
+    with the day too when the window spans more than one."""
+    times = pd.to_datetime(frame["at"], utc=True)
+    several_days = len(times) > 0 and times.max() - times.min() > pd.Timedelta(days=1)
+    return alt.X(
+        "at:T",
+        title="UTC",
+        scale=alt.Scale(type="utc"),
+        axis=alt.Axis(format="%b %d %H:%M" if several_days else "%H:%M", labelOverlap=True),
     )

@@ -14,6 +14,8 @@ import datetime as dt
 import altair as alt
 import pandas as pd
 
+from correlator.explain import short
+
 PHASES = {
     "queue wait": "#b9d3ee",
     "processing": "#1f77b4",
@@ -115,7 +117,7 @@ def _awaited(message: object) -> str:
 
 def _row_label(subject: str, consumer: str | None, message_id: str, attempt: int) -> str:
     target = consumer if consumer else "no consumer"
-    label = f"{subject} → {target} · msg …{str(message_id)[-6:]}"
+    label = f"{subject} → {target} · msg {short(str(message_id))}"  # as explanations say
     return label + (f" · attempt {attempt}" if attempt > 1 else "")
 
 

@@ -91,7 +91,7 @@ def _tiles(frame: pd.DataFrame) -> OverviewTiles:
 
 
 def anomaly_counts(con: duckdb.DuckDBPyConnection, *, since: dt.datetime | None) -> pd.DataFrame:
-    """``kind, anomalies``: anomalies detected in the window, by kind."""
+    """``kind, anomalies``: anomalies detected in the window and still open, by kind."""
     return query_frame(con, "anomaly_counts", {"since": window_start(since)})
 
 

@@ -1,8 +1,8 @@
 -- The Workflows table, filtered. Every filter is optional: an empty status list,
 -- a NULL type, service or search means "any". The free-text search matches a
 -- workflow id or one of its trace ids (substring), or any span attribute value.
-SELECT workflow_id, status, workflow_type, started_at, last_activity_at,
-       duration_ms, waiting_on, services, span_count, error_count
+SELECT workflow_id, status, workflow_type, waiting_on, root_cause, started_at,
+       last_activity_at, duration_ms, services, span_count, error_count
 FROM workflows
 WHERE (last_activity_at >= $since OR status IN ('stalled', 'in_flight'))
   AND (len($statuses) = 0 OR list_contains($statuses, status))

@@ -30,16 +30,19 @@ def render(page: PageContext) -> None:
     if data.stuck.empty:
         st.success("No stalled or failed workflows in this window.")
     else:
-        columns = ["workflow_id", "status", "workflow_type", "waiting_on", "last_activity_at"]
+        columns = [
+            "workflow_id", "status", "workflow_type", "waiting_on", "root_cause",
+            "last_activity_at",
+        ]  # fmt: skip
         st.dataframe(
             with_workflow_links(data.stuck[columns]),
             hide_index=True,
             column_config=workflow_link_column(),
         )
 
-    st.subheader("Anomalies by kind")
+    st.subheader("Open anomalies by kind")
     if data.anomaly_counts.empty:
-        st.caption("No anomalies detected in this window.")
+        st.caption("No open anomalies detected in this window.")
     else:
         kinds = st.columns(min(len(data.anomaly_counts), 6))
         for i, anomaly in enumerate(data.anomaly_counts.itertuples(index=False)):

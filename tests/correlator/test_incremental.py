@@ -15,6 +15,7 @@ import correlator.engine as engine_module
 from collector.compaction import Compactor
 from correlator.engine import Correlator
 from correlator.ledger import AnomalyLedger
+from correlator.queries import anomaly_counts
 from correlator.thresholds import Thresholds
 from store import StoreLayout
 from tests.correlator.pipelines import (
@@ -89,6 +90,8 @@ def test_tick_sees_the_stuck_message_consumed_and_resolves_the_finding(
         {"s": PARSED},
     )
     assert edge.fetchone() == (9, 0)  # the history's 8, and the late one once
+    # the Overview counts open anomalies only, as the Anomalies page lists them
+    assert anomaly_counts(correlator.connect(store_layout.root), since=None).empty
 
 
 def test_spans_delivered_twice_by_the_bus_are_not_a_duplicate(store_layout: StoreLayout) -> None:

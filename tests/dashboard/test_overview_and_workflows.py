@@ -33,7 +33,9 @@ def test_overview_lists_the_stalled_workflow_and_anomaly_counts(recruitment_stor
     at = open_dashboard(recruitment_store)
     stuck = next(d.value for d in at.dataframe if "waiting_on" in d.value.columns)
     assert set(stuck["workflow_id"]) == {STALLED_WORKFLOW, FAILED_WORKFLOW}
-    assert stuck.set_index("workflow_id").loc[STALLED_WORKFLOW, "waiting_on"].startswith(PARSED)
+    stalled = stuck.set_index("workflow_id").loc[STALLED_WORKFLOW]
+    assert stalled["waiting_on"].startswith(PARSED)
+    assert stalled["root_cause"] == "dropped"  # why, without opening the run
     tiles = {m.label: m.value for m in at.metric}
     assert tiles["dropped"] == "1" and tiles["failed"] == "1"
 

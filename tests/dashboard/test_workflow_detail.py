@@ -88,6 +88,24 @@ def test_waterfall_rows_split_queue_wait_from_processing_and_retries(recruitment
     assert (scorer["phase"] == "queue wait").sum() == 3
 
 
+def test_the_timeline_names_the_stuck_message_as_its_explanation_does(recruitment_store: Path):
+    import datetime as dt
+    import re
+
+    import correlator
+    from correlator.queries import workflow_anomalies, workflow_hops, workflow_messages
+    from dashboard.waterfall import waterfall_rows
+
+    with correlator.connect(recruitment_store) as con:
+        anomalies = workflow_anomalies(con, workflow_id=STALLED_WORKFLOW)
+        hops = workflow_hops(con, workflow_id=STALLED_WORKFLOW)
+        messages = workflow_messages(con, workflow_id=STALLED_WORKFLOW)
+    rows = waterfall_rows(hops, messages, view_end=dt.datetime.now(dt.UTC))
+    (waiting,) = rows[rows["phase"] == "never processed"]["row"]
+    named = re.search(r"msg (\S+)", anomalies["detail"].iloc[0]).group(1)
+    assert f"msg {named}" in waiting
+
+
 def test_a_terminal_event_nobody_consumes_is_not_drawn_as_waiting():
     import datetime as dt
 

@@ -1,0 +1,25 @@
+"""The Overview's charts read time as their axis title says: UTC, 24-hour clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+
+from dashboard.charts import anomalies_chart, throughput_chart
+
+
+def _axis_format(chart) -> str:
+    return chart.to_dict()["encoding"]["x"]["axis"]["format"]
+
+
+def test_time_axes_read_24_hour_utc_and_name_the_day_over_several_days() -> None:
+    evening = dt.datetime(2026, 11, 26, 23, 44, tzinfo=dt.UTC)
+    hour = pd.DataFrame(
+        {"at": [evening, evening + dt.timedelta(minutes=5)], "status": "completed",
+         "workflows": 3, "kind": "dropped", "anomalies": 1}
+    )  # fmt: skip
+    week = hour.assign(at=[evening - dt.timedelta(days=6), evening])
+    assert _axis_format(throughput_chart(hour)) == "%H:%M"  # "23:44", not "11:44"
+    assert _axis_format(anomalies_chart(hour)) == "%H:%M"
+    assert _axis_format(throughput_chart(week)) == "%b %d %H:%M"
