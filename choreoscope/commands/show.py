@@ -10,7 +10,7 @@ from typing import Any
 import correlator
 from choreoscope.settings import add_flags
 from correlator.explain import ago
-from correlator.queries import scoped_to_workflow
+from correlator.queries import scoped_to_workflow, workflow_messages
 from instrumentation.errors import ChoreoscopeError
 
 ORDER = 61
@@ -112,11 +112,14 @@ def run(args: argparse.Namespace) -> int:
             )
             names = [d[0] for d in result.description]
             hops = [dict(zip(names, r, strict=True)) for r in result.fetchall()]
-            unhandled = con.execute(
-                "SELECT subject, producer_service, published_at, outcome FROM messages "
-                "WHERE workflow_id = $wf AND outcome <> 'processed' ORDER BY published_at",
-                params,
-            ).fetchall()
+        unhandled = [
+            (m.subject, m.producer_service, m.published_at, m.outcome)
+            for m in workflow_messages(con, workflow_id=workflow_id).itertuples()
+            # a run's last event, which the choreography expects nobody to consume,
+            # is where it ends, not a message left unprocessed
+            if m.outcome != "processed"
+            and not (m.outcome == "unconsumed" and m.model_known and not len(m.expected_consumers))
+        ]
         anomalies = con.execute(
             "SELECT kind, detail, resolved_at IS NOT NULL FROM anomalies "
             "WHERE workflow_id = $wf ORDER BY detected_at",

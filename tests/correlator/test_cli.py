@@ -9,7 +9,7 @@ from choreoscope.cli import main
 from correlator.choreography_file import load_choreography
 from store import StoreLayout
 from tests.correlator.pipelines import PARSED, RECEIVED, history, up_to_parsed
-from tests.correlator.span_shapes import SpanLog
+from tests.correlator.span_shapes import OurSpans, SpanLog
 
 
 @pytest.fixture
@@ -59,6 +59,23 @@ def test_show_draws_the_run_as_a_waterfall_with_its_anomaly(
     hop = next(line for line in out.splitlines() if line.startswith(f"{RECEIVED} → parser"))
     assert ".###" in hop.replace(" ", "")
     assert f"{PARSED} from parser at" in out and "unconsumed" in out
+
+
+def test_show_of_a_completed_run_lists_no_message_left_unprocessed(
+    store_layout: StoreLayout, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # its last event, which nobody is expected to consume, is where it ends
+    ours = OurSpans(SpanLog())
+    for i in range(8):
+        first = ours.publish("intake", RECEIVED, workflow_id=f"wf-{i}", at_s=float(i))
+        ours.step(first, service="parser", start=i + 0.1, end=i + 0.4, emits="recruit.done")
+    ours.log.write(store_layout)
+    assert main(["correlate", "--once", "--data", str(store_layout.root)]) == 0
+    capsys.readouterr()
+    assert main(["show", "wf-1", "--data", str(store_layout.root)]) == 0
+    out = capsys.readouterr().out
+    assert "status   completed" in out
+    assert "messages not processed" not in out
 
 
 def test_show_draws_a_hop_whose_publish_span_never_arrived(
