@@ -22,6 +22,7 @@ import duckdb
 from correlator.alerts import Alerter
 from correlator.choreography_file import Choreography
 from correlator.engine import Correlator
+from correlator.last_pass import EVERY_S, write_last_pass
 from correlator.thresholds import Thresholds
 from store import StoreLayout
 
@@ -42,11 +43,13 @@ def correlate_once(
     """Compute the findings from what is stored now and write them; returns the
     (closed) correlator, whose ``ledger`` and ``model`` hold the results."""
     engine = Correlator(data_dir=data_dir, thresholds=thresholds, choreography=choreography)
+    now = now or utc_now()
     try:
-        engine.cold_pass(now=now or utc_now(), hold=False)  # no tick follows
+        engine.cold_pass(now=now, hold=False)  # no tick follows
         engine.write_findings()
     finally:
         engine.close()
+    write_last_pass(engine.layout, as_of=now, watching=False)
     return engine
 
 
@@ -82,6 +85,7 @@ async def watch(
     engine = Correlator(
         data_dir=layout.root, thresholds=thresholds, choreography=choreography, keep_s=keep_s
     )
+    judged = False
     try:
         started = time.perf_counter()
         while not await _pass(engine.cold_pass, clock):
@@ -90,6 +94,7 @@ async def watch(
             if stop.is_set():
                 return
         await _alert_and_write(engine, alerter, clock)
+        judged, recorded = True, _record_pass(layout, clock, watching=True)
         log.info(
             "ready: correlating %s every %gs (cold pass %.2fs, %d anomalies known); "
             "alerts on choreo.alerts.>",
@@ -104,10 +109,19 @@ async def watch(
                 break
             if await _pass(engine.tick, clock):
                 await _alert_and_write(engine, alerter, clock)
+                if time.monotonic() - recorded >= EVERY_S:
+                    recorded = _record_pass(layout, clock, watching=True)
     finally:
         engine.write_findings()
         engine.close()
+        if judged:  # the statuses stop at its last pass
+            _record_pass(layout, clock, watching=False)
         log.info("correlator stopped; findings written to %s", layout.findings)
+
+
+def _record_pass(layout: StoreLayout, clock: Callable[[], dt.datetime], *, watching: bool) -> float:
+    write_last_pass(layout, as_of=clock(), watching=watching)
+    return time.monotonic()
 
 
 async def _pass(run: Callable[..., object], clock: Callable[[], dt.datetime]) -> bool:

@@ -7,18 +7,23 @@ page renders nothing else (and no stack trace).
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 
+from correlator.explain import ago
+from correlator.last_pass import read_last_pass
 from correlator.queries import StoreCounts
 from dashboard.controls import TimeWindow, live_refresh_control, time_window_control
 from dashboard.data import read
 from dashboard.store_location import current_data_dir
 from instrumentation.errors import ChoreoscopeError
+from store import StoreLayout
 
 EMPTY_STATE_TITLE = "No traces in this store yet"
+STALE_AFTER_S = 60.0  # a watcher records a pass every few seconds (correlator.last_pass)
 DEMO_COMMAND = "choreoscope demo"
 
 
@@ -45,7 +50,28 @@ def open_page(title: str, *, needs_data: bool = True) -> PageContext | None:
     if needs_data and counts.empty:
         show_empty_state(data_dir, reason=None)
         return None
+    if needs_data:
+        say_when_statuses_are_old(data_dir)
     return PageContext(data_dir=data_dir, window=window, live=live)
+
+
+def say_when_statuses_are_old(data_dir: str, *, now: dt.datetime | None = None) -> None:
+    """A warning when the correlator last judged the store over a minute ago: with
+    no watcher, runs stay "in flight" and waiting times keep growing, and nothing
+    else on the page would say so."""
+    last = read_last_pass(StoreLayout.at(data_dir))
+    if last is None:
+        return
+    age = ((now or dt.datetime.now(dt.UTC)) - last.as_of).total_seconds()
+    if age <= STALE_AFTER_S:
+        return
+    who = "the watcher's last pass" if last.watching else "the correlator's last pass"
+    st.warning(
+        f"Statuses are as of {who}, {ago(age)} ago ({last.as_of:%H:%M:%S} UTC): runs may "
+        "have finished or stalled since. Keep them fresh with "
+        f"`choreoscope correlate --watch --data {_as_given(data_dir)}`.",
+        icon=":material/history:",
+    )
 
 
 def _as_given(data_dir: str) -> str:

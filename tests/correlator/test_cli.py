@@ -7,6 +7,7 @@ import pytest
 
 from choreoscope.cli import main
 from correlator.choreography_file import load_choreography
+from correlator.last_pass import read_last_pass
 from store import StoreLayout
 from tests.correlator.pipelines import PARSED, RECEIVED, history, up_to_parsed
 from tests.correlator.span_shapes import OurSpans, SpanLog
@@ -30,6 +31,8 @@ def test_correlate_once_summarizes_what_it_found(
     assert main(["correlate", "--once", "--data", str(judged_store.root)]) == 0
     out = capsys.readouterr().out
     assert "1 open anomalies (1 dropped)" in out
+    last = read_last_pass(judged_store)  # when the statuses were judged, for readers
+    assert last is not None and not last.watching
 
 
 def test_workflows_status_filter_lists_only_the_stuck_run(

@@ -19,6 +19,7 @@ import pytest
 
 from choreoscope.nats_server import EmbeddedNats
 from correlator.alerts import Alerter
+from correlator.last_pass import LastPass, read_last_pass
 from correlator.thresholds import Thresholds
 from correlator.watch import watch
 from store import StoreLayout
@@ -101,6 +102,31 @@ async def test_new_anomaly_is_alerted_once_on_nats_and_webhook_and_not_after_res
     assert alert["explanation"].startswith("stalled at `scorer`:")
     assert alert["link"] == "http://127.0.0.1:8501/?workflow=wf-drop"
     assert [a["anomaly_id"] for a in posted] == [a["anomaly_id"] for _, a in alerts]
+
+
+async def test_a_watcher_records_when_it_last_judged_the_store_and_that_it_stopped(
+    store_layout: StoreLayout,
+) -> None:
+    # the dashboard tells stale statuses by it (dashboard/page_frame.py)
+    _store_with_a_dropped_message(store_layout)
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(
+        watch(
+            data_dir=store_layout.root,
+            alerter=Alerter(publish=None, dashboard_url="http://127.0.0.1:8501"),
+            stop=stop,
+            interval_s=0.05,
+            clock=lambda: at(150),
+            ready=ready,
+        )
+    )
+    await asyncio.wait_for(ready.wait(), timeout=60)
+    running = read_last_pass(store_layout)
+    stop.set()
+    await task
+
+    assert running == LastPass(as_of=at(150), watching=True)
+    assert read_last_pass(store_layout) == LastPass(as_of=at(150), watching=False)
 
 
 def test_correlate_watch_command_logs_ready_and_stops_cleanly_on_sigterm(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
+from correlator.last_pass import write_last_pass
 from tests.dashboard.app_driver import open_dashboard
 from tests.dashboard.fixture_store import (
     COMPLETED_COUNT,
@@ -11,6 +13,7 @@ from tests.dashboard.fixture_store import (
     HOSTILE_WORKFLOW,
     PARSED,
     STALLED_WORKFLOW,
+    build_recruitment_store,
     completed_workflow_id,
 )
 
@@ -85,3 +88,15 @@ def test_time_window_keeps_stuck_runs_but_drops_old_completed_ones(recruitment_s
     shown = set(at.dataframe[0].value["workflow_id"])
     assert {STALLED_WORKFLOW, FAILED_WORKFLOW, HOSTILE_WORKFLOW} <= shown
     assert completed_workflow_id(0) not in shown  # completed 30 minutes ago
+
+
+def test_a_store_the_correlator_stopped_judging_says_its_statuses_are_old(tmp_path: Path):
+    layout = build_recruitment_store(tmp_path / "data")
+    now = dt.datetime.now(dt.UTC)
+    write_last_pass(layout, as_of=now - dt.timedelta(seconds=5), watching=True)
+    assert not open_dashboard(layout.root).warning  # a watcher at work
+
+    write_last_pass(layout, as_of=now - dt.timedelta(minutes=4), watching=True)
+    (warning,) = open_dashboard(layout.root).warning
+    assert warning.value.startswith("Statuses are as of the watcher's last pass, 4 min ago")
+    assert "choreoscope correlate --watch --data" in warning.value

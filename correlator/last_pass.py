@@ -1,0 +1,51 @@
+"""When the correlator last judged the store: ``<data>/findings/last_pass.json``.
+
+A watcher rewrites it every few seconds and once more when it stops; ``correlate
+--once`` writes it once. Readers tell from it how old the statuses are: a watcher
+that stopped leaves runs "in flight" and their waiting times growing, and nothing
+else shows it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+from dataclasses import dataclass
+
+from store.layout import StoreLayout
+
+log = logging.getLogger(__name__)
+
+FILE_NAME = "last_pass.json"
+EVERY_S = 5.0  # how often a watcher rewrites it
+
+
+@dataclass(frozen=True)
+class LastPass:
+    as_of: dt.datetime  # the instant the pass judged the store as of
+    watching: bool  # a watcher wrote it, and had not stopped
+
+
+def write_last_pass(layout: StoreLayout, *, as_of: dt.datetime, watching: bool) -> None:
+    """Record a pass. Not fsynced (a marker lost to a crash only reads as older), and
+    a store that refuses it is logged, never raised: it must not stop a watcher."""
+    path = layout.findings / FILE_NAME
+    tmp = path.with_name(f".{FILE_NAME}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps({"as_of": as_of.isoformat(), "watching": watching}))
+        tmp.replace(path)
+    except OSError as e:
+        log.warning("could not record the correlator's last pass in %s: %s", path, e)
+        tmp.unlink(missing_ok=True)
+
+
+def read_last_pass(layout: StoreLayout) -> LastPass | None:
+    """The last pass recorded, or None (no correlator recorded one, or unreadable)."""
+    try:
+        raw = json.loads((layout.findings / FILE_NAME).read_text())
+        as_of = dt.datetime.fromisoformat(raw["as_of"])
+        return LastPass(as_of=as_of.astimezone(dt.UTC), watching=bool(raw["watching"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
