@@ -24,6 +24,9 @@ from correlator.findings import ANOMALIES, write_findings
 from store.layout import StoreLayout
 
 FULL, RECENT = "anomalies", "anomalies_recent"
+# kinds that report a step as stuck: once the step completes late, its lateness is
+# the same fault, not a `slow` one too (DESIGN.md: one anomaly per fault)
+STUCK_KINDS = frozenset({"stalled", "hung", "dropped"})
 
 
 class AnomalyLedger:
@@ -33,6 +36,8 @@ class AnomalyLedger:
             known = self._rows.get(row["anomaly_id"])
             if known is None or (row.get("revision") or 0) > (known.get("revision") or 0):
                 self._rows[row["anomaly_id"]] = row
+        # (workflow, step, consumer) of every anomaly of a stuck kind ever found
+        self._stuck_steps = {_step(r) for r in self._rows.values() if r["kind"] in STUCK_KINDS}
         self.changed = False
         self.rewrite_s = rewrite_s
         # the full file as last written, when, and the rows changed since
@@ -72,6 +77,8 @@ class AnomalyLedger:
         found: set[str] = set()
         new: list[dict[str, Any]] = []
         for finding in findings:
+            if finding["kind"] == "slow" and _step(finding) in self._stuck_steps:
+                continue  # the step was reported stuck: completing late is that fault
             key = anomaly_id(finding)
             found.add(key)
             known = self._rows.get(key)
@@ -80,6 +87,8 @@ class AnomalyLedger:
                 # workflow's anomalies, and rendering them again cost ~8 ms a tick
                 row = anomaly_row(finding, now=now, key=key)
                 self._rows[key] = row
+                if row["kind"] in STUCK_KINDS:
+                    self._stuck_steps.add(_step(row))
                 new.append(row)
                 self._changed(key)
             elif known["resolved_at"] is not None:
@@ -135,3 +144,8 @@ class AnomalyLedger:
         self._full, self._full_written_at = table, time.monotonic()
         self._since_full.clear()
         self.changed = False
+
+
+def _step(anomaly: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    """Which workflow's step, and whose delivery of it, an anomaly is about."""
+    return anomaly.get("workflow_id"), anomaly.get("step"), anomaly.get("consumer")

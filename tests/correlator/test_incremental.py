@@ -94,6 +94,36 @@ def test_tick_sees_the_stuck_message_consumed_and_resolves_the_finding(
     assert anomaly_counts(correlator.connect(store_layout.root), since=None).empty
 
 
+def test_a_step_reported_stuck_that_completes_late_is_not_slow_too(
+    store_layout: StoreLayout,
+) -> None:
+    # one anomaly per fault: the scorer was down, its message waited, and completed
+    # long past the step's usual latency once the scorer was back
+    log = SpanLog()
+    ours = history(log, runs=25, heartbeats_until=None)
+    for service in ("intake", "parser", "notifier"):
+        log.heartbeats_every(service, start=1, stop=200)
+    log.heartbeats_every("scorer", start=1, stop=95)  # down at 95 s
+    parsed = up_to_parsed(ours, "wf-down", start=100)
+    log.write(store_layout)
+    engine = _engine(store_layout)
+    (down,) = [a for a in engine.cold_pass(now=at(130)) if a["workflow_id"] == "wf-down"]
+    assert (down["kind"], down["root_cause"]) == ("stalled", "consumer_down")
+
+    log.heartbeats_every("scorer", start=140, stop=200)  # back, and catching up
+    scored = ours.step(parsed, service="scorer", start=140, end=140.3, emits=SCORED)
+    ours.process(scored, service="notifier", start=140.4, end=140.5)
+    log.write(store_layout)
+    assert engine.tick(now=at(145)) == []
+    engine.write_findings()
+    engine.close()
+
+    outcome = read_outcome(store_layout)
+    assert [(a["kind"], a["resolved_at"] is not None) for a in outcome.anomalies
+            if a["workflow_id"] == "wf-down"] == [("stalled", True)]  # fmt: skip
+    assert outcome.statuses["wf-down"][0] == "completed"
+
+
 def test_spans_delivered_twice_by_the_bus_are_not_a_duplicate(store_layout: StoreLayout) -> None:
     log = SpanLog()
     ours = history(log)
