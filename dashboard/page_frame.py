@@ -8,6 +8,7 @@ page renders nothing else (and no stack trace).
 from __future__ import annotations
 
 import datetime as dt
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,7 +87,7 @@ def show_empty_state(data_dir: str, *, reason: str | None) -> None:
         "Start the demo: it runs an embedded NATS, sample agent pipelines with "
         "injected faults, the collector and the correlator, and fills this store."
     )
-    st.code(DEMO_COMMAND, language="bash")
+    st.code(f"{DEMO_COMMAND} --data {shlex.quote(_as_given(data_dir))}", language="bash")
     st.write(
         "Or point your own services at choreoscope with `instrumentation.configure(...)`, "
         "run `choreoscope collect`, and open the dashboard on the same `--data` directory:"

@@ -215,7 +215,7 @@ def write_result(
                       default=_json_value, ensure_ascii=False)  # fmt: skip
             stream.write("\n")
         elif fmt == "csv":
-            writer = csv.writer(stream)
+            writer = csv.writer(stream, lineterminator="\n")  # as the other formats end lines
             writer.writerow(columns)
             writer.writerows([[_cell(v, limit=None) for v in row] for row in rows])
         else:

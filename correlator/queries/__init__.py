@@ -19,6 +19,7 @@ from correlator.queries.health import (
     service_liveness,
 )
 from correlator.queries.overview import (
+    STUCK_AT_MOST,
     Overview,
     OverviewTiles,
     anomalies_over_time,
@@ -53,6 +54,7 @@ from correlator.queries.workflow_detail import (
     workflow_steps,
 )
 from correlator.queries.workflow_list import (
+    LISTED_AT_MOST,
     WORKFLOW_STATUSES,
     list_workflows,
     service_names,
@@ -62,6 +64,8 @@ from correlator.queries.workflow_list import (
 __all__ = [
     "ANOMALY_KINDS",
     "CONTRACT_VIEWS",
+    "LISTED_AT_MOST",
+    "STUCK_AT_MOST",
     "WORKFLOW_STATUSES",
     "Overview",
     "OverviewTiles",

@@ -12,6 +12,8 @@ import pandas as pd
 from correlator.queries.query_files import query_frame, window_start
 from correlator.queries.scope import scoped_to_window
 
+STUCK_AT_MOST = 20  # stuck runs the overview lists, most recent first
+
 
 @dataclass(frozen=True)
 class OverviewTiles:
@@ -43,7 +45,7 @@ def overview(
     *,
     since: dt.datetime | None,
     bucket: dt.timedelta,
-    stuck_limit: int = 20,
+    stuck_limit: int = STUCK_AT_MOST,
     hops_limit: int = 10,
 ) -> Overview:
     """Tiles, the stuck runs, trends and the worst hops of the window, in one pass."""

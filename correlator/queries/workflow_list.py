@@ -11,6 +11,7 @@ from correlator.queries.query_files import query_frame, window_start
 from correlator.queries.scope import scoped_to_window
 
 WORKFLOW_STATUSES = ("stalled", "failed", "in_flight", "completed")
+LISTED_AT_MOST = 500  # workflows a list holds, stuck first
 
 
 def list_workflows(
@@ -21,7 +22,7 @@ def list_workflows(
     workflow_type: str | None = None,
     service: str | None = None,
     search: str | None = None,
-    limit: int = 500,
+    limit: int = LISTED_AT_MOST,
 ) -> pd.DataFrame:
     """Workflow runs active in the window, stalled and failed first.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from correlator.queries import Overview
+from correlator.queries import STUCK_AT_MOST, Overview
 from dashboard.charts import anomalies_chart, throughput_chart
 from dashboard.controls import render_live
 from dashboard.data import read
@@ -39,6 +39,8 @@ def render(page: PageContext) -> None:
             hide_index=True,
             column_config=workflow_link_column(),
         )
+        if len(data.stuck) >= STUCK_AT_MOST:
+            st.caption(f"The {STUCK_AT_MOST} most recent: the Workflows page lists them all.")
 
     st.subheader("Open anomalies by kind")
     if data.anomaly_counts.empty:

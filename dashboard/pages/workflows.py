@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from correlator.queries import WORKFLOW_STATUSES
+from correlator.queries import LISTED_AT_MOST, WORKFLOW_STATUSES
 from dashboard.controls import render_live
 from dashboard.data import read
 from dashboard.links import DETAIL_PAGE, with_workflow_links, workflow_link_column
@@ -33,7 +33,10 @@ def filters(page: PageContext) -> dict[str, object]:
 
 def render(page: PageContext, chosen: dict[str, object]) -> None:
     runs = read("list_workflows", page.data_dir, since=page.window.since, **chosen)
-    st.caption(f"{len(runs)} workflows · select a row to open it")
+    shown = f"{len(runs)} workflows"
+    if len(runs) >= LISTED_AT_MOST:
+        shown = f"the first {LISTED_AT_MOST} workflows (stuck first): narrow them with the filters"
+    st.caption(f"{shown} · select a row to open it")
     selection = st.dataframe(
         with_workflow_links(runs),
         hide_index=True,

@@ -81,6 +81,7 @@ def test_json_output_renders_times_as_iso_text(filled_store: StoreLayout) -> Non
 
 def test_csv_output_reads_back(filled_store: StoreLayout) -> None:
     out = sql(filled_store, "--format", "csv", QUERY)
+    assert b"\r" not in out.stdout  # Unix line ends, like every other output
     assert list(csv.reader(io.StringIO(out.stdout.decode()))) == [
         ["workflow_id", "spans"],
         ["wf-0", "8"],

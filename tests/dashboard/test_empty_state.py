@@ -23,7 +23,7 @@ from tests.dashboard.app_driver import open_dashboard, plain_texts
 def test_an_empty_store_points_to_the_demo(empty_store: Path, page: str | None):
     at = open_dashboard(empty_store, page=page)
     assert any("No traces in this store yet" in i.value for i in at.info)
-    assert "choreoscope demo" in plain_texts(at)
+    assert f"choreoscope demo --data {empty_store}" in plain_texts(at)  # this store
 
 
 def test_the_sql_console_works_on_an_empty_store(empty_store: Path):
