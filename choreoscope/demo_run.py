@@ -30,6 +30,7 @@ from choreoscope.stack_run import (
 from choreoscope.supervisor import ChildSpec, Supervisor
 from correlator import connect
 from samples.faults import read_ground_truth
+from store import read_retrying
 
 PIPELINES = ("recruitment", "orders")
 STOP_GRACE_SECONDS = 10.0
@@ -132,9 +133,18 @@ class DemoRun:
     def verification(self) -> Verification:
         """This run's ground truth against the correlator's findings."""
         con = connect(self.data)
-        cursor = con.execute("select kind, workflow_id, service, subject, detail from anomalies")
-        columns = [d[0] for d in cursor.description]
-        findings = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+        def read_findings() -> list[dict[str, object]]:
+            cursor = con.execute(
+                "select kind, workflow_id, service, subject, detail from anomalies"
+            )
+            columns = [d[0] for d in cursor.description]
+            return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+        try:  # the correlator still writes its findings: again if one changed under the read
+            findings = read_retrying(read_findings)
+        finally:
+            con.close()
         started = [
             json.loads(line)["workflow_id"]
             for line in self.started_log.read_text().splitlines()

@@ -17,6 +17,7 @@ import streamlit as st
 
 import correlator
 from correlator import queries
+from store import read_retrying
 
 CACHE_TTL_S = 4.0
 
@@ -32,5 +33,10 @@ def read(query: str, data_dir: str, **filters: Hashable) -> Any:
     """``correlator.queries.<query>(cursor, **filters)``, cached for a few seconds."""
     if query not in queries.__all__ or not callable(getattr(queries, query)):
         raise ValueError(f"{query!r} is not a read function of correlator.queries")
-    with store_connection(data_dir).cursor() as cursor:
-        return getattr(queries, query)(cursor, **filters)
+    read_function = getattr(queries, query)
+
+    def read_once() -> Any:
+        with store_connection(data_dir).cursor() as cursor:
+            return read_function(cursor, **filters)
+
+    return read_retrying(read_once)  # again if a file changed under it (store.rereading)

@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from correlator.queries import reads_spans, scoped_to_store
 from instrumentation.errors import ChoreoscopeError
+from store import read_retrying
 
 DEFAULT_ROW_CAP = 10_000
 DEFAULT_TIME_LIMIT_S = 10.0
@@ -182,9 +183,7 @@ def run_read_query(
     started = time.perf_counter()
     timer.start()
     try:
-        # a query over the views over spans reads the store once (scoped_to_store)
-        with scoped_to_store(cursor) if reads_spans(query) else contextlib.nullcontext():
-            table, truncated = _fetch_capped(cursor, query, row_cap=row_cap)
+        table, truncated = read_retrying(lambda: _fetch_scoped(cursor, query, row_cap=row_cap))
     except duckdb.PermissionException as e:
         raise QueryRefusedError(
             "the console may read files only inside the store directory, and cannot "
@@ -207,6 +206,14 @@ def run_read_query(
         row_cap=row_cap,
         elapsed_s=time.perf_counter() - started,
     )
+
+
+def _fetch_scoped(
+    cursor: duckdb.DuckDBPyConnection, query: str, *, row_cap: int
+) -> tuple[pa.Table, bool]:
+    """A query over the views over spans reads the store once (scoped_to_store)."""
+    with scoped_to_store(cursor) if reads_spans(query) else contextlib.nullcontext():
+        return _fetch_capped(cursor, query, row_cap=row_cap)
 
 
 def _fetch_capped(

@@ -9,6 +9,7 @@ con = open_store("choreoscope-data") # a reader: in-memory DuckDB with the views
 
 from store.connection import configure_connection, open_store
 from store.layout import DEFAULT_DATA_DIR, StoreLayout, StoreVersionError
+from store.rereading import read_retrying
 from store.schema import SCHEMA_VERSION, TABLES
 
 __all__ = [
@@ -19,4 +20,5 @@ __all__ = [
     "StoreVersionError",
     "configure_connection",
     "open_store",
+    "read_retrying",
 ]

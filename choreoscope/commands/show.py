@@ -7,11 +7,14 @@ import datetime as dt
 import shutil
 from typing import Any
 
+import duckdb
+
 import correlator
 from choreoscope.settings import add_flags
 from correlator.explain import ago
 from correlator.queries import scoped_to_workflow, workflow_messages
 from instrumentation.errors import ChoreoscopeError
+from store import read_retrying
 
 ORDER = 61
 
@@ -94,39 +97,12 @@ def waterfall(hops: list[dict[str, Any]], *, width: int) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     con = correlator.connect(args.data)
-    try:
-        workflow_id = _resolve(con, args.workflow_id)
-        params = {"wf": workflow_id}
-        (status, wf_type, started, last, duration, waiting, cause, services) = con.execute(
-            "SELECT status, workflow_type, started_at, last_activity_at, duration_ms, "
-            "waiting_on, root_cause, services FROM workflows WHERE workflow_id = $wf",
-            params,
-        ).fetchone()
-        # hops and messages join spans to spans: over the workflow's traces only, not
-        # the whole store (seconds on a store of a million spans)
-        with scoped_to_workflow(con, workflow_id=workflow_id):
-            result = con.execute(
-                "SELECT * FROM hops WHERE workflow_id = $wf "
-                "ORDER BY coalesce(published_at, started_at), started_at",
-                params,
-            )
-            names = [d[0] for d in result.description]
-            hops = [dict(zip(names, r, strict=True)) for r in result.fetchall()]
-        unhandled = [
-            (m.subject, m.producer_service, m.published_at, m.outcome)
-            for m in workflow_messages(con, workflow_id=workflow_id).itertuples()
-            # a run's last event, which the choreography expects nobody to consume,
-            # is where it ends, not a message left unprocessed
-            if m.outcome != "processed"
-            and not (m.outcome == "unconsumed" and m.model_known and not len(m.expected_consumers))
-        ]
-        anomalies = con.execute(
-            "SELECT kind, detail, resolved_at IS NOT NULL FROM anomalies "
-            "WHERE workflow_id = $wf ORDER BY detected_at",
-            params,
-        ).fetchall()
+    try:  # again if a file changed under it (store.rereading)
+        run = read_retrying(lambda: _read_run(con, args.workflow_id))
     finally:
         con.close()
+    (workflow_id, (status, wf_type, started, last, duration, waiting, cause, services),
+     hops, unhandled, anomalies) = run  # fmt: skip
     width = shutil.get_terminal_size((100, 20)).columns
     print(f"workflow {workflow_id}  ({wf_type or 'unknown type'})")
     print(f"status   {status}" + (f", waiting on {waiting}" if waiting else "")
@@ -147,6 +123,41 @@ def run(args: argparse.Namespace) -> int:
             at = f"{published:%H:%M:%S}" if published else "?"
             print(f"  {subject} from {producer or '?'} at {at}: {outcome}")
     return 0
+
+
+def _read_run(con: duckdb.DuckDBPyConnection, given_id: str) -> tuple[Any, ...]:
+    """The run's id, its status row, hops, messages not processed and anomalies."""
+    workflow_id = _resolve(con, given_id)
+    params = {"wf": workflow_id}
+    summary = con.execute(
+        "SELECT status, workflow_type, started_at, last_activity_at, duration_ms, "
+        "waiting_on, root_cause, services FROM workflows WHERE workflow_id = $wf",
+        params,
+    ).fetchone()
+    # hops and messages join spans to spans: over the workflow's traces only, not
+    # the whole store (seconds on a store of a million spans)
+    with scoped_to_workflow(con, workflow_id=workflow_id):
+        result = con.execute(
+            "SELECT * FROM hops WHERE workflow_id = $wf "
+            "ORDER BY coalesce(published_at, started_at), started_at",
+            params,
+        )
+        names = [d[0] for d in result.description]
+        hops = [dict(zip(names, r, strict=True)) for r in result.fetchall()]
+    unhandled = [
+        (m.subject, m.producer_service, m.published_at, m.outcome)
+        for m in workflow_messages(con, workflow_id=workflow_id).itertuples()
+        # a run's last event, which the choreography expects nobody to consume,
+        # is where it ends, not a message left unprocessed
+        if m.outcome != "processed"
+        and not (m.outcome == "unconsumed" and m.model_known and not len(m.expected_consumers))
+    ]
+    anomalies = con.execute(
+        "SELECT kind, detail, resolved_at IS NOT NULL FROM anomalies "
+        "WHERE workflow_id = $wf ORDER BY detected_at",
+        params,
+    ).fetchall()
+    return workflow_id, summary, hops, unhandled, anomalies
 
 
 def activity_line(*, status: str, duration_ms: float | None, last_activity_at: dt.datetime) -> str:

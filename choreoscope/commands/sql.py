@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from choreoscope.settings import add_flags
 from instrumentation.errors import ChoreoscopeError
+from store import read_retrying
 
 ORDER = 70
 FORMATS = ("table", "csv", "json", "parquet")
@@ -132,8 +133,10 @@ def run(args: argparse.Namespace) -> int:
     query = one_reading_statement(read_query(args).strip().rstrip(";").strip())
     con = open_connection(args.data)
     try:
-        columns, rows, table = _run_once_more_if_a_segment_vanished(
-            con, query, arrow=args.format == "parquet"
+        # again if a file changed under it: the correlator rewrote a findings
+        # file, or compaction retired a segment, while the query read it
+        columns, rows, table = read_retrying(
+            lambda: _run(con, query, arrow=args.format == "parquet")
         )
     except duckdb.Error as e:
         raise ChoreoscopeError(
@@ -141,20 +144,6 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     write_result(columns=columns, rows=rows, table=table, fmt=args.format, output=args.output)
     return 0
-
-
-def _run_once_more_if_a_segment_vanished(
-    con: duckdb.DuckDBPyConnection, query: str, *, arrow: bool
-) -> tuple[list[str], list[tuple[Any, ...]] | None, pa.Table | None]:
-    """Run ``query`` and fetch its result, once more if a segment vanished under it
-    (compaction finished its grace period, or retention dropped its hour, between
-    listing and reading)."""
-    try:
-        return _run(con, query, arrow=arrow)
-    except duckdb.IOException as e:
-        if "No such file" not in str(e) and "No files found" not in str(e):
-            raise
-        return _run(con, query, arrow=arrow)
 
 
 def _run(

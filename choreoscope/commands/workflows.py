@@ -6,9 +6,13 @@ import argparse
 import datetime as dt
 from collections.abc import Sequence
 
+import duckdb
+
 import correlator
 from choreoscope.settings import add_flags
 from correlator.explain import ago
+from correlator.queries import scoped_to_store
+from store import read_retrying
 
 ORDER = 60
 STATUSES = ("stalled", "failed", "in_flight", "completed")
@@ -51,21 +55,7 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def run(args: argparse.Namespace) -> int:
     con = correlator.connect(args.data)
     try:
-        rows = con.execute(
-            """
-            SELECT workflow_id, status, workflow_type, started_at, duration_ms,
-                   last_activity_at, waiting_on, root_cause, len(services)
-            FROM workflows
-            WHERE (len(CAST($statuses AS VARCHAR[])) = 0 OR list_contains($statuses, status))
-              AND ($type IS NULL OR workflow_type = $type)
-            ORDER BY CASE status WHEN 'stalled' THEN 0 WHEN 'failed' THEN 1
-                                 WHEN 'in_flight' THEN 2 ELSE 3 END,
-                     started_at DESC
-            LIMIT $limit
-            """,
-            {"statuses": list(args.status or []), "type": args.workflow_type, "limit": args.limit},
-        ).fetchall()
-        (judged,) = con.execute("SELECT count(*) FROM workflow_status").fetchone()
+        rows, judged = read_retrying(lambda: _read(con, args))
     finally:
         con.close()
     if not rows:
@@ -106,3 +96,25 @@ def _positive(text: str) -> int:
     if not text.strip().isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
     return int(text)
+
+
+def _read(con: duckdb.DuckDBPyConnection, args: argparse.Namespace) -> tuple[list[tuple], int]:
+    """The runs to list, and how many workflows the correlator has judged; the views
+    over spans read the store once (scoped_to_store)."""
+    with scoped_to_store(con):
+        rows = con.execute(
+            """
+            SELECT workflow_id, status, workflow_type, started_at, duration_ms,
+                   last_activity_at, waiting_on, root_cause, len(services)
+            FROM workflows
+            WHERE (len(CAST($statuses AS VARCHAR[])) = 0 OR list_contains($statuses, status))
+              AND ($type IS NULL OR workflow_type = $type)
+            ORDER BY CASE status WHEN 'stalled' THEN 0 WHEN 'failed' THEN 1
+                                 WHEN 'in_flight' THEN 2 ELSE 3 END,
+                     started_at DESC
+            LIMIT $limit
+            """,
+            {"statuses": list(args.status or []), "type": args.workflow_type, "limit": args.limit},
+        ).fetchall()
+        (judged,) = con.execute("SELECT count(*) FROM workflow_status").fetchone()
+    return rows, judged

@@ -1,0 +1,47 @@
+"""Reading again when a file changed under a query.
+
+The correlator replaces its findings files every second (temp name, then rename).
+DuckDB can open one path more than once within a query (each place the views name
+the file), and then reads the new file with the old one's layout: measured here, a
+query naming a findings file twice failed on about a quarter of its runs while the
+file was rewritten continuously ("TProtocolException: Invalid data", "Could not read
+enough bytes", "ZSTD Decompression failure", ...). Compaction retiring a segment
+that a query listed fails the same way ("No such file"). Both pass on a second read,
+so readers run their queries through ``read_retrying``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+import duckdb
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+ATTEMPTS = 4
+
+
+def read_retrying(read: Callable[[], T], *, attempts: int = ATTEMPTS) -> T:
+    """``read()``, run again (up to ``attempts`` times in all) while it fails as a
+    read of a file that changed under it fails. Any other error is raised at once."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return read()
+        except duckdb.Error as e:
+            if attempt == attempts or not file_changed_under(e):
+                raise
+            log.debug("a file changed under a read (%s); reading again", e)
+    raise AssertionError("unreachable")
+
+
+def file_changed_under(error: duckdb.Error) -> bool:
+    """Whether ``error`` is one DuckDB raises reading a file replaced or removed
+    mid-query: an I/O error, or a Parquet file that does not parse as listed. A
+    query's own mistakes (syntax, names, types it asked for) are other classes."""
+    return type(error) is duckdb.Error or isinstance(
+        error, duckdb.IOException | duckdb.ConversionException | duckdb.InvalidInputException
+    )
