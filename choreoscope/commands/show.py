@@ -12,7 +12,7 @@ import duckdb
 import correlator
 from choreoscope.settings import add_flags
 from correlator.explain import ago
-from correlator.queries import scoped_to_workflow, workflow_messages
+from correlator.queries import scoped_to_workflow, workflow_messages, workflows_matching
 from instrumentation.errors import ChoreoscopeError
 from store import read_retrying
 
@@ -43,15 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _resolve(con: Any, prefix: str) -> str:
-    ids = [
-        r[0]
-        for r in con.execute(
-            "SELECT DISTINCT workflow_id FROM workflows WHERE starts_with(workflow_id, $p) LIMIT 6",
-            {"p": prefix},
-        ).fetchall()
-    ]
-    if prefix in ids:
-        return prefix
+    ids = workflows_matching(con, prefix=prefix)
     if len(ids) == 1:
         return ids[0]
     if not ids:

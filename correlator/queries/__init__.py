@@ -52,6 +52,7 @@ from correlator.queries.workflow_detail import (
     workflow_messages,
     workflow_run,
     workflow_steps,
+    workflows_matching,
 )
 from correlator.queries.workflow_list import (
     LISTED_AT_MOST,
@@ -101,5 +102,6 @@ __all__ = [
     "workflow_run",
     "workflow_steps",
     "workflow_types",
+    "workflows_matching",
     "worst_hops",
 ]

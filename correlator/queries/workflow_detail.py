@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
-from correlator.queries.query_files import query_frame
+from correlator.queries.query_files import query_frame, query_text
 from correlator.queries.scope import scoped_to_workflow
 
 
@@ -59,6 +59,20 @@ def workflow_detail(con: duckdb.DuckDBPyConnection, *, workflow_id: str) -> Work
             audit=query_frame(con, "workflow_audit", params),
             related=query_frame(con, "related_workflows", params),
         )
+
+
+def workflows_matching(
+    con: duckdb.DuckDBPyConnection, *, prefix: str, at_most: int = 6
+) -> tuple[str, ...]:
+    """The workflow ids starting with ``prefix`` (at most ``at_most``): just the id
+    itself when it is a whole one, so a full id never reads as ambiguous."""
+    ids = tuple(
+        row[0]
+        for row in con.execute(
+            query_text("workflow_ids_matching"), {"prefix": prefix, "at_most": at_most}
+        ).fetchall()
+    )
+    return ids[:1] if ids and ids[0] == prefix else ids
 
 
 def workflow_run(con: duckdb.DuckDBPyConnection, *, workflow_id: str) -> WorkflowRun | None:

@@ -19,6 +19,8 @@ VERDICTS = {
     "failed": "Failed: a step raised and no later attempt succeeded.",
 }
 
+PREFIX_MATCHES_LISTED = 10  # workflows listed when a typed id begins several
+
 
 def choose_workflow(page: PageContext) -> None:
     """No ``?workflow=`` given: offer the stuck runs and an id box."""
@@ -38,11 +40,34 @@ def choose_workflow(page: PageContext) -> None:
         st.rerun()
 
 
+def open_by_prefix(page: PageContext, prefix: str) -> None:
+    """No workflow has this id: open the one it begins, or list the several it does."""
+    matches: tuple[str, ...] = read(
+        "workflows_matching", page.data_dir, prefix=prefix, at_most=PREFIX_MATCHES_LISTED
+    )
+    if len(matches) == 1:
+        st.query_params["workflow"] = matches[0]
+        st.rerun()
+    if not matches:
+        st.warning("No workflow with this id in the store.", icon=":material/search_off:")
+        st.code(prefix, language=None)
+        return
+    listed = "the first ten, by id" if len(matches) == PREFIX_MATCHES_LISTED else "all of them"
+    st.info(
+        f"Several workflows begin with this id ({listed} below): open one, or give more of it.",
+        icon=":material/manage_search:",
+    )
+    st.dataframe(
+        with_workflow_links(pd.DataFrame({"workflow_id": list(matches)})),
+        hide_index=True,
+        column_config=workflow_link_column(),
+    )
+
+
 def render(page: PageContext, workflow_id: str) -> None:
     detail: WorkflowDetail | None = read("workflow_detail", page.data_dir, workflow_id=workflow_id)
     if detail is None:
-        st.warning("No workflow with this id in the store.", icon=":material/search_off:")
-        st.code(workflow_id, language=None)
+        open_by_prefix(page, workflow_id)
         return
     run = detail.run
     header = st.columns([3, 1, 1, 1])

@@ -105,6 +105,20 @@ def test_show_of_an_unknown_workflow_says_how_to_list_them(
     assert "choreoscope workflows" in capsys.readouterr().err
 
 
+def test_show_of_an_id_start_several_runs_share_names_them(
+    store_layout: StoreLayout, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ours = OurSpans(SpanLog())
+    for wf in ("wf-1", "wf-10", "wf-11"):
+        ours.publish("intake", RECEIVED, workflow_id=wf, at_s=1.0)
+    ours.log.write(store_layout)
+    capsys.readouterr()
+    assert main(["show", "wf-1", "--data", str(store_layout.root)]) == 0  # a whole id
+    assert "workflow wf-1 " in capsys.readouterr().out
+    assert main(["show", "wf-", "--data", str(store_layout.root)]) == 2
+    assert "matches several workflows (wf-1, wf-10, wf-11" in capsys.readouterr().err
+
+
 def test_model_write_produces_a_choreography_that_correlate_accepts(
     judged_store: StoreLayout, tmp_path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from tests.dashboard.app_driver import dataframe_cells, markdown_texts, open_dashboard, plain_texts
 from tests.dashboard.fixture_store import (
+    COMPLETED_COUNT,
     FAILED_WORKFLOW,
     HOSTILE_TEXT,
     HOSTILE_WORKFLOW,
@@ -46,6 +47,20 @@ def test_failed_workflow_shows_each_attempt_and_its_error(recruitment_store: Pat
 def test_deep_link_to_an_unknown_workflow_says_so(recruitment_store: Path):
     at = open_dashboard(recruitment_store, workflow="no-such-workflow")
     assert any("No workflow with this id" in w.value for w in at.warning)
+
+
+def test_the_start_of_an_id_opens_the_one_workflow_it_begins(recruitment_store: Path):
+    at = open_dashboard(recruitment_store, workflow=STALLED_WORKFLOW[:8])
+    assert at.query_params["workflow"] == STALLED_WORKFLOW
+    assert any(e.value.startswith("Stalled") for e in at.error)
+
+
+def test_the_start_of_several_ids_lists_them_to_choose_from(recruitment_store: Path):
+    at = open_dashboard(recruitment_store, workflow="wf-ok-00")
+    assert any("Several workflows begin with this id" in i.value for i in at.info)
+    listed = list(at.dataframe[0].value["workflow_id"])
+    assert listed == [f"wf-ok-00{n}" for n in range(COMPLETED_COUNT)]
+    assert not at.warning
 
 
 def test_detail_page_without_an_id_offers_stuck_runs_and_an_id_box(recruitment_store: Path):
