@@ -28,8 +28,14 @@ def render(page: PageContext) -> None:
             column_config={
                 "alive": st.column_config.CheckboxColumn("alive"),
                 "last_seen": st.column_config.DatetimeColumn("last seen", format="distance"),
+                "restarted_at": st.column_config.DatetimeColumn("restarted", format="distance"),
             },
         )
+        if liveness["restarted_at"].notna().any():
+            st.caption(
+                "Restarted: an instance's counters fell since its previous heartbeat (the "
+                "process restarted under the same instance id). They count from then."
+            )
         if not dropping.empty:
             st.subheader("Telemetry gaps")
             st.caption(

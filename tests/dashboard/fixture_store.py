@@ -63,6 +63,9 @@ def build_recruitment_store(data_dir: Path, *, now: dt.datetime | None = None) -
             ("notifier", now - dt.timedelta(seconds=1), 17),  # its exporter dropped spans
         ]
         writer.write("heartbeats", heartbeat_rows(beats), at=now)
+        # the scorer restarted since this beat: its counters count from zero again
+        restarted = [("scorer", now - dt.timedelta(minutes=3), 0)]
+        writer.write("heartbeats", heartbeat_rows(restarted, received=95), at=now)
         lag = [
             ("audit--recruit_ALL", now - dt.timedelta(minutes=5), 0, 0),  # deleted since
             ("enricher--recruit_cv_parsed", now - dt.timedelta(seconds=20), 3, 0),

@@ -236,7 +236,7 @@ def _exception_events(message: str, *, at: dt.datetime) -> str:
 
 
 def heartbeat_rows(
-    beats: list[tuple[str, dt.datetime, int]], *, interval_s: float = 60.0
+    beats: list[tuple[str, dt.datetime, int]], *, interval_s: float = 60.0, received: int = 40
 ) -> pa.Table:
     """Heartbeats ``(service, at, spans_dropped)`` with plausible counters."""
     rows = [
@@ -244,8 +244,8 @@ def heartbeat_rows(
             "service": service,
             "instance": f"{service}-1",
             "at": at,
-            "received": 40,
-            "processed": 38,
+            "received": received,
+            "processed": received - 2,
             "failed": 2,
             "dead_lettered": 1,
             "spans_exported": 400,

@@ -53,6 +53,15 @@ def test_services_page_shows_liveness_telemetry_gaps_and_consumer_lag(recruitmen
     liveness = at.dataframe[0].value.set_index("service")
     assert not liveness.loc["enricher", "alive"]
     assert liveness.loc["scorer", "alive"]
+    # its counters fell since an earlier beat: it restarted, and they count from then
+    assert liveness["restarted_at"].notna().to_dict() == {
+        "enricher": False,
+        "intake": False,
+        "notifier": False,
+        "parser": False,
+        "scorer": True,
+    }
+    assert liveness.loc["scorer", "received"] == 40
     gaps = at.dataframe[1].value.set_index("service")
     assert gaps.loc["notifier", "spans_dropped"] == 17
     consumers = at.dataframe[2].value  # as last sampled, the most behind first
