@@ -40,8 +40,11 @@ def completed_workflow_id(n: int) -> str:
     return f"wf-ok-{n:03d}"
 
 
-def build_recruitment_store(data_dir: Path, *, now: dt.datetime | None = None) -> StoreLayout:
-    """Write the scenario's spans and heartbeats into a new store at ``data_dir``."""
+def build_recruitment_store(
+    data_dir: Path, *, now: dt.datetime | None = None, more_stalled: int = 0
+) -> StoreLayout:
+    """Write the scenario's spans and heartbeats into a new store at ``data_dir``, with
+    ``more_stalled`` runs stalled as the scenario's own (ids ``wf-stalled-<n>``)."""
     now = now or dt.datetime.now(dt.UTC)
     layout = StoreLayout.at(data_dir)
     layout.ensure()
@@ -50,6 +53,10 @@ def build_recruitment_store(data_dir: Path, *, now: dt.datetime | None = None) -
     for n in range(COMPLETED_COUNT):
         _full_run(spans, completed_workflow_id(n), at=start + dt.timedelta(minutes=2 * n))
     _stalled_run(spans, at=now - dt.timedelta(minutes=10))
+    for n in range(more_stalled):
+        _stalled_run(
+            spans, at=now - dt.timedelta(minutes=9, seconds=n), workflow_id=f"wf-stalled-{n}"
+        )
     _failed_run(spans, at=now - dt.timedelta(minutes=8))
     _full_run(spans, HOSTILE_WORKFLOW, at=now - dt.timedelta(minutes=5), hostile=True)
     writer = SegmentWriter(layout=layout, writer_id="fixture")
@@ -162,10 +169,12 @@ def _full_run(spans: ScenarioSpans, workflow_id: str, *, at: dt.datetime, hostil
     )
 
 
-def _stalled_run(spans: ScenarioSpans, *, at: dt.datetime) -> None:
+def _stalled_run(
+    spans: ScenarioSpans, *, at: dt.datetime, workflow_id: str = STALLED_WORKFLOW
+) -> None:
     trace = spans.new_trace_id()
     submitted = spans.publish(
-        service="intake", subject=SUBMITTED, workflow_id=STALLED_WORKFLOW, at=at, trace_id=trace
+        service="intake", subject=SUBMITTED, workflow_id=workflow_id, at=at, trace_id=trace
     )
     parse = spans.consume(
         submitted,
@@ -176,7 +185,7 @@ def _stalled_run(spans: ScenarioSpans, *, at: dt.datetime) -> None:
     spans.publish(
         service="parser",
         subject=PARSED,
-        workflow_id=STALLED_WORKFLOW,
+        workflow_id=workflow_id,
         at=at + dt.timedelta(milliseconds=320),
         trace_id=trace,
         parent_span_id=parse,

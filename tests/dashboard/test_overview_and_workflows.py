@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 from correlator.last_pass import write_last_pass
+from correlator.queries import LISTED_AT_MOST, STUCK_AT_MOST
 from tests.dashboard.app_driver import open_dashboard
 from tests.dashboard.fixture_store import (
     COMPLETED_COUNT,
@@ -14,6 +15,7 @@ from tests.dashboard.fixture_store import (
     PARSED,
     STALLED_WORKFLOW,
     build_recruitment_store,
+    build_store_of_many_segments,
     completed_workflow_id,
 )
 
@@ -43,6 +45,14 @@ def test_overview_lists_the_stalled_workflow_and_anomaly_counts(recruitment_stor
     assert tiles["dropped"] == "1" and tiles["failed"] == "1"
 
 
+def test_an_overview_of_more_stuck_runs_than_it_lists_says_so(tmp_path: Path):
+    store = build_recruitment_store(tmp_path / "data", more_stalled=STUCK_AT_MOST).root
+    at = open_dashboard(store)
+    stuck = next(d.value for d in at.dataframe if "waiting_on" in d.value.columns)
+    assert len(stuck) == STUCK_AT_MOST
+    assert any(f"The {STUCK_AT_MOST} most recent" in c.value for c in at.caption)
+
+
 def test_overview_shows_the_worst_hop_first(recruitment_store: Path):
     at = open_dashboard(recruitment_store)
     hops = next(d.value for d in at.dataframe if "consumer_service" in d.value.columns)
@@ -55,6 +65,16 @@ def test_workflows_page_lists_every_run_stuck_first_with_links(recruitment_store
     assert len(table) == ALL_WORKFLOWS
     assert list(table["status"][:2]) == ["stalled", "failed"]
     assert table["open"].str.startswith("workflow?workflow=").all()
+
+
+def test_a_workflows_table_cut_at_its_limit_says_so(tmp_path: Path):
+    store = build_store_of_many_segments(
+        tmp_path / "data", workflows=LISTED_AT_MOST + 1, segments=1
+    )
+    at = open_dashboard(store, page=WORKFLOWS)
+    at.selectbox(key="time_window").set_value("All time").run()
+    assert len(at.dataframe[0].value) == LISTED_AT_MOST
+    assert any(f"the first {LISTED_AT_MOST} workflows" in c.value for c in at.caption)
 
 
 def test_status_filter_narrows_to_the_stalled_workflow(recruitment_store: Path):
