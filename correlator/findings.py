@@ -9,7 +9,6 @@ bind on a store the correlator has never run on.
 
 from __future__ import annotations
 
-import os
 from typing import Final
 
 import pyarrow as pa
@@ -94,10 +93,6 @@ FINDINGS: Final[dict[str, pa.Schema]] = {
     "model_steps": MODEL_STEPS,
     "model_follows": MODEL_FOLLOWS,
 }
-
-
-def findings_path(layout: StoreLayout, name: str) -> os.PathLike[str]:
-    return layout.findings / f"{name}.parquet"
 
 
 def ensure_findings(layout: StoreLayout) -> None:

@@ -84,7 +84,9 @@ async def ensure_stream_covers(
         )
         try:
             await js.add_stream(config)
-            log.info("created JetStream stream %s for %s", stream, ", ".join(wanted))
+            # two agents starting together may both get here (JetStream accepts the same
+            # config twice), so this says what holds, not who created it
+            log.info("JetStream stream %s is ready for %s", stream, ", ".join(wanted))
             return
         except BadRequestError as exc:
             if exc.err_code == _SUBJECTS_OVERLAP:

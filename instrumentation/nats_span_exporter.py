@@ -388,7 +388,7 @@ async def ensure_spans_stream(js: Any) -> None:
     )
     try:
         await js.add_stream(config)
-        log.info("created JetStream stream %s", wire.SPANS_STREAM)
+        log.info("JetStream stream %s is ready", wire.SPANS_STREAM)  # maybe made by another
     except BadRequestError as exc:
         if exc.err_code != _STREAM_EXISTS:
             raise
