@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from correlator.queries import reads_spans, scoped_to_store
 from instrumentation.errors import ChoreoscopeError
-from store import read_retrying
+from store import keyword_column_hint, read_retrying
 
 DEFAULT_ROW_CAP = 10_000
 DEFAULT_TIME_LIMIT_S = 10.0
@@ -131,7 +131,10 @@ def check_read_only(sql: str) -> str:
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as e:
-        raise QueryFailedError(f"DuckDB cannot parse this query: {e}") from None
+        hint = keyword_column_hint(sql)
+        raise QueryFailedError(
+            f"DuckDB cannot parse this query: {e}" + (f"\n\n{hint}" if hint else "")
+        ) from None
     if not statements:
         raise QueryRefusedError("there is no statement to run; write a SELECT")
     if len(statements) > 1:

@@ -11,6 +11,7 @@ from store.connection import configure_connection, open_store
 from store.layout import DEFAULT_DATA_DIR, StoreLayout, StoreVersionError
 from store.rereading import read_retrying
 from store.schema import SCHEMA_VERSION, TABLES
+from store.sql_hints import keyword_column_hint
 
 __all__ = [
     "DEFAULT_DATA_DIR",
@@ -19,6 +20,7 @@ __all__ = [
     "StoreLayout",
     "StoreVersionError",
     "configure_connection",
+    "keyword_column_hint",
     "open_store",
     "read_retrying",
 ]

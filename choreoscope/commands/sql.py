@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from choreoscope.settings import add_flags
 from instrumentation.errors import ChoreoscopeError
-from store import read_retrying
+from store import keyword_column_hint, read_retrying
 
 ORDER = 70
 FORMATS = ("table", "csv", "json", "parquet")
@@ -110,7 +110,10 @@ def one_reading_statement(text: str) -> str:
     try:
         statements = duckdb.extract_statements(text)
     except duckdb.Error as e:
-        raise ChoreoscopeError(f"the query cannot be parsed: {e}") from None
+        hint = keyword_column_hint(text)
+        raise ChoreoscopeError(
+            f"the query cannot be parsed: {e}" + (f"\n{hint}" if hint else "")
+        ) from None
     if not statements:
         raise ChoreoscopeError("the query is empty")
     if len(statements) > 1:

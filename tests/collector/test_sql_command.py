@@ -114,6 +114,17 @@ def test_bad_sql_says_what_failed_and_which_views_exist(filled_store: StoreLayou
     assert "Traceback" not in err
 
 
+def test_a_bare_at_column_gets_told_how_to_quote_it(filled_store: StoreLayout) -> None:
+    out = sql(filled_store, "select count(*) from heartbeats where at > now() - interval 1 day")
+    assert out.returncode == 2
+    assert 'the column at is a SQL keyword; write it in double quotes, "at"' in out.stderr.decode()
+    # words that only look like it get no hint: a literal, a qualified column, AT TIME ZONE
+    for text in ("select 'at' as x from heartbeats where", "select h.at from heartbeats h where",
+                 "select now() at time zone 'UTC' where"):  # fmt: skip
+        out = sql(filled_store, text)
+        assert out.returncode == 2 and "keyword" not in out.stderr.decode(), text
+
+
 def test_catalog_opens_read_only_in_duckdb_with_every_view(filled_store: StoreLayout) -> None:
     assert write_catalog(filled_store) is True
     assert write_catalog(filled_store) is False  # unchanged views: left alone

@@ -139,6 +139,13 @@ def test_a_mistyped_query_reports_duckdbs_error(sandbox):
         run_read_query(sandbox, "SELECT * FROM no_such_view")
 
 
+def test_a_bare_at_column_gets_told_how_to_quote_it(sandbox):
+    with pytest.raises(QueryFailedError, match=r'write it in double quotes, "at"'):
+        run_read_query(sandbox, "SELECT service, max(at) FROM heartbeats GROUP BY service")
+    quoted = run_read_query(sandbox, 'SELECT service, max("at") FROM heartbeats GROUP BY service')
+    assert quoted.table.num_rows > 0
+
+
 def test_only_the_store_and_a_private_spill_directory_are_readable(sandbox, recruitment_store):
     allowed = run_read_query(sandbox, "SELECT current_setting('allowed_directories') AS d")
     directories = allowed.table.column("d").to_pylist()[0]
