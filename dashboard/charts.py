@@ -11,12 +11,13 @@ STATUS_COLORS = {
     "stalled": "#e69f00",
     "failed": "#d62728",
 }
+BUCKET_FORMAT = "%Y-%m-%d %H:%M"  # a bucket's start, in tooltips
 
 
 def throughput_chart(frame: pd.DataFrame) -> alt.Chart:
     """Workflows started per bucket, stacked by status."""
     return (
-        alt.Chart(frame)
+        alt.Chart(with_utc_text(frame, "at", BUCKET_FORMAT))
         .mark_bar()
         .encode(
             x=_utc_time(frame),
@@ -25,7 +26,7 @@ def throughput_chart(frame: pd.DataFrame) -> alt.Chart:
                 "status:N",
                 scale=alt.Scale(domain=list(STATUS_COLORS), range=list(STATUS_COLORS.values())),
             ),
-            tooltip=["at:T", "status:N", "workflows:Q"],
+            tooltip=[utc_tooltip("at"), "status:N", "workflows:Q"],
         )
         .properties(height=220)
     )
@@ -34,16 +35,29 @@ def throughput_chart(frame: pd.DataFrame) -> alt.Chart:
 def anomalies_chart(frame: pd.DataFrame) -> alt.Chart:
     """Anomalies detected per bucket, stacked by kind."""
     return (
-        alt.Chart(frame)
+        alt.Chart(with_utc_text(frame, "at", BUCKET_FORMAT))
         .mark_bar()
         .encode(
             x=_utc_time(frame),
             y=alt.Y("anomalies:Q", title="anomalies"),
             color=alt.Color("kind:N"),
-            tooltip=["at:T", "kind:N", "anomalies:Q"],
+            tooltip=[utc_tooltip("at"), "kind:N", "anomalies:Q"],
         )
         .properties(height=220)
     )
+
+
+def with_utc_text(frame: pd.DataFrame, field: str, time_format: str) -> pd.DataFrame:
+    """``frame`` with ``<field>_utc``: the time as UTC text, for tooltips. Vega formats a
+    tooltip's time in the browser's zone, so "12:05" on a UTC axis read "13:05" beside
+    it; text is shown as it is."""
+    times = pd.to_datetime(frame[field], utc=True)
+    return frame.assign(**{f"{field}_utc": times.dt.strftime(time_format)})
+
+
+def utc_tooltip(field: str) -> alt.Tooltip:
+    """The tooltip of ``with_utc_text``'s column."""
+    return alt.Tooltip(f"{field}_utc:N", title=f"{field} (UTC)")
 
 
 def _utc_time(frame: pd.DataFrame) -> alt.X:

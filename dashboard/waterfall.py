@@ -15,6 +15,7 @@ import altair as alt
 import pandas as pd
 
 from correlator.explain import short
+from dashboard.charts import utc_tooltip, with_utc_text
 
 PHASES = {
     "queue wait": "#b9d3ee",
@@ -23,6 +24,7 @@ PHASES = {
     "never processed": "#e69f00",
 }
 STALL_LABEL = "stalled here"
+HOP_FORMAT = "%H:%M:%S.%f"  # a phase's start and end, in tooltips (microseconds)
 
 
 def waterfall_rows(
@@ -125,7 +127,7 @@ def waterfall_chart(rows: pd.DataFrame, *, stall_at: dt.datetime | None) -> alt.
     """Bars per phase on a shared time axis, with the stall point marked when given."""
     order = rows.drop_duplicates("row").sort_values("order")["row"].tolist()
     bars = (
-        alt.Chart(rows)
+        alt.Chart(with_utc_text(with_utc_text(rows, "start", HOP_FORMAT), "end", HOP_FORMAT))
         .mark_bar(height={"band": 0.7})
         .encode(
             y=alt.Y("row:N", sort=order, title=None, axis=alt.Axis(labelLimit=420)),
@@ -145,7 +147,14 @@ def waterfall_chart(rows: pd.DataFrame, *, stall_at: dt.datetime | None) -> alt.
                 alt.datum.phase == "never processed", alt.value([4, 3]), alt.value([1, 0])
             ),
             stroke=alt.value("#7f7f7f"),
-            tooltip=["row:N", "phase:N", "start:T", "end:T", "attempt:Q", "note:N"],
+            tooltip=[
+                "row:N",
+                "phase:N",
+                utc_tooltip("start"),
+                utc_tooltip("end"),
+                "attempt:Q",
+                "note:N",
+            ],
         )
     )
     notes = (

@@ -23,3 +23,16 @@ def test_time_axes_read_24_hour_utc_and_name_the_day_over_several_days() -> None
     assert _axis_format(throughput_chart(hour)) == "%H:%M"  # "23:44", not "11:44"
     assert _axis_format(anomalies_chart(hour)) == "%H:%M"
     assert _axis_format(throughput_chart(week)) == "%b %d %H:%M"
+
+
+def test_tooltips_read_times_in_utc_as_the_axes_do() -> None:
+    at = dt.datetime(2026, 11, 26, 23, 44, tzinfo=dt.UTC)
+    frame = pd.DataFrame(
+        {"at": [at], "status": "completed", "workflows": 3, "kind": "dropped", "anomalies": 1}
+    )
+    for chart in (throughput_chart(frame), anomalies_chart(frame)):
+        spec = chart.to_dict()
+        tips = {t["title"]: t["field"] for t in spec["encoding"]["tooltip"] if "title" in t}
+        assert tips == {"at (UTC)": "at_utc"}  # text: the browser's zone cannot shift it
+        (row,) = spec["datasets"].values()
+        assert row[0]["at_utc"] == "2026-11-26 23:44"

@@ -33,6 +33,7 @@ def test_timeline_marks_where_the_stalled_workflow_stopped(recruitment_store: Pa
     spec = charts[0].proto.spec
     assert "never processed" in spec and "queue wait" in spec  # phases drawn apart
     assert '"type": "rule"' in spec  # the stall point's marker
+    assert '"title": "start (UTC)"' in spec and '"start_utc"' in spec  # tooltips read UTC
 
 
 def test_failed_workflow_shows_each_attempt_and_its_error(recruitment_store: Path):
