@@ -91,9 +91,15 @@ class AnomalyLedger:
                     self._stuck_steps.add(_step(row))
                 new.append(row)
                 self._changed(key)
-            elif known["resolved_at"] is not None:
+            else:
+                changed = known["resolved_at"] is not None
                 known["resolved_at"] = None
-                self._changed(key)
+                if finding.get("workflow_id") is None and finding["root_cause"] == "spans_dropped":
+                    # an exporter's count of dropped spans only grows: its finding (one
+                    # per instance) says the count now, not the first one seen
+                    changed |= _explained_again(known, finding, now=now)
+                if changed:
+                    self._changed(key)
         for row in self._rows.values():
             if row["anomaly_id"] in found or row["resolved_at"] is not None:
                 continue
@@ -144,6 +150,15 @@ class AnomalyLedger:
         self._full, self._full_written_at = table, time.monotonic()
         self._since_full.clear()
         self.changed = False
+
+
+def _explained_again(known: dict[str, Any], finding: dict[str, Any], *, now: dt.datetime) -> bool:
+    """Give ``known`` the explanation ``finding`` has now; whether it reads otherwise."""
+    fresh = anomaly_row(finding, now=now, key=known["anomaly_id"])
+    if fresh["detail"] == known["detail"]:
+        return False
+    known["detail"], known["evidence"] = fresh["detail"], fresh["evidence"]
+    return True
 
 
 def _step(anomaly: dict[str, Any]) -> tuple[str | None, str | None, str | None]:

@@ -754,3 +754,25 @@ def test_a_publish_whose_handler_span_came_before_its_processing_span_is_no_devi
     engine.close()
 
     assert [(a["kind"], a["workflow_id"]) for a in before + after] == []
+
+
+def test_a_services_count_of_dropped_spans_stays_current(store_layout: StoreLayout) -> None:
+    log = SpanLog()
+    history(log, heartbeats_until=None)
+    log.heartbeats_every("parser", start=0, stop=60, spans_dropped=17)
+    log.write(store_layout)
+    engine = _engine(store_layout)
+    (gap,) = [a for a in engine.cold_pass(now=at(60)) if a["kind"] == "telemetry_gap"]
+    assert "reported 17 spans dropped" in gap["detail"]
+
+    log.heartbeats_every("parser", start=61, stop=90, spans_dropped=40)  # it dropped more
+    log.write(store_layout)
+    assert engine.tick(now=at(90)) == []  # the same finding: not alerted again
+    engine.write_findings()
+    engine.close()
+
+    con = correlator.connect(store_layout.root)
+    (detail,) = con.execute(
+        "SELECT detail FROM anomalies WHERE kind = 'telemetry_gap' AND workflow_id IS NULL"
+    ).fetchone()
+    assert "reported 40 spans dropped" in detail
