@@ -64,6 +64,14 @@ failures AS (
     ) AS d
     GROUP BY d.message_id, d.consumer
 ),
+naks AS (
+    -- redeliveries a consumer asked for (few): a nak settle span after its last
+    -- attempt means JetStream will deliver the message again, after a backoff
+    SELECT message_id, consumer, max(start_time) AS last_nak_at
+    FROM delivery_spans
+    WHERE operation = 'settle' AND settlement = 'nak'
+    GROUP BY message_id, consumer
+),
 unsettled_seen AS (
     -- consumers seen with a message, not processed exactly once (few)
     SELECT
@@ -80,9 +88,11 @@ unsettled_seen AS (
         f.last_overrun_start,
         s.first_attempt_at,
         s.last_attempt_end,
-        f.last_error
+        f.last_error,
+        coalesce(n.last_nak_at >= s.last_attempt_end, false) AS retry_asked
     FROM deliveries_seen AS s
     LEFT JOIN failures AS f USING (message_id, consumer)
+    LEFT JOIN naks AS n USING (message_id, consumer)
     LEFT JOIN model_steps AS st ON st.subject = s.subject AND st.consumer = s.consumer
     WHERE s.successes <> 1
 ),
@@ -177,6 +187,7 @@ SELECT
     s.last_overrun_start,
     s.last_attempt_end,
     s.last_error,
+    coalesce(s.retry_asked, false) AS retry_asked,
     dead.source AS dead_letter_source,
     dead.at AS dead_lettered_at,
     dead.reason AS dead_letter_reason,

@@ -1,6 +1,9 @@
 -- Findings about deliveries (DESIGN.md, "What the correlator detects"):
 --   dead_lettered  at once, whatever the deadline;
---   failed         every attempt raised and no retry came within retry_grace_s;
+--   failed         every attempt raised and no retry came within retry_grace_s; when
+--                  the last attempt was nak'ed (a redelivery is scheduled, after a
+--                  backoff of the consumer's choosing), within the step's deadline and
+--                  retry_grace_s more;
 --   hung           received, and no attempt finished within the step's deadline
 --                  (overran: attempts that ended in error only past it count too),
 --                  while the receiving instance is known alive: a heartbeat of it
@@ -60,7 +63,9 @@ first_judgement AS (
         *,
         CASE
             WHEN state = 'dead_lettered' THEN 'dead_lettered'
-            WHEN state = 'failed' AND waited_s >= $retry_grace_s THEN 'failed'
+            WHEN state = 'failed' AND waited_s >= $retry_grace_s
+                AND (NOT retry_asked OR waited_s >= deadline_s + $retry_grace_s)
+                THEN 'failed'
             WHEN state = 'received' AND waited_s > deadline_s AND receiver_down THEN 'stalled'
             WHEN state = 'received' AND waited_s > deadline_s AND receiver_seen_after_deadline
                 THEN 'hung'

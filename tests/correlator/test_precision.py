@@ -90,6 +90,28 @@ def test_handler_that_raised_within_its_deadline_is_still_failed(
     assert outcome.kinds() == {("failed", "wf-fail", PARSED)}
 
 
+def test_attempts_nakd_for_a_retry_are_not_failed_while_the_retry_may_still_come(
+    store_layout: StoreLayout,
+) -> None:
+    # a rate-limited LLM call, retried by the Agent's own backoff (1 s, 5 s, 30 s):
+    # each failed attempt is nak'ed, so JetStream will deliver the message again
+    log = SpanLog()
+    ours = history(log)
+    parsed = up_to_parsed(ours, "wf-429", start=100)
+    for start in (100.5, 102.0, 107.5):
+        ours.process(parsed, service="scorer", start=start, end=start + 0.5,
+                     error="RateLimitError: 429", settle="nak")  # fmt: skip
+    log.write(store_layout)
+
+    during_backoff = correlate(store_layout, now_s=120, min_deadline_s=30)
+    assert during_backoff.kinds() == set()
+    assert during_backoff.statuses["wf-429"][0] == "in_flight"
+
+    # no redelivery within the step's deadline (30 s) and the retry grace after it
+    never_retried = correlate(store_layout, now_s=150, min_deadline_s=30)
+    assert never_retried.kinds() == {("failed", "wf-429", PARSED)}
+
+
 def test_backlog_of_a_consumer_back_from_an_outage_is_stalled_not_dropped(
     store_layout: StoreLayout,
 ) -> None:
