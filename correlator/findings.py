@@ -68,6 +68,9 @@ MODEL_STEPS = pa.schema(
         ("deadline_s", pa.float64()),
         ("sla_s", pa.float64()),  # declared SLA, null when none
         ("source", pa.string()),  # learned | declared
+        # messages published from then on are expected to reach the consumer (the
+        # first it processed was published then); null: all of them (declared)
+        ("expected_since", TIMESTAMP),
     ]
 )
 

@@ -102,7 +102,11 @@ never_seen AS (
     FROM (
         SELECT m.message_id, st.consumer, st.consumer_service
         FROM published_or_handled AS m
-        JOIN model_steps AS st ON st.subject = m.subject
+        JOIN model_steps AS st
+            ON st.subject = m.subject
+            -- a consumer deployed later is owed only what was published since
+            AND (st.expected_since IS NULL OR m.published_at IS NULL
+                OR m.published_at >= st.expected_since)
     ) AS e
     ANTI JOIN deliveries_seen AS s USING (message_id, consumer)
 ),

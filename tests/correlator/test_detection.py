@@ -179,6 +179,28 @@ def test_message_republished_to_dead_letter_subject_is_dead_lettered(
     assert outcome.kinds() == {("dead_lettered", "wf-dlq", PARSED)}
 
 
+def test_a_consumer_group_deployed_later_is_owed_only_what_was_published_since(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log, runs=10)  # wf-0 … wf-9, before the auditor existed
+    for i in range(10, 20):  # an auditor group is deployed on PARSED at t=60
+        first = ours.publish("intake", RECEIVED, workflow_id=f"wf-{i}", at_s=50.0 + i)
+        parsed = ours.step(first, service="parser", start=50.1 + i, end=50.4 + i, emits=PARSED)
+        ours.process(parsed, service="auditor", start=50.45 + i, end=50.5 + i)
+        scored = ours.step(parsed, service="scorer", start=50.5 + i, end=50.8 + i, emits=SCORED)
+        ours.process(scored, service="notifier", start=50.9 + i, end=51.0 + i)
+    up_to_parsed(ours, "wf-late", start=100)  # published since: the auditor never got it
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=150)
+
+    # the runs that ended before it existed owe it nothing; the one since does
+    assert {(k, wf) for k, wf, _ in outcome.kinds()} == {("dropped", "wf-late")}
+    assert {a["consumer"] for a in outcome.of("dropped")} == {"auditor", "scorer"}
+    assert {outcome.statuses[f"wf-{i}"][0] for i in range(20)} == {"completed"}
+
+
 def test_handler_error_without_retry_is_failed(store_layout: StoreLayout) -> None:
     log = SpanLog()
     ours = history(log)
