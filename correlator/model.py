@@ -115,10 +115,25 @@ def _apply_declared(
     model.steps = steps
 
     starts = {wf.starts_with for wf in declared.workflows}
-    model.follows = [f for f in model.follows if f["workflow_type"] not in starts]
+    learned_follows = model.follows
+    model.follows = [f for f in learned_follows if f["workflow_type"] not in starts]
     model.types = [t for t in model.types if t["start_subject"] not in starts]
     for wf in declared.workflows:
         terminal = set(wf.terminal)
+        # what follows a subject is declared when it is a step with `next`, or a
+        # terminal event (nothing follows it); the rest is still learned
+        declared_from = {s.subject for s in wf.steps if s.next} | terminal
+        model.follows += [
+            dict(
+                f,
+                workflow_type=wf.name,
+                terminal=f["to_subject"] in terminal if terminal else f["terminal"],
+            )
+            for f in learned_follows
+            if f["workflow_type"] == wf.starts_with
+            and f["from_subject"] is not None
+            and f["from_subject"] not in declared_from
+        ]
         model.types.append(
             {
                 "workflow_type": wf.name,

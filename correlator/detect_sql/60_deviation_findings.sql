@@ -1,8 +1,13 @@
 -- deviation: an event that the workflow type's choreography does not allow after
--- the event that caused it. Declared types allow only declared transitions; learned
--- types (once trusted) allow transitions seen in enough of their runs. A publish
--- whose cause has not arrived yet (cause_seen) is judged once it has.
+-- the event that caused it. Where a declared type says what follows the cause (its
+-- start, or a step with `next`), only declared transitions are allowed. Elsewhere
+-- (learned types, and the subjects a declared type leaves to learning), once the
+-- type has enough runs to learn from, transitions seen in enough of them are. A
+-- publish whose cause has not arrived yet (cause_seen) is judged once it has.
 CREATE OR REPLACE TEMP TABLE d_deviation_findings AS
+WITH declared_causes AS (
+    SELECT DISTINCT workflow_type, from_subject FROM model_follows WHERE source = 'declared'
+)
 SELECT
     'deviation' AS kind,
     'out_of_model' AS root_cause,
@@ -17,18 +22,22 @@ SELECT
     t.from_subject,
     t.published_at AS since,
     f.support,
-    w.declared
+    d.workflow_type IS NOT NULL AS declared
 FROM transitions AS t
 JOIN d_workflows AS w USING (workflow_id)
 LEFT JOIN model_follows AS f
     ON f.workflow_type = w.workflow_type
     AND f.from_subject IS NOT DISTINCT FROM t.from_subject
     AND f.to_subject = t.to_subject
+LEFT JOIN declared_causes AS d
+    ON d.workflow_type = w.workflow_type
+    AND d.from_subject IS NOT DISTINCT FROM t.from_subject
 WHERE w.model_trusted
     AND t.cause_seen
     AND t.to_subject NOT LIKE 'dlq.%'
-    AND (
-        f.to_subject IS NULL
-        OR (NOT w.declared
-            AND f.support < greatest(2, $min_transition_share * w.type_workflows))
-    );
+    AND CASE
+        WHEN d.workflow_type IS NOT NULL THEN coalesce(f.source, '') <> 'declared'
+        ELSE coalesce(w.type_workflows, 0) >= $min_model_workflows
+            AND (f.to_subject IS NULL
+                OR f.support < greatest(2, $min_transition_share * w.type_workflows))
+    END;

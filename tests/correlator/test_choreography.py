@@ -86,6 +86,34 @@ def test_transition_the_declared_choreography_forbids_is_a_deviation(
     assert outcome.statuses["wf-0"][0] == "completed"
 
 
+def test_what_a_declaration_leaves_out_is_still_learned(store_layout: StoreLayout) -> None:
+    # only the name, the first and last events and one SLA: the transitions are learned
+    declared = parse_choreography(
+        f"""
+version: 1
+workflows:
+  recruitment:
+    starts_with: {RECEIVED}
+    terminal: [{SCORED}]
+    steps:
+      {PARSED}:
+        sla: 10s
+"""
+    )
+    log = SpanLog()
+    ours = history(log, runs=10)
+    first = ours.publish("intake", RECEIVED, workflow_id="wf-odd", at_s=100)
+    ours.step(first, service="parser", start=100.1, end=100.4, emits=SCORED)  # skipped a step
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=102, choreography=declared)
+
+    # the healthy runs follow what was learned; the odd one does not
+    assert {(k, wf) for k, wf, _ in outcome.kinds()} == {("deviation", "wf-odd")}
+    assert "the learned choreography does not allow" in outcome.of("deviation")[0]["detail"]
+    assert outcome.statuses["wf-0"][0] == "completed"
+
+
 def test_step_past_its_declared_sla_is_slow(store_layout: StoreLayout) -> None:
     log = SpanLog()
     ours = history(log, runs=1)
