@@ -96,6 +96,24 @@ unsettled_seen AS (
     LEFT JOIN model_steps AS st ON st.subject = s.subject AND st.consumer = s.consumer
     WHERE s.successes <> 1
 ),
+refused AS (
+    -- messages the bus did not take, from an attempt that failed for it: each of
+    -- their publish spans ended in error, inside a handler attempt that raised (few).
+    -- The attempt's failure, and the redelivery that retries it, is what the run
+    -- waits on, not a message no one could receive. (A publish that failed inside
+    -- an attempt that carried on is still owed, and reported dropped.)
+    SELECT p.message_id
+    FROM delivery_spans AS d
+    JOIN (
+        SELECT message_id, parent_key, parent_span_id FROM publish_spans
+        WHERE status_code = 'error'
+    ) AS p ON d.span_key = p.parent_key AND d.span_id = p.parent_span_id
+    WHERE d.operation = 'process' AND d.status_code = 'error'
+    EXCEPT
+    SELECT message_id FROM publish_spans
+    WHERE coalesce(status_code, '') <> 'error'
+        AND message_id IN (SELECT message_id FROM publish_spans WHERE status_code = 'error')
+),
 never_seen AS (
     -- expected deliveries no consumer span mentions (few: dropped, or not yet due)
     SELECT e.message_id, e.consumer, e.consumer_service
@@ -109,6 +127,7 @@ never_seen AS (
                 OR m.published_at >= st.expected_since)
     ) AS e
     ANTI JOIN deliveries_seen AS s USING (message_id, consumer)
+    ANTI JOIN refused USING (message_id)
 ),
 pending AS (
     SELECT * FROM unsettled_seen

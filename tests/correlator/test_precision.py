@@ -112,6 +112,40 @@ def test_attempts_nakd_for_a_retry_are_not_failed_while_the_retry_may_still_come
     assert never_retried.kinds() == {("failed", "wf-429", PARSED)}
 
 
+def test_a_publish_the_bus_refused_in_an_attempt_retried_since_is_not_dropped(
+    store_layout: StoreLayout,
+) -> None:
+    # the parser's emit times out (a stream leader election): its publish span ends in
+    # error, the handler raises and naks, and the retry publishes anew and completes
+    log = SpanLog()
+    ours = history(log, runs=10)
+    first = ours.publish("intake", RECEIVED, workflow_id="wf-retried", at_s=100)
+    attempt = ours.process(first, service="parser", start=100.1, end=100.5,
+                           error="PublishError: TimeoutError", settle="nak")  # fmt: skip
+    refused = ours.publish("parser", PARSED, workflow_id="wf-retried", at_s=100.2,
+                           trace_id=first.trace_id, parent_span_id=attempt)  # fmt: skip
+    for row in log.rows:
+        if row["span_id"] == refused.span_id:
+            row["status_code"], row["status_message"] = "error", "nats: timeout"
+    parsed = ours.step(first, service="parser", start=101.5, end=101.8, emits=PARSED)
+    scored = ours.step(parsed, service="scorer", start=101.9, end=102.2, emits=SCORED)
+    ours.process(scored, service="notifier", start=102.3, end=102.4)
+    # the same refusal in an attempt that carried on: that message is still owed
+    first = ours.publish("intake", RECEIVED, workflow_id="wf-swallowed", at_s=110)
+    attempt = ours.process(first, service="parser", start=110.1, end=110.5)
+    swallowed = ours.publish("parser", PARSED, workflow_id="wf-swallowed", at_s=110.2,
+                             trace_id=first.trace_id, parent_span_id=attempt)  # fmt: skip
+    for row in log.rows:
+        if row["span_id"] == swallowed.span_id:
+            row["status_code"], row["status_message"] = "error", "nats: timeout"
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=200, min_deadline_s=30)
+
+    assert outcome.kinds() == {("dropped", "wf-swallowed", PARSED)}
+    assert outcome.statuses["wf-retried"][0] == "completed"
+
+
 def test_backlog_of_a_consumer_back_from_an_outage_is_stalled_not_dropped(
     store_layout: StoreLayout,
 ) -> None:
