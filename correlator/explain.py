@@ -50,11 +50,6 @@ def short(message_id: str | None) -> str:
     return message_id if len(message_id) <= 14 else f"{message_id[:6]}…{message_id[-6:]}"
 
 
-def _since(f: dict[str, Any], now: dt.datetime, key: str = "since") -> float | None:
-    at = f.get(key)
-    return (now - at).total_seconds() if isinstance(at, dt.datetime) else None
-
-
 def _when(f: dict[str, Any], key: str = "since") -> str:
     """``at 12:58:50 UTC``: explanations are stored, so they name clock times rather
     than "4 min ago", which would read stale as soon as the finding is a minute old."""
@@ -105,29 +100,34 @@ def _failed(f: dict[str, Any], now: dt.datetime) -> str:
     err = f": {f['last_error']}" if f.get("last_error") else ""
     errors = f.get("errors") or 1
     attempts = "its only attempt" if errors == 1 else f"all {errors} attempts"
+    last = f", the last {_when(f, 'last_attempt_end')[3:]}" if errors > 1 else ""
     return (
-        f"failed at `{f['service']}`: {attempts} to process {_msg(f)} raised, "
-        f"no retry for {ago(f.get('waited_s'))}{err}"
+        f"failed at `{f['service']}`: {attempts} to process {_msg(f)} raised{last}, "
+        f"and no retry came within {ago(f.get('waited_s'))}{err}"
     )
 
 
 def _stalled(f: dict[str, Any], now: dt.datetime) -> str:
     if f.get("root_cause") == "no_next_event":
         return (
-            f"stalled after `{f['subject']}`: it was handled {ago(f.get('waited_s'))} ago, "
-            f"but the `{f.get('workflow_type')}` workflow never reached a terminal event"
+            f"stalled after `{f['subject']}`: it was handled {_when(f)}, but the "
+            f"`{f.get('workflow_type')}` workflow never reached a terminal event"
         )
-    silent = ago(_since(f, now, "consumer_last_seen")) if f.get("consumer_last_seen") else None
-    down = f"no heartbeat for {silent}" if silent else "its heartbeats stopped"
+    down = (
+        f"no heartbeat since {_when(f, 'consumer_last_seen')[3:]}"
+        if f.get("consumer_last_seen")
+        else "its heartbeats stopped"
+    )
     if f.get("consumer_back_at"):
-        back = ago(_since(f, now, "consumer_back_at"))
         return (
             f"stalled at `{f['service']}`: {_msg(f)} published {_when(f)} "
-            f"waited on consumer group `{f['consumer']}` through an outage; it is back for "
-            f"{back} and still working off its backlog"
+            f"waited on consumer group `{f['consumer']}` through an outage; it is back "
+            f"since {_when(f, 'consumer_back_at')[3:]} and still working off its backlog"
         )
+    holder = f" (`{f['receiving_instance']}`)" if f.get("receiving_instance") else ""
     state = (
-        f"was received {_when(f, 'last_received_at')}, and the instance holding it is down ({down})"
+        f"was received {_when(f, 'last_received_at')}, and the instance holding it{holder} "
+        f"is down ({down})"
         if f.get("state") == "received"
         else f"published {_when(f)} waits on consumer group "
         f"`{f['consumer']}`, which is down ({down})"
@@ -146,23 +146,27 @@ def _duplicate(f: dict[str, Any], now: dt.datetime) -> str:
 
 def _orphan(f: dict[str, Any], now: dt.datetime) -> str:
     return (
-        f"`{f['service']}` handled {_msg(f)}, but the producer's publish span never "
-        f"arrived ({ago(f.get('waited_s'))} later): an uninstrumented producer, or lost spans"
+        f"`{f['service']}` handled {_msg(f)} {_when(f)}, but the producer's publish span "
+        "never arrived: an uninstrumented producer, or lost spans"
     )
 
 
 def _telemetry_gap(f: dict[str, Any], now: dt.datetime) -> str:
     if f.get("root_cause") == "service_silent":
         return (
-            f"`{f['service']}` went silent: no heartbeat for {ago(f.get('waited_s'))} "
-            f"(it sends one every {ago(f.get('interval_s'))}); findings that depend on its "
-            "spans may be incomplete"
+            f"`{f['service']}` went silent: no heartbeat since "
+            f"{_when(f, 'last_seen')[3:]} (it sends one every {ago(f.get('interval_s'))}); "
+            "findings that depend on its spans may be incomplete"
         )
     if f.get("workflow_id") and f.get("state") in ("received", "unreceived"):
-        seen = "received" if f["state"] == "received" else "was published"
+        seen = (
+            f"received {_when(f, 'last_received_at')}"
+            if f["state"] == "received"
+            else f"was published {_when(f)}"
+        )
         return (
             f"telemetry gap at `{f['service']}`: {_msg(f)} {seen} "
-            f"{ago(f.get('waited_s'))} ago with no sign of its processing, but `{f['service']}` "
+            f"with no sign of its processing since, but `{f['service']}` "
             f"dropped {f.get('spans_dropped')} spans meanwhile: its spans are missing, the "
             "workflow may well be fine"
         )

@@ -269,7 +269,7 @@ def test_consumer_whose_heartbeats_stopped_is_down_not_dropping(
     (stalled,) = [a for a in outcome.of("stalled") if a["workflow_id"] == "wf-down"]
     assert stalled["root_cause"] == "consumer_down"
     assert (
-        "which is down (no heartbeat for 35 s); JetStream holds 6 messages for it"
+        "which is down (no heartbeat since 12:01:35 UTC); JetStream holds 6 messages for it"
         in stalled["detail"]
     )
     assert outcome.statuses["wf-down"] == ("stalled", f"{PARSED} → scorer", "consumer_down")
@@ -291,6 +291,12 @@ def test_consumer_killed_while_handling_is_down_not_hung(store_layout: StoreLayo
 
     assert outcome.kinds() == {("stalled", "wf-kill", PARSED)}
     assert outcome.statuses["wf-kill"][2] == "consumer_down"
+    # stored, so it names clock times, not "for 29 s", which is stale a minute later
+    (stalled,) = outcome.of("stalled")
+    assert (
+        "was received at 12:01:40 UTC, and the instance holding it (`scorer-1`) is down "
+        "(no heartbeat since 12:01:41 UTC)" in stalled["detail"]
+    )
 
 
 def _handling_on_a_slow_heartbeat(log: SpanLog, *, scorer_beats_until: float) -> None:
