@@ -113,6 +113,14 @@ def _stalled(f: dict[str, Any], now: dt.datetime) -> str:
             f"stalled after `{f['subject']}`: it was handled {_when(f)}, but the "
             f"`{f.get('workflow_type')}` workflow never reached a terminal event"
         )
+    if f.get("root_cause") == "backlog":
+        return (
+            f"stalled at `{f['service']}`: {_msg(f)} published {_when(f)} waits in the "
+            f"backlog of consumer group `{f['consumer']}`: JetStream held "
+            f"{f.get('consumer_backlog')} messages for it at "
+            f"{_when(f, 'backlog_sampled_at')[3:]}, and `{f['service']}` is up but has not "
+            f"got to it within the step's deadline ({ago(f.get('deadline_s'))})"
+        )
     down = (
         f"no heartbeat since {_when(f, 'consumer_last_seen')[3:]}"
         if f.get("consumer_last_seen")

@@ -16,7 +16,10 @@
 --                  stopped): the workflow waits on a service, not on a lost message;
 --                  also while a consumer back from an outage that the message waited
 --                  through works off its backlog (one step deadline from its return).
---                  detection.py adds the backlog JetStream holds for the group;
+--                  detection.py adds the backlog JetStream holds for the group. Root
+--                  cause backlog: never received, while the consumer is up and
+--                  JetStream holds a backlog for its group (sampled since the
+--                  publish): queued behind a busy consumer, not lost;
 --   duplicate      processed successfully more than once by one consumer group.
 --   telemetry_gap  as hung or dropped, but the consumer's exporter reported dropping
 --                  spans since the wait began: its spans are missing, so the finding
@@ -24,9 +27,54 @@
 -- waited_s counts from the publish (unreceived), the latest receive (received) or
 -- the last attempt (failed).
 CREATE OR REPLACE TEMP TABLE d_delivery_findings AS
-WITH d AS (
+WITH backlogs AS (
+    -- each JetStream consumer's newest sample in the minute before $now (the collector
+    -- samples every 10 s) that holds a backlog, once per filter subject
+    SELECT durable, num_pending, sampled_at, unnest(filters) AS filter
+    FROM (
+        SELECT
+            consumer AS durable,
+            num_pending,
+            "at" AS sampled_at,
+            CASE WHEN coalesce(filter_subject, '') = '' THEN [NULL]
+                ELSE string_split(filter_subject, ',') END AS filters
+        FROM consumer_lag
+        WHERE "at" BETWEEN CAST($now AS TIMESTAMPTZ) - INTERVAL 60 SECOND
+            AND CAST($now AS TIMESTAMPTZ)
+        QUALIFY row_number() OVER (PARTITION BY stream, consumer ORDER BY "at" DESC) = 1
+    )
+    WHERE num_pending > 0
+),
+queued AS (
+    -- deliveries no consumer received, while JetStream held a backlog for their group
+    -- sampled since they were published: queued behind a busy consumer, not lost. A
+    -- group's JetStream consumer is named after it (an Agent's durable is
+    -- <group>--<filter>, every character outside [A-Za-z0-9_-] made '_':
+    -- instrumentation.agent_streams.durable_name), and a filter covers the subject
+    SELECT
+        d.message_id,
+        d.consumer,
+        max(b.num_pending) AS consumer_backlog,
+        max(b.sampled_at) AS backlog_sampled_at
+    FROM backlogs AS b
+    JOIN (SELECT * FROM d_deliveries WHERE state = 'unreceived') AS d
+        ON b.sampled_at >= d.since
+        AND (b.durable = d.consumer
+            OR b.durable = regexp_replace(
+                d.consumer || '--'
+                    || replace(replace(replace(b.filter, '.', '_'), '*', 'STAR'), '>', 'ALL'),
+                '[^A-Za-z0-9_-]', '_', 'g'
+            ))
+        AND (b.filter IS NULL OR regexp_full_match(
+            d.subject, replace(replace(regexp_escape(b.filter), '\*', '[^.]+'), '>', '.+')
+        ))
+    GROUP BY d.message_id, d.consumer
+),
+d AS (
     SELECT
         d.*,
+        q.consumer_backlog,
+        q.backlog_sampled_at,
         coalesce(i.silent, s.silent, false) AS receiver_down,
         coalesce(s.silent, false) AS service_down,
         s.last_seen AS service_last_seen,
@@ -57,6 +105,7 @@ WITH d AS (
     -- instance ids are unique per service only (OpenTelemetry): a host name is common
     LEFT JOIN d_instances AS i
         ON i.service = d.consumer_service AND i.instance = d.receiving_instance
+    LEFT JOIN queued AS q ON q.message_id = d.message_id AND q.consumer = d.consumer
 ),
 first_judgement AS (
     SELECT
@@ -70,7 +119,8 @@ first_judgement AS (
             WHEN state = 'received' AND waited_s > deadline_s AND receiver_seen_after_deadline
                 THEN 'hung'
             WHEN state = 'overran' THEN 'hung'
-            WHEN state = 'unreceived' AND waited_s > deadline_s AND (service_down OR catching_up)
+            WHEN state = 'unreceived' AND waited_s > deadline_s
+                AND (service_down OR catching_up OR consumer_backlog IS NOT NULL)
                 THEN 'stalled'
             WHEN state = 'unreceived' AND waited_s > deadline_s THEN 'dropped'
         END AS kind,
@@ -113,9 +163,11 @@ judged AS (
 )
 SELECT
     kind,
-    CASE kind
-        WHEN 'stalled' THEN 'consumer_down'
-        WHEN 'telemetry_gap' THEN 'spans_dropped'
+    CASE
+        WHEN kind = 'stalled' AND state = 'unreceived' AND NOT (service_down OR catching_up)
+            THEN 'backlog'
+        WHEN kind = 'stalled' THEN 'consumer_down'
+        WHEN kind = 'telemetry_gap' THEN 'spans_dropped'
         ELSE kind
     END AS root_cause,
     workflow_id, workflow_type, trace_id, consumer_service AS service, subject, message_id,
@@ -123,7 +175,8 @@ SELECT
     producer_service, published_at, first_received_at, last_received_at, receiving_instance,
     errors, last_error, last_attempt_end, dead_letter_source, dead_letter_reason,
     coalesce(instance_last_seen, service_last_seen) AS consumer_last_seen,
-    successes, spans_dropped, CASE WHEN catching_up THEN consumer_back_at END AS consumer_back_at
+    successes, spans_dropped, CASE WHEN catching_up THEN consumer_back_at END AS consumer_back_at,
+    consumer_backlog, backlog_sampled_at
 FROM judged
 WHERE kind IS NOT NULL
 UNION ALL BY NAME

@@ -166,6 +166,38 @@ def test_backlog_of_a_consumer_back_from_an_outage_is_stalled_not_dropped(
     assert "still working off its backlog" in stalled["detail"]
 
 
+def test_messages_queued_behind_a_busy_consumer_are_stalled_on_its_backlog_not_dropped(
+    store_layout: StoreLayout,
+) -> None:
+    # an LLM scorer takes ~10 s a message, one at a time; a burst of 10 queues up (a
+    # long history, so that the burst's own latencies do not set the step's deadline)
+    log = SpanLog()
+    ours = history(log, runs=600, heartbeats_until=800)
+    for k in range(10):
+        first = ours.publish("intake", RECEIVED, workflow_id=f"wf-b{k}", at_s=700)
+        parsed = ours.step(first, service="parser", start=700.1, end=700.2, emits=PARSED)
+        start = 700.5 + 10 * k
+        if start + 10 <= 760:
+            scored = ours.step(parsed, service="scorer", start=start, end=start + 10, emits=SCORED)
+            ours.process(scored, service="notifier", start=start + 10.1, end=start + 10.2)
+    for t in range(700, 761, 10):  # what the collector samples of the scorer's durable
+        log.lag_sample("scorer--recruit_cv_parsed", at_s=t, backlog=9 - (t - 700) // 10,
+                       subject=PARSED)  # fmt: skip
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=760, min_deadline_s=30)
+
+    queued = {a["workflow_id"] for a in outcome.of("stalled") if a["root_cause"] == "backlog"}
+    assert queued == {"wf-b5", "wf-b6", "wf-b7", "wf-b8", "wf-b9"}  # past the 30 s deadline
+    assert outcome.of("dropped") == []
+    (last,) = [a for a in outcome.of("stalled") if a["workflow_id"] == "wf-b9"]
+    assert (
+        "waits in the backlog of consumer group `scorer`: JetStream held 3 messages"
+        in (last["detail"])
+    )
+    assert outcome.statuses["wf-b9"] == ("stalled", f"{PARSED} → scorer", "backlog")
+
+
 def test_message_a_consumer_never_got_long_after_its_return_is_dropped(
     store_layout: StoreLayout,
 ) -> None:
