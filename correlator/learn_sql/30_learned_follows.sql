@@ -1,7 +1,8 @@
 -- The directly-follows graph of subjects per workflow type, with the number of
--- workflows each transition was seen in. A subject is terminal when nothing is
--- expected to consume it, or when at least 5 % of the messages processed published
--- nothing further (a sink, or a branch that legitimately ends there).
+-- workflows each transition was seen in. A subject is terminal when no consumer of
+-- it ever publishes onward (nobody consumes it, or only sinks do), or when at least
+-- 5 % of the messages those consumers processed published nothing further (a
+-- branch that legitimately ends there).
 CREATE OR REPLACE TEMP TABLE learned_follows AS
 WITH typed AS (
     SELECT t.*, w.first_subject AS workflow_type
@@ -14,13 +15,21 @@ followed AS (
     FROM transitions
     WHERE from_message_id IS NOT NULL AND to_subject NOT LIKE 'dlq.%'
 ),
-leaf_share AS (
-    SELECT h.subject,
-           avg(CASE WHEN f.message_id IS NULL THEN 1.0 ELSE 0.0 END) AS share
+per_consumer AS (
+    SELECT h.subject, h.consumer, count(*) AS handled, count(f.message_id) AS followed
     FROM deliveries_seen AS h
     LEFT JOIN followed AS f USING (message_id, consumer)
     WHERE h.successes > 0
-    GROUP BY h.subject
+    GROUP BY h.subject, h.consumer
+),
+leaf_share AS (
+    -- over the consumers that publish onward after the subject at least once: a sink
+    -- (an audit log, a metrics tap) handles every message and publishes nothing,
+    -- which says nothing of whether the workflow ends there
+    SELECT subject, 1.0 - sum(followed) / sum(handled) AS share
+    FROM per_consumer
+    WHERE followed > 0
+    GROUP BY subject
 )
 SELECT
     typed.workflow_type,

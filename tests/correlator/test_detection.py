@@ -458,6 +458,34 @@ def test_workflow_whose_last_event_was_handled_but_never_reached_its_end_is_stal
     assert outcome.statuses["wf-quiet"] == ("stalled", f"after {PARSED}", "no_next_event")
 
 
+def test_a_sink_consuming_every_event_does_not_make_every_event_an_end(
+    store_layout: StoreLayout,
+) -> None:
+    # an audit group records every event and publishes nothing (a common fan-out sink)
+    log = SpanLog()
+    ours = OurSpans(log)
+    for i in range(30):
+        first = ours.publish("intake", RECEIVED, workflow_id=f"wf-{i}", at_s=float(i))
+        parsed = ours.step(first, service="parser", start=i + 0.1, end=i + 0.4, emits=PARSED)
+        scored = ours.step(parsed, service="scorer", start=i + 0.5, end=i + 0.8, emits=SCORED)
+        ours.process(scored, service="notifier", start=i + 0.9, end=i + 1.0)
+        for event in (first, parsed, scored):
+            ours.process(event, service="audit", start=event.at + 0.05, end=event.at + 0.06)
+    for service in ("intake", "parser", "scorer", "notifier", "audit"):
+        log.heartbeats_every(service, start=0, stop=200)
+    first = ours.publish("intake", RECEIVED, workflow_id="wf-quiet", at_s=100)
+    parsed = ours.step(first, service="parser", start=100.1, end=100.4, emits=PARSED)
+    for event in (first, parsed):
+        ours.process(event, service="audit", start=event.at + 0.05, end=event.at + 0.06)
+    ours.process(parsed, service="scorer", start=100.5, end=100.8)  # and published nothing
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=140)
+
+    assert outcome.statuses["wf-quiet"] == ("stalled", f"after {PARSED}", "no_next_event")
+    assert outcome.statuses["wf-0"][0] == "completed"
+
+
 def test_an_instance_id_another_service_also_uses_borrows_none_of_its_liveness(
     store_layout: StoreLayout,
 ) -> None:
