@@ -1,15 +1,30 @@
 -- Liveness of every service instance that heartbeats, as of the pass's instant:
 -- silent once it missed silence_factor of its own intervals (10 s when it did not
--- say). spans_dropped is its exporter's running total.
+-- say). spans_dropped is its exporter's running total. restarted_at: the last beat
+-- at which a counter fell below the one before (a process restarted under the same
+-- service.instance.id counts from zero again): what it was handling died with it.
 CREATE OR REPLACE TEMP TABLE d_instances AS
+WITH beats AS (
+    SELECT
+        *,
+        coalesce(
+            received < lag(received) OVER previous
+                OR processed < lag(processed) OVER previous
+                OR spans_exported < lag(spans_exported) OVER previous,
+            false
+        ) AS counters_fell
+    FROM heartbeats
+    WHERE "at" <= CAST($now AS TIMESTAMPTZ)
+    WINDOW previous AS (PARTITION BY service, instance ORDER BY "at")
+)
 SELECT
     service,
     instance,
     max("at") AS last_seen,
+    max("at") FILTER (WHERE counters_fell) AS restarted_at,
     coalesce(arg_max(interval_s, "at"), 10.0) AS interval_s,
     coalesce(arg_max(spans_dropped, "at"), 0) AS spans_dropped,
     epoch_us(CAST($now AS TIMESTAMPTZ)) - epoch_us(max("at"))
         > $silence_factor * coalesce(arg_max(interval_s, "at"), 10.0) * 1e6 AS silent
-FROM heartbeats
-WHERE "at" <= CAST($now AS TIMESTAMPTZ)
+FROM beats
 GROUP BY service, instance;

@@ -13,7 +13,9 @@
 --                  as hung. Instances that never heartbeat are judged at once;
 --   dropped        an expected consumer never received it within the step's deadline;
 --   stalled        as hung or dropped, but the consumer is down (its heartbeats
---                  stopped): the workflow waits on a service, not on a lost message;
+--                  stopped), or the instance holding the message restarted since
+--                  (its counters began again): the workflow waits on a service, not on
+--                  a lost message or a running handler;
 --                  also while a consumer back from an outage that the message waited
 --                  through works off its backlog (one step deadline from its return).
 --                  detection.py adds the backlog JetStream holds for the group. Root
@@ -75,7 +77,11 @@ d AS (
         d.*,
         q.consumer_backlog,
         q.backlog_sampled_at,
-        coalesce(i.silent, s.silent, false) AS receiver_down,
+        -- the instance holding it is silent, or restarted since it received it
+        coalesce(i.silent, s.silent, false)
+            OR coalesce(i.restarted_at > d.last_received_at, false) AS receiver_down,
+        CASE WHEN i.restarted_at > d.last_received_at THEN i.restarted_at END
+            AS receiver_restarted_at,
         coalesce(s.silent, false) AS service_down,
         s.last_seen AS service_last_seen,
         coalesce(
@@ -176,7 +182,7 @@ SELECT
     errors, last_error, last_attempt_end, dead_letter_source, dead_letter_reason,
     coalesce(instance_last_seen, service_last_seen) AS consumer_last_seen,
     successes, spans_dropped, CASE WHEN catching_up THEN consumer_back_at END AS consumer_back_at,
-    consumer_backlog, backlog_sampled_at
+    consumer_backlog, backlog_sampled_at, receiver_restarted_at
 FROM judged
 WHERE kind IS NOT NULL
 UNION ALL BY NAME

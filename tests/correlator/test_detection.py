@@ -299,6 +299,35 @@ def test_consumer_killed_while_handling_is_down_not_hung(store_layout: StoreLayo
     )
 
 
+def test_a_handler_whose_instance_restarted_under_its_id_is_stalled_not_hung(
+    store_layout: StoreLayout,
+) -> None:
+    # killed mid-message (out of memory) and restarted in the same pod within a
+    # heartbeat interval: never silent, but its counters begin again
+    log = SpanLog()
+    ours = history(log, heartbeats_until=None)
+    for service in ("intake", "parser", "notifier"):
+        log.heartbeats_every(service, start=0, stop=200, interval_s=10)
+    for t in range(0, 101, 10):
+        log.heartbeat("scorer", at_s=t, interval_s=10)
+        log.heartbeats[-1].update(received=t // 10 + 1, processed=t // 10 + 1)
+    for t in range(112, 201, 10):
+        log.heartbeat("scorer", at_s=t, interval_s=10)  # counters back at zero
+    parsed = up_to_parsed(ours, "wf-oom", start=100)
+    ours.receive(parsed, service="scorer", at_s=100.5)  # then the process died
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=150, min_deadline_s=30)
+
+    assert outcome.kinds() == {("stalled", "wf-oom", PARSED)}
+    (stalled,) = outcome.of("stalled")
+    assert stalled["root_cause"] == "consumer_down"
+    assert (
+        "(`scorer-1`) restarted since, at 12:01:52 UTC: the handler died with it"
+        in (stalled["detail"])
+    )
+
+
 def _handling_on_a_slow_heartbeat(log: SpanLog, *, scorer_beats_until: float) -> None:
     """The scorer (heartbeat every 10 s) receives wf-slowbeat's message at 100.5 s and
     never finishes it (deadline 5 s)."""
