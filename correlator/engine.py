@@ -118,6 +118,7 @@ class Correlator:
                 return new
             # keep in memory only what may still change: open workflows, recent traces
             recent_since = self.watermark - dt.timedelta(seconds=self.recent_s)
+            self.memory.remember_stored(con, spans="stored_spans")
             self.stored.keep(con, recent_since=recent_since)
             self.views.repointed()  # keep re-pointed correlated_spans
             self.memory.hold(con)
@@ -179,11 +180,7 @@ class Correlator:
             # received_at is the collector's clock: never let one wrong clock push the
             # watermark past now, or the spans after it would be skipped
             watermark = min(max(watermark, arrivals.newest), now)
-            self.memory.admit(
-                con,
-                arrivals,
-                evicted_before=self.watermark - dt.timedelta(seconds=self.recent_s),
-            )
+            self.memory.admit(con, arrivals)
         self.memory.scope(con)
         self.views.point_at(
             "scope_spans", materialized=TICK_MATERIALIZED, inherits=self.memory.lacking_ids > 0

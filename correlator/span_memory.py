@@ -7,10 +7,12 @@
   linked traces together (``scope``); following links through this small table
   reads no span;
 - ``new_spans``: the spans that arrived since the last tick and are not held yet;
-- ``scope_spans``: the spans a tick re-judges.
+- ``scope_spans``: the spans a tick re-judges;
+- ``seen_traces``, ``seen_workflows``: 64-bit hashes of every trace and workflow id
+  the store has held (``remember_stored``, then each tick's new ones).
 
-A late span that continues a trace memory no longer holds (its parent, or the trace
-its link leads to, was evicted) brings that trace back from the store.
+A late span that continues a trace memory no longer holds but the store did, or a
+new trace of a workflow memory let go, brings the stored traces back.
 """
 
 from __future__ import annotations
@@ -73,6 +75,19 @@ class SpanMemory:
         ).fetchone()
         self._count_links(con)
 
+    def remember_stored(self, con: duckdb.DuckDBPyConnection, *, spans: str) -> None:
+        """Remember every trace and workflow a full pass found in the store (``spans``;
+        64-bit hashes of their ids): a span that continues one of them after memory
+        let it go brings it back (``admit``). Ticks add the ones they see."""
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE seen_traces AS "
+            f"SELECT DISTINCT hash(trace_id) AS key FROM {spans}"
+        )
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE seen_workflows AS "
+            "SELECT hash(workflow_id) AS key FROM d_workflows"
+        )
+
     def take_in(
         self,
         con: duckdb.DuckDBPyConnection,
@@ -125,14 +140,22 @@ class SpanMemory:
         self.lacking_ids += lacking_ids
         return Arrivals(count=distinct, newest=newest, links_traces=linking > 0)
 
-    def admit(
-        self, con: duckdb.DuckDBPyConnection, arrivals: Arrivals, *, evicted_before: dt.datetime
-    ) -> None:
-        """Hold ``new_spans``, with the evicted traces they continue. Traces quiet
-        since ``evicted_before`` may have been evicted."""
-        self._reload_evicted_traces(
-            con, follow_links=arrivals.links_traces, evicted_before=evicted_before
+    def admit(self, con: duckdb.DuckDBPyConnection, arrivals: Arrivals) -> None:
+        """Hold ``new_spans``, with the traces memory let go that they continue."""
+        # the new spans' traces that memory does not hold (few, mostly new runs')
+        con.execute(
+            parsed("""
+            CREATE OR REPLACE TEMP TABLE unheld AS
+            SELECT DISTINCT trace_id, workflow_id FROM new_spans
+            WHERE trace_id NOT IN (SELECT trace_id FROM work_spans)
+            """)
         )
+        self._reload_evicted_traces(con, follow_links=arrivals.links_traces)
+        for seen, column in (("seen_traces", "trace_id"), ("seen_workflows", "workflow_id")):
+            con.execute(
+                parsed(f"INSERT INTO {seen} SELECT DISTINCT hash({column}) FROM unheld "
+                       f"WHERE {column} IS NOT NULL")
+            )  # fmt: skip
         con.execute("INSERT INTO work_spans SELECT * FROM new_spans")
         if arrivals.links_traces:
             con.execute(f"INSERT INTO cross_links {cross_links('new_spans')}")
@@ -153,14 +176,14 @@ class SpanMemory:
                 UNION SELECT unnest(CAST($reloaded AS VARCHAR[]))
             ),
             kin AS (
-                -- the workflows of the new spans' traces (a new span may carry no
-                -- workflow id, as a handler's own span): an open trace's are in
-                -- scope already (it was judged whole), a reloaded one brought its own
+                -- the whole workflows of those traces (a new span may carry no
+                -- workflow id, as a handler's own span; an open trace may be named
+                -- alone, as a consumer's whose producer span has not arrived)
                 SELECT trace_id FROM touched
                 UNION
                 SELECT trace_id FROM work_spans WHERE workflow_id IN (
                     SELECT workflow_id FROM work_spans
-                    WHERE trace_id IN (SELECT trace_id FROM new_spans)
+                    WHERE trace_id IN (SELECT trace_id FROM touched)
                 )
             )"""
         if not self.linked:
@@ -226,31 +249,39 @@ class SpanMemory:
             "SELECT count(*) FROM work_spans WHERE workflow_id IS NULL"
         ).fetchone()
 
-    def _reload_evicted_traces(
-        self, con: duckdb.DuckDBPyConnection, *, follow_links: bool, evicted_before: dt.datetime
-    ) -> None:
+    def _reload_evicted_traces(self, con: duckdb.DuckDBPyConnection, *, follow_links: bool) -> None:
         """Bring back from the store the traces that new spans continue but memory no
-        longer holds: a span whose parent is neither among the new spans nor in memory
-        (a redelivered duplicate, a stalled workflow resuming), a span that started
-        before ``evicted_before`` (a batch stored again after its trace left memory:
-        alone, its first publish would look consumed by nobody), and the traces span
-        links lead back to, directly or through held traces (a consumer of another
+        longer holds (``unheld`` ones the store held before: a redelivered duplicate,
+        a stalled workflow resuming, a batch stored again after its trace left
+        memory, whose first publish alone would look consumed by nobody), the stored
+        traces of the workflows new traces continue (a trace context broken on the
+        way, a human's action resuming a run long quiet), and the traces span links
+        lead back to, directly or through held traces (a consumer of another
         instrumentation, in a trace of its own, whose producer's trace left memory),
         as far as inherited_workflows follows them. With each trace come the rest of
         its workflow: the traces it links to, those that link to it, and those that
         share its workflow id. ``follow_links``: some new span links to another trace
         (ours never do: the walk costs a few ms a tick)."""
+        # the store's traces and workflows are looked up only for those it held
+        # (seen_*: hashes; a collision costs a lookup that finds nothing)
         wanted = _trace_ids(
             con,
             parsed("""
-            SELECT DISTINCT n.trace_id
-            FROM new_spans AS n
-            ANTI JOIN new_spans AS p
-                ON p.trace_id = n.trace_id AND p.span_id = n.parent_span_id
-            ANTI JOIN work_spans AS w ON w.trace_id = n.trace_id
-            WHERE n.parent_span_id IS NOT NULL OR n.start_time < $evicted_before
+            SELECT u.trace_id FROM seen_traces AS k
+            JOIN (SELECT DISTINCT trace_id, hash(trace_id) AS key FROM unheld) AS u USING (key)
             """),
-            {"evicted_before": evicted_before},
+        )
+        continuing = _trace_ids(  # new traces of workflows memory let go
+            con,
+            parsed("""
+            SELECT DISTINCT u.trace_id FROM seen_workflows AS k
+            JOIN (
+                SELECT trace_id, hash(workflow_id) AS key FROM unheld
+                WHERE workflow_id NOT IN (
+                    SELECT workflow_id FROM work_spans WHERE workflow_id IS NOT NULL
+                )
+            ) AS u USING (key)
+            """),
         )
         if follow_links:
             wanted += _trace_ids(
@@ -272,7 +303,7 @@ class SpanMemory:
         reloaded: list[str] = []
         reloaded_spans = "(SELECT * FROM work_spans WHERE trace_id IN (SELECT unnest($traces)))"
         for _hop in range(LINK_HOPS):
-            if not wanted:
+            if not wanted and not continuing:
                 break
             if len(reloaded) + len(wanted) > MAX_RELOADED_TRACES:
                 log.warning(
@@ -281,18 +312,19 @@ class SpanMemory:
                     len(wanted), max(0, MAX_RELOADED_TRACES - len(reloaded)),
                 )  # fmt: skip
                 wanted = wanted[: max(0, MAX_RELOADED_TRACES - len(reloaded))]
-            con.execute(
-                f"""
-                INSERT INTO work_spans
-                SELECT {WORK_COLUMNS} FROM spans AS s
-                ANTI JOIN new_spans AS n USING (trace_id, span_id)
-                WHERE s.trace_id IN (SELECT unnest($traces))
-                """,
-                {"traces": wanted},
-            )
-            con.execute(
-                f"INSERT INTO cross_links {cross_links(reloaded_spans)}", {"traces": wanted}
-            )
+            if wanted:
+                con.execute(
+                    f"""
+                    INSERT INTO work_spans
+                    SELECT {WORK_COLUMNS} FROM spans AS s
+                    ANTI JOIN new_spans AS n USING (trace_id, span_id)
+                    WHERE s.trace_id IN (SELECT unnest($traces))
+                    """,
+                    {"traces": wanted},
+                )
+                con.execute(
+                    f"INSERT INTO cross_links {cross_links(reloaded_spans)}", {"traces": wanted}
+                )
             reloaded += wanted
             # those the store held (or whose old spans arrive again): a trace it does
             # not hold (a parent never exported) has no kin to look for
@@ -301,11 +333,14 @@ class SpanMemory:
                 parsed("""
                 SELECT trace_id FROM work_spans WHERE trace_id IN (SELECT unnest($traces))
                 UNION
-                SELECT trace_id FROM new_spans
-                WHERE trace_id IN (SELECT unnest($traces)) AND start_time < $evicted_before
+                SELECT trace_id FROM unheld
+                WHERE trace_id IN (SELECT unnest($traces))
+                    AND hash(trace_id) IN (SELECT key FROM seen_traces)
                 """),
-                {"traces": wanted, "evicted_before": evicted_before},
+                {"traces": wanted},
             )
+            stored = sorted(set(stored) | set(continuing))
+            continuing = []
             if not stored:
                 break
             wanted = _trace_ids(  # the rest of their workflows, if not held

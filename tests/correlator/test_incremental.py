@@ -776,3 +776,101 @@ def test_a_services_count_of_dropped_spans_stays_current(store_layout: StoreLayo
         "SELECT detail FROM anomalies WHERE kind = 'telemetry_gap' AND workflow_id IS NULL"
     ).fetchone()
     assert "reported 40 spans dropped" in detail
+
+
+def _latest_verdict(engine: Correlator, workflow_id: str) -> tuple[str, str]:
+    return engine.con.execute(
+        "SELECT workflow_type, status FROM all_status WHERE workflow_id = $wf "
+        "ORDER BY judged_in_pass DESC LIMIT 1",
+        {"wf": workflow_id},
+    ).fetchone()
+
+
+def test_a_new_trace_of_a_workflow_memory_let_go_brings_the_rest_back(
+    store_layout: StoreLayout,
+) -> None:
+    # the trace context broke at the parser, and its publish (a new trace, the same
+    # workflow id) comes after the watcher forgot the first trace
+    log = SpanLog()
+    ours = history(log, runs=10)
+    log.write(store_layout)
+    engine = forgetful_watcher(store_layout)
+    engine.cold_pass(now=at(50))
+    first = ours.publish("intake", RECEIVED, workflow_id="wf-split", at_s=100)
+    ours.process(first, service="parser", start=100.1, end=100.4)
+    log.write(store_layout)
+    engine.tick(now=at(102))
+    time_passes(engine, ours, store_layout, at_s=106)
+    time_passes(engine, ours, store_layout, at_s=107)  # the first trace leaves memory
+    held = "SELECT count(*) FROM work_spans WHERE workflow_id = 'wf-split'"
+    assert engine.con.execute(held).fetchone() == (0,)
+
+    parsed = ours.publish("parser", PARSED, workflow_id="wf-split", at_s=110.4)  # new trace
+    scored = ours.step(parsed, service="scorer", start=110.5, end=110.8, emits=SCORED)
+    ours.process(scored, service="notifier", start=110.9, end=111.0)
+    log.write(store_layout)
+    engine.tick(now=at(112))
+
+    # judged whole: its type is its first event's, not the second trace's
+    assert _latest_verdict(engine, "wf-split") == ("recruit.application.received", "completed")
+    engine.close()
+
+
+def test_a_first_publish_stored_again_after_an_early_eviction_is_no_new_run(
+    store_layout: StoreLayout,
+) -> None:
+    # a collector whose clock runs 30 s behind stored the run: its spans look received
+    # long ago, so it leaves memory at once; then a redelivered batch stores its first
+    # publish again, stamped by a collector on time
+    log = SpanLog()
+    ours = history(log, runs=10, heartbeats_until=400)
+    log.write(store_layout)
+    engine = Correlator(
+        data_dir=store_layout.root,
+        thresholds=Thresholds(min_deadline_s=5),
+        recent_s=10,
+        evict_every_ticks=1,
+    )
+    engine.cold_pass(now=at(50))
+    healthy_run(ours, "wf-x", start=100)
+    behind = at(30) - at(0)
+    for row in log.rows:
+        row["received_at"] -= behind
+    root_span = dict(next(r for r in log.rows if r["parent_span_id"] is None))
+    log.write(store_layout)
+    healthy_run(ours, "wf-other", start=101)
+    log.write(store_layout)
+    engine.tick(now=at(102))
+    held = "SELECT count(*) FROM work_spans WHERE workflow_id = 'wf-x'"
+    assert engine.con.execute(held).fetchone() == (0,)
+
+    healthy_run(ours, "wf-third", start=103.5)
+    log.rows.append({**root_span, "received_at": at(105)})  # the copy
+    log.write(store_layout)
+    new = [a for t in (106, 110, 125, 140) for a in engine.tick(now=at(t))]
+
+    assert new == []
+    assert _latest_verdict(engine, "wf-x") == ("recruit.application.received", "completed")
+    engine.close()
+
+
+def test_a_workflow_held_open_for_an_orphan_is_judged_whole(store_layout: StoreLayout) -> None:
+    # two traces (context broke at the parser), and the second's scored publish span
+    # never arrives: its notifier span keeps that trace open for the orphan grace
+    log = SpanLog()
+    ours = history(log, runs=10)
+    log.write(store_layout)
+    engine = Correlator(data_dir=store_layout.root, thresholds=Thresholds(min_deadline_s=5))
+    engine.cold_pass(now=at(50))
+    first = ours.publish("intake", RECEIVED, workflow_id="wf-split", at_s=100)
+    ours.process(first, service="parser", start=100.1, end=100.4)
+    parsed = ours.publish("parser", PARSED, workflow_id="wf-split", at_s=100.38)  # new trace
+    scored = ours.step(parsed, service="scorer", start=100.5, end=100.8, emits=SCORED)
+    ours.process(scored, service="notifier", start=100.9, end=101.0)
+    log.rows = [r for r in log.rows if r["span_id"] != scored.span_id]  # never exported
+    log.write(store_layout)
+
+    for t in (102, 105, 112):
+        engine.tick(now=at(t))
+        assert _latest_verdict(engine, "wf-split")[0] == "recruit.application.received", t
+    engine.close()
