@@ -13,6 +13,7 @@ from tests.correlator.pipelines import (
     RECEIVED,
     SCORED,
     correlate,
+    healthy_run,
     history,
     up_to_parsed,
 )
@@ -183,22 +184,44 @@ def test_a_consumer_group_deployed_later_is_owed_only_what_was_published_since(
     store_layout: StoreLayout,
 ) -> None:
     log = SpanLog()
-    ours = history(log, runs=10)  # wf-0 … wf-9, before the auditor existed
-    for i in range(10, 20):  # an auditor group is deployed on PARSED at t=60
-        first = ours.publish("intake", RECEIVED, workflow_id=f"wf-{i}", at_s=50.0 + i)
-        parsed = ours.step(first, service="parser", start=50.1 + i, end=50.4 + i, emits=PARSED)
-        ours.process(parsed, service="auditor", start=50.45 + i, end=50.5 + i)
-        scored = ours.step(parsed, service="scorer", start=50.5 + i, end=50.8 + i, emits=SCORED)
-        ours.process(scored, service="notifier", start=50.9 + i, end=51.0 + i)
-    up_to_parsed(ours, "wf-late", start=100)  # published since: the auditor never got it
+    ours = history(log, runs=10, heartbeats_until=900)  # wf-0 … wf-9, before the auditor
+    for i in range(10, 20):  # an auditor group is deployed on PARSED 12 minutes later
+        start = 700.0 + i
+        first = ours.publish("intake", RECEIVED, workflow_id=f"wf-{i}", at_s=start)
+        parsed = ours.step(first, service="parser", start=start + 0.1, end=start + 0.4,
+                           emits=PARSED)  # fmt: skip
+        ours.process(parsed, service="auditor", start=start + 0.45, end=start + 0.5)
+        scored = ours.step(parsed, service="scorer", start=start + 0.5, end=start + 0.8,
+                           emits=SCORED)  # fmt: skip
+        ours.process(scored, service="notifier", start=start + 0.9, end=start + 1.0)
+    up_to_parsed(ours, "wf-late", start=750)  # published since: the auditor never got it
     log.write(store_layout)
 
-    outcome = correlate(store_layout, now_s=150)
+    outcome = correlate(store_layout, now_s=800)
 
     # the runs that ended before it existed owe it nothing; the one since does
     assert {(k, wf) for k, wf, _ in outcome.kinds()} == {("dropped", "wf-late")}
     assert {a["consumer"] for a in outcome.of("dropped")} == {"auditor", "scorer"}
     assert {outcome.statuses[f"wf-{i}"][0] for i in range(20)} == {"completed"}
+
+
+def test_a_consumer_group_there_from_the_start_is_owed_the_first_message_too(
+    store_layout: StoreLayout,
+) -> None:
+    # the store's very first run lost its message to the scorer: the scorer's first
+    # message came a second later, so it was there all along
+    log = SpanLog()
+    ours = OurSpans(log)
+    up_to_parsed(ours, "wf-first", start=0)
+    for i in range(1, 10):
+        healthy_run(ours, f"wf-{i}", start=float(i))
+    for service in ("intake", "parser", "scorer", "notifier"):
+        log.heartbeats_every(service, start=0, stop=200)
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=100)
+
+    assert outcome.kinds() == {("dropped", "wf-first", PARSED)}
 
 
 def test_handler_error_without_retry_is_failed(store_layout: StoreLayout) -> None:
