@@ -8,8 +8,6 @@
   reads no span;
 - ``new_spans``: the spans that arrived since the last tick and are not held yet;
 - ``scope_spans``: the spans a tick re-judges;
-- ``seen_traces``, ``seen_workflows``: 64-bit hashes of every trace and workflow id
-  the store has held (``remember_stored``, then each tick's new ones).
 
 A late span that continues a trace memory no longer holds but the store did, or a
 new trace of a workflow memory let go, brings the stored traces back.
@@ -59,6 +57,9 @@ class SpanMemory:
         # the traces this tick brought back from the store: re-judged with the new
         # spans' (one sharing a workflow id with them need not be linked to them)
         self._reloaded: list[str] = []
+        # hashes of every trace and workflow id the store has held (remember_stored)
+        self._seen_traces: set[int] = set()
+        self._seen_workflows: set[int] = set()
 
     def hold(self, con: duckdb.DuckDBPyConnection) -> None:
         """Hold the spans ``correlated_spans`` reads (a full pass points it at the
@@ -76,16 +77,20 @@ class SpanMemory:
         self._count_links(con)
 
     def remember_stored(self, con: duckdb.DuckDBPyConnection, *, spans: str) -> None:
-        """Remember every trace and workflow a full pass found in the store (``spans``;
-        64-bit hashes of their ids): a span that continues one of them after memory
-        let it go brings it back (``admit``). Ticks add the ones they see."""
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE seen_traces AS "
-            f"SELECT DISTINCT hash(trace_id) AS key FROM {spans}"
+        """Remember every trace and workflow a full pass found in the store (``spans``),
+        as 64-bit hashes of their ids: a span that continues one of them after memory
+        let it go brings it back (``admit``). Ticks add the ones they see. Held in
+        Python: a tick looks up a few hundred keys, which costs nothing there and a
+        join's hash table in DuckDB."""
+        self._seen_traces = set(
+            con.execute(f"SELECT DISTINCT hash(trace_id) FROM {spans}")
+            .fetchnumpy()["hash(trace_id)"]
+            .tolist()
         )
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE seen_workflows AS "
-            "SELECT hash(workflow_id) AS key FROM d_workflows"
+        self._seen_workflows = set(
+            con.execute("SELECT hash(workflow_id) AS key FROM d_workflows")
+            .fetchnumpy()["key"]
+            .tolist()
         )
 
     def take_in(
@@ -142,20 +147,32 @@ class SpanMemory:
 
     def admit(self, con: duckdb.DuckDBPyConnection, arrivals: Arrivals) -> None:
         """Hold ``new_spans``, with the traces memory let go that they continue."""
-        # the new spans' traces that memory does not hold (few, mostly new runs')
-        con.execute(
+        # the new spans' traces that memory does not hold (few, mostly new runs'),
+        # with whether memory holds their workflow (for a trace context broken on
+        # the way): looked up among the spans of the few workflows named, so that no
+        # hash table of every held span is built
+        unheld = con.execute(
             parsed("""
-            CREATE OR REPLACE TEMP TABLE unheld AS
-            SELECT DISTINCT trace_id, workflow_id FROM new_spans
-            WHERE trace_id NOT IN (SELECT trace_id FROM work_spans)
+            WITH fresh AS (
+                SELECT DISTINCT trace_id, workflow_id FROM new_spans
+                WHERE trace_id NOT IN (SELECT trace_id FROM work_spans)
+            )
+            SELECT
+                trace_id,
+                hash(trace_id),
+                hash(workflow_id),
+                workflow_id IS NULL OR workflow_id IN (
+                    SELECT workflow_id FROM work_spans
+                    WHERE workflow_id IN (SELECT workflow_id FROM fresh)
+                )
+            FROM fresh
             """)
-        )
-        self._reload_evicted_traces(con, follow_links=arrivals.links_traces)
-        for seen, column in (("seen_traces", "trace_id"), ("seen_workflows", "workflow_id")):
-            con.execute(
-                parsed(f"INSERT INTO {seen} SELECT DISTINCT hash({column}) FROM unheld "
-                       f"WHERE {column} IS NOT NULL")
-            )  # fmt: skip
+        ).fetchall()
+        self._reload_evicted_traces(con, unheld=unheld, follow_links=arrivals.links_traces)
+        for _trace, trace_key, workflow_key, workflow_held in unheld:
+            self._seen_traces.add(trace_key)
+            if not workflow_held:
+                self._seen_workflows.add(workflow_key)
         con.execute("INSERT INTO work_spans SELECT * FROM new_spans")
         if arrivals.links_traces:
             con.execute(f"INSERT INTO cross_links {cross_links('new_spans')}")
@@ -249,39 +266,33 @@ class SpanMemory:
             "SELECT count(*) FROM work_spans WHERE workflow_id IS NULL"
         ).fetchone()
 
-    def _reload_evicted_traces(self, con: duckdb.DuckDBPyConnection, *, follow_links: bool) -> None:
+    def _reload_evicted_traces(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        *,
+        unheld: list[tuple[str, int, int, bool]],
+        follow_links: bool,
+    ) -> None:
         """Bring back from the store the traces that new spans continue but memory no
         longer holds (``unheld`` ones the store held before: a redelivered duplicate,
         a stalled workflow resuming, a batch stored again after its trace left
         memory, whose first publish alone would look consumed by nobody), the stored
         traces of the workflows new traces continue (a trace context broken on the
-        way, a human's action resuming a run long quiet), and the traces span links
-        lead back to, directly or through held traces (a consumer of another
+        way, a person resuming a run long quiet), and the traces span links lead
+        back to, directly or through held traces (a consumer of another
         instrumentation, in a trace of its own, whose producer's trace left memory),
         as far as inherited_workflows follows them. With each trace come the rest of
         its workflow: the traces it links to, those that link to it, and those that
-        share its workflow id. ``follow_links``: some new span links to another trace
-        (ours never do: the walk costs a few ms a tick)."""
-        # the store's traces and workflows are looked up only for those it held
-        # (seen_*: hashes; a collision costs a lookup that finds nothing)
-        wanted = _trace_ids(
-            con,
-            parsed("""
-            SELECT u.trace_id FROM seen_traces AS k
-            JOIN (SELECT DISTINCT trace_id, hash(trace_id) AS key FROM unheld) AS u USING (key)
-            """),
-        )
-        continuing = _trace_ids(  # new traces of workflows memory let go
-            con,
-            parsed("""
-            SELECT DISTINCT u.trace_id FROM seen_workflows AS k
-            JOIN (
-                SELECT trace_id, hash(workflow_id) AS key FROM unheld
-                WHERE workflow_id NOT IN (
-                    SELECT workflow_id FROM work_spans WHERE workflow_id IS NOT NULL
-                )
-            ) AS u USING (key)
-            """),
+        share its workflow id. ``unheld``: (trace id, its hash, its workflow's hash,
+        whether memory holds that workflow) of each new trace memory does not hold.
+        ``follow_links``: some new span links to another trace (ours never do: the
+        walk costs a few ms a tick)."""
+        # the store is searched only for what it held (a hash collision costs a
+        # search that finds nothing)
+        held_before = {t for t, key, _, _ in unheld if key in self._seen_traces}
+        wanted = sorted(held_before)
+        continuing = sorted(  # new traces of workflows memory let go
+            {t for t, _, key, held in unheld if not held and key in self._seen_workflows}
         )
         if follow_links:
             wanted += _trace_ids(
@@ -330,16 +341,12 @@ class SpanMemory:
             # not hold (a parent never exported) has no kin to look for
             stored = _trace_ids(
                 con,
-                parsed("""
-                SELECT trace_id FROM work_spans WHERE trace_id IN (SELECT unnest($traces))
-                UNION
-                SELECT trace_id FROM unheld
-                WHERE trace_id IN (SELECT unnest($traces))
-                    AND hash(trace_id) IN (SELECT key FROM seen_traces)
-                """),
+                parsed(
+                    "SELECT trace_id FROM work_spans WHERE trace_id IN (SELECT unnest($traces))"
+                ),
                 {"traces": wanted},
             )
-            stored = sorted(set(stored) | set(continuing))
+            stored = sorted(set(stored) | (held_before & set(wanted)) | set(continuing))
             continuing = []
             if not stored:
                 break
