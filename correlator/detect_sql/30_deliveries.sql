@@ -64,14 +64,6 @@ failures AS (
     ) AS d
     GROUP BY d.message_id, d.consumer
 ),
-naks AS (
-    -- redeliveries a consumer asked for (few): a nak settle span after its last
-    -- attempt means JetStream will deliver the message again, after a backoff
-    SELECT message_id, consumer, max(start_time) AS last_nak_at
-    FROM delivery_spans
-    WHERE operation = 'settle' AND settlement = 'nak'
-    GROUP BY message_id, consumer
-),
 unsettled_seen AS (
     -- consumers seen with a message, not processed exactly once (few)
     SELECT
@@ -89,16 +81,16 @@ unsettled_seen AS (
         s.first_attempt_at,
         s.last_attempt_end,
         f.last_error,
-        coalesce(n.last_nak_at >= s.last_attempt_end, false) AS retry_asked
+        -- a nak after its last attempt: JetStream will deliver the message again
+        coalesce(s.last_nak_at >= s.last_attempt_end, false) AS retry_asked
     FROM deliveries_seen AS s
     LEFT JOIN failures AS f USING (message_id, consumer)
-    LEFT JOIN naks AS n USING (message_id, consumer)
     LEFT JOIN model_steps AS st ON st.subject = s.subject AND st.consumer = s.consumer
     WHERE s.successes <> 1
 ),
 refused AS (
-    -- messages the bus did not take, from an attempt that failed for it: each of
-    -- their publish spans ended in error, inside a handler attempt that raised (few).
+    -- messages the bus did not take, from an attempt that failed for it: their
+    -- publish span ended in error, inside a handler attempt that raised (few).
     -- The attempt's failure, and the redelivery that retries it, is what the run
     -- waits on, not a message no one could receive. (A publish that failed inside
     -- an attempt that carried on is still owed, and reported dropped.)
@@ -109,10 +101,9 @@ refused AS (
         WHERE status_code = 'error'
     ) AS p ON d.span_key = p.parent_key AND d.span_id = p.parent_span_id
     WHERE d.operation = 'process' AND d.status_code = 'error'
-    EXCEPT
-    SELECT message_id FROM publish_spans
-    WHERE coalesce(status_code, '') <> 'error'
-        AND message_id IN (SELECT message_id FROM publish_spans WHERE status_code = 'error')
+        -- published more than once under its id (retried_messages): one may have
+        -- got through
+        AND p.message_id NOT IN (SELECT message_id FROM retried_messages)
 ),
 never_seen AS (
     -- expected deliveries no consumer span mentions (few: dropped, or not yet due)

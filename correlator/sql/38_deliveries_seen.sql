@@ -20,7 +20,10 @@ WITH seen AS (
         min(start_time) FILTER (WHERE operation = 'process' AND status_code <> 'error')
             AS success_started_at,
         arg_min(end_time, start_time) FILTER (WHERE operation = 'process' AND status_code <> 'error')
-            AS success_ended_at
+            AS success_ended_at,
+        -- a redelivery the consumer asked for (JetStream delivers it again after a
+        -- backoff): its last nak settle span
+        max(start_time) FILTER (WHERE settlement = 'nak') AS last_nak_at
     FROM delivery_spans
     GROUP BY message_id, consumer
 ),
