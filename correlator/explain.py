@@ -133,15 +133,15 @@ def _stalled(f: dict[str, Any], now: dt.datetime) -> str:
             f"since {_when(f, 'consumer_back_at')[3:]} and still working off its backlog"
         )
     holder = f" (`{f['receiving_instance']}`)" if f.get("receiving_instance") else ""
-    if f.get("receiver_restarted_at"):
-        down = (
-            f"restarted since, at {_when(f, 'receiver_restarted_at')[3:]}: the handler "
-            "died with it, and no redelivery has come"
-        )
-    else:
-        down = f"is down ({down})"
+    holder_fate = (
+        f"restarted since, at {_when(f, 'receiver_restarted_at')[3:]}: the handler died "
+        "with it, and no redelivery has come"
+        if f.get("receiver_restarted_at")
+        else f"is down ({down})"
+    )
     state = (
-        f"was received {_when(f, 'last_received_at')}, and the instance holding it{holder} {down}"
+        f"was received {_when(f, 'last_received_at')}, and the instance holding it{holder} "
+        f"{holder_fate}"
         if f.get("state") == "received"
         else f"published {_when(f)} waits on consumer group "
         f"`{f['consumer']}`, which is down ({down})"
