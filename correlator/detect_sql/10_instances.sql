@@ -2,21 +2,9 @@
 -- silent once it missed silence_factor of its own intervals (10 s when it did not
 -- say). spans_dropped is its exporter's running total. restarted_at: the last beat
 -- at which a counter fell below the one before (a process restarted under the same
--- service.instance.id counts from zero again): what it was handling died with it.
+-- service.instance.id counts from zero again: heartbeat_sequence): what it was
+-- handling died with it.
 CREATE OR REPLACE TEMP TABLE d_instances AS
-WITH beats AS (
-    SELECT
-        *,
-        coalesce(
-            received < lag(received) OVER previous
-                OR processed < lag(processed) OVER previous
-                OR spans_exported < lag(spans_exported) OVER previous,
-            false
-        ) AS counters_fell
-    FROM heartbeats
-    WHERE "at" <= CAST($now AS TIMESTAMPTZ)
-    WINDOW previous AS (PARTITION BY service, instance ORDER BY "at")
-)
 SELECT
     service,
     instance,
@@ -26,5 +14,6 @@ SELECT
     coalesce(arg_max(spans_dropped, "at"), 0) AS spans_dropped,
     epoch_us(CAST($now AS TIMESTAMPTZ)) - epoch_us(max("at"))
         > $silence_factor * coalesce(arg_max(interval_s, "at"), 10.0) * 1e6 AS silent
-FROM beats
+FROM heartbeat_sequence
+WHERE "at" <= CAST($now AS TIMESTAMPTZ)
 GROUP BY service, instance;

@@ -1,20 +1,7 @@
 -- Liveness from heartbeats: each instance's latest counters, and whether it beat
 -- within three of its own intervals (or 30 s when it did not say its interval).
 -- restarted_at: the last beat at which a counter fell below the instance's previous
--- beat (a process that restarted under the same service.instance.id counts from
--- zero again), so counters lower than a minute ago read as a restart, not a loss.
-WITH beats AS (
-    SELECT
-        *,
-        coalesce(
-            received < lag(received) OVER previous
-                OR processed < lag(processed) OVER previous
-                OR spans_exported < lag(spans_exported) OVER previous,
-            false
-        ) AS counters_fell
-    FROM heartbeats
-    WINDOW previous AS (PARTITION BY service, instance ORDER BY "at")
-)
+-- one (heartbeat_sequence), so counters lower than a minute ago read as a restart.
 SELECT
     service,
     instance,
@@ -28,6 +15,6 @@ SELECT
     arg_max(in_flight, "at") AS in_flight,
     arg_max(spans_exported, "at") AS spans_exported,
     arg_max(spans_dropped, "at") AS spans_dropped
-FROM beats
+FROM heartbeat_sequence
 GROUP BY service, instance
 ORDER BY alive, service, instance;
