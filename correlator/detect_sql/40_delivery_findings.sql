@@ -29,48 +29,63 @@
 -- waited_s counts from the publish (unreceived), the latest receive (received) or
 -- the last attempt (failed).
 CREATE OR REPLACE TEMP TABLE d_delivery_findings AS
-WITH backlogs AS (
-    -- each JetStream consumer's newest sample in the minute before $now (the collector
-    -- samples every 10 s) that holds a backlog, once per filter subject
-    SELECT durable, num_pending, sampled_at, unnest(filters) AS filter
+WITH lag_samples AS (
+    -- the collector's samples of each JetStream consumer (every 10 s), once per filter
+    -- subject, as a pattern: NATS's `*` is one token, `>` one or more
+    SELECT
+        consumer AS durable,
+        num_pending,
+        "at",
+        filter,
+        '^' || replace(replace(replace(filter, '.', '\.'), '*', '[^.]+'), '>', '.+') || '$'
+            AS filter_pattern
     FROM (
         SELECT
-            consumer AS durable,
-            num_pending,
-            "at" AS sampled_at,
-            CASE WHEN coalesce(filter_subject, '') = '' THEN [NULL]
-                ELSE string_split(filter_subject, ',') END AS filters
+            *,
+            unnest(CASE WHEN coalesce(filter_subject, '') = '' THEN [NULL]
+                ELSE string_split(filter_subject, ',') END) AS filter
         FROM consumer_lag
-        WHERE "at" BETWEEN CAST($now AS TIMESTAMPTZ) - INTERVAL 60 SECOND
-            AND CAST($now AS TIMESTAMPTZ)
-        QUALIFY row_number() OVER (PARTITION BY stream, consumer ORDER BY "at" DESC) = 1
+        WHERE "at" <= CAST($now AS TIMESTAMPTZ)
     )
-    WHERE num_pending > 0
 ),
-queued AS (
-    -- deliveries no consumer received, while JetStream held a backlog for their group
-    -- sampled since they were published: queued behind a busy consumer, not lost. A
-    -- group's JetStream consumer is named after it (an Agent's durable is
-    -- <group>--<filter>, every character outside [A-Za-z0-9_-] made '_':
-    -- instrumentation.agent_streams.durable_name), and a filter covers the subject
+waiting_behind AS (
+    -- per delivery no consumer received (few) and JetStream consumer of its group:
+    -- the samples taken since its publish. A group's JetStream consumer is named
+    -- after it (an Agent's durable is <group>--<filter>, every character outside
+    -- [A-Za-z0-9_-] made '_': instrumentation.agent_streams.durable_name), and a
+    -- filter covers the subject
     SELECT
         d.message_id,
         d.consumer,
-        max(b.num_pending) AS consumer_backlog,
-        max(b.sampled_at) AS backlog_sampled_at
-    FROM backlogs AS b
+        l.durable,
+        min(l.num_pending) AS least_pending,
+        arg_max(l.num_pending, l."at") AS pending,
+        max(l."at") AS sampled_at
+    FROM lag_samples AS l
     JOIN (SELECT * FROM d_deliveries WHERE state = 'unreceived') AS d
-        ON b.sampled_at >= d.since
-        AND (b.durable = d.consumer
-            OR b.durable = regexp_replace(
+        ON l."at" >= d.since
+        AND (l.durable = d.consumer
+            OR l.durable = regexp_replace(
                 d.consumer || '--'
-                    || replace(replace(replace(b.filter, '.', '_'), '*', 'STAR'), '>', 'ALL'),
+                    || replace(replace(replace(l.filter, '.', '_'), '*', 'STAR'), '>', 'ALL'),
                 '[^A-Za-z0-9_-]', '_', 'g'
             ))
-        AND (b.filter IS NULL OR regexp_full_match(
-            d.subject, replace(replace(regexp_escape(b.filter), '\*', '[^.]+'), '>', '.+')
-        ))
-    GROUP BY d.message_id, d.consumer
+        AND (l.filter IS NULL OR regexp_full_match(d.subject, l.filter_pattern))
+    GROUP BY d.message_id, d.consumer, l.durable
+),
+queued AS (
+    -- queued behind a busy consumer, not lost: every sample since the publish held a
+    -- backlog for the group (one that emptied since would have delivered it), and one
+    -- is from the last minute
+    SELECT
+        message_id,
+        consumer,
+        sum(pending) AS consumer_backlog,
+        max(sampled_at) AS backlog_sampled_at
+    FROM waiting_behind
+    WHERE least_pending > 0
+        AND sampled_at >= CAST($now AS TIMESTAMPTZ) - INTERVAL 60 SECOND
+    GROUP BY message_id, consumer
 ),
 d AS (
     SELECT
@@ -138,10 +153,12 @@ first_judgement AS (
     FROM d
 ),
 waits AS (
-    -- the waits a lost span could explain (hung or dropped)
+    -- the waits a lost span could explain (hung, dropped, or queued behind a backlog)
     SELECT *
     FROM first_judgement
     WHERE kind IN ('hung', 'dropped')
+        OR (kind = 'stalled' AND consumer_backlog IS NOT NULL AND state = 'unreceived'
+            AND NOT (service_down OR catching_up))
 ),
 lost_spans AS (
     -- per instance of the consumer: spans dropped now, and before the wait began

@@ -181,8 +181,8 @@ def test_messages_queued_behind_a_busy_consumer_are_stalled_on_its_backlog_not_d
             scored = ours.step(parsed, service="scorer", start=start, end=start + 10, emits=SCORED)
             ours.process(scored, service="notifier", start=start + 10.1, end=start + 10.2)
     for t in range(700, 761, 10):  # what the collector samples of the scorer's durable
-        log.lag_sample("scorer--recruit_cv_parsed", at_s=t, backlog=9 - (t - 700) // 10,
-                       subject=PARSED)  # fmt: skip
+        log.lag_sample("scorer--recruit_ALL", at_s=t, backlog=9 - (t - 700) // 10,
+                       subject="recruit.>")  # fmt: skip
     log.write(store_layout)
 
     outcome = correlate(store_layout, now_s=760, min_deadline_s=30)
@@ -196,6 +196,23 @@ def test_messages_queued_behind_a_busy_consumer_are_stalled_on_its_backlog_not_d
         in (last["detail"])
     )
     assert outcome.statuses["wf-b9"] == ("stalled", f"{PARSED} → scorer", "backlog")
+
+
+def test_a_message_lost_before_a_backlog_built_up_is_still_dropped(
+    store_layout: StoreLayout,
+) -> None:
+    # lost while the scorer's durable held nothing; a burst queues up much later
+    log = SpanLog()
+    ours = history(log, runs=600, heartbeats_until=800)
+    up_to_parsed(ours, "wf-lost", start=700)
+    for t in range(700, 761, 10):
+        log.lag_sample("scorer--recruit_cv_parsed", at_s=t, backlog=0 if t < 750 else 5,
+                       subject=PARSED)  # fmt: skip
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=760, min_deadline_s=30)
+
+    assert outcome.kinds() == {("dropped", "wf-lost", PARSED)}
 
 
 def test_message_a_consumer_never_got_long_after_its_return_is_dropped(
