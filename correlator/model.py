@@ -104,6 +104,9 @@ def _apply_declared(
                         or base.get("deadline_s", thresholds.min_deadline_s),
                         "sla_s": step.sla_s,
                         "source": "declared",
+                        # a group deployed later owes nothing from before it, declared
+                        # or not (model --write declares every learned consumer)
+                        "expected_since": base.get("expected_since"),
                     }
                 )
         elif step.deadline_s is not None or step.sla_s is not None:
@@ -120,9 +123,10 @@ def _apply_declared(
     model.types = [t for t in model.types if t["start_subject"] not in starts]
     for wf in declared.workflows:
         terminal = set(wf.terminal)
-        # what follows a subject is declared when it is a step with `next`, or a
-        # terminal event (nothing follows it); the rest is still learned
-        declared_from = {s.subject for s in wf.steps if s.next} | terminal
+        # what follows a subject is declared when it is a step with `next`; the rest
+        # is still learned (a terminal event says a run may end there, not that
+        # nothing may follow it)
+        declared_from = {s.subject for s in wf.steps if s.next}
         model.follows += [
             dict(
                 f,

@@ -1,8 +1,8 @@
 -- The directly-follows graph of subjects per workflow type, with the number of
--- workflows each transition was seen in. A subject is terminal when no consumer of
--- it ever publishes onward (nobody consumes it, or only sinks do), or when at least
--- 5 % of the messages those consumers processed published nothing further (a
--- branch that legitimately ends there).
+-- workflows each transition was seen in. A subject is terminal when nothing is
+-- expected to consume it, or when at least 5 % of its messages processed led to no
+-- further publish by any of their consumers (a branch that legitimately ends there;
+-- a sink consumer beside the others does not count).
 CREATE OR REPLACE TEMP TABLE learned_follows AS
 WITH typed AS (
     SELECT t.*, w.first_subject AS workflow_type
@@ -11,25 +11,21 @@ WITH typed AS (
     WHERE t.to_subject NOT LIKE 'dlq.%' AND t.cause_seen
 ),
 followed AS (
-    SELECT DISTINCT from_message_id AS message_id, consumer
+    -- the messages something was published after (by any of their consumers)
+    SELECT DISTINCT from_message_id AS message_id
     FROM transitions
     WHERE from_message_id IS NOT NULL AND to_subject NOT LIKE 'dlq.%'
 ),
-per_consumer AS (
-    SELECT h.subject, h.consumer, count(*) AS handled, count(f.message_id) AS followed
-    FROM deliveries_seen AS h
-    LEFT JOIN followed AS f USING (message_id, consumer)
-    WHERE h.successes > 0
-    GROUP BY h.subject, h.consumer
-),
 leaf_share AS (
-    -- over the consumers that publish onward after the subject at least once: a sink
-    -- (an audit log, a metrics tap) handles every message and publishes nothing,
-    -- which says nothing of whether the workflow ends there
-    SELECT subject, 1.0 - sum(followed) / sum(handled) AS share
-    FROM per_consumer
-    WHERE followed > 0
-    GROUP BY subject
+    -- per message processed: whether nothing was published after it, by any of its
+    -- consumers. A sink (an audit log, a metrics tap) handles every message and
+    -- publishes nothing, which says nothing of whether the workflow ends there.
+    SELECT h.subject,
+           avg(CASE WHEN f.message_id IS NULL THEN 1.0 ELSE 0.0 END) AS share
+    FROM deliveries_seen AS h
+    LEFT JOIN followed AS f USING (message_id)
+    WHERE h.successes > 0
+    GROUP BY h.subject
 )
 SELECT
     typed.workflow_type,

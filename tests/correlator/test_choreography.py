@@ -86,15 +86,19 @@ def test_transition_the_declared_choreography_forbids_is_a_deviation(
     assert outcome.statuses["wf-0"][0] == "completed"
 
 
-def test_what_a_declaration_leaves_out_is_still_learned(store_layout: StoreLayout) -> None:
-    # only the name, the first and last events and one SLA: the transitions are learned
+@pytest.mark.parametrize("terminal", [SCORED, f"{PARSED}, {SCORED}"])
+def test_what_a_declaration_leaves_out_is_still_learned(
+    store_layout: StoreLayout, terminal: str
+) -> None:
+    # only the name, the first and last events (a run may end at either of two) and
+    # one SLA: the transitions are learned
     declared = parse_choreography(
         f"""
 version: 1
 workflows:
   recruitment:
     starts_with: {RECEIVED}
-    terminal: [{SCORED}]
+    terminal: [{terminal}]
     steps:
       {PARSED}:
         sla: 10s

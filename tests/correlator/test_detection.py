@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from correlator.engine import Correlator
+from correlator.model import model_as_choreography
+from correlator.thresholds import Thresholds
 from instrumentation.agent_streams import durable_name
 from store import StoreLayout
 from tests.correlator.pipelines import (
@@ -203,6 +206,14 @@ def test_a_consumer_group_deployed_later_is_owed_only_what_was_published_since(
     assert {(k, wf) for k, wf, _ in outcome.kinds()} == {("dropped", "wf-late")}
     assert {a["consumer"] for a in outcome.of("dropped")} == {"auditor", "scorer"}
     assert {outcome.statuses[f"wf-{i}"][0] for i in range(20)} == {"completed"}
+
+    # the same once the learned model is written out and declared (model --write)
+    engine = Correlator(data_dir=store_layout.root, thresholds=Thresholds(min_deadline_s=5))
+    engine.cold_pass(now=at(800), hold=False)
+    written = model_as_choreography(engine.model, thresholds=engine.thresholds)
+    engine.close()
+    declared = correlate(store_layout, now_s=800, choreography=written)
+    assert {(k, wf) for k, wf, _ in declared.kinds()} == {("dropped", "wf-late")}
 
 
 def test_a_consumer_group_there_from_the_start_is_owed_the_first_message_too(
@@ -523,6 +534,8 @@ def test_a_sink_consuming_every_event_does_not_make_every_event_an_end(
         ours.process(scored, service="notifier", start=i + 0.9, end=i + 1.0)
         for event in (first, parsed, scored):
             ours.process(event, service="audit", start=event.at + 0.05, end=event.at + 0.06)
+        if i == 3:  # now and then the audit flags something: it publishes too
+            ours.step(parsed, service="audit", start=i + 0.45, end=i + 0.46, emits="audit.flag")
     for service in ("intake", "parser", "scorer", "notifier", "audit"):
         log.heartbeats_every(service, start=0, stop=200)
     first = ours.publish("intake", RECEIVED, workflow_id="wf-quiet", at_s=100)
