@@ -145,6 +145,7 @@ class Correlator:
                 # what Python keeps about memory goes back with it
                 self.memory.lacking_ids = lacking_ids
                 self.memory.linked = True
+                self.memory.rolled_back()
                 self.signals.rewind(signals_read)
                 self.views.rolled_back()
                 self.verdicts.rolled_back()

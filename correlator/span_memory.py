@@ -57,9 +57,11 @@ class SpanMemory:
         # the traces this tick brought back from the store: re-judged with the new
         # spans' (one sharing a workflow id with them need not be linked to them)
         self._reloaded: list[str] = []
-        # hashes of every trace and workflow id the store has held (remember_stored)
+        # hashes of every trace and workflow id the store has held (remember_stored),
+        # and those this tick added (a tick rolled back takes them out again)
         self._seen_traces: set[int] = set()
         self._seen_workflows: set[int] = set()
+        self._added: list[tuple[set[int], int]] = []
 
     def hold(self, con: duckdb.DuckDBPyConnection) -> None:
         """Hold the spans ``correlated_spans`` reads (a full pass points it at the
@@ -108,6 +110,7 @@ class SpanMemory:
         already read. A compacted one holds the rows of segments read before it,
         most of them long ago."""
         self._reloaded = []
+        self._added = []
         con.execute(
             parsed(f"""
             CREATE OR REPLACE TEMP TABLE new_spans AS
@@ -147,20 +150,20 @@ class SpanMemory:
 
     def admit(self, con: duckdb.DuckDBPyConnection, arrivals: Arrivals) -> None:
         """Hold ``new_spans``, with the traces memory let go that they continue."""
-        # the new spans' traces that memory does not hold (few, mostly new runs'),
-        # with whether memory holds their workflow (for a trace context broken on
-        # the way): looked up among the spans of the few workflows named, so that no
-        # hash table of every held span is built
-        unheld = con.execute(
+        # each new (trace, workflow id) pair, with whether memory holds the trace, and
+        # the workflow (looked up among the spans of the few workflows named, so that
+        # no hash table of every held span is built)
+        arrived = con.execute(
             parsed("""
-            WITH fresh AS (
-                SELECT DISTINCT trace_id, workflow_id FROM new_spans
-                WHERE trace_id NOT IN (SELECT trace_id FROM work_spans)
-            )
+            WITH fresh AS (SELECT DISTINCT trace_id, workflow_id FROM new_spans)
             SELECT
                 trace_id,
                 hash(trace_id),
                 hash(workflow_id),
+                trace_id IN (
+                    SELECT trace_id FROM work_spans
+                    WHERE trace_id IN (SELECT trace_id FROM fresh)
+                ),
                 workflow_id IS NULL OR workflow_id IN (
                     SELECT workflow_id FROM work_spans
                     WHERE workflow_id IN (SELECT workflow_id FROM fresh)
@@ -168,15 +171,29 @@ class SpanMemory:
             FROM fresh
             """)
         ).fetchall()
+        unheld = [(t, tk, wk, wf_held) for t, tk, wk, t_held, wf_held in arrived if not t_held]
         self._reload_evicted_traces(con, unheld=unheld, follow_links=arrivals.links_traces)
-        for _trace, trace_key, workflow_key, workflow_held in unheld:
-            self._seen_traces.add(trace_key)
-            if not workflow_held:
-                self._seen_workflows.add(workflow_key)
+        # what the store holds from now on (a workflow id may first come on a held
+        # trace: an app's request span names none); undone if the tick rolls back
+        for _trace, trace_key, workflow_key, _t_held, workflow_held in arrived:
+            for seen, key, known in (
+                (self._seen_traces, trace_key, False),
+                (self._seen_workflows, workflow_key, workflow_held),
+            ):
+                if not known and key not in seen:
+                    seen.add(key)
+                    self._added.append((seen, key))
         con.execute("INSERT INTO work_spans SELECT * FROM new_spans")
         if arrivals.links_traces:
             con.execute(f"INSERT INTO cross_links {cross_links('new_spans')}")
             self.linked = True
+
+    def rolled_back(self) -> None:
+        """The tick that added to what the store holds was rolled back: its spans
+        come again, and are new again."""
+        for seen, key in self._added:
+            seen.discard(key)
+        self._added = []
 
     def scope(self, con: duckdb.DuckDBPyConnection) -> None:
         """Make ``scope_spans`` the spans to re-judge: of the traces new spans touch

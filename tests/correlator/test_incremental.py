@@ -786,8 +786,9 @@ def _latest_verdict(engine: Correlator, workflow_id: str) -> tuple[str, str]:
     ).fetchone()
 
 
+@pytest.mark.parametrize("request_span_first", [False, True])
 def test_a_new_trace_of_a_workflow_memory_let_go_brings_the_rest_back(
-    store_layout: StoreLayout,
+    store_layout: StoreLayout, request_span_first: bool
 ) -> None:
     # the trace context broke at the parser, and its publish (a new trace, the same
     # workflow id) comes after the watcher forgot the first trace
@@ -796,7 +797,15 @@ def test_a_new_trace_of_a_workflow_memory_let_go_brings_the_rest_back(
     log.write(store_layout)
     engine = forgetful_watcher(store_layout)
     engine.cold_pass(now=at(50))
-    first = ours.publish("intake", RECEIVED, workflow_id="wf-split", at_s=100)
+    trace, root = log.new_id(32), None
+    if request_span_first:  # an app's request span, naming no workflow, exported first
+        root = log.add(trace_id=trace, parent_span_id=None, name="POST /applications",
+                       kind="server", service_name="gateway", service_instance_id="gw-1",
+                       start=99.9, end=99.95)["span_id"]  # fmt: skip
+        log.write(store_layout)
+        engine.tick(now=at(100))
+    first = ours.publish("intake", RECEIVED, workflow_id="wf-split", at_s=100, trace_id=trace,
+                         parent_span_id=root)  # fmt: skip
     ours.process(first, service="parser", start=100.1, end=100.4)
     log.write(store_layout)
     engine.tick(now=at(102))
