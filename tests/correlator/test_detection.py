@@ -362,6 +362,28 @@ def test_a_handler_whose_instance_restarted_under_its_id_is_stalled_not_hung(
     )
 
 
+def test_two_processes_sharing_an_instance_id_are_no_restarts(
+    store_layout: StoreLayout,
+) -> None:
+    # a pod-wide service.instance.id shared by two worker processes: their beats
+    # interleave, one's counters below the other's; a handler that hangs is hung
+    log = SpanLog()
+    ours = history(log, heartbeats_until=None)
+    for service in ("intake", "parser", "notifier"):
+        log.heartbeats_every(service, start=0, stop=200)
+    for t in range(0, 201):
+        log.heartbeat("scorer", at_s=t + (0.5 if t % 2 else 0.0))
+        worker = 100 if t % 2 else 10  # the busier worker's totals, then the other's
+        log.heartbeats[-1].update(received=worker + t, processed=worker + t)
+    parsed = up_to_parsed(ours, "wf-hang", start=100)
+    ours.receive(parsed, service="scorer", at_s=100.5)  # and its handler never ends
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=150, min_deadline_s=30)
+
+    assert outcome.kinds() == {("hung", "wf-hang", PARSED)}
+
+
 def _handling_on_a_slow_heartbeat(log: SpanLog, *, scorer_beats_until: float) -> None:
     """The scorer (heartbeat every 10 s) receives wf-slowbeat's message at 100.5 s and
     never finishes it (deadline 5 s)."""
