@@ -22,7 +22,7 @@ from typing import Any
 
 from correlator.choreography_file import Choreography
 from correlator.detection import Detection, detect
-from correlator.findings import ensure_findings, write_findings
+from correlator.findings import ensure_findings, remembered_since, write_findings
 from correlator.ledger import AnomalyLedger
 from correlator.model import ChoreographyModel, install_model, learn_model
 from correlator.pass_views import TICK_MATERIALIZED, PassViews
@@ -235,7 +235,12 @@ class Correlator:
         )
 
     def _learn(self) -> None:
-        self.model = learn_model(self.con, thresholds=self.thresholds, declared=self.choreography)
+        self.model = learn_model(
+            self.con,
+            thresholds=self.thresholds,
+            declared=self.choreography,
+            remembered_since=remembered_since(self.layout),
+        )
         install_model(self.con, self.model)
         self.write_model()
         self._model_learned_at = time.monotonic()

@@ -9,6 +9,8 @@ bind on a store the correlator has never run on.
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from typing import Final
 
 import pyarrow as pa
@@ -21,6 +23,8 @@ from store.schema import TIMESTAMP
 # zstd's fastest level: findings are rewritten while a watcher runs, and on ids (random
 # hex) level 1 compresses as well as the default (3) at half the time
 ZSTD_LEVEL: Final = 1
+
+log = logging.getLogger(__name__)
 
 ANOMALIES = pa.schema(
     [
@@ -112,3 +116,23 @@ def write_findings(layout: StoreLayout, name: str, table: pa.Table) -> None:
     table = table.select(schema.names).cast(schema)
     with replacing(layout.findings / f"{name}.parquet") as tmp:
         pq.write_table(table, tmp, compression="zstd", compression_level=ZSTD_LEVEL)
+
+
+def remembered_since(layout: StoreLayout) -> dict[tuple[str, str], dt.datetime]:
+    """The ``expected_since`` of each (subject, consumer) in the model last written
+    (none from a store the correlator never ran on, or from before the column)."""
+    path = layout.findings / "model_steps.parquet"
+    if not path.exists():
+        return {}
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as e:
+        log.warning("could not read the last model (%s): %s; learning it afresh", path, e)
+        return {}
+    if "expected_since" not in table.column_names:
+        return {}
+    return {
+        (row["subject"], row["consumer"]): row["expected_since"]
+        for row in table.select(["subject", "consumer", "expected_since"]).to_pylist()
+        if row["expected_since"] is not None
+    }

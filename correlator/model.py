@@ -9,6 +9,8 @@ which replace what was learned for what they name.
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,8 +56,12 @@ def learn_model(
     *,
     thresholds: Thresholds,
     declared: Choreography | None = None,
+    remembered_since: Mapping[tuple[str, str], dt.datetime] | None = None,
 ) -> ChoreographyModel:
-    """Learn from the spans ``correlated_spans`` points at; apply ``declared`` on top."""
+    """Learn from the spans ``correlated_spans`` points at; apply ``declared`` on top.
+    ``remembered_since``: the ``expected_since`` of each (subject, consumer) a past
+    model learned. It stays: retention drops a store's oldest hours, and a group
+    deployed late would then look there from the start, and owe what came before it."""
     run_folder(con, "learn_sql", {})
     steps = con.sql("SELECT * FROM learned_steps ORDER BY subject, consumer").to_arrow_table()
     follows = con.sql("SELECT * FROM learned_follows ORDER BY ALL").to_arrow_table()
@@ -63,6 +69,9 @@ def learn_model(
     producers = con.sql("SELECT subject, producer_service FROM learned_producers").to_arrow_table()
     model = ChoreographyModel(producers=producers.to_pylist())
     for row in steps.to_pylist():
+        past = (remembered_since or {}).get((row["subject"], row["consumer"]))
+        if past is not None:
+            row["expected_since"] = min(past, row["expected_since"] or past)
         row["deadline_s"] = _learned_deadline(row["p99_ms"], thresholds)
         row["sla_s"] = None
         row["source"] = "learned"

@@ -15,6 +15,7 @@ from tests.correlator.pipelines import (
     PARSED,
     RECEIVED,
     SCORED,
+    SERVICES,
     correlate,
     healthy_run,
     history,
@@ -214,6 +215,38 @@ def test_a_consumer_group_deployed_later_is_owed_only_what_was_published_since(
     engine.close()
     declared = correlate(store_layout, now_s=800, choreography=written)
     assert {(k, wf) for k, wf, _ in declared.kinds()} == {("dropped", "wf-late")}
+
+
+def test_a_group_deployed_later_still_owes_nothing_once_retention_drops_older_runs(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = OurSpans(log)
+    for i in range(10):  # an hour the retention will drop
+        healthy_run(ours, f"wf-{i}", start=float(i))
+    for service in SERVICES:
+        log.heartbeats_every(service, start=0, stop=900, interval_s=10)
+    log.write(store_layout)
+    oldest = [p for p in (store_layout.root / "spans").rglob("*.parquet") if p.name[0] != "_"]
+    for i in range(10, 20):  # runs still kept, before the auditor existed
+        healthy_run(ours, f"wf-{i}", start=400.0 + 10 * i)
+    for i in range(20, 30):  # an auditor group deployed on PARSED at t=700
+        first = ours.publish("intake", RECEIVED, workflow_id=f"wf-{i}", at_s=680.0 + i)
+        parsed = ours.step(first, service="parser", start=680.1 + i, end=680.4 + i,
+                           emits=PARSED)  # fmt: skip
+        ours.process(parsed, service="auditor", start=680.45 + i, end=680.5 + i)
+        scored = ours.step(parsed, service="scorer", start=680.5 + i, end=680.8 + i,
+                           emits=SCORED)  # fmt: skip
+        ours.process(scored, service="notifier", start=680.9 + i, end=681.0 + i)
+    log.write(store_layout)
+    assert correlate(store_layout, now_s=800).kinds() == set()
+
+    # retention drops the first segment: the store now begins at t=500, within 10
+    # minutes of the auditor's first message, as if it had always been there
+    for segment in oldest:
+        segment.unlink()
+
+    assert correlate(store_layout, now_s=800).kinds() == set()
 
 
 def test_a_consumer_group_there_from_the_start_is_owed_the_first_message_too(
