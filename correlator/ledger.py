@@ -38,6 +38,13 @@ class AnomalyLedger:
                 self._rows[row["anomaly_id"]] = row
         # (workflow, step, consumer) of every anomaly of a stuck kind ever found
         self._stuck_steps = {_step(r) for r in self._rows.values() if r["kind"] in STUCK_KINDS}
+        # (workflow, message, consumer) of each anomaly of a stuck kind: the wait it is
+        # about, which a later pass may see otherwise (see merge)
+        self._waits = {
+            _wait(r): r["anomaly_id"]
+            for r in self._rows.values()
+            if r["kind"] in STUCK_KINDS and r.get("message_id") and r["resolved_at"] is None
+        }
         self.changed = False
         self.rewrite_s = rewrite_s
         # the full file as last written, when, and the rows changed since
@@ -80,8 +87,16 @@ class AnomalyLedger:
             if finding["kind"] == "slow" and _step(finding) in self._stuck_steps:
                 continue  # the step was reported stuck: completing late is that fault
             key = anomaly_id(finding)
-            found.add(key)
             known = self._rows.get(key)
+            stuck = finding["kind"] in STUCK_KINDS and bool(finding.get("message_id"))
+            if known is None and stuck:
+                # one anomaly per fault: a message still waiting, seen otherwise now (its
+                # consumer was down, and is back with a backlog, or it was lost), stays
+                # the anomaly it was, told as it stands now, and is not alerted again
+                twin = self._rows.get(self._waits.get(_wait(finding), ""))
+                if twin is not None and twin["resolved_at"] is None:
+                    key, known = twin["anomaly_id"], twin
+            found.add(key)
             if known is None:
                 # explained only when first found: a tick re-finds every open
                 # workflow's anomalies, and rendering them again cost ~8 ms a tick
@@ -89,6 +104,8 @@ class AnomalyLedger:
                 self._rows[key] = row
                 if row["kind"] in STUCK_KINDS:
                     self._stuck_steps.add(_step(row))
+                if stuck:
+                    self._waits[_wait(row)] = key
                 new.append(row)
                 self._changed(key)
             else:
@@ -98,6 +115,11 @@ class AnomalyLedger:
                     # an exporter's count of dropped spans only grows: its finding (one
                     # per instance) says the count now, not the first one seen
                     changed |= _explained_again(known, finding, now=now)
+                elif stuck and (known["kind"], known["root_cause"]) != (
+                    finding["kind"],
+                    finding["root_cause"],
+                ):
+                    changed |= _told_anew(known, finding, now=now)
                 if changed:
                     self._changed(key)
         for row in self._rows.values():
@@ -159,6 +181,19 @@ def _explained_again(known: dict[str, Any], finding: dict[str, Any], *, now: dt.
         return False
     known["detail"], known["evidence"] = fresh["detail"], fresh["evidence"]
     return True
+
+
+def _told_anew(known: dict[str, Any], finding: dict[str, Any], *, now: dt.datetime) -> bool:
+    """Give ``known`` the kind, root cause and explanation ``finding`` has now."""
+    fresh = anomaly_row(finding, now=now, key=known["anomaly_id"])
+    for field in ("kind", "root_cause", "detail", "evidence"):
+        known[field] = fresh[field]
+    return True
+
+
+def _wait(anomaly: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    """Which message an anomaly of a stuck kind waits on, and for whose delivery."""
+    return anomaly.get("workflow_id"), anomaly.get("message_id"), anomaly.get("consumer")
 
 
 def _step(anomaly: dict[str, Any]) -> tuple[str | None, str | None, str | None]:

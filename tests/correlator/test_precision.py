@@ -230,3 +230,30 @@ def test_message_a_consumer_never_got_long_after_its_return_is_dropped(
     outcome = correlate(store_layout, now_s=130)  # back for 20 s, deadline 5 s
 
     assert ("dropped", "wf-lost", PARSED) in outcome.kinds()
+
+
+def test_a_wait_seen_otherwise_as_time_passes_stays_one_anomaly(
+    store_layout: StoreLayout,
+) -> None:
+    # the scorer is down when the message comes (stalled: consumer down), then back,
+    # and the message never reaches it (dropped): one fault, one anomaly, one alert
+    log = SpanLog()
+    ours = history(log, heartbeats_until=None)
+    for service in ("intake", "parser", "notifier"):
+        log.heartbeats_every(service, start=1, stop=200)
+    log.heartbeats_every("scorer", start=1, stop=95)
+    log.heartbeats_every("scorer", start=110, stop=200)
+    up_to_parsed(ours, "wf-lost", start=100)
+    log.write(store_layout)
+
+    during = correlate(store_layout, now_s=108)
+    after = correlate(store_layout, now_s=130)
+
+    assert during.kinds() == {("stalled", "wf-lost", PARSED)}
+    ((before,), (now,)) = (
+        [a for a in outcome.anomalies if a["workflow_id"] == "wf-lost"]
+        for outcome in (during, after)
+    )
+    assert now["anomaly_id"] == before["anomaly_id"] and now["resolved_at"] is None
+    assert (now["kind"], now["root_cause"]) == ("dropped", "dropped")
+    assert "never received by consumer group `scorer`" in now["detail"]
