@@ -91,8 +91,9 @@ class AnomalyLedger:
             stuck = finding["kind"] in STUCK_KINDS and bool(finding.get("message_id"))
             if known is None and stuck:
                 # one anomaly per fault: a message still waiting, seen otherwise now (its
-                # consumer was down, and is back with a backlog, or it was lost), stays
-                # the anomaly it was, told as it stands now, and is not alerted again
+                # consumer was down and is back with a backlog; lost, and then its
+                # consumer went down too) stays the anomaly it was, as first told (the
+                # workflow's status says how it stands now), and is not alerted again
                 twin = self._rows.get(self._waits.get(_wait(finding), ""))
                 if twin is not None and twin["resolved_at"] is None:
                     key, known = twin["anomaly_id"], twin
@@ -115,11 +116,6 @@ class AnomalyLedger:
                     # an exporter's count of dropped spans only grows: its finding (one
                     # per instance) says the count now, not the first one seen
                     changed |= _explained_again(known, finding, now=now)
-                elif stuck and (known["kind"], known["root_cause"]) != (
-                    finding["kind"],
-                    finding["root_cause"],
-                ):
-                    changed |= _told_anew(known, finding, now=now)
                 if changed:
                     self._changed(key)
         for row in self._rows.values():
@@ -180,14 +176,6 @@ def _explained_again(known: dict[str, Any], finding: dict[str, Any], *, now: dt.
     if fresh["detail"] == known["detail"]:
         return False
     known["detail"], known["evidence"] = fresh["detail"], fresh["evidence"]
-    return True
-
-
-def _told_anew(known: dict[str, Any], finding: dict[str, Any], *, now: dt.datetime) -> bool:
-    """Give ``known`` the kind, root cause and explanation ``finding`` has now."""
-    fresh = anomaly_row(finding, now=now, key=known["anomaly_id"])
-    for field in ("kind", "root_cause", "detail", "evidence"):
-        known[field] = fresh[field]
     return True
 
 
