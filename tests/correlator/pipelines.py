@@ -63,6 +63,19 @@ def history(log: SpanLog, *, runs: int = 8, heartbeats_until: float | None = 200
     return ours
 
 
+def lost_while_the_scorer_was_down(layout: StoreLayout) -> None:
+    """History, then the scorer stops at 95 s and is back at 110 s; wf-lost's message,
+    published at 100 s, never reaches it."""
+    log = SpanLog()
+    ours = history(log, heartbeats_until=None)
+    for service in ("intake", "parser", "notifier"):
+        log.heartbeats_every(service, start=1, stop=200)
+    log.heartbeats_every("scorer", start=1, stop=95)
+    log.heartbeats_every("scorer", start=110, stop=200)
+    up_to_parsed(ours, "wf-lost", start=100)
+    log.write(layout)
+
+
 @dataclass
 class Outcome:
     anomalies: list[dict[str, Any]]

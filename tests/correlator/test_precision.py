@@ -10,6 +10,7 @@ from tests.correlator.pipelines import (
     SCORED,
     correlate,
     history,
+    lost_while_the_scorer_was_down,
     up_to_parsed,
 )
 from tests.correlator.span_shapes import SpanLog
@@ -215,23 +216,10 @@ def test_a_message_lost_before_a_backlog_built_up_is_still_dropped(
     assert outcome.kinds() == {("dropped", "wf-lost", PARSED)}
 
 
-def _lost_while_the_scorer_was_down(store_layout: StoreLayout) -> None:
-    """The scorer stops at 95 s and is back at 110 s; wf-lost's message, published at
-    100 s, never reaches it."""
-    log = SpanLog()
-    ours = history(log, heartbeats_until=None)
-    for service in ("intake", "parser", "notifier"):
-        log.heartbeats_every(service, start=1, stop=200)
-    log.heartbeats_every("scorer", start=1, stop=95)
-    log.heartbeats_every("scorer", start=110, stop=200)
-    up_to_parsed(ours, "wf-lost", start=100)
-    log.write(store_layout)
-
-
 def test_message_a_consumer_never_got_long_after_its_return_is_dropped(
     store_layout: StoreLayout,
 ) -> None:
-    _lost_while_the_scorer_was_down(store_layout)
+    lost_while_the_scorer_was_down(store_layout)
 
     outcome = correlate(store_layout, now_s=130)  # back for 20 s, deadline 5 s
 
@@ -244,7 +232,7 @@ def test_a_wait_seen_otherwise_as_time_passes_stays_one_anomaly(
     # the scorer is down when the message comes (stalled: consumer down), then back,
     # and the message never reaches it (dropped): one fault, one anomaly, one alert;
     # the workflow's status says how it stands now
-    _lost_while_the_scorer_was_down(store_layout)
+    lost_while_the_scorer_was_down(store_layout)
 
     during = correlate(store_layout, now_s=108)
     after = correlate(store_layout, now_s=130)

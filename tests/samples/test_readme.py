@@ -25,6 +25,8 @@ from instrumentation.errors import PublishError
 from samples.command_line import build_parser as sample_parser
 from samples.orders.agents import PIPELINE as ORDERS
 from samples.recruitment.agents import PIPELINE as RECRUITMENT
+from store import StoreLayout
+from tests.correlator.pipelines import correlate, lost_while_the_scorer_was_down
 from tests.dashboard.fixture_store import STALLED_WORKFLOW, build_recruitment_store
 from tests.samples.pipeline_harness import BusEvent, stream_events, wait_for
 from tests.samples.readme_blocks import (
@@ -120,6 +122,24 @@ def test_the_stalled_workflows_recipe_names_the_stuck_workflow_and_why(
     [stalled] = [r for r in rows if r["workflow_id"] == STALLED_WORKFLOW]
     assert stalled["waiting_on"] and stalled["root_cause"] == "dropped"
     assert stalled["detail"]
+
+
+def test_the_stalled_workflows_recipe_explains_a_run_whose_cause_changed_since(
+    tmp_path: Path,
+) -> None:
+    # stalled while the scorer was down, then lost once it was back: its anomaly is
+    # as first told (consumer down), its status as it stands now (dropped)
+    layout = StoreLayout.at(tmp_path / "data")
+    layout.ensure()
+    lost_while_the_scorer_was_down(layout)
+    correlate(layout, now_s=108)
+    correlate(layout, now_s=130)
+
+    rows = recipe_rows(sql_recipe("w.status = 'stalled'"), layout.root)
+
+    [stalled] = [r for r in rows if r["workflow_id"] == "wf-lost"]
+    assert stalled["root_cause"] == "dropped" and stalled["kind"] == "stalled"
+    assert "which is down" in stalled["detail"]
 
 
 def test_the_hop_latency_recipe_gives_percentiles_per_hop(fixture_store: Path) -> None:
