@@ -97,7 +97,9 @@ class DemoRun:
             try:
                 return self._supervise(supervisor, specs, options, stop, duration, verify, settle)
             finally:
-                stop_everything(supervisor)
+                # the correlator first: the store keeps its findings on the pipelines
+                # as they ran, not on their services going silent one by one
+                stop_everything(supervisor, first=("correlator",))
 
     def _supervise(
         self,

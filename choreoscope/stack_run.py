@@ -55,10 +55,15 @@ def report_crashes(crashed: Sequence[ChildExit]) -> None:
         print(f"choreoscope: {child.explain()}", flush=True)
 
 
-def stop_everything(supervisor: Supervisor) -> None:
-    """Stop every component, last started first, saying so."""
-    if supervisor.names:
-        print(f"stopping {', '.join(reversed(supervisor.names))} ...", flush=True)
+def stop_everything(supervisor: Supervisor, *, first: Sequence[str] = ()) -> None:
+    """Stop every component, ``first`` ones first, then the last started first,
+    saying so."""
+    leading = [name for name in first if name in supervisor.names]
+    rest = [name for name in reversed(supervisor.names) if name not in leading]
+    if leading or rest:
+        print(f"stopping {', '.join([*leading, *rest])} ...", flush=True)
+    for name in leading:
+        supervisor.stop(name)
     supervisor.stop_all()
     print("everything stopped", flush=True)
 

@@ -134,7 +134,7 @@ def test_demo_serves_the_dashboard_and_ctrl_c_stops_everything(tmp_path: Path) -
         if demo.poll() is None:
             demo.kill()
     assert demo.returncode == 0, output + rest
-    assert "stopping dashboard, orders, recruitment, correlator, collector, nats-server" in rest
+    assert "stopping correlator, dashboard, orders, recruitment, collector, nats-server" in rest
     assert wait_until_gone(data) == []
 
 
