@@ -50,12 +50,9 @@ def test_demo_finds_every_injected_fault_and_flags_no_healthy_workflow(tmp_path:
 
     # the demo stops its correlator before the pipelines: no service reads as gone
     # silent for having been stopped at the end (only one a consumer_down fault stopped)
-    silent = (
-        connect(data)
-        .execute(
-            "select service from anomalies where root_cause = 'service_silent' and resolved_at is null"
-        )
-        .fetchall()
+    open_silences = (
+        "select service from anomalies where root_cause = 'service_silent' and resolved_at is null"
     )
+    silent = connect(data).execute(open_silences).fetchall()
     stopped_by_faults = {t["step"] for t in truth if t["fault"] == "consumer_down"}
     assert {service for (service,) in silent} <= stopped_by_faults
