@@ -53,10 +53,15 @@ def short(message_id: str | None) -> str:
 def _when(f: dict[str, Any], key: str = "since") -> str:
     """``at 12:58:50 UTC``: explanations are stored, so they name clock times rather
     than "4 min ago", which would read stale as soon as the finding is a minute old."""
+    return f"at {_clock(f, key)}"
+
+
+def _clock(f: dict[str, Any], key: str) -> str:
+    """``12:58:50 UTC``, the time ``f[key]`` says (``since 12:58:50 UTC``)."""
     at = f.get(key)
     if not isinstance(at, dt.datetime):
-        return "at an unknown time"
-    return f"at {at.astimezone(dt.UTC):%H:%M:%S} UTC"
+        return "an unknown time"
+    return f"{at.astimezone(dt.UTC):%H:%M:%S} UTC"
 
 
 def _msg(f: dict[str, Any]) -> str:
@@ -100,7 +105,7 @@ def _failed(f: dict[str, Any], now: dt.datetime) -> str:
     err = f": {f['last_error']}" if f.get("last_error") else ""
     errors = f.get("errors") or 1
     attempts = "its only attempt" if errors == 1 else f"all {errors} attempts"
-    last = f", the last {_when(f, 'last_attempt_end')[3:]}" if errors > 1 else ""
+    last = f", the last {_clock(f, 'last_attempt_end')}" if errors > 1 else ""
     return (
         f"failed at `{f['service']}`: {attempts} to process {_msg(f)} raised{last}, "
         f"and no retry came within {ago(f.get('waited_s'))}{err}"
@@ -118,11 +123,11 @@ def _stalled(f: dict[str, Any], now: dt.datetime) -> str:
             f"stalled at `{f['service']}`: {_msg(f)} published {_when(f)} waits in the "
             f"backlog of consumer group `{f['consumer']}`: JetStream held "
             f"{f.get('consumer_backlog')} messages for it at "
-            f"{_when(f, 'backlog_sampled_at')[3:]}, and `{f['service']}` is up but has not "
+            f"{_clock(f, 'backlog_sampled_at')}, and `{f['service']}` is up but has not "
             f"got to it within the step's deadline ({ago(f.get('deadline_s'))})"
         )
     down = (
-        f"no heartbeat since {_when(f, 'consumer_last_seen')[3:]}"
+        f"no heartbeat since {_clock(f, 'consumer_last_seen')}"
         if f.get("consumer_last_seen")
         else "its heartbeats stopped"
     )
@@ -130,11 +135,11 @@ def _stalled(f: dict[str, Any], now: dt.datetime) -> str:
         return (
             f"stalled at `{f['service']}`: {_msg(f)} published {_when(f)} "
             f"waited on consumer group `{f['consumer']}` through an outage; it is back "
-            f"since {_when(f, 'consumer_back_at')[3:]} and still working off its backlog"
+            f"since {_clock(f, 'consumer_back_at')} and still working off its backlog"
         )
     holder = f" (`{f['receiving_instance']}`)" if f.get("receiving_instance") else ""
     holder_fate = (
-        f"restarted since, at {_when(f, 'receiver_restarted_at')[3:]}: the handler died "
+        f"restarted since, at {_clock(f, 'receiver_restarted_at')}: the handler died "
         "with it, and no redelivery has come"
         if f.get("receiver_restarted_at")
         else f"is down ({down})"
@@ -169,7 +174,7 @@ def _telemetry_gap(f: dict[str, Any], now: dt.datetime) -> str:
     if f.get("root_cause") == "service_silent":
         return (
             f"`{f['service']}` went silent: no heartbeat since "
-            f"{_when(f, 'last_seen')[3:]} (it sends one every {ago(f.get('interval_s'))}); "
+            f"{_clock(f, 'last_seen')} (it sends one every {ago(f.get('interval_s'))}); "
             "findings that depend on its spans may be incomplete"
         )
     if f.get("workflow_id") and f.get("state") in ("received", "unreceived"):

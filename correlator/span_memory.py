@@ -7,7 +7,7 @@
   linked traces together (``scope``); following links through this small table
   reads no span;
 - ``new_spans``: the spans that arrived since the last tick and are not held yet;
-- ``scope_spans``: the spans a tick re-judges;
+- ``scope_spans``: the spans a tick re-judges.
 
 A late span that continues a trace memory no longer holds but the store did, or a
 new trace of a workflow memory let go, brings the stored traces back.
@@ -176,11 +176,11 @@ class SpanMemory:
         # what the store holds from now on (a workflow id may first come on a held
         # trace: an app's request span names none); undone if the tick rolls back
         for _trace, trace_key, workflow_key, _t_held, workflow_held in arrived:
-            for seen, key, known in (
+            for seen, key, held in (
                 (self._seen_traces, trace_key, False),
-                (self._seen_workflows, workflow_key, workflow_held),
+                (self._seen_workflows, workflow_key, workflow_held),  # recorded then
             ):
-                if not known and key not in seen:
+                if not held and key not in seen:
                     seen.add(key)
                     self._added.append((seen, key))
         con.execute("INSERT INTO work_spans SELECT * FROM new_spans")
