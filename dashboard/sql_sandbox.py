@@ -14,7 +14,6 @@ Every run gets its own cursor, a row cap and a time limit (``interrupt()``).
 from __future__ import annotations
 
 import contextlib
-import re
 import tempfile
 import threading
 import time
@@ -26,14 +25,13 @@ import pyarrow as pa
 
 from correlator.queries import reads_spans, scoped_to_store
 from instrumentation.errors import ChoreoscopeError
-from store import keyword_column_hint, read_retrying
+from store import keyword_column_hint, read_retrying, statement_kind
 
 DEFAULT_ROW_CAP = 10_000
 DEFAULT_TIME_LIMIT_S = 10.0
 DEFAULT_MEMORY_LIMIT = "1GB"
 
 _T = duckdb.StatementType
-_EXPLAIN = re.compile(r"^\s*explain(\s+analyze)?\s+", re.IGNORECASE)
 _WHY_REFUSED: dict[object, str] = {
     _T.COPY: "COPY reads or writes files; the console only reads the store's views "
     "(download results with the CSV and Parquet buttons instead)",
@@ -143,18 +141,15 @@ def check_read_only(sql: str) -> str:
             f"{len(statements)}; run them one by one"
         )
     statement = statements[0]
-    _refuse_unless_select(statement.type, statement.query)
+    _refuse_unless_select(statement)
     return statement.query
 
 
-def _refuse_unless_select(kind: object, query: str) -> None:
+def _refuse_unless_select(statement: duckdb.Statement) -> None:
+    kind = statement_kind(statement)  # EXPLAIN ANALYZE executes what it explains
     if kind == _T.SELECT:
         return
-    if kind == _T.EXPLAIN:
-        # EXPLAIN ANALYZE executes its statement, so what it explains must be a read too.
-        inner = duckdb.extract_statements(_EXPLAIN.sub("", query, count=1))
-        if len(inner) == 1 and inner[0].type == _T.SELECT:
-            return
+    if statement.type == _T.EXPLAIN:
         raise QueryRefusedError("EXPLAIN is allowed only for a SELECT")
     if kind in _DDL_DML:
         raise QueryRefusedError(

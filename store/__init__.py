@@ -12,6 +12,7 @@ from store.layout import DEFAULT_DATA_DIR, StoreLayout, StoreVersionError
 from store.rereading import read_retrying
 from store.schema import SCHEMA_VERSION, TABLES
 from store.sql_hints import keyword_column_hint
+from store.statement_kind import statement_kind
 
 __all__ = [
     "DEFAULT_DATA_DIR",
@@ -23,4 +24,5 @@ __all__ = [
     "keyword_column_hint",
     "open_store",
     "read_retrying",
+    "statement_kind",
 ]

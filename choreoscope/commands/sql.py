@@ -9,7 +9,6 @@ import csv
 import datetime as dt
 import decimal
 import json
-import re
 import sys
 import uuid
 from collections.abc import Sequence
@@ -22,7 +21,7 @@ import pyarrow.parquet as pq
 
 from choreoscope.settings import add_flags
 from instrumentation.errors import ChoreoscopeError
-from store import keyword_column_hint, read_retrying
+from store import keyword_column_hint, read_retrying, statement_kind
 
 ORDER = 70
 FORMATS = ("table", "csv", "json", "parquet")
@@ -91,7 +90,6 @@ def open_connection(data: Path) -> duckdb.DuckDBPyConnection:
     return connect(data)
 
 
-_EXPLAIN = re.compile(r"^\s*explain(\s+analyze)?\s+", re.IGNORECASE)
 # what a query may be: it reads (PIVOT, which DuckDB runs as several statements,
 # and PRAGMA or CALL of a table function read too)
 READING = {
@@ -120,10 +118,12 @@ def one_reading_statement(text: str) -> str:
         raise ChoreoscopeError(
             f"the text holds {len(statements)} statements; run one query at a time"
         )
-    kind = statements[0].type
-    if kind == duckdb.StatementType.EXPLAIN:  # EXPLAIN ANALYZE runs what it explains
-        explained = _EXPLAIN.sub("", text, count=1)
-        kind = next((s.type for s in duckdb.extract_statements(explained)), kind)
+    kind = statement_kind(statements[0])  # EXPLAIN ANALYZE runs what it explains
+    if kind is None:
+        raise ChoreoscopeError(
+            "choreoscope sql cannot tell what this EXPLAIN would run: write "
+            "EXPLAIN [ANALYZE] followed by one SELECT"
+        )
     if kind not in READING:
         raise ChoreoscopeError(
             f"choreoscope sql only reads, and this is a {kind.name} statement: "

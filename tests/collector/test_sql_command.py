@@ -143,9 +143,12 @@ def test_only_one_reading_query_runs(filled_store: StoreLayout, tmp_path: Path) 
 
     copy = sql(filled_store, f"copy (select 1) to '{target}'")
     explained = sql(filled_store, f"explain analyze copy (select 1) to '{target}'")
+    behind_a_comment = sql(filled_store, f"-- why\nexplain analyze copy (select 1) to '{target}'")
     two = sql(filled_store, "select 1; select 2")
 
-    assert copy.returncode == 2 and explained.returncode == 2 and not target.exists()
+    assert copy.returncode == explained.returncode == behind_a_comment.returncode == 2
+    assert not target.exists()
+    assert sql(filled_store, "-- why\n/* a plan */ explain select 1").returncode == 0
     assert "only reads" in copy.stderr.decode() and "-o FILE" in copy.stderr.decode()
     assert two.returncode == 2 and "run one query at a time" in two.stderr.decode()
     assert b"Traceback" not in copy.stderr + two.stderr

@@ -98,12 +98,18 @@ def test_reading_a_file_outside_the_store_is_refused(sandbox):
         ("DROP VIEW workflows", "DDL and DML"),
         ("INSERT INTO spans_raw SELECT * FROM spans_raw", "DDL and DML"),
         ("EXPLAIN ANALYZE COPY (SELECT 1) TO 'x.csv'", "EXPLAIN"),
+        ("-- why\nEXPLAIN ANALYZE COPY (SELECT 1) TO 'x.csv'", "EXPLAIN"),
         ("EXPORT DATABASE 'dump'", "EXPORT"),
     ],
 )
 def test_statements_other_than_reads_are_refused_with_the_reason(sandbox, sql, reason):
     with pytest.raises(QueryRefusedError, match=reason):
         run_read_query(sandbox, sql)
+
+
+def test_an_explain_behind_a_comment_is_an_explain(sandbox):
+    result = run_read_query(sandbox, "-- why is it slow?\nEXPLAIN SELECT count(*) FROM spans")
+    assert result.table.num_rows >= 1
 
 
 def test_several_statements_at_once_are_refused(sandbox):
