@@ -26,6 +26,7 @@ from correlator.findings import ensure_findings, remembered_since, write_finding
 from correlator.ledger import AnomalyLedger
 from correlator.model import ChoreographyModel, install_model, learn_model
 from correlator.pass_views import TICK_MATERIALIZED, PassViews
+from correlator.reclaim import reclaim_deleted
 from correlator.signal_memory import SignalMemory
 from correlator.span_memory import SpanMemory
 from correlator.sql_text import parsed, statement
@@ -36,6 +37,9 @@ from store import StoreLayout, open_store
 from store.layout import COMPACTED_PREFIX
 
 log = logging.getLogger(__name__)
+
+# the tables eviction deletes from (reclaim.py)
+RECLAIMED = ("work_spans", "cross_links", "all_status", "heartbeats", "consumer_lag")
 
 
 class Correlator:
@@ -271,4 +275,5 @@ class Correlator:
         self.memory.evict(self.con, horizon=watermark - dt.timedelta(seconds=self.recent_s))
         self.verdicts.forget_superseded(self.con)
         self.signals.evict(self.con, now=watermark)
+        reclaim_deleted(self.con, tables=RECLAIMED)
         self.con.execute("CHECKPOINT")  # the automatic one is off (see __init__)

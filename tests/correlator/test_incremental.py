@@ -883,3 +883,29 @@ def test_a_workflow_held_open_for_an_orphan_is_judged_whole(store_layout: StoreL
         engine.tick(now=at(t))
         assert _latest_verdict(engine, "wf-split")[0] == "recruit.application.received", t
     engine.close()
+
+
+def test_a_watcher_gives_back_the_memory_of_the_spans_it_let_go(
+    store_layout: StoreLayout,
+) -> None:
+    """Days of uptime: memory holds the spans it keeps, not every span it ever held
+    (DuckDB keeps a table's deleted rows until the table is copied anew)."""
+    log = SpanLog()
+    ours = history(log, heartbeats_until=None)
+    log.write(store_layout)
+    engine = forgetful_watcher(store_layout)
+    engine.cold_pass(now=at(10))
+    for tick in range(24):  # each tick lets go of the 30 runs of the one before
+        start = 100.0 + 10 * tick
+        for run in range(30):
+            healthy_run(ours, f"wf-{tick}-{run}", start=start + run * 0.01)
+        log.write(store_layout)
+        engine.tick(now=at(start + 8))
+    stored, held = engine.con.execute(
+        "SELECT estimated_size, (SELECT count(*) FROM work_spans) FROM duckdb_tables() "
+        "WHERE database_name = 'temp' AND table_name = 'work_spans'"
+    ).fetchone()
+    engine.close()
+
+    assert held < 1_000 < 24 * 30 * 7  # it let go of most of what it held
+    assert stored < 2_500  # and does not keep their rows (a copy at 2,000)
