@@ -12,10 +12,13 @@ Safe beside readers and other collectors:
   whose glob listed them can still open them, and meanwhile the views' dedupe
   hides the double copies. A later pass deletes them and then the manifest. A crash
   at any step leaves either the inputs alone, or inputs and output (deduplicated),
-  never a loss. (During the grace period a compacted hour's signals are listed
-  twice: the bus_events and rejected views keep each row once; heartbeats and
-  consumer lag, too many to window on every read, are listed twice, which their
-  readers tolerate: each takes an instance's or a consumer's latest row.)
+  never a loss; an output that landed is never merged again with its inputs: a
+  manifest still without its ``visible_at`` (the process died, or the disk filled,
+  between the output's rename and that write) gets it from the next pass. (During
+  the grace period a compacted hour's signals are listed twice: the bus_events and
+  rejected views keep each row once; heartbeats and consumer lag, too many to
+  window on every read, are listed twice, which their readers tolerate: each takes
+  an instance's or a consumer's latest row.)
 """
 
 from __future__ import annotations
@@ -152,16 +155,12 @@ class Compactor:
             with replacing(output) as tmp:
                 self._con.execute(sql, [[str(p) for p in inputs], str(tmp)])
         except BaseException:
-            manifest.unlink(missing_ok=True)
+            if not output.exists():  # else it landed: the next pass finishes it
+                manifest.unlink(missing_ok=True)
             raise
-        _write_json(
-            manifest,
-            {
-                "output": output.name,
-                "inputs": [p.name for p in inputs],
-                # on the caller's clock, which tests move; plus the time the merge took
-                "visible_at": (now + dt.timedelta(seconds=time.monotonic() - started)).isoformat(),
-            },
+        # on the caller's clock, which tests move; plus the time the merge took
+        _mark_visible(
+            manifest, output, inputs, now + dt.timedelta(seconds=time.monotonic() - started)
         )
         log.info("compacted %d segments of %s into %s", len(inputs), folder, output.name)
 
@@ -171,13 +170,29 @@ class Compactor:
         for manifest in sorted(folder.glob(f"{MANIFEST_PREFIX}*.json")):
             try:
                 entry = json.loads(manifest.read_text())
-            except (OSError, ValueError):
+            except (OSError, ValueError) as e:
+                output = folder / (manifest.name.removeprefix(MANIFEST_PREFIX)[:-5] + ".parquet")
+                if output.exists():  # which inputs it holds is not known any more
+                    raise ValueError(
+                        f"the compaction manifest {manifest} cannot be read ({e}) and its "
+                        f"output {output.name} exists: the partition is left as it is, since "
+                        "merging that output with its inputs again would list their signal "
+                        "rows twice; move the manifest aside to compact it anyway"
+                    ) from e
                 manifest.unlink(missing_ok=True)
                 continue
-            visible_at = entry.get("visible_at")
-            if not (folder / entry["output"]).exists() or visible_at is None:
+            output = folder / entry["output"]
+            if not output.exists():
                 manifest.unlink(missing_ok=True)  # crashed before the output landed
                 continue
+            visible_at = entry.get("visible_at")
+            if visible_at is None:
+                # the output landed (it is renamed into place only once whole), but
+                # its visible_at was not written: it supersedes its inputs all the
+                # same, and readers may have listed it, so its grace period starts now
+                inputs = [folder / name for name in entry["inputs"]]
+                _mark_visible(manifest, output, inputs, now)
+                visible_at = now.isoformat()
             if dt.datetime.fromisoformat(visible_at) + dt.timedelta(seconds=self.grace) > now:
                 pending.update(entry["inputs"])
                 pending.add(entry["output"])
@@ -190,6 +205,14 @@ class Compactor:
 
     def close(self) -> None:
         self._con.close()
+
+
+def _mark_visible(manifest: Path, output: Path, inputs: list[Path], at: dt.datetime) -> None:
+    """Record in ``manifest`` that ``output`` became visible ``at``."""
+    _write_json(
+        manifest,
+        {"output": output.name, "inputs": [p.name for p in inputs], "visible_at": at.isoformat()},
+    )
 
 
 def _write_json(path: Path, value: object) -> None:
