@@ -19,6 +19,9 @@ Safe beside readers and other collectors:
   rejected views keep each row once; heartbeats and consumer lag, too many to
   window on every read, are listed twice, which their readers tolerate: each takes
   an instance's or a consumer's latest row.)
+- a segment that cannot be read is moved into the store's quarantine
+  (``store.quarantine``) and the rest of its partition compacted; any other failure
+  leaves that partition as it was, logged, and the others are compacted still.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import duckdb
 
 from store.durable_files import fsync_path, replacing
 from store.layout import COMPACTED_PREFIX, StoreLayout
+from store.quarantine import quarantine, unreadable_reason
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +121,15 @@ class Compactor:
                 hour = partition_hour(folder)
                 if hour is None or hour + dt.timedelta(hours=1, seconds=self.settle) > now:
                     continue
-                with partition_lock(folder) as held:
-                    if held:
-                        written += self.compact_partition(folder, table=table, now=now)
+                try:  # one partition's failure leaves the others to compact
+                    with partition_lock(folder) as held:
+                        if held:
+                            written += self.compact_partition(folder, table=table, now=now)
+                except (OSError, duckdb.Error, ValueError) as e:
+                    log.error(
+                        "compacting %s failed (%s): nothing of it is lost, and "
+                        "the next pass takes it up again", folder, e,
+                    )  # fmt: skip
         return written
 
     def compact_partition(self, folder: Path, *, table: str, now: dt.datetime) -> int:
@@ -131,9 +141,29 @@ class Compactor:
         ]
         written = 0
         for group in self._groups(small):
-            self._merge(folder, group, sql=self._sql[table], now=now)
+            try:
+                self._merge(folder, group, sql=self._sql[table], now=now)
+            except duckdb.Error as e:
+                group = self._set_aside_unreadable(group, failure=e)
+                if len(group) < 2:
+                    continue
+                self._merge(folder, group, sql=self._sql[table], now=now)
             written += 1
         return written
+
+    def _set_aside_unreadable(self, group: list[Path], *, failure: duckdb.Error) -> list[Path]:
+        """After a merge failed: quarantine the inputs DuckDB cannot read, return the
+        others. If every input reads, the failure was not theirs: raise it again."""
+        readable = []
+        for path in group:
+            reason = unreadable_reason(self._con, path, whole=True)
+            if reason is None:
+                readable.append(path)
+            else:
+                quarantine(self.layout, path, reason=reason)
+        if len(readable) == len(group):
+            raise failure
+        return readable
 
     def _groups(self, files: list[Path]) -> list[list[Path]]:
         groups: list[list[Path]] = [[]]

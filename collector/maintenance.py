@@ -1,16 +1,22 @@
-"""The collector's background upkeep: compaction, then retention, every ``interval``."""
+"""The collector's background upkeep, every ``interval``: damaged segments are moved
+into quarantine, then small segments compacted, then expired partitions dropped.
+Each step runs whatever became of the one before it: a partition compaction cannot
+handle must not stop retention from freeing the disk."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
+from collections.abc import Callable
 
 import duckdb
 
 from collector.compaction import Compactor
 from collector.retention import drop_expired_partitions
 from store.layout import StoreLayout
+from store.quarantine import DamagedFileSweep
 
 log = logging.getLogger(__name__)
 
@@ -18,16 +24,39 @@ log = logging.getLogger(__name__)
 async def run_maintenance(
     *, layout: StoreLayout, retention: float, interval: float, grace: float, stop: asyncio.Event
 ) -> None:
-    """Compact and expire partitions until ``stop``; failures are logged, never fatal."""
+    """Quarantine, compact and expire until ``stop``; failures are logged, never fatal."""
+    sweep = DamagedFileSweep(layout=layout)
     compactor = Compactor(layout=layout, grace=grace)
     try:
         while not stop.is_set():
-            try:
-                await asyncio.to_thread(compactor.run_once)
-                await asyncio.to_thread(drop_expired_partitions, layout, retention=retention)
-            except (OSError, duckdb.Error, ValueError) as e:
-                log.error("store maintenance failed (%s); retrying in %.0fs", e, interval)
+            await asyncio.to_thread(
+                maintain_store, layout=layout, sweep=sweep, compactor=compactor,
+                retention=retention, interval=interval,
+            )  # fmt: skip
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
     finally:
         compactor.close()
+        sweep.close()
+
+
+def maintain_store(
+    *,
+    layout: StoreLayout,
+    sweep: DamagedFileSweep,
+    compactor: Compactor,
+    retention: float,
+    interval: float,
+    now: dt.datetime | None = None,
+) -> None:
+    """One pass of upkeep; each step's failure is logged and the next runs."""
+    steps: list[tuple[str, Callable[[], object]]] = [
+        ("checking new segments", sweep.run_once),
+        ("compaction", lambda: compactor.run_once(now=now)),
+        ("retention", lambda: drop_expired_partitions(layout, retention=retention, now=now)),
+    ]
+    for name, step in steps:
+        try:
+            step()
+        except (OSError, duckdb.Error, ValueError) as e:
+            log.error("store maintenance: %s failed (%s); retrying in %.0fs", name, e, interval)

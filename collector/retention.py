@@ -33,15 +33,20 @@ def drop_expired_partitions(
             hour = partition_hour(folder)
             if hour is None or hour + dt.timedelta(hours=1) > cutoff:
                 continue
-            with partition_lock(folder) as held:
-                if not held:
-                    continue
-                shutil.rmtree(folder)
-            dropped.append(folder)
-            date_dir = folder.parent
-            if not any(date_dir.iterdir()):
-                date_dir.rmdir()
-            fsync_path(date_dir.parent, directory=True)
+            try:  # one partition's failure leaves the others to drop
+                with partition_lock(folder) as held:
+                    if not held:
+                        continue
+                    shutil.rmtree(folder)
+                dropped.append(folder)
+                date_dir = folder.parent
+                if not any(date_dir.iterdir()):
+                    date_dir.rmdir()
+                fsync_path(date_dir.parent, directory=True)
+            except OSError as e:
+                log.error(
+                    "retention: dropping %s failed (%s); the next pass tries again", folder, e
+                )
     if dropped:
         log.info("retention: dropped %d partition(s) older than %.0fs", len(dropped), retention)
     return dropped
