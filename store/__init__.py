@@ -9,6 +9,7 @@ con = open_store("choreoscope-data") # a reader: in-memory DuckDB with the views
 
 from store.connection import configure_connection, open_store
 from store.layout import DEFAULT_DATA_DIR, StoreLayout, StoreVersionError
+from store.quarantine import UnreadableSegmentError
 from store.rereading import read_retrying
 from store.schema import SCHEMA_VERSION, TABLES
 from store.sql_hints import keyword_column_hint
@@ -20,6 +21,7 @@ __all__ = [
     "TABLES",
     "StoreLayout",
     "StoreVersionError",
+    "UnreadableSegmentError",
     "configure_connection",
     "keyword_column_hint",
     "open_store",

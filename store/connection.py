@@ -16,6 +16,8 @@ import duckdb
 import pyarrow as pa
 
 from store.layout import StoreLayout
+from store.quarantine import damaged_file_error
+from store.rereading import file_changed_under
 from store.schema import TABLES
 from store.sql_files import view_statements
 
@@ -32,8 +34,9 @@ def open_store(
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory connection with the store's views (and those of ``extra_packages``).
 
-    Raises ``ChoreoscopeError`` if there is no store there, or ``StoreVersionError``
-    if it was written by another schema version.
+    Raises ``ChoreoscopeError`` if there is no store there, ``StoreVersionError``
+    if it was written by another schema version, or ``UnreadableSegmentError`` if
+    one of its files is damaged.
     """
     layout = StoreLayout.at(data_dir)
     layout.check_version()
@@ -43,12 +46,25 @@ def open_store(
     for package in ("store", *extra_packages):
         for statement in view_statements(package, layout):
             if not any(f"/{table}/**" in statement for table in unseeded):
-                con.execute(statement)
+                _create_view(con, statement)
     for table in unseeded:  # read as empty, with its columns, by every cursor
         con.register("empty_seed", pa.Table.from_pylist([], schema=TABLES[table]))
         con.execute(f"CREATE TABLE {table} AS SELECT * FROM empty_seed")
         con.unregister("empty_seed")
     return con
+
+
+def _create_view(con: duckdb.DuckDBPyConnection, statement: str) -> None:
+    """Run a view's statement; creating it opens the footers of the files it names,
+    so a damaged one fails here: say which (``store.quarantine``)."""
+    try:
+        con.execute(statement)
+    except duckdb.Error as e:
+        damaged = damaged_file_error(e, whole=False) if file_changed_under(e) else None
+        if damaged is not None:
+            con.close()
+            raise damaged from e
+        raise
 
 
 def _seed_added_tables(layout: StoreLayout) -> list[str]:

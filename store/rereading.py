@@ -8,6 +8,11 @@ file was rewritten continuously ("TProtocolException: Invalid data", "Could not 
 enough bytes", "ZSTD Decompression failure", ...). Compaction retiring a segment
 that a query listed fails the same way ("No such file"). Both pass on a second read,
 so readers run their queries through ``read_retrying``.
+
+A file damaged on disk fails the same ways, and would on every read: before reading
+again, the file the error names is checked, and if it still cannot be read the
+error is ``UnreadableSegmentError`` (``store.quarantine``), at once, saying which
+file and what to do. Only a failing read pays for that check.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from typing import TypeVar
 
 import duckdb
 
+from store.quarantine import damaged_file_error
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -27,12 +34,19 @@ ATTEMPTS = 4
 
 def read_retrying(read: Callable[[], T], *, attempts: int = ATTEMPTS) -> T:
     """``read()``, run again (up to ``attempts`` times in all) while it fails as a
-    read of a file that changed under it fails. Any other error is raised at once."""
+    read of a file that changed under it fails. Any other error is raised at once;
+    a file that cannot be read now either raises ``UnreadableSegmentError``."""
     for attempt in range(1, attempts + 1):
         try:
             return read()
         except duckdb.Error as e:
-            if attempt == attempts or not file_changed_under(e):
+            if not file_changed_under(e):
+                raise
+            # its footer first (cheap); on the last attempt, the whole file
+            damaged = damaged_file_error(e, whole=attempt == attempts)
+            if damaged is not None:
+                raise damaged from e
+            if attempt == attempts:
                 raise
             log.debug("a file changed under a read (%s); reading again", e)
     raise AssertionError("unreachable")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 
 import duckdb
@@ -9,8 +10,11 @@ import pyarrow as pa
 import pytest
 
 import correlator
+from collector.segment_writer import SegmentWriter
 from correlator.findings import ANOMALIES, write_findings
-from store import StoreLayout, read_retrying
+from instrumentation.errors import ChoreoscopeError
+from store import StoreLayout, open_store, read_retrying
+from store.schema import HEARTBEATS
 
 # names the anomalies files twice over, as the views do (edges, the overview)
 QUERY = "SELECT count(*) FROM anomalies AS a JOIN anomalies AS b USING (anomaly_id)"
@@ -69,3 +73,28 @@ def test_a_mistake_in_the_query_is_not_read_again() -> None:
     with pytest.raises(duckdb.BinderException):
         read_retrying(mistaken)
     assert len(calls) == 1
+
+
+def test_a_damaged_segment_is_named_with_what_to_do_not_read_again(store_layout) -> None:
+    writer = SegmentWriter(layout=store_layout)
+    at = dt.datetime(2026, 11, 20, 9, tzinfo=dt.UTC)
+    beats = [{"service": "scorer", "instance": "scorer-1", "at": at, "received": 1}]
+    for _ in range(2):
+        damaged = writer.write("heartbeats", pa.Table.from_pylist(beats, schema=HEARTBEATS), at=at)
+    con = open_store(store_layout.root)
+    with damaged.open("r+b") as f:  # cut short, as a crash of the disk can
+        f.truncate(damaged.stat().st_size // 2)
+    calls = []
+
+    def count_beats() -> int:
+        calls.append(1)
+        return con.execute("SELECT count(*) FROM heartbeats").fetchone()[0]
+
+    with pytest.raises(ChoreoscopeError) as raised:
+        read_retrying(count_beats)
+    assert str(damaged) in str(raised.value)
+    assert "quarantine" in str(raised.value)
+    assert len(calls) == 1
+    # a reader opening the store afresh is told the same
+    with pytest.raises(ChoreoscopeError, match="quarantine"):
+        open_store(store_layout.root)
