@@ -3,15 +3,24 @@ optionally, POSTed to a webhook.
 
 The correlator does not hold a NATS connection itself: the caller passes an async
 ``publish(subject, payload)`` (nats-py's ``Client.publish`` fits), so this package
-stays free of the bus client. A failing webhook is logged and never stops the loop.
+stays free of the bus client. An anomaly is alerted once NATS took it; a bus that
+is down holds it for the next tick.
+
+The webhook never holds up detection: its POSTs go out in order from a background
+task, each tried again after ``webhook_retry_s`` when the webhook fails or does not
+answer, and given up on (logged) only after the last try. A webhook far behind keeps
+the newest ``webhook_backlog`` alerts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import datetime as dt
 import json
 import logging
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -56,7 +65,8 @@ def alert_payload(anomaly: dict[str, Any], *, dashboard_url: str) -> dict[str, A
 
 
 class Alerter:
-    """Sends alerts to NATS and/or a webhook; returns the ids it delivered."""
+    """Sends alerts to NATS and/or a webhook; ``send`` returns the ids it delivered.
+    ``close`` (awaited) gives the webhook's backlog a last chance, then stops."""
 
     def __init__(
         self,
@@ -65,6 +75,8 @@ class Alerter:
         dashboard_url: str,
         webhook: str | None = None,
         webhook_timeout_s: float = 5.0,
+        webhook_retry_s: Sequence[float] = (1.0, 5.0, 30.0),
+        webhook_backlog: int = 1000,
     ) -> None:
         if webhook is not None and urllib.parse.urlparse(webhook).scheme not in ("http", "https"):
             raise ConfigurationError(
@@ -74,6 +86,11 @@ class Alerter:
         self.dashboard_url = dashboard_url
         self.webhook = webhook
         self.webhook_timeout_s = webhook_timeout_s
+        self.webhook_retry_s = tuple(webhook_retry_s)
+        self._backlog: collections.deque[bytes] = collections.deque(maxlen=webhook_backlog)
+        self._queued = asyncio.Event()
+        self._poster: asyncio.Task[None] | None = None
+        self._posting = False  # the first of the backlog is being posted
 
     async def send(self, anomalies: Sequence[dict[str, Any]]) -> list[str]:
         sent: list[str] = []
@@ -87,11 +104,70 @@ class Alerter:
                     log.warning("could not publish alert %s: %s", anomaly["anomaly_id"], e)
                     break
             if self.webhook is not None:
-                await asyncio.to_thread(self._post, body)
+                self._queue(body)
             sent.append(anomaly["anomaly_id"])
         return sent
 
-    def _post(self, body: bytes) -> None:
+    async def close(self, *, drain_s: float | None = None) -> None:
+        """Wait up to ``drain_s`` (default: one webhook timeout) for the webhook's
+        backlog to go out, then stop posting."""
+        if self._poster is None:
+            return
+        deadline = time.monotonic() + (self.webhook_timeout_s if drain_s is None else drain_s)
+        while (self._backlog or self._posting) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if self._backlog:
+            log.warning(
+                "stopping with %d alert(s) not taken by webhook %s (they were published "
+                "on choreo.alerts.> and stay in the anomalies view)",
+                len(self._backlog), self.webhook,
+            )  # fmt: skip
+        self._poster.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._poster
+        self._poster = None
+
+    def _queue(self, body: bytes) -> None:
+        if len(self._backlog) == self._backlog.maxlen:
+            log.warning(
+                "webhook %s is %d alerts behind: dropping the oldest (it stays on "
+                "choreo.alerts.> and in the anomalies view)",
+                self.webhook, len(self._backlog),
+            )  # fmt: skip
+        self._backlog.append(body)
+        self._queued.set()
+        if self._poster is None:
+            self._poster = asyncio.create_task(self._post_backlog())
+
+    async def _post_backlog(self) -> None:
+        while True:
+            if not self._backlog:
+                self._queued.clear()
+                await self._queued.wait()
+            body = self._backlog[0]
+            self._posting = True
+            for attempt, delay in enumerate((*self.webhook_retry_s, None), start=1):
+                error = await asyncio.to_thread(self._post, body)
+                if error is None:
+                    break
+                if delay is None:
+                    log.error(
+                        "webhook %s did not take an alert after %d tries (last: %s); it "
+                        "was published on choreo.alerts.> and stays in the anomalies view",
+                        self.webhook, attempt, error,
+                    )  # fmt: skip
+                    break
+                log.warning(
+                    "webhook %s did not take an alert (%s): trying again in %gs",
+                    self.webhook, error, delay,
+                )  # fmt: skip
+                await asyncio.sleep(delay)
+            if self._backlog and self._backlog[0] is body:
+                self._backlog.popleft()
+            self._posting = False
+
+    def _post(self, body: bytes) -> str | None:
+        """POST one alert; None when the webhook took it, else what went wrong."""
         request = urllib.request.Request(
             self.webhook or "",
             data=body,
@@ -101,5 +177,6 @@ class Alerter:
         try:
             with urllib.request.urlopen(request, timeout=self.webhook_timeout_s) as response:
                 response.read()
-        except (urllib.error.URLError, OSError) as e:
-            log.warning("webhook %s did not take the alert: %s", self.webhook, e)
+        except (urllib.error.URLError, OSError) as e:  # HTTPError (4xx, 5xx) is a URLError
+            return str(e)
+        return None

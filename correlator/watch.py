@@ -112,6 +112,7 @@ async def watch(
                 if time.monotonic() - recorded >= EVERY_S:
                     recorded = _record_pass(layout, clock, watching=True)
     finally:
+        await alerter.close()
         engine.write_findings()
         engine.close()
         if judged:  # the statuses stop at its last pass

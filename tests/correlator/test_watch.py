@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 
 import nats
 import pytest
@@ -102,6 +102,104 @@ async def test_new_anomaly_is_alerted_once_on_nats_and_webhook_and_not_after_res
     assert alert["explanation"].startswith("stalled at `scorer`:")
     assert alert["link"] == "http://127.0.0.1:8501/?workflow=wf-drop"
     assert [a["anomaly_id"] for a in posted] == [a["anomaly_id"] for _, a in alerts]
+
+
+@pytest.fixture
+def held_webhook() -> Iterator[tuple[str, list[str], threading.Event, list[int]]]:
+    """A webhook that answers 503 to its first ``failures[0]`` POSTs, then holds each
+    POST until ``release`` is set and takes it (204); ``taken`` lists the anomaly ids
+    it took."""
+    taken: list[str] = []
+    release = threading.Event()
+    failures = [0]
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            if failures[0] > 0:
+                failures[0] -= 1
+                self.send_response(503)
+                self.end_headers()
+                return
+            release.wait(timeout=60)
+            taken.append(json.loads(body)["anomaly_id"])
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/hook", taken, release, failures
+    release.set()
+    server.shutdown()
+
+
+def _store_with_dropped_messages(layout: StoreLayout, *, count: int) -> None:
+    log = SpanLog()
+    ours = history(log)
+    for n in range(count):
+        up_to_parsed(ours, f"wf-drop-{n}", start=100 + n)
+    log.write(layout)
+
+
+async def test_a_webhook_that_does_not_answer_holds_up_neither_detection_nor_nats_alerts(
+    store_layout: StoreLayout, nats_server: EmbeddedNats, held_webhook
+) -> None:
+    _store_with_dropped_messages(store_layout, count=4)
+    url, taken, release, _ = held_webhook
+    nc = await nats.connect(nats_server.url)
+    alerted: list[str] = []
+
+    async def on_alert(msg) -> None:
+        alerted.append(json.loads(msg.data)["anomaly_id"])
+
+    await nc.subscribe("choreo.alerts.>", cb=on_alert)
+
+    async def publish(subject: str, payload: bytes) -> None:
+        await nc.publish(subject, payload)
+
+    # each POST would wait out a 30 s timeout: sent one after another in the loop,
+    # four of them held the cold pass's alerts, and every tick, for two minutes
+    alerter = Alerter(
+        publish=publish, dashboard_url="http://127.0.0.1:8501", webhook=url, webhook_timeout_s=30
+    )
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(
+        watch(
+            data_dir=store_layout.root, alerter=alerter, stop=stop,
+            thresholds=Thresholds(min_deadline_s=5), interval_s=0.05,
+            clock=lambda: at(150), ready=ready,
+        )
+    )  # fmt: skip
+    await asyncio.wait_for(ready.wait(), timeout=20)
+    await nc.flush()
+    on_nats_while_held = len(alerted)
+    release.set()  # the webhook answers again
+    stop.set()
+    await task
+    await nc.close()
+
+    assert on_nats_while_held == 4
+    assert sorted(taken) == sorted(alerted)  # and the webhook got each, once
+
+
+async def test_an_alert_the_webhook_refused_is_posted_again(
+    store_layout: StoreLayout, held_webhook
+) -> None:
+    _store_with_dropped_messages(store_layout, count=1)
+    url, taken, release, failures = held_webhook
+    release.set()
+    failures[0] = 2  # a webhook restarting: 503, 503, then it takes it
+    alerter = Alerter(
+        publish=None, dashboard_url="http://127.0.0.1:8501", webhook=url,
+        webhook_retry_s=(0.05, 0.05, 0.05),
+    )  # fmt: skip
+    await _run_watch(store_layout, alerter, seconds=1.0)
+
+    assert len(taken) == 1 and failures[0] == 0
 
 
 async def test_a_watcher_records_when_it_last_judged_the_store_and_that_it_stopped(
