@@ -64,8 +64,12 @@ def decode_columnar(payload: bytes, *, rejects: Rejects) -> pa.Table:
     if not isinstance(n, int) or n < 0:
         raise MalformedBatch(f"span count n={n!r} is not a non-negative integer")
     for key in _REQUIRED:
-        if key not in batch:
+        # checked before anything of size n is made: the lists' length bounds n
+        values = batch.get(key)
+        if values is None:
             raise MalformedBatch(f"column {key!r} is missing")
+        if not isinstance(values, list) or len(values) != n:
+            raise MalformedBatch(f"column {key!r} is not a list of n={n} values")
     flags: list[str | None] = [None] * n
     columns: dict[str, Any] = {}
     for key, column in _COLUMNS.items():
@@ -138,9 +142,18 @@ def _text(value: Any) -> str | None:
 
 
 def _resource_json(resource: dict[str, Any]) -> tuple[str, bool]:
+    if not all(isinstance(key, str) for key in resource):
+        # msgpack allows binary keys; JSON does not: read them as text
+        resource = {_key_text(key): value for key, value in resource.items()}
     text = _dumps(resource)
     try:
         text.encode("utf-8")
         return text, False
     except UnicodeEncodeError:
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace"), True
+
+
+def _key_text(key: Any) -> str:
+    if isinstance(key, bytes):
+        return key.decode("utf-8", "surrogateescape")
+    return key if isinstance(key, str) else str(key)

@@ -2,6 +2,9 @@
 
 ``decode_payloads`` never raises for bad input: a payload it cannot read at all
 becomes one ``rejected`` row, and the good spans of a partly bad one are kept.
+Whatever a decoder raises on one payload (a ``KeyError`` on an unexpected shape,
+a ``RecursionError`` on deep nesting, ...) only rejects that payload; the others
+of the call are stored as usual. Catching is per payload, never per span.
 It is a plain top-level function of plain arguments so that a process pool can
 run it (``decode_pool``); many payloads per call amortize Arrow's per-call cost.
 """
@@ -18,7 +21,7 @@ import pyarrow as pa
 from collector.columnar_decoder import MalformedBatch, decode_columnar
 from collector.otlp_json_decoder import decode_otlp_json
 from collector.otlp_protobuf_decoder import decode_otlp_protobuf
-from collector.span_batch import MAX_ATTRIBUTE_CHARS, RAW_SPANS, Rejects, finalize
+from collector.span_batch import MAX_ATTRIBUTE_CHARS, RAW_SPANS, Rejects, finalize, fits_int64
 from instrumentation import wire
 from store.schema import SPANS
 
@@ -40,6 +43,8 @@ class Payload:
     exporter_id: str | None = None
     batch_seq: int | None = None
     spans_dropped: int | None = None
+    bad_headers: tuple[tuple[str, str], ...] = ()
+    """(name, value) of headers left out as unusable; each is recorded in ``rejected``."""
 
 
 @dataclass(frozen=True)
@@ -78,27 +83,67 @@ def decode_payloads(
     max_attribute_chars: int = MAX_ATTRIBUTE_CHARS,
 ) -> DecodedBatch:
     """Spans and rejected rows of many payloads, validated together, GC paused."""
-    rejects = Rejects(received_at=received_at or dt.datetime.now(dt.UTC))
+    received_at = received_at or dt.datetime.now(dt.UTC)
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        decoded = [_decode_one(p, rejects=rejects) for p in payloads]
-        unreadable = sum(1 for r in decoded if r is None)
-        raws = [r for r in decoded if r is not None and r.num_rows]
-        if not raws:
-            return DecodedBatch(SPANS.empty_table(), rejects.table(), 0, unreadable)
-        raw = raws[0] if len(raws) == 1 else pa.concat_tables(raws)
-        spans = finalize(raw, rejects=rejects, max_attribute_chars=max_attribute_chars)
-        return DecodedBatch(spans, rejects.table(), raw.num_rows, unreadable)
+        try:
+            return _decode_together(
+                payloads, received_at=received_at, max_attribute_chars=max_attribute_chars
+            )
+        except Exception as e:
+            if len(payloads) == 1:
+                return _unreadable(payloads[0], e, received_at=received_at)
+        # validating them together failed on something no decoder caught: each
+        # payload alone, so only the one at fault is rejected
+        parts = [
+            decode_payloads([p], received_at=received_at, max_attribute_chars=max_attribute_chars)
+            for p in payloads
+        ]
+        return DecodedBatch(
+            pa.concat_tables([d.spans for d in parts]),
+            pa.concat_tables([d.rejected for d in parts]),
+            sum(d.received_spans for d in parts),
+            sum(d.unreadable for d in parts),
+        )
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _decode_together(
+    payloads: Sequence[Payload], *, received_at: dt.datetime, max_attribute_chars: int
+) -> DecodedBatch:
+    rejects = Rejects(received_at=received_at)
+    decoded = [_decode_one(p, rejects=rejects) for p in payloads]
+    unreadable = sum(1 for r in decoded if r is None)
+    raws = [r for r in decoded if r is not None and r.num_rows]
+    if not raws:
+        return DecodedBatch(SPANS.empty_table(), rejects.table(), 0, unreadable)
+    raw = raws[0] if len(raws) == 1 else pa.concat_tables(raws)
+    spans = finalize(raw, rejects=rejects, max_attribute_chars=max_attribute_chars)
+    return DecodedBatch(spans, rejects.table(), raw.num_rows, unreadable)
+
+
+def _unreadable(payload: Payload, error: Exception, *, received_at: dt.datetime) -> DecodedBatch:
+    rejects = Rejects(received_at=received_at, source=payload.source)
+    rejects.add(
+        reason=f"unreadable {media_type(payload.content_type)} payload: {_failure(error)}",
+        raw=payload.data,
+    )
+    return DecodedBatch(SPANS.empty_table(), rejects.table(), 0, 1)
 
 
 def _decode_one(payload: Payload, *, rejects: Rejects) -> pa.Table | None:
     kind = media_type(payload.content_type)
     decoder = _DECODERS.get(kind)
     rejects.source = payload.source
+    for name, value in payload.bad_headers:
+        rejects.add(
+            reason=f"header {name} {value[:40]!r} is not an integer from -2**63 to 2**63-1; "
+            "the spans are stored without it",
+            raw=f"{name}: {value}",
+        )
     if decoder is None:
         rejects.add(
             reason=f"unsupported Content-Type {payload.content_type!r}: send OTLP protobuf, "
@@ -106,20 +151,37 @@ def _decode_one(payload: Payload, *, rejects: Rejects) -> pa.Table | None:
             raw=payload.data,
         )
         return None
+    held = len(rejects.rows)
     try:
         raw = decoder(payload.data, rejects=rejects)
+        n = raw.num_rows
+        for column, value in (
+            ("exporter_id", payload.exporter_id),
+            ("exporter_batch_seq", _int64_or_none(payload.batch_seq)),
+            ("exporter_spans_dropped", _int64_or_none(payload.spans_dropped)),
+            ("source", payload.source),
+        ):
+            arrow_type = RAW_SPANS.field(column).type
+            raw = raw.set_column(
+                RAW_SPANS.get_field_index(column),
+                column,
+                pa.repeat(pa.scalar(value, arrow_type), n),
+            )
     except MalformedBatch as e:
+        del rejects.rows[held:]  # the payload is rejected whole: no partial notes
         rejects.add(reason=f"malformed {kind} payload: {e}", raw=payload.data)
         return None
-    n = raw.num_rows
-    for column, value in (
-        ("exporter_id", payload.exporter_id),
-        ("exporter_batch_seq", payload.batch_seq),
-        ("exporter_spans_dropped", payload.spans_dropped),
-        ("source", payload.source),
-    ):
-        kind = RAW_SPANS.field(column).type
-        raw = raw.set_column(
-            RAW_SPANS.get_field_index(column), column, pa.repeat(pa.scalar(value, kind), n)
-        )
+    except Exception as e:  # a decoder bug must cost one payload, not the collector
+        del rejects.rows[held:]
+        rejects.add(reason=f"unreadable {kind} payload: {_failure(e)}", raw=payload.data)
+        return None
     return raw
+
+
+def _int64_or_none(value: int | None) -> int | None:
+    return value if value is None or fits_int64(value) else None
+
+
+def _failure(e: BaseException) -> str:
+    text = str(e)
+    return f"{type(e).__name__}: {text[:200]}" if text else type(e).__name__

@@ -38,12 +38,20 @@ def decode_otlp_json(payload: bytes, *, rejects: Rejects) -> pa.Table:
         request = json.loads(payload.decode("utf-8", "surrogateescape"))
     except ValueError as e:
         raise MalformedBatch(f"not JSON: {e}") from None
+    except RecursionError:
+        raise MalformedBatch("JSON nested too deeply to read") from None
     if not isinstance(request, dict) or not isinstance(request.get("resourceSpans", []), list):
         raise MalformedBatch("not an OTLP JSON ExportTraceServiceRequest (no resourceSpans list)")
     try:
         columns = _walk(request)
     except (AttributeError, TypeError, ValueError) as e:
         raise MalformedBatch(f"OTLP JSON of an unexpected shape: {e}") from None
+    except KeyError as e:
+        raise MalformedBatch(
+            f"OTLP JSON of an unexpected shape: a KeyValue (attribute) lacks {e}"
+        ) from None
+    except RecursionError:
+        raise MalformedBatch("OTLP JSON attribute values nested too deeply") from None
     flags = _repair_text(columns)
     if any(flags):
         columns["ingest_flags"] = flags

@@ -118,9 +118,13 @@ def raw_table(columns: dict[str, Any]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=RAW_SPANS)
 
 
+def fits_int64(value: int) -> bool:
+    return -(2**63) <= value < 2**63
+
+
 def int64_or_sentinel(value: Any) -> int:
     """A time that fits int64 nanoseconds, else ``OUT_OF_RANGE_NS`` (refused later)."""
-    if isinstance(value, int) and -(2**63) <= value < 2**63:
+    if isinstance(value, int) and fits_int64(value):
         return value
     return OUT_OF_RANGE_NS
 

@@ -27,6 +27,7 @@ from nats.js import JetStreamContext
 
 from collector.decode_pool import DecodePool, StoreWriteError, WrittenBatch
 from collector.decoding import Payload
+from collector.span_batch import fits_int64
 from collector.streams import SPANS_DURABLE, consumer_config
 from instrumentation import wire
 
@@ -65,21 +66,31 @@ def header(msg: Msg, name: str) -> str | None:
 
 
 def payload_of(msg: Msg) -> Payload:
+    bad: list[tuple[str, str]] = []
     return Payload(
         data=msg.data,
         content_type=header(msg, wire.CONTENT_TYPE),
         source=f"nats:{msg.subject}",
         exporter_id=header(msg, wire.EXPORTER_ID),
-        batch_seq=_int_or_none(header(msg, wire.BATCH_SEQ)),
-        spans_dropped=_int_or_none(header(msg, wire.SPANS_DROPPED)),
+        batch_seq=_int64_header(msg, wire.BATCH_SEQ, bad),
+        spans_dropped=_int64_header(msg, wire.SPANS_DROPPED, bad),
+        bad_headers=tuple(bad),
     )
 
 
-def _int_or_none(text: str | None) -> int | None:
-    try:
-        return None if text is None else int(text)
-    except ValueError:
+def _int64_header(msg: Msg, name: str, bad: list[tuple[str, str]]) -> int | None:
+    """The header as an int64; absent, or noted in ``bad``, when it is not one."""
+    text = header(msg, name)
+    if text is None:
         return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not fits_int64(value):
+        bad.append((name, text))
+        return None
+    return value
 
 
 class SpanIngest:

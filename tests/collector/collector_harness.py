@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import inspect
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -43,12 +44,15 @@ def block_todays_partition(data_dir: Path, table: str) -> Path:
 async def wait_for(
     predicate: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.1
 ) -> Any:
-    """Poll until ``predicate()`` is truthy; its last value is asserted by the caller."""
+    """Poll until ``predicate()`` (or the awaitable it returns) is truthy; its last value
+    is asserted by the caller."""
     deadline = time.monotonic() + timeout
     value = None
     while time.monotonic() < deadline:
         with contextlib.suppress(Exception):
             value = predicate()
+            if inspect.isawaitable(value):
+                value = await value
             if value:
                 return value
         await asyncio.sleep(interval)

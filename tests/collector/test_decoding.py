@@ -257,3 +257,69 @@ def test_columnar_batch_with_a_short_column_is_rejected_whole() -> None:
     decoded = decode(msgpack.packb(batch), COLUMNAR)
     assert decoded.span_count == 0
     assert "column 'name' is not a list of n=3 values" in decoded.rejected["reason"][0].as_py()
+
+
+def _deeply_nested_attribute(depth: int) -> bytes:
+    value = '{"arrayValue":{"values":[' * depth + "{}" + "]}}" * depth
+    span = '{"attributes":[{"key":"k","value":' + value + "}]}"
+    return ('{"resourceSpans":[{"scopeSpans":[{"spans":[' + span + "]}]}]}").encode()
+
+
+def _columnar_with(**overrides: object) -> bytes:
+    return msgpack.packb({**msgpack.unpackb(columnar_batch(0, 0, now_ns=NOW_NS)), **overrides})
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type", "reason"),
+    [
+        (b"[" * 100_000, JSON, "malformed application/json payload: JSON nested too deeply"),
+        (_deeply_nested_attribute(3000), JSON, "nested too deeply"),
+        (
+            json.dumps(
+                {"resourceSpans": [{"scopeSpans": [{"spans": [{"attributes": [{"value": {}}]}]}]}]}
+            ).encode(),
+            JSON,
+            "OTLP JSON of an unexpected shape: a KeyValue (attribute) lacks 'key'",
+        ),
+        (_columnar_with(trace_id=None), COLUMNAR, "column 'trace_id' is missing"),
+        (
+            _columnar_with(n=2**62),
+            COLUMNAR,
+            "column 'trace_id' is not a list of n=4611686018427387904 values",
+        ),
+    ],
+    ids=["json-nested", "attribute-nested", "attribute-without-key", "nil-column", "huge-n"],
+)
+def test_payload_a_decoder_chokes_on_is_rejected_whole_and_the_others_kept(
+    data: bytes, content_type: str, reason: str
+) -> None:
+    good = columnar_batch(0, 2, now_ns=NOW_NS)
+    decoded = decode_payloads(
+        [
+            Payload(data=data, content_type=content_type, source="nats:choreo.spans.x"),
+            Payload(data=good, content_type=COLUMNAR, source="nats:choreo.spans.y"),
+        ]
+    )
+    assert decoded.span_count == 2
+    (rejected,) = decoded.rejected.to_pylist()
+    assert reason in rejected["reason"]
+    assert rejected["raw"] == data[:RAW_CAP_BYTES] and rejected["source"] == "nats:choreo.spans.x"
+
+
+def test_columnar_resource_with_a_binary_key_keeps_its_spans() -> None:
+    batch = msgpack.unpackb(columnar_batch(0, 2, now_ns=NOW_NS))
+    batch["resource"] = {**batch["resource"], b"build": "42"}
+    decoded = decode(msgpack.packb(batch, use_bin_type=True), COLUMNAR)
+    assert decoded.span_count == 2 and decoded.reject_count == 0
+    assert json.loads(decoded.spans["resource"][0].as_py())["build"] == "42"
+
+
+def test_exporter_numbers_beyond_int64_are_left_out_and_the_spans_kept() -> None:
+    payload = Payload(
+        data=columnar_batch(0, 2, now_ns=NOW_NS), content_type=COLUMNAR, source="test",
+        batch_seq=2**70, spans_dropped=-(2**64),
+    )  # fmt: skip
+    decoded = decode_payloads([payload])
+    assert decoded.span_count == 2
+    assert decoded.spans["exporter_batch_seq"].to_pylist() == [None, None]
+    assert decoded.spans["exporter_spans_dropped"].to_pylist() == [None, None]

@@ -9,6 +9,7 @@ import json
 import logging
 from pathlib import Path
 
+import msgpack
 import psutil
 import pytest
 from opentelemetry.sdk.resources import Resource
@@ -183,3 +184,72 @@ async def test_a_nats_url_with_no_server_fails_with_what_to_check(tmp_path: Path
     with pytest.raises(BusUnavailableError, match="check that nats-server runs with JetStream"):
         async with running_collector(url, tmp_path / "data", first_connect_timeout=1.0):
             pass
+
+
+KEYLESS_ATTRIBUTE = json.dumps(
+    {"resourceSpans": [{"scopeSpans": [{"spans": [{"attributes": [{"value": {}}]}]}]}]}
+).encode()
+NESTED_TOO_DEEP = b"[" * 100_000
+COUNT_TOO_LARGE = msgpack.packb({**msgpack.unpackb(columnar_batch(0, 0)), "n": 2**62})
+
+
+@pytest.mark.parametrize(
+    ("poison", "content_type", "reason"),
+    [
+        (KEYLESS_ATTRIBUTE, "application/json", "a KeyValue (attribute) lacks 'key'"),
+        (NESTED_TOO_DEEP, "application/json", "JSON nested too deeply to read"),
+        (COUNT_TOO_LARGE, COLUMNAR, "column 'trace_id' is not a list of n=4611686018427387904"),
+    ],
+    ids=["attribute-without-key", "nested-too-deep", "span-count-too-large"],
+)
+async def test_a_poison_payload_is_rejected_and_acked_and_the_spans_around_it_stored(
+    nats_server: EmbeddedNats, tmp_path: Path, poison: bytes, content_type: str, reason: str
+) -> None:
+    data = tmp_path / "data"
+    async with (
+        running_collector(nats_server.url, data) as collector,
+        jetstream(nats_server.url) as js,
+    ):
+        await publish_spans(js, columnar_batch(0, 10), content_type=COLUMNAR)
+        await publish_spans(js, poison, content_type=content_type, service="evil")
+        await publish_spans(js, columnar_batch(10, 10), content_type=COLUMNAR)
+        assert await wait_for_count(data, "select count(*) from spans", 20) == 20
+        assert await wait_for_count(data, "select count(*) from rejected", 1) == 1
+
+        async def nothing_left_to_deliver() -> bool:
+            info = await js.consumer_info(wire.SPANS_STREAM, SPANS_DURABLE)
+            return info.num_pending == 0 and info.num_ack_pending == 0
+
+        assert await wait_for(nothing_left_to_deliver), "the poison message was not acked"
+        assert not collector.done()
+    ((source, stored_reason, raw),) = query(data, "select source, reason, raw from rejected")
+    assert source == "nats:choreo.spans.evil"
+    assert reason in stored_reason
+    assert raw == poison[: len(raw)] and len(raw) > 0
+
+
+async def test_a_garbage_or_out_of_range_batch_header_is_recorded_and_the_spans_stored(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    async with running_collector(nats_server.url, data), jetstream(nats_server.url) as js:
+        for start, headers in (
+            (0, {wire.BATCH_SEQ: "99999999999999999999"}),
+            (5, {wire.SPANS_DROPPED: "lots"}),
+            (10, {wire.BATCH_SEQ: "7", wire.SPANS_DROPPED: "0"}),
+        ):
+            await js.publish(
+                f"{wire.SPANS_SUBJECT_PREFIX}scorer",
+                columnar_batch(start, 5),
+                headers={wire.CONTENT_TYPE: COLUMNAR, **headers},
+            )
+        assert await wait_for_count(data, "select count(*) from spans", 15) == 15
+        assert await wait_for_count(data, "select count(*) from rejected", 2) == 2
+    assert query(
+        data,
+        "select exporter_batch_seq, exporter_spans_dropped, count(*) from spans"
+        " group by all order by all",
+    ) == [(7, 0, 5), (None, None, 10)]
+    reasons = [r for (r,) in query(data, "select reason from rejected order by reason")]
+    assert reasons[0].startswith("header Choreo-Batch-Seq '99999999999999999999' is not")
+    assert reasons[1].startswith("header Choreo-Spans-Dropped 'lots' is not")
