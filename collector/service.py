@@ -16,7 +16,7 @@ import os
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,20 +161,21 @@ async def run_collector(
                     "--otlp-http HOST:PORT with a free port, or --no-otlp-http"
                 ) from e
         lag = ConsumerLagSampler(js=js, writer=lag_writer, interval=config.consumer_lag_interval)
-        tasks = [
-            asyncio.create_task(signals.run(stop), name="signals"),
-            asyncio.create_task(lag.run(stop), name="consumer lag"),
-            asyncio.create_task(
-                run_maintenance(
-                    layout=layout,
-                    retention=config.retention,
-                    interval=config.maintenance_interval,
-                    grace=config.compaction_grace,
-                    stop=stop,
-                ),
-                name="maintenance",
+        background: dict[str, Callable[[], Awaitable[None]]] = {
+            "signals": lambda: signals.run(stop),
+            "consumer lag": lambda: lag.run(stop),
+            "maintenance": lambda: run_maintenance(
+                layout=layout,
+                retention=config.retention,
+                interval=config.maintenance_interval,
+                grace=config.compaction_grace,
+                stop=stop,
             ),
-            asyncio.create_task(_log_progress(spans, signals, lag, config.log_interval, stop)),
+            "progress log": lambda: _log_progress(spans, signals, lag, config.log_interval, stop),
+        }
+        tasks = [
+            asyncio.create_task(keep_running(name, run, stop=stop), name=name)
+            for name, run in background.items()
         ]
         ready = (
             f"collector ready: consuming {wire.SPANS_STREAM} from {_shown(config.servers)} "
@@ -206,6 +207,35 @@ async def run_collector(
         pool.close()
         signal_writer.close()
         lag_writer.close()
+
+
+async def keep_running(
+    name: str,
+    run: Callable[[], Awaitable[None]],
+    *,
+    stop: asyncio.Event,
+    first_backoff: float = 1.0,
+    max_backoff: float = 30.0,
+) -> None:
+    """Await ``run()`` until ``stop`` is set, restarting it after a failure.
+
+    A background part of the collector (signals, consumer lag, maintenance) that
+    raised would otherwise end silently while spans keep flowing: its failure is
+    logged with the traceback, and it is started again after a growing pause.
+    """
+    backoff = first_backoff
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            await run()
+            return
+        except Exception:
+            if time.monotonic() - started > max_backoff:
+                backoff = first_backoff  # it had been running fine: not a restart loop
+            log.exception("the collector's %s task failed; restarting it in %.1fs", name, backoff)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), backoff)
+        backoff = min(max_backoff, backoff * 2)
 
 
 def _shown(servers: list[str]) -> str:

@@ -27,7 +27,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from collector.segment_writer import SegmentWriter
-from collector.span_batch import Rejects
+from collector.span_batch import Rejects, fits_int64
 from collector.streams import (
     SIGNAL_SUBJECTS,
     SIGNALS_DURABLE,
@@ -64,16 +64,31 @@ def heartbeat_row(data: bytes) -> dict[str, Any]:
     beat = json.loads(data)
     if not isinstance(beat, dict) or not beat.get("service"):
         raise ValueError("a heartbeat is a JSON object with at least 'service'")
+    at = beat.get("at")
+    try:
+        when = dt.datetime.fromtimestamp(float(at or time.time()), dt.UTC)
+    except (OverflowError, OSError, ValueError, TypeError):
+        raise ValueError(f"heartbeat 'at' {at!r} is not a Unix time in seconds") from None
     row: dict[str, Any] = {
         "service": str(beat["service"]),
         "instance": None if beat.get("instance") is None else str(beat["instance"]),
-        "at": dt.datetime.fromtimestamp(float(beat.get("at") or time.time()), dt.UTC),
+        "at": when,
         "interval_s": None if beat.get("interval_s") is None else float(beat["interval_s"]),
     }
     for counter in _COUNTERS:
         value = beat.get(counter)
-        row[counter] = None if value is None else int(value)
+        row[counter] = None if value is None else _counter(counter, value)
     return row
+
+
+def _counter(name: str, value: Any) -> int:
+    try:
+        number = int(value)
+    except (OverflowError, ValueError, TypeError):
+        number = None
+    if number is None or not fits_int64(number):
+        raise ValueError(f"heartbeat counter {name!r} {value!r} is not a 64-bit integer")
+    return number
 
 
 async def bus_event_row(js: JetStreamContext, subject: str, data: bytes) -> dict[str, Any]:
@@ -203,20 +218,28 @@ class SignalIngest:
 
     async def _store(self, messages: list[Msg], *, stop: asyncio.Event) -> bool:
         """Write the messages' rows durably; False if stopping before it could."""
-        events: list[dict[str, Any]] = []
-        beats: list[dict[str, Any]] = []
+        events: list[pa.Table] = []
+        beats: list[pa.Table] = []
         rejects = Rejects(received_at=dt.datetime.now(dt.UTC))
         for msg in messages:
+            # each message becomes its own Arrow row here, so one that does not fit the
+            # schema (a number past int64, a year past 9999) is rejected alone
             try:
                 if msg.subject.startswith(wire.HEARTBEAT_SUBJECT_PREFIX):
-                    beats.append(heartbeat_row(msg.data))
+                    beats.append(pa.Table.from_pylist([heartbeat_row(msg.data)], HEARTBEATS))
                 else:
-                    events.append(await bus_event_row(self.js, msg.subject, msg.data))
-            except (ValueError, TypeError, AttributeError) as e:
-                rejects.add(reason=f"unreadable signal: {e}", raw=msg.data, source=msg.subject)
+                    row = await bus_event_row(self.js, msg.subject, msg.data)
+                    events.append(pa.Table.from_pylist([row], BUS_EVENTS))
+            except Exception as e:  # whatever it is, it costs this message only
+                reason = str(e)[:200] or type(e).__name__
+                rejects.add(
+                    reason=f"unreadable signal ({type(e).__name__}): {reason}",
+                    raw=msg.data,
+                    source=msg.subject,
+                )
         tables = {
-            "bus_events": pa.Table.from_pylist(events, schema=BUS_EVENTS) if events else None,
-            "heartbeats": pa.Table.from_pylist(beats, schema=HEARTBEATS) if beats else None,
+            "bus_events": pa.concat_tables(events) if events else None,
+            "heartbeats": pa.concat_tables(beats) if beats else None,
             "rejected": rejects.table() if rejects.rows else None,
         }
         backoff = 0.2

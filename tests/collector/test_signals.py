@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from pathlib import Path
 
 import nats
 import nats.errors
+import pytest
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from choreoscope.nats_server import EmbeddedNats
+from collector.service import keep_running
 from instrumentation import wire
 from tests.collector.collector_harness import jetstream, query, running_collector, wait_for_count
 
@@ -94,3 +97,55 @@ async def test_heartbeat_sent_while_no_collector_runs_is_kept(
         "select service, instance, processed, failed, spans_dropped, in_flight from heartbeats",
     ) == [("scorer", "scorer-1", 9, 1, 2, 1)]
     assert query(data, "select source from rejected") == [("choreo.heartbeat.scorer",)]
+
+
+async def test_heartbeats_with_numbers_out_of_range_are_rejected_and_later_ones_stored(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    subject = f"{wire.HEARTBEAT_SUBJECT_PREFIX}scorer"
+
+    def beat(received: int) -> bytes:
+        return json.dumps({"service": "scorer", "at": time.time(), "received": received}).encode()
+
+    async with running_collector(nats_server.url, data):
+        nc = await nats.connect(nats_server.url)
+        await nc.publish(subject, beat(1))
+        await nc.flush()
+        assert await wait_for_count(data, "select count(*) from heartbeats", 1) == 1
+        for bad in (
+            b'{"service": "scorer", "at": 1.7e18}',  # nanoseconds sent as seconds
+            b'{"service": "scorer", "at": 1e400}',  # infinity
+            b'{"service": "scorer", "received": 1180591620717411303424}',  # 2**70
+        ):
+            await nc.publish(subject, bad)
+        await nc.publish(subject, beat(2))
+        await nc.publish(subject, beat(3))
+        await nc.close()
+        assert await wait_for_count(data, "select count(*) from heartbeats", 3) == 3
+        assert await wait_for_count(data, "select count(*) from rejected", 3) == 3
+    assert query(data, "select received from heartbeats order by received") == [(1,), (2,), (3,)]
+    reasons = sorted(r for (r,) in query(data, "select reason from rejected"))
+    assert "heartbeat 'at' 1.7e+18 is not a Unix time in seconds" in reasons[0]
+    assert "heartbeat 'at' inf is not a Unix time in seconds" in reasons[1]
+    assert "heartbeat counter 'received' 1180591620717411303424 is not" in reasons[2]
+
+
+async def test_a_background_task_that_fails_is_logged_and_restarted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stop = asyncio.Event()
+    runs = 0
+
+    async def fails_once() -> None:
+        nonlocal runs
+        runs += 1
+        if runs == 1:
+            raise RuntimeError("store went away")
+        stop.set()
+
+    await keep_running("signals", fails_once, stop=stop, first_backoff=0.01)
+    assert runs == 2
+    (record,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "the collector's signals task failed; restarting it" in record.getMessage()
+    assert "store went away" in record.exc_text
