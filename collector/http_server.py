@@ -2,7 +2,7 @@
 
 Keep-alive, ``Content-Length`` and chunked bodies, ``Expect: 100-continue``, and
 a body size limit enforced before the body is read (413). The application is
-one coroutine: ``(Request) -> Response``.
+one coroutine: ``(Request) -> Response``; if it raises, the answer is a 500 saying so.
 """
 
 from __future__ import annotations
@@ -111,7 +111,15 @@ class HttpServer:
             )
             await _send(writer, too_large, False)
             return False
-        response = await self.handler(Request(method, target.split("?", 1)[0], headers, body))
+        try:
+            response = await self.handler(Request(method, target.split("?", 1)[0], headers, body))
+        except Exception as e:  # the client gets an answer, not a dropped connection
+            log.exception("HTTP handler failed on %s %s", method, target)
+            response = Response(
+                500,
+                f"internal error handling the request: {type(e).__name__}: {e}\n".encode(),
+                {"Content-Type": "text/plain"},
+            )
         await _send(writer, response, keep_alive)
         return keep_alive
 

@@ -8,7 +8,8 @@ Per the OTLP specification (protocol/otlp.md, OTLP/HTTP):
 - 400 with a ``google.rpc.Status`` when the body cannot be read at all;
 - 413 for a body, or a decompressed body, over the limits (a gzip bomb);
 - 415 for another Content-Type; 503 with ``Retry-After`` when JetStream cannot
-  take the spans, which the SDK retries.
+  take the spans, which the SDK retries;
+- 500 with the error's text if handling fails unexpectedly (``HttpServer``).
 
 The body is published to ``CHOREO_SPANS`` (the collector stores it, rejects
 included) and the answer comes only after JetStream acked it. ``Nats-Msg-Id`` is

@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 
 from choreoscope.nats_server import EmbeddedNats
+from collector.http_server import HttpServer, Request, Response
 from collector.otlp_http import OtlpHttpReceiver
 from collector.streams import ensure_stream
 from instrumentation import wire
@@ -49,7 +50,7 @@ async def receiver(url: str, **limits: int) -> AsyncIterator[OtlpHttpReceiver]:
 
 
 async def post(
-    server: OtlpHttpReceiver, body: bytes, *, content_type: str, gzipped: bool = False
+    server: OtlpHttpReceiver | HttpServer, body: bytes, *, content_type: str, gzipped: bool = False
 ) -> tuple[int, dict[str, str], bytes]:
     headers = {"Content-Type": content_type}
     if gzipped:
@@ -184,3 +185,32 @@ async def test_the_stock_opentelemetry_otlp_http_exporter_delivers_into_the_stor
     assert query(data, "select distinct service_name, subject from spans") == [
         ("billing", "orders.paid")
     ]
+
+
+async def test_export_the_decoder_chokes_on_gets_400_saying_why_and_is_kept_in_rejected(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    keyless = json.dumps(
+        {"resourceSpans": [{"scopeSpans": [{"spans": [{"attributes": [{"value": {}}]}]}]}]}
+    ).encode()
+    async with receiver(nats_server.url) as server, running_collector(nats_server.url, data):
+        status, _, body = await post(server, keyless, content_type="application/json")
+        assert status == 400
+        assert "a KeyValue (attribute) lacks 'key'" in json.loads(body)["message"]
+        assert await wait_for_count(data, "select count(*) from rejected", 1) == 1
+    assert query(data, "select raw from rejected") == [(keyless,)]
+
+
+async def test_a_handler_that_raises_gets_a_500_saying_what_failed() -> None:
+    async def handler(request: Request) -> Response:
+        raise RuntimeError("decoder exploded")
+
+    server = HttpServer(handler=handler, host="127.0.0.1", port=0, max_body_bytes=1024)
+    await server.start()
+    try:
+        status, headers, body = await post(server, b"{}", content_type="application/json")
+    finally:
+        await server.stop()
+    assert status == 500 and headers["Content-Type"] == "text/plain"
+    assert body == b"internal error handling the request: RuntimeError: decoder exploded\n"
