@@ -1,7 +1,7 @@
 """choreoscope: end-to-end visibility for choreographed systems on NATS.
 
 import choreoscope
-con = choreoscope.connect("choreoscope-data")   # read-only DuckDB, every view
+con = choreoscope.connect("choreoscope-data")   # in-memory DuckDB, every view
 con.sql("select * from workflows where status = 'stalled'").show()
 """
 

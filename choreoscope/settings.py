@@ -58,6 +58,13 @@ def parse_count(text: str) -> int:
     return int(float(match.group(1)) * _COUNT_UNITS[(match.group(2) or "").lower()])
 
 
+def parse_replicas(text: str) -> int:
+    """A JetStream replica count: a whole number from 1 to 5."""
+    if not str(text).strip().isdigit() or not 1 <= int(text) <= 5:
+        raise ValueError(f"{text!r} is no replica count; JetStream takes 1 to 5 (1 on one server)")
+    return int(text)
+
+
 _COUNT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(k|m|g|kib|mib|gib|kb|mb|gb)?\s*$", re.IGNORECASE)
 _COUNT_UNITS = {
     "": 1, "k": 10**3, "m": 10**6, "g": 10**9, "kb": 10**3, "mb": 10**6, "gb": 10**9,
@@ -87,7 +94,6 @@ class Setting:
     parse: Callable[[str], Any]
     default: Any
     doc: str
-    otel_env: str | None = None
 
     @property
     def env(self) -> str:
@@ -144,13 +150,21 @@ SETTINGS: dict[str, Setting] = {
             ("127.0.0.1", 4318),
             "where the OTLP/HTTP receiver listens (HOST:PORT)",
         ),
-        Setting("retention", parse_duration, 7 * 86400.0, "drop span partitions older than this"),
+        Setting(
+            "retention",
+            parse_duration,
+            7 * 86400.0,
+            "drop the store's hours (spans, heartbeats, bus events, ...) older than this",
+        ),
         Setting("flush_interval", parse_duration, 1.0, "write a segment at least this often"),
         Setting(
             "flush_rows", parse_count, 50_000, "write a segment when this many rows are buffered"
         ),
         Setting(
-            "stream_replicas", parse_count, 1, "replicas of the CHOREO_SPANS stream when created"
+            "stream_replicas",
+            parse_replicas,
+            1,
+            "replicas of the CHOREO_SPANS stream when created (1 to 5)",
         ),
         Setting(
             "stream_max_age",
@@ -218,8 +232,6 @@ def resolve(args: argparse.Namespace, *, environ: dict[str, str] | None = None) 
         if raw is None:
             raw = env.get(s.env)
             source = s.env
-            if raw is None and s.otel_env:
-                raw, source = env.get(s.otel_env), s.otel_env
         if raw is None:
             setattr(args, name, s.default)
             continue

@@ -85,3 +85,14 @@ def test_workflows_on_a_store_never_judged_says_what_to_run(
     assert main(["workflows", "--data", empty_store]) == 0
     out = capsys.readouterr().out
     assert "no workflows yet" in out and "choreoscope correlate --once" in out
+
+
+@pytest.mark.parametrize("replicas", ["0", "1.5", "1k", "6"])
+def test_a_replica_count_jetstream_cannot_take_is_refused_before_anything_starts(
+    empty_store: str, replicas: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 1.5 and 1k read as counts (parse_count) were cut to 1 and 1000 without a word
+    code = main(["collect", "--data", empty_store, "--stream-replicas", replicas])
+
+    assert code == 2
+    assert "JetStream takes 1 to 5" in _error(capsys)
