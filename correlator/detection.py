@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from correlator.sql_text import parsed, run_folder, statement
 from correlator.thresholds import Thresholds
-from instrumentation.agent_streams import durable_name, subject_matches
+from instrumentation.wire import durable_name, subject_matches
 
 FINDING_TABLES = (
     "d_delivery_findings",

@@ -23,12 +23,12 @@ from typing import Any
 
 from instrumentation.agent_delivery import Handler
 from instrumentation.agent_streams import (
-    durable_name,
     ensure_consumer,
     ensure_dead_letter_stream,
     ensure_stream_covers,
 )
 from instrumentation.pull_consumer import PullConsumer
+from instrumentation.wire import durable_name
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,6 @@ instances of one service share the work and redeliveries.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -27,44 +26,17 @@ from nats.js.errors import BadRequestError, NotFoundError
 
 from instrumentation import wire
 from instrumentation.errors import ConfigurationError
+from instrumentation.wire import subject_matches
 
 log = logging.getLogger(__name__)
 
 _STREAM_EXISTS = 10058
 _SUBJECTS_OVERLAP = 10065
-_NOT_A_NAME = re.compile(r"[^A-Za-z0-9_-]")
-
-
-def subject_matches(pattern: str, subject: str) -> bool:
-    """Whether NATS subject ``pattern`` (with ``*`` and ``>``) covers ``subject``.
-
-    A wildcard ``subject`` is covered only by a pattern at least as wide.
-    """
-    pattern_tokens = pattern.split(".")
-    subject_tokens = subject.split(".")
-    for i, token in enumerate(pattern_tokens):
-        if token == ">":
-            return len(subject_tokens) > i
-        if i >= len(subject_tokens):
-            return False
-        if token == "*":
-            if subject_tokens[i] == ">":
-                return False
-            continue
-        if token != subject_tokens[i]:
-            return False
-    return len(pattern_tokens) == len(subject_tokens)
 
 
 def default_stream_subject(subject: str) -> str:
     """``recruit.cv.parsed`` → ``recruit.>``."""
     return subject.split(".", 1)[0] + ".>"
-
-
-def durable_name(queue: str, subject: str) -> str:
-    """One durable consumer per (queue group, subject): ``scorer--recruit_cv_parsed``."""
-    readable = subject.replace(".", "_").replace("*", "STAR").replace(">", "ALL")
-    return _NOT_A_NAME.sub("_", f"{queue}--{readable}")
 
 
 async def ensure_stream_covers(

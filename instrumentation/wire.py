@@ -4,6 +4,7 @@ stream and content types. DESIGN.md's wire contract is the prose form of this fi
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 # --- subjects and streams ---------------------------------------------------
@@ -57,3 +58,36 @@ CONTENT_TYPE_OTLP_PROTOBUF: Final = "application/x-protobuf"
 CONTENT_TYPE_OTLP_JSON: Final = "application/json"
 CONTENT_TYPE_COLUMNAR: Final = "application/vnd.choreoscope.spans+msgpack"
 COLUMNAR_VERSION: Final = 1
+
+
+# --- names and subject patterns --------------------------------------------
+# The correlator reads these too (which JetStream consumer serves which group):
+# they live here, free of the NATS client, so it need not import one.
+_NOT_A_NAME = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """Whether NATS subject ``pattern`` (with ``*`` and ``>``) covers ``subject``.
+
+    A wildcard ``subject`` is covered only by a pattern at least as wide.
+    """
+    pattern_tokens = pattern.split(".")
+    subject_tokens = subject.split(".")
+    for i, token in enumerate(pattern_tokens):
+        if token == ">":
+            return len(subject_tokens) > i
+        if i >= len(subject_tokens):
+            return False
+        if token == "*":
+            if subject_tokens[i] == ">":
+                return False
+            continue
+        if token != subject_tokens[i]:
+            return False
+    return len(pattern_tokens) == len(subject_tokens)
+
+
+def durable_name(queue: str, subject: str) -> str:
+    """One durable consumer per (queue group, subject): ``scorer--recruit_cv_parsed``."""
+    readable = subject.replace(".", "_").replace("*", "STAR").replace(">", "ALL")
+    return _NOT_A_NAME.sub("_", f"{queue}--{readable}")

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from correlator.engine import Correlator
 from correlator.model import model_as_choreography
 from correlator.thresholds import Thresholds
-from instrumentation.agent_streams import durable_name
+from instrumentation.wire import durable_name
 from store import StoreLayout
 from tests.correlator.pipelines import (
     PARSED,
