@@ -7,10 +7,8 @@ import base64
 import contextlib
 import csv
 import datetime as dt
-import decimal
 import json
 import sys
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -262,6 +260,4 @@ def _json_value(value: Any) -> Any:
         return base64.b64encode(bytes(value)).decode("ascii")
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
-    if isinstance(value, decimal.Decimal | uuid.UUID | dt.timedelta):
-        return str(value)
-    return str(value)
+    return str(value)  # Decimal, UUID, timedelta, and anything else

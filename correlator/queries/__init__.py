@@ -8,8 +8,8 @@ is one ``.sql`` file per query in this folder.
     stalled = list_workflows(con, since=None, statuses=("stalled",))
 """
 
+from correlator.explain import ANOMALY_KINDS
 from correlator.queries.health import (
-    ANOMALY_KINDS,
     anomaly_list,
     bus_event_counts,
     choreography_edges,

@@ -10,19 +10,6 @@ import pandas as pd
 from correlator.queries.query_files import query_frame, window_start
 from correlator.queries.scope import scoped_to_window
 
-ANOMALY_KINDS = (
-    "stalled",
-    "dropped",
-    "hung",
-    "dead_lettered",
-    "failed",
-    "duplicate",
-    "orphan",
-    "deviation",
-    "telemetry_gap",
-    "slow",
-)
-
 
 def choreography_edges(
     con: duckdb.DuckDBPyConnection, *, since: dt.datetime | None
