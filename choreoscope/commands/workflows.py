@@ -11,16 +11,15 @@ import duckdb
 import correlator
 from choreoscope.settings import add_flags
 from correlator.explain import ago
-from correlator.queries import scoped_to_store
+from correlator.queries import WORKFLOW_STATUSES, list_workflows
 from store import read_retrying
 
 ORDER = 60
-STATUSES = ("stalled", "failed", "in_flight", "completed")
 
 DESCRIPTION = """\
-List workflow runs, stuck ones first, with the step each waits on and why.
-Statuses come from the correlator's last pass (`choreoscope correlate`); a run
-it has not judged yet shows as in_flight.
+List workflow runs, stuck ones first (then the latest active), with the step
+each waits on and why. Statuses come from the correlator's last pass
+(`choreoscope correlate`); a run it has not judged yet shows as in_flight.
 
   choreoscope workflows --status stalled failed
   choreoscope show <WORKFLOW_ID>          # one run as a waterfall
@@ -35,7 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_flags(p, "data", "log_level")
-    p.add_argument("--status", nargs="+", choices=STATUSES, help="only runs with these statuses")
+    p.add_argument(
+        "--status", nargs="+", choices=WORKFLOW_STATUSES, help="only runs with these statuses"
+    )
     p.add_argument("--type", dest="workflow_type", help="only runs of this workflow type")
     p.add_argument(
         "--limit", type=_positive, default=50, help="show at most this many (default 50)"
@@ -99,22 +100,19 @@ def _positive(text: str) -> int:
 
 
 def _read(con: duckdb.DuckDBPyConnection, args: argparse.Namespace) -> tuple[list[tuple], int]:
-    """The runs to list, and how many workflows the correlator has judged; the views
-    over spans read the store once (scoped_to_store)."""
-    with scoped_to_store(con):
-        rows = con.execute(
-            """
-            SELECT workflow_id, status, workflow_type, started_at, duration_ms,
-                   last_activity_at, waiting_on, root_cause, len(services)
-            FROM workflows
-            WHERE (len(CAST($statuses AS VARCHAR[])) = 0 OR list_contains($statuses, status))
-              AND ($type IS NULL OR workflow_type = $type)
-            ORDER BY CASE status WHEN 'stalled' THEN 0 WHEN 'failed' THEN 1
-                                 WHEN 'in_flight' THEN 2 ELSE 3 END,
-                     started_at DESC
-            LIMIT $limit
-            """,
-            {"statuses": list(args.status or []), "type": args.workflow_type, "limit": args.limit},
-        ).fetchall()
-        (judged,) = con.execute("SELECT count(*) FROM workflow_status").fetchone()
+    """The runs to list, as the dashboard's Workflows page lists them (stuck first,
+    then the latest active), and how many workflows the correlator has judged."""
+    frame = list_workflows(
+        con,
+        since=None,
+        statuses=tuple(args.status or ()),
+        workflow_type=args.workflow_type,
+        limit=args.limit,
+    )
+    (judged,) = con.execute("SELECT count(*) FROM workflow_status").fetchone()
+    rows = [
+        (r.workflow_id, r.status, r.workflow_type, r.started_at, r.duration_ms,
+         r.last_activity_at, r.waiting_on, r.root_cause, len(r.services))
+        for r in frame.itertuples(index=False)
+    ]  # fmt: skip
     return rows, judged
