@@ -16,7 +16,6 @@ import pyarrow as pa
 
 from correlator.sql_text import parsed, run_folder, statement
 from correlator.thresholds import Thresholds
-from instrumentation.wire import durable_name, subject_matches
 
 FINDING_TABLES = (
     "d_delivery_findings",
@@ -71,27 +70,13 @@ def name_backlogs(
     down = [f for f in findings if f.get("root_cause") == "consumer_down"]
     if not down:
         return
-    samples = con.execute(statement("recent_consumer_lag"), {"now": now}).fetchall()
     for finding in down:
-        group, subject = finding["consumer"], finding["subject"]
-        held = [
-            (pending, at)
-            for durable, filters, pending, at in samples
-            if _serves(durable, filters, group=group, subject=subject)
-        ]
-        if held:
-            finding["consumer_backlog"] = sum(pending or 0 for pending, _ in held)
-            finding["backlog_sampled_at"] = max(at for _, at in held)
-
-
-def _serves(durable: str, filters: str | None, *, group: str, subject: str | None) -> bool:
-    """Whether a JetStream consumer delivers ``subject`` to consumer group ``group``:
-    it is named after the group (an Agent's durable is ``durable_name(group, its
-    filter)``) and one of its filters (comma-separated; none: every subject of its
-    stream) matches the subject."""
-    patterns = filters.split(",") if filters else []
-    named = durable == group or any(durable == durable_name(group, p) for p in patterns)
-    return named and (not patterns or any(subject_matches(p, subject or "") for p in patterns))
+        held = con.execute(
+            parsed(statement("consumer_backlog")),
+            {"now": now, "group": finding["consumer"], "subject": finding["subject"]},
+        ).fetchone()
+        if held is not None:
+            finding["consumer_backlog"], finding["backlog_sampled_at"] = held
 
 
 def one_gap_per_service(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -149,19 +149,11 @@ candidates AS (
 claims AS (
     -- fan-out: one group's dead letter says nothing of the message's other groups,
     -- even once that group processed it. Evidence is about the group it names, or one
-    -- of its durables (an Agent names them <group>--<subject>, with every character
-    -- outside [A-Za-z0-9_-] made '_': instrumentation.agent_streams.durable_name; no
-    -- subject holds '--'), or, naming none, about every one
+    -- of its durables (01_nats_names.sql), or, naming none, about every one
     SELECT e.*, c.consumer
     FROM evidence AS e
     JOIN candidates AS c USING (message_id)
-    WHERE e.named IS NULL
-        OR e.named = c.consumer
-        OR (starts_with(e.named, regexp_replace(c.consumer, '[^A-Za-z0-9_-]', '_', 'g') || '--')
-            AND NOT contains(
-                substr(e.named, length(regexp_replace(c.consumer, '[^A-Za-z0-9_-]', '_', 'g')) + 3),
-                '--'
-            ))
+    WHERE e.named IS NULL OR named_after_group(e.named, c.consumer)
 ),
 unclaimed AS (
     -- evidence that names none of the message's groups (a consumer not named after its

@@ -31,14 +31,8 @@
 CREATE OR REPLACE TEMP TABLE d_delivery_findings AS
 WITH lag_samples AS (
     -- the collector's samples of each JetStream consumer (every 10 s), once per filter
-    -- subject, as a pattern: NATS's `*` is one token, `>` one or more
-    SELECT
-        consumer AS durable,
-        num_pending,
-        "at",
-        filter,
-        '^' || replace(replace(replace(filter, '.', '\.'), '*', '[^.]+'), '>', '.+') || '$'
-            AS filter_pattern
+    -- subject
+    SELECT consumer AS durable, num_pending, "at", filter
     FROM (
         SELECT
             *,
@@ -51,9 +45,8 @@ WITH lag_samples AS (
 waiting_behind AS (
     -- per delivery no consumer received (few) and JetStream consumer of its group:
     -- the samples taken since its publish. A group's JetStream consumer is named
-    -- after it (an Agent's durable is <group>--<filter>, every character outside
-    -- [A-Za-z0-9_-] made '_': instrumentation.agent_streams.durable_name), and a
-    -- filter covers the subject
+    -- after it (the group's name, or an Agent's durable for one of its filters), and
+    -- a filter covers the subject (01_nats_names.sql)
     SELECT
         d.message_id,
         d.consumer,
@@ -64,13 +57,8 @@ waiting_behind AS (
     FROM lag_samples AS l
     JOIN (SELECT * FROM d_deliveries WHERE state = 'unreceived') AS d
         ON l."at" >= d.since
-        AND (l.durable = d.consumer
-            OR l.durable = regexp_replace(
-                d.consumer || '--'
-                    || replace(replace(replace(l.filter, '.', '_'), '*', 'STAR'), '>', 'ALL'),
-                '[^A-Za-z0-9_-]', '_', 'g'
-            ))
-        AND (l.filter IS NULL OR regexp_full_match(d.subject, l.filter_pattern))
+        AND (l.durable = d.consumer OR l.durable = agent_durable_name(d.consumer, l.filter))
+        AND (l.filter IS NULL OR nats_subject_matches(l.filter, d.subject))
     GROUP BY d.message_id, d.consumer, l.durable
 ),
 queued AS (
