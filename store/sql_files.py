@@ -1,9 +1,9 @@
 """Loading `.sql` files that define views over a store.
 
 Each package that owns views keeps them in its own ``sql/`` folder, one object
-per file, applied in file-name order. ``{store}`` in a file stands for the
-store's absolute path: DDL cannot bind parameters, so the loader substitutes it,
-quoted as a SQL string literal's content.
+per file (or the few macros of one rule), applied in file-name order. ``{store}``
+in a file stands for the store's absolute path: DDL cannot bind parameters, so the
+loader substitutes it, quoted as a SQL string literal's content.
 """
 
 from __future__ import annotations
