@@ -39,7 +39,7 @@ from store.layout import COMPACTED_PREFIX
 log = logging.getLogger(__name__)
 
 # the tables eviction deletes from (reclaim.py)
-RECLAIMED = ("work_spans", "cross_links", "all_status", "heartbeats", "consumer_lag")
+RECLAIMED = ("work_spans", "cross_links", "all_status", "heartbeats", "consumer_lag", "open_traces")
 
 
 class Correlator:
@@ -114,7 +114,7 @@ class Correlator:
             new = self._fold(detection, now=now, workflows=None)
             self._pass += 1
             if hold:
-                self._refresh_open(now=now)  # before adopt() takes d_workflow_status
+                self._refresh_open(now=now, judged_all=True)  # before adopt() takes it
             self.verdicts.adopt(con, pass_number=self._pass)
             if not hold:
                 self.stored.release(con)
@@ -186,7 +186,7 @@ class Correlator:
             # watermark past now, or the spans after it would be skipped
             watermark = min(max(watermark, arrivals.newest), now)
             self.memory.admit(con, arrivals)
-        self.memory.scope(con)
+        self.memory.scope(con, turn=self._ticks)
         self.views.point_at(
             "scope_spans", materialized=TICK_MATERIALIZED, inherits=self.memory.lacking_ids > 0
         )
@@ -200,7 +200,7 @@ class Correlator:
             self.verdicts.append(con, pass_number=self._pass)
         if gone:
             self.verdicts.retract(con, workflows=gone)
-        self._refresh_open(now=now)
+        self._refresh_open(now=now, judged_all=False)
         if self._ticks % self.evict_every_ticks == 0:
             self._evict(watermark=watermark)
         log.debug(
@@ -259,15 +259,30 @@ class Correlator:
             services=True,
         )
 
-    def _refresh_open(self, *, now: dt.datetime) -> None:
-        """Traces of workflows that may still change (engine_sql/open_traces.sql)."""
+    def _refresh_open(self, *, now: dt.datetime, judged_all: bool) -> None:
+        """Traces of workflows that may still change (engine_sql/open_traces.sql): made
+        anew from a cold pass's verdicts (``judged_all``); a tick replaces the rows of
+        the workflows it judged and lets go of those whose time is up."""
+        parameters = {
+            "now": now,
+            "keep": dt.timedelta(seconds=self.keep_s),
+            "orphan_keep": dt.timedelta(seconds=2 * self.thresholds.orphan_grace_s),
+        }
+        query = statement("open_traces")
+        if judged_all:
+            self.con.execute(
+                parsed(f"CREATE OR REPLACE TEMP TABLE open_traces AS {query}"), parameters
+            )
+            return
         self.con.execute(
-            parsed(statement("open_traces")),
-            {
-                "horizon": now - dt.timedelta(seconds=self.keep_s),
-                "orphan_horizon": now - dt.timedelta(seconds=2 * self.thresholds.orphan_grace_s),
-            },
+            parsed("""
+            DELETE FROM open_traces
+            WHERE open_until <= CAST($now AS TIMESTAMPTZ)
+                OR workflow_id IN (SELECT workflow_id FROM d_workflow_status)
+            """),
+            {"now": now},
         )
+        self.con.execute(parsed(f"INSERT INTO open_traces {query}"), parameters)
 
     def _evict(self, *, watermark: dt.datetime) -> None:
         """Drop from memory the spans of traces that are closed and quiet, and the

@@ -25,6 +25,7 @@ from tests.correlator.pipelines import (
     forgetful_watcher,
     healthy_run,
     history,
+    lost_while_the_scorer_was_down,
     read_outcome,
     time_passes,
     up_to_parsed,
@@ -282,6 +283,33 @@ def test_open_workflows_are_rejudged_as_time_passes_without_new_spans(
     engine.close()
 
     assert [(a["kind"], a["workflow_id"], a["step"]) for a in new] == [("hung", "wf-hang", PARSED)]
+
+
+def test_a_stalled_workflow_s_cause_follows_the_facts_without_new_spans(
+    store_layout: StoreLayout,
+) -> None:
+    # settled (stalled, its anomaly told), it is re-judged every few ticks, not at
+    # each: its cause still changes as time passes (the scorer is back at 110 s)
+    lost_while_the_scorer_was_down(store_layout)
+    engine = _engine(store_layout)
+    engine.cold_pass(now=at(101))
+    engine.tick(now=at(108))
+    during = _status_and_cause(engine, "wf-lost")
+    for second in range(109, 131):
+        engine.tick(now=at(second))
+    after = _status_and_cause(engine, "wf-lost")
+    engine.close()
+
+    assert during == ("stalled", "consumer_down")
+    assert after == ("stalled", "dropped")
+
+
+def _status_and_cause(engine: Correlator, workflow_id: str) -> tuple[str, str]:
+    return engine.con.execute(
+        "SELECT status, root_cause FROM all_status WHERE workflow_id = $wf "
+        "ORDER BY judged_in_pass DESC LIMIT 1",
+        {"wf": workflow_id},
+    ).fetchone()
 
 
 @dataclass(frozen=True)
