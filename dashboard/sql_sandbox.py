@@ -119,7 +119,7 @@ def lock_down(
     con.execute("SET autoload_known_extensions = false")
     con.execute("SET autoinstall_known_extensions = false")
     con.execute(f"SET memory_limit = '{memory_limit}'")
-    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET GLOBAL TimeZone = 'UTC'")  # for every cursor a query runs on
     con.execute("SET lock_configuration = true")
     return con
 

@@ -25,8 +25,10 @@ log = logging.getLogger(__name__)
 
 
 def configure_connection(con: duckdb.DuckDBPyConnection) -> None:
-    """Settings every choreoscope connection shares: UTC end to end."""
-    con.execute("SET TimeZone = 'UTC'")
+    """Settings every choreoscope connection shares: UTC end to end, for its
+    cursors too (a cursor does not inherit the connection's own SET: it read times in
+    the machine's zone)."""
+    con.execute("SET GLOBAL TimeZone = 'UTC'")
 
 
 def open_store(
