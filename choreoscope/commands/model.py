@@ -11,6 +11,7 @@ from choreoscope.settings import add_flags
 from correlator.choreography_file import dump_choreography
 from correlator.engine import Correlator
 from correlator.model import learn_model, model_as_choreography
+from correlator.queries import scoped_to_store
 from correlator.thresholds import Thresholds
 from instrumentation.errors import ChoreoscopeError
 
@@ -57,7 +58,11 @@ def run(args: argparse.Namespace) -> int:
     thresholds = Thresholds(min_deadline_s=args.min_deadline)
     engine = Correlator(data_dir=args.data, thresholds=thresholds)
     try:
-        model = learn_model(engine.con, thresholds=thresholds, declared=declared_choreography(args))
+        # the learning views read every span through a dozen references: read once
+        with scoped_to_store(engine.con):
+            model = learn_model(
+                engine.con, thresholds=thresholds, declared=declared_choreography(args)
+            )
     finally:
         engine.close()
     if not model.types:
