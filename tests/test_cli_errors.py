@@ -87,6 +87,18 @@ def test_workflows_on_a_store_never_judged_says_what_to_run(
     assert "no workflows yet" in out and "choreoscope correlate --once" in out
 
 
+def test_workflows_after_a_pass_over_an_empty_store_does_not_say_to_run_one(
+    empty_store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["correlate", "--once", "--data", empty_store]) == 0
+    capsys.readouterr()
+
+    assert main(["workflows", "--data", empty_store]) == 0
+    out = capsys.readouterr().out
+    assert "no workflows yet" in out and "choreoscope collect" in out
+    assert "correlate --once" not in out
+
+
 @pytest.mark.parametrize("replicas", ["0", "1.5", "1k", "6"])
 def test_a_replica_count_jetstream_cannot_take_is_refused_before_anything_starts(
     empty_store: str, replicas: str, capsys: pytest.CaptureFixture[str]

@@ -11,8 +11,9 @@ import duckdb
 import correlator
 from choreoscope.settings import add_flags
 from correlator.explain import ago
+from correlator.last_pass import read_last_pass
 from correlator.queries import WORKFLOW_STATUSES, list_workflows
-from store import read_retrying
+from store import StoreLayout, read_retrying
 
 ORDER = 60
 
@@ -59,14 +60,20 @@ def run(args: argparse.Namespace) -> int:
         rows, judged = read_retrying(lambda: _read(con, args))
     finally:
         con.close()
+    judged = judged or read_last_pass(StoreLayout.at(args.data)) is not None
     if not rows:
-        filtered = bool(args.status or args.workflow_type)
-        print("no workflows match" if judged or filtered else "no workflows yet")
-        if not judged:
+        if args.status or args.workflow_type:
+            print("no workflows match")
+        elif judged:  # the correlator ran, and found no run in the store
             print(
-                "\n(the correlator has judged none: run `choreoscope correlate --once`; if "
-                "the store holds no spans yet, run your services with `choreoscope collect`, "
-                "or try `choreoscope demo`)"
+                "no workflows yet: the store holds no spans of a run; run your services "
+                "with `choreoscope collect`, or try `choreoscope demo`"
+            )
+        else:
+            print(
+                "no workflows yet\n\n(the correlator has judged none: run `choreoscope "
+                "correlate --once`; if the store holds no spans yet, run your services "
+                "with `choreoscope collect`, or try `choreoscope demo`)"
             )
         return 0
     now = dt.datetime.now(dt.UTC)
@@ -76,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
             status,
             wf_type or "-",
             f"{ago((now - started).total_seconds())} ago",
-            ago((duration or 0) / 1000),
+            ago((duration or 0) / 1000),  # first to last activity
             # how long a run that is not done has been quiet: "stuck for"
             "-" if status == "completed" else ago((now - last).total_seconds()),
             waiting or "-",
@@ -85,9 +92,11 @@ def run(args: argparse.Namespace) -> int:
         )
         for wf, status, wf_type, started, duration, last, waiting, cause, services in rows
     ]
-    headers = ("workflow", "status", "type", "started", "active", "quiet for", "waiting on",
+    headers = ("workflow", "status", "type", "started", "ran for", "quiet for", "waiting on",
                "cause", "svcs")  # fmt: skip
     print(render_table(headers, table))
+    if len(rows) == args.limit:
+        print(f"\n(the first {args.limit}: --limit N shows more)")
     if not judged:
         print("\n(no correlator findings yet: run `choreoscope correlate --once` to judge them)")
     return 0
