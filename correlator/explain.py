@@ -96,7 +96,7 @@ def _dead_lettered(f: dict[str, Any], now: dt.datetime) -> str:
         "dead_letter_subject": "republished to the dead-letter subject",
         "term": "terminated by its handler",
     }.get(f.get("dead_letter_source") or "", "dead-lettered")
-    tries = f" after {f['errors']} failed attempts" if f.get("errors") else ""
+    tries = f" after {_count(f['errors'], 'failed attempt')}" if f.get("errors") else ""
     err = f"; last error: {f['last_error']}" if f.get("last_error") else ""
     return f"stalled at `{f['service']}`: {_msg(f)} was dead-lettered ({how}){tries}{err}"
 
@@ -122,7 +122,7 @@ def _stalled(f: dict[str, Any], now: dt.datetime) -> str:
         return (
             f"stalled at `{f['service']}`: {_msg(f)} published {_when(f)} waits in the "
             f"backlog of consumer group `{f['consumer']}`: JetStream held "
-            f"{f.get('consumer_backlog')} messages for it at "
+            f"{_count(f.get('consumer_backlog') or 0, 'message')} for it at "
             f"{_clock(f, 'backlog_sampled_at')}, and `{f['service']}` is up but has not "
             f"got to it within the step's deadline ({ago(f.get('deadline_s'))})"
         )
@@ -152,7 +152,7 @@ def _stalled(f: dict[str, Any], now: dt.datetime) -> str:
         f"`{f['consumer']}`, which is down ({down})"
     )
     backlog = f.get("consumer_backlog")
-    held = f"; JetStream holds {backlog} messages for it" if backlog else ""
+    held = f"; JetStream holds {_count(backlog, 'message')} for it" if backlog else ""
     return f"stalled at `{f['service']}`: {_msg(f)} {state}{held}"
 
 
@@ -230,6 +230,11 @@ def _deviation(f: dict[str, Any], now: dt.datetime) -> str:
 
 
 # in DESIGN.md's order, which the dashboard's filters follow
+def _count(n: int, noun: str) -> str:
+    """``1 message``, ``3 messages``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 _EXPLAIN: dict[str, Callable[[dict[str, Any], dt.datetime], str]] = {
     "stalled": _stalled,
     "dropped": _dropped,

@@ -33,7 +33,8 @@ def is_anomalous(edge: pd.Series) -> bool:
 
 
 def edge_label(edge: pd.Series) -> str:
-    parts = [f"{int(edge['messages'])} msgs"]
+    count = int(edge["messages"])
+    parts = [f"{count} msg{'' if count == 1 else 's'}"]
     if pd.notna(edge.get("p95_ms")):
         parts.append(f"p95 {_duration(float(edge['p95_ms']))}")
     if _rate(edge.get("error_rate")) > 0:

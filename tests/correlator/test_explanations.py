@@ -1,0 +1,34 @@
+"""Explanations read as sentences: a count of one is singular."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from correlator.explain import explain
+
+NOW = dt.datetime(2026, 11, 26, 12, 5, tzinfo=dt.UTC)
+WAIT = {"service": "scorer", "subject": "recruit.cv.parsed", "message_id": "m1",
+        "consumer": "scorer", "since": NOW - dt.timedelta(minutes=2)}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("finding", "reads", "never"),
+    [
+        ({"kind": "dead_lettered", "errors": 1, "dead_letter_source": "term"},
+         "after 1 failed attempt", "attempts"),
+        ({"kind": "dead_lettered", "errors": 3, "dead_letter_source": "term"},
+         "after 3 failed attempts", None),
+        ({"kind": "stalled", "root_cause": "consumer_down", "state": "unreceived",
+          "consumer_backlog": 1}, "JetStream holds 1 message for it", "messages"),
+        ({"kind": "stalled", "root_cause": "backlog", "consumer_backlog": 1,
+          "backlog_sampled_at": NOW, "deadline_s": 30}, "JetStream held 1 message for it",
+         "messages"),
+    ],
+)  # fmt: skip
+def test_a_count_of_one_is_singular(finding: dict, reads: str, never: str | None) -> None:
+    text = explain({**WAIT, **finding}, now=NOW)
+
+    assert reads in text
+    assert never is None or never not in text
