@@ -151,10 +151,11 @@ def _run(
     con: duckdb.DuckDBPyConnection, query: str, *, arrow: bool
 ) -> tuple[list[str], list[tuple[Any, ...]] | None, pa.Table | None]:
     with _store_scope(con, query):
+        if arrow:  # straight from a relation: from execute's result, Arrow is a copy
+            table = con.sql(query).to_arrow_table()
+            return table.column_names, None, table
         result = con.execute(query)
         columns = [d[0] for d in result.description or []]
-        if arrow:
-            return columns, None, result.to_arrow_table()
         return columns, result.fetchall(), None
 
 
