@@ -10,6 +10,7 @@ which replace what was learned for what they name.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,8 @@ from correlator.choreography_file import Choreography, DeclaredStep, DeclaredWor
 from correlator.findings import MODEL_FOLLOWS, MODEL_STEPS
 from correlator.sql_text import run_folder
 from correlator.thresholds import Thresholds
+
+log = logging.getLogger(__name__)
 
 TYPES = pa.schema(
     [
@@ -79,8 +82,44 @@ def learn_model(
     model.follows = [dict(row, source="learned") for row in follows.to_pylist()]
     model.types = [dict(row, declared=False) for row in types.to_pylist()]
     if declared is not None:
+        for problem in unseen_declarations(model, declared):
+            log.warning("choreography: %s", problem)
         _apply_declared(model, declared, thresholds)
     return model
+
+
+def unseen_declarations(model: ChoreographyModel, declared: Choreography) -> list[str]:
+    """What ``declared`` names that the stored spans never showed (a misspelled
+    subject or group judges nothing), as lines to warn with; none while the store
+    holds no workflow to compare with."""
+    if not model.types:
+        return []
+    subjects = {s["subject"] for s in model.steps} | {
+        f[end] for f in model.follows for end in ("from_subject", "to_subject") if f[end]
+    }
+    consumers = {(s["subject"], s["consumer"]) for s in model.steps}
+    problems = []
+    for wf in declared.workflows:
+        named = [("starts_with", wf.starts_with)] + [("terminal", t) for t in wf.terminal]
+        named += [("step", step.subject) for step in wf.steps]
+        named += [("next", n) for step in wf.steps for n in step.next]
+        for role, subject in named:
+            if subject not in subjects:
+                problems.append(
+                    f"workflow {wf.name!r}: {role} {subject!r} is no subject the stored "
+                    "spans show; check its spelling"
+                )
+        for step in wf.steps:
+            if step.subject not in subjects:
+                continue
+            for consumer in step.consumers:
+                if (step.subject, consumer) not in consumers:
+                    problems.append(
+                        f"workflow {wf.name!r}: no consumer group {consumer!r} handled "
+                        f"{step.subject!r} in the stored spans; check its spelling (or it "
+                        "is not deployed yet)"
+                    )
+    return list(dict.fromkeys(problems))
 
 
 def _learned_deadline(p99_ms: float | None, thresholds: Thresholds) -> float:

@@ -205,3 +205,32 @@ def test_declared_durations_take_the_units_the_command_line_takes() -> None:
     (workflow,) = parse_choreography(text).workflows
 
     assert (workflow.steps[0].deadline_s, workflow.steps[0].sla_s) == (86400.0, 7200.0)
+
+
+def test_a_misspelled_declaration_is_warned_about(
+    store_layout: StoreLayout, caplog: pytest.LogCaptureFixture
+) -> None:
+    # accepted silently, it judged nothing against what the user meant to declare
+    declared = parse_choreography(
+        f"""
+version: 1
+workflows:
+  recruitment:
+    starts_with: recruit.aplication.received
+    terminal: [{SCORED}]
+    steps:
+      {PARSED}:
+        consumers: [scorrer]
+"""
+    )
+    log = SpanLog()
+    history(log, runs=5)
+    log.write(store_layout)
+
+    with caplog.at_level("WARNING", logger="correlator.model"):
+        correlate(store_layout, now_s=102, choreography=declared)
+
+    warned = [r.getMessage() for r in caplog.records]
+    assert any("starts_with 'recruit.aplication.received'" in w for w in warned)
+    assert any("no consumer group 'scorrer' handled" in w for w in warned)
+    assert not any(SCORED in w for w in warned)  # what the spans show is not warned about
