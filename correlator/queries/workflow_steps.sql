@@ -1,5 +1,7 @@
 -- Every span of one workflow, as the step table shows it. The error text is the
--- status message, else the first exception event's message.
+-- status message, else the first exception event's message. try(): attributes or
+-- events that are not valid JSON (another exporter's) leave those cells empty
+-- rather than failing the whole table.
 SELECT
     start_time,
     service_name AS service,
@@ -7,12 +9,12 @@ SELECT
     operation,
     subject,
     message_id,
-    TRY_CAST(json_extract_string(attributes, '$."messaging.nats.delivery_count"') AS BIGINT)
+    TRY_CAST(try(json_extract_string(attributes, '$."messaging.nats.delivery_count"')) AS BIGINT)
         AS delivery,
     status_code AS status,
     coalesce(
         status_message,
-        json_extract_string(events, '$[0].attributes."exception.message"')
+        try(json_extract_string(events, '$[0].attributes."exception.message"'))
     ) AS error,
     duration_ms,
     trace_id,

@@ -4,6 +4,7 @@ wait apart from processing, and no negative latency under clock skew."""
 from __future__ import annotations
 
 import correlator
+from correlator import queries
 from store import StoreLayout
 from tests.correlator.pipelines import PARSED, RECEIVED, correlate, history
 from tests.correlator.span_shapes import ForeignSpans, OurSpans, SpanLog
@@ -172,3 +173,23 @@ def _workflow_type(layout: StoreLayout, workflow_id: str) -> str:
         return workflow_type
     finally:
         con.close()
+
+
+def test_a_span_whose_attributes_are_not_json_leaves_its_workflow_readable(
+    store_layout: StoreLayout,
+) -> None:
+    # another exporter's span, stored as sent: the steps and audit tables read around it
+    log = SpanLog()
+    ours = OurSpans(log)
+    first = ours.publish("intake", RECEIVED, workflow_id="wf-odd", at_s=1)
+    ours.step(first, service="parser", start=1.1, end=1.4, emits=PARSED)
+    log.rows[-1]["attributes"] = "not json {"
+    log.rows[-1]["events"] = "[not json"
+    stored = len(log.rows)
+    log.write(store_layout)
+    con = correlator.connect(store_layout.root)
+
+    steps = queries.workflow_steps(con, workflow_id="wf-odd")
+    audit = queries.workflow_audit(con, workflow_id="wf-odd")
+
+    assert len(steps) == stored and audit.empty
