@@ -225,11 +225,16 @@ class SpanIngest:
             if stop.is_set():
                 log.error("stopping with %d message(s) unwritten and unacked", len(messages))
                 return None
-            if time.monotonic() - last_progress > self.ack_wait / 3:
-                await _keep_in_progress(messages)
-                last_progress = time.monotonic()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), backoff)
+            # wait out the backoff in slices of a third of ack_wait, telling JetStream
+            # the messages are in progress between them: a backoff as long as ack_wait
+            # (the defaults) had them redelivered, and written twice once space was back
+            retry_at = time.monotonic() + backoff
+            while not stop.is_set() and (left := retry_at - time.monotonic()) > 0:
+                if time.monotonic() - last_progress >= self.ack_wait / 3:
+                    await _keep_in_progress(messages)
+                    last_progress = time.monotonic()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), min(left, self.ack_wait / 3))
             backoff = min(self.max_backoff, backoff * 2)
 
     async def lag(self) -> int | None:

@@ -112,17 +112,25 @@ async def _unacked(url: str) -> int:
         return int(info.num_ack_pending) + int(info.num_pending)
 
 
+@pytest.mark.parametrize("max_write_backoff", [1.0, 3.0])  # 3.0: as long as ack_wait
 async def test_unwritable_store_holds_the_acks_logs_why_and_recovers(
-    nats_server: EmbeddedNats, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    nats_server: EmbeddedNats,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    max_write_backoff: float,
 ) -> None:
     data = tmp_path / "data"
     today = block_todays_partition(data, "spans")
     caplog.set_level(logging.ERROR, logger="collector")
-    async with running_collector(nats_server.url, data, ack_wait=3.0, max_write_backoff=1.0):
+    async with running_collector(
+        nats_server.url, data, ack_wait=3.0, max_write_backoff=max_write_backoff
+    ):
         async with jetstream(nats_server.url) as js:
             await publish_spans(js, columnar_batch(0, 40), content_type=COLUMNAR)
         assert await wait_for(lambda: "cannot write a segment" in caplog.text)
-        await asyncio.sleep(4)  # past ack_wait: the held message must not be redelivered
+        # past ack_wait, with the backoff at its longest: the held message must not be
+        # redelivered (it would be written twice once space is back)
+        await asyncio.sleep(4 * max_write_backoff)
         assert await _unacked(nats_server.url) == 1
         assert scalar(data, "select count(*) from spans") == 0
         today.unlink()  # space is back
