@@ -12,7 +12,7 @@ import pytest
 
 from collector.segment_writer import SegmentWriter
 from store import SCHEMA_VERSION, StoreLayout, StoreVersionError, open_store
-from store.schema import SPANS
+from store.schema import CONSUMER_LAG, HEARTBEATS, REJECTED, SPANS
 
 
 def _span_rows(n: int, *, trace: str = "ab" * 16) -> pa.Table:
@@ -121,3 +121,42 @@ def test_a_write_that_fails_midway_leaves_the_old_file_and_no_temp_behind(tmp_pa
         raise OSError("disk full")
     assert final.read_bytes() == b"old findings"
     assert [p.name for p in tmp_path.iterdir()] == ["anomalies.parquet"]
+
+
+def test_two_spans_of_one_payload_refused_for_one_reason_are_two_rejections(
+    store_layout: StoreLayout,
+) -> None:
+    at = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
+    two_spans = [b'{"span_id": "01"}', b'{"span_id": "02"}']  # one size, one reason
+    rows = pa.Table.from_pylist(
+        [{"received_at": at, "source": "nats:choreo.spans.x", "size": len(raw),
+          "reason": "span ends before it starts", "raw": raw} for raw in two_spans],
+        schema=REJECTED,
+    )  # fmt: skip
+    SegmentWriter(layout=store_layout).write("rejected", rows, at=at)
+
+    con = open_store(store_layout.root)
+    assert [r for (r,) in con.execute("SELECT raw FROM rejected ORDER BY raw").fetchall()] == (
+        two_spans
+    )
+
+
+def test_signals_stored_twice_during_compaction_s_grace_are_listed_once(
+    store_layout: StoreLayout,
+) -> None:
+    at = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
+    beats = pa.Table.from_pylist(
+        [{"service": "scorer", "instance": "s-1", "at": at + dt.timedelta(seconds=5 * k),
+          "processed": k} for k in range(3)], schema=HEARTBEATS)  # fmt: skip
+    lag = pa.Table.from_pylist(
+        [{"at": at, "stream": "EVENTS", "consumer": "scorer--x", "num_pending": 4}],
+        schema=CONSUMER_LAG,
+    )
+    writer = SegmentWriter(layout=store_layout)
+    for _ in range(2):  # an input and the compacted output beside it
+        writer.write("heartbeats", beats, at=at)
+        writer.write("consumer_lag", lag, at=at)
+
+    con = open_store(store_layout.root)
+    assert con.execute("SELECT count(*) FROM heartbeats").fetchone() == (3,)
+    assert con.execute("SELECT count(*) FROM consumer_lag").fetchone() == (1,)
