@@ -247,6 +247,8 @@ def _cell(value: Any, *, limit: int | None) -> str:
         text = base64.b64encode(bytes(value)).decode("ascii")
     elif isinstance(value, dt.datetime | dt.date | dt.time):
         text = value.isoformat()
+    elif isinstance(value, list | dict):  # a LIST, STRUCT or MAP: as JSON, not Python
+        text = json.dumps(value, default=_json_value, ensure_ascii=False)
     else:
         text = str(value)
     if limit is not None:

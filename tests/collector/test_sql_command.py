@@ -89,6 +89,19 @@ def test_csv_output_reads_back(filled_store: StoreLayout) -> None:
     ]
 
 
+def test_lists_and_structs_print_as_json_in_the_table_and_in_csv(
+    filled_store: StoreLayout,
+) -> None:
+    query = "select ['a', 'b'] as services, {'p99_ms': 1.5} as latency"
+    table = sql(filled_store, query).stdout.decode()
+    rows = list(
+        csv.reader(io.StringIO(sql(filled_store, "--format", "csv", query).stdout.decode()))
+    )
+
+    assert '["a", "b"]' in table and '{"p99_ms": 1.5}' in table  # not Python's ['a', 'b']
+    assert rows[1] == ['["a", "b"]', '{"p99_ms": 1.5}']
+
+
 def test_parquet_output_to_a_file(filled_store: StoreLayout, tmp_path: Path) -> None:
     target = tmp_path / "out.parquet"
     out = sql(filled_store, "--format", "parquet", "-o", str(target), "select * from spans")
