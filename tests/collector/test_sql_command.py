@@ -92,7 +92,7 @@ def test_csv_output_reads_back(filled_store: StoreLayout) -> None:
 def test_lists_and_structs_print_as_json_in_the_table_and_in_csv(
     filled_store: StoreLayout,
 ) -> None:
-    query = "select ['a', 'b'] as services, {'p99_ms': 1.5} as latency"
+    query = "select ['a', 'b'] as services, {'p99_ms': 1.5::double} as latency"
     table = sql(filled_store, query).stdout.decode()
     rows = list(
         csv.reader(io.StringIO(sql(filled_store, "--format", "csv", query).stdout.decode()))
