@@ -193,3 +193,22 @@ def test_a_span_whose_attributes_are_not_json_leaves_its_workflow_readable(
     audit = queries.workflow_audit(con, workflow_id="wf-odd")
 
     assert len(steps) == stored and audit.empty
+
+
+def test_the_map_names_an_unknown_producer_and_reads_latencies_to_a_tenth_of_a_ms(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = OurSpans(log)
+    first = ours.publish("intake", RECEIVED, workflow_id="wf-1", at_s=1)
+    ours.step(first, service="parser", start=1.1234, end=1.45678, emits=PARSED)
+    lost = ours.publish("intake", RECEIVED, workflow_id="wf-2", at_s=2)
+    log.rows = [r for r in log.rows if r["span_id"] != lost.span_id]  # its span never came
+    ours.step(lost, service="parser", start=2.1, end=2.2, emits=PARSED)
+    log.write(store_layout)
+
+    edges = queries.choreography_edges(correlator.connect(store_layout.root), since=None)
+
+    received = edges[edges["subject"] == RECEIVED]
+    assert sorted(received["producer_service"]) == ["(producer unknown)", "intake"]
+    assert all(round(v, 1) == v for v in edges["p50_ms"].dropna())
