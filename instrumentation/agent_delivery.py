@@ -197,13 +197,13 @@ class DeliveryProcessor:
         nats_attributes: Mapping[str, Any],
     ) -> None:
         error = None
+        delay = None
         try:
             if operation == "ack":
                 await msg.ack()
             elif operation == "nak":
-                await msg.nak(
-                    delay=self._delay(nats_attributes.get(semconv.NATS_DELIVERY_COUNT, 1))
-                )
+                delay = self._delay(nats_attributes.get(semconv.NATS_DELIVERY_COUNT, 1))
+                await msg.nak(delay=delay)
             else:
                 await msg.term()
         except Exception as exc:
@@ -219,6 +219,7 @@ class DeliveryProcessor:
             consumer_group=handler.queue,
             extra=nats_attributes,
             error=error,
+            nak_delay_s=delay,
         )
 
     async def _dead_letter(

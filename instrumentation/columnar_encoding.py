@@ -39,6 +39,10 @@ _PROMOTED = {  # column -> the attribute it copies
     "operation": semconv.MESSAGING_OPERATION_TYPE,
     "consumer_group": semconv.MESSAGING_CONSUMER_GROUP,
 }
+_PROMOTED_NUMBERS = {  # column -> the numeric attribute it copies, sent when a span has it
+    "nak_delay_ms": semconv.CHOREO_NAK_DELAY_MS,
+}
+_NUMBERS = frozenset({int, float, type(None)})
 _OWN_COLUMNS = (
     "trace_id",
     "span_id",
@@ -216,8 +220,14 @@ def encode_columnar_batch(
         if not _TEXT_OR_NONE.issuperset(map(type, values)):
             values = [v if v is None or type(v) is str else str(v) for v in values]
         columns[column] = values
-    columns["attributes"] = json_objects(attributes)
     batch: dict[str, Any] = {"v": COLUMNAR_VERSION, "n": len(spans), "resource": dict(resource)}
+    for column, key in _PROMOTED_NUMBERS.items():  # rare (a nak's delay): left out when none
+        values = list(map(dict.get, attributes, itertools.repeat(key)))
+        if values.count(None) != len(values):
+            if not _NUMBERS.issuperset(map(type, values)):
+                values = [v if type(v) in (int, float) else None for v in values]
+            batch[column] = values
+    columns["attributes"] = json_objects(attributes)
     for key in _COLUMNS:
         batch[key] = columns[key]
     return msgpack.packb(batch, use_bin_type=True, default=str)

@@ -304,8 +304,11 @@ class MessagingSpans:
         consumer_group: str | None = None,
         extra: Mapping[str, Any] | None = None,
         error: str | None = None,
+        nak_delay_s: float | None = None,
     ) -> None:
-        """An ended ``settle`` span: ``ack``, ``nak``, ``term`` or ``in_progress``."""
+        """An ended ``settle`` span: ``ack``, ``nak``, ``term`` or ``in_progress``.
+        ``nak_delay_s``: the delay a nak asked before the redelivery (the correlator
+        waits that long for it before it calls the attempt failed)."""
         attributes: dict[str, Any] = {
             **_NATS,
             semconv.MESSAGING_DESTINATION_NAME: subject,
@@ -318,6 +321,8 @@ class MessagingSpans:
             attributes[semconv.MESSAGING_CONSUMER_GROUP] = consumer_group
         if extra:
             attributes.update(extra)
+        if nak_delay_s is not None:
+            attributes[semconv.CHOREO_NAK_DELAY_MS] = float(nak_delay_s) * 1000.0
         name = semconv.span_name(operation_name, subject)
         if self._light is not None:
             span: Span = self._light.start(

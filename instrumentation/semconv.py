@@ -37,6 +37,8 @@ CHOREO_AUDIT_OUTPUT: Final = "choreo.audit.output"
 CHOREO_AUDIT_SUBJECT: Final = "choreo.audit.subject"  # on the audit.output span event
 CHOREO_DEAD_LETTERED: Final = "choreo.dead_lettered"  # true on a process span that gave up
 CHOREO_HANDLER: Final = "choreo.handler"  # the handler function's qualified name
+# on a nak settle span: the delay asked before JetStream redelivers, in milliseconds
+CHOREO_NAK_DELAY_MS: Final = "choreo.nak.delay_ms"
 
 SERVICE_NAME: Final = "service.name"
 SERVICE_INSTANCE_ID: Final = "service.instance.id"

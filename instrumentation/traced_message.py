@@ -136,7 +136,9 @@ class TracedMsg:
     def _settle_parent(self) -> Context:
         return self.context
 
-    async def _settle(self, operation: str, action: Any, **kwargs: Any) -> None:
+    async def _settle(
+        self, operation: str, action: Any, *, nak_delay_s: float | None = None, **kwargs: Any
+    ) -> None:
         error = None
         try:
             await action(**kwargs)
@@ -152,6 +154,7 @@ class TracedMsg:
                 consumer_group=self.consumer_group,
                 extra=self.nats_attributes,
                 error=error,
+                nak_delay_s=nak_delay_s,
             )
 
     async def ack(self) -> None:
@@ -161,7 +164,7 @@ class TracedMsg:
         await self._settle("ack", self.msg.ack_sync, timeout=timeout)
 
     async def nak(self, delay: float | None = None) -> None:
-        await self._settle("nak", self.msg.nak, delay=delay)
+        await self._settle("nak", self.msg.nak, delay=delay, nak_delay_s=delay)
 
     async def term(self) -> None:
         await self._settle("term", self.msg.term)
