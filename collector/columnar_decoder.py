@@ -13,7 +13,13 @@ from typing import Any, Final
 import msgpack
 import pyarrow as pa
 
-from collector.span_batch import RAW_SPANS, Rejects, int64_or_sentinel, raw_table
+from collector.span_batch import (
+    RAW_SPANS,
+    Rejects,
+    int64_or_sentinel,
+    number_or_none,
+    raw_table,
+)
 from instrumentation import semconv
 from instrumentation.wire import COLUMNAR_VERSION
 from store.schema import RAW_CAP_BYTES
@@ -38,6 +44,7 @@ _COLUMNS: Final = {
     "message_id": "message_id",
     "operation": "operation",
     "consumer_group": "consumer_group",
+    "nak_delay_ms": "nak_delay_ms",  # optional: sent only when a span has it
 }
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 _REQUIRED: Final = ("trace_id", "span_id", "name", "start_ns", "end_ns")
@@ -112,6 +119,8 @@ def _array(column: str, values: list[Any], flags: list[str | None]) -> pa.Array:
     except (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError, TypeError, UnicodeError) as e:
         if column in _TIME_COLUMNS:
             return pa.array([int64_or_sentinel(v) for v in values], type=kind)
+        if kind == pa.float64():  # a promoted number that is not one: null, as absent
+            return pa.array([number_or_none(v) for v in values], type=kind)
         if kind == pa.string() and all(v is None or isinstance(v, str) for v in values):
             return pa.array([_repaired(v, i, flags) for i, v in enumerate(values)], type=kind)
         raise MalformedBatch(f"column {column!r} has a value of the wrong type: {e}") from None

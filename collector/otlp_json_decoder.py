@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 from collector.columnar_decoder import MalformedBatch
-from collector.span_batch import OUT_OF_RANGE_NS, Rejects, raw_table
+from collector.span_batch import OUT_OF_RANGE_NS, Rejects, number_or_none, raw_table
 from instrumentation import semconv
 
 _PROMOTED = {
@@ -65,7 +65,8 @@ def decode_otlp_json(payload: bytes, *, rejects: Rejects) -> pa.Table:
 
 def _walk(request: dict[str, Any]) -> dict[str, list[Any]]:
     columns: dict[str, list[Any]] = {
-        name: [] for name in (*_TEXT_COLUMNS, "kind", "start_ns", "end_ns", "status_code")
+        name: []
+        for name in (*_TEXT_COLUMNS, "kind", "start_ns", "end_ns", "status_code", "nak_delay_ms")
     }
     for resource_spans in request.get("resourceSpans") or []:
         resource = _key_values((resource_spans.get("resource") or {}).get("attributes"))
@@ -94,6 +95,9 @@ def _walk(request: dict[str, Any]) -> dict[str, list[Any]]:
                 for key, column in _PROMOTED.items():
                     value = attributes.get(key)
                     columns[column].append(None if value is None else str(value))
+                columns["nak_delay_ms"].append(
+                    number_or_none(attributes.get(semconv.CHOREO_NAK_DELAY_MS))
+                )
                 columns["service_name"].append(_str(resource.get(semconv.SERVICE_NAME)))
                 columns["service_instance_id"].append(
                     _str(resource.get(semconv.SERVICE_INSTANCE_ID))

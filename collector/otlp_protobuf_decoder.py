@@ -22,7 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from collector import otlp_lenient
 from collector.columnar_decoder import MalformedBatch
-from collector.span_batch import Rejects, raw_table
+from collector.span_batch import Rejects, number_or_none, raw_table
 from instrumentation import semconv
 
 _SCALAR_KINDS = frozenset({"string_value", "int_value", "double_value", "bool_value"})
@@ -66,7 +66,7 @@ def walk_request(request: Any) -> dict[str, list[Any]]:
         "trace_id", "span_id", "parent_span_id", "name", "scope_name", "kind", "start_ns",
         "end_ns", "status_code", "status_message", "attributes", "events", "links",
         "link_trace_id", "link_span_id", "workflow_id", "subject", "message_id", "operation",
-        "consumer_group", "service_name", "service_instance_id", "resource",
+        "consumer_group", "nak_delay_ms", "service_name", "service_instance_id", "resource",
     )  # fmt: skip
     columns: dict[str, list[Any]] = {name: [] for name in names}
     for resource_spans in request.resource_spans:
@@ -106,6 +106,8 @@ def _attributes(spans: Any, columns: dict[str, list[Any]]) -> None:
     # the hot loop of OTLP decoding: locals and inlined scalar cases on purpose
     texts = columns["attributes"]
     promoted = [(key, columns[column]) for key, column in _PROMOTED.items()]
+    nak_delays = columns["nak_delay_ms"]
+    nak_delay_key = semconv.CHOREO_NAK_DELAY_MS
     scalar = _SCALAR_KINDS
     dumps = _dumps
     for span in spans:
@@ -118,6 +120,8 @@ def _attributes(spans: Any, columns: dict[str, list[Any]]) -> None:
         for key, column in promoted:
             found = attributes.get(key)
             column.append(found if found is None or type(found) is str else str(found))
+        found = attributes.get(nak_delay_key)
+        nak_delays.append(None if found is None else number_or_none(found))
 
 
 def key_values(pairs: Any) -> dict[str, Any]:

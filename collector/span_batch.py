@@ -46,6 +46,7 @@ RAW_SPANS: Final = pa.schema(
         ("message_id", pa.string()),
         ("operation", pa.string()),
         ("consumer_group", pa.string()),
+        ("nak_delay_ms", pa.float64()),
         ("service_name", pa.string()),
         ("service_instance_id", pa.string()),
         ("resource", pa.string()),
@@ -127,6 +128,16 @@ def int64_or_sentinel(value: Any) -> int:
     if isinstance(value, int) and fits_int64(value):
         return value
     return OUT_OF_RANGE_NS
+
+
+def number_or_none(value: Any) -> float | None:
+    """A promoted numeric attribute (``nak_delay_ms``) as a float; None for any other
+    type (a bool, a string): it stays readable in ``attributes``."""
+    if type(value) is float:
+        return value
+    if type(value) is int and fits_int64(value):
+        return float(value)
+    return None
 
 
 def finalize(
@@ -268,6 +279,7 @@ def _to_spans(raw: pa.Table, *, received_at: dt.datetime) -> pa.Table:
         # from the links JSON, in DuckDB, in parallel (collector/sql/spans_segment.sql)
         "link_trace_id": raw["link_trace_id"],
         "link_span_id": raw["link_span_id"],
+        "nak_delay_ms": raw["nak_delay_ms"],
         "received_at": pa.repeat(pa.scalar(received_at, SPANS.field("received_at").type), n),
         "exporter_id": raw["exporter_id"],
         "exporter_batch_seq": raw["exporter_batch_seq"],

@@ -133,11 +133,13 @@ class StoreLayout:
     def ensure_seeds(self) -> None:
         """Write the zero-row seed of every table that has none: all of them in a new
         store, and in an older one the tables added since (a view over a table with
-        no file at all could not be created). Any number of processes may race here:
-        each writes under its own temp name, and the seeds are the same."""
+        no file at all could not be created). A seed written before columns were added
+        to its table is written again with them: read first, it gives the older
+        segments those columns, as nulls. Any number of processes may race here: each
+        writes under its own temp name, and the seeds are the same."""
         for table, schema in TABLES.items():
             seed = self.seed(table)
-            if not seed.exists():
+            if not _seed_has_columns(seed, schema):
                 seed.parent.mkdir(parents=True, exist_ok=True)
                 tmp = seed.with_name(f".{SEED_FILE}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
                 pq.write_table(pa.Table.from_pylist([], schema=schema), tmp)
@@ -154,3 +156,13 @@ class StoreLayout:
             tmp = self.store_file.with_name("." + STORE_FILE + ".tmp")
             tmp.write_text(json.dumps({"schema_version": SCHEMA_VERSION}) + "\n")
             tmp.replace(self.store_file)
+
+
+def _seed_has_columns(seed: Path, schema: pa.Schema) -> bool:
+    """Whether ``seed`` exists and holds every column of ``schema`` (a damaged seed
+    holds none: it is written again)."""
+    try:
+        names = set(pq.read_schema(seed).names)
+    except (FileNotFoundError, pa.ArrowInvalid):
+        return False
+    return names.issuperset(schema.names)

@@ -48,6 +48,7 @@ SPANS = pa.schema(
         ("consumer_group", pa.string()),  # messaging.consumer.group.name
         ("link_trace_id", pa.string()),  # first link
         ("link_span_id", pa.string()),
+        ("nak_delay_ms", pa.float64()),  # choreo.nak.delay_ms: a nak's redelivery delay
         # ingest metadata
         ("received_at", TIMESTAMP),
         ("exporter_id", pa.string()),

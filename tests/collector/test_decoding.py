@@ -3,21 +3,24 @@ refusing what cannot be stored while keeping the good spans of the same batch.""
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
+from collections.abc import Sequence
 
 import msgpack
 import pytest
+from google.protobuf.json_format import MessageToDict
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, StatusCode
 
 from collector.decoding import DecodedBatch, Payload, decode_payloads
 from collector.segment_writer import SegmentWriter
-from instrumentation import wire
+from instrumentation import semconv, wire
 from instrumentation.columnar_encoding import encode_columnar_batch
 from store import StoreLayout, open_store
 from store.schema import RAW_CAP_BYTES, SPANS
@@ -103,6 +106,55 @@ def test_spans_from_the_real_exporter_encoding_keep_parents_links_and_status(
         producer["trace_id"],
         producer["span_id"],
     )
+
+
+def _settle_spans() -> Sequence[ReadableSpan]:
+    """A nak that asked a 30 s redelivery delay, and an ack (which asks none)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "scorer"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("choreoscope-test")
+    settle = {semconv.MESSAGING_OPERATION_TYPE: "settle"}
+    nak = {**settle, semconv.CHOREO_NAK_DELAY_MS: 30_000.0}
+    tracer.start_span("nak recruit.cv.parsed", kind=SpanKind.CLIENT, attributes=nak).end()
+    tracer.start_span("ack recruit.cv.parsed", kind=SpanKind.CLIENT, attributes=settle).end()
+    return exporter.get_finished_spans()
+
+
+def _otlp_json(spans: Sequence[ReadableSpan]) -> bytes:
+    """The OTLP JSON encoding of ``spans``: protobuf's JSON, with hex ids."""
+    request = MessageToDict(encode_spans(spans), use_integers_for_enums=True)
+    for resource_spans in request["resourceSpans"]:
+        for scope_spans in resource_spans["scopeSpans"]:
+            for span in scope_spans["spans"]:
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if key in span:
+                        span[key] = base64.b64decode(span[key]).hex()
+    return json.dumps(request).encode()
+
+
+@pytest.mark.parametrize(
+    ("content_type", "encode"),
+    [
+        (COLUMNAR, encode_columnar_batch),
+        (PROTOBUF, lambda spans: encode_spans(spans).SerializeToString()),
+        (JSON, _otlp_json),
+    ],
+    ids=["columnar", "otlp-protobuf", "otlp-json"],
+)
+def test_a_naks_redelivery_delay_lands_in_its_column_in_every_format(
+    content_type: str, encode: object
+) -> None:
+    decoded = decode(encode(_settle_spans()), content_type)  # type: ignore[operator]
+    delays = {row["name"]: row["nak_delay_ms"] for row in decoded.spans.to_pylist()}
+    assert delays == {"nak recruit.cv.parsed": 30_000.0, "ack recruit.cv.parsed": None}
+    assert decoded.reject_count == 0
+
+
+def test_a_nak_delay_that_is_no_number_is_left_out_and_the_spans_kept() -> None:
+    decoded = decode(columnar_batch(0, 3, now_ns=NOW_NS, nak_delay_ms=["30s", 5, None]), COLUMNAR)
+    assert decoded.spans["nak_delay_ms"].to_pylist() == [None, 5.0, None]
+    assert decoded.reject_count == 0
 
 
 @pytest.mark.parametrize("content_type", [COLUMNAR, PROTOBUF], ids=["columnar", "otlp-protobuf"])

@@ -8,6 +8,7 @@ import json
 import shutil
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from collector.segment_writer import SegmentWriter
@@ -66,6 +67,18 @@ def test_a_store_older_than_a_table_that_cannot_take_its_seed_still_reads(
     reader = con.cursor()  # as the dashboard's reads and its SQL console's
     assert reader.execute("select count(num_pending) from consumer_lag").fetchone() == (0,)
     assert "read as empty until `choreoscope collect` runs" in caplog.text
+
+
+def test_a_store_older_than_a_span_column_reads_it_as_null(store_layout: StoreLayout) -> None:
+    # a store written before spans had nak_delay_ms: its seed and segments lack it
+    old = SPANS.remove(SPANS.get_field_index("nak_delay_ms"))
+    pq.write_table(old.empty_table(), store_layout.seed("spans"))
+    SegmentWriter(layout=store_layout).write("spans", _span_rows(2).select(old.names))
+
+    con = open_store(store_layout.root)
+
+    assert con.execute("select count(*), count(nak_delay_ms) from spans").fetchone() == (2, 0)
+    assert "nak_delay_ms" in pq.read_schema(store_layout.seed("spans")).names
 
 
 def test_written_segment_is_visible_to_an_open_reader(store_layout: StoreLayout) -> None:
