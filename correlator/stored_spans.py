@@ -27,7 +27,8 @@ from store import StoreLayout
 WORK_COLUMNS = (
     "trace_id, span_id, parent_span_id, name, kind, service_name, service_instance_id, "
     "start_time, end_time, duration_ms, status_code, status_message, workflow_id, subject, "
-    "message_id, operation, consumer_group, link_trace_id, link_span_id, received_at"
+    "message_id, operation, consumer_group, link_trace_id, link_span_id, received_at, "
+    "nak_delay_ms"
 )
 
 

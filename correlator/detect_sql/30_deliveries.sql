@@ -81,8 +81,10 @@ unsettled_seen AS (
         s.first_attempt_at,
         s.last_attempt_end,
         f.last_error,
-        -- a nak after its last attempt: JetStream will deliver the message again
-        coalesce(s.last_nak_at >= s.last_attempt_end, false) AS retry_asked
+        -- a nak after its last attempt: JetStream will deliver the message again,
+        -- once the delay that nak asked (when it said) has passed
+        coalesce(s.last_nak_at >= s.last_attempt_end, false) AS retry_asked,
+        CASE WHEN s.last_nak_at >= s.last_attempt_end THEN s.retry_due_at END AS retry_due_at
     FROM deliveries_seen AS s
     LEFT JOIN failures AS f USING (message_id, consumer)
     LEFT JOIN model_steps AS st ON st.subject = s.subject AND st.consumer = s.consumer
@@ -194,6 +196,7 @@ SELECT
     s.last_attempt_end,
     s.last_error,
     coalesce(s.retry_asked, false) AS retry_asked,
+    s.retry_due_at,
     dead.source AS dead_letter_source,
     dead.at AS dead_lettered_at,
     dead.reason AS dead_letter_reason,

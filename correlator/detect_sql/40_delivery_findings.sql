@@ -2,7 +2,9 @@
 --   dead_lettered  at once, whatever the deadline;
 --   failed         every attempt raised and no retry came within retry_grace_s; when
 --                  the last attempt was nak'ed (a redelivery is scheduled, after a
---                  backoff of the consumer's choosing), within the step's deadline and
+--                  backoff of the consumer's choosing), within the step's deadline, or
+--                  the delay that nak asked when it is longer (a backoff past the
+--                  deadline is a retry scheduled late, not a failure), and
 --                  retry_grace_s more;
 --   hung           received, and no attempt finished within the step's deadline
 --                  (overran: attempts that ended in error only past it count too),
@@ -108,7 +110,9 @@ d AS (
                 WHEN 'dead_lettered' THEN d.dead_lettered_at
                 ELSE d.since
             END
-        )) / 1e6 AS waited_s
+        )) / 1e6 AS waited_s,
+        -- from the last attempt to the redelivery its nak asked for (null: unknown)
+        (epoch_us(d.retry_due_at) - epoch_us(d.last_attempt_end)) / 1e6 AS retry_delay_s
     FROM d_deliveries AS d
     LEFT JOIN d_services AS s ON s.service = d.consumer_service
     -- instance ids are unique per service only (OpenTelemetry): a host name is common
@@ -122,7 +126,8 @@ first_judgement AS (
         CASE
             WHEN state = 'dead_lettered' THEN 'dead_lettered'
             WHEN state = 'failed' AND waited_s >= $retry_grace_s
-                AND (NOT retry_asked OR waited_s >= deadline_s + $retry_grace_s)
+                AND (NOT retry_asked
+                    OR waited_s >= greatest(deadline_s, retry_delay_s) + $retry_grace_s)
                 THEN 'failed'
             WHEN state = 'received' AND waited_s > deadline_s AND receiver_down THEN 'stalled'
             WHEN state = 'received' AND waited_s > deadline_s AND receiver_seen_after_deadline

@@ -102,5 +102,6 @@ SELECT
     end_time,
     duration_ms,
     status_code,
-    status_message
+    status_message,
+    nak_delay_ms
 FROM resolved;

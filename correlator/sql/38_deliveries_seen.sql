@@ -22,8 +22,13 @@ WITH seen AS (
         arg_min(end_time, start_time) FILTER (WHERE operation = 'process' AND status_code <> 'error')
             AS success_ended_at,
         -- a redelivery the consumer asked for (JetStream delivers it again after a
-        -- backoff): its last nak settle span
-        max(start_time) FILTER (WHERE settlement = 'nak') AS last_nak_at
+        -- backoff): its last nak settle span, and when that nak said the redelivery
+        -- is due (its delay, choreo.nak.delay_ms; null when it gave none, as other
+        -- instrumentations do)
+        max(start_time) FILTER (WHERE settlement = 'nak') AS last_nak_at,
+        arg_max_null(
+            start_time + to_microseconds(CAST(nak_delay_ms * 1000 AS BIGINT)), start_time
+        ) FILTER (WHERE settlement = 'nak') AS retry_due_at
     FROM delivery_spans
     GROUP BY message_id, consumer
 ),

@@ -223,6 +223,7 @@ class OurSpans:
         status_code: str = "unset",
         status_message: str | None = None,
         instance: str | None = None,
+        nak_delay_ms: float | None = None,
     ) -> dict[str, Any]:
         return self.log.add(
             trace_id=published.trace_id,
@@ -243,6 +244,7 @@ class OurSpans:
                     semconv.MESSAGING_MESSAGE_ID: published.message_id,
                     semconv.MESSAGING_CONSUMER_GROUP: group,
                     semconv.CHOREO_WORKFLOW_ID: published.workflow_id,
+                    semconv.CHOREO_NAK_DELAY_MS: nak_delay_ms,
                 },
             ),
             links=json.dumps([{"trace_id": published.trace_id, "span_id": published.span_id}]),
@@ -253,6 +255,7 @@ class OurSpans:
             message_id=published.message_id,
             operation=operation,
             consumer_group=group,
+            nak_delay_ms=nak_delay_ms,
         )
 
     def receive(
@@ -281,9 +284,11 @@ class OurSpans:
         group: str | None = None,
         error: str | None = None,
         settle: str | None = "ack",
+        nak_delay_s: float | None = None,
     ) -> str:
         """Receive, process (child of the publish, linked to it) and settle; the
-        process span's id, to parent what the handler publishes."""
+        process span's id, to parent what the handler publishes. ``nak_delay_s``: the
+        redelivery delay a ``nak`` settle span records."""
         group = group or service
         self.receive(published, service=service, at_s=start, group=group)
         span = self._consumer(
@@ -295,6 +300,7 @@ class OurSpans:
             self._consumer(
                 published, service=service, group=group, operation="settle", op_name=settle,
                 kind="client", start=end, end=end, parent_span_id=span["span_id"],
+                nak_delay_ms=None if nak_delay_s is None else nak_delay_s * 1000,
             )  # fmt: skip
         return span["span_id"]
 

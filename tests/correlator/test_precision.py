@@ -113,6 +113,48 @@ def test_attempts_nakd_for_a_retry_are_not_failed_while_the_retry_may_still_come
     assert never_retried.kinds() == {("failed", "wf-429", PARSED)}
 
 
+def test_attempt_nakd_with_a_backoff_past_its_deadline_is_not_failed_before_the_retry_is_due(
+    store_layout: StoreLayout,
+) -> None:
+    # the Agent's last backoff (30 s) is far past the step's deadline (5 s): the nak
+    # says when the redelivery is due, so the attempt waits for it, and the retry
+    # that comes completes the run with nothing to report
+    log = SpanLog()
+    ours = history(log)
+    parsed = up_to_parsed(ours, "wf-backoff", start=100)
+    ours.process(parsed, service="scorer", start=100.5, end=101,
+                 error="RateLimitError: 429", settle="nak", nak_delay_s=30)  # fmt: skip
+    log.write(store_layout)
+
+    past_the_deadline = correlate(store_layout, now_s=113)  # nak + 12 s
+    assert past_the_deadline.kinds() == set()
+    assert past_the_deadline.statuses["wf-backoff"][0] == "in_flight"
+
+    scored = ours.step(parsed, service="scorer", start=131.2, end=131.5, emits=SCORED)
+    ours.process(scored, service="notifier", start=131.6, end=131.7)
+    log.write(store_layout)
+
+    retried = correlate(store_layout, now_s=140)
+    assert retried.anomalies == []
+    assert retried.statuses["wf-backoff"][0] == "completed"
+
+
+def test_attempt_nakd_with_a_backoff_is_failed_once_its_retry_is_overdue(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log)
+    parsed = up_to_parsed(ours, "wf-backoff", start=100)
+    ours.process(parsed, service="scorer", start=100.5, end=101,
+                 error="RateLimitError: 429", settle="nak", nak_delay_s=30)  # fmt: skip
+    log.write(store_layout)
+
+    # the redelivery was due at 131 s; none came within the retry grace (5 s) after it
+    assert correlate(store_layout, now_s=135).kinds() == set()
+    overdue = correlate(store_layout, now_s=137)
+    assert overdue.kinds() == {("failed", "wf-backoff", PARSED)}
+
+
 def test_a_publish_the_bus_refused_in_an_attempt_retried_since_is_not_dropped(
     store_layout: StoreLayout,
 ) -> None:
