@@ -18,7 +18,8 @@ from typing import Any
 CONSEQUENCES: dict[str, tuple[str, ...]] = {
     "drop": ("dropped", "stalled"),
     "hang": ("hung", "stalled", "dead_lettered", "duplicate"),
-    "crash": ("failed", "stalled", "dead_lettered"),
+    # each retry of a crash is awaited as long as its nak asked: a failed is a false alarm
+    "crash": ("dead_lettered", "stalled"),
     "poison": ("dead_lettered", "failed", "stalled"),
     "duplicate": ("duplicate", "slow", "hung"),
     "consumer_down": ("stalled", "slow", "telemetry_gap"),

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 EXPECTED_KIND: dict[str, str] = {
     "drop": "dropped",
     "hang": "hung",
-    "crash": "failed",
+    "crash": "dead_lettered",
     "poison": "dead_lettered",
     "duplicate": "duplicate",
     "consumer_down": "stalled",
