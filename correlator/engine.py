@@ -34,7 +34,7 @@ from correlator.stored_spans import WORK_COLUMNS, StoredSpans
 from correlator.thresholds import Thresholds
 from correlator.verdicts import Verdicts
 from store import StoreLayout, open_store
-from store.layout import COMPACTED_PREFIX
+from store.layout import COMPACTED_PREFIX, oldest_partition
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ class Correlator:
             # received_at is the collector's clock: never let one wrong clock push the
             # watermark past now, or the spans after it would be skipped
             watermark = min(max(watermark, arrivals.newest), now)
-            self.memory.admit(con, arrivals)
+            self.memory.admit(con, arrivals, at=now)
         self.memory.scope(con, turn=self._ticks)
         self.views.point_at(
             "scope_spans", materialized=TICK_MATERIALIZED, inherits=self.memory.lacking_ids > 0
@@ -290,5 +290,10 @@ class Correlator:
         self.memory.evict(self.con, horizon=watermark - dt.timedelta(seconds=self.recent_s))
         self.verdicts.forget_superseded(self.con)
         self.signals.evict(self.con, now=watermark)
+        oldest = oldest_partition(self._segments_read)
+        if oldest is not None:  # what retention dropped is gone from the store (an
+            # hour's margin: a span is filed by when it arrived, not by its own clock)
+            self.memory.forget_stored_before(oldest - dt.timedelta(hours=1))
+            self.verdicts.forget_before(self.con, oldest - dt.timedelta(hours=1))
         reclaim_deleted(self.con, tables=RECLAIMED)
         self.con.execute("CHECKPOINT")  # the automatic one is off (see __init__)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from correlator.seen_keys import SeenKeys
 from correlator.sql_text import parsed, statement
 from correlator.stored_spans import WORK_COLUMNS
 
@@ -65,9 +66,9 @@ class SpanMemory:
         self._reloaded: list[str] = []
         # hashes of every trace and workflow id the store has held (remember_stored),
         # and those this tick added (a tick rolled back takes them out again)
-        self._seen_traces: set[int] = set()
-        self._seen_workflows: set[int] = set()
-        self._added: list[tuple[set[int], int]] = []
+        self._seen_traces = SeenKeys()
+        self._seen_workflows = SeenKeys()
+        self._added: list[tuple[SeenKeys, int]] = []
 
     def hold(self, con: duckdb.DuckDBPyConnection) -> None:
         """Hold the spans ``correlated_spans`` reads (a full pass points it at the
@@ -86,20 +87,31 @@ class SpanMemory:
 
     def remember_stored(self, con: duckdb.DuckDBPyConnection, *, spans: str) -> None:
         """Remember every trace and workflow a full pass found in the store (``spans``),
-        as 64-bit hashes of their ids: a span that continues one of them after memory
-        let it go brings it back (``admit``). Ticks add the ones they see. Held in
-        Python: a tick looks up a few hundred keys, which costs nothing there and a
-        join's hash table in DuckDB."""
-        self._seen_traces = set(
-            con.execute(f"SELECT DISTINCT hash(trace_id) FROM {spans}")
-            .fetchnumpy()["hash(trace_id)"]
-            .tolist()
-        )
-        self._seen_workflows = set(
-            con.execute("SELECT hash(workflow_id) AS key FROM d_workflows")
-            .fetchnumpy()["key"]
-            .tolist()
-        )
+        as 64-bit hashes of their ids (seen_keys.py), each with the hour it came in:
+        a span that continues one of them after memory let it go brings it back
+        (``admit``). Ticks add the ones they see. Held in Python: a tick looks up a
+        few hundred keys, which costs nothing there and a join's hash table in DuckDB."""
+        hour = "CAST({} // 3600000000 AS INTEGER) AS hour"
+        for seen, query in (
+            (
+                self._seen_traces,
+                f"SELECT hash(trace_id) AS key, {hour.format('min(epoch_us(received_at))')} "
+                f"FROM {spans} GROUP BY trace_id",
+            ),
+            (
+                self._seen_workflows,
+                f"SELECT hash(workflow_id) AS key, {hour.format('epoch_us(last_activity_at)')} "
+                "FROM d_workflows",
+            ),
+        ):
+            found = con.execute(query).fetchnumpy()
+            seen.load(found["key"], found["hour"])
+
+    def forget_stored_before(self, at: dt.datetime) -> None:
+        """Let go of the traces and workflows first seen before ``at``'s hour: the
+        store no longer holds their spans."""
+        self._seen_traces.forget_before(at)
+        self._seen_workflows.forget_before(at)
 
     def take_in(
         self,
@@ -116,7 +128,9 @@ class SpanMemory:
         already read. A compacted one holds the rows of segments read before it,
         most of them long ago."""
         self._reloaded = []
-        self._added = []
+        self._added = []  # nothing of this tick yet: a merge now is never undone
+        self._seen_traces.settle()
+        self._seen_workflows.settle()
         con.execute(
             parsed(f"""
             CREATE OR REPLACE TEMP TABLE new_spans AS
@@ -154,8 +168,9 @@ class SpanMemory:
         self.lacking_ids += lacking_ids
         return Arrivals(count=distinct, newest=newest, links_traces=linking > 0)
 
-    def admit(self, con: duckdb.DuckDBPyConnection, arrivals: Arrivals) -> None:
-        """Hold ``new_spans``, with the traces memory let go that they continue."""
+    def admit(self, con: duckdb.DuckDBPyConnection, arrivals: Arrivals, *, at: dt.datetime) -> None:
+        """Hold ``new_spans`` (arrived by ``at``), with the traces memory let go that
+        they continue."""
         # each new (trace, workflow id) pair, with whether memory holds the trace, and
         # the workflow (looked up among the spans of the few workflows named, so that
         # no hash table of every held span is built)
@@ -186,8 +201,7 @@ class SpanMemory:
                 (self._seen_traces, trace_key, False),
                 (self._seen_workflows, workflow_key, workflow_held),  # recorded then
             ):
-                if not held and key not in seen:
-                    seen.add(key)
+                if not held and seen.add(key, at=at):
                     self._added.append((seen, key))
         con.execute("INSERT INTO work_spans SELECT * FROM new_spans")
         if arrivals.links_traces:

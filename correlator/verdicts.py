@@ -12,6 +12,7 @@ at each write. Each file holds a workflow once.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import duckdb
@@ -107,6 +108,17 @@ class Verdicts:
             """
         )
         self._superseded = False
+
+    def forget_before(self, con: duckdb.DuckDBPyConnection, at: dt.datetime) -> None:
+        """Forget the verdicts of workflows quiet since before ``at``, the oldest hour
+        the store still holds: their spans are gone, and the ``workflows`` view no
+        longer lists them. The next write is a full one."""
+        (forgotten,) = con.execute(
+            "DELETE FROM all_status WHERE last_activity_at < $at", {"at": at}
+        ).fetchone()  # DuckDB answers a DELETE with the count of rows it deleted
+        if forgotten:
+            self._full_written_at = 0.0
+            self.changed = True
 
     def rolled_back(self) -> None:
         """A transaction that changed ``all_status`` was rolled back."""

@@ -17,7 +17,9 @@ import datetime as dt
 import glob
 import json
 import os
+import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,3 +168,15 @@ def _seed_has_columns(seed: Path, schema: pa.Schema) -> bool:
     except (FileNotFoundError, pa.ArrowInvalid):
         return False
     return names.issuperset(schema.names)
+
+
+_PARTITION = re.compile(r"date=(\d{4}-\d{2}-\d{2})[/\\]hour=(\d{2})")
+
+
+def oldest_partition(files: Iterable[str]) -> dt.datetime | None:
+    """The start of the oldest hour partition among ``files`` (None: none in one)."""
+    hours = {m.groups() for f in files if (m := _PARTITION.search(f))}
+    if not hours:
+        return None
+    day, hour = min(hours)
+    return dt.datetime.fromisoformat(f"{day}T{hour}:00:00+00:00")

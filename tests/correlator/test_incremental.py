@@ -7,17 +7,20 @@ import shutil
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 import correlator
 import correlator.engine as engine_module
 from collector.compaction import Compactor
+from collector.segment_writer import SegmentWriter
 from correlator.engine import Correlator
 from correlator.ledger import AnomalyLedger
 from correlator.queries import anomaly_counts
 from correlator.thresholds import Thresholds
 from store import StoreLayout
+from store.schema import SPANS
 from tests.correlator.pipelines import (
     PARSED,
     RECEIVED,
@@ -937,3 +940,40 @@ def test_a_watcher_gives_back_the_memory_of_the_spans_it_let_go(
 
     assert held < 1_000 < 24 * 30 * 7  # it let go of most of what it held
     assert stored < 2_500  # and does not keep their rows (a copy at 2,000)
+
+
+def test_a_watcher_lets_go_of_what_retention_dropped_from_the_store(
+    store_layout: StoreLayout,
+) -> None:
+    # runs four hours old, in their own hour partition, which retention then drops:
+    # the watcher's verdicts of them and its memory of their ids go too (both grew
+    # with every run the store ever held)
+    log = SpanLog()
+    for i in range(5):
+        healthy_run(OurSpans(log), f"wf-old-{i}", start=-4 * 3600 + i)
+    old, log.rows = log.rows, []  # one log: ids unique across both writes
+    writer = SegmentWriter(layout=store_layout)
+    writer.write("spans", pa.Table.from_pylist(old, schema=SPANS), at=at(-4 * 3600))
+    writer.close()
+    ours = history(log, heartbeats_until=None)
+    log.write(store_layout)
+    engine = forgetful_watcher(store_layout)
+    engine.cold_pass(now=at(10))
+    judged_before = _judged(engine)
+    traces_before = len(engine.memory._seen_traces)
+
+    shutil.rmtree(store_layout.partition_dir("spans", at(-4 * 3600)))  # retention
+    time_passes(engine, ours, store_layout, at_s=100)
+    time_passes(engine, ours, store_layout, at_s=110)
+    judged_after = _judged(engine)
+    traces_after = len(engine.memory._seen_traces)
+    engine.close()
+
+    assert {f"wf-old-{i}" for i in range(5)} <= judged_before
+    assert not any(w.startswith("wf-old-") for w in judged_after)
+    assert "wf-0" in judged_after  # the runs still stored keep theirs
+    assert traces_after == traces_before - 5 + 2  # the old runs' out, the two new in
+
+
+def _judged(engine: Correlator) -> set[str]:
+    return {w for (w,) in engine.con.execute("SELECT workflow_id FROM all_status").fetchall()}
