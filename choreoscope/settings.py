@@ -31,6 +31,43 @@ def parse_duration(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
+@dataclass(frozen=True)
+class Duration:
+    """A duration parser with a floor, and optionally no unit-less numbers: where a
+    mistake (``0``, or ``7`` meant as days) would silently delete data or disable a
+    safeguard, the value is refused with what to write instead."""
+
+    minimum: float
+    unit_required: bool = False
+
+    def __call__(self, text: str) -> float:
+        match = _DURATION.match(str(text))
+        if match and self.unit_required and match.group(2) is None:
+            raise ValueError(
+                f"{text!r} has no unit; write it with one, like {_format_duration(self.minimum)}"
+                " or 7d"
+            )
+        seconds = parse_duration(text)
+        if seconds < self.minimum:
+            raise ValueError(
+                f"{text!r} is too short; write {_format_duration(self.minimum)} or more"
+            )
+        return seconds
+
+
+@dataclass(frozen=True)
+class Count:
+    """A whole number (``parse_count``) of at least ``minimum``."""
+
+    minimum: int
+
+    def __call__(self, text: str) -> int:
+        value = parse_count(text)
+        if value < self.minimum:
+            raise ValueError(f"{text!r} is too small; write {self.minimum} or more")
+        return value
+
+
 def parse_host_port(text: str) -> tuple[str, int]:
     host, sep, port = str(text).rpartition(":")
     if not sep or not port.isdigit():
@@ -111,7 +148,7 @@ class Setting:
             return "none"
         if isinstance(value, tuple):
             return ":".join(str(v) for v in value)
-        if self.parse is parse_duration:
+        if self.parse is parse_duration or isinstance(self.parse, Duration):
             return _format_duration(float(value))
         if isinstance(value, int) and value >= 2**20 and value % 2**30 == 0:
             return f"{value} ({value // 2**30} GiB)"
@@ -122,6 +159,8 @@ def _format_duration(seconds: float) -> str:
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
+    if 0 < seconds < 1:
+        return f"{seconds * 1000:g}ms"
     return f"{seconds:g}s"
 
 
@@ -152,13 +191,22 @@ SETTINGS: dict[str, Setting] = {
         ),
         Setting(
             "retention",
-            parse_duration,
+            Duration(minimum=3600.0, unit_required=True),
             7 * 86400.0,
-            "drop the store's hours (spans, heartbeats, bus events, ...) older than this",
+            "drop the store's hours (spans, heartbeats, bus events, ...) older than this "
+            "(with a unit; at least 1h)",
         ),
-        Setting("flush_interval", parse_duration, 1.0, "write a segment at least this often"),
         Setting(
-            "flush_rows", parse_count, 50_000, "write a segment when this many rows are buffered"
+            "flush_interval",
+            Duration(minimum=0.01),
+            1.0,
+            "write a segment at least this often (at least 10ms)",
+        ),
+        Setting(
+            "flush_rows",
+            Count(minimum=1),
+            50_000,
+            "write a segment when this many rows are buffered (at least 1)",
         ),
         Setting(
             "stream_replicas",
@@ -168,15 +216,15 @@ SETTINGS: dict[str, Setting] = {
         ),
         Setting(
             "stream_max_age",
-            parse_duration,
+            Duration(minimum=60.0, unit_required=True),
             wire.SPANS_STREAM_MAX_AGE_S,
-            "CHOREO_SPANS keeps messages this long",
+            "CHOREO_SPANS keeps messages this long (with a unit; at least 1m)",
         ),
         Setting(
             "stream_max_bytes",
-            parse_count,
+            Count(minimum=2**20),
             wire.SPANS_STREAM_MAX_BYTES,
-            "CHOREO_SPANS keeps at most this many bytes",
+            "CHOREO_SPANS keeps at most this many bytes (at least 1MiB)",
         ),
         Setting(
             "decode_workers",
@@ -186,9 +234,10 @@ SETTINGS: dict[str, Setting] = {
         ),
         Setting(
             "ack_wait",
-            parse_duration,
+            Duration(minimum=1.0),
             30.0,
-            "JetStream redelivers spans a collector fetched but did not ack after this long",
+            "JetStream redelivers spans a collector fetched but did not ack after this long "
+            "(at least 1s)",
         ),
         Setting("min_deadline", parse_duration, 30.0, "the floor under learned step deadlines"),
         Setting("choreography", Path, None, "a declared choreography.yaml"),

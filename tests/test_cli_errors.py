@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from choreoscope.cli import main
-from choreoscope.settings import parse_count
+from choreoscope.cli import build_parser, main
+from choreoscope.settings import add_flags, parse_count, resolve
+from instrumentation.errors import ConfigurationError
 from store import StoreLayout
 
 
@@ -108,3 +110,37 @@ def test_a_replica_count_jetstream_cannot_take_is_refused_before_anything_starts
 
     assert code == 2
     assert "JetStream takes 1 to 5" in _error(capsys)
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "says"),
+    [
+        # 0 deleted every closed hour at the next maintenance pass; 7 kept 7 seconds
+        ("--retention", "0", "has no unit"),
+        ("--retention", "7", "has no unit"),
+        ("--retention", "0h", "write 1h or more"),
+        ("--retention", "30m", "write 1h or more"),
+        ("--flush-rows", "0", "write 1 or more"),
+        ("--stream-max-age", "0s", "write 1m or more"),  # 0 is no limit to JetStream
+        ("--stream-max-age", "1", "has no unit"),
+        ("--stream-max-bytes", "0", "write 1048576 or more"),
+        ("--ack-wait", "0", "write 1s or more"),  # 0 is the server's default to JetStream
+        ("--flush-interval", "0", "write 10ms or more"),
+    ],
+)
+def test_a_zero_or_unitless_value_that_would_destroy_or_disable_is_refused(
+    flag: str, value: str, says: str
+) -> None:
+    # resolved as `collect` resolves them; main() turns the error into one line (exit 2)
+    args = build_parser().parse_args(["collect", flag, value])
+    with pytest.raises(ConfigurationError) as refused:
+        resolve(args, environ={})
+    assert flag in str(refused.value) and says in str(refused.value)
+
+
+def test_a_retention_with_its_unit_is_taken_as_written() -> None:
+    parser = argparse.ArgumentParser()
+    add_flags(parser, "retention", "flush_rows")
+    args = parser.parse_args(["--retention", "7d", "--flush-rows", "1"])
+    resolve(args, environ={})
+    assert args.retention == 7 * 86400 and args.flush_rows == 1
