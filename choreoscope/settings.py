@@ -75,6 +75,32 @@ def parse_host_port(text: str) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
+NATS_SCHEMES = ("nats", "tls", "ws", "wss")
+_BARE_HOST_PORT = re.compile(r"^[A-Za-z0-9.\-]+(:\d+)?$")
+
+
+def parse_nats_urls(text: str) -> str | None:
+    """NATS server URLs, comma-separated: ``nats://``, ``tls://``, ``ws://`` or ``wss://``.
+    A bare ``host:port`` (which nats-py reads as ``nats://host:port``) gets the scheme;
+    an empty value is no URL, as if unset."""
+    urls = []
+    for part in str(text).split(","):
+        url = part.strip()
+        if not url:
+            continue
+        if "://" not in url and _BARE_HOST_PORT.match(url):
+            url = f"nats://{url}"
+        scheme, _, rest = url.partition("://")
+        host = rest.rpartition("@")[2].split("/")[0]
+        if scheme.lower() not in NATS_SCHEMES or not host or any(c.isspace() for c in url):
+            raise ValueError(
+                f"{url!r} is not a NATS URL; write it like nats://HOST:4222 "
+                "(or tls://, ws://, wss://), several separated by commas"
+            )
+        urls.append(url)
+    return ",".join(urls) or None
+
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -170,7 +196,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("data", Path, Path("choreoscope-data"), "the store directory"),
         Setting(
             "nats",
-            str,
+            parse_nats_urls,
             None,
             "NATS URL(s), comma-separated; without one an embedded nats-server is started",
         ),

@@ -67,17 +67,44 @@ class CollectorConfig:
     """The longest wait between two attempts to write to an unwritable store."""
 
 
+class _ThrottledWarning:
+    """Logs a repeating failure once, then at most every ``interval`` seconds, with
+    how many were not logged meanwhile: a server that is down fails twice a second."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._last = -float("inf")
+        self._suppressed = 0
+        self.last_error: Exception | None = None
+
+    def __call__(self, message: str, error: Exception) -> None:
+        self.last_error = error
+        now = time.monotonic()
+        if now - self._last < self.interval:
+            self._suppressed += 1
+            return
+        again = f" (and {self._suppressed} more times)" if self._suppressed else ""
+        log.warning("%s: %s%s", message, error, again)
+        self._last, self._suppressed = now, 0
+
+
 async def connect_nats(
-    servers: list[str], options: Mapping[str, Any], *, first_connect_timeout: float = 30.0
+    servers: list[str],
+    options: Mapping[str, Any],
+    *,
+    first_connect_timeout: float = 30.0,
+    error_log_interval: float = 10.0,
 ) -> nats.NATS:
     """A connection that reconnects forever once up, logging each change of state.
 
     The first connection is given ``first_connect_timeout`` seconds: a wrong URL or
     a server that is not there fails with what to check instead of waiting forever.
+    A failing connect is logged once, then at most every ``error_log_interval`` seconds.
     """
+    warn = _ThrottledWarning(error_log_interval)
 
     async def on_error(e: Exception) -> None:
-        log.warning("NATS: %s", e)
+        warn("NATS", e)
 
     async def on_disconnected() -> None:
         if not nc.is_closed:  # not when the collector itself is closing
@@ -100,8 +127,9 @@ async def connect_nats(
         )
         nc = await asyncio.wait_for(connecting, first_connect_timeout)
     except TimeoutError as e:
+        last = f"; last error: {warn.last_error}" if warn.last_error else ""
         raise BusUnavailableError(
-            url=_shown(servers), reason=f"no connection within {first_connect_timeout:g}s"
+            url=_shown(servers), reason=f"no connection within {first_connect_timeout:g}s{last}"
         ) from e
     except (OSError, nats.errors.Error) as e:
         raise BusUnavailableError(url=_shown(servers), reason=str(e) or type(e).__name__) from e

@@ -144,3 +144,18 @@ def test_a_retention_with_its_unit_is_taken_as_written() -> None:
     args = parser.parse_args(["--retention", "7d", "--flush-rows", "1"])
     resolve(args, environ={})
     assert args.retention == 7 * 86400 and args.flush_rows == 1
+
+
+@pytest.mark.parametrize("url", ["http://foo:4222", "not a url", "nats://ok:4222,https://x"])
+def test_a_nats_url_of_another_kind_is_refused_before_any_connect(url: str) -> None:
+    # these were tried twice a second for 30 s, a warning each time
+    args = build_parser().parse_args(["collect", "--nats", url])
+    with pytest.raises(ConfigurationError, match=r"is not a NATS URL; write it like nats://"):
+        resolve(args, environ={})
+
+
+def test_nats_urls_of_every_scheme_are_taken_and_a_bare_host_port_gets_nats() -> None:
+    given = "nats://a:4222, tls://b:4222,ws://c:8080,wss://u:p@d/x,e:4222"
+    args = build_parser().parse_args(["up", "--nats", given])
+    resolve(args, environ={})
+    assert args.nats == "nats://a:4222,tls://b:4222,ws://c:8080,wss://u:p@d/x,nats://e:4222"
