@@ -145,9 +145,10 @@ async def run_collector(
     """Run until ``stop`` is set; returns the ingest counters."""
     layout = StoreLayout.at(config.data_dir)
     layout.ensure()
-    nc = await connect_nats(
-        config.servers, config.nats_options, first_connect_timeout=config.first_connect_timeout
-    )
+    nc = await _connect_unless_stopped(config, stop)
+    if nc is None:
+        log.info("collector stopped before NATS answered: nothing was fetched")
+        return IngestStats()
     js = nc.jetstream(timeout=10)
     workers = config.decode_workers
     writer_id = uuid.uuid4().hex[:12]
@@ -235,6 +236,25 @@ async def run_collector(
         pool.close()
         signal_writer.close()
         lag_writer.close()
+
+
+async def _connect_unless_stopped(config: CollectorConfig, stop: asyncio.Event) -> nats.NATS | None:
+    """The first connection, or None if ``stop`` is set first (Ctrl-C while NATS is down)."""
+    connecting = asyncio.create_task(
+        connect_nats(
+            config.servers, config.nats_options, first_connect_timeout=config.first_connect_timeout
+        )
+    )
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not connecting.done():
+            connecting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        return await connecting
+    return None
 
 
 async def keep_running(
