@@ -14,12 +14,14 @@ memory, one core; the tests use it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import multiprocessing
 import os
+import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -92,8 +94,26 @@ def _warm_up() -> int:
     return os.getpid()
 
 
-def _exit_with_parent(parent_pid: int) -> None:
-    """Worker initializer: a worker outlives a SIGKILLed collector otherwise."""
+@contextlib.contextmanager
+def _workers_deaf_to_ctrl_c() -> Iterator[None]:
+    """Around a submit, which may start a worker: SIGINT is blocked in this thread, so a
+    worker starts with it blocked (the mask survives exec) and never dies of Ctrl-C,
+    not even while still importing. A Ctrl-C meanwhile waits, it is not lost.
+
+    Ctrl-C reaches the whole process group; the parent handles it (it finishes the
+    tasks in flight, then shuts the pool down). A worker killed by it printed a
+    KeyboardInterrupt traceback each."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _init_worker(parent_pid: int) -> None:
+    """Worker initializer: SIGINT is the parent's to handle (see above), and a worker
+    would outlive a SIGKILLed collector, so it exits when its parent is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while os.getppid() == parent_pid:
@@ -128,7 +148,7 @@ class DecodePool:
             ProcessPoolExecutor(
                 max_workers=workers,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_exit_with_parent,
+                initializer=_init_worker,
                 initargs=(os.getpid(),),
             )
             if workers > 0
@@ -151,16 +171,19 @@ class DecodePool:
     async def warm_up(self) -> None:
         """Start the worker processes now, not on the first batch."""
         loop = asyncio.get_running_loop()
-        await asyncio.gather(
-            *(loop.run_in_executor(self._executor, _warm_up) for _ in range(self.parallelism))
-        )
+        with _workers_deaf_to_ctrl_c():
+            started = [
+                loop.run_in_executor(self._executor, _warm_up) for _ in range(self.parallelism)
+            ]
+        await asyncio.gather(*started)
 
     def submit(self, payloads: Sequence[Payload]) -> asyncio.Future[WrittenBatch]:
         loop = asyncio.get_running_loop()
-        return loop.run_in_executor(  # type: ignore[return-value]
-            self._executor, _task, list(payloads), str(self.layout.root), self.writer_id,
-            dt.datetime.now(dt.UTC), self.max_attribute_chars,
-        )  # fmt: skip
+        with _workers_deaf_to_ctrl_c():
+            return loop.run_in_executor(  # type: ignore[return-value]
+                self._executor, _task, list(payloads), str(self.layout.root), self.writer_id,
+                dt.datetime.now(dt.UTC), self.max_attribute_chars,
+            )  # fmt: skip
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

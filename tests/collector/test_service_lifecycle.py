@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from choreoscope.nats_server import free_port
+from choreoscope.nats_server import EmbeddedNats, free_port
 from collector.service import connect_nats
 from instrumentation.errors import BusUnavailableError
 
@@ -66,3 +66,22 @@ def test_a_stop_while_nats_is_down_stops_the_collector_at_once(
     text = log.read_text()
     assert "collector stopped before NATS answered" in text
     assert "Traceback" not in text
+
+
+def test_ctrl_c_stops_the_collector_and_its_decode_workers_without_a_traceback(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    log = tmp_path / "collect.log"
+    proc = _start_collect(
+        tmp_path / "data", log, "--nats", nats_server.url, "--decode-workers", "2"
+    )
+    try:
+        _wait_for_line(log, "collector ready", proc)
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+    text = log.read_text()
+    # each worker printed "Process SpawnProcess-N: Traceback ... KeyboardInterrupt"
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
+    assert "collector stopped: 0 spans" in text
