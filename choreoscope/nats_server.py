@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import time
 from pathlib import Path
 
@@ -116,39 +117,52 @@ class EmbeddedNats:
         return self._proc is not None and self._proc.poll() is None
 
     def start(self, *, timeout: float = 15.0) -> EmbeddedNats:
+        """Start the server and wait until it is ours that listens on the port.
+
+        Another server already on the port answers connections too: readiness is
+        the ports file our process writes (named with its pid) once it listens,
+        with the process still alive, not any INFO on the port.
+        """
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        args = [
-            str(nats_server_binary()),
-            "--addr", self.host,
-            "--port", str(self.port),
-            "--jetstream",
-            "--store_dir", str(self.store_dir),
-            "--server_name", self.server_name,
-            *self.extra_args,
-        ]  # fmt: skip
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
-        try:
-            self._proc = subprocess.Popen(args, stdout=out, stderr=out)
-        finally:
-            if self.log_file:
-                out.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise NatsServerError(
-                    f"nats-server exited with code {self._proc.returncode} on {self.url}: "
-                    "is the port taken? Run it by hand to see why: " + " ".join(args)
-                )
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection((self.host, self.port), timeout=0.5) as s,
-            ):
-                if s.recv(4).startswith(b"INFO"):
+        with tempfile.TemporaryDirectory(prefix="choreoscope-nats-") as ports_dir:
+            args = [
+                str(nats_server_binary()),
+                "--addr", self.host,
+                "--port", str(self.port),
+                "--jetstream",
+                "--store_dir", str(self.store_dir),
+                "--server_name", self.server_name,
+                "--ports_file_dir", ports_dir,
+                *self.extra_args,
+            ]  # fmt: skip
+            out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+            try:
+                self._proc = subprocess.Popen(args, stdout=out, stderr=out)
+            finally:
+                if self.log_file:
+                    out.close()
+            ports_file = Path(ports_dir) / f"{Path(args[0]).name}_{self._proc.pid}.ports"
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self._proc.poll() is not None:
+                    raise NatsServerError(
+                        f"nats-server exited with code {self._proc.returncode} on {self.url}: "
+                        "is the port taken? Run it by hand to see why: " + " ".join(args)
+                    )
+                if ports_file.exists() and self._answers() and self._proc.poll() is None:
                     log.info("nats-server ready on %s (JetStream in %s)", self.url, self.store_dir)
                     return self
-            time.sleep(0.05)
+                time.sleep(0.05)
         self.stop()
         raise NatsServerError(f"nats-server did not accept connections on {self.url} in {timeout}s")
+
+    def _answers(self) -> bool:
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection((self.host, self.port), timeout=0.5) as s,
+        ):
+            return s.recv(4).startswith(b"INFO")
+        return False
 
     def stop(self, *, timeout: float = 10.0) -> None:
         proc, self._proc = self._proc, None

@@ -66,16 +66,18 @@ def embedded_nats_port(host: str = "127.0.0.1") -> int:
     return NATS_DEFAULT_PORT
 
 
-def ensure_port_free(host: str, port: int, *, flag: str) -> None:
-    """Fail before starting anything if ``host:port`` is taken, saying which flag moves it."""
+def ensure_port_free(host: str, port: int, *, flag: str, taken: str = "") -> None:
+    """Fail before starting anything if ``host:port`` is taken, saying which flag moves it
+    (``taken`` adds what probably holds it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         try:
             probe.bind((host, port))
         except OSError as e:
+            holder = f"; {taken}" if taken else ""
             raise ConfigurationError(
                 setting=flag,
                 value=f"{host}:{port}",
-                fix=f"that address is in use ({e.strerror}); pass {flag} with a free one",
+                fix=f"that address is in use ({e.strerror}{holder}); pass {flag} with a free one",
             ) from None
 
 

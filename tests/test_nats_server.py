@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-import nats
+import subprocess
+import sys
+from pathlib import Path
 
-from choreoscope.nats_server import EmbeddedNats, _bindable, _ephemeral_ports, free_port
+import nats
+import pytest
+
+from choreoscope.nats_server import (
+    EmbeddedNats,
+    NatsServerError,
+    _bindable,
+    _ephemeral_ports,
+    free_port,
+)
 
 
 async def test_embedded_server_serves_jetstream_and_keeps_streams_across_restart(
@@ -33,3 +44,30 @@ def test_a_picked_port_is_free_and_not_one_outgoing_connections_can_take() -> No
         assert _bindable("127.0.0.1", port)
         if ephemeral is not None:
             assert port not in ephemeral
+
+
+def test_a_server_already_on_the_port_is_not_taken_for_ours(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    # the other server's INFO line was read as ours being ready
+    ours = EmbeddedNats(store_dir=tmp_path / "ours", port=nats_server.port)
+    with pytest.raises(NatsServerError, match="is the port taken"):
+        ours.start()
+    assert not ours.running
+
+
+@pytest.mark.parametrize("command", ["nats", "dashboard"])
+def test_a_command_given_a_taken_port_says_so_and_which_flag_moves_it(
+    nats_server: EmbeddedNats, tmp_path: Path, command: str
+) -> None:
+    # `nats` said "ready" then "exited unexpectedly"; `dashboard` announced its URL,
+    # then Streamlit failed on the port
+    done = subprocess.run(
+        [sys.executable, "-m", "choreoscope.cli", command, "--data", str(tmp_path / "d"),
+         "--port", str(nats_server.port)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "is in use" in done.stderr and "pass --port with a free one" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "ready on" not in done.stderr and "Ctrl-C" not in done.stdout

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dashboard
 from choreoscope.settings import add_flags
+from choreoscope.stack import ensure_port_free
 
 ORDER = 50
 
@@ -64,6 +65,7 @@ def streamlit_argv(*, data: Path, host: str, port: int, log_level: str = "INFO")
 
 
 def run(args: argparse.Namespace) -> int:
+    ensure_port_free(args.host, args.port, flag="--port")
     argv = streamlit_argv(data=args.data, host=args.host, port=args.port, log_level=args.log_level)
     print(
         f"choreoscope dashboard on http://{args.host}:{args.port}/ over the store "

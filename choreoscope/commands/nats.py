@@ -8,6 +8,7 @@ import threading
 
 from choreoscope.nats_server import EmbeddedNats
 from choreoscope.settings import add_flags
+from choreoscope.stack import ensure_port_free
 
 ORDER = 30
 
@@ -29,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    ensure_port_free(
+        "127.0.0.1", args.port, flag="--port", taken="a nats-server may already run there"
+    )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
