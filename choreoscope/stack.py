@@ -9,15 +9,17 @@ they do not show in ``ps``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import socket
 import sys
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
 from choreoscope.nats_server import free_port, nats_server_binary
 from choreoscope.settings import SETTINGS
 from choreoscope.supervisor import ChildSpec, http_ok, port_accepts
-from instrumentation.errors import ConfigurationError
+from instrumentation.errors import ChoreoscopeError, ConfigurationError
 
 CREDENTIAL_SETTINGS = (
     "creds",
@@ -79,6 +81,30 @@ def ensure_port_free(host: str, port: int, *, flag: str, taken: str = "") -> Non
                 value=f"{host}:{port}",
                 fix=f"that address is in use ({e.strerror}{holder}); pass {flag} with a free one",
             ) from None
+
+
+_DEFAULT_PORTS = {"nats": 4222, "tls": 4222, "ws": 80, "wss": 443}
+
+
+def ensure_nats_answers(urls: str, *, timeout: float = 3.0) -> None:
+    """Fail before starting anything if no server of ``urls`` (comma-separated) accepts a
+    connection, saying what to start or which flag to fix."""
+    for url in urls.split(","):
+        parts = urllib.parse.urlsplit(url.strip())
+        host = parts.hostname or "127.0.0.1"
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme, 4222)
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
+            return
+    shown = ",".join(_without_credentials(u.strip()) for u in urls.split(","))
+    raise ChoreoscopeError(
+        f"no NATS server answers at {shown}: start one there (`choreoscope nats --port PORT` "
+        "runs one with JetStream), fix --nats, or leave --nats out to have `up` start one"
+    )
+
+
+def _without_credentials(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
 def credentials_env(args: argparse.Namespace) -> dict[str, str]:

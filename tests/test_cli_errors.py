@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from choreoscope.cli import build_parser, main
+from choreoscope.nats_server import free_port
 from choreoscope.settings import add_flags, parse_count, resolve
 from instrumentation.errors import ConfigurationError
 from store import StoreLayout
@@ -159,3 +160,20 @@ def test_nats_urls_of_every_scheme_are_taken_and_a_bare_host_port_gets_nats() ->
     args = build_parser().parse_args(["up", "--nats", given])
     resolve(args, environ={})
     assert args.nats == "nats://a:4222,tls://b:4222,ws://c:8080,wss://u:p@d/x,nats://e:4222"
+
+
+def test_up_against_a_nats_that_does_not_answer_says_what_to_start_before_announcing(
+    tmp_path: Path,
+) -> None:
+    # it printed "choreoscope is up" and "Ctrl-C stops everything.", and 10 s later
+    # that the correlator had exited, NATS unavailable
+    url = f"nats://127.0.0.1:{free_port()}"
+    done = subprocess.run(
+        [sys.executable, "-m", "choreoscope.cli", "up", "--nats", url, "--no-dashboard",
+         "--no-otlp-http", "--data", str(tmp_path / "data")],
+        capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert f"no NATS server answers at {url}" in done.stderr
+    assert "choreoscope nats" in done.stderr and "--nats" in done.stderr
+    assert "is up" not in done.stdout and "Traceback" not in done.stderr

@@ -13,6 +13,7 @@ from choreoscope.stack import (
     credentials_env,
     dashboard_spec,
     embedded_nats_port,
+    ensure_nats_answers,
     ensure_port_free,
     nats_spec,
 )
@@ -70,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
         ensure_port_free(*args.otlp_http, flag="--otlp-http")
     if not args.no_dashboard:
         ensure_port_free(args.host, args.port, flag="--port")
+    if args.nats:
+        ensure_nats_answers(args.nats)
     embedded_port = None if args.nats else embedded_nats_port()
     options = StackOptions(
         data=data,
