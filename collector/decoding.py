@@ -119,10 +119,10 @@ def _decode_together(
     unreadable = sum(1 for r in decoded if r is None)
     raws = [r for r in decoded if r is not None and r.num_rows]
     if not raws:
-        return DecodedBatch(SPANS.empty_table(), rejects.table(), 0, unreadable)
+        return DecodedBatch(SPANS.empty_table(), rejects.table(), rejects.unread_spans, unreadable)
     raw = raws[0] if len(raws) == 1 else pa.concat_tables(raws)
     spans = finalize(raw, rejects=rejects, max_attribute_chars=max_attribute_chars)
-    return DecodedBatch(spans, rejects.table(), raw.num_rows, unreadable)
+    return DecodedBatch(spans, rejects.table(), raw.num_rows + rejects.unread_spans, unreadable)
 
 
 def _unreadable(payload: Payload, error: Exception, *, received_at: dt.datetime) -> DecodedBatch:

@@ -43,15 +43,9 @@ def decode_otlp_json(payload: bytes, *, rejects: Rejects) -> pa.Table:
     if not isinstance(request, dict) or not isinstance(request.get("resourceSpans", []), list):
         raise MalformedBatch("not an OTLP JSON ExportTraceServiceRequest (no resourceSpans list)")
     try:
-        columns = _walk(request)
-    except (AttributeError, TypeError, ValueError) as e:
-        raise MalformedBatch(f"OTLP JSON of an unexpected shape: {e}") from None
-    except KeyError as e:
-        raise MalformedBatch(
-            f"OTLP JSON of an unexpected shape: a KeyValue (attribute) lacks {e}"
-        ) from None
-    except RecursionError:
-        raise MalformedBatch("OTLP JSON attribute values nested too deeply") from None
+        columns = _walk(request, rejects=rejects)
+    except _SHAPE_ERRORS as e:
+        raise MalformedBatch(f"OTLP JSON of an unexpected shape: {_why(e)}") from None
     flags = _repair_text(columns)
     if any(flags):
         columns["ingest_flags"] = flags
@@ -63,47 +57,97 @@ def decode_otlp_json(payload: bytes, *, rejects: Rejects) -> pa.Table:
     return raw_table(columns)
 
 
-def _walk(request: dict[str, Any]) -> dict[str, list[Any]]:
-    columns: dict[str, list[Any]] = {
-        name: []
-        for name in (*_TEXT_COLUMNS, "kind", "start_ns", "end_ns", "status_code", "nak_delay_ms")
-    }
+# what a value of an unexpected shape raises while a span is read
+_SHAPE_ERRORS = (AttributeError, TypeError, ValueError, KeyError, OverflowError, RecursionError)
+_ROW = (
+    "trace_id", "span_id", "parent_span_id", "name", "scope_name", "kind", "start_ns",
+    "end_ns", "status_code", "status_message", "attributes", "events", "links",
+    "link_trace_id", "link_span_id", *_PROMOTED.values(), "nak_delay_ms", "service_name",
+    "service_instance_id", "resource",
+)  # fmt: skip
+
+
+def _walk(request: dict[str, Any], *, rejects: Rejects) -> dict[str, list[Any]]:
+    """The span columns of a request. A span (or a resource, with its spans) of an
+    unexpected shape is rejected alone, as JSON; the others are kept."""
+    columns: dict[str, list[Any]] = {name: [] for name in _ROW}
     for resource_spans in request.get("resourceSpans") or []:
-        resource = _key_values((resource_spans.get("resource") or {}).get("attributes"))
-        resource_json = _dumps(resource)
-        for scope_spans in resource_spans.get("scopeSpans") or []:
-            scope = (scope_spans.get("scope") or {}).get("name") or None
-            for span in scope_spans.get("spans") or []:
-                attributes = _key_values(span.get("attributes"))
-                status = span.get("status") or {}
-                columns["trace_id"].append(_id(span.get("traceId")))
-                columns["span_id"].append(_id(span.get("spanId")))
-                columns["parent_span_id"].append(_id(span.get("parentSpanId")) or None)
-                columns["name"].append(span.get("name", ""))
-                columns["scope_name"].append(scope)
-                columns["kind"].append(int(span.get("kind", 0)))
-                columns["start_ns"].append(_nanos(span.get("startTimeUnixNano")))
-                columns["end_ns"].append(_nanos(span.get("endTimeUnixNano")))
-                columns["status_code"].append(int(status.get("code", 0)))
-                columns["status_message"].append(status.get("message") or None)
-                columns["attributes"].append(_dumps(attributes))
-                columns["events"].append(_events(span.get("events")))
-                links = span.get("links") or [{}]
-                columns["links"].append(_links(span.get("links")))
-                columns["link_trace_id"].append(_id(links[0].get("traceId")))
-                columns["link_span_id"].append(_id(links[0].get("spanId")))
-                for key, column in _PROMOTED.items():
-                    value = attributes.get(key)
-                    columns[column].append(None if value is None else str(value))
-                columns["nak_delay_ms"].append(
-                    number_or_none(attributes.get(semconv.CHOREO_NAK_DELAY_MS))
+        try:
+            resource = _key_values((resource_spans.get("resource") or {}).get("attributes"))
+            service = (
+                _str(resource.get(semconv.SERVICE_NAME)),
+                _str(resource.get(semconv.SERVICE_INSTANCE_ID)),
+                _dumps(resource),
+            )
+            scopes = [
+                ((scope_spans.get("scope") or {}).get("name") or None, span)
+                for scope_spans in resource_spans.get("scopeSpans") or []
+                for span in scope_spans.get("spans") or []
+            ]
+        except _SHAPE_ERRORS as e:
+            rejects.add(
+                reason=f"OTLP JSON resource of an unexpected shape ({_why(e)}): its spans "
+                "are not stored; the other resources' are",
+                raw=_as_json(resource_spans),
+            )
+            rejects.unread_spans += 1  # at least one; how many cannot be read
+            continue
+        for scope, span in scopes:
+            try:
+                row = _span_row(span, scope, service)
+            except _SHAPE_ERRORS as e:
+                rejects.add(
+                    reason=f"OTLP JSON span of an unexpected shape ({_why(e)}): it is not "
+                    "stored; the other spans of the request are",
+                    raw=_as_json(span),
                 )
-                columns["service_name"].append(_str(resource.get(semconv.SERVICE_NAME)))
-                columns["service_instance_id"].append(
-                    _str(resource.get(semconv.SERVICE_INSTANCE_ID))
-                )
-                columns["resource"].append(resource_json)
+                rejects.unread_spans += 1
+                continue
+            for name, value in zip(_ROW, row, strict=True):
+                columns[name].append(value)
     return columns
+
+
+def _span_row(span: dict[str, Any], scope: str | None, service: tuple[Any, ...]) -> tuple:
+    """One span's values, in ``_ROW``'s order."""
+    attributes = _key_values(span.get("attributes"))
+    status = span.get("status") or {}
+    links = span.get("links") or [{}]
+    return (
+        _id(span.get("traceId")),
+        _id(span.get("spanId")),
+        _id(span.get("parentSpanId")) or None,
+        span.get("name", ""),
+        scope,
+        int(span.get("kind", 0)),
+        _nanos(span.get("startTimeUnixNano")),
+        _nanos(span.get("endTimeUnixNano")),
+        int(status.get("code", 0)),
+        status.get("message") or None,
+        _dumps(attributes),
+        _events(span.get("events")),
+        _links(span.get("links")),
+        _id(links[0].get("traceId")),
+        _id(links[0].get("spanId")),
+        *(None if (v := attributes.get(key)) is None else str(v) for key in _PROMOTED),
+        number_or_none(attributes.get(semconv.CHOREO_NAK_DELAY_MS)),
+        *service,
+    )
+
+
+def _why(error: BaseException) -> str:
+    if isinstance(error, KeyError):
+        return f"a KeyValue (attribute) lacks {error}"
+    if isinstance(error, RecursionError):
+        return "values nested too deeply"
+    return f"{type(error).__name__}: {error}"
+
+
+def _as_json(value: Any) -> str:
+    try:
+        return _dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        return repr(value)[:4096]
 
 
 def _repair_text(columns: dict[str, list[Any]]) -> list[str | None]:

@@ -80,6 +80,8 @@ class Rejects:
     received_at: dt.datetime
     source: str = ""
     rows: list[dict[str, Any]] = field(default_factory=list)
+    unread_spans: int = 0
+    """Spans a decoder refused before they became rows (one of an unexpected shape)."""
 
     def add(
         self, *, reason: str, raw: bytes | str, size: int | None = None, source: str | None = None

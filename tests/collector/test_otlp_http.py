@@ -25,6 +25,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 from choreoscope.nats_server import EmbeddedNats
 from collector.http_server import HttpServer, Request, Response
 from collector.otlp_http import OtlpHttpReceiver
+from collector.span_batch import RAW_CAP_BYTES
 from collector.streams import ensure_stream
 from instrumentation import wire
 from tests.collector.batches import otlp_json_request, otlp_request
@@ -191,15 +192,23 @@ async def test_export_the_decoder_chokes_on_gets_400_saying_why_and_is_kept_in_r
     nats_server: EmbeddedNats, tmp_path: Path
 ) -> None:
     data = tmp_path / "data"
+    nested = b"[" * 100_000  # the JSON reader gives up on it
     keyless = json.dumps(
         {"resourceSpans": [{"scopeSpans": [{"spans": [{"attributes": [{"value": {}}]}]}]}]}
     ).encode()
     async with receiver(nats_server.url) as server, running_collector(nats_server.url, data):
-        status, _, body = await post(server, keyless, content_type="application/json")
+        status, _, body = await post(server, nested, content_type="application/json")
         assert status == 400
-        assert "a KeyValue (attribute) lacks 'key'" in json.loads(body)["message"]
-        assert await wait_for_count(data, "select count(*) from rejected", 1) == 1
-    assert query(data, "select raw from rejected") == [(keyless,)]
+        assert "nested too deeply" in json.loads(body)["message"]
+        # one span of an unexpected shape: the export is taken, that span refused
+        status, _, body = await post(server, keyless, content_type="application/json")
+        assert status == 200
+        refused = json.loads(body)["partialSuccess"]
+        assert refused["rejectedSpans"] == 1 and "lacks 'key'" in refused["errorMessage"]
+        assert await wait_for_count(data, "select count(*) from rejected", 2) == 2
+    assert query(data, "select raw from rejected order by size desc")[0] == (
+        nested[:RAW_CAP_BYTES],
+    )
 
 
 async def test_a_handler_that_raises_gets_a_500_saying_what_failed() -> None:

@@ -233,7 +233,12 @@ async def test_a_poison_payload_is_rejected_and_acked_and_the_spans_around_it_st
     ((source, stored_reason, raw),) = query(data, "select source, reason, raw from rejected")
     assert source == "nats:choreo.spans.evil"
     assert reason in stored_reason
-    assert raw == poison[: len(raw)] and len(raw) > 0
+    if content_type == "application/json" and poison.startswith(b"{"):  # one span refused
+        assert (
+            json.loads(raw) == json.loads(poison)["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+        )
+    else:
+        assert raw == poison[: len(raw)] and len(raw) > 0
 
 
 async def test_a_garbage_or_out_of_range_batch_header_is_recorded_and_the_spans_stored(
