@@ -297,22 +297,14 @@ def test_a_stalled_workflow_s_cause_follows_the_facts_without_new_spans(
     engine = _engine(store_layout)
     engine.cold_pass(now=at(101))
     engine.tick(now=at(108))
-    during = _status_and_cause(engine, "wf-lost")
+    during = _latest_verdict(engine, "wf-lost", columns="status, root_cause")
     for second in range(109, 131):
         engine.tick(now=at(second))
-    after = _status_and_cause(engine, "wf-lost")
+    after = _latest_verdict(engine, "wf-lost", columns="status, root_cause")
     engine.close()
 
     assert during == ("stalled", "consumer_down")
     assert after == ("stalled", "dropped")
-
-
-def _status_and_cause(engine: Correlator, workflow_id: str) -> tuple[str, str]:
-    return engine.con.execute(
-        "SELECT status, root_cause FROM all_status WHERE workflow_id = $wf "
-        "ORDER BY judged_in_pass DESC LIMIT 1",
-        {"wf": workflow_id},
-    ).fetchone()
 
 
 @dataclass(frozen=True)
@@ -809,9 +801,11 @@ def test_a_services_count_of_dropped_spans_stays_current(store_layout: StoreLayo
     assert "reported 40 spans dropped" in detail
 
 
-def _latest_verdict(engine: Correlator, workflow_id: str) -> tuple[str, str]:
+def _latest_verdict(
+    engine: Correlator, workflow_id: str, *, columns: str = "workflow_type, status"
+) -> tuple[str, str]:
     return engine.con.execute(
-        "SELECT workflow_type, status FROM all_status WHERE workflow_id = $wf "
+        f"SELECT {columns} FROM all_status WHERE workflow_id = $wf "
         "ORDER BY judged_in_pass DESC LIMIT 1",
         {"wf": workflow_id},
     ).fetchone()
