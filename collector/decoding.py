@@ -45,6 +45,8 @@ class Payload:
     spans_dropped: int | None = None
     bad_headers: tuple[tuple[str, str], ...] = ()
     """(name, value) of headers left out as unusable; each is recorded in ``rejected``."""
+    stream_seq: int | None = None
+    """The JetStream message's stream sequence (None over HTTP): its rejects carry it."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,7 @@ def _decode_together(
 
 
 def _unreadable(payload: Payload, error: Exception, *, received_at: dt.datetime) -> DecodedBatch:
-    rejects = Rejects(received_at=received_at, source=payload.source)
+    rejects = Rejects(received_at=received_at, source=payload.source, stream_seq=payload.stream_seq)
     rejects.add(
         reason=f"unreadable {media_type(payload.content_type)} payload: {_failure(error)}",
         raw=payload.data,
@@ -137,7 +139,7 @@ def _unreadable(payload: Payload, error: Exception, *, received_at: dt.datetime)
 def _decode_one(payload: Payload, *, rejects: Rejects) -> pa.Table | None:
     kind = media_type(payload.content_type)
     decoder = _DECODERS.get(kind)
-    rejects.source = payload.source
+    rejects.source, rejects.stream_seq = payload.source, payload.stream_seq
     for name, value in payload.bad_headers:
         rejects.add(
             reason=f"header {name} {value[:40]!r} is not an integer from -2**63 to 2**63-1; "
@@ -160,6 +162,7 @@ def _decode_one(payload: Payload, *, rejects: Rejects) -> pa.Table | None:
             ("exporter_batch_seq", _int64_or_none(payload.batch_seq)),
             ("exporter_spans_dropped", _int64_or_none(payload.spans_dropped)),
             ("source", payload.source),
+            ("stream_seq", payload.stream_seq),
         ):
             arrow_type = RAW_SPANS.field(column).type
             raw = raw.set_column(

@@ -35,6 +35,7 @@ from collector.streams import (
     SubjectsTakenError,
     consumer_config,
     ensure_stream,
+    stream_seq,
 )
 from instrumentation import wire
 from store.schema import BUS_EVENTS, HEARTBEATS
@@ -236,6 +237,7 @@ class SignalIngest:
                     reason=f"unreadable signal ({type(e).__name__}): {reason}",
                     raw=msg.data,
                     source=msg.subject,
+                    stream_seq=stream_seq(msg),
                 )
         tables = {
             "bus_events": pa.concat_tables(events) if events else None,

@@ -56,6 +56,7 @@ RAW_SPANS: Final = pa.schema(
         ("exporter_batch_seq", pa.int64()),
         ("exporter_spans_dropped", pa.int64()),
         ("source", pa.string()),
+        ("stream_seq", pa.int64()),
     ]
 )
 
@@ -79,12 +80,19 @@ class Rejects:
 
     received_at: dt.datetime
     source: str = ""
+    stream_seq: int | None = None  # of the JetStream message being decoded, if any
     rows: list[dict[str, Any]] = field(default_factory=list)
     unread_spans: int = 0
     """Spans a decoder refused before they became rows (one of an unexpected shape)."""
 
     def add(
-        self, *, reason: str, raw: bytes | str, size: int | None = None, source: str | None = None
+        self,
+        *,
+        reason: str,
+        raw: bytes | str,
+        size: int | None = None,
+        source: str | None = None,
+        stream_seq: int | None = None,
     ) -> None:
         data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else raw
         self.rows.append(
@@ -94,6 +102,7 @@ class Rejects:
                 "reason": reason,
                 "size": len(data) if size is None else size,
                 "raw": data[:RAW_CAP_BYTES],
+                "stream_seq": self.stream_seq if stream_seq is None else stream_seq,
             }
         )
 
@@ -160,7 +169,12 @@ def finalize(
         for row, reason in zip(
             raw.filter(bad).to_pylist(), problems.filter(bad).to_pylist(), strict=True
         ):
-            rejects.add(reason=reason, raw=json.dumps(row, default=str), source=row["source"])
+            rejects.add(
+                reason=reason,
+                raw=json.dumps(row, default=str),
+                source=row["source"],
+                stream_seq=row["stream_seq"],
+            )
         raw = raw.filter(pc.invert(bad))
     raw = _truncate_huge_attributes(raw, rejects=rejects, max_chars=max_attribute_chars)
     return _to_spans(raw, received_at=rejects.received_at)
@@ -206,6 +220,7 @@ def _truncate_huge_attributes(raw: pa.Table, *, rejects: Rejects, max_chars: int
     texts = attributes.to_pylist()
     flags = raw["ingest_flags"].to_pylist()
     sources = raw["source"].to_pylist()
+    sequences = raw["stream_seq"].to_pylist()
     for i in pc.indices_nonzero(huge).to_pylist():
         original = texts[i]
         texts[i], keys = _truncated_attributes(original, max_chars=max_chars)
@@ -215,6 +230,7 @@ def _truncate_huge_attributes(raw: pa.Table, *, rejects: Rejects, max_chars: int
             f"(keys: {', '.join(keys)}); the span is stored, flagged attribute_truncated",
             raw=original,
             source=sources[i],
+            stream_seq=sequences[i],
         )
     raw = raw.set_column(
         raw.schema.get_field_index("attributes"), "attributes", pa.array(texts, pa.string())

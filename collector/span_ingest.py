@@ -28,7 +28,7 @@ from nats.js import JetStreamContext
 from collector.decode_pool import DecodePool, StoreWriteError, WrittenBatch
 from collector.decoding import Payload
 from collector.span_batch import fits_int64
-from collector.streams import SPANS_DURABLE, consumer_config
+from collector.streams import SPANS_DURABLE, consumer_config, stream_seq
 from instrumentation import wire
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,7 @@ def payload_of(msg: Msg) -> Payload:
         batch_seq=_int64_header(msg, wire.BATCH_SEQ, bad),
         spans_dropped=_int64_header(msg, wire.SPANS_DROPPED, bad),
         bad_headers=tuple(bad),
+        stream_seq=stream_seq(msg),
     )
 
 

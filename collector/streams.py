@@ -9,8 +9,9 @@ missing: whoever comes first creates it, and nobody fails because it exists.
 from __future__ import annotations
 
 import logging
-from typing import Final
+from typing import Any, Final
 
+import nats.errors
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -93,3 +94,11 @@ def consumer_config(*, durable: str, ack_wait: float, max_ack_pending: int) -> C
         max_ack_pending=max_ack_pending,
         max_waiting=512,
     )
+
+
+def stream_seq(msg: Any) -> int | None:
+    """The JetStream stream sequence of ``msg`` (None for a core NATS message)."""
+    try:
+        return int(msg.metadata.sequence.stream)
+    except (nats.errors.Error, AttributeError, TypeError, ValueError):
+        return None

@@ -86,6 +86,9 @@ REJECTED = pa.schema(
         ("reason", pa.string()),
         ("size", pa.int64()),  # bytes of the whole refused input
         ("raw", pa.binary()),  # the input, capped at RAW_CAP_BYTES
+        # the JetStream message it came in (its stream sequence; null over HTTP): a
+        # message redelivered after a crash writes its rejects again, as the same rows
+        ("stream_seq", pa.int64()),
     ]
 )
 

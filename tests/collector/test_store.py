@@ -154,6 +154,28 @@ def test_two_spans_of_one_payload_refused_for_one_reason_are_two_rejections(
     )
 
 
+def test_a_redelivered_message_s_rejections_are_listed_once(store_layout: StoreLayout) -> None:
+    # its ack was lost in a crash: JetStream delivered it again, and its rejects were
+    # written again later; a client's second request with the same bytes is another
+    first = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
+    later = first + dt.timedelta(seconds=40)
+    raw = b'{"span_id": "01"}'
+
+    def refused(at: dt.datetime, source: str, seq: int | None) -> pa.Table:
+        return pa.Table.from_pylist(
+            [{"received_at": at, "source": source, "reason": "span ends before it starts",
+              "size": len(raw), "raw": raw, "stream_seq": seq}], schema=REJECTED)  # fmt: skip
+
+    writer = SegmentWriter(layout=store_layout)
+    for at in (first, later):
+        writer.write("rejected", refused(at, "nats:choreo.spans.x", 7), at=first)
+        writer.write("rejected", refused(at, "otlp-http", None), at=first)
+
+    con = open_store(store_layout.root)
+    rows = con.execute("SELECT source, received_at FROM rejected ORDER BY ALL").fetchall()
+    assert rows == [("nats:choreo.spans.x", first), ("otlp-http", first), ("otlp-http", later)]
+
+
 def test_signals_stored_twice_during_compaction_s_grace_are_listed_once(
     store_layout: StoreLayout,
 ) -> None:
