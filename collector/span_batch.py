@@ -254,7 +254,24 @@ def _truncated_attributes(text: str, *, max_chars: int) -> tuple[str, list[str]]
         if len(rendered) > per_value:
             attributes[key] = rendered[:per_value] + "…[truncated]"
             keys.append(key)
-    return json.dumps(attributes, ensure_ascii=False), keys
+    text = json.dumps(attributes, ensure_ascii=False)
+    if len(text) > max_chars:  # many values, or long keys: the largest go whole
+        # each entry costs its "key": value and a ", " between entries
+        sizes = {k: len(json.dumps({k: v}, ensure_ascii=False)) for k, v in attributes.items()}
+        over = len(text) - max_chars + 64  # room for the count of those dropped
+        dropped = []
+        for key in sorted(sizes, key=sizes.__getitem__, reverse=True):
+            if over <= 0:
+                break
+            del attributes[key]
+            dropped.append(key)
+            over -= sizes[key]
+        attributes["choreo.attributes.dropped"] = len(dropped)
+        named = ", ".join(key[:64] for key in dropped[:10])
+        more = f" and {len(dropped) - 10} more" if len(dropped) > 10 else ""
+        keys.append(f"dropped whole: {named}{more}")
+        text = json.dumps(attributes, ensure_ascii=False)
+    return text, keys
 
 
 def _add_flag(flags: str | None, flag: str) -> str:

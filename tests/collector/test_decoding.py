@@ -20,6 +20,7 @@ from opentelemetry.trace import Link, SpanKind, StatusCode
 
 from collector.decoding import DecodedBatch, Payload, decode_payloads
 from collector.segment_writer import SegmentWriter
+from collector.span_batch import MAX_ATTRIBUTE_CHARS
 from instrumentation import semconv, wire
 from instrumentation.columnar_encoding import encode_columnar_batch
 from store import StoreLayout, open_store
@@ -282,6 +283,20 @@ def test_huge_attribute_value_is_truncated_flagged_and_recorded() -> None:
     (rejected,) = decoded.rejected.to_pylist()
     assert "llm.prompt" in rejected["reason"]
     assert rejected["size"] > 200_000 and len(rejected["raw"]) == RAW_CAP_BYTES
+
+
+def test_many_small_attributes_over_the_cap_are_cut_to_it_not_only_flagged() -> None:
+    # 1,000 values of 60 characters: none is long, together they are 9x the cap
+    batch = msgpack.unpackb(columnar_batch(0, 2, now_ns=NOW_NS))
+    batch["attributes"][0] = json.dumps({f"tool.arg.{i}": "v" * 60 for i in range(1_000)})
+    decoded = decode(msgpack.packb(batch), COLUMNAR)
+    first = decoded.spans.sort_by("span_id").to_pylist()[0]
+    assert first["ingest_flags"] == "attribute_truncated"
+    assert len(first["attributes"]) <= MAX_ATTRIBUTE_CHARS
+    attributes = json.loads(first["attributes"])
+    assert attributes["choreo.attributes.dropped"] + len(attributes) - 1 == 1_000
+    (rejected,) = decoded.rejected.to_pylist()
+    assert "dropped whole: tool.arg." in rejected["reason"]
 
 
 def test_non_utf8_text_is_repaired_flagged_and_recorded_in_every_format() -> None:
