@@ -79,13 +79,27 @@ def decode_columnar(payload: bytes, *, rejects: Rejects) -> pa.Table:
             raise MalformedBatch(f"column {key!r} is not a list of n={n} values")
     flags: list[str | None] = [None] * n
     columns: dict[str, Any] = {}
+    bad: dict[int, str] = {}  # span index → why it is refused
     for key, column in _COLUMNS.items():
         values = batch.get(key)
         if values is None:
             continue
         if not isinstance(values, list) or len(values) != n:
             raise MalformedBatch(f"column {key!r} is not a list of n={n} values")
-        columns[column] = _array(column, values, flags)
+        columns[column] = _array(column, values, flags, bad)
+    if bad:  # each span with a value of the wrong type is refused alone
+        for i, why in sorted(bad.items()):
+            span = {key: batch[key][i] for key in _COLUMNS if batch.get(key) is not None}
+            rejects.add(
+                reason=f"span of an unexpected shape ({why}): it is not stored; the other "
+                "spans of the batch are",
+                raw=_dumps(span),
+            )
+        rejects.unread_spans += len(bad)
+        keep = pa.array([i not in bad for i in range(n)])
+        columns = {name: array.filter(keep) for name, array in columns.items()}
+        flags = [f for i, f in enumerate(flags) if i not in bad]
+        n -= len(bad)
     resource = batch.get("resource") or {}
     if not isinstance(resource, dict):
         raise MalformedBatch("'resource' is not a map")
@@ -112,18 +126,34 @@ def decode_columnar(payload: bytes, *, rejects: Rejects) -> pa.Table:
     return raw_table(columns) if columns else RAW_SPANS.empty_table()
 
 
-def _array(column: str, values: list[Any], flags: list[str | None]) -> pa.Array:
+_ARROW_ERRORS = (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError, TypeError, UnicodeError)
+
+
+def _array(
+    column: str, values: list[Any], flags: list[str | None], bad: dict[int, str]
+) -> pa.Array:
     kind = RAW_SPANS.field(column).type
     try:
         return pa.array(values, type=kind)
-    except (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError, TypeError, UnicodeError) as e:
+    except _ARROW_ERRORS:
         if column in _TIME_COLUMNS:
             return pa.array([int64_or_sentinel(v) for v in values], type=kind)
         if kind == pa.float64():  # a promoted number that is not one: null, as absent
             return pa.array([number_or_none(v) for v in values], type=kind)
-        if kind == pa.string() and all(v is None or isinstance(v, str) for v in values):
-            return pa.array([_repaired(v, i, flags) for i, v in enumerate(values)], type=kind)
-        raise MalformedBatch(f"column {column!r} has a value of the wrong type: {e}") from None
+        # one value at a time (rare): text repaired, a value of another type refuses
+        # its span (``bad``), the others are kept
+        out = []
+        for i, value in enumerate(values):
+            if kind == pa.string() and isinstance(value, str):
+                out.append(_repaired(value, i, flags))
+                continue
+            try:
+                pa.array([value], type=kind)
+                out.append(value)
+            except _ARROW_ERRORS:
+                out.append(None)
+                bad.setdefault(i, f"{column} is {type(value).__name__} {str(value)[:40]!r}")
+        return pa.array(out, type=kind)
 
 
 def _repaired(value: str | None, index: int, flags: list[str | None]) -> str | None:

@@ -262,6 +262,24 @@ def test_one_otlp_json_span_of_an_unexpected_shape_is_rejected_alone(damage) -> 
     assert json.loads(rejected["raw"])["spanId"] == bad["spanId"]
 
 
+@pytest.mark.parametrize(
+    ("column", "value"), [("status_code", "ERROR"), ("kind", [1]), ("subject", 42)]
+)
+def test_one_columnar_span_with_a_value_of_the_wrong_type_is_rejected_alone(
+    column: str, value: object
+) -> None:
+    batch = msgpack.unpackb(columnar_batch(0, 500, now_ns=NOW_NS))
+    batch[column][3] = value
+
+    decoded = decode(msgpack.packb(batch), COLUMNAR)
+
+    assert (decoded.span_count, decoded.received_spans) == (499, 500)
+    assert batch["span_id"][3] not in decoded.spans.column("span_id").to_pylist()
+    (rejected,) = decoded.rejected.to_pylist()
+    assert rejected["reason"].startswith(f"span of an unexpected shape ({column} is")
+    assert json.loads(rejected["raw"])["span_id"] == batch["span_id"][3]
+
+
 def test_otlp_protobuf_span_with_short_ids_is_rejected_and_the_rest_kept() -> None:
     request = otlp_request(0, 3)
     request.resource_spans[0].scope_spans[0].spans[2].trace_id = b"\x01\x02"
