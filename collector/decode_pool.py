@@ -30,11 +30,14 @@ import duckdb
 from collector.decoding import Payload, decode_payloads
 from collector.segment_writer import SegmentWriter
 from collector.span_batch import MAX_ATTRIBUTE_CHARS
+from instrumentation.errors import ChoreoscopeError
 from store.layout import StoreLayout
 
 
-class StoreWriteError(Exception):
+class StoreWriteError(ChoreoscopeError):
     """A segment could not be written (disk full, unwritable store); retry later."""
+
+    transient = True
 
 
 @dataclass(frozen=True)

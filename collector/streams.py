@@ -24,6 +24,7 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError, NotFoundError
 
 from instrumentation import wire
+from instrumentation.errors import ChoreoscopeError
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ _STREAM_NAME_IN_USE: Final = 10058
 _SUBJECTS_OVERLAP: Final = 10065
 
 
-class SubjectsTakenError(Exception):
+class SubjectsTakenError(ChoreoscopeError):
     """Another stream already captures some of these subjects."""
 
 
