@@ -45,7 +45,6 @@ _EXPORTS = {
     "NatsSpanProcessor": "nats_span_exporter",
     "ExporterStats": "nats_span_exporter",
     "encode_columnar_batch": "columnar_encoding",
-    "decode_columnar_batch": "columnar_encoding",
     "encode_otlp_batch": "otlp_encoding",
     "TracedNats": "traced_client",
     "TracedJetStream": "traced_jetstream",
