@@ -10,7 +10,8 @@
 - ``scope_spans``: the spans a tick re-judges.
 
 A late span that continues a trace memory no longer holds but the store did, or a
-new trace of a workflow memory let go, brings the stored traces back.
+new trace of a workflow memory let go, brings the stored traces back
+(``trace_reload``).
 """
 
 from __future__ import annotations
@@ -22,16 +23,12 @@ from dataclasses import dataclass
 import duckdb
 
 from correlator.seen_keys import SeenKeys
-from correlator.sql_text import parsed, statement
+from correlator.sql_text import parsed
 from correlator.stored_spans import WORK_COLUMNS
+from correlator.trace_reload import cross_links, reload_traces, trace_ids
 
 log = logging.getLogger(__name__)
 
-# how many span links back a late span's evicted traces are reloaded
-# (inherited_workflows follows as many)
-LINK_HOPS = 8
-# at most this many traces are brought back for one tick's late spans
-MAX_RELOADED_TRACES = 1000
 # A settled workflow (stalled or failed, its anomalies told) changes by time alone
 # only in what it is told of (a consumer back up, a backlog drained) or in a second
 # wait of a fan-out running past its deadline: re-judged once every this many ticks,
@@ -334,7 +331,7 @@ class SpanMemory:
             {t for t, _, key, held in unheld if not held and key in self._seen_workflows}
         )
         if follow_links:
-            wanted += _trace_ids(
+            wanted += trace_ids(
                 con,
                 parsed("""
                 -- the traces new spans link to, and those held ones link to in turn
@@ -350,50 +347,7 @@ class SpanMemory:
                 """),
             )
             wanted = sorted(set(wanted))
-        reloaded: list[str] = []
-        reloaded_spans = "(SELECT * FROM work_spans WHERE trace_id IN (SELECT unnest($traces)))"
-        for _hop in range(LINK_HOPS):
-            if not wanted and not continuing:
-                break
-            if len(reloaded) + len(wanted) > MAX_RELOADED_TRACES:
-                log.warning(
-                    "late spans would bring back %d more traces from the store; bringing back "
-                    "%d: their workflows may be judged on part of their spans",
-                    len(wanted), max(0, MAX_RELOADED_TRACES - len(reloaded)),
-                )  # fmt: skip
-                wanted = wanted[: max(0, MAX_RELOADED_TRACES - len(reloaded))]
-            if wanted:
-                con.execute(
-                    f"""
-                    INSERT INTO work_spans
-                    SELECT {WORK_COLUMNS} FROM spans AS s
-                    ANTI JOIN new_spans AS n USING (trace_id, span_id)
-                    WHERE s.trace_id IN (SELECT unnest($traces))
-                    """,
-                    {"traces": wanted},
-                )
-                con.execute(
-                    f"INSERT INTO cross_links {cross_links(reloaded_spans)}", {"traces": wanted}
-                )
-            reloaded += wanted
-            # those the store held (or whose old spans arrive again): a trace it does
-            # not hold (a parent never exported) has no kin to look for
-            stored = _trace_ids(
-                con,
-                parsed(
-                    "SELECT trace_id FROM work_spans WHERE trace_id IN (SELECT unnest($traces))"
-                ),
-                {"traces": wanted},
-            )
-            stored = sorted(set(stored) | (held_before & set(wanted)) | set(continuing))
-            continuing = []
-            if not stored:
-                break
-            wanted = _trace_ids(  # the rest of their workflows, if not held
-                con,
-                parsed(statement("workflow_kin")),
-                {"traces": stored, "tried": reloaded},
-            )
+        reloaded = reload_traces(con, wanted=wanted, continuing=continuing, held_before=held_before)
         self._reloaded = reloaded
         if reloaded:
             self._count_links(con)  # a trace the store did not hold brought nothing
@@ -405,17 +359,3 @@ class SpanMemory:
 
     def _count_links(self, con: duckdb.DuckDBPyConnection) -> None:
         (self.linked,) = con.execute("SELECT count(*) > 0 FROM cross_links").fetchone()
-
-
-def cross_links(spans: str) -> str:
-    """The span links among ``spans`` (a table, or a query in parentheses) that join
-    two traces, as a query."""
-    return f"SELECT DISTINCT trace_id, link_trace_id FROM {spans} WHERE link_trace_id <> trace_id"
-
-
-def _trace_ids(
-    con: duckdb.DuckDBPyConnection,
-    query: str | duckdb.Statement,
-    parameters: dict[str, object] | None = None,
-) -> list[str]:
-    return [trace_id for (trace_id,) in con.execute(query, parameters).fetchall()]
