@@ -334,6 +334,16 @@ def test_non_utf8_text_is_repaired_flagged_and_recorded_in_every_format() -> Non
         assert rejected["raw"] == data[:RAW_CAP_BYTES]
 
 
+def _deeply_nested_attribute(depth: int) -> bytes:
+    value = '{"arrayValue":{"values":[' * depth + "{}" + "]}}" * depth
+    span = '{"attributes":[{"key":"k","value":' + value + "}]}"
+    return ('{"resourceSpans":[{"scopeSpans":[{"spans":[' + span + "]}]}]}").encode()
+
+
+def _columnar_with(**overrides: object) -> bytes:
+    return msgpack.packb({**msgpack.unpackb(columnar_batch(0, 0, now_ns=NOW_NS)), **overrides})
+
+
 @pytest.mark.parametrize(
     ("data", "content_type", "reason"),
     [
@@ -341,6 +351,15 @@ def test_non_utf8_text_is_repaired_flagged_and_recorded_in_every_format() -> Non
         (b'{"resourceSpans": [', JSON, "malformed application/json payload: not JSON"),
         (b"\x93\x01\x02", COLUMNAR, "malformed application/vnd.choreoscope.spans+msgpack"),
         (gzip.compress(b"spans"), "text/plain", "unsupported Content-Type"),
+        # what a decoder raised on, not only what it found malformed
+        (b"[" * 100_000, JSON, "malformed application/json payload: JSON nested too deeply"),
+        (_deeply_nested_attribute(3000), JSON, "nested too deeply"),
+        (_columnar_with(trace_id=None), COLUMNAR, "column 'trace_id' is missing"),
+        (
+            _columnar_with(n=2**62),
+            COLUMNAR,
+            "column 'trace_id' is not a list of n=4611686018427387904 values",
+        ),
     ],
 )
 def test_malformed_payload_is_rejected_with_reason_and_raw_bytes(
@@ -355,8 +374,8 @@ def test_malformed_payload_is_rejected_with_reason_and_raw_bytes(
     )
     assert decoded.span_count == 2
     (rejected,) = decoded.rejected.to_pylist()
-    assert rejected["reason"].startswith(reason)
-    assert rejected["raw"] == data and rejected["source"] == "nats:choreo.spans.x"
+    assert reason in rejected["reason"]
+    assert rejected["raw"] == data[:RAW_CAP_BYTES] and rejected["source"] == "nats:choreo.spans.x"
 
 
 def test_columnar_batch_with_a_short_column_is_rejected_whole() -> None:
@@ -365,46 +384,6 @@ def test_columnar_batch_with_a_short_column_is_rejected_whole() -> None:
     decoded = decode(msgpack.packb(batch), COLUMNAR)
     assert decoded.span_count == 0
     assert "column 'name' is not a list of n=3 values" in decoded.rejected["reason"][0].as_py()
-
-
-def _deeply_nested_attribute(depth: int) -> bytes:
-    value = '{"arrayValue":{"values":[' * depth + "{}" + "]}}" * depth
-    span = '{"attributes":[{"key":"k","value":' + value + "}]}"
-    return ('{"resourceSpans":[{"scopeSpans":[{"spans":[' + span + "]}]}]}").encode()
-
-
-def _columnar_with(**overrides: object) -> bytes:
-    return msgpack.packb({**msgpack.unpackb(columnar_batch(0, 0, now_ns=NOW_NS)), **overrides})
-
-
-@pytest.mark.parametrize(
-    ("data", "content_type", "reason"),
-    [
-        (b"[" * 100_000, JSON, "malformed application/json payload: JSON nested too deeply"),
-        (_deeply_nested_attribute(3000), JSON, "nested too deeply"),
-        (_columnar_with(trace_id=None), COLUMNAR, "column 'trace_id' is missing"),
-        (
-            _columnar_with(n=2**62),
-            COLUMNAR,
-            "column 'trace_id' is not a list of n=4611686018427387904 values",
-        ),
-    ],
-    ids=["json-nested", "attribute-nested", "nil-column", "huge-n"],
-)
-def test_payload_a_decoder_chokes_on_is_rejected_whole_and_the_others_kept(
-    data: bytes, content_type: str, reason: str
-) -> None:
-    good = columnar_batch(0, 2, now_ns=NOW_NS)
-    decoded = decode_payloads(
-        [
-            Payload(data=data, content_type=content_type, source="nats:choreo.spans.x"),
-            Payload(data=good, content_type=COLUMNAR, source="nats:choreo.spans.y"),
-        ]
-    )
-    assert decoded.span_count == 2
-    (rejected,) = decoded.rejected.to_pylist()
-    assert reason in rejected["reason"]
-    assert rejected["raw"] == data[:RAW_CAP_BYTES] and rejected["source"] == "nats:choreo.spans.x"
 
 
 def test_columnar_resource_with_a_binary_key_keeps_its_spans() -> None:

@@ -13,7 +13,7 @@ from tests.correlator.pipelines import (
     lost_while_the_scorer_was_down,
     up_to_parsed,
 )
-from tests.correlator.span_shapes import SpanLog
+from tests.correlator.span_shapes import OurSpans, Published, SpanLog
 
 
 def test_event_published_by_a_handler_still_running_is_no_deviation(
@@ -113,18 +113,24 @@ def test_attempts_nakd_for_a_retry_are_not_failed_while_the_retry_may_still_come
     assert never_retried.kinds() == {("failed", "wf-429", PARSED)}
 
 
-def test_attempt_nakd_with_a_backoff_past_its_deadline_is_not_failed_before_the_retry_is_due(
-    store_layout: StoreLayout,
-) -> None:
-    # the Agent's last backoff (30 s) is far past the step's deadline (5 s): the nak
-    # says when the redelivery is due, so the attempt waits for it, and the retry
-    # that comes completes the run with nothing to report
+def _nakd_for_30_s(store_layout: StoreLayout) -> tuple[SpanLog, OurSpans, Published]:
+    """wf-backoff: its scorer's attempt failed at 101 s and was nak'ed for 30 s."""
     log = SpanLog()
     ours = history(log)
     parsed = up_to_parsed(ours, "wf-backoff", start=100)
     ours.process(parsed, service="scorer", start=100.5, end=101,
                  error="RateLimitError: 429", settle="nak", nak_delay_s=30)  # fmt: skip
     log.write(store_layout)
+    return log, ours, parsed
+
+
+def test_attempt_nakd_with_a_backoff_past_its_deadline_is_not_failed_before_the_retry_is_due(
+    store_layout: StoreLayout,
+) -> None:
+    # the Agent's last backoff (30 s) is far past the step's deadline (5 s): the nak
+    # says when the redelivery is due, so the attempt waits for it, and the retry
+    # that comes completes the run with nothing to report
+    log, ours, parsed = _nakd_for_30_s(store_layout)
 
     past_the_deadline = correlate(store_layout, now_s=113)  # nak + 12 s
     assert past_the_deadline.kinds() == set()
@@ -142,12 +148,7 @@ def test_attempt_nakd_with_a_backoff_past_its_deadline_is_not_failed_before_the_
 def test_attempt_nakd_with_a_backoff_is_failed_once_its_retry_is_overdue(
     store_layout: StoreLayout,
 ) -> None:
-    log = SpanLog()
-    ours = history(log)
-    parsed = up_to_parsed(ours, "wf-backoff", start=100)
-    ours.process(parsed, service="scorer", start=100.5, end=101,
-                 error="RateLimitError: 429", settle="nak", nak_delay_s=30)  # fmt: skip
-    log.write(store_layout)
+    _nakd_for_30_s(store_layout)
 
     # the redelivery was due at 131 s; none came within the retry grace (5 s) after it
     assert correlate(store_layout, now_s=135).kinds() == set()
