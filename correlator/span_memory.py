@@ -3,6 +3,10 @@
 - ``work_spans``: the spans of traces that may still change (open workflows, traces
   that received spans lately), taken from a full pass (``hold``), then grown by each
   tick's arrivals (``take_in``, ``admit``) and thinned out by ``evict``;
+- ``held_traces``: the (trace, workflow id) pairs of ``work_spans``, a row per trace
+  (and more between evictions: a tick adds the pairs of its arrivals as they come).
+  A tick looks up what memory holds of a trace or workflow there, in a tenth of
+  the rows (``admit``, ``scope``);
 - ``cross_links``: the span links between two of those traces. A tick re-judges
   linked traces together (``scope``); following links through this small table
   reads no span;
@@ -35,6 +39,10 @@ log = logging.getLogger(__name__)
 # each on its turn (its workflow id's hash), instead of at every one. In a steady
 # stream with 2% of runs faulty they are most of the open workflows.
 SETTLED_EVERY = 5
+HELD_TRACES = (
+    "CREATE OR REPLACE TEMP TABLE held_traces AS SELECT DISTINCT trace_id, workflow_id "
+    "FROM work_spans"
+)
 # the links between held traces, each way: a walk over them joins on equality (a
 # join on "either end" ran as a nested loop)
 LINKS_BOTH_WAYS = """links AS (
@@ -76,6 +84,7 @@ class SpanMemory:
             f"CREATE OR REPLACE TEMP TABLE work_spans AS SELECT {WORK_COLUMNS} "
             "FROM correlated_spans"
         )
+        con.execute(HELD_TRACES)
         con.execute(f"CREATE OR REPLACE TEMP TABLE cross_links AS {cross_links('work_spans')}")
         (self.lacking_ids,) = con.execute(
             "SELECT count(*) FROM work_spans WHERE workflow_id IS NULL"
@@ -169,8 +178,8 @@ class SpanMemory:
         """Hold ``new_spans`` (arrived by ``at``), with the traces memory let go that
         they continue."""
         # each new (trace, workflow id) pair, with whether memory holds the trace, and
-        # the workflow (looked up among the spans of the few workflows named, so that
-        # no hash table of every held span is built)
+        # the workflow (looked up among the few named, so that no hash table of every
+        # held pair is built)
         arrived = con.execute(
             parsed("""
             WITH fresh AS (SELECT DISTINCT trace_id, workflow_id FROM new_spans)
@@ -179,11 +188,11 @@ class SpanMemory:
                 hash(trace_id),
                 hash(workflow_id),
                 trace_id IN (
-                    SELECT trace_id FROM work_spans
+                    SELECT trace_id FROM held_traces
                     WHERE trace_id IN (SELECT trace_id FROM fresh)
                 ),
                 workflow_id IS NULL OR workflow_id IN (
-                    SELECT workflow_id FROM work_spans
+                    SELECT workflow_id FROM held_traces
                     WHERE workflow_id IN (SELECT workflow_id FROM fresh)
                 )
             FROM fresh
@@ -201,6 +210,9 @@ class SpanMemory:
                 if not held and seen.add(key, at=at):
                     self._added.append((seen, key))
         con.execute("INSERT INTO work_spans SELECT * FROM new_spans")
+        # pairs held already come again: a lookup table need not be exact, and the
+        # next eviction makes it so
+        con.execute("INSERT INTO held_traces SELECT DISTINCT trace_id, workflow_id FROM new_spans")
         if arrivals.links_traces:
             con.execute(f"INSERT INTO cross_links {cross_links('new_spans')}")
             self.linked = True
@@ -234,8 +246,8 @@ class SpanMemory:
                 -- alone, as a consumer's whose producer span has not arrived)
                 SELECT trace_id FROM touched
                 UNION
-                SELECT trace_id FROM work_spans WHERE workflow_id IN (
-                    SELECT workflow_id FROM work_spans
+                SELECT trace_id FROM held_traces WHERE workflow_id IN (
+                    SELECT workflow_id FROM held_traces
                     WHERE trace_id IN (SELECT trace_id FROM touched)
                 )
             )"""
@@ -282,8 +294,8 @@ class SpanMemory:
                 kept(trace_id) AS (
                     SELECT trace_id FROM busy
                     UNION
-                    SELECT trace_id FROM work_spans WHERE workflow_id IN (
-                        SELECT workflow_id FROM work_spans
+                    SELECT trace_id FROM held_traces WHERE workflow_id IN (
+                        SELECT workflow_id FROM held_traces
                         WHERE trace_id IN (SELECT trace_id FROM busy)
                     )
                     UNION
@@ -294,8 +306,9 @@ class SpanMemory:
             """,
             {"horizon": horizon},
         )
+        con.execute(HELD_TRACES)
         con.execute(
-            "DELETE FROM cross_links WHERE trace_id NOT IN (SELECT trace_id FROM work_spans)"
+            "DELETE FROM cross_links WHERE trace_id NOT IN (SELECT trace_id FROM held_traces)"
         )
         self._count_links(con)
         (self.lacking_ids,) = con.execute(
@@ -350,6 +363,11 @@ class SpanMemory:
         reloaded = reload_traces(con, wanted=wanted, continuing=continuing, held_before=held_before)
         self._reloaded = reloaded
         if reloaded:
+            con.execute(
+                "INSERT INTO held_traces SELECT DISTINCT trace_id, workflow_id FROM work_spans "
+                "WHERE trace_id IN (SELECT unnest($traces))",
+                {"traces": reloaded},
+            )
             self._count_links(con)  # a trace the store did not hold brought nothing
             (self.lacking_ids,) = con.execute(  # memory once new_spans join it
                 "SELECT (SELECT count(*) FROM work_spans WHERE workflow_id IS NULL) "
