@@ -65,7 +65,7 @@ def learn_model(
     ``remembered_since``: the ``expected_since`` of each (subject, consumer) a past
     model learned. It stays: retention drops a store's oldest hours, and a group
     deployed late would then look there from the start, and owe what came before it."""
-    run_folder(con, "learn_sql", {})
+    run_folder(con, "learn_sql", thresholds.sql_parameters())
     steps = con.sql("SELECT * FROM learned_steps ORDER BY subject, consumer").to_arrow_table()
     follows = con.sql("SELECT * FROM learned_follows ORDER BY ALL").to_arrow_table()
     types = con.sql("SELECT * FROM learned_types ORDER BY workflow_type").to_arrow_table()

@@ -37,6 +37,11 @@ class Thresholds:
     """A learned workflow type judges deviations once this many runs were seen."""
     min_transition_share: float = 0.01
     """A learned transition is allowed once seen in this share of its type's runs (and twice)."""
+    present_from_start_s: float = 600.0
+    """A consumer group whose first message came this soon after its subject's first was
+    there all along: it owes every message, not only those published since it came."""
+    terminal_share: float = 0.05
+    """A subject is terminal once this share of its processed messages led to nothing."""
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -47,5 +52,5 @@ class Thresholds:
                 )
 
     def sql_parameters(self) -> dict[str, Any]:
-        """Named parameters for the detection SQL (``$min_deadline_s`` etc.)."""
+        """Named parameters for the learning and detection SQL (``$min_deadline_s`` etc.)."""
         return dataclasses.asdict(self)

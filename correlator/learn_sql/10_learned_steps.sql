@@ -2,16 +2,18 @@
 -- the first successful processing), from every message a consumer processed.
 -- expected_since: a consumer group deployed on a subject already in use is expected
 -- to receive the messages published since the first one it processed, not those
--- published before it existed. A group whose first message came within 10 minutes
--- of the subject's first (as far back as the store goes) is taken to have been there
--- all along (null): the first messages it missed are dropped, not before its time.
+-- published before it existed. A group whose first message came soon after the
+-- subject's first (Thresholds.present_from_start_s, 10 minutes by default; as far
+-- back as the store goes) is taken to have been there all along (null): the first
+-- messages it missed are dropped, not before its time.
 CREATE OR REPLACE TEMP TABLE learned_steps AS
 SELECT
     subject,
     consumer,
     consumer_service,
     CASE WHEN first_processed > min(first_processed) OVER (PARTITION BY subject)
-        + INTERVAL 10 MINUTE THEN first_processed END AS expected_since,
+        + to_seconds($present_from_start_s)
+        THEN first_processed END AS expected_since,
     samples,
     p50_ms,
     p95_ms,

@@ -1,8 +1,9 @@
 -- The directly-follows graph of subjects per workflow type, with the number of
 -- workflows each transition was seen in. A subject is terminal when nothing is
--- expected to consume it, or when at least 5 % of its messages processed led to no
--- further publish by any of their consumers (a branch that legitimately ends there;
--- a sink consumer beside the others does not count).
+-- expected to consume it, or when at least a share of its messages processed
+-- (Thresholds.terminal_share, 5 % by default) led to no further publish by any of
+-- their consumers (a branch that legitimately ends there; a sink consumer beside the
+-- others does not count).
 CREATE OR REPLACE TEMP TABLE learned_follows AS
 WITH typed AS (
     SELECT t.*, w.first_subject AS workflow_type
@@ -32,7 +33,7 @@ SELECT
     typed.from_subject,
     typed.to_subject,
     count(*) AS support,
-    coalesce(any_value(l.share), 1.0) >= 0.05 AS terminal
+    coalesce(any_value(l.share), 1.0) >= $terminal_share AS terminal
 FROM (
     -- each workflow once per transition (a loop takes one several times): a DISTINCT
     -- before the join costs less than count(DISTINCT workflow_id) after it

@@ -184,9 +184,7 @@ def test_message_republished_to_dead_letter_subject_is_dead_lettered(
     assert outcome.kinds() == {("dead_lettered", "wf-dlq", PARSED)}
 
 
-def test_a_consumer_group_deployed_later_is_owed_only_what_was_published_since(
-    store_layout: StoreLayout,
-) -> None:
+def _an_auditor_deployed_12_minutes_later(store_layout: StoreLayout) -> None:
     log = SpanLog()
     ours = history(log, runs=10, heartbeats_until=900)  # wf-0 … wf-9, before the auditor
     for i in range(10, 20):  # an auditor group is deployed on PARSED 12 minutes later
@@ -200,6 +198,12 @@ def test_a_consumer_group_deployed_later_is_owed_only_what_was_published_since(
         ours.process(scored, service="notifier", start=start + 0.9, end=start + 1.0)
     up_to_parsed(ours, "wf-late", start=750)  # published since: the auditor never got it
     log.write(store_layout)
+
+
+def test_a_consumer_group_deployed_later_is_owed_only_what_was_published_since(
+    store_layout: StoreLayout,
+) -> None:
+    _an_auditor_deployed_12_minutes_later(store_layout)
 
     outcome = correlate(store_layout, now_s=800)
 
@@ -215,6 +219,22 @@ def test_a_consumer_group_deployed_later_is_owed_only_what_was_published_since(
     engine.close()
     declared = correlate(store_layout, now_s=800, choreography=written)
     assert {(k, wf) for k, wf, _ in declared.kinds()} == {("dropped", "wf-late")}
+
+
+def test_a_group_that_came_within_present_from_start_s_is_owed_every_message(
+    store_layout: StoreLayout,
+) -> None:
+    _an_auditor_deployed_12_minutes_later(store_layout)
+
+    # 12 minutes is "from the start" once the window is 15: the auditor owes the
+    # runs before its first message too, and never got them
+    outcome = correlate(store_layout, now_s=800, present_from_start_s=900)
+
+    dropped = {(a["workflow_id"], a["consumer"]) for a in outcome.of("dropped")}
+    assert dropped == {(f"wf-{i}", "auditor") for i in range(10)} | {
+        ("wf-late", "auditor"),
+        ("wf-late", "scorer"),
+    }
 
 
 def test_a_group_deployed_later_still_owes_nothing_once_retention_drops_older_runs(
@@ -574,6 +594,23 @@ def test_workflow_whose_last_event_was_handled_but_never_reached_its_end_is_stal
     (finding,) = outcome.of("stalled")
     assert finding["root_cause"] == "no_next_event"
     assert outcome.statuses["wf-quiet"] == ("stalled", f"after {PARSED}", "no_next_event")
+
+
+def test_a_step_that_ends_terminal_share_of_its_runs_is_an_end_not_stalled(
+    store_layout: StoreLayout,
+) -> None:
+    # the scorer publishes nothing after one message in 31 (3 %): below the default
+    # share of 5 % that is a stall, above a share of 3 % a branch that ends there
+    log = SpanLog()
+    ours = history(log, runs=30)
+    parsed = up_to_parsed(ours, "wf-quiet", start=100)
+    ours.process(parsed, service="scorer", start=100.5, end=100.8)
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=140, terminal_share=0.03)
+
+    assert outcome.kinds() == set()
+    assert outcome.statuses["wf-quiet"][0] == "completed"
 
 
 def test_a_sink_consuming_every_event_does_not_make_every_event_an_end(
