@@ -34,7 +34,7 @@ LEFT JOIN declared_causes AS d
     AND d.from_subject IS NOT DISTINCT FROM t.from_subject
 WHERE w.model_trusted
     AND t.cause_seen
-    AND t.to_subject NOT LIKE 'dlq.%'
+    AND NOT is_dead_letter_subject(t.to_subject)
     AND CASE
         WHEN d.workflow_type IS NOT NULL THEN coalesce(f.source, '') <> 'declared'
         ELSE coalesce(w.type_workflows, 0) >= $min_model_workflows

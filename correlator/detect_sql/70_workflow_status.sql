@@ -38,7 +38,7 @@ events AS (
     -- aside), and whether it reached a terminal event of its type
     SELECT
         p.workflow_id,
-        arg_max(p.subject, p.published_at) FILTER (WHERE p.subject NOT LIKE 'dlq.%')
+        arg_max(p.subject, p.published_at) FILTER (WHERE NOT is_dead_letter_subject(p.subject))
             AS last_subject,
         bool_or(t.subject IS NOT NULL) AS reached
     FROM publish_spans AS p

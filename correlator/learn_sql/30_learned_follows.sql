@@ -9,13 +9,13 @@ WITH typed AS (
     SELECT t.*, w.first_subject AS workflow_type
     FROM transitions AS t
     JOIN workflow_first_events AS w USING (workflow_id)
-    WHERE t.to_subject NOT LIKE 'dlq.%' AND t.cause_seen
+    WHERE NOT is_dead_letter_subject(t.to_subject) AND t.cause_seen
 ),
 followed AS (
     -- the messages something was published after (by any of their consumers)
     SELECT DISTINCT from_message_id AS message_id
     FROM transitions
-    WHERE from_message_id IS NOT NULL AND to_subject NOT LIKE 'dlq.%'
+    WHERE from_message_id IS NOT NULL AND NOT is_dead_letter_subject(to_subject)
 ),
 leaf_share AS (
     -- per message processed: whether nothing was published after it, by any of its

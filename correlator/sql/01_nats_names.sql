@@ -4,6 +4,8 @@
 -- (engine_sql/consumer_backlog.sql) share. They follow instrumentation/wire.py's
 -- subject_matches and durable_name, which an Agent names its consumers with;
 -- tests/correlator/test_nats_names.py holds the two to the same answers.
+-- Below them, the dead-letter subjects an Agent publishes to (wire.py's
+-- DEAD_LETTER_PREFIX), named once for every statement that sets them apart.
 
 -- The token lists of a pattern and a subject: see nats_subject_matches.
 CREATE OR REPLACE MACRO nats_tokens_match(p, s) AS
@@ -52,3 +54,16 @@ CREATE OR REPLACE MACRO serves_group(durable, filters, grp, subject) AS
                 AND nats_subject_matches(f, coalesce(subject, ''))
         ))
     END;
+
+-- The prefix of the subject an Agent dead-letters a message of `subject` to:
+-- `dlq.<subject>`.
+CREATE OR REPLACE MACRO dead_letter_prefix() AS 'dlq.';
+
+-- Whether `subject` is a dead-letter subject; null for a null subject, so that a
+-- filter on `NOT is_dead_letter_subject(s)` keeps only subjects known not to be one.
+CREATE OR REPLACE MACRO is_dead_letter_subject(subject) AS
+    starts_with(subject, dead_letter_prefix());
+
+-- The subject a message on dead-letter subject `subject` was first published to.
+CREATE OR REPLACE MACRO dead_lettered_from(subject) AS
+    substr(subject, length(dead_letter_prefix()) + 1);

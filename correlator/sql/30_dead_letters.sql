@@ -23,14 +23,16 @@ SELECT
     'dead_letter_subject' AS source,
     p.published_at AS at,
     NULL AS reason,
-    substr(p.subject, length('dlq.') + 1) AS subject
+    dead_lettered_from(p.subject) AS subject
 FROM publish_spans AS p
 LEFT JOIN (
     -- only the consumer spans dead-letter publishes are children of (few)
     SELECT * FROM delivery_spans
-    WHERE span_key IN (SELECT parent_key FROM publish_spans WHERE subject LIKE 'dlq.%')
+    WHERE span_key IN (
+        SELECT parent_key FROM publish_spans WHERE is_dead_letter_subject(subject)
+    )
 ) AS d ON d.span_key = p.parent_key AND d.span_id = p.parent_span_id
-WHERE p.subject LIKE 'dlq.%'
+WHERE is_dead_letter_subject(p.subject)
 UNION ALL
 SELECT message_id, consumer, 'term' AS source, start_time AS at, status_message AS reason, subject
 FROM delivery_spans

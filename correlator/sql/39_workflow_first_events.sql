@@ -10,5 +10,5 @@ SELECT
     -- ordered by (not known to start the run, time): false sorts before true
     arg_min(to_subject, (NOT starts_run, published_at)) AS first_subject
 FROM transitions
-WHERE to_subject NOT LIKE 'dlq.%'
+WHERE NOT is_dead_letter_subject(to_subject)
 GROUP BY workflow_id;

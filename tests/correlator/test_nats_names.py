@@ -1,7 +1,9 @@
 """The SQL macros that tell which JetStream consumer serves which consumer group
 (correlator/sql/01_nats_names.sql) give the answers of the rules an Agent names its
 consumers with (instrumentation/wire.py): otherwise a backlog's root cause, or the
-backlog a consumer_down finding names, would miss the consumer that holds it."""
+backlog a consumer_down finding names, would miss the consumer that holds it. The
+same holds for the dead-letter subjects an Agent publishes to: a correlator that
+missed them would take a dead letter for the workflow's next event."""
 
 from __future__ import annotations
 
@@ -11,7 +13,12 @@ import duckdb
 import pytest
 
 from correlator import connect
-from instrumentation.wire import durable_name, subject_matches
+from instrumentation.wire import (
+    DEAD_LETTER_PREFIX,
+    DEAD_LETTER_SUBJECTS,
+    durable_name,
+    subject_matches,
+)
 from store import StoreLayout
 
 # NATS tokens may hold what a regular expression reads as syntax
@@ -60,3 +67,23 @@ def test_a_consumer_group_s_durables_are_named_and_recognised_as_an_agent_names_
 
     assert named == durable
     assert sql_serves == subject_matches(subject, subject) and not other
+
+
+def test_the_dead_letter_subjects_sql_sets_apart_are_those_an_agent_publishes_to(con) -> None:
+    subjects = _joined(("dlq", "a", "dlqx", "DLQ", "*", ">"), 3)
+    sql = con.execute(
+        "SELECT list_transform($subjects, lambda s: is_dead_letter_subject(s))",
+        {"subjects": subjects},
+    ).fetchone()[0]
+
+    assert [
+        s
+        for s, ok in zip(subjects, sql, strict=True)
+        if ok != subject_matches(DEAD_LETTER_SUBJECTS, s)
+    ] == []
+    assert sum(sql) > 10  # the grid holds dead-letter subjects, not only others
+    # a dead letter of a message names the subject it was first published to
+    dead_letter = DEAD_LETTER_PREFIX + "recruit.cv.parsed"
+    assert con.execute(
+        "SELECT is_dead_letter_subject($s), dead_lettered_from($s)", {"s": dead_letter}
+    ).fetchone() == (True, "recruit.cv.parsed")
