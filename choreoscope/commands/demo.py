@@ -22,7 +22,8 @@ its exit code and the end of its log.
 
 Every fault injected is written to <data>/demo/ground-truth.jsonl. With --verify,
 the demo compares it with what the correlator found, prints precision and recall
-per kind, and exits non-zero if a fault was missed or a healthy workflow flagged.
+per kind and, per fault, the findings of other kinds it caused, and exits non-zero
+if a fault was missed or a healthy workflow flagged.
 
 examples:
   choreoscope demo

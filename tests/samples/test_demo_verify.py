@@ -27,6 +27,7 @@ def test_demo_finds_every_injected_fault_and_flags_no_healthy_workflow(tmp_path:
     )  # fmt: skip
     output = result.stdout + result.stderr
     assert "precision" in result.stdout and "recall" in result.stdout, output
+    assert "per fault, with the findings of other kinds it caused" in result.stdout, output
     assert "0 missed, 0 healthy workflows flagged" in result.stdout, output
     assert result.returncode == 0, output
 

@@ -68,7 +68,32 @@ def test_a_stall_caused_by_an_injected_drop_is_not_a_false_finding() -> None:
         started=STARTED,
     )
     assert result.passed
-    assert {s.kind: s.precision for s in result.scores}["stalled"] == 1.0
+    assert "drop: 1 of 1 found; also 1 stalled (" in result.report()
+
+
+def test_hung_findings_a_duplicate_caused_are_listed_under_it_not_in_hung_precision() -> None:
+    result = verify_findings(
+        truth=[
+            truth("w1", "duplicate", "duplicate"),
+            truth("w2", "hang", "hung"),
+            truth("w3", "drop", "dropped"),
+        ],
+        findings=[
+            finding("w1", "duplicate"),
+            finding("w1", "hung"),  # the duplicate's slow first attempt
+            finding("w1", "hung", service="router"),
+            finding("w2", "hung"),
+            finding("w3", "dropped"),
+            finding("w3", "hung"),  # a drop hangs nothing: a false finding
+        ],
+        started=STARTED,
+    )
+
+    assert result.passed  # consequences still fail nothing
+    hung = {s.kind: s for s in result.scores}["hung"]
+    assert (hung.findings, hung.correct_findings) == (2, 1)  # w2's, and w3's false one
+    assert "duplicate: 1 of 1 found; also 2 hung (the slow first attempt)" in result.report()
+    assert "hang: 1 of 1 found\n" in result.report()
 
 
 def test_findings_about_workflows_of_earlier_runs_are_left_out() -> None:
