@@ -83,6 +83,51 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def server_argv(
+    *,
+    host: str,
+    port: int,
+    store_dir: Path,
+    server_name: str,
+    ports_dir: Path,
+    extra_args: tuple[str, ...] = (),
+) -> list[str]:
+    """The embedded server's command line: JetStream in ``store_dir``, and the ports
+    file it writes once it listens in ``ports_dir`` (see ``own_server_listens``)."""
+    return [
+        str(nats_server_binary()),
+        "--addr", host,
+        "--port", str(port),
+        "--jetstream",
+        "--store_dir", str(store_dir),
+        "--server_name", server_name,
+        "--ports_file_dir", str(ports_dir),
+        *extra_args,
+    ]  # fmt: skip
+
+
+def own_server_listens(*, ports_dir: Path, host: str, port: int, pid: int | None = None) -> bool:
+    """Whether the server started with ``ports_dir`` (only it writes there) listens.
+
+    Another server already on the port answers connections too: readiness is the
+    ports file nats-server writes once it listens (``nats-server_<pid>.ports``; that of
+    ``pid`` when given), then an INFO on the port, not any INFO on the port alone.
+    The caller checks that its process is still alive: one that failed to bind the
+    port writes no ports file, but another server may have answered meanwhile.
+    """
+    pattern = f"*_{pid}.ports" if pid is not None else "*.ports"
+    return any(Path(ports_dir).glob(pattern)) and _answers_info(host, port)
+
+
+def _answers_info(host: str, port: int) -> bool:
+    with (
+        contextlib.suppress(OSError),
+        socket.create_connection((host, port), timeout=0.5) as s,
+    ):
+        return s.recv(4).startswith(b"INFO")
+    return False
+
+
 class EmbeddedNats:
     """A nats-server child process with JetStream. Use as a context manager.
 
@@ -117,31 +162,24 @@ class EmbeddedNats:
         return self._proc is not None and self._proc.poll() is None
 
     def start(self, *, timeout: float = 15.0) -> EmbeddedNats:
-        """Start the server and wait until it is ours that listens on the port.
-
-        Another server already on the port answers connections too: readiness is
-        the ports file our process writes (named with its pid) once it listens,
-        with the process still alive, not any INFO on the port.
-        """
+        """Start the server and wait until it is ours that listens on the port
+        (``own_server_listens``, with the process still alive)."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="choreoscope-nats-") as ports_dir:
-            args = [
-                str(nats_server_binary()),
-                "--addr", self.host,
-                "--port", str(self.port),
-                "--jetstream",
-                "--store_dir", str(self.store_dir),
-                "--server_name", self.server_name,
-                "--ports_file_dir", ports_dir,
-                *self.extra_args,
-            ]  # fmt: skip
+            args = server_argv(
+                host=self.host,
+                port=self.port,
+                store_dir=self.store_dir,
+                server_name=self.server_name,
+                ports_dir=Path(ports_dir),
+                extra_args=self.extra_args,
+            )
             out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
             try:
                 self._proc = subprocess.Popen(args, stdout=out, stderr=out)
             finally:
                 if self.log_file:
                     out.close()
-            ports_file = Path(ports_dir) / f"{Path(args[0]).name}_{self._proc.pid}.ports"
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if self._proc.poll() is not None:
@@ -149,20 +187,15 @@ class EmbeddedNats:
                         f"nats-server exited with code {self._proc.returncode} on {self.url}: "
                         "is the port taken? Run it by hand to see why: " + " ".join(args)
                     )
-                if ports_file.exists() and self._answers() and self._proc.poll() is None:
+                ready = own_server_listens(
+                    ports_dir=Path(ports_dir), host=self.host, port=self.port, pid=self._proc.pid
+                )
+                if ready and self._proc.poll() is None:
                     log.info("nats-server ready on %s (JetStream in %s)", self.url, self.store_dir)
                     return self
                 time.sleep(0.05)
         self.stop()
         raise NatsServerError(f"nats-server did not accept connections on {self.url} in {timeout}s")
-
-    def _answers(self) -> bool:
-        with (
-            contextlib.suppress(OSError),
-            socket.create_connection((self.host, self.port), timeout=0.5) as s,
-        ):
-            return s.recv(4).startswith(b"INFO")
-        return False
 
     def stop(self, *, timeout: float = 10.0) -> None:
         proc, self._proc = self._proc, None

@@ -16,7 +16,7 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from choreoscope.nats_server import free_port, nats_server_binary
+from choreoscope.nats_server import free_port, own_server_listens, server_argv
 from choreoscope.settings import SETTINGS
 from choreoscope.supervisor import ChildSpec, http_ok, port_accepts
 from instrumentation.errors import ChoreoscopeError, ConfigurationError
@@ -122,24 +122,22 @@ def choreoscope_command(*args: str) -> list[str]:
 
 
 def nats_spec(*, data: Path, host: str, port: int) -> ChildSpec:
+    """The embedded nats-server, ready once it is ours that listens on the port, as for
+    ``EmbeddedNats``: another server there answers connections too."""
     store = data / "nats"
-    store.mkdir(parents=True, exist_ok=True)
+    # only this server writes its ports file here; one a killed server left is removed,
+    # or it would read as this one ready
+    ports = store / "ports"
+    ports.mkdir(parents=True, exist_ok=True)
+    for stale in ports.glob("*.ports"):
+        stale.unlink(missing_ok=True)
     return ChildSpec(
         name="nats-server",
-        argv=[
-            str(nats_server_binary()),
-            "--addr",
-            host,
-            "--port",
-            str(port),
-            "--jetstream",
-            "--store_dir",
-            str(store),
-            "--server_name",
-            "choreoscope",
-        ],
+        argv=server_argv(
+            host=host, port=port, store_dir=store, server_name="choreoscope", ports_dir=ports
+        ),
         describe=f"nats://{host}:{port}, JetStream in {store}",
-        ready=port_accepts(host, port),
+        ready=lambda: own_server_listens(ports_dir=ports, host=host, port=port),
     )
 
 

@@ -16,6 +16,8 @@ from choreoscope.nats_server import (
     _ephemeral_ports,
     free_port,
 )
+from choreoscope.stack import nats_spec
+from choreoscope.supervisor import ChildFailedError, Supervisor
 
 
 async def test_embedded_server_serves_jetstream_and_keeps_streams_across_restart(
@@ -54,6 +56,18 @@ def test_a_server_already_on_the_port_is_not_taken_for_ours(
     with pytest.raises(NatsServerError, match="is the port taken"):
         ours.start()
     assert not ours.running
+
+
+def test_up_s_embedded_server_is_not_taken_for_ready_while_another_holds_its_port(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    # `up` and `demo` took the other server's answer on the port for theirs being ready
+    spec = nats_spec(data=tmp_path / "data", host="127.0.0.1", port=nats_server.port)
+    with (
+        Supervisor(log_dir=tmp_path / "logs", poll_interval=0.05) as supervisor,
+        pytest.raises(ChildFailedError, match="exited while starting"),
+    ):
+        supervisor.start(spec)
 
 
 @pytest.mark.parametrize("command", ["nats", "dashboard"])
