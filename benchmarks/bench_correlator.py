@@ -208,6 +208,18 @@ def run(root: Path) -> None:
           f"{median / 0.1:.1f}x the target)")  # fmt: skip
     print(f"  of which writing findings (Parquet, fsync): median "
           f"{statistics.median(write_times) * 1000:.0f} ms")  # fmt: skip
+
+    # --- a tick whose spans continue a trace memory let go -------------------------
+    # workflow 1's spans stored again, as a batch redelivered after a collector
+    # restart: its trace, long gone from memory, comes back from the store
+    write_spans(
+        gen, layout, first=1, n=1, start=start + dt.timedelta(microseconds=step_us),
+        step_us=step_us, segments=1, tag="again-1",
+    )  # fmt: skip
+    clock = now + dt.timedelta(seconds=TICKS + 1)
+    reload_s, _ = timed(engine.tick, now=clock)
+    print(f"  a tick that brings a trace back from the store ({total:,} spans): "
+          f"{reload_s * 1000:.0f} ms")  # fmt: skip
     engine.close()
 
     # --- the same ticks in a steady stream ------------------------------------------

@@ -46,12 +46,17 @@ def reload_traces(
             )  # fmt: skip
             wanted = wanted[: max(0, MAX_RELOADED_TRACES - len(reloaded))]
         if wanted:
+            # the ids as a constant list, not a join: the filter then reaches the
+            # segments below the store's deduplication, where each row group's bloom
+            # filter of trace ids skips it unless it holds one (a join on the ids
+            # read and deduplicated every stored span: 0.57 s on a million spans,
+            # 34 ms this way, and growing with the store)
             con.execute(
                 f"""
                 INSERT INTO work_spans
                 SELECT {WORK_COLUMNS} FROM spans AS s
                 ANTI JOIN new_spans AS n USING (trace_id, span_id)
-                WHERE s.trace_id IN (SELECT unnest($traces))
+                WHERE list_contains($traces, s.trace_id)
                 """,
                 {"traces": wanted},
             )
@@ -70,10 +75,21 @@ def reload_traces(
         continuing = []
         if not stored:
             break
+        workflows = trace_ids(  # their workflow ids, a constant list for workflow_kin
+            con,
+            parsed("""
+            SELECT DISTINCT workflow_id FROM (
+                SELECT workflow_id FROM work_spans WHERE list_contains($traces, trace_id)
+                UNION ALL
+                SELECT workflow_id FROM new_spans WHERE list_contains($traces, trace_id)
+            ) WHERE workflow_id IS NOT NULL
+            """),
+            {"traces": stored},
+        )
         wanted = trace_ids(  # the rest of their workflows, if not held
             con,
             parsed(statement("workflow_kin")),
-            {"traces": stored, "tried": reloaded},
+            {"traces": stored, "workflows": workflows, "tried": reloaded},
         )
     return reloaded
 

@@ -1,26 +1,26 @@
 -- The traces that make up the rest of the workflows of $traces (traces a tick
 -- brought back from the store), that memory does not hold and the tick has not tried
 -- ($tried): the traces they link to, and the stored traces that link to them
--- (consumers of another instrumentation, a trace each) or share their workflow id
--- (a trace context broken on the way).
-WITH reloaded AS (
-    SELECT trace_id, link_trace_id, workflow_id FROM work_spans
-    WHERE trace_id IN (SELECT unnest($traces))
-    UNION ALL
-    SELECT trace_id, link_trace_id, workflow_id FROM new_spans
-    WHERE trace_id IN (SELECT unnest($traces))
-),
-related(trace_id) AS (
+-- (consumers of another instrumentation, a trace each) or share one of their
+-- workflow ids ($workflows: a trace context broken on the way).
+-- The store is searched with constant lists, one column at a time: each filter then
+-- reaches the segments, where the row groups' bloom filters of link_trace_id and
+-- workflow_id skip those that hold none (joins, or one filter on either column,
+-- read every stored span).
+WITH related(trace_id) AS (
     -- the traces they link to
-    SELECT link_trace_id FROM reloaded WHERE link_trace_id <> trace_id
+    SELECT link_trace_id FROM work_spans
+    WHERE list_contains($traces, trace_id) AND link_trace_id <> trace_id
     UNION
-    -- the stored traces that link to them (consumers of another
-    -- instrumentation, a trace each) or share their workflow id
-    SELECT trace_id FROM spans_raw
-    WHERE link_trace_id IN (SELECT unnest($traces))
-        OR workflow_id IN (
-            SELECT workflow_id FROM reloaded WHERE workflow_id IS NOT NULL
-        )
+    SELECT link_trace_id FROM new_spans
+    WHERE list_contains($traces, trace_id) AND link_trace_id <> trace_id
+    UNION
+    -- the stored traces that link to them (consumers of another instrumentation, a
+    -- trace each)
+    SELECT trace_id FROM spans_raw WHERE list_contains($traces, link_trace_id)
+    UNION
+    -- the stored traces that share their workflow ids
+    SELECT trace_id FROM spans_raw WHERE list_contains(CAST($workflows AS VARCHAR[]), workflow_id)
 )
 SELECT trace_id FROM related
 WHERE trace_id NOT IN (SELECT trace_id FROM work_spans)
