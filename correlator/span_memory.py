@@ -14,8 +14,9 @@
 - ``scope_spans``: the spans a tick re-judges.
 
 A late span that continues a trace memory no longer holds but the store did, or a
-new trace of a workflow memory let go, brings the stored traces back
-(``trace_reload``).
+new trace of a workflow memory let go (one its stored spans name, or link to: the
+producer's trace of another instrumentation's consumers, come late), brings the
+stored traces back (``trace_reload``).
 """
 
 from __future__ import annotations
@@ -73,6 +74,10 @@ class SpanMemory:
         # and those this tick added (a tick rolled back takes them out again)
         self._seen_traces = SeenKeys()
         self._seen_workflows = SeenKeys()
+        # hashes of the traces stored spans link to that the store did not hold then
+        # (a consumer of another instrumentation, in a trace of its own, whose
+        # producer's span has not arrived): that trace, when it comes, continues them
+        self._awaited_traces = SeenKeys()
         self._added: list[tuple[SeenKeys, int]] = []
 
     def hold(self, con: duckdb.DuckDBPyConnection) -> None:
@@ -96,13 +101,29 @@ class SpanMemory:
         as 64-bit hashes of their ids (seen_keys.py), each with the hour it came in:
         a span that continues one of them after memory let it go brings it back
         (``admit``). Ticks add the ones they see. Held in Python: a tick looks up a
-        few hundred keys, which costs nothing there and a join's hash table in DuckDB."""
+        few hundred keys, which costs nothing there and a join's hash table in DuckDB.
+        So are the traces spans link to that the store does not hold (as few as the
+        consumers still waiting for their producer's span)."""
         hour = "CAST({} // 3600000000 AS INTEGER) AS hour"
         for seen, query in (
             (
                 self._seen_traces,
                 f"SELECT hash(trace_id) AS key, {hour.format('min(epoch_us(received_at))')} "
                 f"FROM {spans} GROUP BY trace_id",
+            ),
+            (
+                self._awaited_traces,
+                f"""
+                WITH linked AS (
+                    SELECT link_trace_id AS trace_id, min(epoch_us(received_at)) AS first_us
+                    FROM {spans} WHERE link_trace_id <> trace_id GROUP BY link_trace_id
+                )
+                SELECT hash(trace_id) AS key, {hour.format("first_us")} FROM linked
+                WHERE trace_id NOT IN (  -- only the linked traces are looked up
+                    SELECT trace_id FROM {spans}
+                    WHERE trace_id IN (SELECT trace_id FROM linked)
+                )
+                """,
             ),
             (
                 self._seen_workflows,
@@ -118,6 +139,7 @@ class SpanMemory:
         store no longer holds their spans."""
         self._seen_traces.forget_before(at)
         self._seen_workflows.forget_before(at)
+        self._awaited_traces.forget_before(at)
 
     def take_in(
         self,
@@ -137,6 +159,7 @@ class SpanMemory:
         self._added = []  # nothing of this tick yet: a merge now is never undone
         self._seen_traces.settle()
         self._seen_workflows.settle()
+        self._awaited_traces.settle()
         con.execute(
             parsed(f"""
             CREATE OR REPLACE TEMP TABLE new_spans AS
@@ -179,7 +202,7 @@ class SpanMemory:
         they continue."""
         # each new (trace, workflow id) pair, with whether memory holds the trace, and
         # the workflow (looked up among the few named, so that no hash table of every
-        # held pair is built)
+        # held pair is built), and whether a held span links to the trace
         arrived = con.execute(
             parsed("""
             WITH fresh AS (SELECT DISTINCT trace_id, workflow_id FROM new_spans)
@@ -194,15 +217,27 @@ class SpanMemory:
                 workflow_id IS NULL OR workflow_id IN (
                     SELECT workflow_id FROM held_traces
                     WHERE workflow_id IN (SELECT workflow_id FROM fresh)
+                ),
+                trace_id IN (
+                    SELECT link_trace_id FROM cross_links
+                    WHERE link_trace_id IN (SELECT trace_id FROM fresh)
                 )
             FROM fresh
             """)
         ).fetchall()
-        unheld = [(t, tk, wk, wf_held) for t, tk, wk, t_held, wf_held in arrived if not t_held]
+        unheld = [
+            # stored spans link to the trace, and memory let them go (held, they would
+            # bring it into their workflow: scope)
+            (t, tk, wk, wf_held, not linked and tk in self._awaited_traces)
+            for t, tk, wk, t_held, wf_held, linked in arrived
+            if not t_held
+        ]
         self._reload_evicted_traces(con, unheld=unheld, follow_links=arrivals.links_traces)
+        if arrivals.links_traces:
+            self._await_linked_traces(con, at=at)
         # what the store holds from now on (a workflow id may first come on a held
         # trace: an app's request span names none); undone if the tick rolls back
-        for _trace, trace_key, workflow_key, _t_held, workflow_held in arrived:
+        for _trace, trace_key, workflow_key, _t_held, workflow_held, _linked in arrived:
             for seen, key, held in (
                 (self._seen_traces, trace_key, False),
                 (self._seen_workflows, workflow_key, workflow_held),  # recorded then
@@ -319,7 +354,7 @@ class SpanMemory:
         self,
         con: duckdb.DuckDBPyConnection,
         *,
-        unheld: list[tuple[str, int, int, bool]],
+        unheld: list[tuple[str, int, int, bool, bool]],
         follow_links: bool,
     ) -> None:
         """Bring back from the store the traces that new spans continue but memory no
@@ -330,18 +365,24 @@ class SpanMemory:
         way, a person resuming a run long quiet), and the traces span links lead
         back to, directly or through held traces (a consumer of another
         instrumentation, in a trace of its own, whose producer's trace left memory),
-        as far as inherited_workflows follows them. With each trace come the rest of
-        its workflow: the traces it links to, those that link to it, and those that
-        share its workflow id. ``unheld``: (trace id, its hash, its workflow's hash,
-        whether memory holds that workflow) of each new trace memory does not hold.
+        as far as inherited_workflows follows them, or that link to new traces (such
+        consumers, let go before their producer's span came). With each trace come
+        the rest of its workflow: the traces it links to, those that link to it, and
+        those that share its workflow id. ``unheld``: (trace id, its hash, its
+        workflow's hash, whether memory holds that workflow, whether stored spans
+        memory let go link to it) of each new trace memory does not hold.
         ``follow_links``: some new span links to another trace (ours never do: the
         walk costs a few ms a tick)."""
         # the store is searched only for what it held (a hash collision costs a
         # search that finds nothing)
-        held_before = {t for t, key, _, _ in unheld if key in self._seen_traces}
+        held_before = {t for t, key, _, _, _ in unheld if key in self._seen_traces}
         wanted = sorted(held_before)
         continuing = sorted(  # new traces of workflows memory let go
-            {t for t, _, key, held in unheld if not held and key in self._seen_workflows}
+            {
+                t
+                for t, _, key, held, awaited in unheld
+                if awaited or (not held and key in self._seen_workflows)
+            }
         )
         if follow_links:
             wanted += trace_ids(
@@ -374,6 +415,25 @@ class SpanMemory:
                 "+ (SELECT count(*) FROM new_spans WHERE workflow_id IS NULL)"
             ).fetchone()
             log.debug("reloaded %d traces from the store for late spans", len(reloaded))
+
+    def _await_linked_traces(self, con: duckdb.DuckDBPyConnection, *, at: dt.datetime) -> None:
+        """Remember the traces ``new_spans`` link to that neither memory nor they hold
+        (``_awaited_traces``): when one comes, the store's spans linking to it come
+        back with it, if memory let them go. Undone if the tick rolls back."""
+        awaited = con.execute(
+            parsed("""
+            SELECT DISTINCT hash(link_trace_id) FROM new_spans
+            WHERE link_trace_id <> trace_id
+                AND link_trace_id NOT IN (SELECT trace_id FROM new_spans)
+                AND link_trace_id NOT IN (
+                    SELECT trace_id FROM work_spans
+                    WHERE trace_id IN (SELECT link_trace_id FROM new_spans)
+                )
+            """)
+        ).fetchall()
+        for (key,) in awaited:
+            if self._awaited_traces.add(key, at=at):
+                self._added.append((self._awaited_traces, key))
 
     def _count_links(self, con: duckdb.DuckDBPyConnection) -> None:
         (self.linked,) = con.execute("SELECT count(*) > 0 FROM cross_links").fetchone()

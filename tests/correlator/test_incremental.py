@@ -684,6 +684,51 @@ def test_a_foreign_producer_span_arriving_late_joins_its_consumers_workflow(
     assert len(outcome.statuses) == 7
 
 
+@pytest.mark.parametrize("consumers_seen_by", ["cold-pass", "tick"])
+def test_a_foreign_producer_span_arriving_after_its_consumers_left_memory_brings_them_back(
+    store_layout: StoreLayout, consumers_seen_by: str
+) -> None:
+    # links only; the gateway's publish span comes 30 s late: billing's trace is an
+    # orphan once the grace has passed, and leaves memory once it has passed twice
+    log = SpanLog()
+    go = ForeignSpans(log, links_only=True)
+    for i in range(6):
+        _orders(go, start=float(i))
+    engine = forgetful_watcher(store_layout)
+    if consumers_seen_by == "tick":
+        log.write(store_layout)
+        engine.cold_pass(now=at(50))
+    placed, _ = _orders(go, start=100.0)
+    root = next(r for r in log.rows if r["span_id"] == placed.span_id)
+    log.rows.remove(root)
+    log.write(store_layout)
+    if consumers_seen_by == "cold-pass":
+        engine.cold_pass(now=at(101))
+    told = engine.tick(now=at(102))
+    for t in (112, 125):  # other orders keep coming: what went quiet leaves memory
+        _orders(go, start=t - 1.5)
+        log.write(store_layout)
+        told += engine.tick(now=at(t))
+    held = "SELECT count(*) FROM work_spans WHERE link_trace_id = $t"
+    assert engine.con.execute(held, {"t": placed.trace_id}).fetchone() == (0,)
+
+    log.rows = [{**root, "received_at": at(130)}]
+    log.write(store_layout)
+    new = engine.tick(now=at(131)) + engine.tick(now=at(135))
+    engine.write_findings()
+    engine.close()
+
+    # told when it was one, the orphan is resolved, and the message is no `dropped`:
+    # the publish is judged with its consumers, which the store holds
+    assert [a["kind"] for a in told] == ["orphan"] and new == []
+    outcome = read_outcome(store_layout)
+    assert [(a["kind"], a["resolved_at"] is not None) for a in outcome.anomalies] == [
+        ("orphan", True)
+    ]
+    assert outcome.statuses[placed.trace_id] == ("completed", None, None)
+    assert _judged_workflows(store_layout) == set(outcome.statuses)
+
+
 def _judged_workflows(layout: StoreLayout) -> set[str]:
     """The workflows the status files list (the ``workflows`` view lists those the
     spans make, whatever the verdicts say)."""
