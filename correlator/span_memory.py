@@ -16,7 +16,8 @@
 A late span that continues a trace memory no longer holds but the store did, or a
 new trace of a workflow memory let go (one its stored spans name, or link to: the
 producer's trace of another instrumentation's consumers, come late), brings the
-stored traces back (``trace_reload``).
+stored traces back (``trace_reload``): what the store held, memory knows from hashes
+of its ids (``stored_ids``).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from dataclasses import dataclass
 
 import duckdb
 
-from correlator.seen_keys import SeenKeys
 from correlator.sql_text import parsed
+from correlator.stored_ids import StoredIds
 from correlator.stored_spans import WORK_COLUMNS
 from correlator.trace_reload import cross_links, reload_traces, trace_ids
 
@@ -70,15 +71,8 @@ class SpanMemory:
         # the traces this tick brought back from the store: re-judged with the new
         # spans' (one sharing a workflow id with them need not be linked to them)
         self._reloaded: list[str] = []
-        # hashes of every trace and workflow id the store has held (remember_stored),
-        # and those this tick added (a tick rolled back takes them out again)
-        self._seen_traces = SeenKeys()
-        self._seen_workflows = SeenKeys()
-        # hashes of the traces stored spans link to that the store did not hold then
-        # (a consumer of another instrumentation, in a trace of its own, whose
-        # producer's span has not arrived): that trace, when it comes, continues them
-        self._awaited_traces = SeenKeys()
-        self._added: list[tuple[SeenKeys, int]] = []
+        # what the store has held (and awaits), as hashes (stored_ids.py)
+        self._stored = StoredIds()
 
     def hold(self, con: duckdb.DuckDBPyConnection) -> None:
         """Hold the spans ``correlated_spans`` reads (a full pass points it at the
@@ -97,49 +91,15 @@ class SpanMemory:
         self._count_links(con)
 
     def remember_stored(self, con: duckdb.DuckDBPyConnection, *, spans: str) -> None:
-        """Remember every trace and workflow a full pass found in the store (``spans``),
-        as 64-bit hashes of their ids (seen_keys.py), each with the hour it came in:
+        """Remember the traces and workflows a full pass found in the store (``spans``):
         a span that continues one of them after memory let it go brings it back
-        (``admit``). Ticks add the ones they see. Held in Python: a tick looks up a
-        few hundred keys, which costs nothing there and a join's hash table in DuckDB.
-        So are the traces spans link to that the store does not hold (as few as the
-        consumers still waiting for their producer's span)."""
-        hour = "CAST({} // 3600000000 AS INTEGER) AS hour"
-        for seen, query in (
-            (
-                self._seen_traces,
-                f"SELECT hash(trace_id) AS key, {hour.format('min(epoch_us(received_at))')} "
-                f"FROM {spans} GROUP BY trace_id",
-            ),
-            (
-                self._awaited_traces,
-                f"""
-                WITH linked AS (
-                    SELECT link_trace_id AS trace_id, min(epoch_us(received_at)) AS first_us
-                    FROM {spans} WHERE link_trace_id <> trace_id GROUP BY link_trace_id
-                )
-                SELECT hash(trace_id) AS key, {hour.format("first_us")} FROM linked
-                WHERE trace_id NOT IN (  -- only the linked traces are looked up
-                    SELECT trace_id FROM {spans}
-                    WHERE trace_id IN (SELECT trace_id FROM linked)
-                )
-                """,
-            ),
-            (
-                self._seen_workflows,
-                f"SELECT hash(workflow_id) AS key, {hour.format('epoch_us(last_activity_at)')} "
-                "FROM d_workflows",
-            ),
-        ):
-            found = con.execute(query).fetchnumpy()
-            seen.load(found["key"], found["hour"])
+        (``admit``). Ticks add the ones they see."""
+        self._stored.remember(con, spans=spans)
 
     def forget_stored_before(self, at: dt.datetime) -> None:
         """Let go of the traces and workflows first seen before ``at``'s hour: the
         store no longer holds their spans."""
-        self._seen_traces.forget_before(at)
-        self._seen_workflows.forget_before(at)
-        self._awaited_traces.forget_before(at)
+        self._stored.forget_before(at)
 
     def take_in(
         self,
@@ -156,10 +116,7 @@ class SpanMemory:
         already read. A compacted one holds the rows of segments read before it,
         most of them long ago."""
         self._reloaded = []
-        self._added = []  # nothing of this tick yet: a merge now is never undone
-        self._seen_traces.settle()
-        self._seen_workflows.settle()
-        self._awaited_traces.settle()
+        self._stored.settle()
         con.execute(
             parsed(f"""
             CREATE OR REPLACE TEMP TABLE new_spans AS
@@ -228,22 +185,15 @@ class SpanMemory:
         unheld = [
             # stored spans link to the trace, and memory let them go (held, they would
             # bring it into their workflow: scope)
-            (t, tk, wk, wf_held, not linked and tk in self._awaited_traces)
+            (t, tk, wk, wf_held, not linked and tk in self._stored.awaited_traces)
             for t, tk, wk, t_held, wf_held, linked in arrived
             if not t_held
         ]
         self._reload_evicted_traces(con, unheld=unheld, follow_links=arrivals.links_traces)
         if arrivals.links_traces:
-            self._await_linked_traces(con, at=at)
-        # what the store holds from now on (a workflow id may first come on a held
-        # trace: an app's request span names none); undone if the tick rolls back
-        for _trace, trace_key, workflow_key, _t_held, workflow_held, _linked in arrived:
-            for seen, key, held in (
-                (self._seen_traces, trace_key, False),
-                (self._seen_workflows, workflow_key, workflow_held),  # recorded then
-            ):
-                if not held and seen.add(key, at=at):
-                    self._added.append((seen, key))
+            self._stored.await_links(con, at=at)
+        # undone if the tick rolls back
+        self._stored.record([(tk, wk, wf_held) for _, tk, wk, _, wf_held, _ in arrived], at=at)
         con.execute("INSERT INTO work_spans SELECT * FROM new_spans")
         # pairs held already come again: a lookup table need not be exact, and the
         # next eviction makes it so
@@ -255,9 +205,7 @@ class SpanMemory:
     def rolled_back(self) -> None:
         """The tick that added to what the store holds was rolled back: its spans
         come again, and are new again."""
-        for seen, key in self._added:
-            seen.discard(key)
-        self._added = []
+        self._stored.rolled_back()
 
     def scope(self, con: duckdb.DuckDBPyConnection, *, turn: int) -> None:
         """Make ``scope_spans`` the spans to re-judge: of the traces new spans touch
@@ -375,13 +323,13 @@ class SpanMemory:
         walk costs a few ms a tick)."""
         # the store is searched only for what it held (a hash collision costs a
         # search that finds nothing)
-        held_before = {t for t, key, _, _, _ in unheld if key in self._seen_traces}
+        held_before = {t for t, key, _, _, _ in unheld if key in self._stored.traces}
         wanted = sorted(held_before)
         continuing = sorted(  # new traces of workflows memory let go
             {
                 t
                 for t, _, key, held, awaited in unheld
-                if awaited or (not held and key in self._seen_workflows)
+                if awaited or (not held and key in self._stored.workflows)
             }
         )
         if follow_links:
@@ -415,25 +363,6 @@ class SpanMemory:
                 "+ (SELECT count(*) FROM new_spans WHERE workflow_id IS NULL)"
             ).fetchone()
             log.debug("reloaded %d traces from the store for late spans", len(reloaded))
-
-    def _await_linked_traces(self, con: duckdb.DuckDBPyConnection, *, at: dt.datetime) -> None:
-        """Remember the traces ``new_spans`` link to that neither memory nor they hold
-        (``_awaited_traces``): when one comes, the store's spans linking to it come
-        back with it, if memory let them go. Undone if the tick rolls back."""
-        awaited = con.execute(
-            parsed("""
-            SELECT DISTINCT hash(link_trace_id) FROM new_spans
-            WHERE link_trace_id <> trace_id
-                AND link_trace_id NOT IN (SELECT trace_id FROM new_spans)
-                AND link_trace_id NOT IN (
-                    SELECT trace_id FROM work_spans
-                    WHERE trace_id IN (SELECT link_trace_id FROM new_spans)
-                )
-            """)
-        ).fetchall()
-        for (key,) in awaited:
-            if self._awaited_traces.add(key, at=at):
-                self._added.append((self._awaited_traces, key))
 
     def _count_links(self, con: duckdb.DuckDBPyConnection) -> None:
         (self.linked,) = con.execute("SELECT count(*) > 0 FROM cross_links").fetchone()

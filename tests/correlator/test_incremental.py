@@ -999,13 +999,13 @@ def test_a_watcher_lets_go_of_what_retention_dropped_from_the_store(
     engine = forgetful_watcher(store_layout)
     engine.cold_pass(now=at(10))
     judged_before = _judged(engine)
-    traces_before = len(engine.memory._seen_traces)
+    traces_before = len(engine.memory._stored.traces)
 
     shutil.rmtree(store_layout.partition_dir("spans", at(-4 * 3600)))  # retention
     time_passes(engine, ours, store_layout, at_s=100)
     time_passes(engine, ours, store_layout, at_s=110)
     judged_after = _judged(engine)
-    traces_after = len(engine.memory._seen_traces)
+    traces_after = len(engine.memory._stored.traces)
     engine.close()
 
     assert {f"wf-old-{i}" for i in range(5)} <= judged_before
