@@ -96,7 +96,7 @@ class StoredIds:
             WHERE link_trace_id <> trace_id
                 AND link_trace_id NOT IN (SELECT trace_id FROM new_spans)
                 AND link_trace_id NOT IN (
-                    SELECT trace_id FROM work_spans
+                    SELECT trace_id FROM held_traces
                     WHERE trace_id IN (SELECT link_trace_id FROM new_spans)
                 )
             """)
