@@ -60,9 +60,16 @@ def reads_spans(query: str) -> bool:
 def scoped_to_workflow(
     con: duckdb.DuckDBPyConnection, *, workflow_id: str
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Views over spans see only the traces of one workflow."""
-    with _scoped(con, "scope_workflow", {"workflow_id": workflow_id}):
+    """Views over spans see only the traces of one workflow, and those linked to them.
+    The traces are looked up first, so that the spans are read by a list of ids."""
+    own = _trace_ids(con, "workflow_own_traces", {"workflow_id": workflow_id})
+    linked = _trace_ids(con, "workflow_linked_traces", {"traces": own}) if own else []
+    with _scoped(con, "scope_workflow", {"traces": sorted({*own, *linked})}):
         yield con
+
+
+def _trace_ids(con: duckdb.DuckDBPyConnection, query: str, params: dict[str, object]) -> list[str]:
+    return [trace_id for (trace_id,) in con.execute(query_text(query), params).fetchall()]
 
 
 @contextmanager

@@ -1,25 +1,12 @@
--- The spans of one workflow: the traces carrying its choreo.workflow.id (or the
--- trace named by it, for workflows without one), the traces whose spans link into
--- those (instrumentations that start a new trace per consumer), and the traces its
--- own spans link to (so related workflows can be named).
+-- The spans of one workflow: of $traces, its own traces and those linked to them
+-- (workflow_own_traces.sql, workflow_linked_traces.sql). The ids are a constant list,
+-- so the filter reaches the segments and their bloom filters: a join on them read
+-- every stored span (0.19 s on 10M spans, 0.08 s this way, and growing with the
+-- store).
 CREATE OR REPLACE TEMP TABLE scoped_spans AS
-WITH own_traces AS (
-    SELECT DISTINCT trace_id
-    FROM spans_raw
-    WHERE workflow_id = $workflow_id OR trace_id = $workflow_id
-),
-scoped_traces AS (
-    SELECT trace_id FROM own_traces
-    UNION
-    SELECT trace_id FROM spans_raw WHERE link_trace_id IN (SELECT trace_id FROM own_traces)
-    UNION
-    SELECT link_trace_id
-    FROM spans_raw
-    WHERE trace_id IN (SELECT trace_id FROM own_traces) AND link_trace_id IS NOT NULL
-)
 SELECT *
 FROM spans_raw
-WHERE trace_id IN (SELECT trace_id FROM scoped_traces)
+WHERE list_contains(CAST($traces AS VARCHAR[]), trace_id)
 -- The store's exactly-once rule (store/sql/10_spans.sql), applied after the trace
 -- filter: through the `spans` view, DuckDB would number every span of the store
 -- before filtering (1.7 s instead of 0.09 s on a million spans).
