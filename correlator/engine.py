@@ -16,15 +16,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from correlator.choreography_file import Choreography
+from correlator.connection import full_pass_connection
 from correlator.detection import Detection, detect
 from correlator.findings import ensure_findings, remembered_since, write_findings
 from correlator.ledger import AnomalyLedger
 from correlator.model import ChoreographyModel, install_model, learn_model
+from correlator.model_refresh import ModelRefresh
 from correlator.pass_views import TICK_MATERIALIZED, PassViews
 from correlator.reclaim import reclaim_deleted
 from correlator.signal_memory import SignalMemory
@@ -33,7 +34,7 @@ from correlator.sql_text import parsed, statement
 from correlator.stored_spans import WORK_COLUMNS, StoredSpans
 from correlator.thresholds import Thresholds
 from correlator.verdicts import Verdicts
-from store import StoreLayout, open_store
+from store import StoreLayout
 from store.layout import COMPACTED_PREFIX, oldest_partition
 
 log = logging.getLogger(__name__)
@@ -66,19 +67,12 @@ class Correlator:
         self.keep_s = keep_s
         self.recent_s = recent_s
         self.evict_every_ticks = evict_every_ticks
-        self.model_refresh_s = model_refresh_s
         self.ingest_slack_s = ingest_slack_s
         self.status_rewrite_s = status_rewrite_s
         self._pass = 0  # passes are numbered (verdicts.py)
         self.verdicts = Verdicts(layout=self.layout, rewrite_s=status_rewrite_s)
-        self.con = open_store(self.layout.root, extra_packages=["correlator"])
-        self.con.execute("SET enable_object_cache = true")
-        # results are keyed, never read in arrival order: let DuckDB skip keeping it
-        self.con.execute("SET preserve_insertion_order = false")
-        # a pass writes and replaces ~1 GB of temp tables: at the default 16 MB
-        # threshold DuckDB checkpoints (and vacuums) in the middle of a statement, which
-        # cost ~0.65 s of a 1M-span cold pass; eviction checkpoints instead (_evict)
-        self.con.execute("SET checkpoint_threshold = '1TB'")
+        # eviction checkpoints (_evict): the automatic one is off
+        self.con = full_pass_connection(self.layout)
         self.views = PassViews(self.con)
         self.ledger = AnomalyLedger.load(self.layout, rewrite_s=status_rewrite_s)
         # heartbeats older than a pass could need (a wait's baseline of dropped spans
@@ -88,7 +82,13 @@ class Correlator:
         self.memory = SpanMemory()
         self.model = ChoreographyModel()
         self.watermark: dt.datetime | None = None
-        self._model_learned_at = 0.0
+        # the model learned again every model_refresh_s, beside the ticks
+        self.refresh = ModelRefresh(
+            layout=self.layout,
+            thresholds=self.thresholds,
+            declared=choreography,
+            every_s=model_refresh_s,
+        )
         self._ticks = 0
         # span segments read by earlier passes: segments are immutable (written under
         # a temp name, then renamed), so a tick reads only the ones new since
@@ -135,6 +135,9 @@ class Correlator:
         if self.watermark is None:
             return self.cold_pass(now=now)
         with self._lock:
+            learned = self.refresh.take()  # a model learned beside the ticks, if ready
+            if learned is not None:
+                self._install(learned)
             # all or nothing: a tick that fails (a segment compacted away under us)
             # leaves memory and the watermark as they were, so the next one redoes it
             segments = self.stored.segments()
@@ -165,11 +168,7 @@ class Correlator:
         self._ticks += 1
         self._pass += 1
         self.signals.fold_in(con)
-        if time.monotonic() - self._model_learned_at > self.model_refresh_s:
-            self.views.enter("full")  # every span in the store
-            self._point_at_all_spans(segments)
-            self._learn()
-            self.stored.release(con)
+        self.refresh.start_if_due(segments=segments)
         self.views.enter("tick")
         new_files = segments - self._segments_read
         compacted = {f for f in new_files if Path(f).name.startswith(COMPACTED_PREFIX)}
@@ -226,6 +225,7 @@ class Correlator:
 
     def close(self) -> None:
         with self._lock:
+            self.refresh.close()
             self.con.close()
 
     # --- internals ---------------------------------------------------------------
@@ -239,15 +239,20 @@ class Correlator:
         )
 
     def _learn(self) -> None:
-        self.model = learn_model(
-            self.con,
-            thresholds=self.thresholds,
-            declared=self.choreography,
-            remembered_since=remembered_since(self.layout),
+        self._install(
+            learn_model(
+                self.con,
+                thresholds=self.thresholds,
+                declared=self.choreography,
+                remembered_since=remembered_since(self.layout),
+            )
         )
-        install_model(self.con, self.model)
+        self.refresh.learned_now()
+
+    def _install(self, model: ChoreographyModel) -> None:
+        self.model = model
+        install_model(self.con, model)
         self.write_model()
-        self._model_learned_at = time.monotonic()
 
     def _fold(
         self, detection: Detection, *, now: dt.datetime, workflows: set[str] | None

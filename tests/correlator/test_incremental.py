@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import correlator
-import correlator.engine as engine_module
+import correlator.model_refresh as model_refresh_module
 from collector.compaction import Compactor
 from collector.segment_writer import SegmentWriter
 from correlator.engine import Correlator
@@ -431,8 +431,8 @@ def _status_files(layout: StoreLayout) -> tuple[dict[str, list[str]], ...]:
     return tuple(files)
 
 
-def test_a_tick_that_fails_while_refreshing_the_model_leaves_the_next_one_working(
-    store_layout: StoreLayout, monkeypatch: pytest.MonkeyPatch
+def test_a_model_refresh_that_fails_is_logged_and_detection_goes_on(
+    store_layout: StoreLayout, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     log = SpanLog()
     ours = history(log)
@@ -448,13 +448,42 @@ def test_a_tick_that_fails_while_refreshing_the_model_leaves_the_next_one_workin
         raise OSError("No space left on device")
 
     with monkeypatch.context() as patch:
-        patch.setattr(engine_module, "learn_model", disk_full)
-        with pytest.raises(OSError):
-            engine.tick(now=at(110))  # rolled back, with the store's spans it had read
-    new = engine.tick(now=at(110))
+        patch.setattr(model_refresh_module, "learn_model", disk_full)
+        first = engine.tick(now=at(110))  # begins learning again, beside it
+        engine.refresh.wait()
+    new = engine.tick(now=at(111))
     engine.close()
 
-    assert [(a["kind"], a["workflow_id"]) for a in new] == [("dropped", "wf-late")]
+    assert [(a["kind"], a["workflow_id"]) for a in first + new] == [("dropped", "wf-late")]
+    assert "learning the model again failed" in caplog.text
+    assert "No space left on device" in caplog.text
+
+
+def test_a_model_learned_beside_the_ticks_is_taken_in_by_the_next_one(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log)
+    log.write(store_layout)
+    engine = Correlator(
+        data_dir=store_layout.root, thresholds=Thresholds(min_deadline_s=5), model_refresh_s=0
+    )
+    engine.cold_pass(now=at(50))
+    for i in range(6):  # a consumer group deployed since: an auditor of every application
+        first = ours.publish("intake", RECEIVED, workflow_id=f"wf-audited-{i}", at_s=60.0 + i)
+        ours.process(first, service="auditor", start=60.5 + i, end=60.6 + i)
+    log.write(store_layout)
+
+    engine.tick(now=at(70))  # begins learning again, from the store as it is now
+    engine.refresh.wait()
+    learned_before = {(s["subject"], s["consumer"]) for s in engine.model.steps}
+    engine.tick(now=at(71))
+    written = pq.read_table(store_layout.findings / "model_steps.parquet").to_pylist()
+    engine.close()
+
+    assert (RECEIVED, "auditor") not in learned_before
+    assert (RECEIVED, "auditor") in {(s["subject"], s["consumer"]) for s in engine.model.steps}
+    assert (RECEIVED, "auditor") in {(s["subject"], s["consumer"]) for s in written}
 
 
 def test_heartbeats_a_failed_tick_read_are_read_again_by_the_next(

@@ -1,0 +1,158 @@
+"""Learning the model again while a watcher runs, beside its ticks, not inside one.
+
+Learning reads every stored span: ~1 s a million spans. A store a watcher has kept
+for a day at 1k spans/s holds ~86M, and a refresh inline in a tick held every tick
+(and every alert) back for that long, every ``model_refresh_s``. ``ModelRefresh``
+learns on a thread of its own, over a DuckDB database of its own (settings such as
+``threads`` are per database: a tick's one thread and fewer optimizers would not
+do for a full read), on one thread, so the ticks keep the other core. A tick takes
+the new model in once it is ready (``take``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import duckdb
+
+from correlator.choreography_file import Choreography
+from correlator.connection import full_pass_connection
+from correlator.findings import remembered_since
+from correlator.model import ChoreographyModel, learn_model
+from correlator.pass_views import PassViews
+from correlator.stored_spans import WORK_COLUMNS, StoredSpans
+from correlator.thresholds import Thresholds
+from store import StoreLayout
+
+log = logging.getLogger(__name__)
+
+
+def learn_from_store(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    layout: StoreLayout,
+    segments: frozenset[str],
+    thresholds: Thresholds,
+    declared: Choreography | None,
+) -> ChoreographyModel:
+    """The model learned from every span of ``segments``, on ``con``
+    (``full_pass_connection``)."""
+    views = PassViews(con)
+    stored = StoredSpans(layout=layout)
+    stored.read(con, segments)
+    views.point_at(
+        f"(SELECT {WORK_COLUMNS} FROM stored_spans)",
+        inherits=not stored.all_carry_workflow_ids(),
+    )
+    return learn_model(
+        con,
+        thresholds=thresholds,
+        declared=declared,
+        remembered_since=remembered_since(layout),
+    )
+
+
+class ModelRefresh:
+    """At most one model being learned in the background, and the last one learned."""
+
+    def __init__(
+        self,
+        *,
+        layout: StoreLayout,
+        thresholds: Thresholds,
+        declared: Choreography | None,
+        every_s: float,
+    ) -> None:
+        self.layout = layout
+        self.thresholds = thresholds
+        self.declared = declared
+        self.every_s = every_s
+        self._started_at = time.monotonic()  # a pass learned one just now
+        self._thread: threading.Thread | None = None
+        self._learned: ChoreographyModel | None = None
+        self._con: duckdb.DuckDBPyConnection | None = None  # the one learning
+        self._closing = False
+        self._lock = threading.Lock()
+
+    def learned_now(self) -> None:
+        """A pass learned the model itself: the next refresh is ``every_s`` away."""
+        self._started_at = time.monotonic()
+
+    def start_if_due(self, *, segments: frozenset[str]) -> bool:
+        """Begin learning from ``segments`` if ``every_s`` has passed since the last
+        model began and none is being learned; whether one began."""
+        if self._closing or self._thread is not None:
+            return False
+        if time.monotonic() - self._started_at < self.every_s:
+            return False
+        self._started_at = time.monotonic()
+        self._thread = threading.Thread(
+            target=self._learn, args=(segments,), name="choreoscope-model-refresh", daemon=True
+        )
+        self._thread.start()
+        return True
+
+    def take(self) -> ChoreographyModel | None:
+        """The model learned since the last call, if one was."""
+        with self._lock:
+            model, self._learned = self._learned, None
+        if model is not None and self._thread is not None:
+            self._thread.join()  # it has handed its model over: it is ending
+            self._thread = None
+        elif self._thread is not None and not self._thread.is_alive():
+            self._thread = None  # it failed, and said why
+        return model
+
+    def wait(self) -> None:
+        """Wait until the model being learned, if any, is ready (or failed)."""
+        if self._thread is not None:
+            self._thread.join()
+
+    def close(self) -> None:
+        """Stop learning: a model half learned is let go (its thread reads the store)."""
+        with self._lock:
+            self._closing = True
+            if self._con is not None:
+                self._con.interrupt()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _learn(self, segments: frozenset[str]) -> None:
+        started = time.monotonic()
+        try:
+            con = full_pass_connection(self.layout)
+        except Exception:
+            log.exception("could not open the store to learn the model again")
+            return
+        try:
+            with self._lock:
+                if self._closing:
+                    return
+                self._con = con
+            con.execute("SET threads = 1")  # the other core is the ticks'
+            model = learn_from_store(
+                con,
+                layout=self.layout,
+                segments=segments,
+                thresholds=self.thresholds,
+                declared=self.declared,
+            )
+        except Exception:  # a thread's failure would otherwise go unseen
+            if self._closing:  # interrupted by close
+                return
+            log.exception(
+                "learning the model again failed; detection keeps the model it has, "
+                "and tries again in %.0f s",
+                self.every_s,
+            )
+            return
+        finally:
+            with self._lock:
+                self._con = None
+            con.close()
+        with self._lock:
+            self._learned = model
+        log.info("learned the model again in %.1f s", time.monotonic() - started)
