@@ -22,7 +22,8 @@ class Thresholds:
     retry_grace_s: float = 5.0
     """How long after a failed attempt a retry may still come before it is `failed`."""
     orphan_grace_s: float = 10.0
-    """How long a consumer span waits for its producer's span before it is an orphan."""
+    """How long a consumer span waits for its producer's span before it is an orphan
+    (from its start, or from when the store got it if later)."""
     silence_factor: float = 3.0
     """An instance is silent after this many of its heartbeat intervals without one."""
     silent_horizon_s: float = 3600.0

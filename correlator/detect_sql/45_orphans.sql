@@ -1,5 +1,6 @@
 -- orphan: a consumer span points at a producer span that never arrived (after
--- orphan_grace_s, spans travel in batches). When a service that publishes that
+-- orphan_grace_s, spans travel in batches: counted from the consumer span's start, or
+-- from when the store got it if later). When a service that publishes that
 -- subject reported dropping spans, the finding is a telemetry_gap instead: the
 -- telemetry is incomplete, the workflow is not to blame.
 CREATE OR REPLACE TEMP TABLE d_orphan_findings AS
@@ -22,7 +23,10 @@ orphans AS (
         any_value(d.subject) AS subject,
         any_value(d.consumer) AS consumer,
         any_value(d.service_name) AS consumer_service,
-        min(d.start_time) AS since
+        min(d.start_time) AS since,
+        -- the grace counts from when the store got it too: a consumer span exported
+        -- late has its producer's span as close behind it as any other
+        greatest(min(d.start_time), min(d.received_at)) AS grace_from
     FROM unpublished AS d
     ANTI JOIN pointed_at AS r ON r.span_key = d.ref_key AND r.span_id = d.ref_span_id
     GROUP BY d.message_id
@@ -52,4 +56,4 @@ SELECT
 FROM orphans AS o
 LEFT JOIN gaps AS g USING (subject)
 LEFT JOIN d_workflows AS w USING (workflow_id)
-WHERE (epoch_us(CAST($now AS TIMESTAMPTZ)) - epoch_us(o.since)) / 1e6 >= $orphan_grace_s;
+WHERE (epoch_us(CAST($now AS TIMESTAMPTZ)) - epoch_us(o.grace_from)) / 1e6 >= $orphan_grace_s;

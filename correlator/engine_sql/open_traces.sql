@@ -14,7 +14,7 @@ FROM workflow_spans AS s
 JOIN d_workflow_status AS w USING (workflow_id)
 WHERE w.status <> 'completed' AND w.last_activity_at + $keep > CAST($now AS TIMESTAMPTZ)
 UNION
-SELECT trace_id, workflow_id, false, start_time + $orphan_keep
+SELECT trace_id, workflow_id, false, greatest(start_time, received_at) + $orphan_keep
 FROM delivery_spans
 WHERE NOT producer_seen AND ref_key IS NOT NULL
-    AND start_time + $orphan_keep > CAST($now AS TIMESTAMPTZ)
+    AND greatest(start_time, received_at) + $orphan_keep > CAST($now AS TIMESTAMPTZ)

@@ -6,6 +6,7 @@
 -- Settle spans that ack are left out: an ack says nothing the process span it
 -- follows does not, and they are a quarter of all consumer spans (nak, term and
 -- other settlements are kept: dead_letters reads term).
+-- received_at: when the store got the span (an orphan's grace counts from it).
 -- producer_seen is false when the publish span never arrived; ref_key / ref_span_id
 -- is the span it points at, so an orphan can be told from a span that points at
 -- nothing. Joins on span keys also compare the span id (a hash collision never pairs
@@ -103,5 +104,6 @@ SELECT
     duration_ms,
     status_code,
     status_message,
-    nak_delay_ms
+    nak_delay_ms,
+    received_at
 FROM resolved;

@@ -492,6 +492,28 @@ def test_consumer_span_whose_producer_span_never_came_is_an_orphan(
     assert "publish span never arrived" in outcome.of("orphan")[0]["detail"]
 
 
+def test_a_consumer_span_exported_late_waits_its_grace_from_when_the_store_got_it(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log)
+    parsed = up_to_parsed(ours, "wf-late-export", start=100)
+    log.rows = [r for r in log.rows if r["span_id"] != parsed.span_id]  # not arrived yet
+    ours.process(parsed, service="scorer", start=100.5, end=100.8)
+    for row in log.rows:  # the scorer's exporter sent its spans 30 s late
+        if row["service_name"] == "scorer" and row["start_time"] >= at(100):
+            row["received_at"] = at(130.8)
+    log.write(store_layout)
+
+    # 31 s after the consumer span began, 0.2 s after the store got it: its
+    # producer's span may be in the next batch
+    outcome = correlate(store_layout, now_s=131, orphan_grace_s=10)
+    later = correlate(store_layout, now_s=141, orphan_grace_s=10)
+
+    assert ("orphan", "wf-late-export", PARSED) not in outcome.kinds()
+    assert ("orphan", "wf-late-export", PARSED) in later.kinds()
+
+
 def test_lost_producer_spans_are_a_telemetry_gap_not_a_broken_workflow(
     store_layout: StoreLayout,
 ) -> None:
