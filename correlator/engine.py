@@ -147,6 +147,7 @@ class Correlator:
             try:
                 new, watermark = self._tick(now=now, segments=segments)
                 self.con.execute("COMMIT")
+                self.memory.committed()
             except BaseException:
                 self.con.execute("ROLLBACK")
                 # what Python keeps about memory goes back with it

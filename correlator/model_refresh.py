@@ -12,6 +12,7 @@ the new model in once it is ready (``take``).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 
@@ -25,6 +26,7 @@ from correlator.pass_views import PassViews
 from correlator.stored_spans import WORK_COLUMNS, StoredSpans
 from correlator.thresholds import Thresholds
 from store import StoreLayout
+from store.rereading import file_changed_under
 
 log = logging.getLogger(__name__)
 
@@ -111,14 +113,18 @@ class ModelRefresh:
             self._thread.join()
 
     def close(self) -> None:
-        """Stop learning: a model half learned is let go (its thread reads the store)."""
+        """Stop learning: a model half learned is let go (its thread reads the store).
+        DuckDB forgets an interrupt that comes between two statements, so it is sent
+        until the thread ends."""
         with self._lock:
             self._closing = True
-            if self._con is not None:
-                self._con.interrupt()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        thread = self._thread
+        while thread is not None and thread.is_alive():
+            with self._lock:
+                if self._con is not None:
+                    self._con.interrupt()
+            thread.join(0.05)
+        self._thread = None
 
     def _learn(self, segments: frozenset[str]) -> None:
         started = time.monotonic()
@@ -133,6 +139,9 @@ class ModelRefresh:
                     return
                 self._con = con
             con.execute("SET threads = 1")  # the other core is the ticks'
+            # two databases each allowed DuckDB's default 80% of memory could together
+            # run out of it instead of spilling to disk: this one takes a third
+            con.execute(f"SET memory_limit = '{_memory_share(1 / 3)}B'")
             model = learn_from_store(
                 con,
                 layout=self.layout,
@@ -140,8 +149,24 @@ class ModelRefresh:
                 thresholds=self.thresholds,
                 declared=self.declared,
             )
-        except Exception:  # a thread's failure would otherwise go unseen
+        except duckdb.Error as e:
             if self._closing:  # interrupted by close
+                return
+            if file_changed_under(e):  # compaction or retention replaced a segment
+                log.warning(
+                    "the store changed while the model was learned again (%s); learning "
+                    "it again in %.0f s",
+                    e, self.every_s,
+                )  # fmt: skip
+                return
+            log.exception(
+                "learning the model again failed; detection keeps the model it has, "
+                "and tries again in %.0f s",
+                self.every_s,
+            )
+            return
+        except Exception:  # a thread's failure would otherwise go unseen
+            if self._closing:
                 return
             log.exception(
                 "learning the model again failed; detection keeps the model it has, "
@@ -153,6 +178,12 @@ class ModelRefresh:
             with self._lock:
                 self._con = None
             con.close()
+            self._started_at = time.monotonic()  # the next one is every_s after this one
         with self._lock:
             self._learned = model
         log.info("learned the model again in %.1f s", time.monotonic() - started)
+
+
+def _memory_share(share: float) -> int:
+    """``share`` of this machine's memory, in bytes."""
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * share)

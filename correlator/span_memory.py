@@ -202,6 +202,11 @@ class SpanMemory:
             con.execute(f"INSERT INTO cross_links {cross_links('new_spans')}")
             self.linked = True
 
+    def committed(self) -> None:
+        """The tick that added to what the store holds committed: a later one that
+        fails takes back only its own."""
+        self._stored.committed()
+
     def rolled_back(self) -> None:
         """The tick that added to what the store holds was rolled back: its spans
         come again, and are new again."""

@@ -104,6 +104,10 @@ class StoredIds:
         for (key,) in awaited:
             self._add(self.awaited_traces, key, at=at)
 
+    def committed(self) -> None:
+        """What this tick added stays."""
+        self._added = []
+
     def rolled_back(self) -> None:
         """The tick that added keys was rolled back: its spans come again, and are
         new again."""

@@ -12,6 +12,9 @@ from typing import Any
 
 from instrumentation.errors import ConfigurationError
 
+# the knobs that are a share of something, from 0 to 1
+SHARES = ("min_transition_share", "terminal_share")
+
 
 @dataclass(frozen=True, kw_only=True)
 class Thresholds:
@@ -50,6 +53,10 @@ class Thresholds:
             if value < 0:
                 raise ConfigurationError(
                     setting=f.name, value=value, fix="use a value of zero or more"
+                )
+            if f.name in SHARES and value > 1:
+                raise ConfigurationError(
+                    setting=f.name, value=value, fix="use a share from 0 to 1 (0.05 is 5%)"
                 )
 
     def sql_parameters(self) -> dict[str, Any]:

@@ -177,3 +177,11 @@ def test_up_against_a_nats_that_does_not_answer_says_what_to_start_before_announ
     assert f"no NATS server answers at {url}" in done.stderr
     assert "choreoscope nats" in done.stderr and "--nats" in done.stderr
     assert "is up" not in done.stdout and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("share", ["terminal_share", "min_transition_share"])
+def test_a_share_over_one_is_refused_with_how_to_write_one(share: str) -> None:
+    from correlator.thresholds import Thresholds
+
+    with pytest.raises(ConfigurationError, match=r"use a share from 0 to 1"):
+        Thresholds(**{share: 5.0})

@@ -4,9 +4,12 @@ arrived; findings survive a restart without being found (or alerted) twice."""
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -484,6 +487,68 @@ def test_a_model_learned_beside_the_ticks_is_taken_in_by_the_next_one(
     assert (RECEIVED, "auditor") not in learned_before
     assert (RECEIVED, "auditor") in {(s["subject"], s["consumer"]) for s in engine.model.steps}
     assert (RECEIVED, "auditor") in {(s["subject"], s["consumer"]) for s in written}
+
+
+def test_closing_a_watcher_stops_the_model_it_is_learning(
+    store_layout: StoreLayout, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = SpanLog()
+    history(log)
+    log.write(store_layout)
+    engine = Correlator(
+        data_dir=store_layout.root, thresholds=Thresholds(min_deadline_s=5), model_refresh_s=0
+    )
+    engine.cold_pass(now=at(50))
+    learning = threading.Event()
+
+    def learn_for_hours(con: duckdb.DuckDBPyConnection, **kwargs: object) -> None:
+        learning.set()
+        time.sleep(0.3)  # between two statements: an interrupt now would be lost
+        con.execute("SELECT count(*) FROM range(10_000_000_000_000)").fetchone()
+
+    monkeypatch.setattr(model_refresh_module, "learn_model", learn_for_hours)
+    engine.tick(now=at(51))
+    assert learning.wait(timeout=30)
+    closing = threading.Thread(target=engine.close)
+    closing.start()
+    closing.join(timeout=60)  # without the interrupt, hours
+
+    assert not closing.is_alive()
+    assert "learning the model again failed" not in caplog.text
+
+
+def test_a_tick_that_fails_early_takes_back_only_what_it_added(
+    store_layout: StoreLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = SpanLog()
+    ours = history(log, heartbeats_until=None)
+    log.write(store_layout)
+    engine = forgetful_watcher(store_layout)
+    engine.cold_pass(now=at(50))
+    first = ours.publish("intake", RECEIVED, workflow_id="wf-late", at_s=100)
+    parsed = ours.step(first, service="parser", start=100.1, end=100.4, emits=PARSED)
+    scored = ours.step(parsed, service="scorer", start=100.5, end=100.8, emits=SCORED)
+    ours.process(scored, service="notifier", start=100.9, end=101)
+    root = next(r for r in log.rows if r["span_id"] == first.span_id)
+    log.write(store_layout)
+    engine.tick(now=at(102))  # the store holds wf-late from now on
+
+    def segment_gone(*args: object, **kwargs: object) -> None:
+        raise duckdb.IOException("No files found that match the pattern")
+
+    with monkeypatch.context() as patch:  # fails before it reads a span
+        patch.setattr(engine.signals, "fold_in", segment_gone)
+        with pytest.raises(duckdb.IOException):
+            engine.tick(now=at(103))
+    time_passes(engine, ours, store_layout, at_s=200)  # wf-late leaves memory
+    log.rows = [{**root, "received_at": at(300)}]  # its first publish, stored again
+    log.write(store_layout)
+    new = engine.tick(now=at(301))
+    engine.write_findings()
+    engine.close()
+
+    assert new == []  # brought back whole, not a publish consumed by nobody
+    assert read_outcome(store_layout).statuses["wf-late"][0] == "completed"
 
 
 def test_heartbeats_a_failed_tick_read_are_read_again_by_the_next(
