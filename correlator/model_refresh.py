@@ -149,24 +149,16 @@ class ModelRefresh:
                 thresholds=self.thresholds,
                 declared=self.declared,
             )
-        except duckdb.Error as e:
+        except Exception as e:  # a thread's failure would otherwise go unseen
             if self._closing:  # interrupted by close
                 return
-            if file_changed_under(e):  # compaction or retention replaced a segment
+            if isinstance(e, duckdb.Error) and file_changed_under(e):
+                # compaction or retention replaced a segment meanwhile
                 log.warning(
                     "the store changed while the model was learned again (%s); learning "
                     "it again in %.0f s",
                     e, self.every_s,
                 )  # fmt: skip
-                return
-            log.exception(
-                "learning the model again failed; detection keeps the model it has, "
-                "and tries again in %.0f s",
-                self.every_s,
-            )
-            return
-        except Exception:  # a thread's failure would otherwise go unseen
-            if self._closing:
                 return
             log.exception(
                 "learning the model again failed; detection keeps the model it has, "

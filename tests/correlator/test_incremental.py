@@ -43,6 +43,13 @@ def _engine(layout: StoreLayout) -> Correlator:
     return Correlator(data_dir=layout.root, thresholds=Thresholds(min_deadline_s=5))
 
 
+def _refreshing_engine(layout: StoreLayout) -> Correlator:
+    """A watcher that learns the model again at every tick (beside it)."""
+    return Correlator(
+        data_dir=layout.root, thresholds=Thresholds(min_deadline_s=5), model_refresh_s=0
+    )
+
+
 def _store_a_dropped_message(layout: StoreLayout) -> None:
     """History, then wf-drop: its `recruit.cv.parsed` (t=100.4) never consumed."""
     log = SpanLog()
@@ -440,9 +447,7 @@ def test_a_model_refresh_that_fails_is_logged_and_detection_goes_on(
     log = SpanLog()
     ours = history(log)
     log.write(store_layout)
-    engine = Correlator(
-        data_dir=store_layout.root, thresholds=Thresholds(min_deadline_s=5), model_refresh_s=0
-    )
+    engine = _refreshing_engine(store_layout)
     engine.cold_pass(now=at(50))
     up_to_parsed(ours, "wf-late", start=100)
     log.write(store_layout)
@@ -468,9 +473,7 @@ def test_a_model_learned_beside_the_ticks_is_taken_in_by_the_next_one(
     log = SpanLog()
     ours = history(log)
     log.write(store_layout)
-    engine = Correlator(
-        data_dir=store_layout.root, thresholds=Thresholds(min_deadline_s=5), model_refresh_s=0
-    )
+    engine = _refreshing_engine(store_layout)
     engine.cold_pass(now=at(50))
     for i in range(6):  # a consumer group deployed since: an auditor of every application
         first = ours.publish("intake", RECEIVED, workflow_id=f"wf-audited-{i}", at_s=60.0 + i)
@@ -495,9 +498,7 @@ def test_closing_a_watcher_stops_the_model_it_is_learning(
     log = SpanLog()
     history(log)
     log.write(store_layout)
-    engine = Correlator(
-        data_dir=store_layout.root, thresholds=Thresholds(min_deadline_s=5), model_refresh_s=0
-    )
+    engine = _refreshing_engine(store_layout)
     engine.cold_pass(now=at(50))
     learning = threading.Event()
 
