@@ -22,16 +22,16 @@ from typing import Any
 from correlator.choreography_file import Choreography
 from correlator.connection import full_pass_connection
 from correlator.detection import Detection, detect
-from correlator.findings import ensure_findings, remembered_since, write_findings
+from correlator.findings import ensure_findings, write_findings
 from correlator.ledger import AnomalyLedger
-from correlator.model import ChoreographyModel, install_model, learn_model
-from correlator.model_refresh import ModelRefresh
+from correlator.model import ChoreographyModel, install_model
+from correlator.model_refresh import ModelRefresh, learn_here
 from correlator.pass_views import TICK_MATERIALIZED, PassViews
 from correlator.reclaim import reclaim_deleted
 from correlator.signal_memory import SignalMemory
 from correlator.span_memory import SpanMemory
 from correlator.sql_text import parsed, statement
-from correlator.stored_spans import WORK_COLUMNS, StoredSpans
+from correlator.stored_spans import StoredSpans
 from correlator.thresholds import Thresholds
 from correlator.verdicts import Verdicts
 from store import StoreLayout
@@ -234,18 +234,12 @@ class Correlator:
     def _point_at_all_spans(self, segments: frozenset[str]) -> None:
         """Judge every span of ``segments``, each read once (stored_spans)."""
         self.stored.read(self.con, segments)
-        self.views.point_at(
-            f"(SELECT {WORK_COLUMNS} FROM stored_spans)",
-            inherits=not self.stored.all_carry_workflow_ids(),
-        )
+        self.stored.point_views_at_all(self.views)
 
     def _learn(self) -> None:
         self._install(
-            learn_model(
-                self.con,
-                thresholds=self.thresholds,
-                declared=self.choreography,
-                remembered_since=remembered_since(self.layout),
+            learn_here(
+                self.con, layout=self.layout, thresholds=self.thresholds, declared=self.choreography
             )
         )
         self.refresh.learned_now()

@@ -23,7 +23,7 @@ from correlator.connection import full_pass_connection
 from correlator.findings import remembered_since
 from correlator.model import ChoreographyModel, learn_model
 from correlator.pass_views import PassViews
-from correlator.stored_spans import WORK_COLUMNS, StoredSpans
+from correlator.stored_spans import StoredSpans
 from correlator.thresholds import Thresholds
 from store import StoreLayout
 from store.rereading import file_changed_under
@@ -44,15 +44,21 @@ def learn_from_store(
     views = PassViews(con)
     stored = StoredSpans(layout=layout)
     stored.read(con, segments)
-    views.point_at(
-        f"(SELECT {WORK_COLUMNS} FROM stored_spans)",
-        inherits=not stored.all_carry_workflow_ids(),
-    )
+    stored.point_views_at_all(views)
+    return learn_here(con, layout=layout, thresholds=thresholds, declared=declared)
+
+
+def learn_here(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    layout: StoreLayout,
+    thresholds: Thresholds,
+    declared: Choreography | None,
+) -> ChoreographyModel:
+    """The model learned from the spans ``con``'s views judge, keeping what the last
+    model written said of when each consumer group came (``remembered_since``)."""
     return learn_model(
-        con,
-        thresholds=thresholds,
-        declared=declared,
-        remembered_since=remembered_since(layout),
+        con, thresholds=thresholds, declared=declared, remembered_since=remembered_since(layout)
     )
 
 
@@ -82,19 +88,18 @@ class ModelRefresh:
         """A pass learned the model itself: the next refresh is ``every_s`` away."""
         self._started_at = time.monotonic()
 
-    def start_if_due(self, *, segments: frozenset[str]) -> bool:
+    def start_if_due(self, *, segments: frozenset[str]) -> None:
         """Begin learning from ``segments`` if ``every_s`` has passed since the last
-        model began and none is being learned; whether one began."""
+        model was learned and none is being learned."""
         if self._closing or self._thread is not None:
-            return False
+            return
         if time.monotonic() - self._started_at < self.every_s:
-            return False
+            return
         self._started_at = time.monotonic()
         self._thread = threading.Thread(
             target=self._learn, args=(segments,), name="choreoscope-model-refresh", daemon=True
         )
         self._thread.start()
-        return True
 
     def take(self) -> ChoreographyModel | None:
         """The model learned since the last call, if one was."""

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 
 import duckdb
 
-from correlator.sql_text import parsed
+from correlator.sql_text import first_column, parsed
 from correlator.stored_ids import StoredIds
 from correlator.stored_spans import WORK_COLUMNS
-from correlator.trace_reload import cross_links, reload_traces, trace_ids
+from correlator.trace_reload import cross_links, reload_traces
 
 log = logging.getLogger(__name__)
 
@@ -338,7 +338,7 @@ class SpanMemory:
             }
         )
         if follow_links:
-            wanted += trace_ids(
+            wanted += first_column(
                 con,
                 parsed("""
                 -- the traces new spans link to, and those held ones link to in turn

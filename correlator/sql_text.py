@@ -49,3 +49,12 @@ def statement(name: str) -> str:
     return (resources.files("correlator") / "engine_sql" / f"{name}.sql").read_text(
         encoding="utf-8"
     )
+
+
+def first_column(
+    con: duckdb.DuckDBPyConnection,
+    query: str | duckdb.Statement,
+    parameters: dict[str, object] | None = None,
+) -> list[Any]:
+    """The first column of ``query``'s rows (ids to pass on as a constant list)."""
+    return [value for (value, *_) in con.execute(query, parameters).fetchall()]

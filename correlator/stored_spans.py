@@ -19,6 +19,7 @@ from typing import Any
 
 import duckdb
 
+from correlator.pass_views import PassViews
 from correlator.sql_text import statement
 from store import StoreLayout
 
@@ -64,6 +65,13 @@ class StoredSpans:
         result = con.execute(statement("segment_statistics"), {"files": files})
         names = [d[0] for d in result.description]
         self._statistics = dict(zip(names, result.fetchone(), strict=True))
+
+    def point_views_at_all(self, views: PassViews) -> None:
+        """Have ``views`` judge every span ``read`` made ``stored_spans``, each read once."""
+        views.point_at(
+            f"(SELECT {WORK_COLUMNS} FROM stored_spans)",
+            inherits=not self.all_carry_workflow_ids(),
+        )
 
     def newest(self, con: duckdb.DuckDBPyConnection) -> dt.datetime | None:
         """The latest ``received_at`` of ``stored_spans``, from the segments' column

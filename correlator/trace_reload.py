@@ -8,7 +8,7 @@ import logging
 
 import duckdb
 
-from correlator.sql_text import parsed, statement
+from correlator.sql_text import first_column, parsed, statement
 from correlator.stored_spans import WORK_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def reload_traces(
         reloaded += wanted
         # those the store held (or whose old spans arrive again): a trace it does
         # not hold (a parent never exported) has no kin to look for
-        stored = trace_ids(
+        stored = first_column(
             con,
             parsed("SELECT trace_id FROM work_spans WHERE trace_id IN (SELECT unnest($traces))"),
             {"traces": wanted},
@@ -75,7 +75,7 @@ def reload_traces(
         continuing = []
         if not stored:
             break
-        workflows = trace_ids(  # their workflow ids, a constant list for workflow_kin
+        workflows = first_column(  # their workflow ids, a constant list for workflow_kin
             con,
             parsed("""
             SELECT DISTINCT workflow_id FROM (
@@ -86,7 +86,7 @@ def reload_traces(
             """),
             {"traces": stored},
         )
-        wanted = trace_ids(  # the rest of their workflows, if not held
+        wanted = first_column(  # the rest of their workflows, if not held
             con,
             parsed(statement("workflow_kin")),
             {"traces": stored, "workflows": workflows, "tried": reloaded},
@@ -98,11 +98,3 @@ def cross_links(spans: str) -> str:
     """The span links among ``spans`` (a table, or a query in parentheses) that join
     two traces, as a query."""
     return f"SELECT DISTINCT trace_id, link_trace_id FROM {spans} WHERE link_trace_id <> trace_id"
-
-
-def trace_ids(
-    con: duckdb.DuckDBPyConnection,
-    query: str | duckdb.Statement,
-    parameters: dict[str, object] | None = None,
-) -> list[str]:
-    return [trace_id for (trace_id,) in con.execute(query, parameters).fetchall()]

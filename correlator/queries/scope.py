@@ -25,6 +25,7 @@ from contextlib import contextmanager
 import duckdb
 
 from correlator.queries.query_files import query_text
+from correlator.sql_text import first_column
 from store.sql_files import sql_files
 
 
@@ -62,14 +63,10 @@ def scoped_to_workflow(
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Views over spans see only the traces of one workflow, and those linked to them.
     The traces are looked up first, so that the spans are read by a list of ids."""
-    own = _trace_ids(con, "workflow_own_traces", {"workflow_id": workflow_id})
-    linked = _trace_ids(con, "workflow_linked_traces", {"traces": own}) if own else []
+    own = first_column(con, query_text("workflow_own_traces"), {"workflow_id": workflow_id})
+    linked = first_column(con, query_text("workflow_linked_traces"), {"traces": own}) if own else []
     with _scoped(con, "scope_workflow", {"traces": sorted({*own, *linked})}):
         yield con
-
-
-def _trace_ids(con: duckdb.DuckDBPyConnection, query: str, params: dict[str, object]) -> list[str]:
-    return [trace_id for (trace_id,) in con.execute(query_text(query), params).fetchall()]
 
 
 @contextmanager
