@@ -119,6 +119,7 @@ def _read(con: duckdb.DuckDBPyConnection, args: argparse.Namespace) -> tuple[lis
         limit=args.limit,
     )
     (judged,) = con.execute("SELECT count(*) FROM workflow_status").fetchone()
+    frame = frame.astype(object).where(frame.notna(), None)  # a missing value: None, not NaN
     rows = [
         (r.workflow_id, r.status, r.workflow_type, r.started_at, r.duration_ms,
          r.last_activity_at, r.waiting_on, r.root_cause, len(r.services))

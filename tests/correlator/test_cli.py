@@ -49,6 +49,19 @@ def test_workflows_status_filter_lists_only_the_stuck_run(
     assert out[2][quiet_for:].split()[0] not in ("-", "")
 
 
+def test_workflows_lists_the_completed_runs_after_the_stuck_one(
+    judged_store: StoreLayout, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a completed run waits on nothing: it raised a TypeError (a NaN has no len())
+    capsys.readouterr()
+    assert main(["workflows", "--data", str(judged_store.root)]) == 0
+    rows = capsys.readouterr().out.splitlines()[2:]
+    assert rows[0].split()[:2] == ["wf-stuck", "stalled"]
+    completed = [r for r in rows if r.split()[1:2] == ["completed"]]
+    assert len(completed) == 8
+    assert all("nan" not in r.split() and " - " in r for r in completed)
+
+
 def test_show_draws_the_run_as_a_waterfall_with_its_anomaly(
     judged_store: StoreLayout, capsys: pytest.CaptureFixture[str]
 ) -> None:
