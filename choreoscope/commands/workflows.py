@@ -12,7 +12,7 @@ import correlator
 from choreoscope.settings import add_flags
 from correlator.explain import ago
 from correlator.last_pass import read_last_pass
-from correlator.queries import WORKFLOW_STATUSES, list_workflows
+from correlator.queries import WORKFLOW_STATUSES, list_workflows, scoped_to_store
 from store import StoreLayout, read_retrying
 
 ORDER = 60
@@ -58,23 +58,14 @@ def run(args: argparse.Namespace) -> int:
     con = correlator.connect(args.data)
     try:
         rows, judged = read_retrying(lambda: _read(con, args))
+        filtered = bool(args.status or args.workflow_type)
+        # what the filter left out, to say so instead of printing nothing
+        in_store = read_retrying(lambda: _runs_in_store(con)) if filtered and not rows else {}
     finally:
         con.close()
     judged = judged or read_last_pass(StoreLayout.at(args.data)) is not None
     if not rows:
-        if args.status or args.workflow_type:
-            print("no workflows match")
-        elif judged:  # the correlator ran, and found no run in the store
-            print(
-                "no workflows yet: the store holds no spans of a run; run your services "
-                "with `choreoscope collect`, or try `choreoscope demo`"
-            )
-        else:
-            print(
-                "no workflows yet\n\n(the correlator has judged none: run `choreoscope "
-                "correlate --once`; if the store holds no spans yet, run your services "
-                "with `choreoscope collect`, or try `choreoscope demo`)"
-            )
+        print(_nothing_listed(args, in_store, judged=bool(judged)))
         return 0
     now = dt.datetime.now(dt.UTC)
     table = [
@@ -100,6 +91,56 @@ def run(args: argparse.Namespace) -> int:
     if not judged:
         print("\n(no correlator findings yet: run `choreoscope correlate --once` to judge them)")
     return 0
+
+
+NOT_JUDGED = (
+    "the correlator has judged none: run `choreoscope correlate --once`; if the\n"
+    "store holds no spans yet, run your services with `choreoscope collect`, or try\n"
+    "`choreoscope demo`"
+)
+
+
+def _nothing_listed(
+    args: argparse.Namespace, in_store: dict[tuple[str, str | None], int], *, judged: bool
+) -> str:
+    """Why the table is empty: what the filters left out of how many runs, or that
+    the store holds no run (yet), and what to run next."""
+    total = sum(in_store.values())
+    if not total:
+        if judged:  # the correlator ran, and found no run in the store
+            return (
+                "no workflows yet: the store holds no spans of a run; run your services "
+                "with `choreoscope collect`, or try `choreoscope demo`"
+            )
+        return f"no workflows yet\n\n({NOT_JUDGED})"
+    types = sorted({t for _, t in in_store if t})
+    if args.workflow_type and args.workflow_type not in types:
+        return f"no workflows of type {args.workflow_type!r}; the store's types: {', '.join(types)}"
+    statuses = " or ".join(args.status or ()) + " " if args.status else ""
+    of_type = f" of type {args.workflow_type!r}" if args.workflow_type else ""
+    by_status: dict[str, int] = {}
+    for (status, _), n in in_store.items():
+        by_status[status] = by_status.get(status, 0) + n
+    breakdown = ", ".join(f"{by_status[s]} {s}" for s in WORKFLOW_STATUSES if s in by_status)
+    text = (
+        f"no {statuses}workflows{of_type}; {total} workflow{'' if total == 1 else 's'} "
+        f"in the store ({breakdown})"
+    )
+    if not judged:
+        text += (
+            "\n\n(the correlator has judged none yet, so none shows as stalled or failed:\n"
+            "run `choreoscope correlate --once`)"
+        )
+    return text
+
+
+def _runs_in_store(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str | None], int]:
+    """How many runs the store holds, by status and workflow type."""
+    with scoped_to_store(con):  # the workflows view reads the spans once, not per reference
+        rows = con.execute(
+            "SELECT status, workflow_type, count(*) FROM workflows GROUP BY ALL"
+        ).fetchall()
+    return {(status, wf_type): n for status, wf_type, n in rows}
 
 
 def _positive(text: str) -> int:

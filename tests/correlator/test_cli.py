@@ -14,15 +14,21 @@ from tests.correlator.span_shapes import OurSpans, SpanLog
 
 
 @pytest.fixture
-def judged_store(store_layout: StoreLayout) -> StoreLayout:
-    """Eight healthy runs and one whose `recruit.cv.parsed` nobody consumed, judged
-    now (long after, so every step is past its deadline)."""
+def unjudged_store(store_layout: StoreLayout) -> StoreLayout:
+    """Eight healthy runs and one whose `recruit.cv.parsed` nobody consumed, not
+    yet judged by the correlator."""
     log = SpanLog()
     ours = history(log, heartbeats_until=None)
     up_to_parsed(ours, "wf-stuck", start=100)
     log.write(store_layout)
-    assert main(["correlate", "--once", "--data", str(store_layout.root)]) == 0
     return store_layout
+
+
+@pytest.fixture
+def judged_store(unjudged_store: StoreLayout) -> StoreLayout:
+    """The same, judged now (long after, so every step is past its deadline)."""
+    assert main(["correlate", "--once", "--data", str(unjudged_store.root)]) == 0
+    return unjudged_store
 
 
 def test_correlate_once_summarizes_what_it_found(
@@ -60,6 +66,36 @@ def test_workflows_lists_the_completed_runs_after_the_stuck_one(
     completed = [r for r in rows if r.split()[1:2] == ["completed"]]
     assert len(completed) == 8
     assert all("nan" not in r.split() and " - " in r for r in completed)
+
+
+def test_workflows_filter_that_matches_nothing_says_what_the_store_holds(
+    judged_store: StoreLayout, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # it printed "no workflows match", which reads as an empty store
+    capsys.readouterr()
+    assert main(["workflows", "--data", str(judged_store.root), "--status", "failed"]) == 0
+    out = capsys.readouterr().out
+    assert out == "no failed workflows; 9 workflows in the store (1 stalled, 8 completed)\n"
+
+
+def test_workflows_status_filter_before_any_correlation_says_to_correlate_first(
+    unjudged_store: StoreLayout, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # wf-stuck is stuck, but no pass has judged it: "no workflows match" hid that
+    data = str(unjudged_store.root)
+    assert main(["workflows", "--data", data, "--status", "stalled", "failed"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("no stalled or failed workflows; 9 workflows in the store (9 in_flight)")
+    assert "run `choreoscope correlate --once`" in out
+
+
+def test_workflows_of_a_type_the_store_does_not_hold_names_the_types_it_does(
+    judged_store: StoreLayout, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert main(["workflows", "--data", str(judged_store.root), "--type", "recruit"]) == 0
+    out = capsys.readouterr().out
+    assert out == f"no workflows of type 'recruit'; the store's types: {RECEIVED}\n"
 
 
 def test_show_draws_the_run_as_a_waterfall_with_its_anomaly(
