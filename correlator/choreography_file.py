@@ -108,7 +108,7 @@ def parse_choreography(text: str, *, path: Path | str = "choreography.yaml") -> 
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ChoreographyFileError(path=path, problem=f"not valid YAML ({e})") from e
+        raise ChoreographyFileError(path=path, problem=f"not valid YAML{_yaml_problem(e)}") from e
     doc = _mapping(doc, path=path, where="the document")
     if doc.get("version", VERSION) != VERSION:
         raise ChoreographyFileError(
@@ -169,11 +169,25 @@ def parse_choreography(text: str, *, path: Path | str = "choreography.yaml") -> 
     return Choreography(workflows=tuple(workflows))
 
 
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """Where the YAML is broken and how, on one line: PyYAML's own message spans
+    four, and names the text "<unicode string>" rather than the file."""
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None)
+    if mark is None or not problem:
+        return f" ({' '.join(str(e).split())})"
+    return f" at line {mark.line + 1}, column {mark.column + 1}: {problem}"
+
+
 def load_choreography(path: Path | str) -> Choreography:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
         raise ChoreographyFileError(path=path, problem=f"cannot be read ({e.strerror})") from e
+    except UnicodeDecodeError as e:  # saved as UTF-16, or not text at all
+        raise ChoreographyFileError(
+            path=path, problem=f"not UTF-8 text (byte {e.start}); save it as UTF-8"
+        ) from e
     return parse_choreography(text, path=path)
 
 

@@ -200,6 +200,28 @@ def test_broken_choreography_file_is_refused_with_the_reason(
     assert "deadline is 'soon', not a duration" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        # a traceback (UnicodeDecodeError): an editor that saves UTF-16
+        ("workflows: {}\n".encode("utf-16"), "not UTF-8 text (byte 0); save it as UTF-8"),
+        # PyYAML's four lines, naming the file "<unicode string>"
+        (b"workflows: [\n  - a: b\n", "not valid YAML at line 2, column 3: expected the node"),
+    ],
+)
+def test_a_choreography_file_that_is_not_utf8_yaml_is_refused_in_one_line(
+    judged_store: StoreLayout, tmp_path, capsys: pytest.CaptureFixture[str], content, says
+) -> None:
+    path = tmp_path / "choreography.yaml"
+    path.write_bytes(content)
+    code = main(["correlate", "--once", "--data", str(judged_store.root),
+                 "--choreography", str(path)])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"{path}: {says}" in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
 def test_model_written_into_a_folder_that_does_not_exist_says_so(
     judged_store: StoreLayout, tmp_path, capsys: pytest.CaptureFixture[str]
 ) -> None:
