@@ -12,9 +12,10 @@ import duckdb
 import correlator
 from choreoscope.settings import add_flags
 from correlator.explain import ago
+from correlator.last_pass import read_last_pass
 from correlator.queries import scoped_to_workflow, workflow_messages, workflows_matching
 from instrumentation.errors import ChoreoscopeError
-from store import read_retrying
+from store import StoreLayout, read_retrying
 
 ORDER = 61
 
@@ -99,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"workflow {workflow_id}  ({wf_type or 'unknown type'})")
     print(f"status   {status}" + (f", waiting on {waiting}" if waiting else "")
           + (f" ({cause})" if cause else ""))  # fmt: skip
+    if read_last_pass(StoreLayout.at(args.data)) is None:
+        # every run shows as in_flight until a pass judges it, stuck or not
+        print("         (not judged yet: run `choreoscope correlate --once`)")
     print(f"started  {started:%Y-%m-%d %H:%M:%S.%f}"[:-3] + " UTC")
     print(activity_line(status=status, duration_ms=duration, last_activity_at=last))
     print(f"services {', '.join(services)}")

@@ -113,6 +113,24 @@ def test_show_draws_the_run_as_a_waterfall_with_its_anomaly(
     assert f"{PARSED} from parser at" in out and "unconsumed" in out
 
 
+def test_show_before_any_correlation_says_the_status_is_not_judged_yet(
+    unjudged_store: StoreLayout, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "status   in_flight" alone, for a run quiet for hours, read as "still running"
+    assert main(["show", "wf-stuck", "--data", str(unjudged_store.root)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == "status   in_flight"
+    assert "not judged yet: run `choreoscope correlate --once`" in lines[2]
+
+
+def test_show_after_a_pass_does_not_say_to_run_one(
+    judged_store: StoreLayout, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert main(["show", "wf-3", "--data", str(judged_store.root)]) == 0
+    assert "not judged" not in capsys.readouterr().out
+
+
 def test_show_of_a_completed_run_lists_no_message_left_unprocessed(
     store_layout: StoreLayout, capsys: pytest.CaptureFixture[str]
 ) -> None:
