@@ -185,3 +185,22 @@ def test_a_share_over_one_is_refused_with_how_to_write_one(share: str) -> None:
 
     with pytest.raises(ConfigurationError, match=r"use a share from 0 to 1"):
         Thresholds(**{share: 5.0})
+
+
+COMMANDS = ("demo", "up", "nats", "collect", "correlate", "dashboard", "workflows", "show",
+            "model", "sql")  # fmt: skip
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_help_fits_an_80_column_terminal_and_shows_how_to_run_it(
+    command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # descriptions ran to 94 columns, `workflows --status` spelt its choices twice
+    # in a 119-column usage line, and `correlate --help` had no example of itself
+    monkeypatch.setenv("COLUMNS", "80")
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert f"\n  choreoscope {command}" in out

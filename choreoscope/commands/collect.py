@@ -26,7 +26,8 @@ DESCRIPTION = """\
 Consume the CHOREO_SPANS stream (creating it if missing) with a durable pull
 consumer that any number of collectors can share, and write every span into
 the trace store as zstd Parquet segments. Messages are acked only once their
-segment is on disk, so a crash loses nothing; the views deduplicate redeliveries.
+segment is on disk, so a crash loses nothing; the views deduplicate
+redeliveries.
 
 Also: an OTLP/HTTP receiver (POST /v1/traces, protobuf or JSON) for any
 OpenTelemetry SDK; JetStream advisories (max deliveries, terminated, nak) into
@@ -38,8 +39,9 @@ Read the store meanwhile with `choreoscope sql`, or
 `duckdb -readonly <data>/catalog.duckdb`. Ctrl-C (or SIGTERM) stops it after
 writing and acking what it has fetched.
 
-  choreoscope collect                                     # embedded NATS, ./choreoscope-data
-  choreoscope collect --nats nats://10.0.0.5:4222 --creds app.creds --data /srv/traces
+  choreoscope collect                 # embedded NATS, ./choreoscope-data
+  choreoscope collect --nats nats://10.0.0.5:4222 --creds app.creds \\
+      --data /srv/traces
   choreoscope collect --retention 3d --otlp-http 0.0.0.0:4318
 """
 

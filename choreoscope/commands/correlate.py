@@ -28,26 +28,31 @@ CONNECT_TIMEOUT_S = 10.0
 log = logging.getLogger("choreoscope.correlate")
 
 DESCRIPTION = """\
-Rebuild every workflow run from the stored spans (across async hops, parent/child
-and span links, keyed by choreo.workflow.id or the trace id) and judge it against
-the choreography model: stalled, dropped, hung, dead_lettered, failed, duplicate,
-orphan, deviation, telemetry_gap and slow, each explained.
+Rebuild every workflow run from the stored spans (across async hops,
+parent/child and span links, keyed by choreo.workflow.id or the trace id) and
+judge it against the choreography model: stalled, dropped, hung,
+dead_lettered, failed, duplicate, orphan, deviation, telemetry_gap and slow,
+each explained.
 
   --once    compute the findings from what is stored now, write them, and exit
             (no alerts are sent).
-  --watch   refresh them every second, incrementally, and publish each new anomaly
-            once as JSON on choreo.alerts.<kind> (and to --webhook). Restarting it
-            does not re-alert old findings.
+  --watch   refresh them every second, incrementally, and publish each new
+            anomaly once as JSON on choreo.alerts.<kind> (and to --webhook).
+            Restarting it does not re-alert old findings.
 
-Findings are Parquet files under <data>/findings/, read through the `workflows`,
-`anomalies`, `messages`, `edges` and `hops` views:
+  choreoscope correlate --once                  # judge what is stored, exit
+  choreoscope correlate --watch --webhook https://hooks.example.com/choreo
+  choreoscope correlate --watch --choreography choreography.yaml
+
+Findings are Parquet files under <data>/findings/, read through the
+`workflows`, `anomalies`, `messages`, `edges` and `hops` views:
   choreoscope workflows --status stalled
-  choreoscope sql --format json "select kind, detail from anomalies where resolved_at is null"
+  choreoscope sql "select kind, workflow_id, detail from anomalies"
 
-The model is learned from history; declare it with --choreography FILE (write a
-starting one with `choreoscope model --write choreography.yaml`). Without --nats,
-alerts go to a nats-server at 127.0.0.1:4222 (the one `choreoscope demo` or `up`
-starts) if one runs there; none is started for them.
+The model is learned from history; declare it with --choreography FILE (write
+a starting one with `choreoscope model --write choreography.yaml`). Without
+--nats, alerts go to a nats-server at 127.0.0.1:4222 (the one `choreoscope
+demo` or `up` starts) if one runs there; none is started for them.
 """
 
 FLAGS = (

@@ -17,13 +17,13 @@ Start, in order: an embedded nats-server, the collector (with its OTLP/HTTP
 receiver), the correlator, two sample agent pipelines (recruitment intake, and
 orders with fan-out and fan-in) with a steady trickle of workflows and a few
 injected faults a minute, and the dashboard. It prints what runs where and the
-dashboard URL; Ctrl-C stops everything. A component that crashes is reported with
-its exit code and the end of its log.
+dashboard URL; Ctrl-C stops everything. A component that crashes is reported
+with its exit code and the end of its log.
 
-Every fault injected is written to <data>/demo/ground-truth.jsonl. With --verify,
-the demo compares it with what the correlator found, prints precision and recall
-per kind and, per fault, the findings of other kinds it caused, and exits non-zero
-if a fault was missed or a healthy workflow flagged.
+Every fault injected is written to <data>/demo/ground-truth.jsonl. With
+--verify, the demo compares it with what the correlator found, prints precision
+and recall per kind and, per fault, the findings of other kinds it caused, and
+exits non-zero if a fault was missed or a healthy workflow flagged.
 
 examples:
   choreoscope demo

@@ -24,9 +24,9 @@ and print it as choreography.yaml, or write it with --write FILE. Edit it, then
 declare it: `choreoscope correlate --watch --choreography choreography.yaml`.
 With --choreography, the declared file is merged over what was learned.
 
-  choreoscope model                                       # print what was learned
-  choreoscope model --write choreography.yaml             # save it, to edit
-  choreoscope model --choreography choreography.yaml      # declared over learned
+  choreoscope model                                  # print what was learned
+  choreoscope model --write choreography.yaml        # save it, to edit
+  choreoscope model --choreography choreography.yaml # declared over learned
 """
 
 HEADER = """\

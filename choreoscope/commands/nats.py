@@ -20,8 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run the nats-server shipped with choreoscope, bound to 127.0.0.1,\n"
         "with JetStream stored in <data>/nats. Ctrl-C stops it.\n\n"
         "  choreoscope nats                 # nats://127.0.0.1:4222\n"
-        "  choreoscope nats --port 4333     # then: choreoscope collect --nats "
-        "nats://127.0.0.1:4333\n",
+        "  choreoscope nats --port 4333     # then, in another terminal:\n"
+        "  choreoscope collect --nats nats://127.0.0.1:4333\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_flags(p, "data", "log_level")

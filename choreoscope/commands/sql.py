@@ -33,7 +33,7 @@ consumer_lag (JetStream consumers' backlogs, sampled every 10 s),
 and the correlator's: messages, workflows, anomalies, edges, hops.
 
   choreoscope sql "select service_name, count(*) from spans group by 1"
-  choreoscope sql --format json "select * from workflows where status = 'stalled'"
+  choreoscope sql --format json "select * from workflows where status='stalled'"
   choreoscope sql --format parquet -o spans.parquet "select * from spans"
   echo "select count(*) from rejected" | choreoscope sql
   choreoscope sql --file report.sql --format csv > report.csv

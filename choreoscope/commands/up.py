@@ -37,7 +37,8 @@ component that crashes is reported with its exit code and the end of its log,
 and the others are stopped. Credentials are handed to the components through
 their environment, never their command line.
 
-Without --nats, an embedded nats-server is started on 127.0.0.1 (port 4222 when free).
+Without --nats, an embedded nats-server is started on 127.0.0.1 (port 4222
+when free).
 
 examples:
   choreoscope up --nats nats://bus-1:4222,nats://bus-2:4222 --creds ops.creds

@@ -36,7 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_flags(p, "data", "log_level")
     p.add_argument(
-        "--status", nargs="+", choices=WORKFLOW_STATUSES, help="only runs with these statuses"
+        "--status",
+        nargs="+",
+        choices=WORKFLOW_STATUSES,
+        metavar="STATUS",  # the choices, listed once in the help, not twice in the usage
+        help=f"only runs with these statuses: {', '.join(WORKFLOW_STATUSES)}",
     )
     p.add_argument("--type", dest="workflow_type", help="only runs of this workflow type")
     p.add_argument(
