@@ -44,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _resolve(con: Any, prefix: str) -> str:
+    prefix = prefix.removesuffix("…")  # an id as `workflows` cuts it to fit a terminal
     ids = workflows_matching(con, prefix=prefix)
     if len(ids) == 1:
         return ids[0]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import shutil
+import sys
 from collections.abc import Sequence
 
 import duckdb
@@ -50,12 +52,79 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    widths = _widths(headers, rows)
     line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
     out = [line.rstrip(), "  ".join("-" * w for w in widths)]
     for r in rows:
         out.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     return "\n".join(out)
+
+
+def _widths(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[int]:
+    return [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+
+
+def _table_width(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> int:
+    return sum(_widths(headers, rows)) + 2 * (len(headers) - 1)
+
+
+# what a narrow terminal gives up, in order, until the table fits: whole columns,
+# the ids' ends (as git abbreviates hashes; `show` takes a prefix), the ends of
+# texts, down to what can still be read
+NARROWING = (
+    ("drop", "svcs"), ("drop", "ran for"), ("drop", "started"), ("cut ids", "workflow"),
+    ("cut", "type"), ("drop", "type"), ("cut", "waiting on"), ("cut", "cause"),
+)  # fmt: skip
+ID_SHOWN = 12  # characters of an id kept at least, when ids are cut
+TEXT_KEPT = 12  # characters of a text kept at least, when texts are cut
+
+
+def fit_table(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], *, width: int
+) -> tuple[list[str], list[list[str]], bool]:
+    """The table narrowed to ``width`` columns as far as it can be read, and
+    whether ids were cut."""
+    headers, rows = list(headers), [list(r) for r in rows]
+    ids_cut = False
+    for step, name in NARROWING:
+        over = _table_width(headers, rows) - width
+        if over <= 0:
+            break
+        i = headers.index(name)
+        if step == "drop":
+            del headers[i]
+            for r in rows:
+                del r[i]
+        elif step == "cut ids":
+            ids_cut = _cut_ids(rows, i)
+        else:
+            keep = max(TEXT_KEPT, _widths(headers, rows)[i] - over)
+            for r in rows:
+                if len(r[i]) > keep:
+                    r[i] = r[i][: keep - 1] + "…"
+    return headers, rows, ids_cut
+
+
+def _cut_ids(rows: list[list[str]], i: int) -> bool:
+    """Cut the ids in column ``i`` to one length, ``ID_SHOWN`` characters or as
+    many as keep the listed ids apart; whether any was cut."""
+    ids = {r[i] for r in rows}
+    if all(len(x) <= ID_SHOWN + 1 for x in ids):
+        return False  # short already
+    keep = next(
+        n for n in range(ID_SHOWN, max(map(len, ids)) + 1) if len({x[:n] for x in ids}) == len(ids)
+    )
+    cut = False
+    for r in rows:
+        if len(r[i]) > keep + 1:
+            r[i], cut = r[i][:keep] + "…", True
+    return cut
+
+
+def _terminal_columns() -> int | None:
+    """The terminal's width, or None when the output goes to a pipe or a file
+    (which then gets every column whole)."""
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,7 +158,16 @@ def run(args: argparse.Namespace) -> int:
     ]
     headers = ("workflow", "status", "type", "started", "ran for", "quiet for", "waiting on",
                "cause", "svcs")  # fmt: skip
+    columns = _terminal_columns()
+    ids_cut = False
+    if columns is not None:
+        headers, table, ids_cut = fit_table(headers, table, width=columns)
     print(render_table(headers, table))
+    if ids_cut:
+        print(
+            "\n(ids cut to fit: `choreoscope show` takes them as shown; piped, the table\n"
+            " has every column whole)"
+        )
     if len(rows) == args.limit:
         print(f"\n(the first {args.limit}: --limit N shows more)")
     if not judged:

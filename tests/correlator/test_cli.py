@@ -3,6 +3,11 @@ show, model --write."""
 
 from __future__ import annotations
 
+import os
+import pty
+import subprocess
+import sys
+
 import pytest
 
 from choreoscope.cli import main
@@ -96,6 +101,55 @@ def test_workflows_of_a_type_the_store_does_not_hold_names_the_types_it_does(
     assert main(["workflows", "--data", str(judged_store.root), "--type", "recruit"]) == 0
     out = capsys.readouterr().out
     assert out == f"no workflows of type 'recruit'; the store's types: {RECEIVED}\n"
+
+
+def _on_a_terminal(*args: str, columns: int) -> str:
+    """What the command prints on a terminal ``columns`` wide (a pseudo-terminal)."""
+    parent, child = pty.openpty()
+    env = {**os.environ, "COLUMNS": str(columns)}
+    command = [sys.executable, "-m", "choreoscope.cli", *args]
+    with subprocess.Popen(command, stdout=child, stderr=child, env=env):
+        os.close(child)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(parent, 4096)
+            except OSError:  # the command exited and closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+    os.close(parent)
+    return out.decode().replace("\r\n", "\n")
+
+
+def test_workflows_on_an_80_column_terminal_fits_and_its_cut_ids_show(
+    store_layout: StoreLayout, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 32-character ids made every row 150 columns: two lines each on a terminal
+    ids = ["3f9c2a1b7e4d5f60718293a4b5c6d7e8", "a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5"]
+    ours = history(SpanLog(), heartbeats_until=None)
+    for i, wf in enumerate(ids):
+        up_to_parsed(ours, wf, start=100 + i)
+    ours.log.write(store_layout)
+    data = str(store_layout.root)
+    assert main(["correlate", "--once", "--data", data]) == 0
+
+    out = _on_a_terminal("workflows", "--data", data, columns=80)
+    lines = out.splitlines()
+    assert max(map(len, lines)) <= 80
+    assert lines[0].split()[:3] == ["workflow", "status", "quiet"]
+    row = next(line for line in lines if line.startswith("3f9c"))
+    assert row.split()[:2] == ["3f9c2a1b7e4d…", "stalled"]
+    assert f"{PARSED} → scorer" in row and "dropped" in row
+    assert "ids cut to fit" in out and "Traceback" not in out
+
+    capsys.readouterr()
+    assert main(["show", "3f9c2a1b7e4d…", "--data", data]) == 0  # as the table shows it
+    assert f"workflow {ids[0]}" in capsys.readouterr().out
+    assert main(["workflows", "--data", data]) == 0  # piped: every column, ids whole
+    piped = capsys.readouterr().out
+    assert ids[0] in piped and "svcs" in piped and "ids cut" not in piped
 
 
 def test_show_draws_the_run_as_a_waterfall_with_its_anomaly(
