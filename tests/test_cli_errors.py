@@ -204,3 +204,13 @@ def test_every_help_fits_an_80_column_terminal_and_shows_how_to_run_it(
     out = capsys.readouterr().out
     assert max(len(line) for line in out.splitlines()) <= 80
     assert f"\n  choreoscope {command}" in out
+
+
+def test_python_dash_m_choreoscope_runs_the_command() -> None:
+    # "'choreoscope' is a package and cannot be directly executed"
+    done = subprocess.run(
+        [sys.executable, "-m", "choreoscope", "show", "--help"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0
+    assert done.stdout.startswith("usage: choreoscope show")
