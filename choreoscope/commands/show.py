@@ -52,8 +52,9 @@ def _resolve(con: Any, prefix: str) -> str:
         raise ChoreoscopeError(
             f"no workflow {prefix!r} in the store: list them with `choreoscope workflows`"
         )
+    more = ", …" if len(ids) > 5 else ""  # workflows_matching gives one more than shown
     raise ChoreoscopeError(
-        f"{prefix!r} matches several workflows ({', '.join(ids[:5])}…): give more of the id"
+        f"{prefix!r} matches several workflows ({', '.join(ids[:5])}{more}): give more of the id"
     )
 
 
