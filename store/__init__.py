@@ -13,7 +13,7 @@ from store.quarantine import UnreadableSegmentError
 from store.rereading import read_retrying
 from store.schema import SCHEMA_VERSION, TABLES
 from store.sql_hints import keyword_column_hint
-from store.statement_kind import statement_kind
+from store.statement_kind import first_keyword, statement_kind
 
 __all__ = [
     "DEFAULT_DATA_DIR",
@@ -23,6 +23,7 @@ __all__ = [
     "StoreVersionError",
     "UnreadableSegmentError",
     "configure_connection",
+    "first_keyword",
     "keyword_column_hint",
     "open_store",
     "read_retrying",

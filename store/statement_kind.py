@@ -34,3 +34,10 @@ def statement_kind(statement: duckdb.Statement) -> duckdb.StatementType | None:
     if len(explained) != 1:
         return None
     return statement_kind(explained[0])
+
+
+def first_keyword(text: str) -> str:
+    """The statement's first word, as typed after any comments (``INSTALL`` where
+    DuckDB's type says LOAD), upper-cased; empty for a text of comments alone."""
+    words = text[_LEADING.match(text).end() :].split(maxsplit=1)
+    return words[0].upper() if words else ""

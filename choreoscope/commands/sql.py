@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from choreoscope.settings import add_flags
 from instrumentation.errors import ChoreoscopeError
-from store import keyword_column_hint, read_retrying, statement_kind
+from store import first_keyword, keyword_column_hint, read_retrying, statement_kind
 
 ORDER = 70
 FORMATS = ("table", "csv", "json", "parquet")
@@ -124,7 +124,7 @@ def one_reading_statement(text: str) -> str:
         )
     if kind not in READING:
         raise ChoreoscopeError(
-            f"choreoscope sql only reads, and this is a {kind.name} statement: "
+            f"choreoscope sql only reads, and {first_keyword(text) or kind.name} is no read: "
             "write a SELECT, and save its result with --format csv|json|parquet -o FILE"
         )
     return text

@@ -164,5 +164,7 @@ def test_only_one_reading_query_runs(filled_store: StoreLayout, tmp_path: Path) 
     assert not target.exists()
     assert sql(filled_store, "-- why\n/* a plan */ explain select 1").returncode == 0
     assert "only reads" in copy.stderr.decode() and "-o FILE" in copy.stderr.decode()
+    # named as typed: DuckDB types INSTALL as a LOAD statement
+    assert "INSTALL is no read" in sql(filled_store, "install httpfs").stderr.decode()
     assert two.returncode == 2 and "run one query at a time" in two.stderr.decode()
     assert b"Traceback" not in copy.stderr + two.stderr
