@@ -154,7 +154,9 @@ def run(args: argparse.Namespace) -> int:
             cause or "-",
             str(services),
         )
-        for wf, status, wf_type, started, duration, last, waiting, cause, services in rows
+        for wf, status, wf_type, started, duration, last, waiting, cause, services in rows[
+            : args.limit
+        ]
     ]
     headers = ("workflow", "status", "type", "started", "ran for", "quiet for", "waiting on",
                "cause", "svcs")  # fmt: skip
@@ -168,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
             "\n(ids cut to fit: `choreoscope show` takes them as shown; piped, the table\n"
             " has every column whole)"
         )
-    if len(rows) == args.limit:
+    if len(rows) > args.limit:
         print(f"\n(the first {args.limit}: --limit N shows more)")
     if not judged:
         print("\n(no correlator findings yet: run `choreoscope correlate --once` to judge them)")
@@ -239,7 +241,7 @@ def _read(con: duckdb.DuckDBPyConnection, args: argparse.Namespace) -> tuple[lis
         since=None,
         statuses=tuple(args.status or ()),
         workflow_type=args.workflow_type,
-        limit=args.limit,
+        limit=args.limit + 1,  # one more than shown: whether there are more to show
     )
     (judged,) = con.execute("SELECT count(*) FROM workflow_status").fetchone()
     frame = frame.astype(object).where(frame.notna(), None)  # a missing value: None, not NaN

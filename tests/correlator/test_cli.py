@@ -73,6 +73,20 @@ def test_workflows_lists_the_completed_runs_after_the_stuck_one(
     assert all("nan" not in r.split() and " - " in r for r in completed)
 
 
+def test_workflows_limit_says_there_are_more_only_when_there_are(
+    judged_store: StoreLayout, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert main(["workflows", "--data", str(judged_store.root), "--limit", "3"]) == 0
+    out = capsys.readouterr().out
+    assert len([line for line in out.splitlines() if line.startswith("wf-")]) == 3
+    assert "--limit N shows more" in out
+    assert main(["workflows", "--data", str(judged_store.root), "--limit", "9"]) == 0  # all 9
+    out = capsys.readouterr().out
+    assert len([line for line in out.splitlines() if line.startswith("wf-")]) == 9
+    assert "shows more" not in out
+
+
 def test_workflows_filter_that_matches_nothing_says_what_the_store_holds(
     judged_store: StoreLayout, capsys: pytest.CaptureFixture[str]
 ) -> None:
