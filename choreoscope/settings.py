@@ -265,7 +265,14 @@ SETTINGS: dict[str, Setting] = {
             "JetStream redelivers spans a collector fetched but did not ack after this long "
             "(at least 1s)",
         ),
-        Setting("min_deadline", parse_duration, 30.0, "the floor under learned step deadlines"),
+        # a floor of 0 leaves a step that was always quick a deadline of milliseconds:
+        # every run then looks stuck the moment it is judged
+        Setting(
+            "min_deadline",
+            Duration(minimum=0.1),
+            30.0,
+            "the floor under learned step deadlines (at least 100ms)",
+        ),
         Setting("choreography", Path, None, "a declared choreography.yaml"),
         Setting("webhook", str, None, "also POST each new alert as JSON to this URL"),
         Setting(

@@ -139,6 +139,15 @@ def test_a_zero_or_unitless_value_that_would_destroy_or_disable_is_refused(
     assert flag in str(refused.value) and says in str(refused.value)
 
 
+def test_a_deadline_floor_of_zero_is_refused() -> None:
+    # a step that was always quick would get a deadline of milliseconds: every run
+    # would look stuck the moment it was judged
+    args = build_parser().parse_args(["correlate", "--once", "--min-deadline", "0"])
+    with pytest.raises(ConfigurationError) as refused:
+        resolve(args, environ={})
+    assert "--min-deadline" in str(refused.value) and "write 100ms or more" in str(refused.value)
+
+
 def test_a_retention_with_its_unit_is_taken_as_written() -> None:
     parser = argparse.ArgumentParser()
     add_flags(parser, "retention", "flush_rows")
