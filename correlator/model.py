@@ -171,6 +171,14 @@ def _apply_declared(
     model.types = [t for t in model.types if t["start_subject"] not in starts]
     for wf in declared.workflows:
         terminal = set(wf.terminal)
+        # without declared terminal events, the ends stay learned, for the declared
+        # transitions too: declaring what follows a step says nothing of where runs end
+        learned_ends = {
+            f["to_subject"]
+            for f in learned_follows
+            if f["workflow_type"] == wf.starts_with and f["terminal"]
+        }
+        ends = terminal or learned_ends
         # what follows a subject is declared when it is a step with `next`; the rest
         # is still learned (a terminal event says a run may end there, not that
         # nothing may follow it)
@@ -179,7 +187,7 @@ def _apply_declared(
             dict(
                 f,
                 workflow_type=wf.name,
-                terminal=f["to_subject"] in terminal if terminal else f["terminal"],
+                terminal=f["to_subject"] in ends,
             )
             for f in learned_follows
             if f["workflow_type"] == wf.starts_with
@@ -204,7 +212,7 @@ def _apply_declared(
                     "from_subject": from_subject,
                     "to_subject": to_subject,
                     "support": 0,
-                    "terminal": to_subject in terminal,
+                    "terminal": to_subject in ends,
                     "source": "declared",
                 }
             )

@@ -17,7 +17,7 @@ from correlator.engine import Correlator
 from correlator.model import model_as_choreography
 from correlator.thresholds import Thresholds
 from store import StoreLayout
-from tests.correlator.pipelines import PARSED, RECEIVED, SCORED, correlate, history
+from tests.correlator.pipelines import PARSED, RECEIVED, SCORED, correlate, history, up_to_parsed
 from tests.correlator.span_shapes import SpanLog, at
 
 DECLARED = f"""
@@ -234,3 +234,38 @@ workflows:
     assert any("starts_with 'recruit.aplication.received'" in w for w in warned)
     assert any("no consumer group 'scorrer' handled" in w for w in warned)
     assert not any(SCORED in w for w in warned)  # what the spans show is not warned about
+
+
+def test_declaring_what_follows_a_step_keeps_the_learned_ends_it_does_not_declare(
+    store_layout: StoreLayout,
+) -> None:
+    # the scorer rejects one CV in six and publishes nothing: runs end at cv.parsed as
+    # often as not, and the learned model knows it. The declaration names what follows
+    # the first event and no terminal events: the ends are still learned
+    log = SpanLog()
+    ours = history(log, runs=30)
+    for i in range(6):
+        parsed = up_to_parsed(ours, f"wf-rejected-{i}", start=40.0 + i)
+        ours.process(parsed, service="scorer", start=40.5 + i, end=40.8 + i)
+    parsed = up_to_parsed(ours, "wf-rejected", start=100)
+    ours.process(parsed, service="scorer", start=100.5, end=100.8)
+    log.write(store_layout)
+    declared = parse_choreography(
+        f"""
+version: 1
+workflows:
+  recruitment:
+    starts_with: {RECEIVED}
+    steps:
+      {RECEIVED}:
+        consumers: [parser]
+        next: [{PARSED}]
+"""
+    )
+
+    learned = correlate(store_layout, now_s=140)
+    outcome = correlate(store_layout, now_s=140, choreography=declared)
+
+    assert learned.statuses["wf-rejected"][0] == "completed"
+    assert outcome.kinds() == set()
+    assert outcome.statuses["wf-rejected"][0] == "completed"
