@@ -9,6 +9,8 @@ WITH seen AS (
         message_id,
         consumer,
         any_value(service_name) AS service,
+        -- a dead-letter subject this consumer got the message on (see below)
+        any_value(subject) FILTER (WHERE is_dead_letter_subject(subject)) AS dead_letter_subject,
         min(start_time) FILTER (WHERE operation = 'receive') AS first_received_at,
         max(start_time) FILTER (WHERE operation = 'receive') AS last_received_at,
         arg_max(service_instance_id, start_time) FILTER (WHERE operation = 'receive')
@@ -42,10 +44,14 @@ unpublished AS (
     GROUP BY message_id
 )
 SELECT
-    s.*,
+    s.* EXCLUDE (dead_letter_subject),
     coalesce(p.workflow_id, u.workflow_id) AS workflow_id,
     coalesce(p.trace_id, u.trace_id) AS trace_id,
-    coalesce(p.subject, u.subject) AS subject,
+    -- a dead letter keeps its message's id (an Agent republishes it with its original
+    -- headers), so its publish is taken for a retry of the message's: a group that
+    -- consumes the dead-letter subject handled that subject, not the message's own
+    -- (else every message of the subject would be owed to it)
+    coalesce(s.dead_letter_subject, p.subject, u.subject) AS subject,
     p.producer_service,
     p.published_at,
     -- clamped at zero across skewed clocks (as in hops); null without a publish span

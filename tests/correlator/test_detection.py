@@ -683,3 +683,27 @@ def test_an_instance_id_another_service_also_uses_borrows_none_of_its_liveness(
 
     assert outcome.kinds() == {("hung", "wf-hang", PARSED)}
     assert outcome.statuses["wf-hang"][2] == "hung"
+
+
+def test_a_dead_letter_queue_consumer_is_expected_of_dead_letters_not_of_every_message(
+    store_layout: StoreLayout,
+) -> None:
+    # the scorer dead-letters a poison CV to dlq.<subject> with the original headers
+    # (its Nats-Msg-Id too), and an ops group consumes the dead-letter queue
+    log = SpanLog()
+    ours = history(log)
+    parsed = up_to_parsed(ours, "wf-poison", start=20)
+    span = ours.process(parsed, service="scorer", start=20.5, end=20.7, error="bad cv",
+                        settle="term")  # fmt: skip
+    dead = ours.publish(
+        "scorer", f"dlq.{PARSED}", workflow_id="wf-poison", at_s=20.6,
+        trace_id=parsed.trace_id, parent_span_id=span, message_id=parsed.message_id,
+    )  # fmt: skip
+    ours.process(dead, service="dlq-monitor", start=20.8, end=20.9)
+    healthy_run(ours, "wf-later", start=100)
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=150)
+
+    assert outcome.kinds() == {("dead_lettered", "wf-poison", PARSED)}
+    assert outcome.statuses["wf-later"][0] == "completed"
