@@ -25,9 +25,10 @@
 --                  JetStream holds a backlog for its group (sampled since the
 --                  publish): queued behind a busy consumer, not lost;
 --   duplicate      processed successfully more than once by one consumer group.
---   telemetry_gap  as hung or dropped, but the consumer's exporter reported dropping
---                  spans since the wait began: its spans are missing, so the finding
---                  says so instead of blaming the workflow.
+--   telemetry_gap  as hung (received, not overran: that hang was seen) or dropped, but
+--                  the consumer's exporter reported dropping spans since the wait
+--                  began: its spans are missing, so the finding says so instead of
+--                  blaming the workflow.
 -- waited_s counts from the publish (unreceived), the latest receive (received) or
 -- the last attempt (failed).
 CREATE OR REPLACE TEMP TABLE d_delivery_findings AS
@@ -146,10 +147,12 @@ first_judgement AS (
     FROM d
 ),
 waits AS (
-    -- the waits a lost span could explain (hung, dropped, or queued behind a backlog)
+    -- the waits a lost span could explain (hung, dropped, or queued behind a backlog).
+    -- Not a handler seen running past its deadline (overran): its process span arrived
+    -- and shows the hang, so spans its service dropped meanwhile were other ones
     SELECT *
     FROM first_judgement
-    WHERE kind IN ('hung', 'dropped')
+    WHERE (kind = 'hung' AND state <> 'overran') OR kind = 'dropped'
         OR (kind = 'stalled' AND consumer_backlog IS NOT NULL AND state = 'unreceived'
             AND NOT (service_down OR catching_up))
 ),

@@ -707,3 +707,26 @@ def test_a_dead_letter_queue_consumer_is_expected_of_dead_letters_not_of_every_m
 
     assert outcome.kinds() == {("dead_lettered", "wf-poison", PARSED)}
     assert outcome.statuses["wf-later"][0] == "completed"
+
+
+def test_a_handler_seen_overrunning_its_deadline_is_hung_even_while_its_service_drops_spans(
+    store_layout: StoreLayout,
+) -> None:
+    # its process span arrived, ended in error 40 s past its start: the hang is seen,
+    # so spans the scorer dropped meanwhile (other ones) do not explain it away
+    log = SpanLog()
+    ours = history(log, heartbeats_until=None)
+    for service in ("intake", "parser", "notifier"):
+        log.heartbeats_every(service, start=1, stop=200)
+    log.heartbeats_every("scorer", start=1, stop=100)
+    log.heartbeats_every("scorer", start=101, stop=200, spans_dropped=40)
+    parsed = up_to_parsed(ours, "wf-hang", start=100)
+    ours.process(parsed, service="scorer", start=100.5, end=140.5,
+                 error="cancelled: the agent stopped mid-step", settle=None)  # fmt: skip
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=150)
+
+    assert outcome.kinds() == {("hung", "wf-hang", PARSED)}
+    (hung,) = outcome.of("hung")
+    assert "ran past its deadline before it was stopped" in hung["detail"]
