@@ -102,6 +102,13 @@ def _dead_lettered(f: dict[str, Any], now: dt.datetime) -> str:
 
 
 def _failed(f: dict[str, Any], now: dt.datetime) -> str:
+    if not f.get("errors") and f.get("given_back"):
+        # its handler returned, but nak'ed the message: no attempt raised
+        return (
+            f"failed at `{f['service']}`: its handler took {_msg(f)} and gave it back "
+            f"(nak) {_when(f, 'last_attempt_end')}, and no redelivery came within "
+            f"{ago(f.get('waited_s'))}"
+        )
     err = f": {f['last_error']}" if f.get("last_error") else ""
     errors = f.get("errors") or 1
     attempts = "its only attempt" if errors == 1 else f"all {errors} attempts"

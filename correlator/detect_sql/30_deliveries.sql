@@ -11,7 +11,8 @@
 --   dead_lettered  terminated, past max deliveries, or republished to dlq.*
 --   received       a receive span newer than the last finished attempt: the handler
 --                  started and has not finished
---   failed         every finished attempt raised
+--   failed         every finished attempt raised, or gave the message back (a nak from
+--                  a handler that returned: it waits for the redelivery as after an error)
 --   overran        its only finished attempts ran past the step's deadline before
 --                  they ended in error (cancelled, killed, timed out): the handler
 --                  hung (DESIGN.md: no process span ended within the deadline), it
@@ -75,6 +76,7 @@ unsettled_seen AS (
         s.last_received_at,
         s.receiving_instance,
         s.successes,
+        s.given_back,
         coalesce(f.errors, 0) AS errors,
         coalesce(f.overruns, 0) AS overruns,
         f.last_overrun_start,
@@ -191,6 +193,7 @@ SELECT
     s.receiving_instance,
     coalesce(s.successes, 0) AS successes,
     coalesce(s.errors, 0) AS errors,
+    coalesce(s.given_back, 0) AS given_back,
     coalesce(s.overruns, 0) AS overruns,
     s.last_overrun_start,
     s.last_attempt_end,
@@ -208,7 +211,7 @@ SELECT
         WHEN s.last_received_at IS NOT NULL
             AND (s.last_attempt_end IS NULL OR s.last_received_at > s.last_attempt_end)
             THEN 'received'
-        WHEN coalesce(s.errors, 0) > 0 THEN 'failed'
+        WHEN coalesce(s.errors, 0) > 0 OR coalesce(s.given_back, 0) > 0 THEN 'failed'
         WHEN coalesce(s.overruns, 0) > 0 THEN 'overran'
         ELSE 'unreceived'
     END AS state

@@ -84,6 +84,9 @@ SELECT
     ref_span_id,
     coalesce(operation, 'process') AS operation,
     CASE WHEN operation = 'settle' THEN lower(split_part(name, ' ', 1)) END AS settlement,
+    -- the span a settle span settles: its parent, the attempt (null for the others)
+    CASE WHEN operation = 'settle' THEN parent_key END AS settled_key,
+    CASE WHEN operation = 'settle' THEN parent_span_id END AS settled_span_id,
     service_name,
     service_instance_id,
     consumer,

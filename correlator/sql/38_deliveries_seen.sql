@@ -4,7 +4,26 @@
 -- is the step's latency (a redelivered copy processed again later is a duplicate,
 -- not a slower step).
 CREATE OR REPLACE VIEW deliveries_seen AS
-WITH seen AS (
+WITH given_back AS (
+    -- attempts their handler settled with a nak (deliver it again) or a term (refused),
+    -- the settle span their child (few: acks are not kept). Such an attempt processed
+    -- nothing, though it may have returned without raising (a TracedMsg handler that
+    -- finds the message not ready, or unusable)
+    SELECT DISTINCT settled_key AS span_key, settled_span_id AS span_id
+    FROM delivery_spans
+    WHERE settlement IN ('nak', 'term') AND settled_key IS NOT NULL
+),
+attempts AS (
+    SELECT
+        d.*,
+        d.operation = 'process' AND d.status_code <> 'error' AND g.span_key IS NULL
+            AS succeeded,
+        d.operation = 'process' AND d.status_code <> 'error' AND g.span_key IS NOT NULL
+            AS returned_given_back
+    FROM delivery_spans AS d
+    LEFT JOIN given_back AS g ON g.span_key = d.span_key AND g.span_id = d.span_id
+),
+seen AS (
     SELECT
         message_id,
         consumer,
@@ -16,13 +35,13 @@ WITH seen AS (
         arg_max(service_instance_id, start_time) FILTER (WHERE operation = 'receive')
             AS receiving_instance,
         count(*) FILTER (WHERE operation = 'process') AS attempts,
-        count(*) FILTER (WHERE operation = 'process' AND status_code <> 'error') AS successes,
+        count(*) FILTER (WHERE succeeded) AS successes,
+        -- attempts that returned without raising, but gave the message back
+        count(*) FILTER (WHERE returned_given_back) AS given_back,
         min(start_time) FILTER (WHERE operation = 'process') AS first_attempt_at,
         max(end_time) FILTER (WHERE operation = 'process') AS last_attempt_end,
-        min(start_time) FILTER (WHERE operation = 'process' AND status_code <> 'error')
-            AS success_started_at,
-        arg_min(end_time, start_time) FILTER (WHERE operation = 'process' AND status_code <> 'error')
-            AS success_ended_at,
+        min(start_time) FILTER (WHERE succeeded) AS success_started_at,
+        arg_min(end_time, start_time) FILTER (WHERE succeeded) AS success_ended_at,
         -- a redelivery the consumer asked for (JetStream delivers it again after a
         -- backoff): its last nak settle span, and when that nak said the redelivery
         -- is due (its delay, choreo.nak.delay_ms; null when it gave none, as other
@@ -31,7 +50,7 @@ WITH seen AS (
         arg_max_null(
             start_time + to_microseconds(CAST(nak_delay_ms * 1000 AS BIGINT)), start_time
         ) FILTER (WHERE settlement = 'nak') AS retry_due_at
-    FROM delivery_spans
+    FROM attempts
     GROUP BY message_id, consumer
 ),
 unpublished AS (

@@ -730,3 +730,62 @@ def test_a_handler_seen_overrunning_its_deadline_is_hung_even_while_its_service_
     assert outcome.kinds() == {("hung", "wf-hang", PARSED)}
     (hung,) = outcome.of("hung")
     assert "ran past its deadline before it was stopped" in hung["detail"]
+
+
+def test_a_message_its_handler_terminated_without_raising_is_dead_lettered(
+    store_layout: StoreLayout,
+) -> None:
+    # a TracedMsg consumer reads the CV, finds it unusable and terms it: its process
+    # span ended without error, and the message was refused, not processed
+    log = SpanLog()
+    ours = history(log)
+    parsed = up_to_parsed(ours, "wf-refused", start=100)
+    ours.process(parsed, service="scorer", start=100.5, end=100.7, settle="term")
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=103)
+
+    assert outcome.kinds() == {("dead_lettered", "wf-refused", PARSED)}
+    assert "terminated by its handler" in outcome.of("dead_lettered")[0]["detail"]
+    assert outcome.statuses["wf-refused"][0::2] == ("stalled", "dead_lettered")
+
+
+def test_an_attempt_its_handler_gave_back_with_a_nak_is_no_first_processing(
+    store_layout: StoreLayout,
+) -> None:
+    # not ready yet: the handler returns normally but naks for a redelivery in 20 s,
+    # which it then processes: one processing, not a duplicate
+    log = SpanLog()
+    ours = history(log)
+    first = ours.publish("intake", RECEIVED, workflow_id="wf-later", at_s=100)
+    parsed = ours.step(first, service="parser", start=100.1, end=100.4, emits=PARSED)
+    ours.process(parsed, service="scorer", start=100.5, end=100.6, settle="nak", nak_delay_s=20)
+    log.write(store_layout)
+    waiting = correlate(store_layout, now_s=115)
+    scored = ours.step(parsed, service="scorer", start=120.6, end=120.9, emits=SCORED)
+    ours.process(scored, service="notifier", start=121, end=121.1)
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=150)
+
+    assert waiting.kinds() == set()
+    assert waiting.statuses["wf-later"][0] == "in_flight"
+    assert outcome.kinds() == set()
+    assert outcome.statuses["wf-later"][0] == "completed"
+
+
+def test_a_nak_whose_redelivery_never_comes_says_the_handler_gave_the_message_back(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log)
+    parsed = up_to_parsed(ours, "wf-given-back", start=100)
+    ours.process(parsed, service="scorer", start=100.5, end=100.6, settle="nak", nak_delay_s=20)
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=150)
+
+    assert outcome.kinds() == {("failed", "wf-given-back", PARSED)}
+    detail = outcome.of("failed")[0]["detail"]
+    assert "raised" not in detail
+    assert "gave it back (nak) at 12:01:40 UTC, and no redelivery came within 49 s" in detail
