@@ -82,9 +82,14 @@ def _hung(f: dict[str, Any], now: dt.datetime) -> str:
     ended = "has not finished"
     if f.get("state") == "overran":
         ended = f"ran past its deadline before it was stopped ({f.get('last_error') or 'error'})"
+    # instrumentations without a receive span: the attempt that overran dates it
+    began = (
+        f"received {_msg(f)} {_when(f, 'last_received_at')}"
+        if f.get("last_received_at") or not f.get("last_overrun_start")
+        else f"started on {_msg(f)} {_when(f, 'last_overrun_start')}"
+    )
     return (
-        f"stalled at `{f['service']}`: its handler received {_msg(f)} "
-        f"{_when(f, 'last_received_at')}{where} and {ended} "
+        f"stalled at `{f['service']}`: its handler {began}{where} and {ended} "
         f"(hung: deadline {ago(f.get('deadline_s'))})"
     )
 

@@ -192,7 +192,7 @@ SELECT
     workflow_id, workflow_type, trace_id, consumer_service AS service, subject, message_id,
     subject AS step, consumer, since, waited_s, deadline_s, state,
     producer_service, published_at, first_received_at, last_received_at, receiving_instance,
-    errors, given_back, last_error, last_attempt_end, dead_letter_source, dead_letter_reason,
+    errors, given_back, last_error, last_attempt_end, last_overrun_start, dead_letter_source, dead_letter_reason,
     coalesce(instance_last_seen, service_last_seen) AS consumer_last_seen,
     successes, spans_dropped, CASE WHEN catching_up THEN consumer_back_at END AS consumer_back_at,
     consumer_backlog, backlog_sampled_at, receiver_restarted_at

@@ -90,6 +90,26 @@ def test_foreign_handler_error_is_failed(store_layout: StoreLayout) -> None:
     assert outcome.kinds() == {("failed", placed.trace_id, "orders.placed")}
 
 
+def test_foreign_handler_stopped_past_its_deadline_is_hung_from_when_it_started(
+    store_layout: StoreLayout,
+) -> None:
+    # no receive span in this instrumentation: the hang is dated by the attempt itself
+    log = SpanLog()
+    go = ForeignSpans(log)
+    for i in range(6):
+        _orders(go, start=float(i))
+    placed = go.publish("gateway", "orders.placed", at_s=50)
+    go.process(placed, service="billing", start=50.1, end=90.1, error="cancelled")
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=100)
+
+    assert outcome.kinds() == {("hung", placed.trace_id, "orders.placed")}
+    detail = outcome.of("hung")[0]["detail"]
+    assert "unknown time" not in detail
+    assert "started on `orders.placed` msg" in detail and "at 12:00:50 UTC" in detail
+
+
 def test_foreign_settle_span_naming_no_message_settles_its_parents_message(
     store_layout: StoreLayout,
 ) -> None:
