@@ -1,8 +1,8 @@
 -- orphan: a consumer span points at a producer span that never arrived (after
 -- orphan_grace_s, spans travel in batches: counted from the consumer span's start, or
 -- from when the store got it if later). When a service that publishes that
--- subject reported dropping spans, the finding is a telemetry_gap instead: the
--- telemetry is incomplete, the workflow is not to blame.
+-- subject reported dropping spans about then, the finding is a telemetry_gap
+-- instead: the telemetry is incomplete, the workflow is not to blame.
 CREATE OR REPLACE TEMP TABLE d_orphan_findings AS
 WITH unpublished AS (
     -- consumer spans whose message has no publish span (few)
@@ -31,12 +31,36 @@ orphans AS (
     ANTI JOIN pointed_at AS r ON r.span_key = d.ref_key AND r.span_id = d.ref_span_id
     GROUP BY d.message_id
 ),
+lost_spans AS (
+    -- per orphan and instance of a service that publishes its subject: spans its
+    -- exporter dropped now, and before a step's deadline ahead of the consumer span (its
+    -- publish came before that span, by a queue wait the deadline bounds). Drops
+    -- reported long before say nothing of this span: a running total stays above zero
+    SELECT
+        o.message_id,
+        h.service,
+        h.instance,
+        max(h.spans_dropped) AS dropped_now,
+        coalesce(max(h.spans_dropped) FILTER (
+            WHERE epoch_us(h."at")
+                < epoch_us(o.since) - coalesce(st.deadline_s, $min_deadline_s) * 1e6
+        ), 0) AS dropped_before
+    FROM orphans AS o
+    JOIN model_producers AS p ON p.subject = o.subject
+    LEFT JOIN model_steps AS st ON st.subject = o.subject AND st.consumer = o.consumer
+    JOIN heartbeats AS h ON h.service = p.producer_service
+    WHERE h."at" <= CAST($now AS TIMESTAMPTZ)
+    GROUP BY o.message_id, h.service, h.instance
+),
 gaps AS (
-    SELECT p.subject, arg_max(s.service, s.spans_dropped) AS service, max(s.spans_dropped) AS dropped
-    FROM model_producers AS p
-    JOIN d_services AS s ON s.service = p.producer_service
-    WHERE s.spans_dropped > 0
-    GROUP BY p.subject
+    SELECT message_id, arg_max(service, dropped) AS service, max(dropped) AS dropped
+    FROM (
+        SELECT message_id, service, sum(dropped_now - dropped_before) AS dropped
+        FROM lost_spans
+        GROUP BY message_id, service
+    )
+    WHERE dropped > 0
+    GROUP BY message_id
 )
 SELECT
     CASE WHEN g.service IS NULL THEN 'orphan' ELSE 'telemetry_gap' END AS kind,
@@ -54,6 +78,6 @@ SELECT
     (epoch_us(CAST($now AS TIMESTAMPTZ)) - epoch_us(o.since)) / 1e6 AS waited_s,
     g.dropped AS spans_dropped
 FROM orphans AS o
-LEFT JOIN gaps AS g USING (subject)
+LEFT JOIN gaps AS g USING (message_id)
 LEFT JOIN d_workflows AS w USING (workflow_id)
 WHERE (epoch_us(CAST($now AS TIMESTAMPTZ)) - epoch_us(o.grace_from)) / 1e6 >= $orphan_grace_s;

@@ -539,6 +539,27 @@ def test_lost_producer_spans_are_a_telemetry_gap_not_a_broken_workflow(
     assert [(a["service"], a["root_cause"]) for a in service_level] == [("parser", "spans_dropped")]
 
 
+def test_spans_a_producer_dropped_long_before_do_not_explain_away_an_orphan(
+    store_layout: StoreLayout,
+) -> None:
+    # the parser's exporter dropped 7 spans in a burst at startup; its running total
+    # says 7 ever since. A publish span missing at 100 s is not one of them
+    log = SpanLog()
+    ours = history(log, heartbeats_until=None)
+    for service in ("intake", "scorer", "notifier"):
+        log.heartbeats_every(service, start=1, stop=200)
+    log.heartbeats_every("parser", start=1, stop=2)
+    log.heartbeats_every("parser", start=3, stop=200, spans_dropped=7)
+    parsed = up_to_parsed(ours, "wf-orphan", start=100)
+    log.rows = [r for r in log.rows if r["span_id"] != parsed.span_id]
+    ours.process(parsed, service="scorer", start=100.5, end=100.8)
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=130, orphan_grace_s=10)
+
+    assert outcome.kinds() == {("orphan", "wf-orphan", PARSED)}
+
+
 def test_event_the_learned_choreography_never_had_is_a_deviation(
     store_layout: StoreLayout,
 ) -> None:
