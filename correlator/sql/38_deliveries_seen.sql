@@ -34,6 +34,7 @@ seen AS (
         max(start_time) FILTER (WHERE operation = 'receive') AS last_received_at,
         arg_max(service_instance_id, start_time) FILTER (WHERE operation = 'receive')
             AS receiving_instance,
+        count(*) FILTER (WHERE operation = 'receive') AS receives,
         count(*) FILTER (WHERE operation = 'process') AS attempts,
         count(*) FILTER (WHERE succeeded) AS successes,
         -- attempts that returned without raising, but gave the message back

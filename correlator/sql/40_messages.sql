@@ -1,20 +1,26 @@
 -- One row per message: who published it, who consumed it, how it ended.
 -- Messages whose publish span never arrived still appear (producer_service null).
 -- outcome: dead_lettered | processed (by at least one consumer) | failed (every
--- attempt raised) | received (never finished processing) | unconsumed.
+-- attempt raised, or its handler gave the message back with a nak or a term) |
+-- received (never finished processing) | unconsumed.
+-- Counted per consumer as detection counts them (deliveries_seen): an attempt its
+-- handler settled with a nak or a term processed nothing, even when it did not raise.
 CREATE OR REPLACE VIEW messages AS
 WITH handled AS (
     SELECT
         message_id,
         any_value(workflow_id) AS workflow_id,
         any_value(trace_id) AS trace_id,
-        any_value(subject) AS subject,
-        list(DISTINCT consumer ORDER BY consumer)
-            FILTER (WHERE operation = 'process' AND status_code <> 'error') AS consumers,
-        count(*) FILTER (WHERE operation = 'receive') AS receives,
-        count(*) FILTER (WHERE operation = 'process') AS attempts,
-        count(*) FILTER (WHERE operation = 'process' AND status_code <> 'error') AS successes
-    FROM delivery_spans
+        -- a group that consumed the dead-letter subject is named with that subject
+        coalesce(
+            any_value(subject) FILTER (WHERE NOT is_dead_letter_subject(subject)),
+            any_value(subject)
+        ) AS subject,
+        list(consumer ORDER BY consumer) FILTER (WHERE successes > 0) AS consumers,
+        CAST(sum(receives) AS BIGINT) AS receives,
+        CAST(sum(attempts) AS BIGINT) AS attempts,
+        CAST(sum(successes) AS BIGINT) AS successes
+    FROM deliveries_seen
     GROUP BY message_id
 ),
 dead AS (

@@ -36,6 +36,34 @@ def test_workflow_spans_three_services_as_one_run(store_layout: StoreLayout) -> 
     ]
 
 
+def test_a_message_its_handler_gave_back_is_not_processed_by_it(
+    store_layout: StoreLayout,
+) -> None:
+    # handlers that return without raising, but nak (not ready) or term (unusable):
+    # the messages view counts as detection does, so it never says "processed" of a
+    # message a finding calls failed or dead-lettered
+    log = SpanLog()
+    ours = OurSpans(log)
+    nak = ours.publish("intake", "recruit.application.received", workflow_id="wf-n", at_s=0)
+    ours.process(nak, service="parser", start=0.1, end=0.2, settle="nak", nak_delay_s=20)
+    term = ours.publish("intake", "recruit.application.received", workflow_id="wf-t", at_s=0)
+    ours.process(term, service="parser", start=0.1, end=0.2, settle="term")
+    later = ours.publish("intake", "recruit.application.received", workflow_id="wf-r", at_s=0)
+    ours.process(later, service="parser", start=0.1, end=0.2, settle="nak", nak_delay_s=1)
+    ours.process(later, service="parser", start=1.2, end=1.3)  # the redelivery
+    log.write(store_layout)
+
+    con = correlator.connect(store_layout.root)
+    rows = con.execute(
+        "select workflow_id, consumers, outcome, attempts, successes from messages order by 1"
+    ).fetchall()
+    assert rows == [
+        ("wf-n", [], "failed", 1, 0),
+        ("wf-r", ["parser"], "processed", 2, 1),
+        ("wf-t", [], "dead_lettered", 1, 0),
+    ]
+
+
 def test_fan_out_and_fan_in_stay_one_workflow(store_layout: StoreLayout) -> None:
     log = SpanLog()
     ours = OurSpans(log)
