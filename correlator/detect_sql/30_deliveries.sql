@@ -83,10 +83,12 @@ unsettled_seen AS (
         s.first_attempt_at,
         s.last_attempt_end,
         f.last_error,
-        -- a nak after its last attempt: JetStream will deliver the message again,
-        -- once the delay that nak asked (when it said) has passed
-        coalesce(s.last_nak_at >= s.last_attempt_end, false) AS retry_asked,
-        CASE WHEN s.last_nak_at >= s.last_attempt_end THEN s.retry_due_at END AS retry_due_at
+        -- a nak since its last attempt began (after it, as an Agent naks for a handler
+        -- that raised, or during it, as a TracedMsg handler naks before it returns):
+        -- JetStream will deliver the message again, once the delay that nak asked
+        -- (when it said) has passed
+        coalesce(s.last_nak_at >= s.last_attempt_at, false) AS retry_asked,
+        CASE WHEN s.last_nak_at >= s.last_attempt_at THEN s.retry_due_at END AS retry_due_at
     FROM deliveries_seen AS s
     LEFT JOIN failures AS f USING (message_id, consumer)
     LEFT JOIN model_steps AS st ON st.subject = s.subject AND st.consumer = s.consumer

@@ -40,6 +40,7 @@ seen AS (
         -- attempts that returned without raising, but gave the message back
         count(*) FILTER (WHERE returned_given_back) AS given_back,
         min(start_time) FILTER (WHERE operation = 'process') AS first_attempt_at,
+        max(start_time) FILTER (WHERE operation = 'process') AS last_attempt_at,
         max(end_time) FILTER (WHERE operation = 'process') AS last_attempt_end,
         min(start_time) FILTER (WHERE succeeded) AS success_started_at,
         arg_min(end_time, start_time) FILTER (WHERE succeeded) AS success_ended_at,

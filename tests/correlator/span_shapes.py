@@ -285,10 +285,12 @@ class OurSpans:
         error: str | None = None,
         settle: str | None = "ack",
         nak_delay_s: float | None = None,
+        settle_at: float | None = None,
     ) -> str:
         """Receive, process (child of the publish, linked to it) and settle; the
         process span's id, to parent what the handler publishes. ``nak_delay_s``: the
-        redelivery delay a ``nak`` settle span records."""
+        redelivery delay a ``nak`` settle span records; ``settle_at``: when the handler
+        settled (default: as the attempt ended; earlier, from inside the handler)."""
         group = group or service
         self.receive(published, service=service, at_s=start, group=group)
         span = self._consumer(
@@ -299,7 +301,8 @@ class OurSpans:
         if settle:
             self._consumer(
                 published, service=service, group=group, operation="settle", op_name=settle,
-                kind="client", start=end, end=end, parent_span_id=span["span_id"],
+                kind="client", start=settle_at or end, end=settle_at or end,
+                parent_span_id=span["span_id"],
                 nak_delay_ms=None if nak_delay_s is None else nak_delay_s * 1000,
             )  # fmt: skip
         return span["span_id"]

@@ -810,3 +810,23 @@ def test_a_nak_whose_redelivery_never_comes_says_the_handler_gave_the_message_ba
     detail = outcome.of("failed")[0]["detail"]
     assert "raised" not in detail
     assert "gave it back (nak) at 12:01:40 UTC, and no redelivery came within 49 s" in detail
+
+
+def test_a_nak_from_inside_the_handler_waits_out_the_backoff_it_asked(
+    store_layout: StoreLayout,
+) -> None:
+    # a TracedMsg handler naks before it returns (not ready: again in 30 s), so its
+    # settle span starts inside the attempt: the redelivery is due, not missing
+    log = SpanLog()
+    ours = history(log)
+    parsed = up_to_parsed(ours, "wf-backoff", start=100)
+    ours.process(
+        parsed, service="scorer", start=100.5, end=100.7, error="not ready",
+        settle="nak", nak_delay_s=30, settle_at=100.65,
+    )  # fmt: skip
+    log.write(store_layout)
+
+    waiting = correlate(store_layout, now_s=115)  # past retry_grace_s, inside the backoff
+
+    assert waiting.kinds() == set()
+    assert waiting.statuses["wf-backoff"][0] == "in_flight"
