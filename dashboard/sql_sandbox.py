@@ -14,9 +14,11 @@ Every run gets its own cursor, a row cap and a time limit (``interrupt()``).
 from __future__ import annotations
 
 import contextlib
+import shutil
 import tempfile
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,8 +114,11 @@ def lock_down(
     store = str(Path(store_dir).resolve()).replace("'", "''")
     # DuckDB always allows its spill directory (by default ./.tmp under the working
     # directory): give it an empty private one instead.
-    spill = tempfile.mkdtemp(prefix="choreoscope-sql-spill-").replace("'", "''")
-    con.execute(f"SET temp_directory = '{spill}'")
+    spill = tempfile.mkdtemp(prefix="choreoscope-sql-spill-")
+    # removed with the connection (or at exit): a dashboard makes one per session
+    weakref.finalize(con, shutil.rmtree, spill, ignore_errors=True)
+    quoted = spill.replace("'", "''")
+    con.execute(f"SET temp_directory = '{quoted}'")
     con.execute(f"SET allowed_directories = ['{store}']")
     con.execute("SET enable_external_access = false")
     con.execute("SET autoload_known_extensions = false")

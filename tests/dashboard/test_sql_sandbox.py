@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -158,3 +159,15 @@ def test_only_the_store_and_a_private_spill_directory_are_readable(sandbox, recr
     assert f"{recruitment_store}/" in directories
     others = [d for d in directories if d != f"{recruitment_store}/"]
     assert len(others) == 1 and "choreoscope-sql-spill-" in others[0]
+
+
+def test_the_spill_directory_goes_with_its_sandbox(recruitment_store: Path) -> None:
+    # a dashboard locks a connection down per session: each left an empty directory
+    # behind in the system's temp folder
+    con = lock_down(correlator.connect(recruitment_store), store_dir=recruitment_store)
+    (spill,) = con.execute("SELECT current_setting('temp_directory')").fetchone()
+    assert Path(spill).is_dir()
+    con.close()
+    del con
+    gc.collect()
+    assert not Path(spill).exists()
