@@ -10,6 +10,19 @@ WITH received AS (
     WHERE operation = 'receive'
     GROUP BY ALL
 ),
+dead_letter_publishes AS (
+    -- a dead letter keeps its message's id (an Agent republishes the original
+    -- headers): a hop off the dead-letter subject waited from that republish, made by
+    -- the consumer that gave up, not from the message's first publish (few rows)
+    SELECT
+        message_id,
+        subject,
+        arg_min(producer_service, published_at) AS producer_service,
+        min(published_at) AS published_at
+    FROM publish_spans
+    WHERE is_dead_letter_subject(subject)
+    GROUP BY ALL
+),
 numbered AS (
     -- attempts numbered over the few columns the window needs: the window's sort
     -- carrying whole hop rows cost most of the view
@@ -44,7 +57,14 @@ SELECT
     n.attempt,
     d.span_id
 FROM delivery_spans AS d
-LEFT JOIN published_messages AS p USING (message_id)
-LEFT JOIN received AS r USING (message_id, consumer)
+LEFT JOIN (
+    SELECT message_id, NULL AS dead_letter_subject, producer_service, published_at
+    FROM published_messages
+    UNION ALL
+    SELECT message_id, subject, producer_service, published_at FROM dead_letter_publishes
+) AS p ON p.message_id = d.message_id
+    AND p.dead_letter_subject IS NOT DISTINCT FROM
+        CASE WHEN is_dead_letter_subject(d.subject) THEN d.subject END
+LEFT JOIN received AS r ON r.message_id = d.message_id AND r.consumer = d.consumer
 JOIN numbered AS n USING (span_key)
 WHERE d.operation = 'process';

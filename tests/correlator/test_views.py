@@ -6,7 +6,7 @@ from __future__ import annotations
 import correlator
 from correlator import queries
 from store import StoreLayout
-from tests.correlator.pipelines import PARSED, RECEIVED, correlate, history
+from tests.correlator.pipelines import PARSED, RECEIVED, correlate, history, up_to_parsed
 from tests.correlator.span_shapes import ForeignSpans, OurSpans, SpanLog
 
 
@@ -240,3 +240,30 @@ def test_the_map_names_an_unknown_producer_and_reads_latencies_to_a_tenth_of_a_m
     received = edges[edges["subject"] == RECEIVED]
     assert sorted(received["producer_service"]) == ["(producer unknown)", "intake"]
     assert all(round(v, 1) == v for v in edges["p50_ms"].dropna())
+
+
+def test_a_dead_letter_queue_hop_waited_from_the_dead_letter_not_the_first_publish(
+    store_layout: StoreLayout,
+) -> None:
+    # the scorer gives up on a CV 20 s after it was published and republishes it to
+    # dlq.<subject> with its headers (its message id too); an ops group takes it
+    log = SpanLog()
+    ours = history(log)
+    parsed = up_to_parsed(ours, "wf-poison", start=20)
+    span = ours.process(parsed, service="scorer", start=40.5, end=40.7, error="bad cv",
+                        settle="term")  # fmt: skip
+    dead = ours.publish(
+        "scorer", f"dlq.{PARSED}", workflow_id="wf-poison", at_s=40.6,
+        trace_id=parsed.trace_id, parent_span_id=span, message_id=parsed.message_id,
+    )  # fmt: skip
+    ours.process(dead, service="dlq-monitor", start=40.8, end=40.9)
+    log.write(store_layout)
+
+    con = correlator.connect(store_layout.root)
+    hop = con.execute(
+        "select producer_service, round(queue_wait_ms) from hops where subject = $s",
+        {"s": f"dlq.{PARSED}"},
+    ).fetchall()
+    assert hop == [("scorer", 200.0)]  # not the parser's publish, 20 s before
+    edges = con.execute("select producer_service from edges where consumer_service = 'dlq-monitor'")
+    assert edges.fetchall() == [("scorer",)]
