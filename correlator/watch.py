@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from correlator.alerts import Alerter
 from correlator.choreography_file import Choreography
@@ -93,7 +94,7 @@ async def watch(
                 await asyncio.wait_for(stop.wait(), timeout=interval_s)
             if stop.is_set():
                 return
-        await _alert_and_write(engine, alerter, clock)
+        written = await _alert_and_write(engine, alerter, clock, failing=False)
         judged, recorded = True, _record_pass(layout, clock, watching=True)
         log.info(
             "ready: correlating %s every %gs (cold pass %.2fs, %d anomalies known); "
@@ -108,16 +109,25 @@ async def watch(
             if stop.is_set():
                 break
             if await _pass(engine.tick, clock):
-                await _alert_and_write(engine, alerter, clock)
+                written = await _alert_and_write(engine, alerter, clock, failing=not written)
                 if time.monotonic() - recorded >= EVERY_S:
                     recorded = _record_pass(layout, clock, watching=True)
     finally:
         await alerter.close()
-        engine.write_findings()
-        engine.close()
+        try:
+            error = _write_error(engine)
+        finally:
+            engine.close()
         if judged:  # the statuses stop at its last pass
             _record_pass(layout, clock, watching=False)
-        log.info("correlator stopped; findings written to %s", layout.findings)
+        if error is None:
+            log.info("correlator stopped; findings written to %s", layout.findings)
+        else:
+            log.error(
+                "correlator stopped without writing its last findings to %s (%s): alerts "
+                "sent since they were last written may be sent again by the next watcher",
+                layout.findings, error,
+            )  # fmt: skip
 
 
 def _record_pass(layout: StoreLayout, clock: Callable[[], dt.datetime], *, watching: bool) -> float:
@@ -138,8 +148,9 @@ async def _pass(run: Callable[..., object], clock: Callable[[], dt.datetime]) ->
 
 
 async def _alert_and_write(
-    engine: Correlator, alerter: Alerter, clock: Callable[[], dt.datetime]
-) -> None:
+    engine: Correlator, alerter: Alerter, clock: Callable[[], dt.datetime], *, failing: bool
+) -> bool:
+    """Alert what is new, then write the findings; whether they were written."""
     pending = [a for a in engine.ledger.unalerted() if a["resolved_at"] is None]
     if pending:
         sent = await alerter.send(pending)
@@ -147,4 +158,29 @@ async def _alert_and_write(
         for anomaly in pending:
             if anomaly["anomaly_id"] in sent:
                 log.info("alert %s: %s", anomaly["kind"], anomaly["detail"])
-    await asyncio.to_thread(engine.write_findings)
+    return await asyncio.to_thread(_write, engine, failing=failing)
+
+
+def _write(engine: Correlator, *, failing: bool) -> bool:
+    """Write the findings; whether they were. A store that refuses them (a full disk,
+    a folder gone) is logged, not raised: they stay in memory and the next tick writes
+    them again. ``failing`` says the last write failed (logged once, not every tick)."""
+    error = _write_error(engine)
+    if error is not None and not failing:
+        log.error(
+            "could not write the findings to %s (%s): still watching and alerting, and "
+            "writing them again each tick; until that works, a restarted watcher would "
+            "alert again what was alerted meanwhile",
+            engine.layout.findings, error,
+        )  # fmt: skip
+    elif error is None and failing:
+        log.info("findings written to %s again", engine.layout.findings)
+    return error is None
+
+
+def _write_error(engine: Correlator) -> Exception | None:
+    try:
+        engine.write_findings()
+    except (OSError, duckdb.Error, pa.ArrowException) as e:
+        return e
+    return None

@@ -1,0 +1,96 @@
+"""correlate --watch when things go wrong around it: a store it cannot write, NATS
+down while it alerts, a webhook that redirects, a findings file that is garbage."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from correlator.alerts import Alerter
+from correlator.thresholds import Thresholds
+from correlator.watch import watch
+from store import StoreLayout
+from tests.correlator.pipelines import history, up_to_parsed
+from tests.correlator.span_shapes import SpanLog, at
+
+
+class Watcher:
+    """``watch`` running in a task, with a fixed clock and fast ticks."""
+
+    def __init__(self, layout: StoreLayout, alerter: Alerter) -> None:
+        self.stop, self.ready = asyncio.Event(), asyncio.Event()
+        self.task = asyncio.create_task(
+            watch(
+                data_dir=layout.root, alerter=alerter, stop=self.stop,
+                thresholds=Thresholds(min_deadline_s=5), interval_s=0.05,
+                clock=lambda: at(150), ready=self.ready,
+            )
+        )  # fmt: skip
+
+    async def started(self) -> Watcher:
+        ready = asyncio.create_task(self.ready.wait())
+        await asyncio.wait({ready, self.task}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        if self.task.done():
+            self.task.result()  # raises what stopped it
+        assert self.ready.is_set()
+        return self
+
+    async def stopped(self) -> None:
+        self.stop.set()
+        await asyncio.wait_for(self.task, timeout=60)
+
+
+def _alerted_on_disk(layout: StoreLayout) -> dict[str, object]:
+    """workflow → alerted_at of each anomaly, as a restarted watcher would load them."""
+    rows: dict[str, dict] = {}
+    for name in ("anomalies", "anomalies_recent"):
+        for row in pq.read_table(layout.findings / f"{name}.parquet").to_pylist():
+            known = rows.get(row["anomaly_id"])
+            if known is None or row["revision"] > known["revision"]:
+                rows[row["anomaly_id"]] = row
+    return {r["workflow_id"]: r["alerted_at"] for r in rows.values() if r["workflow_id"]}
+
+
+def _block_findings(layout: StoreLayout) -> Path:
+    """Make the findings folder unwritable (as a full disk does): a file in its place."""
+    away = layout.root / "findings.away"
+    layout.findings.rename(away)
+    layout.findings.write_text("")
+    return away
+
+
+def _unblock_findings(layout: StoreLayout, away: Path) -> None:
+    layout.findings.unlink()
+    away.rename(layout.findings)
+
+
+async def test_a_store_that_refuses_the_findings_does_not_stop_the_watcher(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log)
+    up_to_parsed(ours, "wf-drop-0", start=100)
+    log.write(store_layout)
+    sent: list[str] = []
+
+    async def publish(subject: str, payload: bytes) -> None:
+        sent.append(subject)
+
+    alerter = Alerter(publish=publish, dashboard_url="http://127.0.0.1:8501")
+    watcher = await Watcher(store_layout, alerter).started()
+    away = _block_findings(store_layout)
+    up_to_parsed(ours, "wf-drop-1", start=110)  # a new fault while the disk is full
+    log.write(store_layout)
+    await asyncio.sleep(0.5)
+    assert not watcher.task.done(), "the watcher stopped"
+    _unblock_findings(store_layout, away)
+    await asyncio.sleep(0.5)
+    await watcher.stopped()
+
+    # each alerted once, and recorded as alerted once the store took the findings again
+    assert sent.count("choreo.alerts.dropped") == 2
+    alerted = _alerted_on_disk(store_layout)
+    assert alerted["wf-drop-0"] is not None and alerted["wf-drop-1"] is not None
