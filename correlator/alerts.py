@@ -2,9 +2,11 @@
 optionally, POSTed to a webhook.
 
 The correlator does not hold a NATS connection itself: the caller passes an async
-``publish(subject, payload)`` (nats-py's ``Client.publish`` fits), so this package
-stays free of the bus client. An anomaly is alerted once NATS took it; a bus that
-is down holds it for the next tick.
+``publish(subject, payload)`` that returns once NATS has the alert and raises
+otherwise, so this package stays free of the bus client (nats-py's bare
+``Client.publish`` does not fit: it returns having only buffered the message while
+reconnecting; see ``bus_publisher`` in the command). An anomaly is alerted once NATS
+took it; a bus that is down holds it for the next tick.
 
 The webhook never holds up detection: its POSTs go out in order from a background
 task, each tried again after ``webhook_retry_s`` when the webhook fails or does not
@@ -28,11 +30,22 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from instrumentation import wire
-from instrumentation.errors import ConfigurationError
+from instrumentation.errors import ChoreoscopeError, ConfigurationError
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[str, bytes], Awaitable[Any]]
+
+
+class AlertNotTakenError(ChoreoscopeError):
+    """NATS did not confirm an alert: it is held and published again on a later tick."""
+
+    transient = True
+
+    def __init__(self, *, subject: str, reason: str) -> None:
+        self.subject = subject
+        self.reason = reason
+        super().__init__(f"NATS did not take the alert on {subject} ({reason})")
 
 
 def alert_subject(kind: str) -> str:
@@ -91,6 +104,7 @@ class Alerter:
         self._queued = asyncio.Event()
         self._poster: asyncio.Task[None] | None = None
         self._posting = False  # the first of the backlog is being posted
+        self._held_since: float | None = None  # the bus refused alerts since then
 
     async def send(self, anomalies: Sequence[dict[str, Any]]) -> list[str]:
         sent: list[str] = []
@@ -101,12 +115,28 @@ class Alerter:
                 try:
                     await self.publish(alert_subject(anomaly["kind"]), body)
                 except Exception as e:  # the bus is down: retried on the next tick
-                    log.warning("could not publish alert %s: %s", anomaly["anomaly_id"], e)
+                    self._held(len(anomalies) - len(sent), e)
                     break
             if self.webhook is not None:
                 self._queue(body)
             sent.append(anomaly["anomaly_id"])
+        if sent and self._held_since is not None and len(sent) == len(anomalies):
+            log.info(
+                "NATS takes alerts again (refused for %.0fs); the ones held are published",
+                time.monotonic() - self._held_since,
+            )  # fmt: skip
+            self._held_since = None
         return sent
+
+    def _held(self, count: int, error: Exception) -> None:
+        """Say once, not every tick, that the bus refuses alerts."""
+        if self._held_since is not None:
+            return
+        self._held_since = time.monotonic()
+        log.warning(
+            "could not publish alerts (%s): holding %d, published when NATS takes them",
+            error, count,
+        )  # fmt: skip
 
     async def close(self, *, drain_s: float | None = None) -> None:
         """Wait up to ``drain_s`` (default: one webhook timeout) for the webhook's

@@ -14,7 +14,7 @@ import nats
 
 from choreoscope.commands.collect import nats_connect_options
 from choreoscope.settings import add_flags
-from correlator.alerts import Alerter
+from correlator.alerts import Alerter, AlertNotTakenError, Publish
 from correlator.choreography_file import Choreography, load_choreography
 from correlator.thresholds import Thresholds
 from correlator.watch import correlate_once, watch
@@ -157,6 +157,25 @@ async def _connect(args: argparse.Namespace, stop: asyncio.Event) -> Any:
     return None
 
 
+def bus_publisher(nc: Any, *, confirm_timeout_s: float = 2.0) -> Publish:
+    """Publish an alert on ``nc`` and return once the server has it (a PING answered
+    after it), or raise so that it is held for the next tick. nats-py's ``publish``
+    alone returns while reconnecting too, having only buffered the message: an alert
+    then counted as sent was lost with the buffer when the watcher stopped before
+    NATS came back, and one the server never got is not published (nor retried)."""
+
+    async def publish(subject: str, payload: bytes) -> None:
+        if not nc.is_connected:  # a buffered alert would go out again, when retried
+            raise AlertNotTakenError(subject=subject, reason="not connected")
+        await nc.publish(subject, payload)
+        try:
+            await nc.flush(timeout=confirm_timeout_s)
+        except Exception as e:
+            raise AlertNotTakenError(subject=subject, reason=f"unconfirmed: {e!r}") from e
+
+    return publish
+
+
 async def _watch(
     args: argparse.Namespace,
     thresholds: Thresholds,
@@ -176,13 +195,10 @@ async def _watch(
     if stop.is_set():
         return
 
-    async def publish(subject: str, payload: bytes) -> None:
-        await nc.publish(subject, payload)
-
     try:
         await watch(
             data_dir=args.data,
-            alerter=Alerter(publish=publish if nc else None, **alerter_args),
+            alerter=Alerter(publish=bus_publisher(nc) if nc else None, **alerter_args),
             stop=stop,
             thresholds=thresholds,
             choreography=choreography,

@@ -4,13 +4,19 @@ down while it alerts, a webhook that redirects, a findings file that is garbage.
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
+from typing import Any
 
+import nats
 import pyarrow.parquet as pq
 
+from choreoscope.commands.correlate import bus_publisher
+from choreoscope.nats_server import EmbeddedNats
 from correlator.alerts import Alerter
 from correlator.thresholds import Thresholds
 from correlator.watch import watch
+from instrumentation.nats_shutdown import close_connection
 from store import StoreLayout
 from tests.correlator.pipelines import history, up_to_parsed
 from tests.correlator.span_shapes import SpanLog, at
@@ -94,3 +100,94 @@ async def test_a_store_that_refuses_the_findings_does_not_stop_the_watcher(
     assert sent.count("choreo.alerts.dropped") == 2
     alerted = _alerted_on_disk(store_layout)
     assert alerted["wf-drop-0"] is not None and alerted["wf-drop-1"] is not None
+
+
+async def _bus_client(url: str) -> Any:
+    """A client as the command connects one: it reconnects forever."""
+
+    async def quiet(e: Exception) -> None:
+        pass
+
+    return await nats.connect(
+        url, max_reconnect_attempts=-1, reconnect_time_wait=0.2, error_cb=quiet
+    )
+
+
+async def _keep_alerts(url: str) -> None:
+    """A JetStream stream that keeps every alert, across restarts of the server."""
+    nc = await nats.connect(url)
+    await nc.jetstream().add_stream(name="ALERTS", subjects=["choreo.alerts.>"])
+    await nc.close()
+
+
+async def _kept_alerts(url: str) -> list[str]:
+    """The workflow of each alert the stream kept, in order."""
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    count = (await js.stream_info("ALERTS")).state.messages
+    alerts = [json.loads((await js.get_msg("ALERTS", seq)).data)["workflow"] for seq in
+              range(1, count + 1)]  # fmt: skip
+    await nc.close()
+    return alerts
+
+
+async def _watch_a_while(layout: StoreLayout, url: str) -> None:
+    nc = await _bus_client(url)
+    alerter = Alerter(publish=bus_publisher(nc), dashboard_url="http://127.0.0.1:8501")
+    await (await Watcher(layout, alerter).started()).stopped()
+    await close_connection(nc)
+
+
+async def test_an_alert_due_while_nats_is_down_is_published_once_it_is_back(
+    store_layout: StoreLayout, nats_server: EmbeddedNats
+) -> None:
+    log = SpanLog()
+    ours = history(log)
+    up_to_parsed(ours, "wf-drop-0", start=100)
+    log.write(store_layout)
+    await _keep_alerts(nats_server.url)
+    nc = await _bus_client(nats_server.url)
+    alerter = Alerter(publish=bus_publisher(nc), dashboard_url="http://127.0.0.1:8501")
+    watcher = await Watcher(store_layout, alerter).started()
+    nats_server.stop()
+    up_to_parsed(ours, "wf-drop-1", start=110)  # found while NATS is down
+    log.write(store_layout)
+    await asyncio.sleep(0.6)
+    await watcher.stopped()  # and the watcher stops before NATS is back
+    await close_connection(nc)
+    nats_server.start()
+    await _watch_a_while(store_layout, nats_server.url)  # the next watcher
+
+    # published by the next watcher, as it never reached NATS (it was marked alerted
+    # while nats-py held it for a reconnect that never came, and so was lost)
+    assert await _kept_alerts(nats_server.url) == ["wf-drop-0", "wf-drop-1"]
+
+
+async def test_an_alert_due_while_nats_restarts_is_published_once(
+    store_layout: StoreLayout, nats_server: EmbeddedNats
+) -> None:
+    log = SpanLog()
+    ours = history(log)
+    log.write(store_layout)
+    await _keep_alerts(nats_server.url)
+    nc = await _bus_client(nats_server.url)
+    alerter = Alerter(publish=bus_publisher(nc), dashboard_url="http://127.0.0.1:8501")
+    watcher = await Watcher(store_layout, alerter).started()
+    nats_server.stop()
+    up_to_parsed(ours, "wf-drop-1", start=110)  # found while NATS is down
+    log.write(store_layout)
+    await asyncio.sleep(0.4)
+    nats_server.start()
+    for _ in range(100):  # until the watcher's client is back and has alerted
+        await asyncio.sleep(0.1)
+        if _ledger_says_alerted(store_layout, "wf-drop-1"):
+            break
+    await asyncio.sleep(0.5)  # a few more ticks
+    await watcher.stopped()
+    await close_connection(nc)
+
+    assert await _kept_alerts(nats_server.url) == ["wf-drop-1"]
+
+
+def _ledger_says_alerted(layout: StoreLayout, workflow: str) -> bool:
+    return _alerted_on_disk(layout).get(workflow) is not None
