@@ -77,6 +77,14 @@ def alert_payload(anomaly: dict[str, Any], *, dashboard_url: str) -> dict[str, A
     }
 
 
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib follows a 301, 302 or 303 answer to a POST with a GET without the body,
+    and the alert then counts as taken: a webhook that moved must be told instead."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # the 3xx is raised as an HTTPError
+
+
 class Alerter:
     """Sends alerts to NATS and/or a webhook; ``send`` returns the ids it delivered.
     ``close`` (awaited) gives the webhook's backlog a last chance, then stops."""
@@ -105,6 +113,7 @@ class Alerter:
         self._poster: asyncio.Task[None] | None = None
         self._posting = False  # the first of the backlog is being posted
         self._held_since: float | None = None  # the bus refused alerts since then
+        self._opener = urllib.request.build_opener(_RefuseRedirects)
 
     async def send(self, anomalies: Sequence[dict[str, Any]]) -> list[str]:
         sent: list[str] = []
@@ -205,8 +214,13 @@ class Alerter:
             method="POST",
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.webhook_timeout_s) as response:
+            with self._opener.open(request, timeout=self.webhook_timeout_s) as response:
                 response.read()
-        except (urllib.error.URLError, OSError) as e:  # HTTPError (4xx, 5xx) is a URLError
+        except urllib.error.HTTPError as e:
+            if 300 <= e.code < 400:
+                moved_to = urllib.parse.urljoin(self.webhook or "", e.headers.get("Location", ""))
+                return f"HTTP {e.code}: moved to {moved_to}; give that URL as --webhook"
+            return str(e)
+        except (urllib.error.URLError, OSError) as e:
             return str(e)
         return None

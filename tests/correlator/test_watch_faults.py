@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import nats
 import pyarrow.parquet as pq
+import pytest
 
 from choreoscope.commands.correlate import bus_publisher
 from choreoscope.nats_server import EmbeddedNats
@@ -191,3 +196,52 @@ async def test_an_alert_due_while_nats_restarts_is_published_once(
 
 def _ledger_says_alerted(layout: StoreLayout, workflow: str) -> bool:
     return _alerted_on_disk(layout).get(workflow) is not None
+
+
+@pytest.fixture
+def moved_webhook() -> Iterator[tuple[str, list[tuple[str, str, bytes]]]]:
+    """A webhook moved: /hook answers 301 to /new; each request is recorded."""
+    requests: list[tuple[str, str, bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            requests.append((self.command, self.path, body))
+            if self.path == "/hook":
+                self.send_response(301)
+                self.send_header("Location", "/new")
+            else:
+                self.send_response(204)
+            self.end_headers()
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/hook", requests
+    server.shutdown()
+
+
+async def test_a_webhook_that_redirects_is_reported_not_sent_a_get_without_the_alert(
+    store_layout: StoreLayout, moved_webhook, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = SpanLog()
+    up_to_parsed(history(log), "wf-drop-0", start=100)
+    log.write(store_layout)
+    url, requests = moved_webhook
+    alerter = Alerter(
+        publish=None, dashboard_url="http://127.0.0.1:8501", webhook=url,
+        webhook_retry_s=(0.05,),
+    )  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="correlator.alerts"):
+        watcher = await Watcher(store_layout, alerter).started()
+        await asyncio.sleep(0.5)
+        await watcher.stopped()
+
+    # urllib followed the 301 as a GET without a body, and the alert counted as taken
+    assert [(method, path) for method, path, _ in requests] == [("POST", "/hook")] * 2
+    assert "moved" in caplog.text and "/new" in caplog.text
