@@ -29,6 +29,8 @@ from store import StoreLayout
 
 log = logging.getLogger(__name__)
 
+PROGRESS_EVERY_S = 30.0  # how often a long cold pass says it still works
+
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
@@ -89,7 +91,8 @@ async def watch(
     judged = False
     try:
         started = time.perf_counter()
-        while not await _pass(engine.cold_pass, clock):
+        log.info("judging every span stored in %s before watching", layout.root)
+        while not await _cold_pass(engine, clock, stop=stop):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval_s)
             if stop.is_set():
@@ -114,8 +117,8 @@ async def watch(
                     recorded = _record_pass(layout, clock, watching=True)
     finally:
         await alerter.close()
-        try:
-            error = _write_error(engine)
+        try:  # before the first judgement there is nothing of this run to write
+            error = _write_error(engine) if judged else None
         finally:
             engine.close()
         if judged:  # the statuses stop at its last pass
@@ -135,12 +138,45 @@ def _record_pass(layout: StoreLayout, clock: Callable[[], dt.datetime], *, watch
     return time.monotonic()
 
 
+async def _cold_pass(
+    engine: Correlator, clock: Callable[[], dt.datetime], *, stop: asyncio.Event
+) -> bool:
+    """The cold pass, which reads every span stored: on a large store it takes minutes,
+    so say every ``PROGRESS_EVERY_S`` that it still works, and when told to stop,
+    interrupt it rather than finish it (nothing was alerted yet: the next watcher
+    does it again)."""
+    started = time.monotonic()
+    judging = asyncio.ensure_future(_pass(engine.cold_pass, clock))
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        while not judging.done():
+            await asyncio.wait(
+                {judging, stopping}, timeout=PROGRESS_EVERY_S, return_when=asyncio.FIRST_COMPLETED
+            )
+            if judging.done():
+                break
+            if stop.is_set():
+                # again until it ends: an interrupt between two statements is lost
+                engine.con.interrupt()
+                await asyncio.wait({judging}, timeout=0.05)
+            else:
+                log.info(
+                    "still judging the stored spans (%.0fs so far); ready when done",
+                    time.monotonic() - started,
+                )  # fmt: skip
+    finally:
+        stopping.cancel()
+    return judging.result()
+
+
 async def _pass(run: Callable[..., object], clock: Callable[[], dt.datetime]) -> bool:
     """Run one pass in a worker thread. A store being compacted under us can make
     a read fail (a segment replaced between listing and reading): log it and let
     the next tick try again, rather than stop watching."""
     try:
         await asyncio.to_thread(run, now=clock())
+    except duckdb.InterruptException:  # stopping: interrupted by _cold_pass
+        return False
     except duckdb.Error as e:
         log.warning("correlator pass failed, retrying on the next tick: %s", e)
         return False

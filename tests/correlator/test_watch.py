@@ -56,7 +56,8 @@ def _store_with_a_dropped_message(layout: StoreLayout) -> None:
 
 
 async def _run_watch(layout: StoreLayout, alerter: Alerter, *, seconds: float) -> None:
-    stop = asyncio.Event()
+    """Watch for ``seconds`` after the cold pass (a stop during it interrupts it)."""
+    stop, ready = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(
         watch(
             data_dir=layout.root,
@@ -65,8 +66,10 @@ async def _run_watch(layout: StoreLayout, alerter: Alerter, *, seconds: float) -
             thresholds=Thresholds(min_deadline_s=5),
             interval_s=0.05,
             clock=lambda: at(150),
+            ready=ready,
         )
     )
+    await asyncio.wait_for(ready.wait(), timeout=60)
     await asyncio.sleep(seconds)
     stop.set()
     await task

@@ -23,7 +23,7 @@ from correlator.thresholds import Thresholds
 from correlator.watch import watch
 from instrumentation.nats_shutdown import close_connection
 from store import StoreLayout
-from tests.correlator.pipelines import history, up_to_parsed
+from tests.correlator.pipelines import healthy_run, history, up_to_parsed
 from tests.correlator.span_shapes import SpanLog, at
 
 
@@ -245,3 +245,30 @@ async def test_a_webhook_that_redirects_is_reported_not_sent_a_get_without_the_a
     # urllib followed the 301 as a GET without a body, and the alert counted as taken
     assert [(method, path) for method, path, _ in requests] == [("POST", "/hook")] * 2
     assert "moved" in caplog.text and "/new" in caplog.text
+
+
+async def test_a_watcher_told_to_stop_during_its_cold_pass_stops_without_finishing_it(
+    store_layout: StoreLayout, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = SpanLog()
+    ours = history(log)
+    for n in range(5000):  # a cold pass of about a second here; minutes on a real store
+        healthy_run(ours, f"wf-many-{n}", start=10 + n / 100)
+    up_to_parsed(ours, "wf-drop-0", start=100)
+    log.write(store_layout)
+    alerted: list[str] = []
+
+    async def publish(subject: str, payload: bytes) -> None:
+        alerted.append(subject)
+
+    alerter = Alerter(publish=publish, dashboard_url="http://127.0.0.1:8501")
+    with caplog.at_level(logging.INFO, logger="correlator.watch"):
+        watcher = Watcher(store_layout, alerter)
+        await asyncio.sleep(0.2)  # SIGTERM, while it judges the store
+        await watcher.stopped()
+
+    # it finished the cold pass first, alerting (minutes, on a large store: long
+    # enough for a supervisor to kill it)
+    assert not watcher.ready.is_set() and alerted == []
+    assert "judging every span stored" in caplog.text
+    assert "correlator stopped" in caplog.text and "failed" not in caplog.text
