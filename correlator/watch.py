@@ -26,9 +26,13 @@ from correlator.engine import Correlator
 from correlator.last_pass import EVERY_S, write_last_pass
 from correlator.thresholds import Thresholds
 from store import StoreLayout
+from store.quarantine import QUARANTINE_DIR, unreadable_reason
 
 log = logging.getLogger(__name__)
 
+# the findings files every pass writes whole from what it judged (ledger.py keeps
+# the anomalies, which it cannot rebuild: what was alerted)
+REWRITTEN = ("workflow_status", "workflow_status_recent", "model_steps", "model_follows")
 PROGRESS_EVERY_S = 30.0  # how often a long cold pass says it still works
 
 
@@ -45,6 +49,7 @@ def correlate_once(
 ) -> Correlator:
     """Compute the findings from what is stored now and write them; returns the
     (closed) correlator, whose ``ledger`` and ``model`` hold the results."""
+    set_aside_damaged_findings(StoreLayout.at(data_dir))
     engine = Correlator(data_dir=data_dir, thresholds=thresholds, choreography=choreography)
     now = now or utc_now()
     try:
@@ -54,6 +59,35 @@ def correlate_once(
         engine.close()
     write_last_pass(engine.layout, as_of=now, watching=False)
     return engine
+
+
+def set_aside_damaged_findings(layout: StoreLayout) -> None:
+    """Move into ``<data>/quarantine/findings/`` each findings file a pass rewrites
+    whole (statuses, model) that cannot be read, keeping its bytes: one cut short by a
+    disk problem otherwise kept the correlator from starting, when it would have
+    written the file afresh. The anomalies files are left for the user to decide
+    (see UnreadableSegmentError): without them, old anomalies would be alerted again."""
+    con = duckdb.connect(":memory:")
+    try:
+        for name in REWRITTEN:
+            path = layout.findings / f"{name}.parquet"
+            reason = unreadable_reason(con, path, whole=False) if path.exists() else None
+            if reason is None:
+                continue
+            stamp = utc_now().strftime("%Y%m%dT%H%M%S")
+            aside = layout.root / QUARANTINE_DIR / "findings" / f"{name}.{stamp}.parquet"
+            try:
+                aside.parent.mkdir(parents=True, exist_ok=True)
+                path.replace(aside)
+            except OSError as e:
+                log.warning("could not move the damaged %s aside: %s", path, e)
+                continue
+            log.warning(
+                "%s cannot be read (%s): moved to %s; the correlator writes it afresh",
+                path, reason, aside,
+            )  # fmt: skip
+    finally:
+        con.close()
 
 
 async def wait_for_store(layout: StoreLayout, *, stop: asyncio.Event, poll_s: float) -> bool:
@@ -85,6 +119,7 @@ async def watch(
     layout = StoreLayout.at(data_dir)
     if not await wait_for_store(layout, stop=stop, poll_s=interval_s):
         return
+    set_aside_damaged_findings(layout)
     engine = Correlator(
         data_dir=layout.root, thresholds=thresholds, choreography=choreography, keep_s=keep_s
     )

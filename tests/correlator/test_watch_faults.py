@@ -272,3 +272,24 @@ async def test_a_watcher_told_to_stop_during_its_cold_pass_stops_without_finishi
     assert not watcher.ready.is_set() and alerted == []
     assert "judging every span stored" in caplog.text
     assert "correlator stopped" in caplog.text and "failed" not in caplog.text
+
+
+async def test_a_damaged_status_file_is_set_aside_and_written_afresh_not_a_refusal_to_start(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    up_to_parsed(history(log), "wf-drop-0", start=100)
+    log.write(store_layout)
+    alerter = Alerter(publish=None, dashboard_url="http://127.0.0.1:8501")
+    await (await Watcher(store_layout, alerter).started()).stopped()
+    status = store_layout.findings / "workflow_status.parquet"
+    damaged = status.read_bytes()[:100]  # cut short by a disk problem
+    status.write_bytes(damaged)
+
+    # it refused to start: "the store file .../workflow_status.parquet cannot be read"
+    await (await Watcher(store_layout, alerter).started()).stopped()
+
+    statuses = pq.read_table(status).to_pylist()
+    assert "wf-drop-0" in {s["workflow_id"] for s in statuses}
+    (aside,) = (store_layout.root / "quarantine" / "findings").iterdir()
+    assert aside.read_bytes() == damaged
