@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import io
-
-import pyarrow.parquet as pq
 import streamlit as st
 
 from correlator.queries import CONTRACT_VIEWS
 from dashboard.data import read
 from dashboard.example_queries import EXAMPLE_QUERIES
 from dashboard.page_frame import open_page
+from dashboard.query_results import as_frame, parquet_bytes, with_unique_names
 from dashboard.sql_access import sandbox_connection
 from dashboard.sql_sandbox import DEFAULT_ROW_CAP, DEFAULT_TIME_LIMIT_S, run_read_query
 from instrumentation.errors import ChoreoscopeError
@@ -46,15 +44,14 @@ if page is not None:
             if result.truncated:
                 note += f" (stopped at the cap of {result.row_cap:,}; add a LIMIT or a WHERE)"
             st.caption(note)
-            frame = result.table.to_pandas()
+            table = with_unique_names(result.table)
+            frame = as_frame(table)
             st.dataframe(frame, hide_index=True)
-            parquet = io.BytesIO()
-            pq.write_table(result.table, parquet)
+            parquet, as_text = parquet_bytes(table)
             left, right = st.columns(2)
             left.download_button("Download CSV", frame.to_csv(index=False), "query.csv", "text/csv")
             right.download_button(
-                "Download Parquet",
-                parquet.getvalue(),
-                "query.parquet",
-                "application/vnd.apache.parquet",
+                "Download Parquet", parquet, "query.parquet", "application/vnd.apache.parquet"
             )
+            if as_text:
+                right.caption(f"Written as text, which Parquet cannot hold: {', '.join(as_text)}")

@@ -60,3 +60,26 @@ def test_the_schema_browser_lists_the_contract_views(recruitment_store: Path):
     at = open_dashboard(recruitment_store, page=CONSOLE)
     captions = {c.value for c in at.caption}
     assert {"workflows", "anomalies", "messages", "edges", "spans", "heartbeats"} <= captions
+
+
+def test_a_join_repeating_a_column_name_shows_both_columns(recruitment_store: Path):
+    at = run_sql(
+        open_dashboard(recruitment_store, page=CONSOLE),
+        "SELECT w.workflow_id, a.workflow_id, a.kind FROM workflows w "
+        "JOIN anomalies a ON a.workflow_id = w.workflow_id ORDER BY a.kind",
+    )
+    shown = at.dataframe[-1].value
+    assert list(shown.columns) == ["workflow_id", "workflow_id_1", "kind"]
+    assert list(shown["kind"]) == ["dropped", "failed"]
+
+
+def test_an_interval_result_shows_and_is_offered_as_parquet(recruitment_store: Path):
+    at = run_sql(  # how long each stalled run has been idle: an INTERVAL
+        open_dashboard(recruitment_store, page=CONSOLE),
+        "SELECT workflow_id, now() - last_activity_at AS idle FROM workflows "
+        "WHERE status = 'stalled'",
+    )
+    assert list(at.dataframe[-1].value.columns) == ["workflow_id", "idle"]
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels == ["Download CSV", "Download Parquet"]
+    assert any(c.value.endswith("Parquet cannot hold: idle") for c in at.caption)
