@@ -50,6 +50,7 @@ def waterfall_rows(
         )
     attempted = set(hops["message_id"])
     drawn_until = max((b["end"] for b in bars if pd.notna(b["end"])), default=None)
+    drawn_from = min((b["start"] for b in bars if pd.notna(b["start"])), default=None)
     for message in messages.itertuples(index=False):
         if pd.isna(message.published_at):
             continue  # its publish span never arrived: nothing to place it by
@@ -62,7 +63,7 @@ def waterfall_rows(
                     "attempt": 0,
                     "phase": "never processed",
                     "start": message.published_at,
-                    "end": _clipped_end(message.published_at, view_end, drawn_until),
+                    "end": _clipped_end(message.published_at, view_end, drawn_from, drawn_until),
                     "note": f"waiting for {_humane(waited)}",
                 }
             )
@@ -84,7 +85,10 @@ def _is_waiting(message: object) -> bool:
 
 
 def _clipped_end(
-    published: pd.Timestamp, view_end: dt.datetime, drawn_until: pd.Timestamp | None
+    published: pd.Timestamp,
+    view_end: dt.datetime,
+    drawn_from: pd.Timestamp | None,
+    drawn_until: pd.Timestamp | None,
 ) -> pd.Timestamp:
     """Where a waiting bar stops: at the view's end, unless that would squash the hops.
 
@@ -93,10 +97,9 @@ def _clipped_end(
     (half the chart), and labelled with how long it has waited.
     """
     end = pd.Timestamp(view_end)
-    if drawn_until is None:
+    if drawn_from is None or drawn_until is None:
         return end
-    first = min(published, drawn_until)
-    room = max(pd.Timedelta(milliseconds=50), drawn_until - first)
+    room = max(pd.Timedelta(milliseconds=50), drawn_until - min(published, drawn_from))
     return min(end, max(drawn_until, published) + room)
 
 

@@ -200,3 +200,23 @@ def test_workflows_joined_by_links_across_traces_are_listed_as_related(tmp_path:
     related = back.dataframe[-1].value
     assert list(related["workflow_id"]) == ["wf-application"]
     assert list(related["relation"]) == ["links to"]
+
+
+def test_the_waiting_message_takes_as_much_of_the_timeline_as_the_hops_before_it(
+    recruitment_store: Path,
+):
+    # a sliver of a bar put its "waiting for 10 min" label over the hops and the stall
+    # marker; clipped, it still takes half the chart
+    import datetime as dt
+
+    import correlator
+    from correlator.queries import workflow_hops, workflow_messages
+    from dashboard.waterfall import waterfall_rows
+
+    with correlator.connect(recruitment_store) as con:
+        hops = workflow_hops(con, workflow_id=STALLED_WORKFLOW)
+        messages = workflow_messages(con, workflow_id=STALLED_WORKFLOW)
+    rows = waterfall_rows(hops, messages, view_end=dt.datetime.now(dt.UTC))
+    waiting = rows[rows["phase"] == "never processed"].iloc[0]
+    before = rows[rows["phase"] != "never processed"]
+    assert waiting["end"] - waiting["start"] >= before["end"].max() - before["start"].min()
