@@ -1,8 +1,11 @@
 """The controls every page shares: the time window and live refresh.
 
-Both live in the sidebar and in session state, so they persist from page to
-page. The window's start is rounded down to the refresh period, so that cached
-reads are shared by every rerun (and session) within one period.
+Both live in the sidebar, and their values in session state under keys of their
+own, so they persist from page to page: Streamlit forgets a widget's state when
+the page that drew it is left, even when the next page draws one of the same key.
+
+The window's start is rounded down to the refresh period, so that cached reads are
+shared by every rerun (and session) within one period.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ WINDOWS: dict[str, dt.timedelta | None] = {
     "All time": None,
 }
 DEFAULT_WINDOW = "Last hour"
+KEPT_WINDOW = "chosen_time_window"  # the widget's value, kept across pages
+KEPT_LIVE = "chosen_live_refresh"
 
 
 @dataclass(frozen=True)
@@ -42,9 +47,10 @@ def time_window_control(*, now: dt.datetime | None = None) -> TimeWindow:
     label = st.sidebar.selectbox(
         "Time window",
         list(WINDOWS),
-        index=list(WINDOWS).index(DEFAULT_WINDOW),
+        index=list(WINDOWS).index(st.session_state.get(KEPT_WINDOW, DEFAULT_WINDOW)),
         key="time_window",
     )
+    st.session_state[KEPT_WINDOW] = label
     length = WINDOWS[label]
     if length is None:
         return TimeWindow(label=label, since=None)
@@ -55,12 +61,14 @@ def time_window_control(*, now: dt.datetime | None = None) -> TimeWindow:
 
 def live_refresh_control() -> bool:
     """The sidebar's pause toggle; True while live refresh is on."""
-    return st.sidebar.toggle(
+    live = st.sidebar.toggle(
         f"Live refresh (every {REFRESH_S:g} s)",
-        value=True,
+        value=st.session_state.get(KEPT_LIVE, True),
         key="live_refresh",
         help="Turn off to pause the page while you read it.",
     )
+    st.session_state[KEPT_LIVE] = live
+    return live
 
 
 def render_live(body: Callable[[], None], *, live: bool) -> None:

@@ -120,3 +120,17 @@ def test_a_store_the_correlator_stopped_judging_says_its_statuses_are_old(tmp_pa
     (warning,) = open_dashboard(layout.root).warning
     assert warning.value.startswith("Statuses are as of the watcher's last pass, 4 min ago")
     assert "choreoscope correlate --watch --data" in warning.value
+
+
+def test_the_time_window_and_pause_stay_as_chosen_from_page_to_page(recruitment_store: Path):
+    at = open_dashboard(recruitment_store)
+    at.selectbox(key="time_window").set_value("Last 15 minutes").run()
+    at.toggle(key="live_refresh").set_value(False).run()
+    at.switch_page(WORKFLOWS).run()
+    assert at.selectbox(key="time_window").value == "Last 15 minutes"
+    assert at.toggle(key="live_refresh").value is False
+    assert completed_workflow_id(0) not in set(at.dataframe[0].value["workflow_id"])
+
+    at.selectbox(key="time_window").set_value("All time").run()
+    at.switch_page("pages/anomalies.py").run()
+    assert at.selectbox(key="time_window").value == "All time"
