@@ -134,3 +134,22 @@ def test_the_time_window_and_pause_stay_as_chosen_from_page_to_page(recruitment_
     at.selectbox(key="time_window").set_value("All time").run()
     at.switch_page("pages/anomalies.py").run()
     assert at.selectbox(key="time_window").value == "All time"
+
+
+def test_a_run_stalled_since_before_the_window_keeps_its_anomaly_in_view(tmp_path: Path):
+    # the correlator found the drop 20 minutes ago; the user looks at the last 15
+    found = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=20)
+    store = build_recruitment_store(tmp_path / "data", now=found).root
+    at = open_dashboard(store)
+    at.selectbox(key="time_window").set_value("Last 15 minutes").run()
+    tiles = {m.label: m.value for m in at.metric}
+    assert tiles["Stalled"] == "1"
+    assert tiles["dropped"] == "1"  # why, beside it
+    assert "failed" not in tiles  # the failed run ended before the window: history
+
+    at.switch_page("pages/anomalies.py").run()
+    assert not at.success  # not "No anomalies in this window."
+    listed = at.dataframe[0].value
+    assert list(zip(listed["workflow_id"], listed["root_cause"], strict=True)) == [
+        (STALLED_WORKFLOW, "dropped")
+    ]
