@@ -70,7 +70,7 @@ def render(page: PageContext, workflow_id: str) -> None:
         open_by_prefix(page, workflow_id)
         return
     run = detail.run
-    header = st.columns([3, 1, 1, 1])
+    header = st.columns([5, 3, 2, 2])  # room for "completed" at a metric's size
     header[0].caption("Workflow")
     header[0].code(run.workflow_id, language=None)
     header[0].text(f"type: {run.workflow_type or '–'}  ·  services: {', '.join(run.services)}")

@@ -19,7 +19,7 @@ from tests.dashboard.browser_helpers import (
     serve_dashboard,
     stop_process,
 )
-from tests.dashboard.fixture_store import FAILED_WORKFLOW, STALLED_WORKFLOW
+from tests.dashboard.fixture_store import FAILED_WORKFLOW, HOSTILE_WORKFLOW, STALLED_WORKFLOW
 from tests.dashboard.scenario_spans import heartbeat_rows
 
 
@@ -44,6 +44,11 @@ def test_chromium_opens_the_dashboard_and_a_workflow_deep_link(
             browser.wait_for_elements("canvas, svg.marks")  # the waterfall was drawn
             shot = tmp_path / "workflow-detail.png"
             browser.screenshot(shot)
+
+            # A completed run's status reads whole, not "compl…".
+            browser.open(f"http://127.0.0.1:{port}/?workflow={HOSTILE_WORKFLOW}")
+            browser.wait_for_text(HOSTILE_WORKFLOW, "completed", "Timeline")
+            assert cut_metric_values(browser) == []
 
             # Clicking a row of the Workflows table opens that workflow (stalled first).
             browser.open(f"http://127.0.0.1:{port}/workflows")
@@ -119,6 +124,19 @@ def click_label(browser: HeadlessChromium, text: str) -> None:
     x, y = box["x"] + 16, box["y"] + box["height"] / 2  # the switch sits left of its text
     for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
         browser.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+
+
+def cut_metric_values(browser: HeadlessChromium) -> list[str]:
+    """The metric values the page shows cut short (with an ellipsis)."""
+    selector = "[data-testid='stMetricValue'], [data-testid='stMetricValue'] *"
+    return browser.call(
+        "Runtime.evaluate",
+        expression=(
+            f"Array.from(document.querySelectorAll({json.dumps(selector)}))"
+            ".filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.innerText)"
+        ),
+        returnByValue=True,
+    )["result"]["value"]
 
 
 def alive_tile(browser: HeadlessChromium) -> str:
