@@ -2,7 +2,8 @@
 
 Drawn from the correlator's ``hops`` (one row per processing attempt) and
 ``messages`` (how each message ended). Queue wait is a pale bar, processing a
-solid one (red when the attempt raised), each retry its own row; a message no
+solid one (red when the attempt raised, purple when its handler gave the message
+back with a nak or a term: it processed nothing), each retry its own row; a message no
 consumer started processing gets a dashed bar running toward the end of the view,
 and the point where the workflow stopped is marked.
 """
@@ -21,6 +22,7 @@ PHASES = {
     "queue wait": "#b9d3ee",
     "processing": "#1f77b4",
     "failed attempt": "#d62728",
+    "given back": "#9467bd",
     "never processed": "#e69f00",
 }
 STALL_LABEL = "stalled here"
@@ -39,11 +41,10 @@ def waterfall_rows(
             bars.append(
                 {**common, "phase": "queue wait", "start": hop.published_at, "end": hop.started_at}
             )
-        failed = hop.status_code == "error"
         bars.append(
             {
                 **common,
-                "phase": "failed attempt" if failed else "processing",
+                "phase": _attempt_phase(hop),
                 "start": hop.started_at,
                 "end": hop.ended_at,
             }
@@ -72,6 +73,14 @@ def waterfall_rows(
     ).dropna(subset=["start", "end"])
     first_start = frame.groupby("row", sort=False)["start"].transform("min")
     return frame.assign(order=first_start.rank(method="dense")).sort_values(["order", "start"])
+
+
+def _attempt_phase(hop: object) -> str:
+    if getattr(hop, "status_code", None) == "error":
+        return "failed attempt"
+    if isinstance(getattr(hop, "given_back", None), str):
+        return "given back"  # a nak or a term: no processing, though it did not raise
+    return "processing"
 
 
 def _is_waiting(message: object) -> bool:

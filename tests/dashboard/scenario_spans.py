@@ -98,8 +98,12 @@ class ScenarioSpans:
         audit: tuple[str, str] | None = None,
         in_trace: str | None = None,
         in_workflow: str | None = None,
+        settle: str | None = None,
     ) -> str:
         """The receive and process spans of one delivery; returns the process span id.
+
+        ``settle``: the handler settled the message itself (``nak``, ``term``) as it
+        returned, a settle span the child of the process span.
 
         ``in_trace``/``in_workflow``: a consumer that handles the message inside a
         trace (and workflow) of its own, linked to the publish span only, as batch
@@ -159,6 +163,20 @@ class ScenarioSpans:
             events=_exception_events(error, at=received + processing) if error else None,
             **promoted,
         )
+        if settle is not None:
+            self._add(
+                trace_id=trace_id,
+                span_id=self._span_id(),
+                parent_span_id=span_id,
+                name=semconv.span_name(settle, message.subject),
+                kind="client",
+                service=service,
+                start=received + processing,
+                end=received + processing,
+                attributes={**common, semconv.MESSAGING_OPERATION_TYPE: semconv.OP_SETTLE},
+                operation=semconv.OP_SETTLE,
+                **promoted,
+            )
         return span_id
 
     def _add(

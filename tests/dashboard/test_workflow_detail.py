@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
+
 from tests.dashboard.app_driver import dataframe_cells, markdown_texts, open_dashboard, plain_texts
 from tests.dashboard.fixture_store import (
     COMPLETED_COUNT,
@@ -220,3 +222,43 @@ def test_the_waiting_message_takes_as_much_of_the_timeline_as_the_hops_before_it
     waiting = rows[rows["phase"] == "never processed"].iloc[0]
     before = rows[rows["phase"] != "never processed"]
     assert waiting["end"] - waiting["start"] >= before["end"].max() - before["start"].min()
+
+
+def test_an_attempt_its_handler_gave_back_is_not_drawn_as_processing(tmp_path: Path):
+    # the handler returned without raising, but settled with a nak (not ready) or a
+    # term (unusable): it processed nothing, as the messages view and detection say
+    import datetime as dt
+
+    from collector.segment_writer import SegmentWriter
+    from store import StoreLayout
+    from tests.dashboard.fixture_store import SUBMITTED
+    from tests.dashboard.scenario_spans import ScenarioSpans
+
+    layout = StoreLayout.at(tmp_path / "data")
+    layout.ensure()
+    spans = ScenarioSpans()
+    now = dt.datetime.now(dt.UTC)
+    for workflow_id, settle in (("wf-naked", "nak"), ("wf-termed", "term")):
+        submitted = spans.publish(
+            service="intake",
+            subject=SUBMITTED,
+            workflow_id=workflow_id,
+            at=now - dt.timedelta(minutes=2),
+            trace_id=spans.new_trace_id(),
+        )
+        spans.consume(
+            submitted,
+            service="parser",
+            wait=dt.timedelta(milliseconds=30),
+            processing=dt.timedelta(milliseconds=200),
+            settle=settle,
+        )
+    writer = SegmentWriter(layout=layout)
+    writer.write("spans", spans.table(), at=now)
+    writer.close()
+
+    for workflow_id in ("wf-naked", "wf-termed"):
+        at = open_dashboard(layout.root, workflow=workflow_id)
+        (chart,) = at.get("vega_lite_chart")
+        bars = pa.ipc.open_stream(chart.proto.datasets[0].data.data).read_all()
+        assert bars["phase"].to_pylist() == ["queue wait", "given back"]
