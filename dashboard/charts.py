@@ -12,6 +12,8 @@ STATUS_COLORS = {
     "failed": "#d62728",
 }
 BUCKET_FORMAT = "%Y-%m-%d %H:%M"  # a bucket's start, in tooltips
+# counts are whole: with one run per bucket, Vega's ticks read 0.2, 0.4... workflows
+COUNT_AXIS = alt.Axis(tickMinStep=1, format="d")
 
 
 def throughput_chart(frame: pd.DataFrame) -> alt.Chart:
@@ -21,7 +23,7 @@ def throughput_chart(frame: pd.DataFrame) -> alt.Chart:
         .mark_bar()
         .encode(
             x=_utc_time(frame),
-            y=alt.Y("workflows:Q", title="workflows started"),
+            y=alt.Y("workflows:Q", title="workflows started", axis=COUNT_AXIS),
             color=alt.Color(
                 "status:N",
                 scale=alt.Scale(domain=list(STATUS_COLORS), range=list(STATUS_COLORS.values())),
@@ -39,7 +41,7 @@ def anomalies_chart(frame: pd.DataFrame) -> alt.Chart:
         .mark_bar()
         .encode(
             x=_utc_time(frame),
-            y=alt.Y("anomalies:Q", title="anomalies"),
+            y=alt.Y("anomalies:Q", title="anomalies", axis=COUNT_AXIS),
             color=alt.Color("kind:N"),
             tooltip=[utc_tooltip("at"), "kind:N", "anomalies:Q"],
         )

@@ -36,3 +36,13 @@ def test_tooltips_read_times_in_utc_as_the_axes_do() -> None:
         assert tips == {"at (UTC)": "at_utc"}  # text: the browser's zone cannot shift it
         (row,) = spec["datasets"].values()
         assert row[0]["at_utc"] == "2026-11-26 23:44"
+
+
+def test_counts_are_labelled_in_whole_numbers() -> None:
+    at = dt.datetime(2026, 11, 26, 23, 44, tzinfo=dt.UTC)
+    frame = pd.DataFrame(  # one run per bucket: Vega labelled 0.2, 0.4... workflows
+        {"at": [at], "status": "completed", "workflows": 1, "kind": "dropped", "anomalies": 1}
+    )
+    for chart in (throughput_chart(frame), anomalies_chart(frame)):
+        axis = chart.to_dict()["encoding"]["y"]["axis"]
+        assert axis["tickMinStep"] == 1 and axis["format"] == "d"
