@@ -117,7 +117,7 @@ def _failed(f: dict[str, Any], now: dt.datetime) -> str:
     err = f": {f['last_error']}" if f.get("last_error") else ""
     errors = f.get("errors") or 1
     attempts = "its only attempt" if errors == 1 else f"all {errors} attempts"
-    last = f", the last {_clock(f, 'last_attempt_end')}" if errors > 1 else ""
+    last = f", the last {_when(f, 'last_attempt_end')}" if errors > 1 else ""
     return (
         f"failed at `{f['service']}`: {attempts} to process {_msg(f)} raised{last}, "
         f"and no retry came within {ago(f.get('waited_s'))}{err}"

@@ -32,3 +32,14 @@ def test_a_count_of_one_is_singular(finding: dict, reads: str, never: str | None
 
     assert reads in text
     assert never is None or never not in text
+
+
+def test_a_failure_after_several_attempts_says_when_the_last_one_ended() -> None:
+    text = explain(
+        {**WAIT, "kind": "failed", "errors": 3, "waited_s": 60,
+         "last_attempt_end": NOW - dt.timedelta(minutes=1)},
+        now=NOW,
+    )  # fmt: skip
+
+    assert "all 3 attempts to process" in text
+    assert "raised, the last at 12:04:00 UTC, and no retry came" in text
