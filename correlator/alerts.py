@@ -192,8 +192,9 @@ class Alerter:
                 if delay is None:
                     log.error(
                         "webhook %s did not take an alert after %d tries (last: %s); it "
-                        "was published on choreo.alerts.> and stays in the anomalies view",
+                        "%sstays in the anomalies view",
                         self.webhook, attempt, error,
+                        "was published on choreo.alerts.> and " if self.publish else "",
                     )  # fmt: skip
                     break
                 log.warning(

@@ -245,6 +245,9 @@ async def test_a_webhook_that_redirects_is_reported_not_sent_a_get_without_the_a
     # urllib followed the 301 as a GET without a body, and the alert counted as taken
     assert [(method, path) for method, path, _ in requests] == [("POST", "/hook")] * 2
     assert "moved" in caplog.text and "/new" in caplog.text
+    # without NATS, giving up does not claim the alert went out there
+    assert "did not take an alert after 2 tries" in caplog.text
+    assert "published on" not in caplog.text
 
 
 async def test_a_watcher_told_to_stop_during_its_cold_pass_stops_without_finishing_it(
