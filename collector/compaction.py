@@ -40,7 +40,7 @@ from pathlib import Path
 
 import duckdb
 
-from store.durable_files import fsync_path, replacing
+from store.durable_files import fsync_path, remove_abandoned_temp_files, replacing
 from store.layout import COMPACTED_PREFIX, StoreLayout
 from store.quarantine import quarantine, unreadable_reason
 
@@ -133,6 +133,8 @@ class Compactor:
         return written
 
     def compact_partition(self, folder: Path, *, table: str, now: dt.datetime) -> int:
+        for path in remove_abandoned_temp_files(folder):
+            log.info("removed %s, left by a write that was killed", path)
         pending = self._finish_manifests(folder, now=now)
         small = [
             p

@@ -35,6 +35,7 @@ from correlator.stored_spans import StoredSpans
 from correlator.thresholds import Thresholds
 from correlator.verdicts import Verdicts
 from store import StoreLayout
+from store.durable_files import remove_abandoned_temp_files
 from store.layout import COMPACTED_PREFIX, oldest_partition
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ class Correlator:
         self.layout = StoreLayout.at(data_dir)
         self.layout.check_version()
         ensure_findings(self.layout)
+        for path in remove_abandoned_temp_files(self.layout.findings):
+            log.info("removed %s, left by a write that was killed", path)
         self.thresholds = thresholds or Thresholds()
         self.choreography = choreography
         self.keep_s = keep_s

@@ -8,7 +8,9 @@ reader's ``*.parquet`` glob ever matches it.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,5 +38,25 @@ def replacing(final: Path, *, tmp: Path | None = None) -> Iterator[Path]:
         tmp.replace(final)
         fsync_path(final.parent, directory=True)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        # a folder gone or replaced must not hide the error that matters
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise
+
+
+# no write through ``replacing`` takes this long: a temp file older was abandoned
+ABANDONED_AFTER_S = 3600.0
+
+
+def remove_abandoned_temp_files(folder: Path, *, now: float | None = None) -> list[Path]:
+    """Remove the temp files writers left in ``folder`` when they were killed
+    mid-write (dot-prefixed, ``.tmp``, untouched for ``ABANDONED_AFTER_S``); the
+    removed. By age, not by process id: a writer on another host shares the folder."""
+    now = time.time() if now is None else now
+    removed = []
+    for path in folder.glob(".*.tmp"):
+        with contextlib.suppress(OSError):  # gone meanwhile, or not ours to remove
+            if now - path.stat().st_mtime > ABANDONED_AFTER_S:
+                path.unlink()
+                removed.append(path)
+    return removed

@@ -8,6 +8,8 @@ import contextlib
 import datetime as dt
 import errno
 import json
+import os
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -180,3 +182,21 @@ def test_compaction_interrupted_after_its_output_landed_keeps_each_heartbeat_onc
     assert con.execute('SELECT list(received ORDER BY "at") FROM heartbeats').fetchone() == (
         [0, 1, 2],
     )
+
+
+def test_a_temp_file_a_killed_write_left_is_removed_when_its_hour_is_compacted(
+    store_layout: StoreLayout,
+) -> None:
+    write_segments(store_layout, at=HOUR, batches=[(0, 30), (100, 30)])
+    folder = store_layout.partition_dir("spans", HOUR)
+    abandoned = folder / ".spans-x.parquet.4242.tmp"  # a collector killed mid-write
+    abandoned.write_bytes(b"PAR1 half a segment")
+    two_hours_ago = time.time() - 7200
+    os.utime(abandoned, (two_hours_ago, two_hours_ago))
+    writing = folder / ".spans-y.parquet.4343.tmp"  # another writer, at it now
+    writing.write_bytes(b"PAR1")
+
+    Compactor(layout=store_layout, grace=60).run_once(now=HOUR + dt.timedelta(hours=2))
+
+    assert not abandoned.exists() and writing.exists()
+    assert counts(store_layout)[0] == 60

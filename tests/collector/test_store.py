@@ -195,3 +195,14 @@ def test_signals_stored_twice_during_compaction_s_grace_are_listed_once(
     con = open_store(store_layout.root)
     assert con.execute("SELECT count(*) FROM heartbeats").fetchone() == (3,)
     assert con.execute("SELECT count(*) FROM consumer_lag").fetchone() == (1,)
+
+
+def test_a_write_whose_folder_went_away_raises_its_own_error(tmp_path) -> None:
+    from store.durable_files import replacing
+
+    folder = tmp_path / "findings"
+    folder.mkdir()
+    with pytest.raises(OSError, match="disk full"), replacing(folder / "a.parquet"):
+        folder.rmdir()
+        folder.write_bytes(b"a file where the folder was")  # removing the temp fails too
+        raise OSError("disk full")

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,6 +21,7 @@ import pytest
 from choreoscope.commands.correlate import bus_publisher
 from choreoscope.nats_server import EmbeddedNats
 from correlator.alerts import Alerter
+from correlator.engine import Correlator
 from correlator.thresholds import Thresholds
 from correlator.watch import watch
 from instrumentation.nats_shutdown import close_connection
@@ -296,3 +299,17 @@ async def test_a_damaged_status_file_is_set_aside_and_written_afresh_not_a_refus
     assert "wf-drop-0" in {s["workflow_id"] for s in statuses}
     (aside,) = (store_layout.root / "quarantine" / "findings").iterdir()
     assert aside.read_bytes() == damaged
+
+
+def test_findings_a_killed_write_left_half_done_are_cleared_at_start(
+    store_layout: StoreLayout,
+) -> None:
+    Correlator(data_dir=store_layout.root).close()  # the findings folder exists
+    abandoned = store_layout.findings / ".anomalies.parquet.4242.tmp"
+    abandoned.write_bytes(b"PAR1 half of it")
+    two_hours_ago = time.time() - 7200
+    os.utime(abandoned, (two_hours_ago, two_hours_ago))
+
+    Correlator(data_dir=store_layout.root).close()
+
+    assert not abandoned.exists()
