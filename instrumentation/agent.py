@@ -61,6 +61,7 @@ from instrumentation.errors import ConfigurationError
 from instrumentation.event_publisher import EventPublisher, new_id
 from instrumentation.heartbeat import AgentCounters, HeartbeatPublisher, instance_id
 from instrumentation.messaging_spans import MessagingSpans
+from instrumentation.nats_connect_options import connect_options
 from instrumentation.nats_shutdown import close_connection
 from instrumentation.telemetry import DEFAULT_NATS_URL, Telemetry, telemetry_for
 
@@ -120,7 +121,21 @@ class Agent:
         self.telemetry = telemetry_for(name, telemetry=telemetry, tracer_provider=tracer_provider)
         self.counters = AgentCounters()
         self.heartbeat_interval = heartbeat_interval
-        self._nats_options = dict(nats_options or {})
+        # the user's options win over ours; a name nats.connect() does not take is refused now
+        self._connect_options = connect_options(
+            setting="nats_options",
+            defaults={
+                "servers": nats_url,
+                "name": name,
+                "max_reconnect_attempts": -1,
+                "reconnect_time_wait": 0.5,
+                "connect_timeout": 2,
+                "error_cb": self._on_nats_error,
+                "disconnected_cb": self._on_disconnected,
+                "reconnected_cb": self._on_reconnected,
+            },
+            user=nats_options,
+        )
         self._stream_subjects = list(stream_subjects) if stream_subjects else None
         self._max_deliveries = max_deliveries
         self._ack_wait = ack_wait
@@ -196,17 +211,7 @@ class Agent:
         async with self._connect_lock:
             if self._nc is not None and not self._nc.is_closed:
                 return
-            options: dict[str, Any] = {
-                "name": self.name,
-                "max_reconnect_attempts": -1,
-                "reconnect_time_wait": 0.5,
-                "connect_timeout": 2,
-                "error_cb": self._on_nats_error,
-                "disconnected_cb": self._on_disconnected,
-                "reconnected_cb": self._on_reconnected,
-            }
-            options.update(self._nats_options)
-            self._nc = await nats.connect(self.nats_url, **options)
+            self._nc = await nats.connect(**self._connect_options)
             self._js = self._nc.jetstream()
             self._publisher.nc = self._nc
             if self.delivery == "jetstream":

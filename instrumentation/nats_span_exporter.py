@@ -36,6 +36,7 @@ from instrumentation import wire
 from instrumentation.columnar_encoding import encode_columnar_batch
 from instrumentation.errors import ConfigurationError
 from instrumentation.light_span import LightSpan
+from instrumentation.nats_connect_options import connect_options
 from instrumentation.otlp_encoding import encode_otlp_batch
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,19 @@ class NatsSpanProcessor(SpanProcessor):
         self.subject = wire.SPANS_SUBJECT_PREFIX + service_name
         self.exporter_id = exporter_id or uuid.uuid4().hex[:16]
         self._nats_url = nats_url
-        self._nats_options = dict(nats_options or {})
+        # the user's options win over ours (an error_cb, a timeout, servers of a cluster)
+        self._connect_options = connect_options(
+            setting="nats_options",
+            defaults={
+                "servers": nats_url,
+                "name": f"choreoscope-exporter-{service_name}",
+                "max_reconnect_attempts": -1,
+                "reconnect_time_wait": 0.5,
+                "connect_timeout": 2,
+                "error_cb": self._on_nats_error,
+            },
+            user=nats_options,
+        )
         self._content_type, self._encode = _ENCODERS[encoding]
         self._max_queue = max_queue_spans
         self._max_batch = max_batch_spans
@@ -341,17 +354,7 @@ class NatsSpanProcessor(SpanProcessor):
         if self._nc is None or self._nc.is_closed:
             # nats-py keeps retrying an unreachable server forever with
             # max_reconnect_attempts=-1; shutdown must still be able to give up.
-            connecting = asyncio.ensure_future(
-                nats.connect(
-                    servers=[self._nats_url],
-                    name=f"choreoscope-exporter-{self.service_name}",
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=0.5,
-                    connect_timeout=2,
-                    error_cb=self._on_nats_error,
-                    **self._nats_options,
-                )
-            )
+            connecting = asyncio.ensure_future(nats.connect(**self._connect_options))
             abandoned = asyncio.ensure_future(self._abandoned())
             await asyncio.wait({connecting, abandoned}, return_when=asyncio.FIRST_COMPLETED)
             abandoned.cancel()

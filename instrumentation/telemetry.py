@@ -109,7 +109,8 @@ def configure(
     """Make ``service_name`` traceable: spans go to ``choreo.spans.<service_name>``.
 
     ``nats_options`` are passed to ``nats.connect`` (``user_credentials``, ``token``,
-    ``nkeys_seed``, ``tls``, ...). ``encoding`` is ``"columnar"`` (fast, read by the
+    ``nkeys_seed``, ``tls``, ...) and win over the exporter's own; a name it does not
+    take raises ``ConfigurationError``. ``encoding`` is ``"columnar"`` (fast, read by the
     collector) or ``"otlp"`` (stock ``ExportTraceServiceRequest`` protobuf).
     ``install_global=False`` keeps the global tracer provider and propagators as
     they are, for processes that host several services. ``export=False`` with

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from instrumentation import ConfigurationError, TracedNats, configure
+from instrumentation import Agent, ConfigurationError, TracedNats, configure
 from tests.instrumentation.deterministic_spans import START_NS, in_memory_telemetry, span_dict
 
 APP_WITH_ITS_OWN_PROVIDER = textwrap.dedent(
@@ -99,3 +99,39 @@ async def test_spans_are_identical_run_to_run_with_fixed_id_and_time_generators(
     assert process["parent_span_id"] == publish["span_id"]
     assert publish["start"] == START_NS
     assert [s["end"] - s["start"] for s in first] == [1_000_000, 1_000_000]
+
+
+async def test_nats_options_that_configure_also_sets_are_the_users_and_spans_still_arrive(
+    nats_server,
+):
+    errors = []
+
+    async def on_error(exc):
+        errors.append(exc)
+
+    telemetry = configure(
+        service_name="billing",
+        nats_url=nats_server.url,
+        install_global=False,
+        schedule_delay=0.05,
+        # the same options the application gives its own client and its Agent
+        nats_options={"connect_timeout": 5, "name": "billing-spans", "error_cb": on_error},
+    )
+    try:
+        telemetry.tracer.start_span("charge card").end()
+        assert await asyncio.to_thread(telemetry.force_flush, timeout=20)
+    finally:
+        await asyncio.to_thread(telemetry.shutdown, timeout=2)
+    assert telemetry.stats().spans_exported == 1
+
+
+def test_a_nats_option_nats_connect_does_not_take_is_refused_at_once():
+    with pytest.raises(ConfigurationError, match="conect_timeout") as caught:
+        configure(
+            service_name="billing",
+            install_global=False,
+            nats_options={"conect_timeout": 5},
+        )
+    assert isinstance(caught.value, ValueError)
+    with pytest.raises(ConfigurationError, match="conect_timeout"):
+        Agent("billing", nats_options={"conect_timeout": 5})

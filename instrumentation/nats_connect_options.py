@@ -1,0 +1,35 @@
+"""The options a choreoscope component passes to ``nats.connect``: its own
+defaults, overridden by those the user gave (``nats_options=``).
+
+The user's options win, whatever they name (``servers`` included, for a cluster),
+and a name ``nats.connect`` does not take is refused when the component is made,
+not when it first connects (the exporter connects on its own thread, where a
+``TypeError`` could only be logged and retried forever).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+from nats.aio.client import Client
+
+from instrumentation.errors import ConfigurationError
+
+_ACCEPTED = frozenset(inspect.signature(Client.connect).parameters) - {"self"}
+
+
+def connect_options(
+    *, setting: str, defaults: Mapping[str, Any], user: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """``defaults`` updated with ``user``; ``ConfigurationError`` for an unknown name."""
+    unknown = sorted(set(user or ()) - _ACCEPTED)
+    if unknown:
+        raise ConfigurationError(
+            setting=setting,
+            value=dict(user or {}),
+            fix=f"nats.connect() takes no {', '.join(map(repr, unknown))}; pass only its "
+            "keyword arguments (user_credentials, token, nkeys_seed, tls, ...)",
+        )
+    return {**defaults, **(user or {})}
