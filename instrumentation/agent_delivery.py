@@ -5,7 +5,9 @@ the last allowed delivery, a dead letter on ``dlq.<subject>`` (original headers
 plus the reason) and term. A message that can never be handled (non-UTF-8 or
 oversized headers, a body that is not JSON for a JSON handler) → error span and
 a dead letter at once: no hot redelivery loop. Nothing here raises into the
-Agent's loops; a failed dead-letter publish naks, so nothing is lost.
+Agent's loops; a failed dead-letter publish naks, so nothing is lost. A
+``CancelledError`` the handler raises itself is such an exception too; only a
+step cancelled by the Agent stopping is left unsettled, for redelivery.
 
 On core NATS (``retries=False``) there is nothing to settle and no redelivery:
 every failure is dead-lettered at once, and a dead letter that cannot be
@@ -154,28 +156,25 @@ class DeliveryProcessor:
             )
             await handler.fn(event)
         except asyncio.CancelledError as exc:
-            spans.end_with_error(span, exc, description="cancelled: the agent stopped mid-step")
-            raise
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                spans.end_with_error(span, exc, description="cancelled: the agent stopped mid-step")
+                raise
+            # raised by the handler (a library giving up), not the agent stopping: a
+            # failure like any other, so the message is retried or dead-lettered now
+            # instead of waiting out ack_wait unsettled
+            await self._handler_failed(
+                exc, msg, handler, span, process_context, attempt, nats_attributes
+            )
         except BadMessageError as exc:
             self._counters.failed += 1
             span.record_exception(exc, timestamp=spans.telemetry.clock())
             span.set_status(Status(StatusCode.ERROR, exc.reason))
             await self._dead_letter(msg, handler, span, exc.reason, attempt, nats_attributes)
         except Exception as exc:
-            self._counters.failed += 1
-            span.record_exception(exc, timestamp=spans.telemetry.clock())
-            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-            if not self._retries:
-                reason = "failed on core NATS, which does not redeliver; error: "
-                reason += f"{type(exc).__name__}: {exc}"
-                await self._dead_letter(msg, handler, span, reason, attempt, nats_attributes)
-            elif attempt >= self._max_deliveries:
-                reason = f"failed {attempt} of {self._max_deliveries} deliveries; last error: "
-                reason += f"{type(exc).__name__}: {exc}"
-                await self._dead_letter(msg, handler, span, reason, attempt, nats_attributes)
-            else:
-                spans.end(span)
-                await self._settle("nak", msg, handler, process_context, nats_attributes)
+            await self._handler_failed(
+                exc, msg, handler, span, process_context, attempt, nats_attributes
+            )
         else:
             spans.end(span)
             self._counters.processed += 1
@@ -184,6 +183,32 @@ class DeliveryProcessor:
         finally:
             current_workflow_id.reset(wf_token)
             otel_context.detach(token)
+
+    async def _handler_failed(
+        self,
+        exc: BaseException,
+        msg: Any,
+        handler: Handler,
+        span: Span,
+        process_context: Any,
+        attempt: int,
+        nats_attributes: Mapping[str, Any],
+    ) -> None:
+        """The handler raised: error span, then nak, or a dead letter at the last delivery
+        (at once on core NATS)."""
+        self._counters.failed += 1
+        error = f"{type(exc).__name__}: {exc}"
+        span.record_exception(exc, timestamp=self._spans.telemetry.clock())
+        span.set_status(Status(StatusCode.ERROR, error))
+        if not self._retries:
+            reason = f"failed on core NATS, which does not redeliver; error: {error}"
+            await self._dead_letter(msg, handler, span, reason, attempt, nats_attributes)
+        elif attempt >= self._max_deliveries:
+            reason = f"failed {attempt} of {self._max_deliveries} deliveries; last error: {error}"
+            await self._dead_letter(msg, handler, span, reason, attempt, nats_attributes)
+        else:
+            self._spans.end(span)
+            await self._settle("nak", msg, handler, process_context, nats_attributes)
 
     def _delay(self, attempt: int) -> float:
         return self._backoff[min(attempt, len(self._backoff)) - 1]

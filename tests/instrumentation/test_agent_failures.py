@@ -43,6 +43,35 @@ async def test_failed_step_is_retried_with_backoff_and_its_error_recorded(nats_s
     assert agent.counters.failed == 1 and agent.counters.dead_lettered == 0
 
 
+async def test_cancelled_error_raised_by_a_handler_is_a_failure_retried_at_once(
+    nats_server, run_agents
+):
+    telemetry, spans = in_memory_telemetry("scorer")
+    agent = Agent(
+        "scorer",
+        nats_url=nats_server.url,
+        telemetry=telemetry,
+        backoff=(0.05,),
+        **{**FAST, "ack_wait": 30},
+    )
+    attempts = []
+
+    @agent.on("recruit.cv.parsed")
+    async def score(event):
+        attempts.append(event.attempt)
+        if event.attempt == 1:
+            raise asyncio.CancelledError  # a library giving up, not the agent stopping
+
+    await run_agents(agent)
+    await agent.start_workflow("recruit.cv.parsed", {"cv": 1})
+    # naked with the backoff, not left unsettled until ack_wait (30 s) runs out
+    await eventually(lambda: attempts == [1, 2] and agent.counters.processed == 1, timeout=5)
+    assert agent.counters.failed == 1
+    failed, _ = spans_named(spans, "process recruit.cv.parsed")
+    assert failed["status"] == "ERROR"
+    assert only_span(spans, "nak recruit.cv.parsed")["parent_span_id"] == failed["span_id"]
+
+
 async def test_after_max_deliveries_the_event_goes_to_the_dead_letter_subject(
     nats_server, run_agents, raw_nats
 ):
