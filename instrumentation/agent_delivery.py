@@ -32,10 +32,10 @@ from instrumentation import semconv, wire
 from instrumentation.audit import AuditCapture
 from instrumentation.errors import BadMessageError
 from instrumentation.event import Event
-from instrumentation.event_publisher import EventPublisher, new_id
+from instrumentation.event_publisher import EventPublisher
 from instrumentation.heartbeat import AgentCounters
 from instrumentation.messaging_spans import MessagingSpans, jetstream_attributes
-from instrumentation.propagation import Delivered, extract_delivered
+from instrumentation.propagation import extract_delivered
 from instrumentation.traced_message import current_workflow_id
 
 log = logging.getLogger(__name__)
@@ -52,14 +52,6 @@ class Handler:
     queue: str
     fn: HandlerFunction
     decode: Decode = "json"
-
-
-def workflow_of(delivered: Delivered, span: Span) -> str:
-    """The header's workflow id, else the producer's trace id, else this new trace's."""
-    if delivered.workflow_id:
-        return delivered.workflow_id
-    trace_id = (delivered.producer or span.get_span_context()).trace_id
-    return f"{trace_id:032x}" if trace_id else new_id()
 
 
 def header_problem(headers: Mapping[str, str], max_header_bytes: int) -> str | None:
@@ -130,8 +122,9 @@ class DeliveryProcessor:
         attempt = nats_attributes.get(semconv.NATS_DELIVERY_COUNT, 1)
         subject = msg.subject
         spans = self._spans
-        span = spans.arrive(subject, delivered, consumer_group=handler.queue, extra=nats_attributes)
-        workflow_id = delivered.workflow_id or workflow_of(delivered, span)
+        span, workflow_id = spans.arrive(
+            subject, delivered, consumer_group=handler.queue, extra=nats_attributes
+        )
         process_context = trace.set_span_in_context(span, delivered.base_context)
         token = otel_context.attach(process_context)
         wf_token = current_workflow_id.set(workflow_id)

@@ -213,8 +213,10 @@ class MessagingSpans:
         consumer_group: str | None = None,
         extra: Mapping[str, Any] | None = None,
         kind: SpanKind = SpanKind.CLIENT,
-    ) -> None:
-        """A ``receive`` span, ended at once: the message arrived (even if its handler hangs)."""
+    ) -> str:
+        """A ``receive`` span, ended at once: the message arrived (even if its handler hangs).
+        Returns the workflow id it carries (its own new trace's when the context is broken
+        and no header names one: the message's process span must carry the same)."""
         attributes = self._consumer_attributes(
             subject, delivered, semconv.OP_RECEIVE, "receive", consumer_group, extra
         )
@@ -222,7 +224,8 @@ class MessagingSpans:
         if self._light is None:
             span = self._start_consumer_span(name, kind, delivered, attributes, False)
             span.end(end_time=self._clock())
-            return
+            workflow_id = attributes.get(semconv.CHOREO_WORKFLOW_ID)
+            return workflow_id or f"{span.get_span_context().trace_id:032x}"
         producer = delivered.producer
         span = self._light.start(
             name,
@@ -235,6 +238,7 @@ class MessagingSpans:
         if semconv.CHOREO_WORKFLOW_ID not in attributes:
             attributes[semconv.CHOREO_WORKFLOW_ID] = f"{span.get_span_context().trace_id:032x}"
         span.end(self._clock())
+        return attributes[semconv.CHOREO_WORKFLOW_ID]
 
     def start_process(
         self,
@@ -260,15 +264,23 @@ class MessagingSpans:
         *,
         consumer_group: str | None = None,
         extra: Mapping[str, Any] | None = None,
-    ) -> Span:
+    ) -> tuple[Span, str]:
         """``receive`` then ``start_process``, as a handler's delivery needs them: the
-        two spans share their attributes and link, so they are built once."""
+        two spans share their attributes, link and workflow id, so they are built once.
+        Returns the process span and the workflow id both carry."""
         producer = delivered.producer
         if self._light is None or producer is None:
-            self.receive(subject, delivered, consumer_group=consumer_group, extra=extra)
-            return self.start_process(
+            workflow_id = self.receive(
                 subject, delivered, consumer_group=consumer_group, extra=extra
             )
+            if not delivered.workflow_id:
+                # no producer to continue (a broken context) and no header naming the
+                # workflow: the process span joins the one the receive span started
+                delivered = delivered._replace(workflow_id=workflow_id)
+            span = self.start_process(
+                subject, delivered, consumer_group=consumer_group, extra=extra
+            )
+            return span, workflow_id
         attributes = self._consumer_attributes(
             subject, delivered, semconv.OP_RECEIVE, "receive", consumer_group, extra
         )
@@ -285,7 +297,7 @@ class MessagingSpans:
             start_time=self._clock(),
         )
         receive.end(self._clock())
-        return start(
+        span = start(
             semconv.span_name("process", subject),
             kind=SpanKind.CONSUMER,
             parent=producer,
@@ -293,6 +305,7 @@ class MessagingSpans:
             linked=producer,
             start_time=self._clock(),
         )
+        return span, process_attributes[semconv.CHOREO_WORKFLOW_ID]
 
     def settle(
         self,

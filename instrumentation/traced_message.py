@@ -101,13 +101,17 @@ class TracedMsg:
 
     # --- spans ---------------------------------------------------------------------------
     def record_receive(self, *, kind: SpanKind = SpanKind.CLIENT) -> None:
-        self._spans.receive(
+        workflow_id = self._spans.receive(
             self.subject,
             self.delivered,
             consumer_group=self.consumer_group,
             extra=self.nats_attributes,
             kind=kind,
         )
+        if not self.delivered.workflow_id:
+            # a broken context: the receive span started a new workflow, which the
+            # process span and what the handler publishes continue
+            self.delivered = self.delivered._replace(workflow_id=workflow_id)
 
     @contextlib.contextmanager
     def processing(self, *, kind: SpanKind = SpanKind.CONSUMER) -> Iterator[Span]:

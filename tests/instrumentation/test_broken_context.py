@@ -7,8 +7,8 @@ import asyncio
 import nats
 import pytest
 
-from instrumentation import TracedNats, extract_delivered, semconv
-from tests.instrumentation.deterministic_spans import in_memory_telemetry, only_span
+from instrumentation import Agent, TracedNats, extract_delivered, semconv
+from tests.instrumentation.deterministic_spans import eventually, in_memory_telemetry, only_span
 
 
 @pytest.mark.parametrize(
@@ -70,3 +70,49 @@ def test_a_producers_tracestate_and_go_style_header_case_reach_the_consumer():
     assert delivered.producer.span_id == 0xB7AD6B7169203331
     assert delivered.producer.trace_flags.sampled
     assert delivered.producer.trace_state.to_header() == "vendor=opaque,other=1"
+
+
+async def test_an_agents_spans_of_a_message_without_trace_context_share_one_workflow(
+    nats_server, run_agents, raw_nats
+):
+    telemetry, exported = in_memory_telemetry("billing")
+    agent = Agent("billing", nats_url=nats_server.url, telemetry=telemetry, fetch_timeout=0.2)
+    seen = []
+
+    @agent.on("orders.placed")
+    async def bill(event):
+        seen.append(event.workflow_id)
+        await event.emit("orders.billed", {})
+
+    await run_agents(agent)
+    await raw_nats.jetstream().publish("orders.placed", b"{}")  # a producer we do not trace
+    await eventually(lambda: agent.counters.processed == 1)
+
+    receive = only_span(exported, "receive orders.placed")
+    process = only_span(exported, "process orders.placed")
+    emit = only_span(exported, "publish orders.billed")
+    assert receive["attributes"][semconv.CHOREO_CONTEXT_BROKEN] is True
+    workflows = {s["attributes"][semconv.CHOREO_WORKFLOW_ID] for s in (receive, process, emit)}
+    assert workflows == set(seen)  # one workflow, not the receive span's own
+
+
+async def test_a_traced_subscriptions_spans_of_a_message_without_trace_context_share_one_workflow(
+    nats_server,
+):
+    telemetry, exported = in_memory_telemetry("billing")
+    async with await TracedNats.connect(
+        nats_server.url, service_name="billing", telemetry=telemetry
+    ) as nc:
+        sub = await nc.subscribe("orders.placed")
+        raw = await nats.connect(nats_server.url)
+        await raw.publish("orders.placed", b"{}")
+        msg = await sub.next_msg(timeout=10)
+        await raw.close()
+        with msg.processing():
+            await nc.publish("orders.billed", b"{}")
+
+    receive = only_span(exported, "receive orders.placed")
+    process = only_span(exported, "process orders.placed")
+    emit = only_span(exported, "publish orders.billed")
+    workflows = {s["attributes"][semconv.CHOREO_WORKFLOW_ID] for s in (receive, process, emit)}
+    assert workflows == {msg.workflow_id}
