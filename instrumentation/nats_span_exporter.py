@@ -11,6 +11,7 @@ slow or absent NATS never blocks the host's loop and exporting never makes spans
 about exporting. While NATS is down the queue holds up to ``max_queue_spans``;
 beyond that spans are dropped and counted, and every batch carries the running
 count in ``Choreo-Spans-Dropped`` so the collector sees lost telemetry as a gap.
+A forked child process gets a thread, a connection and an exporter id of its own.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ import collections
 import contextlib
 import itertools
 import logging
+import os
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -130,16 +133,39 @@ class NatsSpanProcessor(SpanProcessor):
         self._abandon = False
         self._flush_waiters: list[threading.Event] = []
 
-        self._loop = asyncio.new_event_loop()
-        self._wake = asyncio.Event()
         self._nc: Any = None
         self._stream_ready = False
+        self._start_thread()
+        reinit = weakref.WeakMethod(self._at_fork_reinit)
+        os.register_at_fork(after_in_child=lambda: (method := reinit()) and method())
+
+    def _start_thread(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._wake = asyncio.Event()
         self._thread = threading.Thread(
             target=self._thread_main,
-            name=f"choreoscope-exporter-{service_name}",
+            name=f"choreoscope-exporter-{self.service_name}",
             daemon=True,
         )
         self._thread.start()
+
+    def _at_fork_reinit(self) -> None:
+        """In a forked child (a worker pool, a pre-forking server), where the parent's
+        thread did not come along: spans ended here go out on a thread and connection
+        of the child's own, as a new exporter (the parent's id and batch numbers would
+        make JetStream drop the child's batches as duplicates of the parent's). Spans
+        queued in the parent are the parent's to send; the counters start again."""
+        self.exporter_id = uuid.uuid4().hex[:16]
+        self._queue = collections.deque()
+        self._lock = threading.Lock()
+        self._dropped = self._exported = self._batches = self._failures = self._in_flight = 0
+        self._seq = itertools.count(1)
+        self._abandon = False
+        self._flush_waiters = []
+        self._nc = None  # the parent's, bound to its loop
+        self._stream_ready = False
+        if not self._closed:
+            self._start_thread()
 
     # --- host side -----------------------------------------------------------
     def on_end(self, span: ReadableSpan) -> None:

@@ -4,6 +4,9 @@ decoded off CHOREO_SPANS as the collector would read them."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import textwrap
 
 import nats
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -169,3 +172,38 @@ async def test_a_batch_larger_than_nats_max_payload_is_halved_and_an_oversized_s
     assert len(messages) >= 3  # no payload holds more than three of them
     stats = telemetry.stats()
     assert (stats.spans_exported, stats.spans_dropped) == (8, 1)
+
+
+FORKING_APP = textwrap.dedent(
+    """
+    import os, sys
+    from instrumentation import configure
+
+    telemetry = configure(
+        service_name="scorer", nats_url=sys.argv[1], install_global=False, schedule_delay=0.05
+    )
+    telemetry.tracer.start_span("in the parent").end()
+    assert telemetry.force_flush(timeout=20)
+    pid = os.fork()  # a worker pool, a pre-forking server
+    if pid == 0:
+        telemetry.tracer.start_span("in the child").end()
+        os._exit(0 if telemetry.force_flush(timeout=20) else 1)
+    _, status = os.waitpid(pid, 0)
+    telemetry.shutdown()
+    print(os.waitstatus_to_exitcode(status))
+    """
+)
+
+
+async def test_spans_ended_in_a_forked_child_process_are_exported(nats_server):
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", FORKING_APP, nats_server.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0", "the child's spans were not flushed"
+    batches = [decode_columnar_batch(m.data) for m in await _read_span_messages(nats_server.url)]
+    assert sorted(name for b in batches for name in b["name"]) == ["in the child", "in the parent"]
