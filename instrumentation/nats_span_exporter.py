@@ -55,6 +55,8 @@ _ENCODERS: dict[str, tuple[str, Callable[[Sequence[ReadableSpan]], bytes]]] = {
 # minute of a busy agent's spans while NATS restarts (roughly 1-2 KB each in memory).
 DEFAULT_MAX_QUEUE_SPANS = 50_000
 DEFAULT_MAX_BATCH_SPANS = 512
+# while publishing keeps failing, a warning at most this often (the retries go on)
+WARN_EVERY_S = 30.0
 _STREAM_EXISTS = 10058
 
 
@@ -128,6 +130,10 @@ class NatsSpanProcessor(SpanProcessor):
         self._batches = 0
         self._failures = 0
         self._in_flight = 0
+        # exporter thread only: since when publishing fails, and the warning's pace
+        self._failing_since: float | None = None
+        self._warned_at = 0.0
+        self._unwarned_failures = 0
         self._seq = itertools.count(1)
         self._closed = False
         self._abandon = False
@@ -159,6 +165,7 @@ class NatsSpanProcessor(SpanProcessor):
         self._queue = collections.deque()
         self._lock = threading.Lock()
         self._dropped = self._exported = self._batches = self._failures = self._in_flight = 0
+        self._failing_since, self._warned_at, self._unwarned_failures = None, 0.0, 0
         self._seq = itertools.count(1)
         self._abandon = False
         self._flush_waiters = []
@@ -311,23 +318,49 @@ class NatsSpanProcessor(SpanProcessor):
                         self._exported += count
                         self._batches += 1
                         self._in_flight -= count
+                    self._published_again()
                     break
                 except Exception as exc:  # never let exporting hurt the host
                     with self._lock:
                         self._failures += 1
-                    log.warning(
-                        "span exporter %s could not publish %d spans to %s (%s: %s); retrying",
-                        self.exporter_id,
-                        count,
-                        self._nats_url,
-                        type(exc).__name__,
-                        exc,
-                    )
+                    self._publish_failed(exc, count)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._abandoned(), self._retry_delay)
         with self._lock:  # spans still in hand here were given up on at shutdown
             self._dropped += self._in_flight
             self._in_flight = 0
+
+    def _publish_failed(self, exc: Exception, count: int) -> None:
+        """Warn of a failed publish: at once the first time, then at most every
+        ``WARN_EVERY_S`` (it is retried every ``retry_delay``: a NATS without
+        JetStream, or a permission missing, would fill the host's log)."""
+        now = time.monotonic()
+        self._unwarned_failures += 1
+        if self._failing_since is not None and now - self._warned_at < WARN_EVERY_S:
+            return
+        since = ""
+        if self._failing_since is not None:
+            quiet_s = now - self._warned_at
+            since = f"; {self._unwarned_failures} tries failed in the last {quiet_s:.0f}s"
+        log.warning(
+            "span exporter %s could not publish %d spans to %s (%s: %s); retrying every "
+            "%gs%s",
+            self.exporter_id, count, self._nats_url, type(exc).__name__, exc,
+            self._retry_delay, since,
+        )  # fmt: skip
+        self._failing_since = self._failing_since or now
+        self._warned_at = now
+        self._unwarned_failures = 0
+
+    def _published_again(self) -> None:
+        if self._failing_since is None:
+            return
+        log.info(
+            "span exporter %s publishes to %s again, after %.0fs of failures",
+            self.exporter_id, self._nats_url, time.monotonic() - self._failing_since,
+        )  # fmt: skip
+        self._failing_since = None
+        self._unwarned_failures = 0
 
     async def _abandoned(self) -> None:
         while not self._abandon:

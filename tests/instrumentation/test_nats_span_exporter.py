@@ -4,6 +4,7 @@ decoded off CHOREO_SPANS as the collector would read them."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import subprocess
 import sys
 import textwrap
@@ -207,3 +208,28 @@ async def test_spans_ended_in_a_forked_child_process_are_exported(nats_server):
     assert result.stdout.strip() == "0", "the child's spans were not flushed"
     batches = [decode_columnar_batch(m.data) for m in await _read_span_messages(nats_server.url)]
     assert sorted(name for b in batches for name in b["name"]) == ["in the child", "in the parent"]
+
+
+async def test_a_publish_that_keeps_failing_is_warned_of_once_not_every_retry(nats_server, caplog):
+    # NATS is up, but the stream is gone (or JetStream off, or a permission missing):
+    # every retry, twice a second, warned again and filled the service's log
+    telemetry = configure(
+        service_name="scorer", nats_url=nats_server.url, install_global=False,
+        schedule_delay=0.05,
+    )  # fmt: skip
+    nc = await nats.connect(nats_server.url)
+    try:
+        _make_spans(telemetry, 1)
+        assert await asyncio.to_thread(telemetry.force_flush, timeout=20)
+        await nc.jetstream().delete_stream(wire.SPANS_STREAM)
+        with caplog.at_level(logging.INFO, logger="instrumentation.nats_span_exporter"):
+            _make_spans(telemetry, 1)
+            await asyncio.sleep(3)  # six retries
+            failed = [r for r in caplog.records if "could not publish" in r.getMessage()]
+            assert len(failed) == 1 and telemetry.stats().export_failures >= 4
+            await nc.jetstream().add_stream(name=wire.SPANS_STREAM, subjects=[wire.SPANS_SUBJECTS])
+            assert await asyncio.to_thread(telemetry.force_flush, timeout=20)
+        assert "publishes to" in caplog.text and "again" in caplog.text
+    finally:
+        await nc.close()
+        await asyncio.to_thread(telemetry.shutdown)
