@@ -32,6 +32,7 @@ from collector.segment_writer import SegmentWriter
 from collector.signal_ingest import SignalIngest
 from collector.span_ingest import IngestStats, SpanIngest
 from collector.streams import ensure_stream
+from collector.throttled_log import ThrottledWarning
 from instrumentation import wire
 from instrumentation.errors import BusUnavailableError, ChoreoscopeError
 from store.layout import StoreLayout
@@ -67,27 +68,6 @@ class CollectorConfig:
     """The longest wait between two attempts to write to an unwritable store."""
 
 
-class _ThrottledWarning:
-    """Logs a repeating failure once, then at most every ``interval`` seconds, with
-    how many were not logged meanwhile: a server that is down fails twice a second."""
-
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
-        self._last = -float("inf")
-        self._suppressed = 0
-        self.last_error: Exception | None = None
-
-    def __call__(self, message: str, error: Exception) -> None:
-        self.last_error = error
-        now = time.monotonic()
-        if now - self._last < self.interval:
-            self._suppressed += 1
-            return
-        again = f" (and {self._suppressed} more times)" if self._suppressed else ""
-        log.warning("%s: %s%s", message, error, again)
-        self._last, self._suppressed = now, 0
-
-
 async def connect_nats(
     servers: list[str],
     options: Mapping[str, Any],
@@ -101,7 +81,7 @@ async def connect_nats(
     a server that is not there fails with what to check instead of waiting forever.
     A failing connect is logged once, then at most every ``error_log_interval`` seconds.
     """
-    warn = _ThrottledWarning(error_log_interval)
+    warn = ThrottledWarning(error_log_interval, logger=log)
 
     async def on_error(e: Exception) -> None:
         warn("NATS", e)
@@ -162,16 +142,21 @@ async def run_collector(
     receiver: OtlpHttpReceiver | None = None
     tasks: list[asyncio.Task[Any]] = []
     try:
-        await ensure_stream(
-            js, name=wire.SPANS_STREAM, subjects=[wire.SPANS_SUBJECTS],
-            replicas=config.stream_replicas, max_age=config.stream_max_age,
-            max_bytes=config.stream_max_bytes,
-        )  # fmt: skip
+
+        def create_spans_stream() -> Awaitable[bool]:
+            return ensure_stream(
+                js, name=wire.SPANS_STREAM, subjects=[wire.SPANS_SUBJECTS],
+                replicas=config.stream_replicas, max_age=config.stream_max_age,
+                max_bytes=config.stream_max_bytes,
+            )  # fmt: skip
+
+        await create_spans_stream()
         await pool.warm_up()
         spans = SpanIngest(
-            js=js, pool=pool, flush_rows=config.flush_rows,
+            nc=nc, js=js, pool=pool, flush_rows=config.flush_rows,
             flush_interval=config.flush_interval, fetch_batch=config.fetch_batch,
             ack_wait=config.ack_wait, max_backoff=config.max_write_backoff,
+            create_stream=create_spans_stream,
         )  # fmt: skip
         await spans.subscribe()
         signals = SignalIngest(

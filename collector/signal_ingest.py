@@ -26,6 +26,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from collector.durable_pull import ConsumerGoneError, DurablePull
 from collector.segment_writer import SegmentWriter
 from collector.span_batch import Rejects, fits_int64
 from collector.streams import (
@@ -37,6 +38,7 @@ from collector.streams import (
     ensure_stream,
     stream_seq,
 )
+from collector.throttled_log import ThrottledWarning
 from instrumentation import wire
 from store.schema import BUS_EVENTS, HEARTBEATS
 
@@ -162,10 +164,7 @@ class SignalIngest:
 
     async def run(self, stop: asyncio.Event) -> None:
         try:
-            await ensure_stream(
-                self.js, name=SIGNALS_STREAM, subjects=SIGNAL_SUBJECTS, replicas=self.replicas,
-                max_age=self.max_age, max_bytes=self.max_bytes,
-            )  # fmt: skip
+            await self._create_stream()
         except SubjectsTakenError as e:
             log.warning(
                 "cannot create stream %s (%s): reading heartbeats and advisories with plain "
@@ -176,27 +175,55 @@ class SignalIngest:
             return
         await self._run_durable(stop)
 
+    async def _create_stream(self) -> bool:
+        return await ensure_stream(
+            self.js, name=SIGNALS_STREAM, subjects=SIGNAL_SUBJECTS, replicas=self.replicas,
+            max_age=self.max_age, max_bytes=self.max_bytes,
+        )  # fmt: skip
+
     async def _run_durable(self, stop: asyncio.Event) -> None:
         config = consumer_config(durable=SIGNALS_DURABLE, ack_wait=30.0, max_ack_pending=10_000)
         config.filter_subjects = list(SIGNAL_SUBJECTS)
-        sub = await self.js.pull_subscribe(
-            wire.HEARTBEAT_SUBJECTS, durable=SIGNALS_DURABLE, stream=SIGNALS_STREAM, config=config
+        pull = DurablePull(nc=self.nc, js=self.js, stream=SIGNALS_STREAM, config=config)
+        await pull.ensure_consumer()
+        warn = ThrottledWarning(10.0, logger=log)
+        try:
+            while not stop.is_set():
+                try:
+                    messages = await pull.fetch(
+                        batch=500, timeout=max(0.05, min(1.0, self.flush_interval))
+                    )
+                except ConsumerGoneError as e:
+                    warn("fetching signals failed; creating the stream and consumer again", e)
+                    await self._create_again(pull, warn)
+                    continue
+                except (nats.errors.Error, TimeoutError) as e:
+                    warn("fetching signals failed; retrying", e)
+                    await asyncio.sleep(0.5)
+                    continue
+                warn.reset()
+                if await self._store(messages, stop=stop):
+                    for msg in messages:
+                        with contextlib.suppress(nats.errors.Error):
+                            await msg.ack()
+        finally:
+            await pull.close()
+
+    async def _create_again(self, pull: DurablePull, warn: ThrottledWarning) -> None:
+        try:
+            stream_lost = await self._create_stream()
+            await pull.ensure_consumer()
+        except (nats.errors.Error, TimeoutError) as e:
+            warn("creating the signal stream and consumer again failed; retrying", e)
+            await asyncio.sleep(1.0)
+            return
+        log.warning(
+            "created the JetStream consumer %s again%s",
+            SIGNALS_DURABLE,
+            " with its stream (heartbeats and advisories it held that were not yet stored are lost)"
+            if stream_lost
+            else "",
         )
-        while not stop.is_set():
-            try:
-                messages = await sub.fetch(
-                    batch=500, timeout=max(0.05, min(1.0, self.flush_interval))
-                )
-            except (nats.errors.TimeoutError, TimeoutError):  # nats-py raises either
-                continue
-            except nats.errors.Error as e:
-                log.warning("fetching signals failed (%s); retrying", e)
-                await asyncio.sleep(0.5)
-                continue
-            if await self._store(messages, stop=stop):
-                for msg in messages:
-                    with contextlib.suppress(nats.errors.Error):
-                        await msg.ack()
 
     async def _run_subscribed(self, stop: asyncio.Event) -> None:
         received: list[Msg] = []

@@ -7,7 +7,8 @@ fetching. A group's messages are acked only once all its segments are durable.
 At most ``max_inflight`` groups are out at once: that bound is the backpressure.
 While writes fail (disk full, store unwritable) the group is retried with
 backoff, its messages kept in progress so JetStream does not redeliver them,
-and nothing more is fetched.
+and nothing more is fetched. A consumer found gone (its stream deleted, or
+JetStream's storage lost) is created again, stream first, and consuming goes on.
 """
 
 from __future__ import annotations
@@ -17,18 +18,21 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import BrokenExecutor
 from dataclasses import dataclass, field
 
 import nats.errors
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from collector.decode_pool import DecodePool, StoreWriteError, WrittenBatch
 from collector.decoding import Payload
+from collector.durable_pull import ConsumerGoneError, DurablePull
 from collector.span_batch import fits_int64
 from collector.streams import SPANS_DURABLE, consumer_config, stream_seq
+from collector.throttled_log import ThrottledWarning
 from instrumentation import wire
 
 log = logging.getLogger(__name__)
@@ -100,6 +104,7 @@ class SpanIngest:
     def __init__(
         self,
         *,
+        nc: Client,
         js: JetStreamContext,
         pool: DecodePool,
         flush_rows: int,
@@ -110,6 +115,8 @@ class SpanIngest:
         max_inflight: int = 2,
         durable: str = SPANS_DURABLE,
         stats: IngestStats | None = None,
+        create_stream: Callable[[], Awaitable[bool]] | None = None,
+        error_log_interval: float = 10.0,
     ) -> None:
         self.js = js
         self.pool = pool
@@ -121,22 +128,25 @@ class SpanIngest:
         self.max_inflight = max_inflight
         self.durable = durable
         self.stats = stats or IngestStats()
-        self.subscription: JetStreamContext.PullSubscription | None = None
+        self.create_stream = create_stream
+        """Creates ``CHOREO_SPANS`` unless it exists; True if it had to."""
+        self.subscription = DurablePull(
+            nc=nc,
+            js=js,
+            stream=wire.SPANS_STREAM,
+            config=consumer_config(durable=durable, ack_wait=ack_wait, max_ack_pending=20_000),
+        )
+        self._subscribed = False
+        self._warn = ThrottledWarning(error_log_interval, logger=log)
         self._spans_per_message = 64.0  # learned from what was decoded
 
     async def subscribe(self) -> None:
-        self.subscription = await self.js.pull_subscribe(
-            wire.SPANS_SUBJECTS,
-            durable=self.durable,
-            stream=wire.SPANS_STREAM,
-            config=consumer_config(
-                durable=self.durable, ack_wait=self.ack_wait, max_ack_pending=20_000
-            ),
-        )
+        await self.subscription.ensure_consumer()
+        self._subscribed = True
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, then write and ack what was fetched."""
-        if self.subscription is None:
+        if not self._subscribed:
             await self.subscribe()
         inflight: set[asyncio.Task[None]] = set()
         buffer: list[Msg] = []
@@ -166,15 +176,36 @@ class SpanIngest:
             _reap(inflight)
 
     async def _fetch(self, *, timeout: float) -> list[Msg]:
-        assert self.subscription is not None
         try:
-            return await self.subscription.fetch(batch=self.fetch_batch, timeout=timeout)
-        except (nats.errors.TimeoutError, TimeoutError):  # nats-py raises either
+            messages = await self.subscription.fetch(batch=self.fetch_batch, timeout=timeout)
+        except ConsumerGoneError as e:
+            self._warn("fetching spans failed; creating the stream and consumer again", e)
+            await self._create_again()
             return []
-        except nats.errors.Error as e:
-            log.warning("fetching spans failed (%s); retrying", e)
+        except (nats.errors.Error, TimeoutError) as e:
+            self._warn("fetching spans failed; retrying", e)
             await asyncio.sleep(0.5)
             return []
+        self._warn.reset()
+        return messages
+
+    async def _create_again(self) -> None:
+        """The stream (if gone) and the consumer, as at start; a failure waits a bit."""
+        try:
+            stream_lost = self.create_stream is not None and await self.create_stream()
+            await self.subscription.ensure_consumer()
+        except (nats.errors.Error, TimeoutError) as e:
+            self._warn("creating the span stream and consumer again failed; retrying", e)
+            await asyncio.sleep(1.0)
+            return
+        log.warning(
+            "created the JetStream consumer %s again%s; consuming %s from its first message",
+            self.durable,
+            " with its stream (spans it held that were not yet stored are lost)"
+            if stream_lost
+            else "",
+            wire.SPANS_STREAM,
+        )
 
     async def _store(self, messages: list[Msg], stop: asyncio.Event) -> None:
         started = time.perf_counter()
@@ -240,7 +271,7 @@ class SpanIngest:
 
     async def lag(self) -> int | None:
         """Messages the shared consumer has not yet delivered or not yet seen acked."""
-        if self.subscription is None:
+        if not self._subscribed:
             return None
         try:
             info = await self.subscription.consumer_info()

@@ -53,11 +53,12 @@ async def ensure_stream(
     replicas: int,
     max_age: float,
     max_bytes: int,
-) -> None:
-    """Create the stream (file storage, limits retention) unless it already exists."""
+) -> bool:
+    """Create the stream (file storage, limits retention) unless it already exists;
+    True if this call created it."""
     try:
         await js.stream_info(name)
-        return
+        return False
     except NotFoundError:
         pass
     config = StreamConfig(
@@ -76,9 +77,10 @@ async def ensure_stream(
             "created stream %s (subjects %s, %d replica(s), max age %ss, max %d bytes)",
             name, ", ".join(subjects), replicas, max_age, max_bytes,
         )  # fmt: skip
+        return True
     except BadRequestError as e:
         if e.err_code == _STREAM_NAME_IN_USE:
-            return  # an exporter or another collector created it meanwhile
+            return False  # an exporter or another collector created it meanwhile
         if e.err_code == _SUBJECTS_OVERLAP:
             raise SubjectsTakenError(str(e)) from e
         raise

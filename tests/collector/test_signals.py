@@ -16,8 +16,15 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from choreoscope.nats_server import EmbeddedNats
 from collector.service import keep_running
+from collector.streams import SIGNALS_STREAM
 from instrumentation import wire
-from tests.collector.collector_harness import jetstream, query, running_collector, wait_for_count
+from tests.collector.collector_harness import (
+    jetstream,
+    query,
+    running_collector,
+    wait_for,
+    wait_for_count,
+)
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 SPAN = "00f067aa0ba902b7"
@@ -151,3 +158,32 @@ async def test_a_background_task_that_fails_is_logged_and_restarted(
     (record,) = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert "the collector's signals task failed; restarting it" in record.getMessage()
     assert "store went away" in record.exc_text
+
+
+async def test_a_heartbeat_with_a_status_header_is_stored_and_later_ones_too(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    # nats-py's fetch raised on it at every attempt: no heartbeat or advisory was stored
+    data = tmp_path / "data"
+    subject = f"{wire.HEARTBEAT_SUBJECT_PREFIX}scorer"
+    async with running_collector(nats_server.url, data), jetstream(nats_server.url) as js:
+        for received, headers in ((1, {"Status": "500"}), (2, None)):
+            beat = {"service": "scorer", "at": time.time(), "received": received}
+            await js.publish(subject, json.dumps(beat).encode(), headers=headers)
+        assert await wait_for_count(data, "select count(*) from heartbeats", 2, timeout=10) == 2
+
+
+async def test_a_deleted_signals_stream_is_created_again_and_heartbeats_stored(
+    nats_server: EmbeddedNats, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = tmp_path / "data"
+    subject = f"{wire.HEARTBEAT_SUBJECT_PREFIX}scorer"
+    async with running_collector(nats_server.url, data), jetstream(nats_server.url) as js:
+        assert await wait_for(lambda: js.stream_info(SIGNALS_STREAM), timeout=10)
+        await js.delete_stream(SIGNALS_STREAM)
+        assert await wait_for(lambda: js.stream_info(SIGNALS_STREAM), timeout=10)
+        beat = {"service": "scorer", "at": time.time(), "received": 1}
+        await js.publish(subject, json.dumps(beat).encode())
+        assert await wait_for_count(data, "select count(*) from heartbeats", 1, timeout=10) == 1
+    # recovered as planned, not by the signals task crashing with a traceback
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

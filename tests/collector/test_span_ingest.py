@@ -269,3 +269,50 @@ async def test_a_garbage_or_out_of_range_batch_header_is_recorded_and_the_spans_
     reasons = [r for (r,) in query(data, "select reason from rejected order by reason")]
     assert reasons[0].startswith("header Choreo-Batch-Seq '99999999999999999999' is not")
     assert reasons[1].startswith("header Choreo-Spans-Dropped 'lots' is not")
+
+
+@pytest.mark.parametrize("status", ["404", "500"])
+async def test_a_batch_with_a_status_header_is_stored_and_ingest_goes_on(
+    nats_server: EmbeddedNats, tmp_path: Path, status: str
+) -> None:
+    # nats-py's fetch took such a message for the server's own status reply: a 404 was
+    # skipped and redelivered forever, a 500 stopped the collector at every start
+    data = tmp_path / "data"
+    async with (
+        running_collector(nats_server.url, data, ack_wait=2.0) as collector,
+        jetstream(nats_server.url) as js,
+    ):
+        await publish_spans(js, columnar_batch(0, 10), content_type=COLUMNAR)
+        await js.publish(
+            f"{wire.SPANS_SUBJECT_PREFIX}odd",
+            columnar_batch(10, 10),
+            headers={wire.CONTENT_TYPE: COLUMNAR, "Status": status, "Description": "x"},
+        )
+        await publish_spans(js, columnar_batch(20, 10), content_type=COLUMNAR)
+        assert await wait_for_count(data, "select count(*) from spans", 30, timeout=10) == 30
+        assert await wait_for(lambda: _nothing_unacked(nats_server.url), timeout=10)
+        assert not collector.done()
+
+
+async def _nothing_unacked(url: str) -> bool:
+    return await _unacked(url) == 0
+
+
+async def test_a_deleted_span_stream_is_created_again_and_ingest_goes_on(
+    nats_server: EmbeddedNats, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = tmp_path / "data"
+    caplog.set_level(logging.WARNING, logger="collector")
+    async with running_collector(nats_server.url, data), jetstream(nats_server.url) as js:
+        await publish_spans(js, columnar_batch(0, 10), content_type=COLUMNAR)
+        assert await wait_for_count(data, "select count(*) from spans", 10) == 10
+        await js.delete_stream(wire.SPANS_STREAM)  # `nats stream rm`, or storage lost
+        assert await wait_for(lambda: js.stream_info(wire.SPANS_STREAM), timeout=10)
+        await publish_spans(js, columnar_batch(10, 10), content_type=COLUMNAR)
+        assert await wait_for_count(data, "select count(*) from spans", 20, timeout=10) == 20
+        await asyncio.sleep(2.0)  # the fetch loop runs twice a second meanwhile
+    gone = [r for r in caplog.records if "fetching spans failed" in r.getMessage()]
+    assert len(gone) == 1, "the loss is logged once, not at every fetch"
+    assert "created the JetStream consumer choreoscope-collector again with its stream" in (
+        caplog.text
+    )

@@ -1,0 +1,115 @@
+"""Fetching from a durable JetStream pull consumer, whatever headers the messages carry.
+
+nats-py's ``PullSubscription.fetch`` takes any message with a ``Status`` header
+for the server's own status reply: a span batch published with ``Status: 404``
+was skipped and redelivered forever, and one with any other value made ``fetch``
+raise (a ``KeyError``) on every attempt, stopping ingest. Here a message is the
+stream's when it carries a JetStream ack subject, as every stored message does
+and no status reply does; only the others are read as statuses.
+
+A consumer that no longer exists (deleted, or its stream with it: JetStream lost
+its storage, an operator ran ``nats stream rm``) raises ``ConsumerGoneError``,
+so the caller can create both again instead of fetching nothing forever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from typing import Final
+
+import nats.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, ConsumerInfo
+from nats.js.errors import NotFoundError
+
+from instrumentation.errors import ChoreoscopeError
+
+API_PREFIX: Final = "$JS.API"
+ACK_PREFIX: Final = "$JS.ACK."
+STATUS_GRACE_S: Final = 0.25
+"""How long past a request's expiry its end-of-request status is waited for."""
+_STATUS, _DESCRIPTION = "Status", "Description"
+
+
+class ConsumerGoneError(ChoreoscopeError):
+    """The durable consumer (or its stream) does not exist any more."""
+
+    transient = True
+
+
+def is_stored_message(msg: Msg) -> bool:
+    """Whether ``msg`` is a message of the stream (acknowledgeable), not a status reply."""
+    return bool(msg.reply) and msg.reply.startswith(ACK_PREFIX)
+
+
+class DurablePull:
+    """Fetches batches from the durable consumer ``config.durable_name`` of ``stream``."""
+
+    def __init__(
+        self, *, nc: Client, js: JetStreamContext, stream: str, config: ConsumerConfig
+    ) -> None:
+        if not config.durable_name:
+            raise ValueError("a DurablePull needs a durable consumer name")
+        self.nc = nc
+        self.js = js
+        self.stream = stream
+        self.config = config
+        self.durable: str = config.durable_name
+        self._next = f"{API_PREFIX}.CONSUMER.MSG.NEXT.{stream}.{self.durable}"
+        self._inbox = nc.new_inbox()
+        self._sub: Subscription | None = None
+
+    async def ensure_consumer(self) -> None:
+        """Create the durable consumer unless it exists (its stream must), and listen."""
+        try:
+            await self.js.consumer_info(self.stream, self.durable)
+        except NotFoundError:
+            await self.js.add_consumer(self.stream, self.config)
+        if self._sub is None:
+            self._sub = await self.nc.subscribe(self._inbox)
+
+    async def fetch(self, *, batch: int, timeout: float) -> list[Msg]:
+        """Up to ``batch`` messages, waiting at most about ``timeout`` s for the first."""
+        if self._sub is None:
+            await self.ensure_consumer()
+        assert self._sub is not None
+        # messages that came after an earlier fetch stopped waiting are queued first
+        msgs: list[Msg] = []
+        request = {"batch": batch, "expires": int(timeout * 1e9)}
+        await self.nc.publish(self._next, json.dumps(request).encode(), reply=self._inbox)
+        deadline = time.monotonic() + timeout + STATUS_GRACE_S
+        while len(msgs) < batch:
+            try:
+                msg = await self._sub.next_msg(timeout=max(0.001, deadline - time.monotonic()))
+            except TimeoutError:  # nats.errors.TimeoutError is one
+                break
+            if is_stored_message(msg):
+                msgs.append(msg)
+            elif self._ends_request(msg):
+                break
+        return msgs
+
+    def _ends_request(self, msg: Msg) -> bool:
+        headers = msg.headers or {}
+        status = headers.get(_STATUS, "")
+        description = headers.get(_DESCRIPTION, "")
+        if status == "503" or (status == "409" and "consumer deleted" in description.lower()):
+            raise ConsumerGoneError(
+                f"the JetStream consumer {self.durable} of stream {self.stream} is gone "
+                f"({status} {description or 'no responders'})".rstrip()
+            )
+        return status != "100"  # 100: an idle heartbeat; 404, 408, 409: this request is over
+
+    async def consumer_info(self) -> ConsumerInfo:
+        return await self.js.consumer_info(self.stream, self.durable)
+
+    async def close(self) -> None:
+        if self._sub is not None:
+            with contextlib.suppress(nats.errors.Error):
+                await self._sub.unsubscribe()
+            self._sub = None

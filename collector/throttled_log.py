@@ -1,0 +1,33 @@
+"""A warning for a failure that repeats: logged once, then at most every ``interval``
+seconds with how many were not logged meanwhile. A server that is down fails twice
+a second; its log should not."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+
+class ThrottledWarning:
+    """Logs ``message: error`` to ``logger`` at most every ``interval`` seconds."""
+
+    def __init__(self, interval: float, *, logger: logging.Logger) -> None:
+        self.interval = interval
+        self.logger = logger
+        self._last = -float("inf")
+        self._suppressed = 0
+        self.last_error: Exception | None = None
+
+    def __call__(self, message: str, error: Exception) -> None:
+        self.last_error = error
+        now = time.monotonic()
+        if now - self._last < self.interval:
+            self._suppressed += 1
+            return
+        again = f" (and {self._suppressed} more times)" if self._suppressed else ""
+        self.logger.warning("%s: %s%s", message, error, again)
+        self._last, self._suppressed = now, 0
+
+    def reset(self) -> None:
+        """The failure is over: the next one is logged at once."""
+        self._last, self._suppressed = -float("inf"), 0
