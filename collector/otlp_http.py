@@ -155,13 +155,19 @@ class _TooLarge(Exception):
 
 
 def _gunzip(data: bytes, *, limit: int) -> bytes:
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    out = inflater.decompress(data, limit + 1)
-    if len(out) > limit:
-        raise _TooLarge
-    if not inflater.eof:
-        raise EOFError("the gzip stream is truncated")
-    return out
+    """The body, of every gzip member (RFC 1952 allows several, one after another;
+    reading only the first dropped the spans of the others), at most ``limit`` bytes."""
+    out = bytearray()
+    while True:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        out += inflater.decompress(data, limit + 1 - len(out))  # never 0: unlimited
+        if len(out) > limit:
+            raise _TooLarge
+        if not inflater.eof:
+            raise EOFError("the gzip stream is truncated")
+        data = inflater.unused_data
+        if not data:
+            return bytes(out)
 
 
 def _text(status: int, message: str) -> Response:

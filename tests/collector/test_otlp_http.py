@@ -223,3 +223,21 @@ async def test_a_handler_that_raises_gets_a_500_saying_what_failed() -> None:
         await server.stop()
     assert status == 500 and headers["Content-Type"] == "text/plain"
     assert body == b"internal error handling the request: RuntimeError: decoder exploded\n"
+
+
+async def test_a_body_of_several_gzip_members_is_stored_whole(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    # concatenated OTLP protobuf requests are one request holding both span lists:
+    # reading only the first gzip member answered 200 and dropped the second's spans
+    data = tmp_path / "data"
+    first, second = otlp_request(0, 5), otlp_request(5, 7)
+    body = gzip.compress(first.SerializeToString()) + gzip.compress(second.SerializeToString())
+    async with receiver(nats_server.url) as server, running_collector(nats_server.url, data):
+        status, _, _ = await post(server, body, content_type=PROTOBUF, gzipped=True)
+        assert status == 200
+        assert await wait_for_count(data, "select count(*) from spans", 12, timeout=10) == 12
+        status, _, body = await post(
+            server, gzip.compress(b"x") + b"not gzip", content_type=PROTOBUF, gzipped=True
+        )
+        assert status == 400 and b"bad gzip body" in body
