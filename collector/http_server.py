@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
+from collector.throttled_log import ThrottledWarning
+
 log = logging.getLogger(__name__)
 
 MAX_HEADER_LINES = 100
@@ -51,6 +53,7 @@ class HttpServer:
         self.max_body_bytes = max_body_bytes
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self._warn_refused = ThrottledWarning(10.0, logger=log)
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, self.host, self.port)
@@ -105,6 +108,12 @@ class HttpServer:
         try:
             body = await self._read_body(reader, writer, headers)
         except BodyTooLarge:
+            peer = writer.get_extra_info("peername")
+            self._warn_refused(
+                f"refused a request body over {self.max_body_bytes} bytes from "
+                f"{peer[0] if peer else '?'} with 413; the client drops it",
+                "its exporter must send smaller batches",
+            )
             too_large = Response(
                 413,
                 f"request body over {self.max_body_bytes} bytes: send smaller batches\n".encode(),

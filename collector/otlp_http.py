@@ -32,6 +32,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from collector.decoding import Payload, decode_payloads, media_type
 from collector.http_server import HttpServer, Request, Response
+from collector.throttled_log import ThrottledWarning
 from instrumentation import wire
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class OtlpHttpReceiver:
         self.max_decompressed_bytes = max_decompressed_bytes
         self.publish_timeout = publish_timeout
         self.retry_after_s = retry_after_s
+        self._warn_refused = ThrottledWarning(10.0, logger=log)
         self._server = HttpServer(
             handler=self.handle, host=host, port=port, max_body_bytes=max_body_bytes
         )
@@ -98,6 +100,7 @@ class OtlpHttpReceiver:
             try:
                 body = _gunzip(body, limit=self.max_decompressed_bytes)
             except _TooLarge:
+                self._refused(f"decompressed body over {self.max_decompressed_bytes} bytes")
                 return _status(
                     413, encoding, _RESOURCE_EXHAUSTED,
                     f"decompressed body over {self.max_decompressed_bytes} bytes",
@@ -108,6 +111,7 @@ class OtlpHttpReceiver:
             return _text(415, f"Content-Encoding {content_encoding!r} is not supported; use gzip")
         max_payload = self.nc.max_payload
         if len(body) > max_payload:
+            self._refused(f"{len(body)} bytes, over the NATS max_payload ({max_payload})")
             return _status(
                 413, encoding, _RESOURCE_EXHAUSTED,
                 f"{len(body)} bytes is over the NATS max_payload ({max_payload}): "
@@ -133,6 +137,14 @@ class OtlpHttpReceiver:
             reasons = sorted(set(decoded.rejected.column("reason").to_pylist()))
             message = "; ".join(reasons)
         return _export_response(encoding, refused, message)
+
+    def _refused(self, why: str) -> None:
+        """An export answered 413: its client drops it, and nothing of it reaches the
+        store, so the collector's log is where an operator learns of it."""
+        self._warn_refused(
+            f"OTLP/HTTP: refused an export with 413 ({why}); the client drops its spans",
+            "its exporter must send smaller batches",
+        )
 
     async def _publish(self, body: bytes, encoding: str) -> None:
         if not self.nc.is_connected:

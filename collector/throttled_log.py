@@ -18,8 +18,9 @@ class ThrottledWarning:
         self._suppressed = 0
         self.last_error: Exception | None = None
 
-    def __call__(self, message: str, error: Exception) -> None:
-        self.last_error = error
+    def __call__(self, message: str, error: Exception | str) -> None:
+        if isinstance(error, Exception):
+            self.last_error = error
         now = time.monotonic()
         if now - self._last < self.interval:
             self._suppressed += 1

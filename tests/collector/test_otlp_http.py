@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import gzip
 import json
+import logging
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
@@ -121,7 +122,10 @@ async def test_malformed_export_gets_400_and_is_kept_in_rejected(
     ]
 
 
-async def test_oversized_body_and_gzip_bomb_get_413(nats_server: EmbeddedNats) -> None:
+async def test_oversized_body_and_gzip_bomb_get_413_and_the_log_says_so(
+    nats_server: EmbeddedNats, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="collector")
     async with receiver(
         nats_server.url, max_body_bytes=64 * 1024, max_decompressed_bytes=1024 * 1024
     ) as server:
@@ -132,6 +136,12 @@ async def test_oversized_body_and_gzip_bomb_get_413(nats_server: EmbeddedNats) -
         status, _, body = await post(server, bomb, content_type=PROTOBUF, gzipped=True)
         assert status == 413
         assert b"decompressed body over 1048576 bytes" in body
+    # the client drops what got a 413 and none of it reaches the store: the log tells
+    refusals = [r.getMessage() for r in caplog.records if "413" in r.getMessage()]
+    assert len(refusals) == 2, refusals
+    assert "body over 65536 bytes from 127.0.0.1" in refusals[0]
+    assert "decompressed body over 1048576 bytes" in refusals[1]
+    assert all("exporter must send smaller batches" in r for r in refusals)
 
 
 async def test_unsupported_content_type_gets_415_and_other_paths_404(
