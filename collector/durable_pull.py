@@ -15,6 +15,7 @@ so the caller can create both again instead of fetching nothing forever.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import time
 from typing import Final
@@ -61,7 +62,10 @@ class DurablePull:
         self.config = config
         self.durable: str = config.durable_name
         self._next = f"{API_PREFIX}.CONSUMER.MSG.NEXT.{stream}.{self.durable}"
+        # each request answers on a subject of its own (<inbox>.<n>), so a status that
+        # ends an earlier request is never taken for the end of the current one
         self._inbox = nc.new_inbox()
+        self._requests = itertools.count()
         self._sub: Subscription | None = None
 
     async def ensure_consumer(self) -> None:
@@ -71,26 +75,42 @@ class DurablePull:
         except NotFoundError:
             await self.js.add_consumer(self.stream, self.config)
         if self._sub is None:
-            self._sub = await self.nc.subscribe(self._inbox)
+            self._sub = await self.nc.subscribe(f"{self._inbox}.*")
 
     async def fetch(self, *, batch: int, timeout: float) -> list[Msg]:
-        """Up to ``batch`` messages, waiting at most about ``timeout`` s for the first."""
+        """Up to ``batch`` messages, waiting at most about ``timeout`` s for the first.
+
+        As nats-py's own fetch: first what the consumer holds now (``no_wait``: the
+        server answers at once, "no messages" when it holds none), and only then a
+        request that waits. A waiting request (``expires``) delivered a backlog about
+        three times slower: ingest fell 17% behind."""
         if self._sub is None:
             await self.ensure_consumer()
+        deadline = time.monotonic() + timeout
+        msgs = await self._pull(batch, {"no_wait": True}, until=deadline + STATUS_GRACE_S)
+        left = deadline - time.monotonic()
+        if msgs or left <= 0:
+            return msgs
+        return await self._pull(
+            batch, {"expires": int(left * 1e9)}, until=deadline + STATUS_GRACE_S
+        )
+
+    async def _pull(self, batch: int, options: dict[str, object], *, until: float) -> list[Msg]:
+        """One pull request: the stored messages it (or an earlier one, late) brings,
+        until ``batch`` of them, its own end, or ``until`` (monotonic)."""
         assert self._sub is not None
-        # messages that came after an earlier fetch stopped waiting are queued first
+        reply = f"{self._inbox}.{next(self._requests)}"
+        request = json.dumps({"batch": batch, **options}).encode()
+        await self.nc.publish(self._next, request, reply=reply)
         msgs: list[Msg] = []
-        request = {"batch": batch, "expires": int(timeout * 1e9)}
-        await self.nc.publish(self._next, json.dumps(request).encode(), reply=self._inbox)
-        deadline = time.monotonic() + timeout + STATUS_GRACE_S
         while len(msgs) < batch:
             try:
-                msg = await self._sub.next_msg(timeout=max(0.001, deadline - time.monotonic()))
+                msg = await self._sub.next_msg(timeout=max(0.001, until - time.monotonic()))
             except TimeoutError:  # nats.errors.TimeoutError is one
                 break
             if is_stored_message(msg):
                 msgs.append(msg)
-            elif self._ends_request(msg):
+            elif msg.subject == reply and self._ends_request(msg):
                 break
         return msgs
 
