@@ -23,12 +23,15 @@ _ACCEPTED = frozenset(inspect.signature(Client.connect).parameters) - {"self"}
 def connect_options(
     *, setting: str, defaults: Mapping[str, Any], user: Mapping[str, Any] | None
 ) -> dict[str, Any]:
-    """``defaults`` updated with ``user``; ``ConfigurationError`` for an unknown name."""
+    """``defaults`` updated with ``user``; ``ConfigurationError`` naming any unknown
+    name (and no value: the options hold credentials)."""
     unknown = sorted(set(user or ()) - _ACCEPTED)
     if unknown:
         raise ConfigurationError(
             setting=setting,
-            value=dict(user or {}),
+            # the names only: the other options' values are credentials (a token, a
+            # password, an nkey seed) that an error message must not print
+            value=unknown,
             fix=f"nats.connect() takes no {', '.join(map(repr, unknown))}; pass only its "
             "keyword arguments (user_credentials, token, nkeys_seed, tls, ...)",
         )

@@ -135,3 +135,13 @@ def test_a_nats_option_nats_connect_does_not_take_is_refused_at_once():
     assert isinstance(caught.value, ValueError)
     with pytest.raises(ConfigurationError, match="conect_timeout"):
         Agent("billing", nats_options={"conect_timeout": 5})
+
+
+def test_a_refused_nats_option_does_not_print_the_credentials_given_beside_it():
+    with pytest.raises(ConfigurationError, match="conect_timeout") as caught:
+        configure(
+            service_name="billing",
+            install_global=False,
+            nats_options={"token": "s3cret-token", "conect_timeout": 5},
+        )
+    assert "s3cret-token" not in str(caught.value)
