@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -20,6 +18,7 @@ from instrumentation import semconv, wire
 from instrumentation.acked_publisher import AckedPublisher, Stored
 from instrumentation.audit import AuditCapture
 from instrumentation.errors import PublishError
+from instrumentation.ids import new_id
 from instrumentation.messaging_spans import MessagingSpans
 from instrumentation.propagation import header_value
 from instrumentation.traced_message import current_workflow_id
@@ -39,18 +38,6 @@ def encode_data(data: Any) -> bytes:
     if isinstance(data, str):
         return data.encode("utf-8")
     return _dumps(data).encode("utf-8")
-
-
-# Ids come from a generator of our own, seeded from os.urandom: the global one may
-# be seeded by the application (repeating ids across runs, which JetStream would
-# drop as duplicates), and a syscall per id cost more than the rest of the id.
-_id_source = random.Random()
-os.register_at_fork(after_in_child=_id_source.seed)  # a forked worker must not repeat ours
-
-
-def new_id() -> str:
-    """A random 128-bit id as 32 hex digits (message and workflow ids)."""
-    return f"{_id_source.getrandbits(128):032x}"
 
 
 class EventPublisher:

@@ -18,6 +18,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from instrumentation import semconv, wire
+from instrumentation.ids import new_id
 from instrumentation.light_span import LightSpanFactory
 from instrumentation.propagation import Delivered, inject_span
 from instrumentation.telemetry import INSTRUMENTATION_SCOPE, INSTRUMENTATION_VERSION, Telemetry
@@ -224,8 +225,7 @@ class MessagingSpans:
         if self._light is None:
             span = self._start_consumer_span(name, kind, delivered, attributes, False)
             span.end(end_time=self._clock())
-            workflow_id = attributes.get(semconv.CHOREO_WORKFLOW_ID)
-            return workflow_id or f"{span.get_span_context().trace_id:032x}"
+            return attributes.get(semconv.CHOREO_WORKFLOW_ID) or _new_workflow_id(span)
         producer = delivered.producer
         span = self._light.start(
             name,
@@ -367,3 +367,11 @@ class MessagingSpans:
 
     def end(self, span: Span) -> None:
         span.end(end_time=self._clock())
+
+
+def _new_workflow_id(span: Span) -> str:
+    """The workflow a message without one starts: its new trace's id, or a random id
+    when the tracer makes no trace (OpenTelemetry not configured: a no-op tracer's
+    spans all carry trace id 0, which would make every such message one workflow)."""
+    trace_id = span.get_span_context().trace_id
+    return f"{trace_id:032x}" if trace_id else new_id()

@@ -6,8 +6,10 @@ import asyncio
 
 import nats
 import pytest
+from opentelemetry.trace import NoOpTracerProvider
 
 from instrumentation import Agent, TracedNats, extract_delivered, semconv
+from instrumentation.telemetry import Telemetry
 from tests.instrumentation.deterministic_spans import eventually, in_memory_telemetry, only_span
 
 
@@ -116,3 +118,25 @@ async def test_a_traced_subscriptions_spans_of_a_message_without_trace_context_s
     emit = only_span(exported, "publish orders.billed")
     workflows = {s["attributes"][semconv.CHOREO_WORKFLOW_ID] for s in (receive, process, emit)}
     assert workflows == {msg.workflow_id}
+
+
+async def test_messages_without_trace_context_start_workflows_of_their_own_without_opentelemetry(
+    nats_server, run_agents, raw_nats
+):
+    # an Agent in a process that never set OpenTelemetry up: its tracer is a no-op,
+    # whose spans all carry trace id 0
+    telemetry = Telemetry(service_name="billing", tracer_provider=NoOpTracerProvider())
+    agent = Agent("billing", nats_url=nats_server.url, telemetry=telemetry, fetch_timeout=0.2)
+    seen = []
+
+    @agent.on("orders.placed")
+    async def bill(event):
+        seen.append(event.workflow_id)
+
+    await run_agents(agent)
+    for _ in range(2):
+        await raw_nats.jetstream().publish("orders.placed", b"{}")  # a producer we do not trace
+    await eventually(lambda: agent.counters.processed == 2)
+
+    assert len(set(seen)) == 2
+    assert "0" * 32 not in seen
