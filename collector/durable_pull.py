@@ -9,15 +9,19 @@ and no status reply does; only the others are read as statuses.
 
 A consumer that no longer exists (deleted, or its stream with it: JetStream lost
 its storage, an operator ran ``nats stream rm``) raises ``ConsumerGoneError``,
-so the caller can create both again instead of fetching nothing forever.
+so the caller can create both again (``create_again``) instead of fetching
+nothing forever.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import json
+import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 import nats.errors
@@ -28,7 +32,10 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, ConsumerInfo
 from nats.js.errors import NotFoundError
 
+from collector.throttled_log import ThrottledWarning
 from instrumentation.errors import ChoreoscopeError
+
+log = logging.getLogger(__name__)
 
 API_PREFIX: Final = "$JS.API"
 ACK_PREFIX: Final = "$JS.ACK."
@@ -68,14 +75,47 @@ class DurablePull:
         self._requests = itertools.count()
         self._sub: Subscription | None = None
 
-    async def ensure_consumer(self) -> None:
-        """Create the durable consumer unless it exists (its stream must), and listen."""
+    async def ensure_consumer(self) -> bool:
+        """Create the durable consumer unless it exists (its stream must), and listen;
+        True if this call created it."""
+        created = False
         try:
             await self.js.consumer_info(self.stream, self.durable)
         except NotFoundError:
             await self.js.add_consumer(self.stream, self.config)
+            created = True
         if self._sub is None:
             self._sub = await self.nc.subscribe(f"{self._inbox}.*")
+        return created
+
+    async def create_again(
+        self,
+        *,
+        create_stream: Callable[[], Awaitable[bool]] | None,
+        held: str,
+        warn: ThrottledWarning,
+    ) -> None:
+        """After ``ConsumerGoneError``: the stream (``create_stream``, True if it had
+        to) and the consumer, as at start; a failure is warned of and waits a second.
+        Only what was really created is logged: a 503 also answers while JetStream is
+        unavailable for a moment (a leader election), the consumer still there.
+        ``held`` names what the stream holds, for the warning that it was lost."""
+        try:
+            stream_lost = create_stream is not None and await create_stream()
+            consumer_lost = await self.ensure_consumer()
+        except (nats.errors.Error, TimeoutError) as e:
+            warn(f"creating the stream {self.stream} and its consumer again failed; retrying", e)
+            await asyncio.sleep(1.0)
+            return
+        if consumer_lost:
+            log.warning(
+                "created the JetStream consumer %s again%s; consuming %s from its first message",
+                self.durable,
+                f" with its stream ({held} it held that were not yet stored are lost)"
+                if stream_lost
+                else "",
+                self.stream,
+            )
 
     async def fetch(self, *, batch: int, timeout: float) -> list[Msg]:
         """Up to ``batch`` messages, waiting at most about ``timeout`` s for the first.

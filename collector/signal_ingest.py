@@ -195,7 +195,11 @@ class SignalIngest:
                     )
                 except ConsumerGoneError as e:
                     warn("fetching signals failed; creating the stream and consumer again", e)
-                    await self._create_again(pull, warn)
+                    await pull.create_again(
+                        create_stream=self._create_stream,
+                        held="heartbeats and advisories",
+                        warn=warn,
+                    )
                     continue
                 except (nats.errors.Error, TimeoutError) as e:
                     warn("fetching signals failed; retrying", e)
@@ -208,22 +212,6 @@ class SignalIngest:
                             await msg.ack()
         finally:
             await pull.close()
-
-    async def _create_again(self, pull: DurablePull, warn: ThrottledWarning) -> None:
-        try:
-            stream_lost = await self._create_stream()
-            await pull.ensure_consumer()
-        except (nats.errors.Error, TimeoutError) as e:
-            warn("creating the signal stream and consumer again failed; retrying", e)
-            await asyncio.sleep(1.0)
-            return
-        log.warning(
-            "created the JetStream consumer %s again%s",
-            SIGNALS_DURABLE,
-            " with its stream (heartbeats and advisories it held that were not yet stored are lost)"
-            if stream_lost
-            else "",
-        )
 
     async def _run_subscribed(self, stop: asyncio.Event) -> None:
         received: list[Msg] = []

@@ -180,7 +180,9 @@ class SpanIngest:
             messages = await self.subscription.fetch(batch=self.fetch_batch, timeout=timeout)
         except ConsumerGoneError as e:
             self._warn("fetching spans failed; creating the stream and consumer again", e)
-            await self._create_again()
+            await self.subscription.create_again(
+                create_stream=self.create_stream, held="spans", warn=self._warn
+            )
             return []
         except (nats.errors.Error, TimeoutError) as e:
             self._warn("fetching spans failed; retrying", e)
@@ -188,24 +190,6 @@ class SpanIngest:
             return []
         self._warn.reset()
         return messages
-
-    async def _create_again(self) -> None:
-        """The stream (if gone) and the consumer, as at start; a failure waits a bit."""
-        try:
-            stream_lost = self.create_stream is not None and await self.create_stream()
-            await self.subscription.ensure_consumer()
-        except (nats.errors.Error, TimeoutError) as e:
-            self._warn("creating the span stream and consumer again failed; retrying", e)
-            await asyncio.sleep(1.0)
-            return
-        log.warning(
-            "created the JetStream consumer %s again%s; consuming %s from its first message",
-            self.durable,
-            " with its stream (spans it held that were not yet stored are lost)"
-            if stream_lost
-            else "",
-            wire.SPANS_STREAM,
-        )
 
     async def _store(self, messages: list[Msg], stop: asyncio.Event) -> None:
         started = time.perf_counter()

@@ -7,16 +7,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable
 from pathlib import Path
 
 import msgpack
+import nats
 import psutil
 import pytest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
 from choreoscope.nats_server import EmbeddedNats, free_port
-from collector.streams import SPANS_DURABLE
+from collector.durable_pull import DurablePull
+from collector.streams import SPANS_DURABLE, consumer_config, ensure_stream
+from collector.throttled_log import ThrottledWarning
 from instrumentation import wire
 from instrumentation.errors import BusUnavailableError
 from instrumentation.nats_span_exporter import NatsSpanProcessor
@@ -316,3 +320,39 @@ async def test_a_deleted_span_stream_is_created_again_and_ingest_goes_on(
     assert "created the JetStream consumer choreoscope-collector again with its stream" in (
         caplog.text
     )
+
+
+async def test_a_consumer_still_there_after_a_refused_fetch_is_not_reported_created_again(
+    nats_server: EmbeddedNats, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a 503 also answers while JetStream is briefly unavailable (a leader election):
+    # the consumer is still there, and saying it was created again, consuming the
+    # stream from its first message, would send an operator looking for a loss
+    caplog.set_level(logging.WARNING, logger="collector")
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+
+    def create_stream() -> Awaitable[bool]:
+        return ensure_stream(
+            js, name=wire.SPANS_STREAM, subjects=[wire.SPANS_SUBJECTS], replicas=1,
+            max_age=3600, max_bytes=1 << 20,
+        )  # fmt: skip
+
+    pull = DurablePull(
+        nc=nc,
+        js=js,
+        stream=wire.SPANS_STREAM,
+        config=consumer_config(durable=SPANS_DURABLE, ack_wait=5, max_ack_pending=100),
+    )
+    warn = ThrottledWarning(10.0, logger=logging.getLogger("collector.test"))
+    try:
+        await create_stream()
+        assert await pull.ensure_consumer()
+        await pull.create_again(create_stream=create_stream, held="spans", warn=warn)
+        assert "created the JetStream consumer" not in caplog.text
+        await js.delete_consumer(wire.SPANS_STREAM, SPANS_DURABLE)
+        await pull.create_again(create_stream=create_stream, held="spans", warn=warn)
+        assert f"created the JetStream consumer {SPANS_DURABLE} again;" in caplog.text
+    finally:
+        await pull.close()
+        await nc.close()
