@@ -16,7 +16,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from choreoscope.nats_server import EmbeddedNats
 from collector.service import keep_running
-from collector.streams import SIGNALS_STREAM
+from collector.streams import SIGNALS_DURABLE, SIGNALS_STREAM
 from instrumentation import wire
 from tests.collector.collector_harness import (
     jetstream,
@@ -179,7 +179,9 @@ async def test_a_deleted_signals_stream_is_created_again_and_heartbeats_stored(
     data = tmp_path / "data"
     subject = f"{wire.HEARTBEAT_SUBJECT_PREFIX}scorer"
     async with running_collector(nats_server.url, data), jetstream(nats_server.url) as js:
-        assert await wait_for(lambda: js.stream_info(SIGNALS_STREAM), timeout=10)
+        # the consumer too: deleted before the signals task made it, the stream is
+        # missing at start, not lost while consuming (a restart, logged as an error)
+        assert await wait_for(lambda: js.consumer_info(SIGNALS_STREAM, SIGNALS_DURABLE), timeout=10)
         await js.delete_stream(SIGNALS_STREAM)
         assert await wait_for(lambda: js.stream_info(SIGNALS_STREAM), timeout=10)
         beat = {"service": "scorer", "at": time.time(), "received": 1}
