@@ -14,7 +14,7 @@ import correlator
 from choreoscope.settings import add_flags
 from correlator.explain import ago
 from correlator.last_pass import read_last_pass
-from correlator.queries import WORKFLOW_STATUSES, list_workflows, scoped_to_store
+from correlator.queries import WORKFLOW_STATUSES, list_workflows, workflow_counts
 from store import StoreLayout, read_retrying
 
 ORDER = 60
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         rows, judged = read_retrying(lambda: _read(con, args))
         filtered = bool(args.status or args.workflow_type)
         # what the filter left out, to say so instead of printing nothing
-        in_store = read_retrying(lambda: _runs_in_store(con)) if filtered and not rows else {}
+        in_store = read_retrying(lambda: workflow_counts(con)) if filtered and not rows else {}
     finally:
         con.close()
     judged = judged or read_last_pass(StoreLayout.at(args.data)) is not None
@@ -216,15 +216,6 @@ def _nothing_listed(
             "run `choreoscope correlate --once`)"
         )
     return text
-
-
-def _runs_in_store(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str | None], int]:
-    """How many runs the store holds, by status and workflow type."""
-    with scoped_to_store(con):  # the workflows view reads the spans once, not per reference
-        rows = con.execute(
-            "SELECT status, workflow_type, count(*) FROM workflows GROUP BY ALL"
-        ).fetchall()
-    return {(status, wf_type): n for status, wf_type, n in rows}
 
 
 def _positive(text: str) -> int:

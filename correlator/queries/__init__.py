@@ -59,6 +59,7 @@ from correlator.queries.workflow_list import (
     WORKFLOW_STATUSES,
     list_workflows,
     service_names,
+    workflow_counts,
     workflow_types,
 )
 
@@ -96,6 +97,7 @@ __all__ = [
     "view_columns",
     "workflow_anomalies",
     "workflow_audit",
+    "workflow_counts",
     "workflow_detail",
     "workflow_hops",
     "workflow_messages",
