@@ -61,7 +61,7 @@ from instrumentation.errors import ConfigurationError
 from instrumentation.event_publisher import EventPublisher, new_id
 from instrumentation.heartbeat import AgentCounters, HeartbeatPublisher, instance_id
 from instrumentation.messaging_spans import MessagingSpans
-from instrumentation.nats_connect_options import connect_options
+from instrumentation.nats_connect_options import RECONNECTING, connect_options
 from instrumentation.nats_shutdown import close_connection
 from instrumentation.telemetry import DEFAULT_NATS_URL, Telemetry, telemetry_for
 
@@ -127,9 +127,7 @@ class Agent:
             defaults={
                 "servers": nats_url,
                 "name": name,
-                "max_reconnect_attempts": -1,
-                "reconnect_time_wait": 0.5,
-                "connect_timeout": 2,
+                **RECONNECTING,
                 "error_cb": self._on_nats_error,
                 "disconnected_cb": self._on_disconnected,
                 "reconnected_cb": self._on_reconnected,

@@ -11,13 +11,20 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from nats.aio.client import Client
 
 from instrumentation.errors import ConfigurationError
 
 _ACCEPTED = frozenset(inspect.signature(Client.connect).parameters) - {"self"}
+
+RECONNECTING: Final[Mapping[str, Any]] = {
+    "max_reconnect_attempts": -1,  # forever: an agent outlives a NATS restart
+    "reconnect_time_wait": 0.5,
+    "connect_timeout": 2,
+}
+"""The reconnect policy the Agent's and the span exporter's connections start from."""
 
 
 def connect_options(

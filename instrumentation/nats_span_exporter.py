@@ -39,7 +39,7 @@ from instrumentation import wire
 from instrumentation.columnar_encoding import encode_columnar_batch
 from instrumentation.errors import ConfigurationError
 from instrumentation.light_span import LightSpan
-from instrumentation.nats_connect_options import connect_options
+from instrumentation.nats_connect_options import RECONNECTING, connect_options
 from instrumentation.otlp_encoding import encode_otlp_batch
 
 log = logging.getLogger(__name__)
@@ -109,9 +109,7 @@ class NatsSpanProcessor(SpanProcessor):
             defaults={
                 "servers": nats_url,
                 "name": f"choreoscope-exporter-{service_name}",
-                "max_reconnect_attempts": -1,
-                "reconnect_time_wait": 0.5,
-                "connect_timeout": 2,
+                **RECONNECTING,
                 "error_cb": self._on_nats_error,
             },
             user=nats_options,
