@@ -103,3 +103,66 @@ def test_child_never_ready_is_stopped_and_reported(tmp_path: Path) -> None:
         with pytest.raises(ChildFailedError, match=r"not ready after 0\.5 s"):
             supervisor.start(spec)
         assert supervisor.exited() == []
+
+
+# A component with a worker process of its own (as the collector has decode workers):
+# on SIGTERM it tells the worker to finish (closes its stdin), waits for it, then exits.
+# The worker records how it was stopped.
+STOPS_ITS_WORKER = """
+import signal, subprocess, sys, time
+record = sys.argv[1]
+worker = subprocess.Popen([sys.executable, "-c", '''
+import signal, sys
+record = sys.argv[1]
+def on_term(*_):
+    open(record, "a").write("worker killed by SIGTERM\\\\n")
+    sys.exit(1)
+signal.signal(signal.SIGTERM, on_term)
+print("worker running", flush=True)
+sys.stdin.read()
+open(record, "a").write("worker stopped by its component\\\\n")
+''', record], stdin=subprocess.PIPE)
+def on_term(*_):
+    worker.stdin.close()
+    worker.wait()
+    sys.exit(0)
+signal.signal(signal.SIGTERM, on_term)
+while True:
+    time.sleep(0.05)
+"""
+
+
+def test_a_component_stops_its_own_workers_without_them_being_killed(tmp_path: Path) -> None:
+    record = tmp_path / "worker.txt"
+    with Supervisor(log_dir=tmp_path / "logs", poll_interval=0.05) as supervisor:
+        supervisor.start(python_child("collector", STOPS_ITS_WORKER, str(record)))
+        while "worker running" not in supervisor.log_file("collector").read_text():
+            time.sleep(0.05)
+    # a SIGTERM to the whole process group killed the worker mid-task, and the collector
+    # logged an ERROR ("a decode worker died") on every clean stop of the demo
+    assert record.read_text().split("\n")[:-1] == ["worker stopped by its component"]
+
+
+def test_a_worker_its_component_left_behind_is_killed(tmp_path: Path) -> None:
+    leaves_worker = (
+        "import subprocess, sys, time; "
+        "w = subprocess.Popen([sys.executable, '-c', "
+        "'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)']); "
+        "print('worker', w.pid, flush=True); time.sleep(600)"
+    )
+    supervisor = Supervisor(log_dir=tmp_path / "logs", grace=5, poll_interval=0.05)
+    supervisor.start(python_child("agent", leaves_worker))
+    log_file = supervisor.log_file("agent")
+    while "worker" not in log_file.read_text():
+        time.sleep(0.05)
+    worker_pid = int(log_file.read_text().split()[1])
+    supervisor.stop_all()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker_pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    with pytest.raises(ProcessLookupError):
+        os.kill(worker_pid, 0)
