@@ -62,8 +62,14 @@ def shipping(agent: Agent, ctx: StepContext) -> None:
     async def collect(event: Any) -> None:
         await ctx.before(event)
         results = fan_in.add(event.workflow_id, event.subject, event.data)
-        if results is not None:
+        if results is None:
+            return
+        try:
             await ctx.emit(event, SHIPPED, {"shipped": True, "results": results})
+        except Exception:
+            # not shipped: keep the results, so that this event's redelivery ships it
+            fan_in.put_back(event.workflow_id, results)
+            raise
 
     for subject in domain.FAN_IN_SUBJECTS:
         agent.on(subject, queue="shipping")(collect)

@@ -82,7 +82,10 @@ def authorize_payment(order: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class FanIn:
-    """Shipping's memory: which of the three results each order has so far."""
+    """Shipping's memory: which of the three results each order has so far.
+
+    In memory, so one shipping instance must see all three and a restart forgets
+    them; a real service would keep them in a NATS key-value bucket."""
 
     waiting: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -93,6 +96,10 @@ class FanIn:
         if all(s in results for s in FAN_IN_SUBJECTS):
             return self.waiting.pop(workflow_id)
         return None
+
+    def put_back(self, workflow_id: str, results: dict[str, Any]) -> None:
+        """Keep the results ``add`` returned after all, when shipping them failed."""
+        self.waiting[workflow_id] = {**results, **self.waiting.get(workflow_id, {})}
 
     def missing(self, workflow_id: str) -> list[str]:
         results = self.waiting.get(workflow_id, {})
