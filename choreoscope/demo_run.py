@@ -6,6 +6,7 @@ import json
 import sys
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
@@ -138,7 +139,7 @@ class DemoRun:
 
         def read_findings() -> list[dict[str, object]]:
             cursor = con.execute(
-                "select kind, workflow_id, service, subject, detail from anomalies"
+                "select kind, workflow_id, service, subject, detail, detected_at from anomalies"
             )
             columns = [d[0] for d in cursor.description]
             return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
@@ -148,12 +149,16 @@ class DemoRun:
         finally:
             con.close()
         started = [
-            json.loads(line)["workflow_id"]
-            for line in self.started_log.read_text().splitlines()
-            if line.strip()
+            json.loads(line) for line in self.started_log.read_text().splitlines() if line.strip()
         ]
+        # this run began with its first workflow: a service-level finding from before
+        # is an earlier run's in the same store (its services going silent as it stopped)
+        since = min((datetime.fromtimestamp(w["at"], UTC) for w in started), default=None)
         return verify_findings(
-            truth=read_ground_truth(self.ground_truth), findings=findings, started=started
+            truth=read_ground_truth(self.ground_truth),
+            findings=findings,
+            started=[w["workflow_id"] for w in started],
+            since=since,
         )
 
     def _pipeline_spec(self, name: str, options: StackOptions, duration: float | None) -> ChildSpec:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 # fault -> the other anomaly kinds it rightly causes on its workflow, and why (its
@@ -138,11 +139,13 @@ def verify_findings(
     truth: Iterable[Mapping[str, Any]],
     findings: Iterable[Mapping[str, Any]],
     started: Iterable[str],
+    since: datetime | None = None,
 ) -> Verification:
     """Score ``findings`` (rows of ``anomalies``) against ``truth`` (ground-truth lines).
 
     Only workflows in ``started`` (this run's) are judged; findings about older
-    runs in the same store are left out.
+    runs in the same store are left out, and so are service-level findings
+    detected before ``since`` (when this run began).
     """
     started_ids = set(started)
     truth = [t for t in truth if t["workflow_id"] in started_ids]
@@ -151,7 +154,11 @@ def verify_findings(
         f
         for f in findings
         if f.get("workflow_id") in started_ids
-        or (f.get("workflow_id") is None and f.get("kind") in SERVICE_LEVEL_KINDS)
+        or (
+            f.get("workflow_id") is None
+            and f.get("kind") in SERVICE_LEVEL_KINDS
+            and (since is None or f.get("detected_at") is None or f["detected_at"] >= since)
+        )
     ]
     found_pairs = {(f.get("workflow_id"), f.get("kind")) for f in run_findings}
     found_services = {(f.get("service"), f.get("kind")) for f in run_findings}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from choreoscope.fault_verification import verify_findings
 
 
@@ -113,3 +115,23 @@ def test_a_service_level_telemetry_gap_matches_the_service_that_lost_spans() -> 
         started=STARTED,
     )
     assert result.passed
+
+
+def test_service_level_findings_of_earlier_runs_in_the_same_store_are_left_out() -> None:
+    run_began = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+    earlier = {  # the last demo's services going silent as it stopped
+        **finding(None, "telemetry_gap", service="fraud"),
+        "detected_at": run_began - timedelta(minutes=3),
+    }
+    this_run = {
+        **finding(None, "telemetry_gap", service="router"),
+        "detected_at": run_began + timedelta(seconds=20),
+    }
+    result = verify_findings(
+        truth=[truth("w2", "lost_telemetry", "telemetry_gap", step="router")],
+        findings=[earlier, this_run],
+        started=STARTED,
+        since=run_began,
+    )
+    # a second `demo --verify` on the same data counted the first run's gaps as false
+    assert {s.kind: s.precision for s in result.scores}["telemetry_gap"] == 1.0
