@@ -269,3 +269,45 @@ workflows:
     assert learned.statuses["wf-rejected"][0] == "completed"
     assert outcome.kinds() == set()
     assert outcome.statuses["wf-rejected"][0] == "completed"
+
+
+def _order(ours, workflow_id: str, *, start: float, ships: bool = True) -> None:
+    """orders.placed → fraud, stock and payment checks in parallel → shipping waits for
+    all three results and ships after the last (a fan-in)."""
+    placed = ours.publish("shop", "orders.placed", workflow_id=workflow_id, at_s=start)
+    results = [
+        ours.step(placed, service=check, start=start + 0.1, end=start + 0.2 + 0.1 * n,
+                  emits=f"orders.{check}.checked")
+        for n, check in enumerate(("fraud", "stock", "payment"))
+    ]  # fmt: skip
+    for result in results[:2]:
+        ours.process(result, service="shipping", start=start + 0.6, end=start + 0.65)
+    if ships:
+        shipped = ours.step(results[2], service="shipping", start=start + 0.7,
+                            end=start + 0.8, emits="orders.shipped")  # fmt: skip
+        ours.process(shipped, service="mailer", start=start + 0.9, end=start + 1.0)
+    else:  # every result taken, and no shipment: the fan-in lost the order
+        ours.process(results[2], service="shipping", start=start + 0.7, end=start + 0.8)
+
+
+def test_a_fan_ins_results_are_not_where_runs_end(store_layout: StoreLayout) -> None:
+    # only the last of three results leads on to the shipment: the other two lead to
+    # nothing, yet the run goes on after them. Learned as ends, they let an order the
+    # fan-in lost (all three results taken, nothing shipped) read as completed
+    log = SpanLog()
+    ours = history(log, runs=0)
+    for n in range(20):
+        _order(ours, f"order-{n}", start=float(n))
+    _order(ours, "order-lost", start=30.0, ships=False)
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=60)
+
+    follows = (
+        correlator.connect(store_layout.root)
+        .execute("SELECT DISTINCT to_subject FROM choreography_follows WHERE terminal ORDER BY 1")
+        .fetchall()
+    )
+    assert follows == [("orders.shipped",)]
+    assert outcome.statuses["order-lost"][0::2] == ("stalled", "no_next_event")
+    assert outcome.statuses["order-3"][0] == "completed"
