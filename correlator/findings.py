@@ -118,6 +118,17 @@ def write_findings(layout: StoreLayout, name: str, table: pa.Table) -> None:
         pq.write_table(table, tmp, compression="zstd", compression_level=ZSTD_LEVEL)
 
 
+def last_model_declared(layout: StoreLayout) -> bool:
+    """Whether the model last written here applied a declared choreography (a step or
+    transition of ``source`` declared): a pass without one learns the types again."""
+    path = layout.findings / "model_follows.parquet"
+    try:
+        sources = pq.read_table(path, columns=["source"]).column("source")
+    except (OSError, pa.ArrowException, KeyError):
+        return False
+    return "declared" in sources.to_pylist()
+
+
 def remembered_since(layout: StoreLayout) -> dict[tuple[str, str], dt.datetime]:
     """The ``expected_since`` of each (subject, consumer) in the model last written
     (none from a store the correlator never ran on, or from before the column)."""

@@ -16,10 +16,12 @@ from choreoscope.commands.collect import nats_connect_options
 from choreoscope.settings import add_flags
 from correlator.alerts import Alerter, AlertNotTakenError, Publish
 from correlator.choreography_file import Choreography, load_choreography
+from correlator.findings import last_model_declared
 from correlator.thresholds import Thresholds
 from correlator.watch import correlate_once, watch
 from instrumentation.errors import BusUnavailableError
 from instrumentation.nats_shutdown import drain_connection
+from store import StoreLayout
 
 ORDER = 50
 DEFAULT_NATS = "nats://127.0.0.1:4222"
@@ -89,6 +91,15 @@ def declared_choreography(args: argparse.Namespace) -> Choreography | None:
 def run(args: argparse.Namespace) -> int:
     thresholds = Thresholds(min_deadline_s=args.min_deadline)
     choreography = declared_choreography(args)
+    if choreography is None and last_model_declared(StoreLayout.at(args.data)):
+        # the demo, or an earlier run, judged with one: its workflow names and
+        # deadlines would silently give way to learned ones
+        log.warning(
+            "the last pass over %s judged with a declared choreography, and this one "
+            "declares none: workflow types, steps and deadlines are learned again. "
+            "Pass --choreography FILE to keep them",
+            args.data,
+        )  # fmt: skip
     if args.once:
         engine = correlate_once(
             data_dir=args.data, thresholds=thresholds, choreography=choreography

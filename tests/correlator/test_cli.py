@@ -3,6 +3,7 @@ show, model --write."""
 
 from __future__ import annotations
 
+import logging
 import os
 import pty
 import subprocess
@@ -256,7 +257,10 @@ def test_show_of_an_id_start_several_runs_share_names_them(
 
 
 def test_model_write_produces_a_choreography_that_correlate_accepts(
-    judged_store: StoreLayout, tmp_path, capsys: pytest.CaptureFixture[str]
+    judged_store: StoreLayout,
+    tmp_path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     path = tmp_path / "choreography.yaml"
     data = str(judged_store.root)
@@ -268,6 +272,13 @@ def test_model_write_produces_a_choreography_that_correlate_accepts(
     assert main(["model", "--write", str(path), "--data", data]) == 2
     assert "pass --force" in capsys.readouterr().err
     assert main(["correlate", "--once", "--data", data, "--choreography", str(path)]) == 0
+    # judged with a declared choreography: a pass without it says what it changes
+    with caplog.at_level(logging.WARNING, logger="choreoscope.correlate"):
+        assert main(["correlate", "--once", "--data", data]) == 0
+        assert "Pass --choreography FILE to keep them" in caplog.text
+        caplog.clear()
+        assert main(["correlate", "--once", "--data", data]) == 0  # learned already
+        assert "--choreography FILE" not in caplog.text
 
 
 def test_correlate_needs_watch_or_once(judged_store: StoreLayout) -> None:
