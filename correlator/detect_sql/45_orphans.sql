@@ -32,15 +32,18 @@ orphans AS (
     GROUP BY d.message_id
 ),
 lost_spans AS (
-    -- per orphan and instance of a service that publishes its subject: spans its
-    -- exporter dropped now, and before a step's deadline ahead of the consumer span (its
-    -- publish came before that span, by a queue wait the deadline bounds). Drops
-    -- reported long before say nothing of this span: a running total stays above zero
+    -- per orphan and instance of a service that publishes its subject: the spans its
+    -- exporter dropped within a step's deadline of the consumer span, either side (the
+    -- publish came before that span, by a queue wait the deadline bounds; its drop is
+    -- told by a heartbeat after it). Drops told long before or long after say nothing
+    -- of this span: a running total stays above zero, and an orphan judged once must
+    -- not turn into a telemetry gap on a later pass
     SELECT
         o.message_id,
         h.service,
         h.instance,
-        max(h.spans_dropped) AS dropped_now,
+        coalesce(max(h.spans_dropped) FILTER (WHERE epoch_us(h."at") <= epoch_us(o.since)
+            + coalesce(st.deadline_s, $min_deadline_s) * 1e6), 0) AS dropped_by_then,
         coalesce(max(h.spans_dropped) FILTER (
             WHERE epoch_us(h."at")
                 < epoch_us(o.since) - coalesce(st.deadline_s, $min_deadline_s) * 1e6
@@ -55,7 +58,7 @@ lost_spans AS (
 gaps AS (
     SELECT message_id, arg_max(service, dropped) AS service, max(dropped) AS dropped
     FROM (
-        SELECT message_id, service, sum(dropped_now - dropped_before) AS dropped
+        SELECT message_id, service, sum(dropped_by_then - dropped_before) AS dropped
         FROM lost_spans
         GROUP BY message_id, service
     )

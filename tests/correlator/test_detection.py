@@ -560,6 +560,27 @@ def test_spans_a_producer_dropped_long_before_do_not_explain_away_an_orphan(
     assert outcome.kinds() == {("orphan", "wf-orphan", PARSED)}
 
 
+def test_spans_a_producer_dropped_long_after_do_not_turn_an_orphan_into_a_gap(
+    store_layout: StoreLayout,
+) -> None:
+    # the orphan at 100 s was told; the parser's exporter dropped spans only at 170 s,
+    # long after: a later pass must not call the orphan a telemetry gap
+    log = SpanLog()
+    ours = history(log, heartbeats_until=None)
+    for service in ("intake", "scorer", "notifier"):
+        log.heartbeats_every(service, start=1, stop=200)
+    log.heartbeats_every("parser", start=1, stop=170)
+    log.heartbeats_every("parser", start=171, stop=200, spans_dropped=7)
+    parsed = up_to_parsed(ours, "wf-orphan", start=100)
+    log.rows = [r for r in log.rows if r["span_id"] != parsed.span_id]
+    ours.process(parsed, service="scorer", start=100.5, end=100.8)
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=190, orphan_grace_s=10)
+
+    assert outcome.kinds() == {("orphan", "wf-orphan", PARSED)}
+
+
 def test_event_the_learned_choreography_never_had_is_a_deviation(
     store_layout: StoreLayout,
 ) -> None:
