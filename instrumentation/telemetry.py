@@ -110,7 +110,9 @@ def configure(
 
     ``nats_options`` are passed to ``nats.connect`` (``user_credentials``, ``token``,
     ``nkeys_seed``, ``tls``, ...) and win over the exporter's own; a name it does not
-    take raises ``ConfigurationError``. ``encoding`` is ``"columnar"`` (fast, read by the
+    take raises ``ConfigurationError``. The exporter connects on a thread and event loop
+    of its own: callbacks given there (``error_cb``, ``disconnected_cb``, ...) run on
+    that loop, not the application's. ``encoding`` is ``"columnar"`` (fast, read by the
     collector) or ``"otlp"`` (stock ``ExportTraceServiceRequest`` protobuf).
     ``install_global=False`` keeps the global tracer provider and propagators as
     they are, for processes that host several services. ``export=False`` with
