@@ -539,21 +539,27 @@ def test_lost_producer_spans_are_a_telemetry_gap_not_a_broken_workflow(
     assert [(a["service"], a["root_cause"]) for a in service_level] == [("parser", "spans_dropped")]
 
 
-def test_spans_a_producer_dropped_long_before_do_not_explain_away_an_orphan(
-    store_layout: StoreLayout,
-) -> None:
-    # the parser's exporter dropped 7 spans in a burst at startup; its running total
-    # says 7 ever since. A publish span missing at 100 s is not one of them
+def _orphan_while_the_parser_drops_from(layout: StoreLayout, *, drops_from: float) -> None:
+    """wf-orphan's publish span, made at 100 s, never arrives; the parser's exporter
+    reports 7 dropped spans from ``drops_from`` on (a running total)."""
     log = SpanLog()
     ours = history(log, heartbeats_until=None)
     for service in ("intake", "scorer", "notifier"):
         log.heartbeats_every(service, start=1, stop=200)
-    log.heartbeats_every("parser", start=1, stop=2)
-    log.heartbeats_every("parser", start=3, stop=200, spans_dropped=7)
+    log.heartbeats_every("parser", start=1, stop=drops_from - 1)
+    log.heartbeats_every("parser", start=drops_from, stop=200, spans_dropped=7)
     parsed = up_to_parsed(ours, "wf-orphan", start=100)
     log.rows = [r for r in log.rows if r["span_id"] != parsed.span_id]
     ours.process(parsed, service="scorer", start=100.5, end=100.8)
-    log.write(store_layout)
+    log.write(layout)
+
+
+def test_spans_a_producer_dropped_long_before_do_not_explain_away_an_orphan(
+    store_layout: StoreLayout,
+) -> None:
+    # a burst of drops at startup: the running total says 7 ever since, and a publish
+    # span missing at 100 s is not one of them
+    _orphan_while_the_parser_drops_from(store_layout, drops_from=3)
 
     outcome = correlate(store_layout, now_s=130, orphan_grace_s=10)
 
@@ -563,18 +569,9 @@ def test_spans_a_producer_dropped_long_before_do_not_explain_away_an_orphan(
 def test_spans_a_producer_dropped_long_after_do_not_turn_an_orphan_into_a_gap(
     store_layout: StoreLayout,
 ) -> None:
-    # the orphan at 100 s was told; the parser's exporter dropped spans only at 170 s,
-    # long after: a later pass must not call the orphan a telemetry gap
-    log = SpanLog()
-    ours = history(log, heartbeats_until=None)
-    for service in ("intake", "scorer", "notifier"):
-        log.heartbeats_every(service, start=1, stop=200)
-    log.heartbeats_every("parser", start=1, stop=170)
-    log.heartbeats_every("parser", start=171, stop=200, spans_dropped=7)
-    parsed = up_to_parsed(ours, "wf-orphan", start=100)
-    log.rows = [r for r in log.rows if r["span_id"] != parsed.span_id]
-    ours.process(parsed, service="scorer", start=100.5, end=100.8)
-    log.write(store_layout)
+    # the orphan at 100 s was told; drops came only at 171 s: a later pass must not
+    # call it a telemetry gap
+    _orphan_while_the_parser_drops_from(store_layout, drops_from=171)
 
     outcome = correlate(store_layout, now_s=190, orphan_grace_s=10)
 
