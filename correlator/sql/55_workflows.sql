@@ -1,25 +1,35 @@
 -- One row per workflow run, live from the spans; its status comes from the
 -- correlator's latest pass (in_flight until the correlator has judged it).
--- workflow_type: the declared name, else the subject of its first event.
+-- workflow_type: the correlator's verdict, else what its next pass will name it: the
+-- declared workflow that starts with the run's first event, else that event's
+-- subject. The first event is the correlator's own (workflow_first_events: the
+-- publish that starts the run first, dead letters aside), so a run not judged yet
+-- never reads as another type than it will be judged, nor escapes a filter by its
+-- declared name, because a downstream clock runs behind.
 CREATE OR REPLACE VIEW workflows AS
 WITH w AS (
     SELECT
         workflow_id,
         min(start_time) AS started_at,
         max(coalesce(end_time, start_time)) AS last_activity_at,
-        arg_min(subject, start_time)
-            FILTER (WHERE operation = 'send' OR (operation IS NULL AND kind = 'producer'))
-            AS first_subject,
         list(DISTINCT service_name ORDER BY service_name) AS services,
         list(DISTINCT trace_id ORDER BY trace_id) AS trace_ids,
         count(*) AS span_count,
         count(*) FILTER (WHERE status_code = 'error') AS error_count
     FROM workflow_spans
     GROUP BY workflow_id
+),
+declared_starts AS (
+    -- the declared workflows' first events (choreography.yaml's starts_with), from
+    -- the model the correlator last wrote
+    SELECT to_subject AS first_subject, min(workflow_type) AS declared_type
+    FROM choreography_follows
+    WHERE from_subject IS NULL AND source = 'declared'
+    GROUP BY to_subject
 )
 SELECT
     w.workflow_id,
-    coalesce(s.workflow_type, w.first_subject) AS workflow_type,
+    coalesce(s.workflow_type, d.declared_type, f.first_subject) AS workflow_type,
     w.started_at,
     w.last_activity_at,
     CASE WHEN s.status = 'completed' THEN w.last_activity_at END AS ended_at,
@@ -32,4 +42,6 @@ SELECT
     w.error_count,
     w.trace_ids
 FROM w
+LEFT JOIN workflow_first_events AS f USING (workflow_id)
+LEFT JOIN declared_starts AS d USING (first_subject)
 LEFT JOIN workflow_status AS s USING (workflow_id);

@@ -5,9 +5,30 @@ from __future__ import annotations
 
 import correlator
 from correlator import queries
+from correlator.choreography_file import parse_choreography
 from store import StoreLayout
-from tests.correlator.pipelines import PARSED, RECEIVED, correlate, history, up_to_parsed
+from tests.correlator.pipelines import (
+    PARSED,
+    RECEIVED,
+    SCORED,
+    correlate,
+    healthy_run,
+    history,
+    up_to_parsed,
+)
 from tests.correlator.span_shapes import ForeignSpans, OurSpans, SpanLog
+
+DECLARED_RECRUITMENT = f"""
+version: 1
+workflows:
+  recruitment:
+    starts_with: {RECEIVED}
+    terminal: [{SCORED}]
+    steps:
+      {RECEIVED}:
+        consumers: [parser]
+        next: [{PARSED}]
+"""
 
 
 def test_fresh_store_has_every_contract_view_empty(store_layout: StoreLayout) -> None:
@@ -267,3 +288,36 @@ def test_a_dead_letter_queue_hop_waited_from_the_dead_letter_not_the_first_publi
     assert hop == [("scorer", 200.0)]  # not the parser's publish, 20 s before
     edges = con.execute("select producer_service from edges where consumer_service = 'dlq-monitor'")
     assert edges.fetchall() == [("scorer",)]
+
+
+def test_a_run_not_judged_yet_has_its_type_though_a_downstream_clock_runs_behind(
+    store_layout: StoreLayout,
+) -> None:
+    # the parser's clock runs 0.5 s behind, and no pass has judged the run yet: it
+    # reads as the type the correlator will give it, not as the parser's event
+    log = SpanLog()
+    ours = OurSpans(log)
+    first = ours.publish("intake", RECEIVED, workflow_id="wf-skew", at_s=100)
+    parsed = ours.step(first, service="parser", start=99.6, end=99.9, emits=PARSED)
+    ours.process(parsed, service="scorer", start=100.5, end=100.8)
+    log.write(store_layout)
+
+    assert _workflow_type(store_layout, "wf-skew") == RECEIVED
+
+
+def test_a_run_not_judged_yet_is_listed_under_its_declared_workflow_name(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log, runs=3)
+    log.write(store_layout)
+    correlate(store_layout, now_s=60, choreography=parse_choreography(DECLARED_RECRUITMENT))
+    healthy_run(ours, "wf-new", start=70)  # arrives after the pass
+    log.write(store_layout)
+    con = correlator.connect(store_layout.root)
+
+    listed = queries.list_workflows(con, since=None, workflow_type="recruitment")
+
+    assert "wf-new" in set(listed["workflow_id"])
+    assert _workflow_type(store_layout, "wf-new") == "recruitment"
+
