@@ -1,10 +1,13 @@
 -- The spans a time-windowed page needs: every trace with a span in the window, plus
 -- the traces of workflows the correlator judged stalled or in flight (they stay on
--- screen however old). Whole traces, so a workflow's start and duration stay right.
+-- screen however old). Whole workflows, not just whole traces: a run whose context
+-- broke carries its choreo.workflow.id over several traces, and with only its traces
+-- of the window it read as started in the window, with the type of a later event
+-- and a duration of its last trace alone.
 -- The correlator's views read `correlated_spans`; pointing it at this table (on
 -- one connection only) makes edges, hops and workflows cost the window's size,
 -- not the store's, as the correlator's own incremental passes do.
--- (A UNION of three scans, not one scan with OR: DuckDB plans an OR of IN
+-- (A UNION of scans, not one scan with OR: DuckDB plans an OR of IN
 -- subqueries as a slow mark join.)
 CREATE OR REPLACE TEMP TABLE scoped_spans AS
 WITH open_workflows AS (
@@ -12,6 +15,10 @@ WITH open_workflows AS (
 ),
 scoped_traces AS (
     SELECT trace_id FROM spans_raw WHERE start_time >= $since
+    UNION
+    SELECT trace_id FROM spans_raw WHERE workflow_id IN (
+        SELECT workflow_id FROM spans_raw WHERE start_time >= $since AND workflow_id IS NOT NULL
+    )
     UNION
     SELECT trace_id FROM spans_raw WHERE workflow_id IN (SELECT workflow_id FROM open_workflows)
     UNION

@@ -16,7 +16,7 @@ from tests.correlator.pipelines import (
     history,
     up_to_parsed,
 )
-from tests.correlator.span_shapes import ForeignSpans, OurSpans, SpanLog
+from tests.correlator.span_shapes import ForeignSpans, OurSpans, SpanLog, at
 
 DECLARED_RECRUITMENT = f"""
 version: 1
@@ -321,3 +321,30 @@ def test_a_run_not_judged_yet_is_listed_under_its_declared_workflow_name(
     assert "wf-new" in set(listed["workflow_id"])
     assert _workflow_type(store_layout, "wf-new") == "recruitment"
 
+
+def test_a_run_over_two_traces_reads_the_same_in_a_window_as_in_its_detail(
+    store_layout: StoreLayout,
+) -> None:
+    # the parser lost the trace context: its publish, an hour on, starts a new trace
+    # under the same workflow id; the window holds only that second trace
+    log = SpanLog()
+    ours = OurSpans(log)
+    first = ours.publish("intake", RECEIVED, workflow_id="wf-2t", at_s=0)
+    ours.process(first, service="parser", start=0.1, end=0.2)
+    later = ours.publish("parser", PARSED, workflow_id="wf-2t", at_s=3600)
+    ours.process(later, service="scorer", start=3600.1, end=3600.2)
+    log.write(store_layout)
+    con = correlator.connect(store_layout.root)
+
+    listed = queries.list_workflows(con, since=at(1800)).iloc[0]
+    tiles = queries.overview_tiles(con, since=at(1800))
+    detail = queries.workflow_run(con, workflow_id="wf-2t")
+
+    assert detail is not None
+    assert (listed["workflow_type"], listed["started_at"], listed["duration_ms"]) == (
+        detail.workflow_type,
+        detail.started_at,
+        detail.duration_ms,
+    )
+    assert detail.started_at == at(0)
+    assert tiles.started == 0  # it began an hour before the window
