@@ -290,21 +290,6 @@ def test_a_dead_letter_queue_hop_waited_from_the_dead_letter_not_the_first_publi
     assert edges.fetchall() == [("scorer",)]
 
 
-def test_a_run_not_judged_yet_has_its_type_though_a_downstream_clock_runs_behind(
-    store_layout: StoreLayout,
-) -> None:
-    # the parser's clock runs 0.5 s behind, and no pass has judged the run yet: it
-    # reads as the type the correlator will give it, not as the parser's event
-    log = SpanLog()
-    ours = OurSpans(log)
-    first = ours.publish("intake", RECEIVED, workflow_id="wf-skew", at_s=100)
-    parsed = ours.step(first, service="parser", start=99.6, end=99.9, emits=PARSED)
-    ours.process(parsed, service="scorer", start=100.5, end=100.8)
-    log.write(store_layout)
-
-    assert _workflow_type(store_layout, "wf-skew") == RECEIVED
-
-
 def test_a_run_not_judged_yet_is_listed_under_its_declared_workflow_name(
     store_layout: StoreLayout,
 ) -> None:
