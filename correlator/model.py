@@ -234,9 +234,14 @@ def model_as_choreography(model: ChoreographyModel, *, thresholds: Thresholds) -
     workflows = []
     for t in sorted(model.types, key=lambda t: t["workflow_type"]):
         follows = [f for f in model.follows if f["workflow_type"] == t["workflow_type"]]
-        if not t["declared"]:
-            needed = max(2, thresholds.min_transition_share * t["workflows"])
-            follows = [f for f in follows if f["support"] >= min(needed, t["workflows"])]
+        # a transition learned too rarely to be allowed (a deviation, flagged as one) is
+        # not written as allowed, in a declared type's learned remainder either
+        needed = max(2, thresholds.min_transition_share * t["workflows"])
+        follows = [
+            f
+            for f in follows
+            if f["source"] == "declared" or f["support"] >= min(needed, t["workflows"])
+        ]
         subjects = _in_flow_order(t["start_subject"], follows)
         steps = []
         for subject in subjects:

@@ -311,3 +311,41 @@ def test_a_fan_ins_results_are_not_where_runs_end(store_layout: StoreLayout) -> 
     assert follows == [("orders.shipped",)]
     assert outcome.statuses["order-lost"][0::2] == ("stalled", "no_next_event")
     assert outcome.statuses["order-3"][0] == "completed"
+
+
+def test_a_model_written_over_a_declaration_does_not_allow_what_it_flagged(
+    store_layout: StoreLayout, tmp_path
+) -> None:
+    # `model --choreography FILE --write OUT`: the declaration leaves the transitions to
+    # learning, and one run skipped a step (a deviation). Written out as `next`, that
+    # one-off was declared allowed, and OUT no longer flagged it
+    declared = parse_choreography(
+        f"""
+version: 1
+workflows:
+  recruitment:
+    starts_with: {RECEIVED}
+    terminal: [{SCORED}]
+"""
+    )
+    log = SpanLog()
+    ours = history(log, runs=10)
+    first = ours.publish("intake", RECEIVED, workflow_id="wf-odd", at_s=100)
+    ours.step(first, service="parser", start=100.1, end=100.4, emits=SCORED)  # skipped a step
+    log.write(store_layout)
+    before = correlate(store_layout, now_s=102, choreography=declared)
+    engine = Correlator(
+        data_dir=store_layout.root, thresholds=Thresholds(min_deadline_s=5), choreography=declared
+    )
+    engine.cold_pass(now=at(102))
+    written = model_as_choreography(engine.model, thresholds=engine.thresholds)
+    engine.close()
+
+    steps = {s.subject: s for s in written.workflows[0].steps}
+    after = correlate(
+        store_layout, now_s=102, choreography=parse_choreography(dump_choreography(written))
+    )
+
+    assert steps[RECEIVED].next == (PARSED,)
+    assert before.kinds() == {("deviation", "wf-odd", SCORED)}
+    assert after.kinds() == before.kinds()
