@@ -103,10 +103,38 @@ def _mapping(value: Any, *, path: Path | str, where: str) -> dict[str, Any]:
     return value
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, first_line: int, line: int) -> None:
+        self.key, self.first_line, self.line = key, first_line, line
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys without a word: a step copied to start
+    another and not renamed silently replaced the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[str, int] = {}
+        for key_node, _ in node.value:  # before `<<:` merges, whose keys may be overridden
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue
+            line = key_node.start_mark.line + 1
+            if key_node.value in seen:
+                raise _DuplicateKey(key_node.value, seen[key_node.value], line)
+            seen[key_node.value] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def parse_choreography(text: str, *, path: Path | str = "choreography.yaml") -> Choreography:
     """Parse and validate a choreography document."""
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader
+    except _DuplicateKey as e:
+        raise ChoreographyFileError(
+            path=path,
+            problem=f"{e.key!r} is written twice in one mapping (lines {e.first_line} and "
+            f"{e.line}): the second would silently replace the first; merge them, or "
+            "rename one",
+        ) from e
     except yaml.YAMLError as e:
         raise ChoreographyFileError(path=path, problem=f"not valid YAML{_yaml_problem(e)}") from e
     doc = _mapping(doc, path=path, where="the document")

@@ -188,6 +188,12 @@ def test_learned_model_is_readable_through_the_views(store_layout: StoreLayout) 
         ("workflows:\n  w:\n    starts_with: a\n    stpes: {}", r"unknown keys \['stpes'\]"),
         ("workflows:\n  w:\n    starts_with: a\n    terminals: [b]", "unknown keys"),
         ("", "declares no workflows"),
+        # a step copied to start the next and not renamed: the first silently vanished
+        (
+            "workflows:\n  w:\n    starts_with: a\n    steps:\n      a: {next: [b]}\n"
+            "      a: {consumers: [x]}",
+            r"'a' is written twice in one mapping \(lines 5 and 6\)",
+        ),
     ],
 )
 def test_malformed_choreography_says_what_is_wrong_and_how_to_fix_it(
