@@ -13,7 +13,10 @@
             sla: 5s                             # completed later than this: slow
 
 Durations are ``500ms``, ``30s``, ``5m``, ``2h``, ``1d`` or plain seconds. What is declared
-overrides what the correlator learned; the rest is still learned.
+overrides what the correlator learned; the rest is still learned. A subject's
+consumers, deadline and sla hold wherever it is published: a step several workflows
+share is declared alike in each (or in one of them only); its `next` is per workflow.
+A key written twice in one mapping is an error.
 """
 
 from __future__ import annotations
@@ -194,7 +197,56 @@ def parse_choreography(text: str, *, path: Path | str = "choreography.yaml") -> 
                 steps=tuple(steps),
             )
         )
+    _check_shared_steps(workflows, path=path)
     return Choreography(workflows=tuple(workflows))
+
+
+def _check_shared_steps(workflows: list[DeclaredWorkflow], *, path: Path | str) -> None:
+    """A subject's consumers, deadline and SLA hold for every message of that subject,
+    whichever workflow it is a step of: two workflows that declare it differently
+    cannot both hold, and one of them would be silently ignored."""
+    first: dict[tuple[str, str], tuple[str, Any]] = {}
+    for wf in workflows:
+        for step in wf.steps:
+            for key, value in (
+                ("consumers", tuple(sorted(step.consumers)) or None),
+                ("deadline", step.deadline_s),
+                ("sla", step.sla_s),
+            ):
+                if value is None:
+                    continue
+                other = first.setdefault((step.subject, key), (wf.name, value))
+                if other[1] != value:
+                    shown = [
+                        list(v) if key == "consumers" else format_duration(v)
+                        for v in (other[1], value)
+                    ]
+                    raise ChoreographyFileError(
+                        path=path,
+                        problem=f"workflows.{other[0]}.steps.{step.subject}.{key} is "
+                        f"{shown[0]}, but workflows.{wf.name}.steps.{step.subject}.{key} is "
+                        f"{shown[1]}: a subject's consumers, deadline and sla hold in every "
+                        "workflow it is a step of; write the same in both, or in one only",
+                    )
+
+
+def merged_steps(choreography: Choreography) -> list[DeclaredStep]:
+    """One step per subject declared, with what each workflow declares of it (which
+    ``parse_choreography`` checked do not contradict each other)."""
+    merged: dict[str, DeclaredStep] = {}
+    for step in (step for wf in choreography.workflows for step in wf.steps):
+        was = merged.get(step.subject)
+        if was is None:
+            merged[step.subject] = step
+            continue
+        merged[step.subject] = DeclaredStep(
+            subject=step.subject,
+            consumers=was.consumers or step.consumers,
+            next=(),  # what follows it is per workflow: read it from each workflow's steps
+            deadline_s=was.deadline_s if was.deadline_s is not None else step.deadline_s,
+            sla_s=was.sla_s if was.sla_s is not None else step.sla_s,
+        )
+    return list(merged.values())
 
 
 def _yaml_problem(e: yaml.YAMLError) -> str:

@@ -18,7 +18,12 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from correlator.choreography_file import Choreography, DeclaredStep, DeclaredWorkflow
+from correlator.choreography_file import (
+    Choreography,
+    DeclaredStep,
+    DeclaredWorkflow,
+    merged_steps,
+)
 from correlator.findings import MODEL_FOLLOWS, MODEL_STEPS
 from correlator.sql_text import run_folder
 from correlator.thresholds import Thresholds
@@ -132,7 +137,8 @@ def _apply_declared(
 ) -> None:
     learned_steps = {(s["subject"], s["consumer"]): s for s in model.steps}
     seen_types = {t["start_subject"]: t["workflows"] for t in model.types}
-    declared_steps = [step for wf in declared.workflows for step in wf.steps]
+    # a subject may be a step of several workflows: its rows are one per consumer
+    declared_steps = merged_steps(declared)
     replaced = {step.subject for step in declared_steps if step.consumers}
     steps = [s for s in model.steps if s["subject"] not in replaced]
     for step in declared_steps:

@@ -355,3 +355,71 @@ workflows:
     assert steps[RECEIVED].next == (PARSED,)
     assert before.kinds() == {("deviation", "wf-odd", SCORED)}
     assert after.kinds() == before.kinds()
+
+
+def _notified(ours, workflow_id: str, *, first: str, handler: str, start: float) -> None:
+    """``first`` → ``handler`` → ``notify.sent``, consumed by the mailer only when
+    ``workflow_id`` is not a lost one: two workflow types share the last step."""
+    published = ours.publish("front", first, workflow_id=workflow_id, at_s=start)
+    sent = ours.step(published, service=handler, start=start + 0.1, end=start + 0.3,
+                     emits="notify.sent")  # fmt: skip
+    if "lost" not in workflow_id:
+        ours.process(sent, service="mailer", start=start + 0.4, end=start + 0.5)
+
+
+def _two_types_sharing_a_step(layout: StoreLayout) -> None:
+    log = SpanLog()
+    ours = history(log, runs=0)
+    for i in range(8):
+        _notified(ours, f"order-{i}", first="orders.placed", handler="billing", start=i)
+        _notified(ours, f"leave-{i}", first="leave.requested", handler="hr", start=20 + i)
+    _notified(ours, "order-lost", first="orders.placed", handler="billing", start=90)
+    log.write(layout)
+
+
+SHARED = """
+version: 1
+workflows:
+  leave:
+    starts_with: leave.requested
+    steps:
+      notify.sent: {LEAVE}
+  orders:
+    starts_with: orders.placed
+    steps:
+      notify.sent: {ORDERS}
+"""
+
+
+def test_a_step_two_workflows_share_takes_what_either_declares(
+    store_layout: StoreLayout,
+) -> None:
+    # leave declares the step's deadline, orders its consumers: read in that order, the
+    # deadline was dropped with the learned rows orders' consumers replace
+    _two_types_sharing_a_step(store_layout)
+    text = SHARED.replace("{LEAVE}", "{deadline: 60s}").replace("{ORDERS}", "{consumers: [mailer]}")
+
+    outcome = correlate(store_layout, now_s=120, choreography=parse_choreography(text))
+
+    assert outcome.kinds() == set()
+    assert outcome.statuses["order-lost"][0] == "in_flight"
+    steps = correlator.connect(store_layout.root).execute(
+        "SELECT consumer, deadline_s FROM choreography_steps WHERE subject = 'notify.sent'"
+    )
+    assert steps.fetchall() == [("mailer", 60.0)]
+
+
+def test_two_workflows_declaring_one_step_differently_is_an_error() -> None:
+    # deadlines and consumers are per subject: orders' 60 s was silently ignored for
+    # leave's 5 s, and its lost notification reported dropped after 5 s
+    text = SHARED.replace("{LEAVE}", "{consumers: [mailer], deadline: 5s}")
+    text = text.replace("{ORDERS}", "{consumers: [mailer], deadline: 60s}")
+
+    with pytest.raises(ChoreographyFileError) as err:
+        parse_choreography(text)
+
+    assert (
+        "workflows.leave.steps.notify.sent.deadline is 5s, but "
+        "workflows.orders.steps.notify.sent.deadline is 1m" in str(err.value)
+    )
+    assert "write the same in both, or in one only" in str(err.value)
