@@ -197,6 +197,16 @@ def parse_choreography(text: str, *, path: Path | str = "choreography.yaml") -> 
                 steps=tuple(steps),
             )
         )
+    starts: dict[str, str] = {}
+    for wf in workflows:
+        other = starts.setdefault(wf.starts_with, wf.name)
+        if other != wf.name:
+            raise ChoreographyFileError(
+                path=path,
+                problem=f"workflows {other!r} and {wf.name!r} both start with "
+                f"{wf.starts_with!r}: a run's type is told by its first event, so one of "
+                "them would name its runs at random; merge them, or change a starts_with",
+            )
     _check_shared_steps(workflows, path=path)
     return Choreography(workflows=tuple(workflows))
 

@@ -194,6 +194,12 @@ def test_learned_model_is_readable_through_the_views(store_layout: StoreLayout) 
             "      a: {consumers: [x]}",
             r"'a' is written twice in one mapping \(lines 5 and 6\)",
         ),
+        # which of the two named a run was left to chance: its findings and the
+        # workflows view named it differently
+        (
+            "workflows:\n  w:\n    starts_with: a\n  v:\n    starts_with: a",
+            "workflows 'w' and 'v' both start with 'a'",
+        ),
     ],
 )
 def test_malformed_choreography_says_what_is_wrong_and_how_to_fix_it(
