@@ -127,14 +127,14 @@ def _read_run(con: duckdb.DuckDBPyConnection, given_id: str) -> tuple[Any, ...]:
     """The run's id, its status row, hops, messages not processed and anomalies."""
     workflow_id = _resolve(con, given_id)
     params = {"wf": workflow_id}
-    summary = con.execute(
-        "SELECT status, workflow_type, started_at, last_activity_at, duration_ms, "
-        "waiting_on, root_cause, services FROM workflows WHERE workflow_id = $wf",
-        params,
-    ).fetchone()
-    # hops and messages join spans to spans: over the workflow's traces only, not
-    # the whole store (seconds on a store of a million spans)
+    # the run and its hops, over the workflow's traces only, not the whole store
+    # (hops join spans to spans: seconds on a store of a million spans)
     with scoped_to_workflow(con, workflow_id=workflow_id):
+        summary = con.execute(
+            "SELECT status, workflow_type, started_at, last_activity_at, duration_ms, "
+            "waiting_on, root_cause, services FROM workflows WHERE workflow_id = $wf",
+            params,
+        ).fetchone()
         result = con.execute(
             "SELECT * FROM hops WHERE workflow_id = $wf "
             "ORDER BY coalesce(published_at, started_at), started_at",
