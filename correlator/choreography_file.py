@@ -85,7 +85,12 @@ def _duration(value: Any, *, path: Path | str, where: str) -> float | None:
         raise ChoreographyFileError(
             path=path, problem=f"{where} is {value!r}, not a duration like 500ms, 30s, 5m, 2h or 1d"
         )
-    return float(match.group(1)) * _UNITS[match.group(2)]
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds <= 0:  # a deadline of 0 was ignored, an SLA of 0 made every step slow
+        raise ChoreographyFileError(
+            path=path, problem=f"{where} is {value!r}: write a duration over zero, or leave it out"
+        )
+    return seconds
 
 
 def _names(value: Any, *, path: Path | str, where: str) -> tuple[str, ...]:

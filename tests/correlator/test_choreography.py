@@ -181,6 +181,11 @@ def test_learned_model_is_readable_through_the_views(store_layout: StoreLayout) 
             "workflows:\n  w:\n    starts_with: a\n    steps:\n      a: {deadline: soon}",
             "not a duration",
         ),
+        # a deadline of 0 was silently ignored, and an SLA of 0 made every step slow
+        (
+            "workflows:\n  w:\n    starts_with: a\n    steps:\n      a: {sla: 0s}",
+            "sla is '0s': write a duration over zero",
+        ),
         ("version: 9", "version 9 is not 1"),
         ("workflows: {w: [", "not valid YAML"),
         # a misspelt key must not silently declare a workflow of no steps, which
