@@ -32,8 +32,8 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, ConsumerInfo
 from nats.js.errors import NotFoundError
 
-from collector.throttled_log import ThrottledWarning
 from instrumentation.errors import ChoreoscopeError
+from instrumentation.throttled_log import ThrottledWarning
 
 log = logging.getLogger(__name__)
 

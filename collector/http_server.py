@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
-from collector.throttled_log import ThrottledWarning
+from instrumentation.throttled_log import ThrottledWarning
 
 log = logging.getLogger(__name__)
 

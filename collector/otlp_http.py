@@ -32,8 +32,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from collector.decoding import Payload, decode_payloads, media_type
 from collector.http_server import HttpServer, Request, Response
-from collector.throttled_log import ThrottledWarning
 from instrumentation import wire
+from instrumentation.throttled_log import ThrottledWarning
 
 log = logging.getLogger(__name__)
 

@@ -32,9 +32,9 @@ from collector.segment_writer import SegmentWriter
 from collector.signal_ingest import SignalIngest
 from collector.span_ingest import IngestStats, SpanIngest
 from collector.streams import ensure_stream
-from collector.throttled_log import ThrottledWarning
 from instrumentation import wire
 from instrumentation.errors import BusUnavailableError, ChoreoscopeError
+from instrumentation.throttled_log import ThrottledWarning
 from store.layout import StoreLayout
 
 log = logging.getLogger(__name__)

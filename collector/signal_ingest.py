@@ -38,8 +38,8 @@ from collector.streams import (
     ensure_stream,
     stream_seq,
 )
-from collector.throttled_log import ThrottledWarning
 from instrumentation import wire
+from instrumentation.throttled_log import ThrottledWarning
 from store.schema import BUS_EVENTS, HEARTBEATS
 
 log = logging.getLogger(__name__)

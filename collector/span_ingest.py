@@ -32,8 +32,8 @@ from collector.decoding import Payload
 from collector.durable_pull import ConsumerGoneError, DurablePull
 from collector.span_batch import fits_int64
 from collector.streams import SPANS_DURABLE, consumer_config, stream_seq
-from collector.throttled_log import ThrottledWarning
 from instrumentation import wire
+from instrumentation.throttled_log import ThrottledWarning
 
 log = logging.getLogger(__name__)
 

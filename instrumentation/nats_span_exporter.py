@@ -41,6 +41,7 @@ from instrumentation.errors import ConfigurationError
 from instrumentation.light_span import LightSpan
 from instrumentation.nats_connect_options import RECONNECTING, connect_options
 from instrumentation.otlp_encoding import encode_otlp_batch
+from instrumentation.throttled_log import ThrottledWarning
 
 log = logging.getLogger(__name__)
 
@@ -128,10 +129,9 @@ class NatsSpanProcessor(SpanProcessor):
         self._batches = 0
         self._failures = 0
         self._in_flight = 0
-        # exporter thread only: since when publishing fails, and the warning's pace
+        # exporter thread only: since when publishing fails, and its warning's pace
         self._failing_since: float | None = None
-        self._warned_at = 0.0
-        self._unwarned_failures = 0
+        self._warn = ThrottledWarning(WARN_EVERY_S, logger=log)
         self._seq = itertools.count(1)
         self._closed = False
         self._abandon = False
@@ -163,7 +163,7 @@ class NatsSpanProcessor(SpanProcessor):
         self._queue = collections.deque()
         self._lock = threading.Lock()
         self._dropped = self._exported = self._batches = self._failures = self._in_flight = 0
-        self._failing_since, self._warned_at, self._unwarned_failures = None, 0.0, 0
+        self._failing_since, self._warn = None, ThrottledWarning(WARN_EVERY_S, logger=log)
         self._seq = itertools.count(1)
         self._abandon = False
         self._flush_waiters = []
@@ -329,26 +329,15 @@ class NatsSpanProcessor(SpanProcessor):
             self._in_flight = 0
 
     def _publish_failed(self, exc: Exception, count: int) -> None:
-        """Warn of a failed publish: at once the first time, then at most every
-        ``WARN_EVERY_S`` (it is retried every ``retry_delay``: a NATS without
-        JetStream, or a permission missing, would fill the host's log)."""
-        now = time.monotonic()
-        self._unwarned_failures += 1
-        if self._failing_since is not None and now - self._warned_at < WARN_EVERY_S:
-            return
-        since = ""
-        if self._failing_since is not None:
-            quiet_s = now - self._warned_at
-            since = f"; {self._unwarned_failures} tries failed in the last {quiet_s:.0f}s"
-        log.warning(
-            "span exporter %s could not publish %d spans to %s (%s: %s); retrying every "
-            "%gs%s",
-            self.exporter_id, count, self._nats_url, type(exc).__name__, exc,
-            self._retry_delay, since,
-        )  # fmt: skip
-        self._failing_since = self._failing_since or now
-        self._warned_at = now
-        self._unwarned_failures = 0
+        """Warn of a failed publish: at once, then at most every ``WARN_EVERY_S`` (it is
+        retried every ``retry_delay``: a NATS without JetStream, or a permission
+        missing, would fill the host's log)."""
+        self._failing_since = self._failing_since or time.monotonic()
+        self._warn(
+            f"span exporter {self.exporter_id} could not publish {count} spans to "
+            f"{self._nats_url}; retrying every {self._retry_delay:g}s",
+            f"{type(exc).__name__}: {exc}",
+        )
 
     def _published_again(self) -> None:
         if self._failing_since is None:
@@ -358,7 +347,7 @@ class NatsSpanProcessor(SpanProcessor):
             self.exporter_id, self._nats_url, time.monotonic() - self._failing_since,
         )  # fmt: skip
         self._failing_since = None
-        self._unwarned_failures = 0
+        self._warn.reset()
 
     async def _abandoned(self) -> None:
         while not self._abandon:

@@ -20,10 +20,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from choreoscope.nats_server import EmbeddedNats, free_port
 from collector.durable_pull import DurablePull
 from collector.streams import SPANS_DURABLE, consumer_config, ensure_stream
-from collector.throttled_log import ThrottledWarning
 from instrumentation import wire
 from instrumentation.errors import BusUnavailableError
 from instrumentation.nats_span_exporter import NatsSpanProcessor
+from instrumentation.throttled_log import ThrottledWarning
 from tests.collector.batches import columnar_batch, otlp_json_request, otlp_request
 from tests.collector.collector_harness import (
     block_todays_partition,
