@@ -26,11 +26,11 @@ from nats.js.errors import BadRequestError, NotFoundError
 
 from instrumentation import wire
 from instrumentation.errors import ConfigurationError
+from instrumentation.spans_stream import STREAM_EXISTS
 from instrumentation.wire import subject_matches
 
 log = logging.getLogger(__name__)
 
-_STREAM_EXISTS = 10058
 _SUBJECTS_OVERLAP = 10065
 
 
@@ -63,7 +63,7 @@ async def ensure_stream_covers(
         except BadRequestError as exc:
             if exc.err_code == _SUBJECTS_OVERLAP:
                 await _explain_overlap(js, stream, list(subjects))
-            if exc.err_code != _STREAM_EXISTS:
+            if exc.err_code != STREAM_EXISTS:
                 raise
             info = await js.stream_info(stream)
     have = list(info.config.subjects or [])
@@ -114,7 +114,7 @@ async def ensure_dead_letter_stream(js: Any) -> None:
             )
         )
     except BadRequestError as exc:
-        if exc.err_code != _STREAM_EXISTS:
+        if exc.err_code != STREAM_EXISTS:
             raise
 
 

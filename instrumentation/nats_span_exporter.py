@@ -31,16 +31,16 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import nats
-from nats.js.api import RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError, NotFoundError
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from instrumentation import wire
+from instrumentation.batch_split import encode_within_limit
 from instrumentation.columnar_encoding import encode_columnar_batch
 from instrumentation.errors import ConfigurationError
 from instrumentation.light_span import LightSpan
 from instrumentation.nats_connect_options import RECONNECTING, connect_options
 from instrumentation.otlp_encoding import encode_otlp_batch
+from instrumentation.spans_stream import ensure_spans_stream
 from instrumentation.throttled_log import ThrottledWarning
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,6 @@ DEFAULT_MAX_QUEUE_SPANS = 50_000
 DEFAULT_MAX_BATCH_SPANS = 512
 # while publishing keeps failing, a warning at most this often (the retries go on)
 WARN_EVERY_S = 30.0
-_STREAM_EXISTS = 10058
 
 
 @dataclass(frozen=True)
@@ -302,7 +301,11 @@ class NatsSpanProcessor(SpanProcessor):
                     await asyncio.wait_for(self._nc.close(), 2.0)
 
     async def _export(self, spans: list[ReadableSpan]) -> None:
-        for payload, count in self._encode_within_limit(spans):
+        limit = self._nc.max_payload if self._nc is not None else 1024 * 1024
+        parts = encode_within_limit(
+            spans, encode=self._encode, limit=limit, unsendable=self._count_unsendable
+        )
+        for payload, count in parts:
             headers = None
             while not self._abandon:
                 try:
@@ -366,31 +369,6 @@ class NatsSpanProcessor(SpanProcessor):
             wire.MSG_ID: f"{self.exporter_id}-{seq}",
         }
 
-    def _encode_within_limit(self, spans: list[ReadableSpan]) -> list[tuple[bytes, int]]:
-        """Encode, halving batches that exceed the server's max payload."""
-        limit = self._nc.max_payload if self._nc is not None else 1024 * 1024
-        out: list[tuple[bytes, int]] = []
-        pending = [spans]
-        while pending:
-            part = pending.pop()
-            try:
-                payload = self._encode(part)
-            except Exception:
-                log.exception(
-                    "span exporter %s could not encode %d spans", self.exporter_id, len(part)
-                )
-                self._count_unsendable(len(part))
-                continue
-            if len(payload) <= limit - 4096:
-                out.append((payload, len(part)))
-            elif len(part) > 1:
-                middle = len(part) // 2
-                pending.extend([part[middle:], part[:middle]])
-            else:
-                log.warning("span %s is larger than NATS max payload; dropped", part[0].name)
-                self._count_unsendable(1)
-        return out
-
     def _count_unsendable(self, count: int) -> None:
         with self._lock:
             self._dropped += count
@@ -418,26 +396,3 @@ class NatsSpanProcessor(SpanProcessor):
 
     async def _on_nats_error(self, exc: Exception) -> None:
         log.debug("span exporter %s: NATS error %s", self.exporter_id, exc)
-
-
-async def ensure_spans_stream(js: Any) -> None:
-    """Create ``CHOREO_SPANS`` if it is missing; an existing stream is left as it is."""
-    try:
-        await js.stream_info(wire.SPANS_STREAM)
-        return
-    except NotFoundError:
-        pass
-    config = StreamConfig(
-        name=wire.SPANS_STREAM,
-        subjects=[wire.SPANS_SUBJECTS],
-        storage=StorageType.FILE,
-        retention=RetentionPolicy.LIMITS,
-        max_age=wire.SPANS_STREAM_MAX_AGE_S,
-        max_bytes=wire.SPANS_STREAM_MAX_BYTES,
-    )
-    try:
-        await js.add_stream(config)
-        log.info("JetStream stream %s is ready", wire.SPANS_STREAM)  # maybe made by another
-    except BadRequestError as exc:
-        if exc.err_code != _STREAM_EXISTS:
-            raise
