@@ -19,7 +19,9 @@
   handles or publishes, unless ``stream_subjects=`` lists them exactly. Each
   handler has a durable pull consumer named ``<queue>--<subject>``, shared by
   every instance in that queue group (the queue defaults to the Agent's name).
-  ``emit`` and ``start_workflow`` wait for JetStream's ack.
+  ``emit`` and ``start_workflow`` wait for JetStream's ack. A running handler's
+  message is kept from redelivery for up to ``max_processing`` (default 600 s; a
+  step still running then, or hung, has its message delivered again beside it).
 - ``"core"``: plain NATS publish and queue subscriptions, about half the cost
   per event, at most once. Nothing is stored or retried: an event published
   while no instance of a group is subscribed is lost (its publish span shows it
@@ -27,10 +29,10 @@
   the error span and dead-letters the event at once to ``dlq.<subject>`` with
   its original headers and the reason, best effort (kept by the
   ``CHOREO_DEAD_LETTERS`` stream when the server runs JetStream). There are no
-  settle spans. ``stream``, ``stream_subjects``, ``max_deliveries``,
-  ``ack_wait``, ``backoff`` and ``fetch_*`` do not apply. The two mix: a core
-  publish on a subject that a stream captures is stored, and JetStream Agents
-  consume it.
+  settle spans. ``stream``, ``stream_subjects``, ``max_deliveries``, ``ack_wait``,
+  ``max_processing``, ``backoff`` and ``fetch_*`` do not apply. The two mix: a
+  core publish on a subject that a stream captures is stored, and JetStream
+  Agents consume it.
 
 Either way every event gets the same spans (publish PRODUCER, receive CLIENT
 ended on arrival, process CONSUMER child of the publish span with a link to
@@ -47,7 +49,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import nats
-import nats.js.errors
 from opentelemetry import trace
 
 from instrumentation import wire
@@ -60,10 +61,12 @@ from instrumentation.audit import AuditCapture, Redactor
 from instrumentation.errors import ConfigurationError
 from instrumentation.event_publisher import EventPublisher, new_id
 from instrumentation.heartbeat import AgentCounters, HeartbeatPublisher, instance_id
+from instrumentation.keep_alive import DEFAULT_MAX_PROCESSING, KeepAlive
 from instrumentation.messaging_spans import MessagingSpans
 from instrumentation.nats_connect_options import RECONNECTING, connect_options
 from instrumentation.nats_shutdown import close_connection
 from instrumentation.telemetry import DEFAULT_NATS_URL, Telemetry, telemetry_for
+from instrumentation.throttled_log import ThrottledWarning
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +89,7 @@ class Agent:
         stream_subjects: Sequence[str] | None = None,
         max_deliveries: int = 5,
         ack_wait: float = 30.0,
+        max_processing: float = DEFAULT_MAX_PROCESSING,
         backoff: Sequence[float] = (1.0, 5.0, 30.0),
         max_in_flight: int = 64,
         fetch_batch: int = 64,
@@ -161,6 +165,7 @@ class Agent:
             max_deliveries=max_deliveries,
             backoff=backoff,
             max_header_bytes=max_header_bytes,
+            keep_alive=KeepAlive(service=name, ack_wait=ack_wait, max_processing=max_processing),
         )
         self._steps = StepRunner(
             step=self._delivery.process, max_workers=max_in_flight, counters=self.counters
@@ -181,7 +186,7 @@ class Agent:
         self._stopping = asyncio.Event()
         self._ready = asyncio.Event()
         self._intake: JetStreamIntake | CoreIntake | None = None
-        self._last_error_log = 0.0
+        self._nats_errors = ThrottledWarning(10, logger=log)
         self._outage_since: float | None = None  # monotonic time NATS was lost
 
     # --- declaring handlers -------------------------------------------------------
@@ -231,10 +236,7 @@ class Agent:
         await self.close()
 
     async def _on_nats_error(self, exc: Exception) -> None:
-        now = time.monotonic()
-        if now - self._last_error_log > 10:
-            self._last_error_log = now
-            log.warning("agent %s: NATS at %s: %s (retrying)", self.name, self.nats_url, exc)
+        self._nats_errors(f"agent {self.name}: NATS at {self.nats_url} (retrying)", exc)
 
     async def _on_disconnected(self) -> None:
         # nats-py calls this again after each failed reconnect attempt: say it once
@@ -267,8 +269,7 @@ class Agent:
         headers: Mapping[str, str] | None = None,
     ) -> str:
         """Publish the first event of a new workflow (a new trace); returns its workflow id."""
-        if self._nc is None or self._nc.is_closed:
-            await self.connect()
+        await self.connect()
         workflow_id = workflow_id or new_id()
         await self._publisher.publish(
             subject,
@@ -290,8 +291,7 @@ class Agent:
         headers: Mapping[str, str] | None = None,
     ) -> str:
         """Publish an event of an existing workflow from outside a handler; returns its id."""
-        if self._nc is None or self._nc.is_closed:
-            await self.connect()
+        await self.connect()
         return await self._publisher.publish(
             subject, data, workflow_id=workflow_id, message_id=message_id, headers=headers
         )

@@ -7,7 +7,9 @@ oversized headers, a body that is not JSON for a JSON handler) → error span an
 a dead letter at once: no hot redelivery loop. Nothing here raises into the
 Agent's loops; a failed dead-letter publish naks, so nothing is lost. A
 ``CancelledError`` the handler raises itself is such an exception too; only a
-step cancelled by the Agent stopping is left unsettled, for redelivery.
+step cancelled by the Agent stopping is left unsettled, for redelivery. While a
+JetStream handler runs, ``KeepAlive`` keeps its message from being redelivered,
+for up to ``max_processing``.
 
 On core NATS (``retries=False``) there is nothing to settle and no redelivery:
 every failure is dead-lettered at once, and a dead letter that cannot be
@@ -34,6 +36,7 @@ from instrumentation.errors import BadMessageError
 from instrumentation.event import Event
 from instrumentation.event_publisher import EventPublisher
 from instrumentation.heartbeat import AgentCounters
+from instrumentation.keep_alive import KeepAlive
 from instrumentation.messaging_spans import MessagingSpans, jetstream_attributes
 from instrumentation.propagation import extract_delivered
 from instrumentation.traced_message import current_workflow_id
@@ -96,6 +99,7 @@ class DeliveryProcessor:
         max_deliveries: int,
         backoff: Sequence[float],
         max_header_bytes: int,
+        keep_alive: KeepAlive,
     ) -> None:
         self._service = service
         self._spans = spans
@@ -106,6 +110,7 @@ class DeliveryProcessor:
         self._max_deliveries = max_deliveries
         self._backoff = list(backoff) or [0.0]
         self._max_header_bytes = max_header_bytes
+        self._keep_alive = keep_alive if retries else None  # core NATS has no ack timer
 
     async def process(self, handler: Handler, msg: Any) -> None:
         try:
@@ -147,7 +152,11 @@ class DeliveryProcessor:
                 publisher=self._publisher,
                 process_span=span,
             )
-            await handler.fn(event)
+            if self._keep_alive is None:
+                await handler.fn(event)
+            else:
+                async with self._keep_alive.around(msg, span):
+                    await handler.fn(event)
         except asyncio.CancelledError as exc:
             task = asyncio.current_task()
             if task is None or task.cancelling():

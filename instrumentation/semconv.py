@@ -39,6 +39,8 @@ CHOREO_DEAD_LETTERED: Final = "choreo.dead_lettered"  # true on a process span t
 CHOREO_HANDLER: Final = "choreo.handler"  # the handler function's qualified name
 # on a nak settle span: the delay asked before JetStream redelivers, in milliseconds
 CHOREO_NAK_DELAY_MS: Final = "choreo.nak.delay_ms"
+# on a JetStream process span: the in_progress acks sent while its handler ran
+CHOREO_KEEP_ALIVE_COUNT: Final = "choreo.keep_alive.count"
 
 SERVICE_NAME: Final = "service.name"
 SERVICE_INSTANCE_ID: Final = "service.instance.id"

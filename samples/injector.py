@@ -11,8 +11,9 @@
 - lost_telemetry: the step really overflows its exporter's queue with a burst of
   spans (a model call traced token by token) while the exporter's thread is starved
   of CPU, so spans are dropped and counted;
-- duplicate: the step really finishes after its ack deadline, so JetStream really
-  redelivers the message and the step processes it twice;
+- duplicate: the step really finishes after its ack deadline (``ack_wait``, which is
+  also its ``max_processing``: no keep-alive holds the message longer), so JetStream
+  really redelivers the message and the step processes it twice;
 - consumer_down: the service really stops (see ``samples.pipeline``).
 
 Each injected fault is recorded once in the ground truth, when it happens. The

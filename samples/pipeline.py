@@ -109,6 +109,15 @@ class PipelineOptions:
         return 2 * self.step_deadline
 
     @property
+    def max_processing(self) -> float:
+        """How long a step keeps its message while it runs: ack_wait, so no keep-alive
+        is sent. The sample's steps take milliseconds; those that run longer are the
+        faults (a hung step, a duplicate's late finish), whose message JetStream
+        delivers again after ack_wait, as it would a production step's past its
+        max_processing."""
+        return self.ack_wait
+
+    @property
     def backoff(self) -> tuple[float, ...]:
         """Delays between the attempts of a failing step: it is dead-lettered within
         about 3 s. Each nak records its delay, so the correlator waits for the retry
@@ -250,6 +259,7 @@ class PipelineRunner:
             nats_options=dict(self.options.nats_options),
             telemetry=telemetry,
             ack_wait=self.options.ack_wait,
+            max_processing=self.options.max_processing,
             backoff=self.options.backoff,
             heartbeat_interval=self.options.heartbeat_interval,
             drain_timeout=SHUTDOWN_GRACE_SECONDS,

@@ -101,7 +101,11 @@ class Scenario:
         self.telemetry_gate = TcpGate(target_host=host, target_port=int(port))
         await self.telemetry_gate.start()
         parser = self._agent("parser", max_queue_spans=64, export_url=self.telemetry_gate.url)
-        scorer = self._agent("scorer", ack_wait=1.0, max_deliveries=2, backoff=(0.2,))
+        # max_processing no longer than ack_wait: no keep-alive, so the duplicate
+        # fault's step, still running past it, has its message redelivered
+        scorer = self._agent(
+            "scorer", ack_wait=1.0, max_processing=1.0, max_deliveries=2, backoff=(0.2,)
+        )
         notifier = self._agent("notifier")
         archiver = self._agent("archiver")
         bus = await TracedNats.connect(
@@ -140,7 +144,7 @@ class Scenario:
                 raise ValueError("unreadable CV")
             await event.emit(SCORED, {"score": 0.8}, message_id=f"{event.message_id}>scored")
             if fault == "duplicate" and event.attempt == 1:
-                await asyncio.sleep(1.6)  # past ack_wait: JetStream redelivers
+                await asyncio.sleep(1.6)  # past max_processing: JetStream redelivers
 
         @notifier.on(SCORED)
         async def notify(event: Any) -> None:
