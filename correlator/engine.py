@@ -1,14 +1,16 @@
 """The correlator's passes: one cold pass over all history, then incremental ticks.
 
-A cold pass reads every span once (``stored_spans``), learns the model, judges every
-workflow and keeps in memory (``span_memory``) only the spans of workflows that may
-still change: open ones (not completed, active within ``keep_s``) and recent ones
-(``recent_s``). Each tick reads only the segments written since the last one (of a
-segment compaction wrote, only the rows received lately: it holds rows read before), and
-re-judges only the workflows those spans touch plus the open ones, on one thread (a
-tick is a few thousand spans in some thirty statements: per-thread hash tables cost
-more than they save). Heartbeats and bus events are read the same way
-(``signal_memory``). Findings go to ``<data>/findings/`` after every pass.
+A cold pass reads every span once (``stored_spans``; after an earlier pass, only
+those of the workflows active since shortly before it: resume.py), learns the
+model, judges every workflow and keeps in memory (``span_memory``) only the spans
+of workflows that may still change: open ones (not completed, active within
+``keep_s``) and recent ones (``recent_s``). Each tick reads only the segments
+written since the last one (of a segment compaction wrote, only the rows received
+lately: it holds rows read before), and re-judges only the workflows those spans
+touch plus the open ones, on one thread (a tick is a few thousand spans in some
+thirty statements: per-thread hash tables cost more than they save). Heartbeats
+and bus events are read the same way (``signal_memory``). Findings go to
+``<data>/findings/`` after every pass.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from correlator.detection import Detection, detect
 from correlator.findings import ensure_findings, write_findings
 from correlator.ledger import AnomalyLedger
 from correlator.model import ChoreographyModel, install_model
-from correlator.model_refresh import ModelRefresh, learn_here
+from correlator.model_refresh import LEARN_SPANS, ModelRefresh, learn_here
 from correlator.pass_views import TICK_MATERIALIZED, PassViews
 from correlator.reclaim import reclaim_deleted
+from correlator.resume import judged_with, resume_since
 from correlator.signal_memory import SignalMemory
 from correlator.span_memory import SpanMemory
 from correlator.sql_text import parsed, statement
@@ -57,6 +60,7 @@ class Correlator:
         recent_s: float = 120.0,
         evict_every_ticks: int = 30,
         model_refresh_s: float = 300.0,
+        learn_spans: int = LEARN_SPANS,
         ingest_slack_s: float = 10.0,
         status_rewrite_s: float = 30.0,
     ) -> None:
@@ -73,6 +77,11 @@ class Correlator:
         self.ingest_slack_s = ingest_slack_s
         self.status_rewrite_s = status_rewrite_s
         self._pass = 0  # passes are numbered (verdicts.py)
+        # what the verdicts depend on besides the spans: a cold pass resumes only
+        # from a pass that judged with the same (resume.py)
+        self.judged_with = judged_with(
+            thresholds=self.thresholds, choreography=choreography, keep_s=keep_s
+        )
         self.verdicts = Verdicts(layout=self.layout, rewrite_s=status_rewrite_s)
         # eviction checkpoints (_evict): the automatic one is off
         self.con = full_pass_connection(self.layout)
@@ -91,6 +100,7 @@ class Correlator:
             thresholds=self.thresholds,
             declared=choreography,
             every_s=model_refresh_s,
+            learn_spans=learn_spans,
         )
         self._ticks = 0
         # span segments read by earlier passes: segments are immutable (written under
@@ -109,23 +119,44 @@ class Correlator:
             con = self.con
             segments = self.stored.segments()
             self.signals.load(con)
-            self._point_at_all_spans(segments)
+            since = resume_since(
+                con,
+                layout=self.layout,
+                now=now,
+                fingerprint=self.judged_with,
+                reach_s=self.keep_s + self.recent_s,
+            )
+            self._point_at_all_spans(segments, since=since)
+            resumed = self.stored.resumed
             newest = self.stored.newest(con)
             self.watermark = min(newest, now) if newest else now
             self._learn()
             detection = detect(con, now=now, thresholds=self.thresholds)
-            new = self._fold(detection, now=now, workflows=None)
+            judged = None  # all of them
+            if resumed:
+                judged = {
+                    row["workflow_id"]
+                    for row in detection.status.select(["workflow_id"]).to_pylist()
+                }
+            new = self._fold(detection, now=now, workflows=judged)
             self._pass += 1
             if hold:
                 self._refresh_open(now=now, judged_all=True)  # before adopt() takes it
             self.verdicts.adopt(con, pass_number=self._pass)
+            if resumed:
+                carried = self.verdicts.carry_over(con, pass_number=self._pass)
+                log.info(
+                    "resumed from the last pass: judged the spans stored since %s again "
+                    "(%d workflows); %d quiet since keep their verdicts",
+                    since, len(judged or ()), carried,
+                )  # fmt: skip
             if not hold:
                 self.stored.release(con)
                 self.watermark = None  # a tick would begin with a cold pass
                 return new
             # keep in memory only what may still change: open workflows, recent traces
             recent_since = self.watermark - dt.timedelta(seconds=self.recent_s)
-            self.memory.remember_stored(con, spans="stored_spans")
+            self.memory.remember_stored(con, spans="stored_spans", older=resumed)
             self.stored.keep(con, recent_since=recent_since)
             self.views.repointed()  # keep re-pointed correlated_spans
             self.memory.hold(con)
@@ -234,9 +265,10 @@ class Correlator:
 
     # --- internals ---------------------------------------------------------------
 
-    def _point_at_all_spans(self, segments: frozenset[str]) -> None:
-        """Judge every span of ``segments``, each read once (stored_spans)."""
-        self.stored.read(self.con, segments)
+    def _point_at_all_spans(self, segments: frozenset[str], *, since: dt.datetime | None) -> None:
+        """Judge every span of ``segments``, each read once (stored_spans); with
+        ``since``, those of the workflows active since (resume.py)."""
+        self.stored.read(self.con, segments, since=since)
         self.stored.point_views_at_all(self.views)
 
     def _learn(self) -> None:

@@ -3,7 +3,8 @@
 A watcher rewrites it every few seconds and once more when it stops; ``correlate
 --once`` writes it once. Readers tell from it how old the statuses are: a watcher
 that stopped leaves runs "in flight" and their waiting times growing, and nothing
-else shows it.
+else shows it. The next correlator resumes from it (resume.py): ``judged_with``
+says what the verdicts were judged with, which must not have changed.
 """
 
 from __future__ import annotations
@@ -26,15 +27,19 @@ EVERY_S = 5.0  # how often a watcher rewrites it
 class LastPass:
     as_of: dt.datetime  # the instant the pass judged the store as of
     watching: bool  # a watcher wrote it, and had not stopped
+    judged_with: str | None = None  # the fingerprint of the settings it judged with
 
 
-def write_last_pass(layout: StoreLayout, *, as_of: dt.datetime, watching: bool) -> None:
+def write_last_pass(
+    layout: StoreLayout, *, as_of: dt.datetime, watching: bool, judged_with: str | None = None
+) -> None:
     """Record a pass. Not fsynced (a marker lost to a crash only reads as older), and
     a store that refuses it is logged, never raised: it must not stop a watcher."""
     path = layout.findings / FILE_NAME
     tmp = path.with_name(f".{FILE_NAME}.{os.getpid()}.tmp")
+    record = {"as_of": as_of.isoformat(), "watching": watching, "judged_with": judged_with}
     try:
-        tmp.write_text(json.dumps({"as_of": as_of.isoformat(), "watching": watching}))
+        tmp.write_text(json.dumps(record))
         tmp.replace(path)
     except OSError as e:
         log.warning("could not record the correlator's last pass in %s: %s", path, e)
@@ -46,6 +51,11 @@ def read_last_pass(layout: StoreLayout) -> LastPass | None:
     try:
         raw = json.loads((layout.findings / FILE_NAME).read_text())
         as_of = dt.datetime.fromisoformat(raw["as_of"])
-        return LastPass(as_of=as_of.astimezone(dt.UTC), watching=bool(raw["watching"]))
+        judged_with = raw.get("judged_with")
+        return LastPass(
+            as_of=as_of.astimezone(dt.UTC),
+            watching=bool(raw["watching"]),
+            judged_with=judged_with if isinstance(judged_with, str) else None,
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None

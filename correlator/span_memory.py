@@ -90,11 +90,12 @@ class SpanMemory:
         ).fetchone()
         self._count_links(con)
 
-    def remember_stored(self, con: duckdb.DuckDBPyConnection, *, spans: str) -> None:
-        """Remember the traces and workflows a full pass found in the store (``spans``):
-        a span that continues one of them after memory let it go brings it back
-        (``admit``). Ticks add the ones they see."""
-        self._stored.remember(con, spans=spans)
+    def remember_stored(self, con: duckdb.DuckDBPyConnection, *, spans: str, older: bool) -> None:
+        """Remember the traces and workflows a full pass found in the store (``spans``,
+        and ``older_traces`` when ``older``: see StoredIds.remember): a span that
+        continues one of them after memory let it go brings it back (``admit``).
+        Ticks add the ones they see."""
+        self._stored.remember(con, spans=spans, older=older)
 
     def forget_stored_before(self, at: dt.datetime) -> None:
         """Let go of the traces and workflows first seen before ``at``'s hour: the

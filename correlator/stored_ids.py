@@ -31,16 +31,33 @@ class StoredIds:
         # the keys this tick added (a tick rolled back takes them out again)
         self._added: list[tuple[SeenKeys, int]] = []
 
-    def remember(self, con: duckdb.DuckDBPyConnection, *, spans: str) -> None:
+    def remember(self, con: duckdb.DuckDBPyConnection, *, spans: str, older: bool) -> None:
         """Remember every trace and workflow a full pass found in the store (``spans``),
         and the traces those spans link to that it does not hold (as few as the
-        consumers still waiting for their producer's span)."""
+        consumers still waiting for their producer's span). ``older``: the pass was
+        resumed (resume.py), and ``older_traces`` holds the traces of the segments
+        it did not judge again."""
         hour = "CAST({} // 3600000000 AS INTEGER) AS hour"
+        older_traces = older_workflows = older_awaited = ""
+        if older:
+            older_traces = f"""
+                UNION ALL SELECT trace_key, {hour.format("epoch_us(first_received_at)")}
+                FROM older_traces"""
+            older_workflows = f"""
+                UNION ALL SELECT workflow_key, {hour.format("epoch_us(max(last_received_at))")}
+                FROM older_traces WHERE workflow_key IS NOT NULL GROUP BY workflow_key"""
+            older_awaited = f"""
+                UNION ALL SELECT key, {hour.format("first_us")} FROM (
+                    SELECT unnest(links) AS key, epoch_us(first_received_at) AS first_us
+                    FROM older_traces WHERE links IS NOT NULL
+                )
+                WHERE key NOT IN (SELECT trace_key FROM older_traces)
+                    AND key NOT IN (SELECT hash(trace_id) FROM {spans})"""
         for seen, query in (
             (
                 self.traces,
                 f"SELECT hash(trace_id) AS key, {hour.format('min(epoch_us(received_at))')} "
-                f"FROM {spans} GROUP BY trace_id",
+                f"FROM {spans} GROUP BY trace_id {older_traces}",
             ),
             (
                 self.awaited_traces,
@@ -54,12 +71,14 @@ class StoredIds:
                     SELECT trace_id FROM {spans}
                     WHERE trace_id IN (SELECT trace_id FROM linked)
                 )
+                {"AND hash(trace_id) NOT IN (SELECT trace_key FROM older_traces)" if older else ""}
+                {older_awaited}
                 """,
             ),
             (
                 self.workflows,
                 f"SELECT hash(workflow_id) AS key, {hour.format('epoch_us(last_activity_at)')} "
-                "FROM d_workflows",
+                f"FROM d_workflows {older_workflows}",
             ),
         ):
             found = con.execute(query).fetchnumpy()

@@ -21,7 +21,9 @@ import duckdb
 
 from correlator.pass_views import PassViews
 from correlator.sql_text import statement
+from correlator.straddlers import STRADDLING, straddling_segments
 from store import StoreLayout
+from store.layout import partition_start
 
 # The span columns detection reads: the long tail (attributes, resource, events,
 # links) stays on disk, which is most of a span's bytes.
@@ -41,6 +43,7 @@ class StoredSpans:
         self._kind: str | None = None  # VIEW over the segments, TABLE deduplicated
         self._files: list[str] = []
         self._statistics: dict[str, Any] = {}
+        self.resumed = False  # read only the recent segments, and older_traces
 
     def segments(self) -> frozenset[str]:
         return self.layout.segments("spans")
@@ -48,18 +51,37 @@ class StoredSpans:
     def seed(self) -> str:
         return str(self.layout.seed("spans"))
 
-    def read(self, con: duckdb.DuckDBPyConnection, segments: frozenset[str]) -> None:
-        """Make ``stored_spans`` every span of ``segments``, once."""
+    def read(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        segments: frozenset[str],
+        *,
+        since: dt.datetime | None = None,
+    ) -> None:
+        """Make ``stored_spans`` every span of ``segments``, once; with ``since`` (a
+        resumed pass, resume.py), those of the hour partitions from ``since`` on,
+        with the older spans of their workflows (straddlers.py), and ``older_traces``
+        every older trace."""
         self.release(con)
-        files = [self.seed(), *sorted(segments - {self.seed()})]
-        (copied,) = con.execute(statement("span_copies"), {"files": files}).fetchone()
+        judged, older = _split(segments - {self.seed()}, since=since)
+        files = [self.seed(), *sorted(judged)]
+        source = parquet_of(files)
+        if older:
+            holding = straddling_segments(con, judged=files, older=[self.seed(), *sorted(older)])
+            if holding:
+                source = (
+                    f"(SELECT * FROM {source} UNION ALL BY NAME SELECT * FROM "
+                    f"{parquet_of(holding)} WHERE {STRADDLING})"
+                )
+                files += holding
+        self.resumed = bool(older)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW pass_spans AS SELECT * FROM {source}")
+        (copied,) = con.execute(statement("span_copies")).fetchone()
         if copied:
-            con.execute(
-                f"CREATE TEMP TABLE stored_spans AS {statement('stored_spans')}", {"files": files}
-            )
+            con.execute(f"CREATE TEMP TABLE stored_spans AS {statement('stored_spans')}")
             self._kind = "TABLE"
         else:
-            con.execute(f"CREATE TEMP VIEW stored_spans AS SELECT * FROM {parquet_of(files)}")
+            con.execute("CREATE TEMP VIEW stored_spans AS SELECT * FROM pass_spans")
             self._kind = "VIEW"
         self._files = files
         result = con.execute(statement("segment_statistics"), {"files": files})
@@ -114,7 +136,10 @@ class StoredSpans:
         if self._kind:
             # IF EXISTS: a tick that read the store and failed rolled the view back
             con.execute(f"DROP {self._kind} IF EXISTS temp.main.stored_spans")
+            con.execute("DROP VIEW IF EXISTS temp.main.pass_spans")
+            con.execute("DROP TABLE IF EXISTS temp.main.older_traces")
             self._kind = None
+            self.resumed = False
 
 
 def parquet_of(files: list[str]) -> str:
@@ -122,3 +147,15 @@ def parquet_of(files: list[str]) -> str:
     parameters)."""
     listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
     return f"read_parquet([{listed}], union_by_name = true, hive_partitioning = false)"
+
+
+def _split(
+    segments: frozenset[str], *, since: dt.datetime | None
+) -> tuple[frozenset[str], frozenset[str]]:
+    """``segments`` as (those of the hour partitions from ``since`` on, the older)."""
+    if since is None:
+        return segments, frozenset()
+    older = frozenset(
+        f for f in segments if (start := partition_start(f)) is not None and start < since
+    )
+    return segments - older, older

@@ -18,6 +18,7 @@ import time
 import duckdb
 
 from correlator.findings import WORKFLOW_STATUS, ZSTD_LEVEL
+from correlator.resume import STATUS_FILES
 from store import StoreLayout
 from store.durable_files import replacing
 
@@ -46,6 +47,31 @@ class Verdicts:
         self._superseded = False
         self._full_written_at = 0.0  # the next write is a full one
         self.changed = True
+
+    def carry_over(self, con: duckdb.DuckDBPyConnection, *, pass_number: int) -> int:
+        """Add to ``all_status`` the verdicts of the status files for the workflows a
+        resumed cold pass did not judge (resume.py): they keep the verdicts of the
+        passes before. Returns how many. Their last activity is not in the files: the
+        time they were judged stands in for it (later, so they are forgotten later)."""
+        full, recent = (str(self.layout.findings / f"{name}.parquet") for name in STATUS_FILES)
+        (carried,) = con.execute(
+            f"""
+            INSERT INTO all_status BY NAME
+            WITH recent AS (SELECT * FROM read_parquet($recent)),
+            verdicts AS (  -- each file holds a workflow once; the recent one's is newer
+                SELECT * FROM recent
+                UNION ALL BY NAME
+                SELECT * FROM read_parquet($full)
+                WHERE workflow_id NOT IN (SELECT workflow_id FROM recent)
+            )
+            SELECT {STATUS_COLUMNS}, evaluated_at AS last_activity_at,
+                $pass AS judged_in_pass
+            FROM verdicts
+            WHERE workflow_id NOT IN (SELECT workflow_id FROM all_status)
+            """,
+            {"full": full, "recent": recent, "pass": pass_number},
+        ).fetchone()
+        return carried
 
     def append(self, con: duckdb.DuckDBPyConnection, *, pass_number: int) -> None:
         """Add the verdicts of ``d_workflow_status``, made by pass ``pass_number``."""

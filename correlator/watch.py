@@ -57,7 +57,7 @@ def correlate_once(
         engine.write_findings()
     finally:
         engine.close()
-    write_last_pass(engine.layout, as_of=now, watching=False)
+    write_last_pass(engine.layout, as_of=now, watching=False, judged_with=engine.judged_with)
     return engine
 
 
@@ -126,14 +126,14 @@ async def watch(
     judged = False
     try:
         started = time.perf_counter()
-        log.info("judging every span stored in %s before watching", layout.root)
+        log.info("judging the spans stored in %s before watching", layout.root)
         while not await _cold_pass(engine, clock, stop=stop):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval_s)
             if stop.is_set():
                 return
         written = await _alert_and_write(engine, alerter, clock, failing=False)
-        judged, recorded = True, _record_pass(layout, clock, watching=True)
+        judged, recorded = True, _record_pass(engine, clock, watching=True)
         log.info(
             "ready: correlating %s every %gs (cold pass %.2fs, %d anomalies known); "
             "alerts on choreo.alerts.>",
@@ -149,7 +149,7 @@ async def watch(
             if await _pass(engine.tick, clock):
                 written = await _alert_and_write(engine, alerter, clock, failing=not written)
                 if time.monotonic() - recorded >= EVERY_S:
-                    recorded = _record_pass(layout, clock, watching=True)
+                    recorded = _record_pass(engine, clock, watching=True)
     finally:
         await alerter.close()
         try:  # before the first judgement there is nothing of this run to write
@@ -157,7 +157,7 @@ async def watch(
         finally:
             engine.close()
         if judged:  # the statuses stop at its last pass
-            _record_pass(layout, clock, watching=False)
+            _record_pass(engine, clock, watching=False)
         if error is None:
             log.info("correlator stopped; findings written to %s", layout.findings)
         else:
@@ -168,8 +168,8 @@ async def watch(
             )  # fmt: skip
 
 
-def _record_pass(layout: StoreLayout, clock: Callable[[], dt.datetime], *, watching: bool) -> float:
-    write_last_pass(layout, as_of=clock(), watching=watching)
+def _record_pass(engine: Correlator, clock: Callable[[], dt.datetime], *, watching: bool) -> float:
+    write_last_pass(engine.layout, as_of=clock(), watching=watching, judged_with=engine.judged_with)
     return time.monotonic()
 
 

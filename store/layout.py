@@ -175,8 +175,14 @@ _PARTITION = re.compile(r"date=(\d{4}-\d{2}-\d{2})[/\\]hour=(\d{2})")
 
 def oldest_partition(files: Iterable[str]) -> dt.datetime | None:
     """The start of the oldest hour partition among ``files`` (None: none in one)."""
-    hours = {m.groups() for f in files if (m := _PARTITION.search(f))}
-    if not hours:
+    hours = [start for f in files if (start := partition_start(f)) is not None]
+    return min(hours, default=None)
+
+
+def partition_start(file: str) -> dt.datetime | None:
+    """The start of the hour partition ``file`` is in (None: it is in none)."""
+    match = _PARTITION.search(file)
+    if match is None:
         return None
-    day, hour = min(hours)
+    day, hour = match.groups()
     return dt.datetime.fromisoformat(f"{day}T{hour}:00:00+00:00")

@@ -5,7 +5,7 @@
 SELECT count(*) AS copied
 FROM (
     SELECT hash(trace_id, span_id) AS copy_key
-    FROM read_parquet($files, union_by_name = true, hive_partitioning = false)
+    FROM pass_spans
     GROUP BY copy_key
     HAVING count(*) > 1
 )

@@ -1,10 +1,10 @@
 -- Every stored span once, for a cold pass, when some were stored more than once
 -- (span_copies found copies): only the rows of copied spans go through the
--- window that picks the first copy to arrive, not every span. $files: the span
--- segments of the pass, listed once so every statement reads the same ones.
+-- window that picks the first copy to arrive, not every span. pass_spans: the spans
+-- of the pass's segments, listed once so every statement reads the same ones.
 WITH stored AS MATERIALIZED (
     SELECT *, hash(trace_id, span_id) AS copy_key
-    FROM read_parquet($files, union_by_name = true, hive_partitioning = false)
+    FROM pass_spans
 ),
 copied AS (
     SELECT copy_key FROM stored GROUP BY copy_key HAVING count(*) > 1

@@ -138,7 +138,9 @@ class SpanLog:
             }
         )
 
-    def write(self, layout: StoreLayout) -> None:
+    def write(self, layout: StoreLayout, *, filed_at: dt.datetime = T0) -> None:
+        """Write what was collected as segments of the hour partition of ``filed_at``
+        (the hour the collector got them)."""
         writer = SegmentWriter(layout=layout)
         try:
             for table, rows, schema in (
@@ -148,7 +150,7 @@ class SpanLog:
                 ("consumer_lag", self.consumer_lag, CONSUMER_LAG),
             ):
                 if rows:
-                    writer.write(table, pa.Table.from_pylist(rows, schema=schema), at=T0)
+                    writer.write(table, pa.Table.from_pylist(rows, schema=schema), at=filed_at)
         finally:
             writer.close()
         self.rows, self.heartbeats, self.bus_events, self.consumer_lag = [], [], [], []

@@ -19,7 +19,7 @@ import pytest
 
 from choreoscope.nats_server import EmbeddedNats
 from correlator.alerts import Alerter
-from correlator.last_pass import LastPass, read_last_pass
+from correlator.last_pass import read_last_pass
 from correlator.thresholds import Thresholds
 from correlator.watch import watch
 from store import StoreLayout
@@ -226,8 +226,11 @@ async def test_a_watcher_records_when_it_last_judged_the_store_and_that_it_stopp
     stop.set()
     await task
 
-    assert running == LastPass(as_of=at(150), watching=True)
-    assert read_last_pass(store_layout) == LastPass(as_of=at(150), watching=False)
+    assert (running.as_of, running.watching) == (at(150), True)
+    stopped = read_last_pass(store_layout)
+    assert (stopped.as_of, stopped.watching) == (at(150), False)
+    # what it judged with, for the next correlator to resume from (resume.py)
+    assert stopped.judged_with == running.judged_with is not None
 
 
 def test_correlate_watch_command_logs_ready_and_stops_cleanly_on_sigterm(

@@ -1,0 +1,80 @@
+"""Where a cold pass resumes from: the verdicts an earlier pass left behind.
+
+A running watcher never judges again a workflow quiet for longer than ``keep_s``:
+it keeps its last verdict. A cold pass that follows an earlier one (a watcher
+restarted, ``correlate --once`` run again) does the same, instead of judging every
+span stored again, which on a store of a few hours at 1k spans/s took minutes and
+more memory than a small machine has (10M spans: 21 s and 5 GB). It judges only the
+workflows with spans in the hour partitions from ``resume_since`` on (whole: their
+older spans are read too, stored_spans.py) and carries over the verdicts of the
+others from the status files (verdicts.py). It resumes only from a pass that
+judged with the same settings (``judged_with``): with another choreography or other
+thresholds, every workflow is judged again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from typing import Final
+
+import duckdb
+
+from correlator.choreography_file import Choreography
+from correlator.last_pass import read_last_pass
+from correlator.thresholds import Thresholds
+from store import StoreLayout
+
+log = logging.getLogger(__name__)
+
+# judged again besides keep_s and recent_s: a span is filed by when the collector got
+# it, which trails the clocks of the hosts that made it
+MARGIN: Final = dt.timedelta(minutes=10)
+
+
+def judged_with(*, thresholds: Thresholds, choreography: Choreography | None, keep_s: float) -> str:
+    """A fingerprint of what a pass's verdicts depend on besides the spans."""
+    settings = {
+        "thresholds": thresholds.sql_parameters(),
+        "choreography": repr(choreography),
+        "keep_s": keep_s,
+    }
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def resume_since(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    layout: StoreLayout,
+    now: dt.datetime,
+    fingerprint: str,
+    reach_s: float,
+) -> dt.datetime | None:
+    """The start of the oldest hour partition a cold pass judges again, or None to
+    judge every span: no earlier pass recorded, one that judged with other settings,
+    or status files without a verdict (a first pass, or files set aside as damaged).
+    ``reach_s``: how long before the earlier pass a workflow may have been active and
+    still open then."""
+    last = read_last_pass(layout)
+    if last is None or last.judged_with != fingerprint:
+        return None
+    files = [str(layout.findings / f"{name}.parquet") for name in STATUS_FILES]
+    try:
+        (verdicts, newest) = con.execute(
+            "SELECT count(*), max(evaluated_at) FROM read_parquet($files, union_by_name = true)",
+            {"files": files},
+        ).fetchone()
+    except duckdb.Error as e:  # unreadable: judged again from the spans
+        log.warning("the workflow statuses cannot be read (%s): judging every span again", e)
+        return None
+    if not verdicts:
+        return None
+    # the statuses written last may trail the recorded pass (a write that failed)
+    as_of = min(last.as_of, newest, now)
+    since = as_of - dt.timedelta(seconds=reach_s) - MARGIN
+    return since.replace(minute=0, second=0, microsecond=0)
+
+
+STATUS_FILES: Final = ("workflow_status", "workflow_status_recent")
