@@ -8,16 +8,19 @@ more memory than a small machine has (10M spans: 21 s and 5 GB). It judges only 
 workflows with spans in the hour partitions from ``resume_since`` on (whole: their
 older spans are read too, stored_spans.py) and carries over the verdicts of the
 others from the status files (verdicts.py). It resumes only from a pass that
-judged with the same settings (``judged_with``): with another choreography or other
-thresholds, every workflow is judged again.
+judged with the same settings and correlator (``judged_with``): with another
+choreography, other thresholds or an upgrade, every workflow is judged again. To
+judge every span again anyway, remove ``<data>/findings/last_pass.json``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
+from importlib import metadata, resources
 from typing import Final
 
 import duckdb
@@ -35,13 +38,33 @@ MARGIN: Final = dt.timedelta(minutes=10)
 
 
 def judged_with(*, thresholds: Thresholds, choreography: Choreography | None, keep_s: float) -> str:
-    """A fingerprint of what a pass's verdicts depend on besides the spans."""
+    """A fingerprint of what a pass's verdicts depend on besides the spans: the
+    settings, and the correlator's own version and SQL (an upgrade that judges
+    otherwise judges every run again)."""
     settings = {
         "thresholds": thresholds.sql_parameters(),
         "choreography": repr(choreography),
         "keep_s": keep_s,
+        "correlator": _correlator_fingerprint(),
     }
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@functools.cache
+def _correlator_fingerprint() -> str:
+    digest = hashlib.sha256(_package_version().encode())
+    for folder in JUDGING_SQL:
+        root = resources.files("correlator") / folder
+        for sql in sorted((f for f in root.iterdir() if f.name.endswith(".sql")), key=str):
+            digest.update(sql.name.encode() + sql.read_bytes())
+    return digest.hexdigest()
+
+
+def _package_version() -> str:
+    try:
+        return metadata.version("choreoscope")
+    except metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "unknown"
 
 
 def resume_since(
@@ -78,3 +101,5 @@ def resume_since(
 
 
 STATUS_FILES: Final = ("workflow_status", "workflow_status_recent")
+# the statements verdicts come from (correlator/<folder>/*.sql)
+JUDGING_SQL: Final = ("sql", "learn_sql", "detect_sql")

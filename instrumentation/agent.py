@@ -55,6 +55,7 @@ from instrumentation import wire
 from instrumentation.acked_publisher import AckedPublisher
 from instrumentation.agent_delivery import Decode, DeliveryProcessor, Handler, HandlerFunction
 from instrumentation.agent_intake import CoreIntake, JetStreamIntake
+from instrumentation.agent_settings import check_agent_settings
 from instrumentation.agent_steps import StepRunner
 from instrumentation.agent_streams import ensure_stream_covers
 from instrumentation.audit import AuditCapture, Redactor
@@ -102,22 +103,13 @@ class Agent:
         redact: Redactor | None = None,
         max_header_bytes: int = 16 * 1024,
     ) -> None:
-        if not name or any(c in name for c in " .*>\t\r\n"):
-            raise ConfigurationError(
-                setting="name", value=name, fix="use a name without spaces, dots, '*' or '>'"
-            )
-        if max_deliveries < 1 or max_in_flight < 1 or heartbeat_interval <= 0:
-            raise ConfigurationError(
-                setting="max_deliveries/max_in_flight/heartbeat_interval",
-                value=(max_deliveries, max_in_flight, heartbeat_interval),
-                fix="max_deliveries and max_in_flight must be >= 1, heartbeat_interval > 0",
-            )
-        if delivery not in ("jetstream", "core"):
-            raise ConfigurationError(
-                setting="delivery",
-                value=delivery,
-                fix="use 'jetstream' (stored, retried) or 'core' (plain NATS, at most once)",
-            )
+        check_agent_settings(
+            name=name,
+            delivery=delivery,
+            max_deliveries=max_deliveries,
+            max_in_flight=max_in_flight,
+            heartbeat_interval=heartbeat_interval,
+        )
         self.name = name
         self.delivery: Delivery = delivery
         self.nats_url = nats_url
