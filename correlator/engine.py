@@ -27,10 +27,10 @@ from correlator.detection import Detection, detect
 from correlator.findings import ensure_findings, write_findings
 from correlator.ledger import AnomalyLedger
 from correlator.model import ChoreographyModel, install_model
-from correlator.model_refresh import LEARN_SPANS, ModelRefresh, learn_here
+from correlator.model_refresh import ModelRefresh, learn_from_store, learn_here
 from correlator.pass_views import TICK_MATERIALIZED, PassViews
 from correlator.reclaim import reclaim_deleted
-from correlator.resume import judged_with, resume_since
+from correlator.resume import judged_with, resume_point
 from correlator.signal_memory import SignalMemory
 from correlator.span_memory import SpanMemory
 from correlator.sql_text import parsed, statement
@@ -60,7 +60,6 @@ class Correlator:
         recent_s: float = 120.0,
         evict_every_ticks: int = 30,
         model_refresh_s: float = 300.0,
-        learn_spans: int = LEARN_SPANS,
         ingest_slack_s: float = 10.0,
         status_rewrite_s: float = 30.0,
     ) -> None:
@@ -100,7 +99,6 @@ class Correlator:
             thresholds=self.thresholds,
             declared=choreography,
             every_s=model_refresh_s,
-            learn_spans=learn_spans,
         )
         self._ticks = 0
         # span segments read by earlier passes: segments are immutable (written under
@@ -119,18 +117,27 @@ class Correlator:
             con = self.con
             segments = self.stored.segments()
             self.signals.load(con)
-            since = resume_since(
+            resume = resume_point(
                 con,
                 layout=self.layout,
                 now=now,
                 fingerprint=self.judged_with,
-                reach_s=self.keep_s + self.recent_s,
+                # a workflow stays open for keep_s after its last span, and a consumer
+                # span waiting for its producer's for twice the orphan grace
+                # (engine_sql/open_traces.sql)
+                reach_s=max(self.keep_s, 2 * self.thresholds.orphan_grace_s) + self.recent_s,
             )
+            since = resume.since if resume else None
             self._point_at_all_spans(segments, since=since)
-            resumed = self.stored.resumed
+            resumed = resume is not None and self.stored.resumed
             newest = self.stored.newest(con)
             self.watermark = min(newest, now) if newest else now
-            self._learn()
+            if not resumed:
+                self._learn()
+            elif hold:  # a watcher goes on with the model the last pass judged with
+                self._install(resume.model)
+            else:  # --once learns it again, from every span (only those read judge)
+                self._learn_from_every_span(segments)
             detection = detect(con, now=now, thresholds=self.thresholds)
             judged = None  # all of them
             if resumed:
@@ -254,9 +261,8 @@ class Correlator:
                 self.verdicts.write(self.con, pass_number=self._pass)
 
     def write_model(self) -> None:
-        tables = self.model.tables()
-        write_findings(self.layout, "model_steps", tables["model_steps"])
-        write_findings(self.layout, "model_follows", tables["model_follows"])
+        for name, table in self.model.tables().items():
+            write_findings(self.layout, name, table)
 
     def close(self) -> None:
         with self._lock:
@@ -270,6 +276,23 @@ class Correlator:
         ``since``, those of the workflows active since (resume.py)."""
         self.stored.read(self.con, segments, since=since)
         self.stored.point_views_at_all(self.views)
+
+    def _learn_from_every_span(self, segments: frozenset[str]) -> None:
+        """Learn the model from every span of ``segments`` on a connection of its own:
+        this one's views judge only the spans a resumed pass read."""
+        con = full_pass_connection(self.layout)
+        try:
+            model = learn_from_store(
+                con,
+                layout=self.layout,
+                segments=segments,
+                thresholds=self.thresholds,
+                declared=self.choreography,
+            )
+        finally:
+            con.close()
+        self._install(model)
+        self.refresh.learned_now()
 
     def _learn(self) -> None:
         self._install(

@@ -89,6 +89,17 @@ MODEL_FOLLOWS = pa.schema(
     ]
 )
 
+MODEL_TYPES = pa.schema(
+    [
+        ("workflow_type", pa.string()),
+        ("start_subject", pa.string()),
+        ("workflows", pa.int64()),
+        ("declared", pa.bool_()),
+    ]
+)
+
+MODEL_PRODUCERS = pa.schema([("subject", pa.string()), ("producer_service", pa.string())])
+
 FINDINGS: Final[dict[str, pa.Schema]] = {
     "anomalies": ANOMALIES,
     # anomalies changed since anomalies.parquet was last rewritten (ledger.py)
@@ -99,6 +110,9 @@ FINDINGS: Final[dict[str, pa.Schema]] = {
     "workflow_status_recent": WORKFLOW_STATUS,
     "model_steps": MODEL_STEPS,
     "model_follows": MODEL_FOLLOWS,
+    # the rest of the model a pass judged with, read back by the next (resume.py)
+    "model_types": MODEL_TYPES,
+    "model_producers": MODEL_PRODUCERS,
 }
 
 
@@ -116,6 +130,19 @@ def write_findings(layout: StoreLayout, name: str, table: pa.Table) -> None:
     table = table.select(schema.names).cast(schema)
     with replacing(layout.findings / f"{name}.parquet") as tmp:
         pq.write_table(table, tmp, compression="zstd", compression_level=ZSTD_LEVEL)
+
+
+def read_findings(layout: StoreLayout, name: str) -> pa.Table | None:
+    """Findings file ``name`` as written, cast to its schema; None when missing or
+    unreadable (logged)."""
+    path = layout.findings / f"{name}.parquet"
+    if not path.exists():
+        return None
+    try:
+        return pq.read_table(path).select(FINDINGS[name].names).cast(FINDINGS[name])
+    except (OSError, KeyError, pa.ArrowException) as e:
+        log.warning("could not read %s: %s", path, e)
+        return None
 
 
 def last_model_declared(layout: StoreLayout) -> bool:

@@ -24,21 +24,21 @@ from correlator.choreography_file import (
     DeclaredWorkflow,
     merged_steps,
 )
-from correlator.findings import MODEL_FOLLOWS, MODEL_STEPS
+from correlator.findings import (
+    MODEL_FOLLOWS,
+    MODEL_PRODUCERS,
+    MODEL_STEPS,
+    MODEL_TYPES,
+    read_findings,
+)
 from correlator.sql_text import run_folder
 from correlator.thresholds import Thresholds
+from store import StoreLayout
 
 log = logging.getLogger(__name__)
 
-TYPES = pa.schema(
-    [
-        ("workflow_type", pa.string()),
-        ("start_subject", pa.string()),
-        ("workflows", pa.int64()),
-        ("declared", pa.bool_()),
-    ]
-)
-PRODUCERS = pa.schema([("subject", pa.string()), ("producer_service", pa.string())])
+# the findings files a model is written to (ChoreographyModel.tables)
+MODEL_FILES = ("model_steps", "model_follows", "model_types", "model_producers")
 
 
 @dataclass
@@ -54,8 +54,8 @@ class ChoreographyModel:
         return {
             "model_steps": pa.Table.from_pylist(self.steps, schema=MODEL_STEPS),
             "model_follows": pa.Table.from_pylist(self.follows, schema=MODEL_FOLLOWS),
-            "model_types": pa.Table.from_pylist(self.types, schema=TYPES),
-            "model_producers": pa.Table.from_pylist(self.producers, schema=PRODUCERS),
+            "model_types": pa.Table.from_pylist(self.types, schema=MODEL_TYPES),
+            "model_producers": pa.Table.from_pylist(self.producers, schema=MODEL_PRODUCERS),
         }
 
 
@@ -222,6 +222,24 @@ def _apply_declared(
                     "source": "declared",
                 }
             )
+
+
+def read_written_model(layout: StoreLayout) -> ChoreographyModel | None:
+    """The model a pass last wrote to ``<data>/findings/`` (the one it judged with), or
+    None: a file missing or unreadable, or written before model_types was (steps
+    without types)."""
+    tables = {name: read_findings(layout, name) for name in MODEL_FILES}
+    if any(table is None for table in tables.values()):
+        return None
+    model = ChoreographyModel(
+        steps=tables["model_steps"].to_pylist(),
+        follows=tables["model_follows"].to_pylist(),
+        types=tables["model_types"].to_pylist(),
+        producers=tables["model_producers"].to_pylist(),
+    )
+    if (model.steps or model.follows) and not model.types:
+        return None
+    return model
 
 
 def install_model(con: duckdb.DuckDBPyConnection, model: ChoreographyModel) -> None:

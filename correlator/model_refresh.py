@@ -1,29 +1,20 @@
 """Learning the model again while a watcher runs, beside its ticks, not inside one.
 
-Learning reads spans: ~1 s a million. A store a watcher has kept for a day at 1k
-spans/s holds ~86M, and a refresh inline in a tick held every tick (and every
-alert) back for that long, every ``model_refresh_s``. ``ModelRefresh`` learns on a
-thread of its own, over a DuckDB database of its own (settings such as ``threads``
-are per database: a tick's one thread and fewer optimizers would not do for a full
-read), on one thread, so the ticks keep the other core. A tick takes the new model
-in once it is ready (``take``).
-
-It learns from the newest hour partitions that hold ``learn_spans`` spans (two
-million: a few seconds, and memory a small machine has), with the older spans of
-their workflows as far back as ``STRADDLE_LOOKBACK`` (a run cut in two would be
-learned as a workflow type of its own, named after its first event in the window).
-Learning from every span of a week's store took longer than the refresh period,
-and more memory than the machine had.
+Learning reads every stored span: ~1 s a million spans. A store a watcher has kept
+for a day at 1k spans/s holds ~86M, and a refresh inline in a tick held every tick
+(and every alert) back for that long, every ``model_refresh_s``. ``ModelRefresh``
+learns on a thread of its own, over a DuckDB database of its own (settings such as
+``threads`` are per database: a tick's one thread and fewer optimizers would not
+do for a full read), on one thread, so the ticks keep the other core. A tick takes
+the new model in once it is ready (``take``).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 import threading
 import time
-from collections import Counter
 
 import duckdb
 
@@ -35,16 +26,9 @@ from correlator.pass_views import PassViews
 from correlator.stored_spans import StoredSpans
 from correlator.thresholds import Thresholds
 from store import StoreLayout
-from store.layout import partition_start
 from store.rereading import file_changed_under
 
 log = logging.getLogger(__name__)
-
-
-# the spans a refresh learns from, at least (the newest hours that hold as many)
-LEARN_SPANS = 2_000_000
-# how far before those hours a refresh looks for the older spans of their workflows
-STRADDLE_LOOKBACK = dt.timedelta(hours=24)
 
 
 def learn_from_store(
@@ -54,47 +38,14 @@ def learn_from_store(
     segments: frozenset[str],
     thresholds: Thresholds,
     declared: Choreography | None,
-    learn_spans: int | None = None,
 ) -> ChoreographyModel:
-    """The model learned from the spans of ``segments``, on ``con``
-    (``full_pass_connection``): every one, or with ``learn_spans``, those of the
-    newest hour partitions that hold as many, and the older spans of their workflows
-    up to ``STRADDLE_LOOKBACK`` before them."""
-    since = newest_hours(con, segments, spans=learn_spans) if learn_spans else None
-    if since is not None:
-        horizon = since - STRADDLE_LOOKBACK
-        segments = frozenset(
-            f for f in segments if (start := partition_start(f)) is None or start >= horizon
-        )
-        log.info("learning the model again from the spans stored since %s", since)
+    """The model learned from every span of ``segments``, on ``con``
+    (``full_pass_connection``)."""
     views = PassViews(con)
     stored = StoredSpans(layout=layout)
-    stored.read(con, segments, since=since)
+    stored.read(con, segments)
     stored.point_views_at_all(views)
     return learn_here(con, layout=layout, thresholds=thresholds, declared=declared)
-
-
-def newest_hours(
-    con: duckdb.DuckDBPyConnection, segments: frozenset[str], *, spans: int
-) -> dt.datetime | None:
-    """The start of the newest hour partitions of ``segments`` that hold ``spans``
-    spans, from the segments' metadata (None: they hold fewer, or only the oldest
-    hour holds enough)."""
-    files = sorted(f for f in segments if partition_start(f) is not None)
-    if not files:
-        return None
-    per_hour: Counter[dt.datetime] = Counter()
-    for file, rows in con.execute(
-        "SELECT file_name, num_rows FROM parquet_file_metadata($files)", {"files": files}
-    ).fetchall():
-        per_hour[partition_start(file)] += rows
-    held = 0
-    oldest = min(per_hour)
-    for hour in sorted(per_hour, reverse=True):
-        held += per_hour[hour]
-        if held >= spans:
-            return None if hour == oldest else hour
-    return None
 
 
 def learn_here(
@@ -121,10 +72,8 @@ class ModelRefresh:
         thresholds: Thresholds,
         declared: Choreography | None,
         every_s: float,
-        learn_spans: int = LEARN_SPANS,
     ) -> None:
         self.layout = layout
-        self.learn_spans = learn_spans
         self.thresholds = thresholds
         self.declared = declared
         self.every_s = every_s
@@ -204,7 +153,6 @@ class ModelRefresh:
                 segments=segments,
                 thresholds=self.thresholds,
                 declared=self.declared,
-                learn_spans=self.learn_spans,
             )
         except Exception as e:  # a thread's failure would otherwise go unseen
             if self._closing:  # interrupted by close

@@ -4,13 +4,15 @@ A running watcher never judges again a workflow quiet for longer than ``keep_s``
 it keeps its last verdict. A cold pass that follows an earlier one (a watcher
 restarted, ``correlate --once`` run again) does the same, instead of judging every
 span stored again, which on a store of a few hours at 1k spans/s took minutes and
-more memory than a small machine has (10M spans: 21 s and 5 GB). It judges only the
-workflows with spans in the hour partitions from ``resume_since`` on (whole: their
-older spans are read too, stored_spans.py) and carries over the verdicts of the
-others from the status files (verdicts.py). It resumes only from a pass that
-judged with the same settings and correlator (``judged_with``): with another
-choreography, other thresholds or an upgrade, every workflow is judged again. To
-judge every span again anyway, remove ``<data>/findings/last_pass.json``.
+more memory than a small machine has (10M spans: 20 s and 5.8 GB). It judges only
+the workflows with spans in the hour partitions from ``Resume.since`` on (whole:
+their older spans are read too, stored_spans.py) and carries over the verdicts of
+the others from the status files (verdicts.py). A watcher goes on with the model
+the earlier pass judged with (``correlate --once`` learns it again from every span,
+as it never learns beside). It resumes only from a pass that judged with the same
+settings and correlator (``judged_with``): with another choreography, other
+thresholds or an upgrade, every workflow is judged again. To judge every span again
+anyway, remove ``<data>/findings/last_pass.json``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import functools
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
 from importlib import metadata, resources
 from typing import Final
 
@@ -27,6 +30,7 @@ import duckdb
 
 from correlator.choreography_file import Choreography
 from correlator.last_pass import read_last_pass
+from correlator.model import ChoreographyModel, read_written_model
 from correlator.thresholds import Thresholds
 from store import StoreLayout
 
@@ -67,17 +71,23 @@ def _package_version() -> str:
         return "unknown"
 
 
-def resume_since(
+@dataclass(frozen=True)
+class Resume:
+    since: dt.datetime  # the start of the oldest hour partition judged again
+    model: ChoreographyModel  # the model the earlier pass judged with
+
+
+def resume_point(
     con: duckdb.DuckDBPyConnection,
     *,
     layout: StoreLayout,
     now: dt.datetime,
     fingerprint: str,
     reach_s: float,
-) -> dt.datetime | None:
-    """The start of the oldest hour partition a cold pass judges again, or None to
-    judge every span: no earlier pass recorded, one that judged with other settings,
-    or status files without a verdict (a first pass, or files set aside as damaged).
+) -> Resume | None:
+    """Where a cold pass resumes, or None to judge every span: no earlier pass
+    recorded, one that judged with other settings, status files without a verdict (a
+    first pass, or files set aside as damaged), or no model written with them.
     ``reach_s``: how long before the earlier pass a workflow may have been active and
     still open then."""
     last = read_last_pass(layout)
@@ -92,12 +102,13 @@ def resume_since(
     except duckdb.Error as e:  # unreadable: judged again from the spans
         log.warning("the workflow statuses cannot be read (%s): judging every span again", e)
         return None
-    if not verdicts:
+    model = read_written_model(layout)
+    if not verdicts or model is None:
         return None
     # the statuses written last may trail the recorded pass (a write that failed)
     as_of = min(last.as_of, newest, now)
     since = as_of - dt.timedelta(seconds=reach_s) - MARGIN
-    return since.replace(minute=0, second=0, microsecond=0)
+    return Resume(since=since.replace(minute=0, second=0, microsecond=0), model=model)
 
 
 STATUS_FILES: Final = ("workflow_status", "workflow_status_recent")

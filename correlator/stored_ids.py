@@ -19,6 +19,14 @@ import duckdb
 from correlator.seen_keys import SeenKeys
 from correlator.sql_text import parsed
 
+# of the traces ``linked`` names, those older segments hold (looked up among the
+# few linked, not by a hash table of every older trace)
+OLDER_HOLDS = """
+    AND hash(trace_id) NOT IN (
+        SELECT trace_key FROM older_traces
+        WHERE trace_key IN (SELECT hash(trace_id) FROM linked)
+    )"""
+
 
 class StoredIds:
     def __init__(self) -> None:
@@ -39,6 +47,7 @@ class StoredIds:
         it did not judge again."""
         hour = "CAST({} // 3600000000 AS INTEGER) AS hour"
         older_traces = older_workflows = older_awaited = ""
+        linking = 0
         if older:
             older_traces = f"""
                 UNION ALL SELECT trace_key, {hour.format("epoch_us(first_received_at)")}
@@ -46,6 +55,10 @@ class StoredIds:
             older_workflows = f"""
                 UNION ALL SELECT workflow_key, {hour.format("epoch_us(max(last_received_at))")}
                 FROM older_traces WHERE workflow_key IS NOT NULL GROUP BY workflow_key"""
+            (linking,) = con.execute(
+                "SELECT count(*) FROM older_traces WHERE links IS NOT NULL"
+            ).fetchone()
+        if linking:  # spans of other instrumentations (ours never link to another trace)
             older_awaited = f"""
                 UNION ALL SELECT key, {hour.format("first_us")} FROM (
                     SELECT unnest(links) AS key, epoch_us(first_received_at) AS first_us
@@ -71,7 +84,7 @@ class StoredIds:
                     SELECT trace_id FROM {spans}
                     WHERE trace_id IN (SELECT trace_id FROM linked)
                 )
-                {"AND hash(trace_id) NOT IN (SELECT trace_key FROM older_traces)" if older else ""}
+                {OLDER_HOLDS if older else ""}
                 {older_awaited}
                 """,
             ),

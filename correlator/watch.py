@@ -24,6 +24,7 @@ from correlator.alerts import Alerter
 from correlator.choreography_file import Choreography
 from correlator.engine import Correlator
 from correlator.last_pass import EVERY_S, write_last_pass
+from correlator.model import MODEL_FILES
 from correlator.thresholds import Thresholds
 from store import StoreLayout
 from store.quarantine import QUARANTINE_DIR, unreadable_reason
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 
 # the findings files every pass writes whole from what it judged (ledger.py keeps
 # the anomalies, which it cannot rebuild: what was alerted)
-REWRITTEN = ("workflow_status", "workflow_status_recent", "model_steps", "model_follows")
+REWRITTEN = ("workflow_status", "workflow_status_recent", *MODEL_FILES)
 PROGRESS_EVERY_S = 30.0  # how often a long cold pass says it still works
 
 

@@ -15,7 +15,14 @@ from correlator.engine import Correlator
 from correlator.thresholds import Thresholds
 from correlator.watch import correlate_once
 from store import StoreLayout
-from tests.correlator.pipelines import PARSED, RECEIVED, SCORED, healthy_run, history
+from tests.correlator.pipelines import (
+    PARSED,
+    RECEIVED,
+    SCORED,
+    healthy_run,
+    history,
+    up_to_parsed,
+)
 from tests.correlator.span_shapes import ForeignSpans, OurSpans, Published, SpanLog, at
 
 HOURS_AGO = -5 * 3600.0  # the older history, filed in an hour partition of its own
@@ -158,24 +165,84 @@ def test_a_watcher_resumed_brings_back_an_older_run_a_late_span_continues(
     assert {a for a in _open_anomalies(resumed.layout) if a[1] == "wf-old-drop"} == set()
 
 
-def test_a_model_learned_again_beside_the_ticks_learns_from_the_newest_hours(
-    resumed: Resumed,
+@pytest.mark.parametrize("watching", [False, True], ids=["once", "watcher"])
+def test_a_resumed_pass_judges_with_the_model_of_the_whole_store_not_of_its_hours(
+    store_layout: StoreLayout, watching: bool
 ) -> None:
-    (resumed.layout.findings / "last_pass.json").unlink()  # a first pass: every span
-    engine = Correlator(
-        data_dir=resumed.layout.root, thresholds=THRESHOLDS, model_refresh_s=0, learn_spans=50
-    )
-    engine.cold_pass(now=at(60))
-    learned_first = {t["workflow_type"]: t["workflows"] for t in engine.model.types}
-    engine.tick(now=at(61))  # begins learning again
-    engine.refresh.wait()
-    engine.tick(now=at(62))  # takes it in
-    learned_again = {t["workflow_type"]: t["workflows"] for t in engine.model.types}
+    """The scorer stopped before the hours judged again: the runs since wait on it. A
+    model learned from those hours alone would not know the scorer consumes
+    `recruit.cv.parsed`, and would call them completed. A watcher goes on with the
+    model of the last pass; --once learns it again from every span."""
+    log = SpanLog()
+    ours = OurSpans(log)
+    for i in range(8):
+        healthy_run(ours, f"wf-old-{i}", start=HOURS_AGO + i)
+    log.write(store_layout, filed_at=at(HOURS_AGO))
+    correlate_once(data_dir=store_layout.root, thresholds=THRESHOLDS, now=FIRST_PASS)
+    for i in range(8):
+        up_to_parsed(ours, f"wf-{i}", start=float(i))
+    log.write(store_layout)
+
+    engine = Correlator(data_dir=store_layout.root, thresholds=THRESHOLDS)
+    engine.cold_pass(now=at(120), hold=watching)
+    engine.write_findings()
     engine.close()
 
-    # every run, then only those of the newest hour (its 80 spans are over 50): the
-    # recent runs, wf-long and the foreign run, whose older spans came with them
-    # (cut at the hour, each would be a run of another type, after its first event
-    # in the hour)
-    assert learned_first == {RECEIVED: 19}
-    assert learned_again == {RECEIVED: 10}
+    statuses = _statuses(store_layout)
+    assert {statuses[f"wf-{i}"][0] for i in range(8)} == {"stalled"}
+    assert ("dropped", "wf-0") in _open_anomalies(store_layout)
+
+
+def test_a_model_learned_again_still_expects_a_consumer_down_for_the_newest_hours(
+    store_layout: StoreLayout,
+) -> None:
+    """The scorer stopped hours ago: a model learned again beside the ticks still
+    expects it (learned from the newest hours alone, it would not), so the runs
+    waiting on it stay stalled, and new ones are stalled too."""
+    log = SpanLog()
+    ours = OurSpans(log)
+    for i in range(8):
+        healthy_run(ours, f"wf-old-{i}", start=HOURS_AGO + i)
+    log.write(store_layout, filed_at=at(HOURS_AGO))
+    engine = Correlator(data_dir=store_layout.root, thresholds=THRESHOLDS, model_refresh_s=0)
+    engine.cold_pass(now=FIRST_PASS)
+    for i in range(8):
+        up_to_parsed(ours, f"wf-{i}", start=float(i))
+    log.write(store_layout)
+    engine.tick(now=at(10))  # begins learning again
+    engine.refresh.wait()
+    engine.tick(now=at(11))  # takes it in
+    for i in range(8, 12):
+        up_to_parsed(ours, f"wf-{i}", start=20.0 + i)
+    log.write(store_layout)
+    engine.tick(now=at(40))
+    engine.tick(now=at(120))
+    engine.write_findings()
+    engine.close()
+
+    statuses = _statuses(store_layout)
+    assert {statuses[f"wf-{i}"][0] for i in range(12)} == {"stalled"}
+
+
+def test_a_consumer_span_still_within_its_orphan_grace_at_the_last_pass_is_judged_again(
+    store_layout: StoreLayout,
+) -> None:
+    """With a 2 h orphan grace, a consumer span of 90 min before the first pass whose
+    publish never came is no orphan yet then; a running watcher keeps it open for
+    twice the grace, and finds the orphan once the grace has passed. So must a
+    resumed pass, though its hour is older than keep before the first pass."""
+    thresholds = Thresholds(min_deadline_s=5, orphan_grace_s=7200)
+    log = SpanLog()
+    ours = OurSpans(log)
+    parsed = up_to_parsed(ours, "wf-orphan", start=-5400)
+    log.rows = [r for r in log.rows if r["span_id"] != parsed.span_id]  # never arrives
+    ours.process(parsed, service="scorer", start=-5399.5, end=-5399.2)
+    log.write(store_layout, filed_at=at(-5400))
+    correlate_once(data_dir=store_layout.root, thresholds=thresholds, now=FIRST_PASS)
+    assert ("orphan", "wf-orphan") not in _open_anomalies(store_layout)
+    history(log, heartbeats_until=None)
+    log.write(store_layout)
+
+    correlate_once(data_dir=store_layout.root, thresholds=thresholds, now=at(3600))
+
+    assert ("orphan", "wf-orphan") in _open_anomalies(store_layout)
