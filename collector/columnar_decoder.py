@@ -13,9 +13,9 @@ from typing import Any, Final
 import msgpack
 import pyarrow as pa
 
+from collector.rejects import Rejects
 from collector.span_batch import (
     RAW_SPANS,
-    Rejects,
     int64_or_sentinel,
     number_or_none,
     raw_table,
@@ -79,7 +79,7 @@ def decode_columnar(payload: bytes, *, rejects: Rejects) -> pa.Table:
             raise MalformedBatch(f"column {key!r} is not a list of n={n} values")
     flags: list[str | None] = [None] * n
     columns: dict[str, Any] = {}
-    bad: dict[int, str] = {}  # span index → why it is refused
+    bad: dict[int, tuple[str, Any]] = {}  # span index → (column, value) it is refused for
     for key, column in _COLUMNS.items():
         values = batch.get(key)
         if values is None:
@@ -88,11 +88,14 @@ def decode_columnar(payload: bytes, *, rejects: Rejects) -> pa.Table:
             raise MalformedBatch(f"column {key!r} is not a list of n={n} values")
         columns[column] = _array(column, values, flags, bad)
     if bad:  # each span with a value of the wrong type is refused alone
-        for i, why in sorted(bad.items()):
+        for i, (column, value) in sorted(bad.items()):
+            shape = f"{column} is {type(value).__name__}"
+            if not rejects.keeps_span(reason=f"span of an unexpected shape ({shape})"):
+                continue
             span = {key: batch[key][i] for key in _COLUMNS if batch.get(key) is not None}
             rejects.add(
-                reason=f"span of an unexpected shape ({why}): it is not stored; the other "
-                "spans of the batch are",
+                reason=f"span of an unexpected shape ({shape} {str(value)[:40]!r}): it is not "
+                "stored; the other spans of the batch are",
                 raw=_dumps(span),
             )
         rejects.unread_spans += len(bad)
@@ -130,7 +133,7 @@ _ARROW_ERRORS = (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError, TypeError, U
 
 
 def _array(
-    column: str, values: list[Any], flags: list[str | None], bad: dict[int, str]
+    column: str, values: list[Any], flags: list[str | None], bad: dict[int, tuple[str, Any]]
 ) -> pa.Array:
     kind = RAW_SPANS.field(column).type
     try:
@@ -152,7 +155,7 @@ def _array(
                 out.append(value)
             except _ARROW_ERRORS:
                 out.append(None)
-                bad.setdefault(i, f"{column} is {type(value).__name__} {str(value)[:40]!r}")
+                bad.setdefault(i, (column, value))
         return pa.array(out, type=kind)
 
 

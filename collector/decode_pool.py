@@ -49,6 +49,8 @@ class WrittenBatch:
     received_spans: int
     unreadable: int
     reasons: tuple[str, ...] = ()
+    summarized: tuple[str, ...] = ()
+    """Per message whose span rejects were too many to list: ``DecodedBatch.summarized``."""
 
 
 _writers: dict[tuple[str, str], SegmentWriter] = {}
@@ -90,6 +92,7 @@ def decode_and_write(
         received_spans=decoded.received_spans,
         unreadable=decoded.unreadable,
         reasons=tuple(decoded.rejected.column("reason").to_pylist()),
+        summarized=decoded.summarized,
     )
 
 

@@ -21,7 +21,8 @@ import pyarrow as pa
 from collector.columnar_decoder import MalformedBatch, decode_columnar
 from collector.otlp_json_decoder import decode_otlp_json
 from collector.otlp_protobuf_decoder import decode_otlp_protobuf
-from collector.span_batch import MAX_ATTRIBUTE_CHARS, RAW_SPANS, Rejects, finalize, fits_int64
+from collector.rejects import Rejects
+from collector.span_batch import MAX_ATTRIBUTE_CHARS, RAW_SPANS, finalize, fits_int64
 from instrumentation import wire
 from store.schema import SPANS
 
@@ -57,6 +58,9 @@ class DecodedBatch:
     """Spans found in the input, stored or refused."""
     unreadable: int = 0
     """Payloads that could not be read at all (malformed, unsupported)."""
+    summarized: tuple[str, ...] = ()
+    """Per payload with more span rejects than ``rejected`` lists one by one: where it
+    came from and its summary row's reason (``Rejects.summarized``)."""
 
     @property
     def span_count(self) -> int:
@@ -107,6 +111,7 @@ def decode_payloads(
             pa.concat_tables([d.rejected for d in parts]),
             sum(d.received_spans for d in parts),
             sum(d.unreadable for d in parts),
+            tuple(s for d in parts for s in d.summarized),
         )
     finally:
         if was_enabled:
@@ -120,11 +125,18 @@ def _decode_together(
     decoded = [_decode_one(p, rejects=rejects) for p in payloads]
     unreadable = sum(1 for r in decoded if r is None)
     raws = [r for r in decoded if r is not None and r.num_rows]
-    if not raws:
-        return DecodedBatch(SPANS.empty_table(), rejects.table(), rejects.unread_spans, unreadable)
-    raw = raws[0] if len(raws) == 1 else pa.concat_tables(raws)
-    spans = finalize(raw, rejects=rejects, max_attribute_chars=max_attribute_chars)
-    return DecodedBatch(spans, rejects.table(), raw.num_rows + rejects.unread_spans, unreadable)
+    if raws:
+        raw = raws[0] if len(raws) == 1 else pa.concat_tables(raws)
+        spans = finalize(raw, rejects=rejects, max_attribute_chars=max_attribute_chars)
+    else:
+        raw, spans = RAW_SPANS.empty_table(), SPANS.empty_table()
+    return DecodedBatch(
+        spans,
+        rejects.table(),
+        raw.num_rows + rejects.unread_spans,
+        unreadable,
+        rejects.summarized(),
+    )
 
 
 def _unreadable(payload: Payload, error: Exception, *, received_at: dt.datetime) -> DecodedBatch:
@@ -139,7 +151,9 @@ def _unreadable(payload: Payload, error: Exception, *, received_at: dt.datetime)
 def _decode_one(payload: Payload, *, rejects: Rejects) -> pa.Table | None:
     kind = media_type(payload.content_type)
     decoder = _DECODERS.get(kind)
-    rejects.source, rejects.stream_seq = payload.source, payload.stream_seq
+    message = rejects.begin_message(
+        payload.data, source=payload.source, stream_seq=payload.stream_seq
+    )
     for name, value in payload.bad_headers:
         rejects.add(
             reason=f"header {name} {value[:40]!r} is not an integer from -2**63 to 2**63-1; "
@@ -163,6 +177,7 @@ def _decode_one(payload: Payload, *, rejects: Rejects) -> pa.Table | None:
             ("exporter_spans_dropped", _int64_or_none(payload.spans_dropped)),
             ("source", payload.source),
             ("stream_seq", payload.stream_seq),
+            ("message", message),
         ):
             arrow_type = RAW_SPANS.field(column).type
             raw = raw.set_column(
@@ -171,11 +186,11 @@ def _decode_one(payload: Payload, *, rejects: Rejects) -> pa.Table | None:
                 pa.repeat(pa.scalar(value, arrow_type), n),
             )
     except MalformedBatch as e:
-        del rejects.rows[held:]  # the payload is rejected whole: no partial notes
+        rejects.rollback(to=held)  # the payload is rejected whole: no partial notes
         rejects.add(reason=f"malformed {kind} payload: {e}", raw=payload.data)
         return None
     except Exception as e:  # a decoder bug must cost one payload, not the collector
-        del rejects.rows[held:]
+        rejects.rollback(to=held)
         rejects.add(reason=f"unreadable {kind} payload: {_failure(e)}", raw=payload.data)
         return None
     return raw

@@ -14,7 +14,8 @@ from typing import Any
 import pyarrow as pa
 
 from collector.columnar_decoder import MalformedBatch
-from collector.span_batch import OUT_OF_RANGE_NS, Rejects, number_or_none, raw_table
+from collector.rejects import Rejects
+from collector.span_batch import OUT_OF_RANGE_NS, number_or_none, raw_table
 from instrumentation import semconv
 
 _PROMOTED = {
@@ -85,22 +86,24 @@ def _walk(request: dict[str, Any], *, rejects: Rejects) -> dict[str, list[Any]]:
                 for span in scope_spans.get("spans") or []
             ]
         except _SHAPE_ERRORS as e:
-            rejects.add(
-                reason=f"OTLP JSON resource of an unexpected shape ({_why(e)}): its spans "
-                "are not stored; the other resources' are",
-                raw=_as_json(resource_spans),
-            )
+            if rejects.keeps_span(reason=f"OTLP JSON resource of an unexpected shape ({_sort(e)})"):
+                rejects.add(
+                    reason=f"OTLP JSON resource of an unexpected shape ({_why(e)}): its spans "
+                    "are not stored; the other resources' are",
+                    raw=_as_json(resource_spans),
+                )
             rejects.unread_spans += 1  # at least one; how many cannot be read
             continue
         for scope, span in scopes:
             try:
                 row = _span_row(span, scope, service)
             except _SHAPE_ERRORS as e:
-                rejects.add(
-                    reason=f"OTLP JSON span of an unexpected shape ({_why(e)}): it is not "
-                    "stored; the other spans of the request are",
-                    raw=_as_json(span),
-                )
+                if rejects.keeps_span(reason=f"OTLP JSON span of an unexpected shape ({_sort(e)})"):
+                    rejects.add(
+                        reason=f"OTLP JSON span of an unexpected shape ({_why(e)}): it is not "
+                        "stored; the other spans of the request are",
+                        raw=_as_json(span),
+                    )
                 rejects.unread_spans += 1
                 continue
             for name, value in zip(_ROW, row, strict=True):
@@ -141,6 +144,11 @@ def _why(error: BaseException) -> str:
     if isinstance(error, RecursionError):
         return "values nested too deeply"
     return f"{type(error).__name__}: {error}"
+
+
+def _sort(error: BaseException) -> str:
+    """``_why`` without the values: what alike spans' rejects are counted under."""
+    return _why(error) if isinstance(error, KeyError | RecursionError) else type(error).__name__
 
 
 def _as_json(value: Any) -> str:

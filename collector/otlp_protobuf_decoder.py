@@ -22,7 +22,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from collector import otlp_lenient
 from collector.columnar_decoder import MalformedBatch
-from collector.span_batch import Rejects, number_or_none, raw_table
+from collector.rejects import Rejects
+from collector.span_batch import number_or_none, raw_table
 from instrumentation import semconv
 
 _SCALAR_KINDS = frozenset({"string_value", "int_value", "double_value", "bool_value"})

@@ -27,8 +27,9 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from collector.durable_pull import ConsumerGoneError, DurablePull
+from collector.rejects import Rejects
 from collector.segment_writer import SegmentWriter
-from collector.span_batch import Rejects, fits_int64
+from collector.span_batch import fits_int64
 from collector.streams import (
     SIGNAL_SUBJECTS,
     SIGNALS_DURABLE,

@@ -6,7 +6,8 @@ column-wise with Arrow compute, so no per-span Python runs on the happy path:
 
 - spans whose identity or time is unusable (ids of the wrong length, not hex or
   all zeros; end before start; times outside 2000–2100) are refused: they go to
-  ``rejected`` with the reason and the span as JSON;
+  ``rejected`` with the reason and the span as JSON (a row each for the first
+  ``MAX_SPAN_ROWS_PER_MESSAGE`` of a message, then one summary: ``collector.rejects``);
 - spans whose content is damaged (attribute values over the cap, non-UTF-8 text)
   are stored repaired, flagged in ``ingest_flags``, and the damage is also
   recorded in ``rejected`` so nothing is changed silently.
@@ -16,13 +17,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from store.schema import RAW_CAP_BYTES, REJECTED, SPANS
+from collector.rejects import Rejects
+from store.schema import SPANS
 
 RAW_SPANS: Final = pa.schema(
     [
@@ -57,6 +58,7 @@ RAW_SPANS: Final = pa.schema(
         ("exporter_spans_dropped", pa.int64()),
         ("source", pa.string()),
         ("stream_seq", pa.int64()),
+        ("message", pa.int64()),  # its message's index in the ``Rejects``: caps are per message
     ]
 )
 
@@ -72,42 +74,6 @@ OUT_OF_RANGE_NS: Final = -1
 
 _KIND_NAMES = pa.array(["unspecified", "internal", "server", "client", "producer", "consumer"])
 _STATUS_NAMES = pa.array(["unset", "ok", "error"])
-
-
-@dataclass
-class Rejects:
-    """Rows for the ``rejected`` table, gathered while decoding."""
-
-    received_at: dt.datetime
-    source: str = ""
-    stream_seq: int | None = None  # of the JetStream message being decoded, if any
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    unread_spans: int = 0
-    """Spans a decoder refused before they became rows (one of an unexpected shape)."""
-
-    def add(
-        self,
-        *,
-        reason: str,
-        raw: bytes | str,
-        size: int | None = None,
-        source: str | None = None,
-        stream_seq: int | None = None,
-    ) -> None:
-        data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else raw
-        self.rows.append(
-            {
-                "received_at": self.received_at,
-                "source": self.source if source is None else source,
-                "reason": reason,
-                "size": len(data) if size is None else size,
-                "raw": data[:RAW_CAP_BYTES],
-                "stream_seq": self.stream_seq if stream_seq is None else stream_seq,
-            }
-        )
-
-    def table(self) -> pa.Table:
-        return pa.Table.from_pylist(self.rows, schema=REJECTED)
 
 
 def raw_table(columns: dict[str, Any]) -> pa.Table:
@@ -166,15 +132,20 @@ def finalize(
     problems = _problems(raw)
     bad = pc.is_valid(problems)
     if pc.any(bad).as_py():
-        for row, reason in zip(
-            raw.filter(bad).to_pylist(), problems.filter(bad).to_pylist(), strict=True
-        ):
-            rejects.add(
-                reason=reason,
-                raw=json.dumps(row, default=str),
-                source=row["source"],
-                stream_seq=row["stream_seq"],
-            )
+        where = pc.indices_nonzero(bad)
+        reasons = problems.take(where).to_pylist()
+        messages = raw["message"].take(where).to_pylist()
+        listed = [
+            k
+            for k, (message, reason) in enumerate(zip(messages, reasons, strict=True))
+            if rejects.keeps_span(reason=reason, message=message)
+        ]
+        if listed:  # only the spans listed become Python rows (a flood has 100k refused)
+            rows = raw.take(where.take(pa.array(listed))).drop_columns(["message"])
+            for k, row in zip(listed, rows.to_pylist(), strict=True):
+                rejects.add(
+                    reason=reasons[k], raw=json.dumps(row, default=str), message=messages[k]
+                )
         raw = raw.filter(pc.invert(bad))
     raw = _truncate_huge_attributes(raw, rejects=rejects, max_chars=max_attribute_chars)
     return _to_spans(raw, received_at=rejects.received_at)
@@ -212,6 +183,9 @@ def _bad_time(ns: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.fill_null(pc.or_(pc.less(ns, MIN_TIME_NS), pc.greater_equal(ns, MAX_TIME_NS)), True)
 
 
+_TRUNCATED: Final = "attribute values truncated (stored, flagged attribute_truncated)"
+
+
 def _truncate_huge_attributes(raw: pa.Table, *, rejects: Rejects, max_chars: int) -> pa.Table:
     attributes = raw["attributes"]
     huge = pc.fill_null(pc.greater(pc.utf8_length(attributes), max_chars), False)
@@ -219,19 +193,18 @@ def _truncate_huge_attributes(raw: pa.Table, *, rejects: Rejects, max_chars: int
         return raw
     texts = attributes.to_pylist()
     flags = raw["ingest_flags"].to_pylist()
-    sources = raw["source"].to_pylist()
-    sequences = raw["stream_seq"].to_pylist()
+    messages = raw["message"].to_pylist()
     for i in pc.indices_nonzero(huge).to_pylist():
         original = texts[i]
         texts[i], keys = _truncated_attributes(original, max_chars=max_chars)
         flags[i] = _add_flag(flags[i], "attribute_truncated")
-        rejects.add(
-            reason=f"attribute values truncated to {max_chars} characters "
-            f"(keys: {', '.join(keys)}); the span is stored, flagged attribute_truncated",
-            raw=original,
-            source=sources[i],
-            stream_seq=sequences[i],
-        )
+        if rejects.keeps_span(reason=_TRUNCATED, message=messages[i], stored=True):
+            rejects.add(
+                reason=f"attribute values truncated to {max_chars} characters "
+                f"(keys: {', '.join(keys)}); the span is stored, flagged attribute_truncated",
+                raw=original,
+                message=messages[i],
+            )
     raw = raw.set_column(
         raw.schema.get_field_index("attributes"), "attributes", pa.array(texts, pa.string())
     )

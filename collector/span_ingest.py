@@ -30,6 +30,7 @@ from nats.js import JetStreamContext
 from collector.decode_pool import DecodePool, StoreWriteError, WrittenBatch
 from collector.decoding import Payload
 from collector.durable_pull import ConsumerGoneError, DurablePull
+from collector.rejects import MAX_SPAN_ROWS_PER_MESSAGE
 from collector.span_batch import fits_int64
 from collector.streams import SPANS_DURABLE, consumer_config, stream_seq
 from instrumentation import wire
@@ -138,6 +139,7 @@ class SpanIngest:
         )
         self._subscribed = False
         self._warn = ThrottledWarning(error_log_interval, logger=log)
+        self._warn_summarized = ThrottledWarning(error_log_interval, logger=log)
         self._spans_per_message = 64.0  # learned from what was decoded
 
     async def subscribe(self) -> None:
@@ -209,6 +211,12 @@ class SpanIngest:
                 log.warning("ack failed (%s); the batch will be redelivered and deduplicated", e)
                 break
         written = [r for r in results if r is not None]
+        for summary in (s for r in written for s in r.summarized):
+            self._warn_summarized(
+                f"a span message had more bad spans than the {MAX_SPAN_ROWS_PER_MESSAGE} "
+                "that rejected lists one by one",
+                summary,
+            )
         spans = sum(r.spans for r in written)
         self.stats.messages += len(messages)
         self.stats.spans += spans

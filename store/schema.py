@@ -83,6 +83,8 @@ REJECTED = pa.schema(
     [
         ("received_at", TIMESTAMP),
         ("source", pa.string()),  # e.g. "nats:choreo.spans.scorer", "otlp-http"
+        # a message's first 100 span-level rejects have a row each (raw: the span); one
+        # summary row counts the rest by reason (raw: the message): collector/rejects.py
         ("reason", pa.string()),
         ("size", pa.int64()),  # bytes of the whole refused input
         ("raw", pa.binary()),  # the input, capped at RAW_CAP_BYTES

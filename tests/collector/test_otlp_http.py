@@ -26,9 +26,9 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 from choreoscope.nats_server import EmbeddedNats
 from collector.http_server import HttpServer, Request, Response
 from collector.otlp_http import OtlpHttpReceiver
-from collector.span_batch import RAW_CAP_BYTES
 from collector.streams import ensure_stream
 from instrumentation import wire
+from store.schema import RAW_CAP_BYTES
 from tests.collector.batches import otlp_json_request, otlp_request
 from tests.collector.collector_harness import query, running_collector, wait_for_count
 

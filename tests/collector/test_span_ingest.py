@@ -61,6 +61,29 @@ async def test_spans_of_every_format_reach_the_spans_view_and_garbage_reaches_re
     assert reason.startswith("malformed application/x-protobuf payload")
 
 
+async def test_a_message_of_thousands_of_bad_spans_stores_its_good_ones_and_101_rejects(
+    nats_server: EmbeddedNats, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a buggy exporter or a hostile OTLP/HTTP client: 5,000 spans with ids too short
+    caplog.set_level(logging.WARNING, logger="collector")
+    request = otlp_request(0, 5_200)
+    for span in request.resource_spans[0].scope_spans[0].spans[200:]:
+        span.trace_id = b"\x01\x02"
+        del span.attributes[:]  # bare: the message stays under NATS's 1 MB max_payload
+    data = tmp_path / "data"
+    async with running_collector(nats_server.url, data), jetstream(nats_server.url) as js:
+        await publish_spans(js, request.SerializeToString(), content_type=PROTOBUF, service="evil")
+        assert await wait_for_count(data, "select count(*) from spans", 200) == 200
+        assert await wait_for_count(data, "select count(*) from rejected", 101) == 101
+    (summary,) = query(data, "select reason, stream_seq from rejected where reason like 'and %'")
+    assert summary[0].startswith(
+        "and 4,900 more spans of this message refused: 4,900 × trace_id is not 32 hex"
+    )
+    assert summary[1] == 1
+    logged = [r.getMessage() for r in caplog.records if "and 4,900 more spans" in r.getMessage()]
+    assert len(logged) == 1 and "nats:choreo.spans.evil, stream sequence 1" in logged[0]
+
+
 @pytest.mark.parametrize("encoding", ["columnar", "otlp"])
 async def test_spans_exported_by_the_real_exporter_are_stored(
     nats_server: EmbeddedNats, tmp_path: Path, encoding: str
