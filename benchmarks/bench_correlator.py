@@ -306,11 +306,16 @@ def _restart(root: Path, gen: duckdb.DuckDBPyConnection, *, workflows: int) -> N
     per_hour = workflows // RESTART_HOURS
     total = 0
     for hour in range(RESTART_HOURS):
+        start = begin + dt.timedelta(hours=hour)
         total += write_spans(
-            gen, layout, first=hour * per_hour, n=per_hour,
-            start=begin + dt.timedelta(hours=hour), step_us=3600e6 / per_hour,
-            segments=SEGMENTS // RESTART_HOURS, tag=f"hour-{hour}",
+            gen, layout, first=hour * per_hour, n=per_hour, start=start,
+            step_us=3600e6 / per_hour, segments=SEGMENTS // RESTART_HOURS, tag=f"hour-{hour}",
         )  # fmt: skip
+        # written as the hour went by (a restart judges again the segments written
+        # since shortly before its last pass, whatever their hour)
+        written = (start + dt.timedelta(hours=1)).timestamp()
+        for path in layout.partition_dir("spans", start).glob(f"hour-{hour}-*.parquet"):
+            os.utime(path, (written, written))
     thresholds = Thresholds(min_deadline_s=30)
     first = Correlator(data_dir=layout.root, thresholds=thresholds)
     first_s, _ = timed(first.cold_pass, now=now)

@@ -128,7 +128,10 @@ class Correlator:
                 reach_s=max(self.keep_s, 2 * self.thresholds.orphan_grace_s) + self.recent_s,
             )
             since = resume.since if resume else None
-            self._point_at_all_spans(segments, since=since)
+            self.stored.read(
+                con, segments, since=since, written_since=resume.written_since if resume else None
+            )
+            self.stored.point_views_at_all(self.views)
             resumed = resume is not None and self.stored.resumed
             newest = self.stored.newest(con)
             self.watermark = min(newest, now) if newest else now
@@ -270,12 +273,6 @@ class Correlator:
             self.con.close()
 
     # --- internals ---------------------------------------------------------------
-
-    def _point_at_all_spans(self, segments: frozenset[str], *, since: dt.datetime | None) -> None:
-        """Judge every span of ``segments``, each read once (stored_spans); with
-        ``since``, those of the workflows active since (resume.py)."""
-        self.stored.read(self.con, segments, since=since)
-        self.stored.point_views_at_all(self.views)
 
     def _learn_from_every_span(self, segments: frozenset[str]) -> None:
         """Learn the model from every span of ``segments`` on a connection of its own:

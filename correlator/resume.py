@@ -74,6 +74,9 @@ def _package_version() -> str:
 @dataclass(frozen=True)
 class Resume:
     since: dt.datetime  # the start of the oldest hour partition judged again
+    # segments written since are judged too, whatever their hour: a collector whose
+    # clock runs behind files what it receives in hours older than ``since``
+    written_since: dt.datetime
     model: ChoreographyModel  # the model the earlier pass judged with
 
 
@@ -108,7 +111,11 @@ def resume_point(
     # the statuses written last may trail the recorded pass (a write that failed)
     as_of = min(last.as_of, newest, now)
     since = as_of - dt.timedelta(seconds=reach_s) - MARGIN
-    return Resume(since=since.replace(minute=0, second=0, microsecond=0), model=model)
+    return Resume(
+        since=since.replace(minute=0, second=0, microsecond=0),
+        written_since=as_of - MARGIN,
+        model=model,
+    )
 
 
 STATUS_FILES: Final = ("workflow_status", "workflow_status_recent")

@@ -15,6 +15,7 @@ segments that hold such traces.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Any
 
 import duckdb
@@ -57,13 +58,14 @@ class StoredSpans:
         segments: frozenset[str],
         *,
         since: dt.datetime | None = None,
+        written_since: dt.datetime | None = None,
     ) -> None:
         """Make ``stored_spans`` every span of ``segments``, once; with ``since`` (a
-        resumed pass, resume.py), those of the hour partitions from ``since`` on,
-        with the older spans of their workflows (straddlers.py), and ``older_traces``
-        every older trace."""
+        resumed pass, resume.py), those of the hour partitions from ``since`` on and
+        of the segments written from ``written_since`` on, with the older spans of
+        their workflows (straddlers.py), and ``older_traces`` every older trace."""
         self.release(con)
-        judged, older = _split(segments - {self.seed()}, since=since)
+        judged, older = _split(segments - {self.seed()}, since=since, written_since=written_since)
         files = [self.seed(), *sorted(judged)]
         source = parquet_of(files)
         if older:
@@ -150,12 +152,27 @@ def parquet_of(files: list[str]) -> str:
 
 
 def _split(
-    segments: frozenset[str], *, since: dt.datetime | None
+    segments: frozenset[str], *, since: dt.datetime | None, written_since: dt.datetime | None
 ) -> tuple[frozenset[str], frozenset[str]]:
-    """``segments`` as (those of the hour partitions from ``since`` on, the older)."""
+    """``segments`` as (those of the hour partitions from ``since`` on or written from
+    ``written_since`` on, the others)."""
     if since is None:
         return segments, frozenset()
+    written_after = written_since.timestamp() if written_since else float("inf")
     older = frozenset(
-        f for f in segments if (start := partition_start(f)) is not None and start < since
+        f
+        for f in segments
+        if (start := partition_start(f)) is not None
+        and start < since
+        and _written_at(f) < written_after
     )
     return segments - older, older
+
+
+def _written_at(file: str) -> float:
+    """When ``file`` was written (a segment is never changed after); one removed
+    meanwhile (retention, compaction) counts as new, and fails the read as it would."""
+    try:
+        return os.stat(file).st_mtime
+    except OSError:
+        return float("inf")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,9 +139,16 @@ class SpanLog:
             }
         )
 
-    def write(self, layout: StoreLayout, *, filed_at: dt.datetime = T0) -> None:
+    def write(
+        self,
+        layout: StoreLayout,
+        *,
+        filed_at: dt.datetime = T0,
+        written_at: dt.datetime | None = None,
+    ) -> None:
         """Write what was collected as segments of the hour partition of ``filed_at``
-        (the hour the collector got them)."""
+        (the hour the collector got them), dated ``written_at`` (default: now) on the
+        file system, where a correlator reads when a segment was written."""
         writer = SegmentWriter(layout=layout)
         try:
             for table, rows, schema in (
@@ -150,7 +158,11 @@ class SpanLog:
                 ("consumer_lag", self.consumer_lag, CONSUMER_LAG),
             ):
                 if rows:
-                    writer.write(table, pa.Table.from_pylist(rows, schema=schema), at=filed_at)
+                    path = writer.write(
+                        table, pa.Table.from_pylist(rows, schema=schema), at=filed_at
+                    )
+                    if written_at is not None:
+                        os.utime(path, (written_at.timestamp(), written_at.timestamp()))
         finally:
             writer.close()
         self.rows, self.heartbeats, self.bus_events, self.consumer_lag = [], [], [], []

@@ -76,7 +76,7 @@ def resumed(store_layout: StoreLayout) -> Resumed:
     # another instrumentation's: no workflow ids, a trace per consumer, linked back
     go = ForeignSpans(log, links_only=True)
     foreign = go.publish("intake", RECEIVED, at_s=HOURS_AGO + 40)
-    log.write(store_layout, filed_at=at(HOURS_AGO))
+    log.write(store_layout, filed_at=at(HOURS_AGO), written_at=at(HOURS_AGO + 60))
     correlate_once(data_dir=store_layout.root, thresholds=THRESHOLDS, now=FIRST_PASS)
     assert {("dropped", "wf-old-drop"), ("dropped", "wf-long")} <= _open_anomalies(store_layout)
 
@@ -177,7 +177,7 @@ def test_a_resumed_pass_judges_with_the_model_of_the_whole_store_not_of_its_hour
     ours = OurSpans(log)
     for i in range(8):
         healthy_run(ours, f"wf-old-{i}", start=HOURS_AGO + i)
-    log.write(store_layout, filed_at=at(HOURS_AGO))
+    log.write(store_layout, filed_at=at(HOURS_AGO), written_at=at(HOURS_AGO + 60))
     correlate_once(data_dir=store_layout.root, thresholds=THRESHOLDS, now=FIRST_PASS)
     for i in range(8):
         up_to_parsed(ours, f"wf-{i}", start=float(i))
@@ -203,7 +203,7 @@ def test_a_model_learned_again_still_expects_a_consumer_down_for_the_newest_hour
     ours = OurSpans(log)
     for i in range(8):
         healthy_run(ours, f"wf-old-{i}", start=HOURS_AGO + i)
-    log.write(store_layout, filed_at=at(HOURS_AGO))
+    log.write(store_layout, filed_at=at(HOURS_AGO), written_at=at(HOURS_AGO + 60))
     engine = Correlator(data_dir=store_layout.root, thresholds=THRESHOLDS, model_refresh_s=0)
     engine.cold_pass(now=FIRST_PASS)
     for i in range(8):
@@ -237,7 +237,7 @@ def test_a_consumer_span_still_within_its_orphan_grace_at_the_last_pass_is_judge
     parsed = up_to_parsed(ours, "wf-orphan", start=-5400)
     log.rows = [r for r in log.rows if r["span_id"] != parsed.span_id]  # never arrives
     ours.process(parsed, service="scorer", start=-5399.5, end=-5399.2)
-    log.write(store_layout, filed_at=at(-5400))
+    log.write(store_layout, filed_at=at(-5400), written_at=at(-5300))
     correlate_once(data_dir=store_layout.root, thresholds=thresholds, now=FIRST_PASS)
     assert ("orphan", "wf-orphan") not in _open_anomalies(store_layout)
     history(log, heartbeats_until=None)
@@ -246,3 +246,26 @@ def test_a_consumer_span_still_within_its_orphan_grace_at_the_last_pass_is_judge
     correlate_once(data_dir=store_layout.root, thresholds=thresholds, now=at(3600))
 
     assert ("orphan", "wf-orphan") in _open_anomalies(store_layout)
+
+
+def test_spans_filed_by_a_collector_whose_clock_runs_behind_are_judged_after_a_restart(
+    store_layout: StoreLayout,
+) -> None:
+    """The correlator's clock runs two hours ahead of the collector's, which files the
+    spans it receives in the hour partitions of its own clock: those received after
+    the last pass are in an hour older than the hours judged again. They are judged
+    because their segment was written after it (the file system's clock)."""
+    log = SpanLog()
+    ours = OurSpans(log)
+    for i in range(8):
+        healthy_run(ours, f"wf-old-{i}", start=HOURS_AGO + i)
+    log.write(store_layout, filed_at=at(HOURS_AGO), written_at=at(HOURS_AGO + 60))
+    history(log, heartbeats_until=None)
+    log.write(store_layout, written_at=at(60))
+    correlate_once(data_dir=store_layout.root, thresholds=THRESHOLDS, now=at(7200))
+    up_to_parsed(ours, "wf-late", start=30.0)  # `recruit.cv.parsed` consumed by nobody
+    log.write(store_layout)
+
+    correlate_once(data_dir=store_layout.root, thresholds=THRESHOLDS, now=at(7300))
+
+    assert _statuses(store_layout)["wf-late"] == ("stalled", at(7300))
