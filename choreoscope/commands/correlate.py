@@ -42,6 +42,12 @@ each explained.
             anomaly once as JSON on choreo.alerts.<kind> (and to --webhook).
             Restarting it does not re-alert old findings.
 
+After an earlier pass, either mode picks up where it stopped: it judges again
+only the runs active since shortly before it (whole), and older runs keep their
+verdicts. It judges every run again when the thresholds, the choreography or
+the choreoscope version changed, or once <data>/findings/last_pass.json is
+removed.
+
   choreoscope correlate --once                  # judge what is stored, exit
   choreoscope correlate --watch --webhook https://hooks.example.com/choreo
   choreoscope correlate --watch --choreography choreography.yaml
