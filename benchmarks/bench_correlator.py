@@ -1,5 +1,6 @@
-"""Correlator figures: cold pass over a large store, one incremental tick, and
-detection latency from a deadline passing to its alert on choreo.alerts.>.
+"""Correlator figures: cold pass over a large store, one incremental tick, a watcher
+restarted on hours of history (it resumes from its last pass), and detection
+latency from a deadline passing to its alert on choreo.alerts.>.
 
     python -m benchmarks correlator                         # 1M spans, 100k workflows
     CHOREOSCOPE_BENCH_WORKFLOWS=10000 python -m benchmarks correlator   # small
