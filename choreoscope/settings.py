@@ -64,8 +64,16 @@ class Count:
     def __call__(self, text: str) -> int:
         value = parse_count(text)
         if value < self.minimum:
-            raise ValueError(f"{text!r} is too small; write {self.minimum} or more")
+            raise ValueError(f"{text!r} is too small; write {_format_count(self.minimum)} or more")
         return value
+
+
+def _format_count(n: int) -> str:
+    """``n`` as a user would write it: ``256MiB`` for a size in whole MiB or GiB."""
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20)):
+        if n >= size and n % size == 0:
+            return f"{n // size}{unit}"
+    return str(n)
 
 
 def parse_host_port(text: str) -> tuple[str, int]:
@@ -157,6 +165,7 @@ class Setting:
     parse: Callable[[str], Any]
     default: Any
     doc: str
+    unset: str | None = None  # what an unset default means, for --help
 
     @property
     def env(self) -> str:
@@ -171,7 +180,7 @@ class Setting:
         """The default as a user would type it: ``7d``, ``127.0.0.1:4318``, ``8 GiB``."""
         value = self.default
         if value is None:
-            return "none"
+            return self.unset or "none"
         if isinstance(value, tuple):
             return ":".join(str(v) for v in value)
         if self.parse is parse_duration or isinstance(self.parse, Duration):
@@ -274,6 +283,14 @@ SETTINGS: dict[str, Setting] = {
             "the floor under learned step deadlines (at least 100ms)",
         ),
         Setting("choreography", Path, None, "a declared choreography.yaml"),
+        Setting(
+            "memory_limit",
+            Count(minimum=256 * 2**20),
+            None,
+            "memory the correlator's DuckDB may hold, like 4GiB (at least 256MiB); past it "
+            "a pass spills to <data>/.spill, slower but complete",
+            unset="half this machine's memory",
+        ),
         Setting("webhook", str, None, "also POST each new alert as JSON to this URL"),
         Setting(
             "dashboard_url",

@@ -48,6 +48,7 @@ class StackOptions:
     credentials_env: dict[str, str]
     webhook: str | None = None
     public_dashboard_url: str | None = None
+    memory_limit: int | None = None  # the correlator's (None: its default)
 
     @property
     def dashboard_url(self) -> str:
@@ -173,6 +174,8 @@ def correlator_spec(options: StackOptions) -> ChildSpec:
         argv += ["--choreography", str(options.choreography)]
     if options.webhook is not None:
         argv += ["--webhook", options.webhook]
+    if options.memory_limit is not None:
+        argv += ["--memory-limit", str(options.memory_limit)]
     return ChildSpec(
         name="correlator",
         argv=choreoscope_command(*argv),

@@ -43,6 +43,7 @@ import duckdb
 from store.durable_files import fsync_path, remove_abandoned_temp_files, replacing
 from store.layout import COMPACTED_PREFIX, StoreLayout
 from store.quarantine import quarantine, unreadable_reason
+from store.spill import spill_into_store
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,9 @@ class Compactor:
         self._con.execute("SET TimeZone = 'UTC'")
         self._con.execute("SET memory_limit = ?", [memory_limit])
         self._con.execute("SET preserve_insertion_order = false")
+        # an hour's merge larger than the limit spills beside the store, not into the
+        # working directory (which may be read-only)
+        self._spill = spill_into_store(self._con, layout=layout, owner="compaction")
 
     def run_once(self, *, now: dt.datetime | None = None) -> int:
         """Compact every closed partition; returns the number of segments written."""
@@ -237,6 +241,7 @@ class Compactor:
 
     def close(self) -> None:
         self._con.close()
+        self._spill.remove()
 
 
 def _mark_visible(manifest: Path, output: Path, inputs: list[Path], at: dt.datetime) -> None:

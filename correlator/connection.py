@@ -8,6 +8,7 @@ import duckdb
 
 from correlator.findings import ensure_findings
 from store import StoreLayout, open_store
+from store.spill import SpillDirectory, spill_into_store
 
 
 def connect(data_dir: str | Path) -> duckdb.DuckDBPyConnection:
@@ -23,9 +24,15 @@ def connect(data_dir: str | Path) -> duckdb.DuckDBPyConnection:
     return open_store(layout.root, extra_packages=["correlator"])
 
 
-def full_pass_connection(layout: StoreLayout) -> duckdb.DuckDBPyConnection:
-    """A connection with the correlator's views, set up for passes over all history."""
+def full_pass_connection(
+    layout: StoreLayout, *, memory_limit: int
+) -> tuple[duckdb.DuckDBPyConnection, SpillDirectory]:
+    """A connection with the correlator's views, set up for passes over all history:
+    past ``memory_limit`` bytes it spills to a directory of its own under the store
+    (removed with it: ``SpillDirectory.remove`` once closed)."""
     con = open_store(layout.root, extra_packages=["correlator"])
+    con.execute(f"SET memory_limit = '{int(memory_limit)}B'")
+    spill = spill_into_store(con, layout=layout, owner="correlator")
     con.execute("SET enable_object_cache = true")
     # results are keyed, never read in arrival order: let DuckDB skip keeping it
     con.execute("SET preserve_insertion_order = false")
@@ -33,4 +40,4 @@ def full_pass_connection(layout: StoreLayout) -> duckdb.DuckDBPyConnection:
     # threshold DuckDB checkpoints (and vacuums) in the middle of a statement, which
     # cost ~0.65 s of a 1M-span cold pass
     con.execute("SET checkpoint_threshold = '1TB'")
-    return con
+    return con, spill

@@ -15,6 +15,7 @@ and bus events are read the same way (``signal_memory``). Findings go to
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import threading
@@ -26,6 +27,7 @@ from correlator.connection import full_pass_connection
 from correlator.detection import Detection, detect
 from correlator.findings import ensure_findings, write_findings
 from correlator.ledger import AnomalyLedger
+from correlator.memory_budget import MemoryBudget, within
 from correlator.model import ChoreographyModel, install_model
 from correlator.model_refresh import ModelRefresh, learn_from_store, learn_here
 from correlator.pass_views import TICK_MATERIALIZED, PassViews
@@ -62,6 +64,7 @@ class Correlator:
         model_refresh_s: float = 300.0,
         ingest_slack_s: float = 10.0,
         status_rewrite_s: float = 30.0,
+        memory: MemoryBudget | None = None,
     ) -> None:
         self.layout = StoreLayout.at(data_dir)
         self.layout.check_version()
@@ -82,8 +85,11 @@ class Correlator:
             thresholds=self.thresholds, choreography=choreography, keep_s=keep_s
         )
         self.verdicts = Verdicts(layout=self.layout, rewrite_s=status_rewrite_s)
+        self.memory_budget = memory or MemoryBudget.default()
         # eviction checkpoints (_evict): the automatic one is off
-        self.con = full_pass_connection(self.layout)
+        self.con, self._spill = full_pass_connection(
+            self.layout, memory_limit=self.memory_budget.passes
+        )
         self.views = PassViews(self.con)
         self.ledger = AnomalyLedger.load(self.layout, rewrite_s=status_rewrite_s)
         # heartbeats older than a pass could need (a wait's baseline of dropped spans
@@ -99,6 +105,7 @@ class Correlator:
             thresholds=self.thresholds,
             declared=choreography,
             every_s=model_refresh_s,
+            memory_limit=self.memory_budget.learning,
         )
         self._ticks = 0
         # span segments read by earlier passes: segments are immutable (written under
@@ -111,8 +118,9 @@ class Correlator:
     def cold_pass(self, *, now: dt.datetime, hold: bool = True) -> list[dict[str, Any]]:
         """Judge every workflow in the store; return the anomalies new to the ledger.
         Unless ``hold`` is false (no tick follows: ``correlate --once``), keep in
-        memory the spans ticks will need."""
-        with self._lock:
+        memory the spans ticks will need. Raises ``MemoryBudgetError`` if it needs
+        more memory than its budget, even spilling."""
+        with self._lock, self._within_budget():
             self.views.enter("full")
             con = self.con
             segments = self.stored.segments()
@@ -178,7 +186,7 @@ class Correlator:
         """Fold in the spans that arrived since the last pass; return new anomalies."""
         if self.watermark is None:
             return self.cold_pass(now=now)
-        with self._lock:
+        with self._lock, self._within_budget():
             learned = self.refresh.take()  # a model learned beside the ticks, if ready
             if learned is not None:
                 self._install(learned)
@@ -271,13 +279,17 @@ class Correlator:
         with self._lock:
             self.refresh.close()
             self.con.close()
+            self._spill.remove()
 
     # --- internals ---------------------------------------------------------------
+
+    def _within_budget(self) -> contextlib.AbstractContextManager[None]:
+        return within(limit=self.memory_budget.passes, spill=self._spill.path)
 
     def _learn_from_every_span(self, segments: frozenset[str]) -> None:
         """Learn the model from every span of ``segments`` on a connection of its own:
         this one's views judge only the spans a resumed pass read."""
-        con = full_pass_connection(self.layout)
+        con, spill = full_pass_connection(self.layout, memory_limit=self.memory_budget.learning)
         try:
             model = learn_from_store(
                 con,
@@ -288,6 +300,7 @@ class Correlator:
             )
         finally:
             con.close()
+            spill.remove()
         self._install(model)
         self.refresh.learned_now()
 

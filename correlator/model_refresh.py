@@ -12,7 +12,6 @@ the new model in once it is ready (``take``).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 
@@ -21,6 +20,7 @@ import duckdb
 from correlator.choreography_file import Choreography
 from correlator.connection import full_pass_connection
 from correlator.findings import remembered_since
+from correlator.memory_budget import MemoryBudgetError, within
 from correlator.model import ChoreographyModel, learn_model
 from correlator.pass_views import PassViews
 from correlator.stored_spans import StoredSpans
@@ -72,8 +72,10 @@ class ModelRefresh:
         thresholds: Thresholds,
         declared: Choreography | None,
         every_s: float,
+        memory_limit: int,
     ) -> None:
         self.layout = layout
+        self.memory_limit = memory_limit
         self.thresholds = thresholds
         self.declared = declared
         self.every_s = every_s
@@ -134,7 +136,7 @@ class ModelRefresh:
     def _learn(self, segments: frozenset[str]) -> None:
         started = time.monotonic()
         try:
-            con = full_pass_connection(self.layout)
+            con, spill = full_pass_connection(self.layout, memory_limit=self.memory_limit)
         except Exception:
             log.exception("could not open the store to learn the model again")
             return
@@ -144,18 +146,23 @@ class ModelRefresh:
                     return
                 self._con = con
             con.execute("SET threads = 1")  # the other core is the ticks'
-            # two databases each allowed DuckDB's default 80% of memory could together
-            # run out of it instead of spilling to disk: this one takes a third
-            con.execute(f"SET memory_limit = '{_memory_share(1 / 3)}B'")
-            model = learn_from_store(
-                con,
-                layout=self.layout,
-                segments=segments,
-                thresholds=self.thresholds,
-                declared=self.declared,
-            )
+            with within(limit=self.memory_limit, spill=spill.path):
+                model = learn_from_store(
+                    con,
+                    layout=self.layout,
+                    segments=segments,
+                    thresholds=self.thresholds,
+                    declared=self.declared,
+                )
         except Exception as e:  # a thread's failure would otherwise go unseen
             if self._closing:  # interrupted by close
+                return
+            if isinstance(e, MemoryBudgetError):
+                log.error(
+                    "learning the model again failed: %s. Detection keeps the model it "
+                    "has, and tries again in %.0f s",
+                    e, self.every_s,
+                )  # fmt: skip
                 return
             if isinstance(e, duckdb.Error) and file_changed_under(e):
                 # compaction or retention replaced a segment meanwhile
@@ -175,12 +182,8 @@ class ModelRefresh:
             with self._lock:
                 self._con = None
             con.close()
+            spill.remove()
             self._started_at = time.monotonic()  # the next one is every_s after this one
         with self._lock:
             self._learned = model
         log.info("learned the model again in %.1f s", time.monotonic() - started)
-
-
-def _memory_share(share: float) -> int:
-    """``share`` of this machine's memory, in bytes."""
-    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * share)

@@ -24,6 +24,7 @@ from correlator.alerts import Alerter
 from correlator.choreography_file import Choreography
 from correlator.engine import Correlator
 from correlator.last_pass import EVERY_S, write_last_pass
+from correlator.memory_budget import MemoryBudget, MemoryBudgetError
 from correlator.model import MODEL_FILES
 from correlator.thresholds import Thresholds
 from store import StoreLayout
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 # the anomalies, which it cannot rebuild: what was alerted)
 REWRITTEN = ("workflow_status", "workflow_status_recent", *MODEL_FILES)
 PROGRESS_EVERY_S = 30.0  # how often a long cold pass says it still works
+RETRY_MAX_S = 60.0  # the longest wait before a failed cold pass is tried again
 
 
 def utc_now() -> dt.datetime:
@@ -47,11 +49,14 @@ def correlate_once(
     thresholds: Thresholds | None = None,
     choreography: Choreography | None = None,
     now: dt.datetime | None = None,
+    memory: MemoryBudget | None = None,
 ) -> Correlator:
     """Compute the findings from what is stored now and write them; returns the
     (closed) correlator, whose ``ledger`` and ``model`` hold the results."""
     set_aside_damaged_findings(StoreLayout.at(data_dir))
-    engine = Correlator(data_dir=data_dir, thresholds=thresholds, choreography=choreography)
+    engine = Correlator(
+        data_dir=data_dir, thresholds=thresholds, choreography=choreography, memory=memory
+    )
     now = now or utc_now()
     try:
         engine.cold_pass(now=now, hold=False)  # no tick follows
@@ -115,6 +120,7 @@ async def watch(
     clock: Callable[[], dt.datetime] = utc_now,
     keep_s: float = 900.0,
     ready: asyncio.Event | None = None,
+    memory: MemoryBudget | None = None,
 ) -> None:
     """Run until ``stop`` is set; set ``ready`` once the cold pass is done and alerted."""
     layout = StoreLayout.at(data_dir)
@@ -122,15 +128,25 @@ async def watch(
         return
     set_aside_damaged_findings(layout)
     engine = Correlator(
-        data_dir=layout.root, thresholds=thresholds, choreography=choreography, keep_s=keep_s
+        data_dir=layout.root,
+        thresholds=thresholds,
+        choreography=choreography,
+        keep_s=keep_s,
+        memory=memory,
     )
     judged = False
     try:
         started = time.perf_counter()
         log.info("judging the spans stored in %s before watching", layout.root)
+        failures = 0
         while not await _cold_pass(engine, clock, stop=stop):
+            # a pass that failed for want of memory or disk fails again at once: wait
+            # longer each time, up to a minute
+            failures += 1
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval_s)
+                await asyncio.wait_for(
+                    stop.wait(), timeout=min(interval_s * 2 ** (failures - 1), RETRY_MAX_S)
+                )
             if stop.is_set():
                 return
         written = await _alert_and_write(engine, alerter, clock, failing=False)
@@ -215,6 +231,9 @@ async def _pass(run: Callable[..., object], clock: Callable[[], dt.datetime]) ->
         return False
     except duckdb.Error as e:
         log.warning("correlator pass failed, retrying on the next tick: %s", e)
+        return False
+    except MemoryBudgetError as e:
+        log.error("correlator pass failed, retrying on the next tick: %s", e)
         return False
     return True
 

@@ -78,6 +78,11 @@ class StoreLayout:
     def nats(self) -> Path:
         return self.root / "nats"
 
+    @property
+    def spill(self) -> Path:
+        """Where DuckDB spills what does not fit in memory (store/spill.py)."""
+        return self.root / ".spill"
+
     def table_dir(self, table: str) -> Path:
         if table not in TABLES:
             raise ConfigurationError(

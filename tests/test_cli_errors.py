@@ -124,7 +124,7 @@ def test_a_replica_count_jetstream_cannot_take_is_refused_before_anything_starts
         ("--flush-rows", "0", "write 1 or more"),
         ("--stream-max-age", "0s", "write 1m or more"),  # 0 is no limit to JetStream
         ("--stream-max-age", "1", "has no unit"),
-        ("--stream-max-bytes", "0", "write 1048576 or more"),
+        ("--stream-max-bytes", "0", "write 1MiB or more"),
         ("--ack-wait", "0", "write 1s or more"),  # 0 is the server's default to JetStream
         ("--flush-interval", "0", "write 10ms or more"),
     ],

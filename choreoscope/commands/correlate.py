@@ -17,6 +17,7 @@ from choreoscope.settings import add_flags
 from correlator.alerts import Alerter, AlertNotTakenError, Publish
 from correlator.choreography_file import Choreography, load_choreography
 from correlator.findings import last_model_declared
+from correlator.memory_budget import MemoryBudget
 from correlator.thresholds import Thresholds
 from correlator.watch import correlate_once, watch
 from instrumentation.errors import BusUnavailableError
@@ -65,7 +66,8 @@ demo` or `up` starts) if one runs there; none is started for them.
 
 FLAGS = (
     "data", "nats", "creds", "nkey", "token", "user", "password", "tls_ca", "tls_cert",
-    "tls_key", "choreography", "min_deadline", "webhook", "dashboard_url", "log_level",
+    "tls_key", "choreography", "min_deadline", "webhook", "dashboard_url", "memory_limit",
+    "log_level",
 )  # fmt: skip
 
 
@@ -90,6 +92,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
+def memory_budget(args: argparse.Namespace) -> MemoryBudget:
+    if args.memory_limit is None:
+        return MemoryBudget.default()
+    return MemoryBudget(total=args.memory_limit)
+
+
 def declared_choreography(args: argparse.Namespace) -> Choreography | None:
     return load_choreography(args.choreography) if args.choreography else None
 
@@ -108,7 +116,10 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
     if args.once:
         engine = correlate_once(
-            data_dir=args.data, thresholds=thresholds, choreography=choreography
+            data_dir=args.data,
+            thresholds=thresholds,
+            choreography=choreography,
+            memory=memory_budget(args),
         )
         open_ = [a for a in engine.ledger.rows() if a["resolved_at"] is None]
         by_kind: dict[str, int] = {}
@@ -219,6 +230,7 @@ async def _watch(
             stop=stop,
             thresholds=thresholds,
             choreography=choreography,
+            memory=memory_budget(args),
         )
     finally:
         if nc is not None:

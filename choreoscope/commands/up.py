@@ -58,6 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "data", "nats", "creds", "nkey", "token", "user", "password",
         "tls_ca", "tls_cert", "tls_key", "log_level", "otlp_http",
         "min_deadline", "choreography", "webhook", "dashboard_url", "host", "port",
+        "memory_limit",
     )  # fmt: skip
     p.add_argument("--no-dashboard", action="store_true", help="run without the dashboard")
     p.add_argument(
@@ -86,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         log_level=str(args.log_level),
         credentials_env=credentials_env(args),
         webhook=args.webhook,
+        memory_limit=args.memory_limit,
         # the alerts link to --dashboard-url when given, else to the dashboard started here
         public_dashboard_url=(
             None if args.dashboard_url == SETTINGS["dashboard_url"].default else args.dashboard_url
