@@ -7,6 +7,11 @@ learns on a thread of its own, over a DuckDB database of its own (settings such 
 ``threads`` are per database: a tick's one thread and fewer optimizers would not
 do for a full read), on one thread, so the ticks keep the other core. A tick takes
 the new model in once it is ready (``take``).
+
+On a store so large that learning takes more than a tenth of ``model_refresh_s``
+(~30 s at the default 5 min: some 30M spans), refreshes come further apart, so that
+learning never takes more than ``MAX_CORE_SHARE`` of the core it runs on: the model
+changes slowly, and a store's history is not worth a core.
 """
 
 from __future__ import annotations
@@ -27,6 +32,10 @@ from correlator.stored_spans import StoredSpans
 from correlator.thresholds import Thresholds
 from store import StoreLayout
 from store.rereading import file_changed_under
+
+# the share of its core learning may take: the pause after a refresh is at least
+# (1 / MAX_CORE_SHARE - 1) times as long as the refresh took
+MAX_CORE_SHARE = 0.1
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +89,7 @@ class ModelRefresh:
         self.declared = declared
         self.every_s = every_s
         self._started_at = time.monotonic()  # a pass learned one just now
+        self.pause_s = every_s  # from the end of one refresh to the start of the next
         self._thread: threading.Thread | None = None
         self._learned: ChoreographyModel | None = None
         self._con: duckdb.DuckDBPyConnection | None = None  # the one learning
@@ -95,7 +105,7 @@ class ModelRefresh:
         model was learned and none is being learned."""
         if self._closing or self._thread is not None:
             return
-        if time.monotonic() - self._started_at < self.every_s:
+        if time.monotonic() - self._started_at < self.pause_s:
             return
         self._started_at = time.monotonic()
         self._thread = threading.Thread(
@@ -183,7 +193,16 @@ class ModelRefresh:
                 self._con = None
             con.close()
             spill.remove()
-            self._started_at = time.monotonic()  # the next one is every_s after this one
+            took = time.monotonic() - started
+            self.pause_s = max(self.every_s, took * (1 / MAX_CORE_SHARE - 1))
+            self._started_at = time.monotonic()  # the next one is pause_s after this one
         with self._lock:
             self._learned = model
-        log.info("learned the model again in %.1f s", time.monotonic() - started)
+        if self.pause_s > self.every_s:
+            log.info(
+                "learned the model again in %.1f s; on a store this large, the next in "
+                "%.0f s (learning takes at most %g%% of a core)",
+                took, self.pause_s, 100 * MAX_CORE_SHARE,
+            )  # fmt: skip
+        else:
+            log.info("learned the model again in %.1f s", took)

@@ -3,6 +3,7 @@ arrived; findings survive a restart without being found (or alerted) twice."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import threading
 import time
@@ -490,6 +491,33 @@ def test_a_model_learned_beside_the_ticks_is_taken_in_by_the_next_one(
     assert (RECEIVED, "auditor") not in learned_before
     assert (RECEIVED, "auditor") in {(s["subject"], s["consumer"]) for s in engine.model.steps}
     assert (RECEIVED, "auditor") in {(s["subject"], s["consumer"]) for s in written}
+
+
+def test_learning_again_on_a_store_too_large_to_learn_often_waits_longer_between_refreshes(
+    store_layout: StoreLayout, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = SpanLog()
+    history(log)
+    log.write(store_layout)
+    # as if learning took a thousandth of a core's time at most: however quick it was
+    # here, the next refresh is far off
+    monkeypatch.setattr(model_refresh_module, "MAX_CORE_SHARE", 0.001)
+    caplog.set_level(logging.INFO, logger="correlator.model_refresh")
+    engine = _refreshing_engine(store_layout)  # every tick, were learning quick enough
+    engine.cold_pass(now=at(50))
+    engine.tick(now=at(51))  # begins learning again, beside it
+    engine.refresh.wait()
+    for second in range(52, 55):
+        engine.tick(now=at(second))
+        engine.refresh.wait()
+    engine.close()
+
+    learned = [
+        r.getMessage() for r in caplog.records if "learned the model again" in r.getMessage()
+    ]
+    assert len(learned) == 1, learned
+    assert "on a store this large, the next in" in learned[0]
+    assert "learning takes at most 0.1% of a core" in learned[0]
 
 
 def test_closing_a_watcher_stops_the_model_it_is_learning(
