@@ -65,14 +65,41 @@ class MemoryBudgetError(ChoreoscopeError):
         )
 
 
+class SpillError(MemoryBudgetError):
+    """A pass past its memory limit could not write what it spills (a full disk: the
+    collector writes to the same one; a spill directory gone)."""
+
+    def __init__(self, *, limit: int, spill: Path, reason: str) -> None:
+        self.limit = limit
+        self.spill = spill
+        ChoreoscopeError.__init__(
+            self,
+            f"the correlator went past its memory limit of {format_bytes(limit)} and could "
+            f"not spill to {spill} ({reason}): free disk space there, or give it more "
+            "memory with --memory-limit (or CHOREOSCOPE_MEMORY_LIMIT; passes take two "
+            "thirds of it)",
+        )
+
+
 @contextlib.contextmanager
 def within(*, limit: int, spill: Path) -> Iterator[None]:
-    """Turn DuckDB running out of ``limit`` into a ``MemoryBudgetError``."""
+    """Turn DuckDB running out of ``limit``, or failing to write what it spills past
+    it, into a ``MemoryBudgetError``."""
     try:
         yield
     except duckdb.OutOfMemoryException as e:
-        first_line = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise MemoryBudgetError(limit=limit, spill=spill, reason=first_line) from e
+        raise MemoryBudgetError(limit=limit, spill=spill, reason=_first_line(e)) from e
+    except duckdb.IOException as e:
+        # DuckDB's own cap on spilling (max_temp_directory_size) raises OutOfMemory,
+        # but it is 90% of the disk free when it looked: a disk the collector fills
+        # meanwhile fails the write instead
+        if str(spill) not in str(e):
+            raise
+        raise SpillError(limit=limit, spill=spill, reason=_first_line(e)) from e
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
 def format_bytes(n: int) -> str:

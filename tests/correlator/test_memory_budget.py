@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from choreoscope.cli import main
 from choreoscope.stack import StackOptions, correlator_spec
 from correlator.alerts import Alerter
 from correlator.engine import Correlator
-from correlator.memory_budget import MemoryBudget, MemoryBudgetError
+from correlator.memory_budget import MemoryBudget, MemoryBudgetError, SpillError
 from correlator.thresholds import Thresholds
 from correlator.watch import watch
 from store import StoreLayout
@@ -100,6 +101,24 @@ def test_a_budget_too_small_for_a_pass_says_how_to_give_it_more(busy_store: Stor
     assert "10.7 MiB" in message  # the passes' two thirds of it
     # nothing judged is lost: a pass with room judges the store as it would have
     assert ("dropped", "wf-0") in _judged(busy_store, memory=None)
+
+
+def test_a_pass_that_cannot_write_its_spill_says_where_and_what_to_do(
+    busy_store: StoreLayout,
+) -> None:
+    engine = _correlator(busy_store, SPILLING)
+    spill = engine._spill.path
+    # DuckDB fails the write (a disk full, the spill directory gone) with an I/O error
+    shutil.rmtree(spill)
+    spill.write_text("")
+    try:
+        with pytest.raises(SpillError) as raised:
+            engine.cold_pass(now=at(3600))
+    finally:
+        engine.close()
+    message = str(raised.value)
+    assert str(spill) in message and "free disk space" in message
+    assert "--memory-limit" in message
 
 
 async def test_a_watcher_short_of_memory_says_so_and_keeps_trying(
