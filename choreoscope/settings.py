@@ -289,7 +289,7 @@ SETTINGS: dict[str, Setting] = {
             None,
             "memory the correlator's DuckDB may hold, like 4GiB (at least 256MiB); past it "
             "a pass spills to <data>/.spill, slower but complete",
-            unset="half this machine's memory",
+            unset="half this machine's memory (or its container's limit)",
         ),
         Setting("webhook", str, None, "also POST each new alert as JSON to this URL"),
         Setting(

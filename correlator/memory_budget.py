@@ -5,7 +5,8 @@ A first pass over a week of spans holds far more than a tick: on 10M spans it
 peaked at 5.4 GB. Left to DuckDB's default (80% of the machine's memory, for each
 database) the passes and the model learned beside them could together take the
 memory the collector and the agents on the same host need. The correlator's
-budget (``--memory-limit``; by default half this machine's memory) is split: two
+budget (``--memory-limit``; by default half this machine's memory, or of its
+container's limit if lower: ``machine_memory``) is split: two
 thirds for the passes, a third for learning the model. Past it DuckDB spills to
 ``<data>/.spill`` (store/spill.py): a pass over more than fits is slower, and
 completes (10M spans under a 2 GB limit: 22 s instead of 16 s, peak 2.6 GB).
@@ -23,10 +24,45 @@ import duckdb
 
 from instrumentation.errors import ChoreoscopeError
 
+CGROUP_FS = Path("/sys/fs/cgroup")
+PROC_CGROUP = Path("/proc/self/cgroup")
 
-def machine_memory() -> int:
-    """This machine's memory, in bytes."""
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+def machine_memory(*, cgroup_fs: Path = CGROUP_FS, proc_cgroup: Path = PROC_CGROUP) -> int:
+    """This machine's memory in bytes, or the memory limit of the container (cgroup)
+    this process runs in if lower: a container sees its host's memory, and is killed
+    at its own limit long before DuckDB would spill."""
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    limit = cgroup_memory_limit(cgroup_fs=cgroup_fs, proc_cgroup=proc_cgroup)
+    return physical if limit is None else min(physical, limit)
+
+
+def cgroup_memory_limit(*, cgroup_fs: Path, proc_cgroup: Path) -> int | None:
+    """The memory limit of this process's cgroup (v2 ``memory.max``, or v1
+    ``memory.limit_in_bytes``), None if it has none or it cannot be read. In a
+    container the cgroup's own folder is often the mount's root."""
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return None
+    candidates: list[Path] = []
+    for line in lines:  # hierarchy-id:controllers:path
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        own = path.strip().lstrip("/")
+        if hierarchy == "0" and not controllers:
+            candidates += [cgroup_fs / own / "memory.max", cgroup_fs / "memory.max"]
+        elif "memory" in controllers.split(","):
+            v1 = cgroup_fs / "memory"
+            candidates += [v1 / own / "memory.limit_in_bytes", v1 / "memory.limit_in_bytes"]
+    for candidate in candidates:
+        try:
+            text = candidate.read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():  # v2 writes "max" for none; v1 a number near 2**63
+            return int(text)
+    return None
 
 
 @dataclass(frozen=True)

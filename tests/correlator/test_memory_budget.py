@@ -17,7 +17,12 @@ from choreoscope.cli import main
 from choreoscope.stack import StackOptions, correlator_spec
 from correlator.alerts import Alerter
 from correlator.engine import Correlator
-from correlator.memory_budget import MemoryBudget, MemoryBudgetError, SpillError
+from correlator.memory_budget import (
+    MemoryBudget,
+    MemoryBudgetError,
+    SpillError,
+    machine_memory,
+)
 from correlator.thresholds import Thresholds
 from correlator.watch import watch
 from store import StoreLayout
@@ -190,3 +195,25 @@ def test_up_hands_its_memory_limit_to_the_correlator(tmp_path: Path) -> None:
     argv = correlator_spec(options).argv
     assert argv[argv.index("--memory-limit") + 1] == str(2**30)
     assert "--memory-limit" not in correlator_spec(replace(options, memory_limit=None)).argv
+
+
+@pytest.mark.parametrize(
+    ("proc_cgroup", "limit_file"),
+    [
+        ("0::/\n", "memory.max"),  # cgroup v2, in a container
+        ("0::/system.slice/agents.service\n", "system.slice/agents.service/memory.max"),
+        ("4:memory:/docker/4f2a\n0::/\n", "memory/memory.limit_in_bytes"),  # v1 container
+    ],
+)
+def test_the_default_budget_keeps_to_the_containers_memory_not_the_hosts(
+    tmp_path: Path, proc_cgroup: str, limit_file: str
+) -> None:
+    host = machine_memory(cgroup_fs=tmp_path / "none", proc_cgroup=tmp_path / "none")
+    (tmp_path / "cgroup").write_text(proc_cgroup)
+    limit = tmp_path / "fs" / limit_file
+    limit.parent.mkdir(parents=True)
+    limit.write_text(f"{256 * MiB}\n")  # far below any host's: killed there, not spilling
+    seen = machine_memory(cgroup_fs=tmp_path / "fs", proc_cgroup=tmp_path / "cgroup")
+    assert seen == min(256 * MiB, host)
+    limit.write_text("max\n")  # no limit
+    assert machine_memory(cgroup_fs=tmp_path / "fs", proc_cgroup=tmp_path / "cgroup") == host
