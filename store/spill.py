@@ -10,12 +10,16 @@ store, never to a ``/tmp`` that may be memory itself.
 
 The directory goes with its connection (``SpillDirectory.remove``, or when the
 connection is collected). One left by a process that was killed is removed by the
-next one that spills on the same host: its ``owner.json`` names the host and pid.
+next one that spills on the same host: its ``owner.json`` names the host and pid,
+and its owner holds a lock on it while it lives. A pid alone does not tell: a
+restarted container's process has its predecessor's pid, and another process may
+have taken a dead one's.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -35,15 +39,25 @@ OWNER_FILE = "owner.json"
 UNOWNED_AFTER_S = 86400.0
 
 
+# this process's spill directories (a lock taken twice by one process may not conflict)
+_OURS: set[Path] = set()
+
+
 class SpillDirectory:
     """A connection's spill directory; ``remove()`` once the connection is closed."""
 
-    def __init__(self, path: Path, connection: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, path: Path, connection: duckdb.DuckDBPyConnection, lock: int) -> None:
         self.path = path
-        self._finalizer = weakref.finalize(connection, shutil.rmtree, path, ignore_errors=True)
+        self._finalizer = weakref.finalize(connection, _remove, path, lock)
 
     def remove(self) -> None:
         self._finalizer()
+
+
+def _remove(path: Path, lock: int) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    os.close(lock)  # held until it is gone: no other process judges it meanwhile
+    _OURS.discard(path)
 
 
 def spill_into_store(
@@ -55,12 +69,19 @@ def spill_into_store(
     root.mkdir(parents=True, exist_ok=True)
     remove_abandoned_spill(layout)
     path = Path(tempfile.mkdtemp(prefix=f"{owner}-", dir=root))
-    (path / OWNER_FILE).write_text(
-        json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "owner": owner}) + "\n"
-    )
-    quoted = str(path).replace("'", "''")
-    con.execute(f"SET temp_directory = '{quoted}'")
-    return SpillDirectory(path, con)
+    lock = os.open(path / OWNER_FILE, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        # locked before it names its pid: a reader of the pid finds the lock held
+        with contextlib.suppress(OSError):  # a file system without locks: the pid tells
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        owned = {"host": socket.gethostname(), "pid": os.getpid(), "owner": owner}
+        os.write(lock, (json.dumps(owned) + "\n").encode())
+        _OURS.add(path)
+        con.execute("SET temp_directory = ?", [str(path)])
+    except BaseException:
+        _remove(path, lock)
+        raise
+    return SpillDirectory(path, con, lock)
 
 
 def remove_abandoned_spill(layout: StoreLayout) -> list[Path]:
@@ -86,8 +107,14 @@ def _abandoned(path: Path, *, host: str) -> bool:
         return False
     except (OSError, ValueError, KeyError, TypeError):
         return False  # being written, or not ours to judge
-    # another host's process cannot be checked from here (a store on shared storage)
-    return owner_host == host and not _alive(pid)
+    if owner_host != host:  # another host's process cannot be checked from here
+        return False  # (a store on shared storage)
+    if path in _OURS:
+        return False
+    if pid == os.getpid():  # an earlier process with this pid: a restarted container's
+        return True
+    # a live pid may be another process's now: its owner's lock tells
+    return not _alive(pid) or _unlocked(path / OWNER_FILE)
 
 
 def _alive(pid: int) -> bool:
@@ -97,4 +124,19 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:  # another user's process
         return True
+    return True
+
+
+def _unlocked(owner_file: Path) -> bool:
+    """Whether no process holds the lock on ``owner_file`` (False when it cannot tell)."""
+    try:
+        fd = os.open(owner_file, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:  # held, or a file system without locks
+        return False
+    finally:
+        os.close(fd)
     return True
