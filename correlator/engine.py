@@ -120,7 +120,7 @@ class Correlator:
         Unless ``hold`` is false (no tick follows: ``correlate --once``), keep in
         memory the spans ticks will need. Raises ``MemoryBudgetError`` if it needs
         more memory than its budget, even spilling."""
-        with self._lock, self._within_budget():
+        with self._lock, self.within_budget():
             self.views.enter("full")
             con = self.con
             segments = self.stored.segments()
@@ -186,7 +186,7 @@ class Correlator:
         """Fold in the spans that arrived since the last pass; return new anomalies."""
         if self.watermark is None:
             return self.cold_pass(now=now)
-        with self._lock, self._within_budget():
+        with self._lock, self.within_budget():
             learned = self.refresh.take()  # a model learned beside the ticks, if ready
             if learned is not None:
                 self._install(learned)
@@ -281,10 +281,11 @@ class Correlator:
             self.con.close()
             self._spill.remove()
 
-    # --- internals ---------------------------------------------------------------
-
-    def _within_budget(self) -> contextlib.AbstractContextManager[None]:
+    def within_budget(self) -> contextlib.AbstractContextManager[None]:
+        """Turn running out of the passes' memory on ``con`` into a ``MemoryBudgetError``."""
         return within(limit=self.memory_budget.passes, spill=self._spill.path)
+
+    # --- internals ---------------------------------------------------------------
 
     def _learn_from_every_span(self, segments: frozenset[str]) -> None:
         """Learn the model from every span of ``segments`` on a connection of its own:

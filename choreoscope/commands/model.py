@@ -6,7 +6,7 @@ import argparse
 import datetime as dt
 from pathlib import Path
 
-from choreoscope.commands.correlate import declared_choreography
+from choreoscope.commands.correlate import declared_choreography, memory_budget
 from choreoscope.settings import add_flags
 from correlator.choreography_file import dump_choreography
 from correlator.engine import Correlator
@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--write", type=Path, metavar="FILE", help="write it to FILE")
     p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
-    add_flags(p, "data", "min_deadline", "choreography", "log_level")
+    add_flags(p, "data", "min_deadline", "choreography", "memory_limit", "log_level")
     p.set_defaults(handler=run)
 
 
@@ -56,10 +56,10 @@ def run(args: argparse.Namespace) -> int:
     if args.write and args.write.exists() and not args.force:
         raise ChoreoscopeError(f"{args.write} exists: pass --force to overwrite it")
     thresholds = Thresholds(min_deadline_s=args.min_deadline)
-    engine = Correlator(data_dir=args.data, thresholds=thresholds)
+    engine = Correlator(data_dir=args.data, thresholds=thresholds, memory=memory_budget(args))
     try:
         # the learning views read every span through a dozen references: read once
-        with scoped_to_store(engine.con):
+        with engine.within_budget(), scoped_to_store(engine.con):
             model = learn_model(
                 engine.con, thresholds=thresholds, declared=declared_choreography(args)
             )

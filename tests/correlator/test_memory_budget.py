@@ -186,6 +186,17 @@ def test_correlate_once_takes_its_memory_limit_from_the_environment(
     assert os.listdir(busy_store.spill) == []  # its spill directory went with it
 
 
+def test_model_takes_the_memory_limit_a_pass_short_of_memory_names(
+    busy_store: StoreLayout, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `model` learns on a correlator's pass connection, held to the same budget; it
+    # reads every span into one table: 6,000 runs fail under 384MiB (passes: 256MiB)
+    code = main(["model", "--data", str(busy_store.root), "--memory-limit", "512MiB"])
+    out = capsys.readouterr().out
+    assert code == 0 and "starts_with" in out
+    assert os.listdir(busy_store.spill) == []
+
+
 def test_up_hands_its_memory_limit_to_the_correlator(tmp_path: Path) -> None:
     options = StackOptions(
         data=tmp_path, nats_url="nats://127.0.0.1:4222", otlp_http=None, min_deadline=30.0,
