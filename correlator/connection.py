@@ -31,7 +31,7 @@ def full_pass_connection(
     past ``memory_limit`` bytes it spills to a directory of its own under the store
     (removed with it: ``SpillDirectory.remove`` once closed)."""
     con = open_store(layout.root, extra_packages=["correlator"])
-    con.execute(f"SET memory_limit = '{int(memory_limit)}B'")
+    con.execute("SET memory_limit = ?", [f"{int(memory_limit)}B"])
     spill = spill_into_store(con, layout=layout, owner="correlator")
     con.execute("SET enable_object_cache = true")
     # results are keyed, never read in arrival order: let DuckDB skip keeping it
