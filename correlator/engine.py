@@ -290,15 +290,17 @@ class Correlator:
     def _learn_from_every_span(self, segments: frozenset[str]) -> None:
         """Learn the model from every span of ``segments`` on a connection of its own:
         this one's views judge only the spans a resumed pass read."""
-        con, spill = full_pass_connection(self.layout, memory_limit=self.memory_budget.learning)
+        limit = self.memory_budget.learning
+        con, spill = full_pass_connection(self.layout, memory_limit=limit)
         try:
-            model = learn_from_store(
-                con,
-                layout=self.layout,
-                segments=segments,
-                thresholds=self.thresholds,
-                declared=self.choreography,
-            )
+            with within(limit=limit, spill=spill.path):  # its own limit, not the passes'
+                model = learn_from_store(
+                    con,
+                    layout=self.layout,
+                    segments=segments,
+                    thresholds=self.thresholds,
+                    declared=self.choreography,
+                )
         finally:
             con.close()
             spill.remove()

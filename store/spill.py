@@ -37,6 +37,8 @@ OWNER_FILE = "owner.json"
 # a directory without an owner file (its process was killed before writing it) is
 # removed once it is this old
 UNOWNED_AFTER_S = 86400.0
+# the share of the disk space free when a connection begins that it may fill
+SPILL_SHARE_OF_FREE = 0.5
 
 
 # this process's spill directories (a lock taken twice by one process may not conflict)
@@ -78,10 +80,18 @@ def spill_into_store(
         os.write(lock, (json.dumps(owned) + "\n").encode())
         _OURS.add(path)
         con.execute("SET temp_directory = ?", [str(path)])
+        # DuckDB's own cap is 90% of the disk free: the collector writes to this disk
+        con.execute("SET max_temp_directory_size = ?", [f"{_spill_cap(root)}B"])
     except BaseException:
         _remove(path, lock)
         raise
     return SpillDirectory(path, con, lock)
+
+
+def _spill_cap(root: Path) -> int:
+    """What a connection may spill: half the space free on the store's disk now, so
+    that the collector keeps room to write spans."""
+    return int(shutil.disk_usage(root).free * SPILL_SHARE_OF_FREE)
 
 
 def remove_abandoned_spill(layout: StoreLayout) -> list[Path]:

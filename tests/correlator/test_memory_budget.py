@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import store.spill as spill_module
 from choreoscope.cli import main
 from choreoscope.stack import StackOptions, correlator_spec
 from correlator.alerts import Alerter
@@ -228,3 +229,18 @@ def test_the_default_budget_keeps_to_the_containers_memory_not_the_hosts(
     assert seen == min(256 * MiB, host)
     limit.write_text("max\n")  # no limit
     assert machine_memory(cgroup_fs=tmp_path / "fs", proc_cgroup=tmp_path / "cgroup") == host
+
+
+def test_a_pass_spills_no_more_than_its_share_of_the_disk_free(
+    busy_store: StoreLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # as if the store's disk had a MiB free: the collector keeps the other half
+    free = shutil.disk_usage(busy_store.root).free
+    monkeypatch.setattr(spill_module, "SPILL_SHARE_OF_FREE", MiB / free)
+    engine = _correlator(busy_store, SPILLING)  # spills tens of MiB with room
+    try:
+        with pytest.raises(MemoryBudgetError) as raised:
+            engine.cold_pass(now=at(3600))
+    finally:
+        engine.close()
+    assert "free disk space" in str(raised.value)
