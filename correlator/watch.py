@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 REWRITTEN = ("workflow_status", "workflow_status_recent", *MODEL_FILES)
 PROGRESS_EVERY_S = 30.0  # how often a long cold pass says it still works
 RETRY_MAX_S = 60.0  # the longest wait before a failed cold pass is tried again
+REPEATS_LOGGED_EVERY_S = 60.0  # a tick's failure that comes again is logged this often
 
 
 def utc_now() -> dt.datetime:
@@ -158,12 +159,13 @@ async def watch(
         )  # fmt: skip
         if ready is not None:
             ready.set()
+        tick_failures = _FailureLog()
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval_s)
             if stop.is_set():
                 break
-            if await _pass(engine.tick, clock):
+            if await _pass(engine.tick, clock, tick_failures):
                 written = await _alert_and_write(engine, alerter, clock, failing=not written)
                 if time.monotonic() - recorded >= EVERY_S:
                     recorded = _record_pass(engine, clock, watching=True)
@@ -221,19 +223,45 @@ async def _cold_pass(
     return judging.result()
 
 
-async def _pass(run: Callable[..., object], clock: Callable[[], dt.datetime]) -> bool:
+class _FailureLog:
+    """Logs a pass's failure, but one that comes again at every tick (a memory
+    budget too small for the ticks) only once a minute, with how often it came."""
+
+    def __init__(self) -> None:
+        self._said: dict[str, float] = {}  # failure → when last logged
+        self._since: dict[str, int] = {}  # failure → times since
+
+    def failed(self, level: int, e: Exception) -> None:
+        key = f"{type(e).__name__}: {e}"
+        now = time.monotonic()
+        if now - self._said.get(key, -REPEATS_LOGGED_EVERY_S) < REPEATS_LOGGED_EVERY_S:
+            self._since[key] = self._since.get(key, 0) + 1
+            return
+        repeated = self._since.pop(key, 0)
+        again = f" (failed so {repeated} more times since it was last logged)" if repeated else ""
+        log.log(level, "correlator pass failed, retrying on the next tick: %s%s", e, again)
+        self._said[key] = now
+
+
+async def _pass(
+    run: Callable[..., object],
+    clock: Callable[[], dt.datetime],
+    failures: _FailureLog | None = None,
+) -> bool:
     """Run one pass in a worker thread. A store being compacted under us can make
     a read fail (a segment replaced between listing and reading): log it and let
-    the next tick try again, rather than stop watching."""
+    the next tick try again, rather than stop watching. ``failures``: where a tick's
+    failures are told (a cold pass's are each told: it waits longer each time)."""
+    failures = failures or _FailureLog()
     try:
         await asyncio.to_thread(run, now=clock())
     except duckdb.InterruptException:  # stopping: interrupted by _cold_pass
         return False
     except duckdb.Error as e:
-        log.warning("correlator pass failed, retrying on the next tick: %s", e)
+        failures.failed(logging.WARNING, e)
         return False
     except MemoryBudgetError as e:
-        log.error("correlator pass failed, retrying on the next tick: %s", e)
+        failures.failed(logging.ERROR, e)
         return False
     return True
 

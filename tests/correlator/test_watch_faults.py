@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import nats
 import pyarrow.parquet as pq
 import pytest
@@ -23,7 +25,7 @@ from choreoscope.nats_server import EmbeddedNats
 from correlator.alerts import Alerter
 from correlator.engine import Correlator
 from correlator.thresholds import Thresholds
-from correlator.watch import watch
+from correlator.watch import _FailureLog, _pass, watch
 from instrumentation.nats_shutdown import close_connection
 from store import StoreLayout
 from tests.correlator.pipelines import healthy_run, history, up_to_parsed
@@ -313,3 +315,23 @@ def test_findings_a_killed_write_left_half_done_are_cleared_at_start(
     Correlator(data_dir=store_layout.root).close()
 
     assert not abandoned.exists()
+
+
+async def test_a_tick_that_fails_the_same_way_each_second_is_logged_once_a_minute(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def tick(*, now: object) -> None:
+        raise duckdb.IOException("IO Error: could not read segment (disk unplugged)")
+
+    failures = _FailureLog()
+    for _ in range(5):  # five ticks, a second apart
+        assert not await _pass(tick, lambda: at(150), failures)
+    told = [r.getMessage() for r in caplog.records if "pass failed" in r.getMessage()]
+    assert len(told) == 1 and "disk unplugged" in told[0]
+
+    monkeypatch.setattr(
+        sys.modules["correlator.watch"], "REPEATS_LOGGED_EVERY_S", 0.0
+    )  # a minute later
+    assert not await _pass(tick, lambda: at(150), failures)
+    told = [r.getMessage() for r in caplog.records if "pass failed" in r.getMessage()]
+    assert len(told) == 2 and "failed so 4 more times since it was last logged" in told[1]
