@@ -13,8 +13,9 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
@@ -60,12 +61,35 @@ def correlate_once(
     )
     now = now or utc_now()
     try:
-        engine.cold_pass(now=now, hold=False)  # no tick follows
+        with _telling_progress(f"judging the spans stored in {engine.layout.root}"):
+            engine.cold_pass(now=now, hold=False)  # no tick follows
         engine.write_findings()
     finally:
         engine.close()
     write_last_pass(engine.layout, as_of=now, watching=False, judged_with=engine.judged_with)
     return engine
+
+
+@contextlib.contextmanager
+def _telling_progress(doing: str) -> Iterator[None]:
+    """Log that ``doing`` began, every ``PROGRESS_EVERY_S`` that it still goes on (a
+    first pass over a week of spans takes minutes), and how long it took."""
+    started = time.monotonic()
+    done = threading.Event()
+
+    def tell() -> None:
+        while not done.wait(PROGRESS_EVERY_S):
+            log.info("still %s (%.0fs so far)", doing, time.monotonic() - started)
+
+    log.info("%s", doing)
+    teller = threading.Thread(target=tell, name="choreoscope-progress", daemon=True)
+    teller.start()
+    try:
+        yield
+    finally:
+        done.set()
+        teller.join()
+    log.info("done %s in %.1fs", doing, time.monotonic() - started)
 
 
 def set_aside_damaged_findings(layout: StoreLayout) -> None:

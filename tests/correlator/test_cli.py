@@ -329,3 +329,17 @@ def test_model_written_into_a_folder_that_does_not_exist_says_so(
     err = capsys.readouterr().err
     assert f"the folder {out.parent} does not exist" in err
     assert "Traceback" not in err
+
+
+def test_correlate_once_tells_its_progress_on_a_long_pass(
+    unjudged_store: StoreLayout, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a pass over a week of spans takes minutes: as if every millisecond were 30 s
+    monkeypatch.setattr(sys.modules["correlator.watch"], "PROGRESS_EVERY_S", 0.001)
+    caplog.set_level(logging.INFO, logger="correlator.watch")
+    assert main(["correlate", "--once", "--data", str(unjudged_store.root)]) == 0
+    said = [r.getMessage() for r in caplog.records if r.name == "correlator.watch"]
+    doing = f"judging the spans stored in {unjudged_store.root}"
+    assert said[0] == doing
+    assert any(m.startswith(f"still {doing} (") for m in said)
+    assert said[-1].startswith(f"done {doing} in ")
