@@ -238,7 +238,7 @@ class Correlator:
             # watermark past now, or the spans after it would be skipped
             watermark = min(max(watermark, arrivals.newest), now)
             self.memory.admit(con, arrivals, at=now)
-        self.memory.scope(con, turn=self._ticks)
+        self.memory.scope(con, turn=self._ticks, now=now)
         self.views.point_at(
             "scope_spans", materialized=TICK_MATERIALIZED, inherits=self.memory.lacking_ids > 0
         )
@@ -338,6 +338,7 @@ class Correlator:
             "now": now,
             "keep": dt.timedelta(seconds=self.keep_s),
             "orphan_keep": dt.timedelta(seconds=2 * self.thresholds.orphan_grace_s),
+            "retry_grace_s": self.thresholds.retry_grace_s,
         }
         query = statement("open_traces")
         if judged_all:

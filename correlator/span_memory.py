@@ -36,11 +36,13 @@ from correlator.trace_reload import cross_links, reload_traces
 log = logging.getLogger(__name__)
 
 # A settled workflow (stalled or failed, its anomalies told) changes by time alone
-# only in what it is told of (a consumer back up, a backlog drained) or in a second
-# wait of a fan-out running past its deadline: re-judged once every this many ticks,
-# each on its turn (its workflow id's hash), instead of at every one. In a steady
-# stream with 2% of runs faulty they are most of the open workflows.
-SETTLED_EVERY = 5
+# when a wait of it that no finding reports yet runs past its deadline (a fan-out's
+# second branch): a tick re-judges it then (open_traces.due_at). Otherwise only what
+# it is told of changes (a consumer back up, a backlog drained): it is re-judged
+# once every this many ticks, each on its turn (its workflow id's hash), instead of
+# at every one. In a steady stream with 2% of runs faulty they are most of the open
+# workflows.
+SETTLED_EVERY = 15
 HELD_TRACES = (
     "CREATE OR REPLACE TEMP TABLE held_traces AS SELECT DISTINCT trace_id, workflow_id "
     "FROM work_spans"
@@ -213,10 +215,11 @@ class SpanMemory:
         come again, and are new again."""
         self._stored.rolled_back()
 
-    def scope(self, con: duckdb.DuckDBPyConnection, *, turn: int) -> None:
+    def scope(self, con: duckdb.DuckDBPyConnection, *, turn: int, now: dt.datetime) -> None:
         """Make ``scope_spans`` the spans to re-judge: of the traces new spans touch
-        or ``open_traces`` names (a settled one, stalled or failed already, once every
-        ``SETTLED_EVERY`` ticks, on its ``turn``), of the traces that share a workflow id with those
+        or ``open_traces`` names (a settled one, stalled or failed already, once its
+        ``due_at`` has come by ``now``, and once every ``SETTLED_EVERY`` ticks, on its
+        ``turn``), of the traces that share a workflow id with those
         (trace context broken on the way, the workflow id carried on), and of every
         trace span links join them to, however many hops away (a consumer in a trace
         of its own, linked to a producer that was itself a consumer linked further
@@ -226,7 +229,8 @@ class SpanMemory:
             touched AS (
                 SELECT DISTINCT trace_id FROM new_spans
                 UNION SELECT trace_id FROM open_traces
-                    WHERE NOT settled OR hash(workflow_id) % $every = $turn % $every
+                    WHERE NOT settled OR due_at <= CAST($now AS TIMESTAMPTZ)
+                        OR hash(workflow_id) % $every = $turn % $every
                 UNION SELECT unnest(CAST($reloaded AS VARCHAR[]))
             ),
             kin AS (
@@ -247,7 +251,7 @@ class SpanMemory:
                 WITH {touched}
                 SELECT * FROM work_spans WHERE trace_id IN (SELECT trace_id FROM kin)
                 """),
-                {"reloaded": self._reloaded, "every": SETTLED_EVERY, "turn": turn},
+                {"reloaded": self._reloaded, "every": SETTLED_EVERY, "turn": turn, "now": now},
             )
             return
         con.execute(
@@ -262,7 +266,7 @@ class SpanMemory:
             )
             SELECT * FROM work_spans WHERE trace_id IN (SELECT trace_id FROM scope)
             """),
-            {"reloaded": self._reloaded, "every": SETTLED_EVERY, "turn": turn},
+            {"reloaded": self._reloaded, "every": SETTLED_EVERY, "turn": turn, "now": now},
         )
 
     def evict(self, con: duckdb.DuckDBPyConnection, *, horizon: dt.datetime) -> None:

@@ -17,6 +17,7 @@ import pytest
 
 import correlator
 import correlator.model_refresh as model_refresh_module
+import correlator.span_memory as span_memory_module
 from collector.compaction import Compactor
 from collector.segment_writer import SegmentWriter
 from correlator.engine import Correlator
@@ -316,6 +317,36 @@ def test_a_stalled_workflow_s_cause_follows_the_facts_without_new_spans(
 
     assert during == ("stalled", "consumer_down")
     assert after == ("stalled", "dropped")
+
+
+def test_a_stalled_workflow_s_second_wait_is_told_at_the_first_tick_past_its_deadline(
+    store_layout: StoreLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # stalled already (its first `recruit.cv.parsed` lost), a settled workflow is not
+    # re-judged at every tick; its second message, published later and lost too, runs
+    # past its deadline (5 s) at t=115.4: told then, not on the workflow's turn
+    monkeypatch.setattr(span_memory_module, "SETTLED_EVERY", 1000)  # no turn comes
+    log = SpanLog()
+    ours = history(log)
+    up_to_parsed(ours, "wf-two", start=100)
+    log.write(store_layout)
+    engine = _engine(store_layout)
+    engine.cold_pass(now=at(101))
+    first = engine.tick(now=at(106))
+    second_parse = ours.step(
+        ours.publish("intake", RECEIVED, workflow_id="wf-two", at_s=110),
+        service="parser", start=110.1, end=110.4, emits=PARSED,
+    )  # fmt: skip
+    log.write(store_layout)
+    before = [engine.tick(now=at(second)) for second in range(111, 116)]
+    at_deadline = engine.tick(now=at(116))
+    engine.close()
+
+    assert [(a["kind"], a["workflow_id"]) for a in first] == [("dropped", "wf-two")]
+    assert before == [[]] * 5
+    assert [(a["kind"], a["message_id"]) for a in at_deadline] == [
+        ("dropped", second_parse.message_id)
+    ]
 
 
 @dataclass(frozen=True)
