@@ -10,8 +10,8 @@ from choreoscope.commands.correlate import declared_choreography, memory_budget
 from choreoscope.settings import add_flags
 from correlator.choreography_file import dump_choreography
 from correlator.engine import Correlator
-from correlator.model import learn_model, model_as_choreography
-from correlator.queries import scoped_to_store
+from correlator.model import model_as_choreography
+from correlator.model_refresh import learn_from_store
 from correlator.thresholds import Thresholds
 from instrumentation.errors import ChoreoscopeError
 
@@ -58,10 +58,16 @@ def run(args: argparse.Namespace) -> int:
     thresholds = Thresholds(min_deadline_s=args.min_deadline)
     engine = Correlator(data_dir=args.data, thresholds=thresholds, memory=memory_budget(args))
     try:
-        # the learning views read every span through a dozen references: read once
-        with engine.within_budget(), scoped_to_store(engine.con):
-            model = learn_model(
-                engine.con, thresholds=thresholds, declared=declared_choreography(args)
+        # as a correlator learns it: over the segments themselves, each span read
+        # where a statement needs it (a copy of every span took several times the
+        # memory of a whole pass)
+        with engine.within_budget():
+            model = learn_from_store(
+                engine.con,
+                layout=engine.layout,
+                segments=engine.stored.segments(),
+                thresholds=thresholds,
+                declared=declared_choreography(args),
             )
     finally:
         engine.close()
