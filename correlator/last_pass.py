@@ -5,6 +5,11 @@ A watcher rewrites it every few seconds and once more when it stops; ``correlate
 that stopped leaves runs "in flight" and their waiting times growing, and nothing
 else shows it. The next correlator resumes from it (resume.py): ``judged_with``
 says what the verdicts were judged with, which must not have changed.
+
+While a cold pass runs (minutes, on a week of spans), ``note_judging`` keeps the
+last pass as it was and adds since when the correlator has been judging again,
+noted again every ``PROGRESS_EVERY_S``: readers then say that it works, rather than
+that it stopped. A note not renewed for long is a correlator that died meanwhile.
 """
 
 from __future__ import annotations
@@ -28,16 +33,30 @@ class LastPass:
     as_of: dt.datetime  # the instant the pass judged the store as of
     watching: bool  # a watcher wrote it, and had not stopped
     judged_with: str | None = None  # the fingerprint of the settings it judged with
+    judging_since: dt.datetime | None = None  # a cold pass running since (note_judging)
+    noted_at: dt.datetime | None = None  # when this was written (the wall clock)
 
 
 def write_last_pass(
-    layout: StoreLayout, *, as_of: dt.datetime, watching: bool, judged_with: str | None = None
+    layout: StoreLayout,
+    *,
+    as_of: dt.datetime,
+    watching: bool,
+    judged_with: str | None = None,
+    judging_since: dt.datetime | None = None,
+    noted_at: dt.datetime | None = None,
 ) -> None:
     """Record a pass. Not fsynced (a marker lost to a crash only reads as older), and
     a store that refuses it is logged, never raised: it must not stop a watcher."""
     path = layout.findings / FILE_NAME
     tmp = path.with_name(f".{FILE_NAME}.{os.getpid()}.tmp")
-    record = {"as_of": as_of.isoformat(), "watching": watching, "judged_with": judged_with}
+    record = {
+        "as_of": as_of.isoformat(),
+        "watching": watching,
+        "judged_with": judged_with,
+        "judging_since": judging_since.isoformat() if judging_since else None,
+        "noted_at": (noted_at or dt.datetime.now(dt.UTC)).isoformat(),
+    }
     try:
         tmp.write_text(json.dumps(record))
         tmp.replace(path)
@@ -56,6 +75,29 @@ def read_last_pass(layout: StoreLayout) -> LastPass | None:
             as_of=as_of.astimezone(dt.UTC),
             watching=bool(raw["watching"]),
             judged_with=judged_with if isinstance(judged_with, str) else None,
+            judging_since=_instant(raw.get("judging_since")),
+            noted_at=_instant(raw.get("noted_at")),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def note_judging(layout: StoreLayout, *, since: dt.datetime) -> None:
+    """Add to the last pass recorded that a cold pass has been running ``since`` (the
+    wall clock), noted now; the pass's own record replaces it once it is done.
+    Nothing when no pass was recorded yet (no statuses to be old)."""
+    last = read_last_pass(layout)
+    if last is not None:
+        write_last_pass(
+            layout,
+            as_of=last.as_of,
+            watching=last.watching,
+            judged_with=last.judged_with,
+            judging_since=since,
+        )
+
+
+def _instant(value: object) -> dt.datetime | None:
+    if not isinstance(value, str):
+        return None
+    return dt.datetime.fromisoformat(value).astimezone(dt.UTC)

@@ -24,7 +24,7 @@ import pyarrow as pa
 from correlator.alerts import Alerter
 from correlator.choreography_file import Choreography
 from correlator.engine import Correlator
-from correlator.last_pass import EVERY_S, write_last_pass
+from correlator.last_pass import EVERY_S, note_judging, write_last_pass
 from correlator.memory_budget import MemoryBudget, MemoryBudgetError
 from correlator.model import MODEL_FILES
 from correlator.thresholds import Thresholds
@@ -61,7 +61,9 @@ def correlate_once(
     )
     now = now or utc_now()
     try:
-        with _telling_progress(f"judging the spans stored in {engine.layout.root}"):
+        with _telling_progress(
+            f"judging the spans stored in {engine.layout.root}", layout=engine.layout
+        ):
             engine.cold_pass(now=now, hold=False)  # no tick follows
         engine.write_findings()
     finally:
@@ -71,17 +73,21 @@ def correlate_once(
 
 
 @contextlib.contextmanager
-def _telling_progress(doing: str) -> Iterator[None]:
-    """Log that ``doing`` began, every ``PROGRESS_EVERY_S`` that it still goes on (a
-    first pass over a week of spans takes minutes), and how long it took."""
+def _telling_progress(doing: str, *, layout: StoreLayout) -> Iterator[None]:
+    """Log that ``doing`` (a cold pass) began, every ``PROGRESS_EVERY_S`` that it
+    still goes on (a first pass over a week of spans takes minutes), and how long it
+    took; and tell readers meanwhile (last_pass.note_judging)."""
     started = time.monotonic()
+    since = utc_now()
     done = threading.Event()
 
     def tell() -> None:
         while not done.wait(PROGRESS_EVERY_S):
             log.info("still %s (%.0fs so far)", doing, time.monotonic() - started)
+            note_judging(layout, since=since)
 
     log.info("%s", doing)
+    note_judging(layout, since=since)
     teller = threading.Thread(target=tell, name="choreoscope-progress", daemon=True)
     teller.start()
     try:
@@ -220,10 +226,12 @@ async def _cold_pass(
     engine: Correlator, clock: Callable[[], dt.datetime], *, stop: asyncio.Event
 ) -> bool:
     """The cold pass, which reads every span stored: on a large store it takes minutes,
-    so say every ``PROGRESS_EVERY_S`` that it still works, and when told to stop,
-    interrupt it rather than finish it (nothing was alerted yet: the next watcher
-    does it again)."""
+    so say every ``PROGRESS_EVERY_S`` that it still works (in the log, and to readers:
+    last_pass.note_judging), and when told to stop, interrupt it rather than finish
+    it (nothing was alerted yet: the next watcher does it again)."""
     started = time.monotonic()
+    since = utc_now()
+    note_judging(engine.layout, since=since)
     judging = asyncio.ensure_future(_pass(engine.cold_pass, clock))
     stopping = asyncio.ensure_future(stop.wait())
     try:
@@ -242,6 +250,7 @@ async def _cold_pass(
                     "still judging the stored spans (%.0fs so far); ready when done",
                     time.monotonic() - started,
                 )  # fmt: skip
+                note_judging(engine.layout, since=since)
     finally:
         stopping.cancel()
     return judging.result()

@@ -25,6 +25,8 @@ from store import StoreLayout
 
 EMPTY_STATE_TITLE = "No traces in this store yet"
 STALE_AFTER_S = 60.0  # a watcher records a pass every few seconds (correlator.last_pass)
+# a cold pass notes that it still judges every 30 s: one not noted for longer died
+JUDGING_NOTED_WITHIN_S = 90.0
 DEMO_COMMAND = "choreoscope demo"
 
 
@@ -63,8 +65,22 @@ def say_when_statuses_are_old(data_dir: str, *, now: dt.datetime | None = None) 
     last = read_last_pass(StoreLayout.at(data_dir))
     if last is None:
         return
-    age = ((now or dt.datetime.now(dt.UTC)) - last.as_of).total_seconds()
+    now = now or dt.datetime.now(dt.UTC)
+    age = (now - last.as_of).total_seconds()
     if age <= STALE_AFTER_S:
+        return
+    if (
+        last.judging_since is not None
+        and last.noted_at is not None
+        and (now - last.noted_at).total_seconds() <= JUDGING_NOTED_WITHIN_S
+    ):
+        judging_for = (now - last.judging_since).total_seconds()
+        st.info(
+            f"The correlator has been judging the stored spans for {ago(judging_for)} "
+            f"(since {last.judging_since:%H:%M:%S} UTC): until it is done, statuses are as "
+            f"of its last pass, {ago(age)} ago.",
+            icon=":material/hourglass_top:",
+        )
         return
     who = "the watcher's last pass" if last.watching else "the correlator's last pass"
     st.warning(

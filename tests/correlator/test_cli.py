@@ -13,6 +13,7 @@ import pytest
 
 from choreoscope.cli import main
 from correlator.choreography_file import load_choreography
+from correlator.engine import Correlator
 from correlator.last_pass import read_last_pass
 from store import StoreLayout
 from tests.correlator.pipelines import PARSED, RECEIVED, history, up_to_parsed
@@ -343,3 +344,24 @@ def test_correlate_once_tells_its_progress_on_a_long_pass(
     assert said[0] == doing
     assert any(m.startswith(f"still {doing} (") for m in said)
     assert said[-1].startswith(f"done {doing} in ")
+
+
+def test_correlate_once_tells_readers_it_is_judging_and_keeps_the_last_pass_meanwhile(
+    judged_store: StoreLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = read_last_pass(judged_store)
+    seen = []
+    judge = Correlator.cold_pass
+
+    def watched(engine: Correlator, **kwargs: object) -> object:
+        seen.append(read_last_pass(judged_store))  # what a dashboard reads meanwhile
+        return judge(engine, **kwargs)
+
+    monkeypatch.setattr(Correlator, "cold_pass", watched)
+    assert main(["correlate", "--once", "--data", str(judged_store.root)]) == 0
+    (meanwhile,) = seen
+    assert meanwhile is not None and meanwhile.judging_since is not None
+    # the pass it resumes from is kept as it was
+    assert (meanwhile.as_of, meanwhile.judged_with) == (before.as_of, before.judged_with)
+    after = read_last_pass(judged_store)
+    assert after.judging_since is None and after.as_of > before.as_of

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from correlator.last_pass import write_last_pass
+from correlator.last_pass import note_judging, write_last_pass
 from correlator.queries import LISTED_AT_MOST, STUCK_AT_MOST
 from tests.dashboard.app_driver import open_dashboard
 from tests.dashboard.fixture_store import (
@@ -120,6 +120,27 @@ def test_a_store_the_correlator_stopped_judging_says_its_statuses_are_old(tmp_pa
     (warning,) = open_dashboard(layout.root).warning
     assert warning.value.startswith("Statuses are as of the watcher's last pass, 4 min ago")
     assert "choreoscope correlate --watch --data" in warning.value
+
+
+def test_a_store_the_correlator_is_judging_again_says_so_not_that_it_stopped(tmp_path: Path):
+    # a watcher restarted on a week of spans: its first pass takes minutes
+    layout = build_recruitment_store(tmp_path / "data")
+    now = dt.datetime.now(dt.UTC)
+    write_last_pass(layout, as_of=now - dt.timedelta(minutes=40), watching=False)
+    note_judging(layout, since=now - dt.timedelta(minutes=3))
+    page = open_dashboard(layout.root)
+    assert not page.warning
+    (info,) = [i.value for i in page.info if "judging" in i.value]
+    assert info.startswith("The correlator has been judging the stored spans for 3 min")
+    assert "statuses are as of its last pass, 40 min ago" in info
+
+    # one that died meanwhile stopped noting it: the statuses are old, and nothing works
+    write_last_pass(
+        layout, as_of=now - dt.timedelta(minutes=40), watching=False,
+        judging_since=now - dt.timedelta(minutes=30), noted_at=now - dt.timedelta(minutes=25),
+    )  # fmt: skip
+    (warning,) = open_dashboard(layout.root).warning
+    assert warning.value.startswith("Statuses are as of the correlator's last pass, 40 min ago")
 
 
 def test_the_time_window_and_pause_stay_as_chosen_from_page_to_page(recruitment_store: Path):
