@@ -65,7 +65,8 @@ def correlate_once(
             f"judging the spans stored in {engine.layout.root}", layout=engine.layout
         ):
             engine.cold_pass(now=now, hold=False)  # no tick follows
-        engine.write_findings()
+        with engine.within_budget():  # the statuses are written by a DuckDB query
+            engine.write_findings()
     finally:
         engine.close()
     write_last_pass(engine.layout, as_of=now, watching=False, judged_with=engine.judged_with)
