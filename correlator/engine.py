@@ -238,7 +238,9 @@ class Correlator:
             # watermark past now, or the spans after it would be skipped
             watermark = min(max(watermark, arrivals.newest), now)
             self.memory.admit(con, arrivals, at=now)
-        self.memory.scope(con, turn=self._ticks, now=now)
+        self.memory.scope(
+            con, turn=self._ticks, now=now, silence_factor=self.thresholds.silence_factor
+        )
         self.views.point_at(
             "scope_spans", materialized=TICK_MATERIALIZED, inherits=self.memory.lacking_ids > 0
         )

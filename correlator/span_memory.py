@@ -37,11 +37,12 @@ log = logging.getLogger(__name__)
 
 # A settled workflow (stalled or failed, its anomalies told) changes by time alone
 # when a wait of it that no finding reports yet runs past its deadline (a fan-out's
-# second branch): a tick re-judges it then (open_traces.due_at). Otherwise only what
-# it is told of changes (a consumer back up, a backlog drained): it is re-judged
-# once every this many ticks, each on its turn (its workflow id's hash), instead of
-# at every one. In a steady stream with 2% of runs faulty they are most of the open
-# workflows.
+# second branch), or when a wait a finding reports changes cause (its consumer stops
+# catching up after an outage, or falls silent): a tick re-judges it then
+# (open_traces.due_at, open_traces.watched). Otherwise only what it is told of
+# changes (a consumer back up, a backlog drained): it is re-judged once every this
+# many ticks, each on its turn (its workflow id's hash), instead of at every one. In
+# a steady stream with 2% of runs faulty they are most of the open workflows.
 SETTLED_EVERY = 15
 HELD_TRACES = (
     "CREATE OR REPLACE TEMP TABLE held_traces AS SELECT DISTINCT trace_id, workflow_id "
@@ -215,22 +216,44 @@ class SpanMemory:
         come again, and are new again."""
         self._stored.rolled_back()
 
-    def scope(self, con: duckdb.DuckDBPyConnection, *, turn: int, now: dt.datetime) -> None:
+    def scope(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        *,
+        turn: int,
+        now: dt.datetime,
+        silence_factor: float,
+    ) -> None:
         """Make ``scope_spans`` the spans to re-judge: of the traces new spans touch
         or ``open_traces`` names (a settled one, stalled or failed already, once its
-        ``due_at`` has come by ``now``, and once every ``SETTLED_EVERY`` ticks, on its
-        ``turn``), of the traces that share a workflow id with those
-        (trace context broken on the way, the workflow id carried on), and of every
-        trace span links join them to, however many hops away (a consumer in a trace
-        of its own, linked to a producer that was itself a consumer linked further
-        back: the workflow is the first trace's). A workflow is judged on all of its
-        spans or not at all: judged on some, it would look unfinished."""
+        ``due_at`` has come by ``now``, or one it ``watched`` fell silent, and once
+        every ``SETTLED_EVERY`` ticks, on its ``turn``), of the traces that share a
+        workflow id with those (trace context broken on the way, the workflow id
+        carried on), and of every trace span links join them to, however many hops
+        away (a consumer in a trace of its own, linked to a producer that was itself a
+        consumer linked further back: the workflow is the first trace's). A workflow
+        is judged on all of its spans or not at all: judged on some, it would look
+        unfinished."""
         touched = """
+            heard AS (
+                -- the instances that heartbeat, silent by ``now`` (detect_sql
+                -- 10_instances: the heartbeats the last pass read)
+                SELECT service, instance, epoch_us(CAST($now AS TIMESTAMPTZ))
+                    - epoch_us(last_seen) > $silence_factor * interval_s * 1e6 AS silent
+                FROM d_instances
+            ),
+            silenced AS (
+                -- as open_traces.watched names them: an instance, a service (15_services)
+                SELECT service || ' ' || instance AS name FROM heard WHERE silent
+                UNION ALL
+                SELECT service FROM heard GROUP BY service HAVING bool_and(silent)
+            ),
             touched AS (
                 SELECT DISTINCT trace_id FROM new_spans
                 UNION SELECT trace_id FROM open_traces
                     WHERE NOT settled OR due_at <= CAST($now AS TIMESTAMPTZ)
                         OR hash(workflow_id) % $every = $turn % $every
+                        OR list_has_any(watched, (SELECT list(name) FROM silenced))
                 UNION SELECT unnest(CAST($reloaded AS VARCHAR[]))
             ),
             kin AS (
@@ -251,7 +274,13 @@ class SpanMemory:
                 WITH {touched}
                 SELECT * FROM work_spans WHERE trace_id IN (SELECT trace_id FROM kin)
                 """),
-                {"reloaded": self._reloaded, "every": SETTLED_EVERY, "turn": turn, "now": now},
+                {
+                    "reloaded": self._reloaded,
+                    "every": SETTLED_EVERY,
+                    "turn": turn,
+                    "now": now,
+                    "silence_factor": silence_factor,
+                },
             )
             return
         con.execute(
@@ -266,7 +295,13 @@ class SpanMemory:
             )
             SELECT * FROM work_spans WHERE trace_id IN (SELECT trace_id FROM scope)
             """),
-            {"reloaded": self._reloaded, "every": SETTLED_EVERY, "turn": turn, "now": now},
+            {
+                "reloaded": self._reloaded,
+                "every": SETTLED_EVERY,
+                "turn": turn,
+                "now": now,
+                "silence_factor": silence_factor,
+            },
         )
 
     def evict(self, con: duckdb.DuckDBPyConnection, *, horizon: dt.datetime) -> None:

@@ -349,6 +349,61 @@ def test_a_stalled_workflow_s_second_wait_is_told_at_the_first_tick_past_its_dea
     ]
 
 
+def test_a_stalled_workflow_s_cause_changes_when_its_consumer_stops_catching_up(
+    store_layout: StoreLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the scorer, down from 95 s, is back at 103 s, before wf-back's message (100.4 s)
+    # runs past its 5 s deadline: consumer_down at 106 s while the scorer works off
+    # its backlog (one deadline from its return), dropped once that is over (108 s).
+    # No span and no heartbeat says so, time alone: a settled workflow is re-judged
+    # then, not on its turn
+    monkeypatch.setattr(span_memory_module, "SETTLED_EVERY", 1000)  # no turn comes
+    log = SpanLog()
+    ours = history(log, heartbeats_until=None)
+    for service in ("intake", "parser", "notifier"):
+        log.heartbeats_every(service, start=1, stop=200)
+    log.heartbeats_every("scorer", start=1, stop=95)
+    log.heartbeats_every("scorer", start=103, stop=200)
+    up_to_parsed(ours, "wf-back", start=100)
+    log.write(store_layout)
+    engine = _engine(store_layout)
+    engine.cold_pass(now=at(101))
+    causes = {}
+    for second in range(106, 112):
+        engine.tick(now=at(second))
+        causes[second] = _latest_verdict(engine, "wf-back", columns="status, root_cause")
+    engine.close()
+
+    assert causes[106] == ("stalled", "consumer_down")
+    assert causes[109] == ("stalled", "dropped")
+
+
+def test_a_dropped_message_s_workflow_says_consumer_down_once_its_consumer_falls_silent(
+    store_layout: StoreLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # wf-drop's `recruit.cv.parsed` (t=100.4) is dropped at 106 s, while the scorer
+    # still beats; its last heartbeat is at 104 s, so it is silent from 107 s on (three
+    # 1 s intervals). Nothing arrives to say so: a settled workflow is re-judged then
+    monkeypatch.setattr(span_memory_module, "SETTLED_EVERY", 1000)  # no turn comes
+    log = SpanLog()
+    ours = history(log, heartbeats_until=None)
+    for service in ("intake", "parser", "notifier"):
+        log.heartbeats_every(service, start=1, stop=200)
+    log.heartbeats_every("scorer", start=1, stop=104)
+    up_to_parsed(ours, "wf-drop", start=100)
+    log.write(store_layout)
+    engine = _engine(store_layout)
+    engine.cold_pass(now=at(101))
+    causes = {}
+    for second in range(106, 112):
+        engine.tick(now=at(second))
+        causes[second] = _latest_verdict(engine, "wf-drop", columns="status, root_cause")
+    engine.close()
+
+    assert causes[106] == ("stalled", "dropped")
+    assert causes[108] == ("stalled", "consumer_down")
+
+
 @dataclass(frozen=True)
 class _Late:
     root: dict[str, Any]  # the row of its first publish span
