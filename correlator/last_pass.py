@@ -35,6 +35,7 @@ class LastPass:
     judged_with: str | None = None  # the fingerprint of the settings it judged with
     judging_since: dt.datetime | None = None  # a cold pass running since (note_judging)
     noted_at: dt.datetime | None = None  # when this was written (the wall clock)
+    judging_failures: int = 0  # how often that cold pass failed, and was tried again
 
 
 def write_last_pass(
@@ -45,6 +46,7 @@ def write_last_pass(
     judged_with: str | None = None,
     judging_since: dt.datetime | None = None,
     noted_at: dt.datetime | None = None,
+    judging_failures: int = 0,
 ) -> None:
     """Record a pass. Not fsynced (a marker lost to a crash only reads as older), and
     a store that refuses it is logged, never raised: it must not stop a watcher."""
@@ -56,6 +58,7 @@ def write_last_pass(
         "judged_with": judged_with,
         "judging_since": judging_since.isoformat() if judging_since else None,
         "noted_at": (noted_at or dt.datetime.now(dt.UTC)).isoformat(),
+        "judging_failures": judging_failures,
     }
     try:
         tmp.write_text(json.dumps(record))
@@ -77,15 +80,17 @@ def read_last_pass(layout: StoreLayout) -> LastPass | None:
             judged_with=judged_with if isinstance(judged_with, str) else None,
             judging_since=_instant(raw.get("judging_since")),
             noted_at=_instant(raw.get("noted_at")),
+            judging_failures=_count(raw.get("judging_failures")),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def note_judging(layout: StoreLayout, *, since: dt.datetime) -> None:
+def note_judging(layout: StoreLayout, *, since: dt.datetime, failures: int = 0) -> None:
     """Add to the last pass recorded that a cold pass has been running ``since`` (the
-    wall clock), noted now; the pass's own record replaces it once it is done.
-    Nothing when no pass was recorded yet (no statuses to be old)."""
+    wall clock; its first attempt, when ``failures`` made it try again), noted now;
+    the pass's own record replaces it once it is done. Nothing when no pass was
+    recorded yet (no statuses to be old)."""
     last = read_last_pass(layout)
     if last is not None:
         write_last_pass(
@@ -94,6 +99,17 @@ def note_judging(layout: StoreLayout, *, since: dt.datetime) -> None:
             watching=last.watching,
             judged_with=last.judged_with,
             judging_since=since,
+            judging_failures=failures,
+        )
+
+
+def stop_judging(layout: StoreLayout) -> None:
+    """Take back ``note_judging``'s note: the cold pass stopped without a record of its
+    own (told to stop, or failed), so readers say at once that nothing judges."""
+    last = read_last_pass(layout)
+    if last is not None and last.judging_since is not None:
+        write_last_pass(
+            layout, as_of=last.as_of, watching=last.watching, judged_with=last.judged_with
         )
 
 
@@ -101,3 +117,7 @@ def _instant(value: object) -> dt.datetime | None:
     if not isinstance(value, str):
         return None
     return dt.datetime.fromisoformat(value).astimezone(dt.UTC)
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0

@@ -24,7 +24,7 @@ import pyarrow as pa
 from correlator.alerts import Alerter
 from correlator.choreography_file import Choreography
 from correlator.engine import Correlator
-from correlator.last_pass import EVERY_S, note_judging, write_last_pass
+from correlator.last_pass import EVERY_S, note_judging, stop_judging, write_last_pass
 from correlator.memory_budget import MemoryBudget, MemoryBudgetError
 from correlator.model import MODEL_FILES
 from correlator.thresholds import Thresholds
@@ -67,6 +67,9 @@ def correlate_once(
             engine.cold_pass(now=now, hold=False)  # no tick follows
         with engine.within_budget():  # the statuses are written by a DuckDB query
             engine.write_findings()
+    except BaseException:
+        stop_judging(engine.layout)  # nothing judges now: say so at once
+        raise
     finally:
         engine.close()
     write_last_pass(engine.layout, as_of=now, watching=False, judged_with=engine.judged_with)
@@ -171,10 +174,13 @@ async def watch(
         started = time.perf_counter()
         log.info("judging the spans stored in %s before watching", layout.root)
         failures = 0
-        while not await _cold_pass(engine, clock, stop=stop):
+        since = utc_now()  # readers see how long it has tried, not its latest attempt
+        while not await _cold_pass(engine, clock, stop=stop, since=since, failures=failures):
             # a pass that failed for want of memory or disk fails again at once: wait
             # longer each time, up to a minute
             failures += 1
+            if not stop.is_set():
+                note_judging(layout, since=since, failures=failures)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     stop.wait(), timeout=min(interval_s * 2 ** (failures - 1), RETRY_MAX_S)
@@ -208,6 +214,8 @@ async def watch(
             engine.close()
         if judged:  # the statuses stop at its last pass
             _record_pass(engine, clock, watching=False)
+        else:  # stopped (or failed) during its cold pass: it judges no more
+            stop_judging(layout)
         if error is None:
             log.info("correlator stopped; findings written to %s", layout.findings)
         else:
@@ -224,15 +232,20 @@ def _record_pass(engine: Correlator, clock: Callable[[], dt.datetime], *, watchi
 
 
 async def _cold_pass(
-    engine: Correlator, clock: Callable[[], dt.datetime], *, stop: asyncio.Event
+    engine: Correlator,
+    clock: Callable[[], dt.datetime],
+    *,
+    stop: asyncio.Event,
+    since: dt.datetime,
+    failures: int,
 ) -> bool:
     """The cold pass, which reads every span stored: on a large store it takes minutes,
     so say every ``PROGRESS_EVERY_S`` that it still works (in the log, and to readers:
-    last_pass.note_judging), and when told to stop, interrupt it rather than finish
-    it (nothing was alerted yet: the next watcher does it again)."""
+    last_pass.note_judging: judging ``since``, after ``failures`` attempts that
+    failed), and when told to stop, interrupt it rather than finish it (nothing was
+    alerted yet: the next watcher does it again)."""
     started = time.monotonic()
-    since = utc_now()
-    note_judging(engine.layout, since=since)
+    note_judging(engine.layout, since=since, failures=failures)
     judging = asyncio.ensure_future(_pass(engine.cold_pass, clock))
     stopping = asyncio.ensure_future(stop.wait())
     try:
@@ -251,7 +264,7 @@ async def _cold_pass(
                     "still judging the stored spans (%.0fs so far); ready when done",
                     time.monotonic() - started,
                 )  # fmt: skip
-                note_judging(engine.layout, since=since)
+                note_judging(engine.layout, since=since, failures=failures)
     finally:
         stopping.cancel()
     return judging.result()

@@ -75,6 +75,15 @@ def say_when_statuses_are_old(data_dir: str, *, now: dt.datetime | None = None) 
         and (now - last.noted_at).total_seconds() <= JUDGING_NOTED_WITHIN_S
     ):
         judging_for = (now - last.judging_since).total_seconds()
+        if last.judging_failures:  # it tries again and again: nothing is judged meanwhile
+            st.warning(
+                f"The correlator has been trying to judge the stored spans for "
+                f"{ago(judging_for)} (since {last.judging_since:%H:%M:%S} UTC), and its pass "
+                f"failed {last.judging_failures} times: its log says why. Statuses are as "
+                f"of its last pass, {ago(age)} ago.",
+                icon=":material/error:",
+            )
+            return
         st.info(
             f"The correlator has been judging the stored spans for {ago(judging_for)} "
             f"(since {last.judging_since:%H:%M:%S} UTC): until it is done, statuses are as "

@@ -24,6 +24,8 @@ from choreoscope.commands.correlate import bus_publisher
 from choreoscope.nats_server import EmbeddedNats
 from correlator.alerts import Alerter
 from correlator.engine import Correlator
+from correlator.last_pass import LastPass, read_last_pass
+from correlator.memory_budget import MemoryBudgetError
 from correlator.thresholds import Thresholds
 from correlator.watch import _FailureLog, _pass, watch
 from instrumentation.nats_shutdown import close_connection
@@ -335,3 +337,31 @@ async def test_a_tick_that_fails_the_same_way_each_second_is_logged_once_a_minut
     assert not await _pass(tick, lambda: at(150), failures)
     told = [r.getMessage() for r in caplog.records if "pass failed" in r.getMessage()]
     assert len(told) == 2 and "failed so 4 more times since it was last logged" in told[1]
+
+
+async def test_a_cold_pass_that_keeps_failing_tells_readers_so_not_that_it_judges(
+    store_layout: StoreLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # restarted with too little memory, each attempt fails within seconds: a dashboard
+    # must not say "judging for 4 s" for ever, as if the pass had just begun
+    log = SpanLog()
+    up_to_parsed(history(log), "wf-drop-0", start=100)
+    log.write(store_layout)
+    alerter = Alerter(publish=None, dashboard_url="http://127.0.0.1:8501")
+    await (await Watcher(store_layout, alerter).started()).stopped()
+    meanwhile: list[LastPass | None] = []
+
+    def cold_pass(engine: Correlator, **kwargs: object) -> None:
+        meanwhile.append(read_last_pass(store_layout))
+        raise MemoryBudgetError(limit=2**20, spill=store_layout.root / ".spill", reason="test")
+
+    monkeypatch.setattr(Correlator, "cold_pass", cold_pass)
+    watcher = Watcher(store_layout, alerter)
+    while len(meanwhile) < 3:
+        await asyncio.sleep(0.02)
+    await watcher.stopped()
+
+    assert [m.judging_failures for m in meanwhile[:3]] == [0, 1, 2]
+    assert len({m.judging_since for m in meanwhile}) == 1  # since its first attempt
+    # stopped, it judges no more: readers say so at once, not 90 s later
+    assert read_last_pass(store_layout).judging_since is None

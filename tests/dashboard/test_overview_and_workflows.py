@@ -143,6 +143,21 @@ def test_a_store_the_correlator_is_judging_again_says_so_not_that_it_stopped(tmp
     assert warning.value.startswith("Statuses are as of the correlator's last pass, 40 min ago")
 
 
+def test_a_correlator_whose_cold_pass_keeps_failing_is_not_said_to_be_judging(tmp_path: Path):
+    # restarted with too little memory, it tries again every minute at most
+    layout = build_recruitment_store(tmp_path / "data")
+    now = dt.datetime.now(dt.UTC)
+    write_last_pass(layout, as_of=now - dt.timedelta(minutes=40), watching=False)
+    note_judging(layout, since=now - dt.timedelta(minutes=12), failures=7)
+    page = open_dashboard(layout.root)
+    assert not [i for i in page.info if "judging" in i.value]
+    (warning,) = page.warning
+    assert warning.value.startswith(
+        "The correlator has been trying to judge the stored spans for 12 min"
+    )
+    assert "failed 7 times" in warning.value
+
+
 def test_the_time_window_and_pause_stay_as_chosen_from_page_to_page(recruitment_store: Path):
     at = open_dashboard(recruitment_store)
     at.selectbox(key="time_window").set_value("Last 15 minutes").run()
