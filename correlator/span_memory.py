@@ -31,29 +31,15 @@ import duckdb
 from correlator.sql_text import first_column, parsed
 from correlator.stored_ids import StoredIds
 from correlator.stored_spans import WORK_COLUMNS
+from correlator.tick_scope import LINKS_BOTH_WAYS, scope_spans
 from correlator.trace_reload import cross_links, reload_traces
 
 log = logging.getLogger(__name__)
 
-# A settled workflow (stalled or failed, its anomalies told) changes by time alone
-# when a wait of it that no finding reports yet runs past its deadline (a fan-out's
-# second branch), or when a wait a finding reports changes cause (its consumer stops
-# catching up after an outage, or falls silent): a tick re-judges it then
-# (open_traces.due_at, open_traces.watched). Otherwise only what it is told of
-# changes (a consumer back up, a backlog drained): it is re-judged once every this
-# many ticks, each on its turn (its workflow id's hash), instead of at every one. In
-# a steady stream with 2% of runs faulty they are most of the open workflows.
-SETTLED_EVERY = 15
 HELD_TRACES = (
     "CREATE OR REPLACE TEMP TABLE held_traces AS SELECT DISTINCT trace_id, workflow_id "
     "FROM work_spans"
 )
-# the links between held traces, each way: a walk over them joins on equality (a
-# join on "either end" ran as a nested loop)
-LINKS_BOTH_WAYS = """links AS (
-    SELECT trace_id, link_trace_id AS other FROM cross_links
-    UNION SELECT link_trace_id, trace_id FROM cross_links
-)"""
 
 
 @dataclass(frozen=True)
@@ -224,84 +210,14 @@ class SpanMemory:
         now: dt.datetime,
         silence_factor: float,
     ) -> None:
-        """Make ``scope_spans`` the spans to re-judge: of the traces new spans touch
-        or ``open_traces`` names (a settled one, stalled or failed already, once its
-        ``due_at`` has come by ``now``, or one it ``watched`` fell silent, and once
-        every ``SETTLED_EVERY`` ticks, on its ``turn``), of the traces that share a
-        workflow id with those (trace context broken on the way, the workflow id
-        carried on), and of every trace span links join them to, however many hops
-        away (a consumer in a trace of its own, linked to a producer that was itself a
-        consumer linked further back: the workflow is the first trace's). A workflow
-        is judged on all of its spans or not at all: judged on some, it would look
-        unfinished."""
-        touched = """
-            heard AS (
-                -- the instances that heartbeat, silent by ``now`` (detect_sql
-                -- 10_instances: the heartbeats the last pass read)
-                SELECT service, instance, epoch_us(CAST($now AS TIMESTAMPTZ))
-                    - epoch_us(last_seen) > $silence_factor * interval_s * 1e6 AS silent
-                FROM d_instances
-            ),
-            silenced AS (
-                -- as open_traces.watched names them: an instance, a service (15_services)
-                SELECT service || ' ' || instance AS name FROM heard WHERE silent
-                UNION ALL
-                SELECT service FROM heard GROUP BY service HAVING bool_and(silent)
-            ),
-            touched AS (
-                SELECT DISTINCT trace_id FROM new_spans
-                UNION SELECT trace_id FROM open_traces
-                    WHERE NOT settled OR due_at <= CAST($now AS TIMESTAMPTZ)
-                        OR hash(workflow_id) % $every = $turn % $every
-                        OR list_has_any(watched, (SELECT list(name) FROM silenced))
-                UNION SELECT unnest(CAST($reloaded AS VARCHAR[]))
-            ),
-            kin AS (
-                -- the whole workflows of those traces (a new span may carry no
-                -- workflow id, as a handler's own span; an open trace may be named
-                -- alone, as a consumer's whose producer span has not arrived)
-                SELECT trace_id FROM touched
-                UNION
-                SELECT trace_id FROM held_traces WHERE workflow_id IN (
-                    SELECT workflow_id FROM held_traces
-                    WHERE trace_id IN (SELECT trace_id FROM touched)
-                )
-            )"""
-        if not self.linked:
-            con.execute(
-                parsed(f"""
-                CREATE OR REPLACE TEMP TABLE scope_spans AS
-                WITH {touched}
-                SELECT * FROM work_spans WHERE trace_id IN (SELECT trace_id FROM kin)
-                """),
-                {
-                    "reloaded": self._reloaded,
-                    "every": SETTLED_EVERY,
-                    "turn": turn,
-                    "now": now,
-                    "silence_factor": silence_factor,
-                },
-            )
-            return
-        con.execute(
-            parsed(f"""
-            CREATE OR REPLACE TEMP TABLE scope_spans AS
-            WITH RECURSIVE {touched},
-            {LINKS_BOTH_WAYS},
-            scope(trace_id) AS (
-                SELECT trace_id FROM kin
-                UNION
-                SELECT l.other FROM scope AS s JOIN links AS l USING (trace_id)
-            )
-            SELECT * FROM work_spans WHERE trace_id IN (SELECT trace_id FROM scope)
-            """),
-            {
-                "reloaded": self._reloaded,
-                "every": SETTLED_EVERY,
-                "turn": turn,
-                "now": now,
-                "silence_factor": silence_factor,
-            },
+        """Make ``scope_spans`` the spans to re-judge (tick_scope.py)."""
+        scope_spans(
+            con,
+            linked=self.linked,
+            reloaded=self._reloaded,
+            turn=turn,
+            now=now,
+            silence_factor=silence_factor,
         )
 
     def evict(self, con: duckdb.DuckDBPyConnection, *, horizon: dt.datetime) -> None:

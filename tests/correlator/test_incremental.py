@@ -17,7 +17,7 @@ import pytest
 
 import correlator
 import correlator.model_refresh as model_refresh_module
-import correlator.span_memory as span_memory_module
+import correlator.tick_scope as tick_scope_module
 from collector.compaction import Compactor
 from collector.segment_writer import SegmentWriter
 from correlator.engine import Correlator
@@ -325,7 +325,7 @@ def test_a_stalled_workflow_s_second_wait_is_told_at_the_first_tick_past_its_dea
     # stalled already (its first `recruit.cv.parsed` lost), a settled workflow is not
     # re-judged at every tick; its second message, published later and lost too, runs
     # past its deadline (5 s) at t=115.4: told then, not on the workflow's turn
-    monkeypatch.setattr(span_memory_module, "SETTLED_EVERY", 1000)  # no turn comes
+    monkeypatch.setattr(tick_scope_module, "SETTLED_EVERY", 1000)  # no turn comes
     log = SpanLog()
     ours = history(log)
     up_to_parsed(ours, "wf-two", start=100)
@@ -349,6 +349,30 @@ def test_a_stalled_workflow_s_second_wait_is_told_at_the_first_tick_past_its_dea
     ]
 
 
+def _causes_while_the_scorer_beats(
+    layout: StoreLayout, workflow_id: str, *, scorer_beats: list[tuple[float, float]]
+) -> dict[int, tuple[str, str]]:
+    """``workflow_id``'s `recruit.cv.parsed` (t=100.4) never consumed, every other
+    service heartbeating, the scorer over ``scorer_beats`` (start, stop): its status
+    and cause after each tick from 106 s to 111 s, with no span arriving meanwhile."""
+    log = SpanLog()
+    ours = history(log, heartbeats_until=None)
+    for service in ("intake", "parser", "notifier"):
+        log.heartbeats_every(service, start=1, stop=200)
+    for start, stop in scorer_beats:
+        log.heartbeats_every("scorer", start=start, stop=stop)
+    up_to_parsed(ours, workflow_id, start=100)
+    log.write(layout)
+    engine = _engine(layout)
+    engine.cold_pass(now=at(101))
+    causes = {}
+    for second in range(106, 112):
+        engine.tick(now=at(second))
+        causes[second] = _latest_verdict(engine, workflow_id, columns="status, root_cause")
+    engine.close()
+    return causes
+
+
 def test_a_stalled_workflow_s_cause_changes_when_its_consumer_stops_catching_up(
     store_layout: StoreLayout, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -357,23 +381,10 @@ def test_a_stalled_workflow_s_cause_changes_when_its_consumer_stops_catching_up(
     # its backlog (one deadline from its return), dropped once that is over (108 s).
     # No span and no heartbeat says so, time alone: a settled workflow is re-judged
     # then, not on its turn
-    monkeypatch.setattr(span_memory_module, "SETTLED_EVERY", 1000)  # no turn comes
-    log = SpanLog()
-    ours = history(log, heartbeats_until=None)
-    for service in ("intake", "parser", "notifier"):
-        log.heartbeats_every(service, start=1, stop=200)
-    log.heartbeats_every("scorer", start=1, stop=95)
-    log.heartbeats_every("scorer", start=103, stop=200)
-    up_to_parsed(ours, "wf-back", start=100)
-    log.write(store_layout)
-    engine = _engine(store_layout)
-    engine.cold_pass(now=at(101))
-    causes = {}
-    for second in range(106, 112):
-        engine.tick(now=at(second))
-        causes[second] = _latest_verdict(engine, "wf-back", columns="status, root_cause")
-    engine.close()
-
+    monkeypatch.setattr(tick_scope_module, "SETTLED_EVERY", 1000)  # no turn comes
+    causes = _causes_while_the_scorer_beats(
+        store_layout, "wf-back", scorer_beats=[(1, 95), (103, 200)]
+    )
     assert causes[106] == ("stalled", "consumer_down")
     assert causes[109] == ("stalled", "dropped")
 
@@ -384,22 +395,8 @@ def test_a_dropped_message_s_workflow_says_consumer_down_once_its_consumer_falls
     # wf-drop's `recruit.cv.parsed` (t=100.4) is dropped at 106 s, while the scorer
     # still beats; its last heartbeat is at 104 s, so it is silent from 107 s on (three
     # 1 s intervals). Nothing arrives to say so: a settled workflow is re-judged then
-    monkeypatch.setattr(span_memory_module, "SETTLED_EVERY", 1000)  # no turn comes
-    log = SpanLog()
-    ours = history(log, heartbeats_until=None)
-    for service in ("intake", "parser", "notifier"):
-        log.heartbeats_every(service, start=1, stop=200)
-    log.heartbeats_every("scorer", start=1, stop=104)
-    up_to_parsed(ours, "wf-drop", start=100)
-    log.write(store_layout)
-    engine = _engine(store_layout)
-    engine.cold_pass(now=at(101))
-    causes = {}
-    for second in range(106, 112):
-        engine.tick(now=at(second))
-        causes[second] = _latest_verdict(engine, "wf-drop", columns="status, root_cause")
-    engine.close()
-
+    monkeypatch.setattr(tick_scope_module, "SETTLED_EVERY", 1000)  # no turn comes
+    causes = _causes_while_the_scorer_beats(store_layout, "wf-drop", scorer_beats=[(1, 104)])
     assert causes[106] == ("stalled", "dropped")
     assert causes[108] == ("stalled", "consumer_down")
 
