@@ -167,6 +167,9 @@ async def test_a_heartbeat_with_a_status_header_is_stored_and_later_ones_too(
     data = tmp_path / "data"
     subject = f"{wire.HEARTBEAT_SUBJECT_PREFIX}scorer"
     async with running_collector(nats_server.url, data), jetstream(nats_server.url) as js:
+        # the signals task makes its stream beside the ready collector: on a busy
+        # machine a publish at once found no stream to answer it
+        assert await wait_for(lambda: js.stream_info(SIGNALS_STREAM), timeout=10)
         for received, headers in ((1, {"Status": "500"}), (2, None)):
             beat = {"service": "scorer", "at": time.time(), "received": received}
             await js.publish(subject, json.dumps(beat).encode(), headers=headers)
