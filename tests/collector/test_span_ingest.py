@@ -379,3 +379,35 @@ async def test_a_consumer_still_there_after_a_refused_fetch_is_not_reported_crea
     finally:
         await pull.close()
         await nc.close()
+
+
+async def test_a_message_published_alone_is_fetched_at_once_and_the_next_one_too(
+    nats_server: EmbeddedNats,
+) -> None:
+    # a trickle of spans: the collector's fetch waited for a whole batch until its
+    # request expired, so a span published alone reached the store a second late
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await ensure_stream(
+        js, name=wire.SPANS_STREAM, subjects=[wire.SPANS_SUBJECTS], replicas=1,
+        max_age=3600, max_bytes=1 << 20,
+    )  # fmt: skip
+    pull = DurablePull(
+        nc=nc,
+        js=js,
+        stream=wire.SPANS_STREAM,
+        config=consumer_config(durable=SPANS_DURABLE, ack_wait=30, max_ack_pending=100),
+    )
+    try:
+        await pull.ensure_consumer()
+        for n in range(2):  # the second is brought by the first's request, left open
+            waiting = asyncio.create_task(pull.fetch(batch=64, timeout=60))
+            await asyncio.sleep(0.3)  # the fetch is waiting: the consumer holds nothing
+            await js.publish(f"{wire.SPANS_SUBJECT_PREFIX}alone", f"span {n}".encode())
+            # far sooner than the request's 60 s expiry, which it used to wait out
+            msgs = await asyncio.wait_for(waiting, timeout=20)
+            assert [m.data for m in msgs] == [f"span {n}".encode()]
+            await msgs[0].ack()
+    finally:
+        await pull.close()
+        await nc.close()
