@@ -11,6 +11,11 @@
             next: [recruit.cv.parsed]           # events allowed to follow it
             deadline: 30s                       # no progress for longer: stalled
             sla: 5s                             # completed later than this: slow
+          recruit.cv.parsed:
+            consumers:
+              - scorer                          # the step's deadline and sla
+              - archiver: {deadline: 10m}       # its own, for this consumer only
+            deadline: 2m
 
 Durations are ``500ms``, ``30s``, ``5m``, ``2h``, ``1d`` or plain seconds. What is declared
 overrides what the correlator learned; the rest is still learned. A subject's
@@ -48,12 +53,30 @@ class ChoreographyFileError(ChoreoscopeError, ValueError):
 
 
 @dataclass(frozen=True)
+class ConsumerTerms:
+    """A consumer's own deadline or SLA for one step, over the step's."""
+
+    consumer: str
+    deadline_s: float | None = None
+    sla_s: float | None = None
+
+
+@dataclass(frozen=True)
 class DeclaredStep:
     subject: str
     consumers: tuple[str, ...] = ()
     next: tuple[str, ...] = ()
     deadline_s: float | None = None
     sla_s: float | None = None
+    terms: tuple[ConsumerTerms, ...] = ()  # sorted by consumer
+
+    def deadline_for(self, consumer: str) -> float | None:
+        own = next((t.deadline_s for t in self.terms if t.consumer == consumer), None)
+        return own if own is not None else self.deadline_s
+
+    def sla_for(self, consumer: str) -> float | None:
+        own = next((t.sla_s for t in self.terms if t.consumer == consumer), None)
+        return own if own is not None else self.sla_s
 
 
 @dataclass(frozen=True)
@@ -101,6 +124,46 @@ def _names(value: Any, *, path: Path | str, where: str) -> tuple[str, ...]:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return tuple(value)
     raise ChoreographyFileError(path=path, problem=f"{where} must be a list of names")
+
+
+def _consumers(
+    value: Any, *, path: Path | str, where: str
+) -> tuple[tuple[str, ...], tuple[ConsumerTerms, ...]]:
+    """A step's consumers: names, each alone or with its own terms
+    (``archiver: {deadline: 10m}``)."""
+    if not isinstance(value, list):
+        return _names(value, path=path, where=where), ()
+    names: list[str] = []
+    terms: list[ConsumerTerms] = []
+    for entry in value:
+        if isinstance(entry, str):
+            names.append(entry)
+            continue
+        if not (isinstance(entry, dict) and len(entry) == 1):
+            raise ChoreographyFileError(
+                path=path,
+                problem=f"{where} must list consumer names, each alone or with its own "
+                "terms (- archiver: {deadline: 10m})",
+            )
+        ((name, body),) = entry.items()
+        own = f"{where}.{name}"
+        body = _mapping(body, path=path, where=own)
+        extra = set(body) - {"deadline", "sla"}
+        if extra:
+            raise ChoreographyFileError(
+                path=path,
+                problem=f"{own}: unknown keys {sorted(extra)} (a consumer's own terms are "
+                "deadline and sla)",
+            )
+        names.append(str(name))
+        deadline_s = _duration(body.get("deadline"), path=path, where=f"{own}.deadline")
+        sla_s = _duration(body.get("sla"), path=path, where=f"{own}.sla")
+        if deadline_s is not None or sla_s is not None:
+            terms.append(ConsumerTerms(consumer=str(name), deadline_s=deadline_s, sla_s=sla_s))
+    if len(set(names)) < len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise ChoreographyFileError(path=path, problem=f"{where} lists {twice} twice")
+    return tuple(names), tuple(sorted(terms, key=lambda t: t.consumer))
 
 
 def _mapping(value: Any, *, path: Path | str, where: str) -> dict[str, Any]:
@@ -181,10 +244,14 @@ def parse_choreography(text: str, *, path: Path | str = "choreography.yaml") -> 
                 raise ChoreographyFileError(
                     path=path, problem=f"{where}: unknown keys {sorted(extra)}"
                 )
+            consumers, terms = _consumers(
+                step.get("consumers"), path=path, where=f"{where}.consumers"
+            )
             steps.append(
                 DeclaredStep(
                     subject=str(subject),
-                    consumers=_names(step.get("consumers"), path=path, where=f"{where}.consumers"),
+                    consumers=consumers,
+                    terms=terms,
                     next=_names(step.get("next"), path=path, where=f"{where}.next"),
                     deadline_s=_duration(
                         step.get("deadline"), path=path, where=f"{where}.deadline"
@@ -224,7 +291,10 @@ def _check_shared_steps(workflows: list[DeclaredWorkflow], *, path: Path | str) 
     for wf in workflows:
         for step in wf.steps:
             for key, value in (
-                ("consumers", tuple(sorted(step.consumers)) or None),
+                (
+                    "consumers",
+                    (tuple(sorted(step.consumers)), step.terms) if step.consumers else None,
+                ),
                 ("deadline", step.deadline_s),
                 ("sla", step.sla_s),
             ):
@@ -233,7 +303,7 @@ def _check_shared_steps(workflows: list[DeclaredWorkflow], *, path: Path | str) 
                 other = first.setdefault((step.subject, key), (wf.name, value))
                 if other[1] != value:
                     shown = [
-                        list(v) if key == "consumers" else format_duration(v)
+                        _consumer_list(*v) if key == "consumers" else format_duration(v)
                         for v in (other[1], value)
                     ]
                     raise ChoreographyFileError(
@@ -243,6 +313,21 @@ def _check_shared_steps(workflows: list[DeclaredWorkflow], *, path: Path | str) 
                         f"{shown[1]}: a subject's consumers, deadline and sla hold in every "
                         "workflow it is a step of; write the same in both, or in one only",
                     )
+
+
+def _consumer_list(names: tuple[str, ...], terms: tuple[ConsumerTerms, ...]) -> list[Any]:
+    """A step's consumers as choreography.yaml lists them."""
+    own = {t.consumer: t for t in terms}
+    listed: list[Any] = []
+    for name in names:
+        t = own.get(name)
+        body = {
+            key: format_duration(seconds)
+            for key, seconds in (("deadline", t and t.deadline_s), ("sla", t and t.sla_s))
+            if seconds is not None
+        }
+        listed.append({name: body} if body else name)
+    return listed
 
 
 def merged_steps(choreography: Choreography) -> list[DeclaredStep]:
@@ -257,6 +342,7 @@ def merged_steps(choreography: Choreography) -> list[DeclaredStep]:
         merged[step.subject] = DeclaredStep(
             subject=step.subject,
             consumers=was.consumers or step.consumers,
+            terms=was.terms if was.consumers else step.terms,
             next=(),  # what follows it is per workflow: read it from each workflow's steps
             deadline_s=was.deadline_s if was.deadline_s is not None else step.deadline_s,
             sla_s=was.sla_s if was.sla_s is not None else step.sla_s,
@@ -294,7 +380,7 @@ def dump_choreography(choreography: Choreography, *, header: str = "") -> str:
         for step in wf.steps:
             body: dict[str, Any] = {}
             if step.consumers:
-                body["consumers"] = list(step.consumers)
+                body["consumers"] = _consumer_list(step.consumers, step.terms)
             if step.next:
                 body["next"] = list(step.next)
             if step.deadline_s is not None:

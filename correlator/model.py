@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ import pyarrow as pa
 
 from correlator.choreography_file import (
     Choreography,
+    ConsumerTerms,
     DeclaredStep,
     DeclaredWorkflow,
     merged_steps,
@@ -154,9 +156,9 @@ def _apply_declared(
                         "p50_ms": base.get("p50_ms"),
                         "p95_ms": base.get("p95_ms"),
                         "p99_ms": base.get("p99_ms"),
-                        "deadline_s": step.deadline_s
+                        "deadline_s": step.deadline_for(consumer)
                         or base.get("deadline_s", thresholds.min_deadline_s),
-                        "sla_s": step.sla_s,
+                        "sla_s": step.sla_for(consumer),
                         "source": "declared",
                         # a group deployed later owes nothing from before it, declared
                         # or not (model --write declares every learned consumer)
@@ -269,17 +271,9 @@ def model_as_choreography(model: ChoreographyModel, *, thresholds: Thresholds) -
         subjects = _in_flow_order(t["start_subject"], follows)
         steps = []
         for subject in subjects:
-            rows = consumers.get(subject, [])
+            rows = sorted(consumers.get(subject, []), key=lambda r: r["consumer"])
             nxt = sorted({f["to_subject"] for f in follows if f["from_subject"] == subject})
-            steps.append(
-                DeclaredStep(
-                    subject=subject,
-                    consumers=tuple(sorted(r["consumer"] for r in rows)),
-                    next=tuple(nxt),
-                    deadline_s=max((r["deadline_s"] for r in rows), default=None),
-                    sla_s=max((r["sla_s"] for r in rows if r["sla_s"]), default=None),
-                )
-            )
+            steps.append(_as_step(subject, rows, next_subjects=tuple(nxt)))
         terminal = sorted({f["to_subject"] for f in follows if f["terminal"]})
         workflows.append(
             DeclaredWorkflow(
@@ -290,6 +284,44 @@ def model_as_choreography(model: ChoreographyModel, *, thresholds: Thresholds) -
             )
         )
     return Choreography(workflows=tuple(workflows))
+
+
+def _as_step(
+    subject: str, rows: list[dict[str, Any]], *, next_subjects: tuple[str, ...]
+) -> DeclaredStep:
+    """A step with its consumers' rows: the step's deadline and SLA are the most
+    consumers share (the longest among equals), and a consumer whose own differ keeps
+    them as its terms, so that the file, declared, judges as the model did."""
+    deadline_s = _most_shared(r["deadline_s"] for r in rows)
+    sla_s = _most_shared(r["sla_s"] for r in rows)
+    terms = tuple(
+        ConsumerTerms(consumer=r["consumer"], deadline_s=own_deadline, sla_s=own_sla)
+        for r in rows
+        for own_deadline, own_sla in [
+            (
+                r["deadline_s"] if r["deadline_s"] != deadline_s else None,
+                r["sla_s"] if r["sla_s"] != sla_s else None,
+            )
+        ]
+        if own_deadline is not None or own_sla is not None
+    )
+    return DeclaredStep(
+        subject=subject,
+        consumers=tuple(r["consumer"] for r in rows),
+        next=next_subjects,
+        deadline_s=deadline_s,
+        sla_s=sla_s,
+        terms=terms,
+    )
+
+
+def _most_shared(values: Iterable[float | None]) -> float | None:
+    """The value most consumers share, the longest among equals; none when one of them
+    has none (a consumer's own terms can only add one)."""
+    counts = Counter(values)
+    if None in counts or not counts:
+        return None
+    return max(counts, key=lambda v: (counts[v], v))
 
 
 def _in_flow_order(start: str, follows: list[dict[str, Any]]) -> list[str]:

@@ -69,6 +69,52 @@ def test_declared_deadline_replaces_the_floor(store_layout: StoreLayout) -> None
     assert "workflow_type" in after.of("dropped")[0] and after.of("dropped")[0]["workflow_type"]
 
 
+def test_a_consumers_own_deadline_holds_for_it_alone(store_layout: StoreLayout) -> None:
+    # the auditor's step waits 20 s for the scorer, 40 s for the auditor (never seen)
+    log = SpanLog()
+    history(log, runs=3)
+    log.write(store_layout)
+    declared = parse_choreography(
+        DECLARED.replace("[scorer, auditor]", "[scorer, auditor: {deadline: 40s}]")
+    )
+
+    before = correlate(store_layout, now_s=25, choreography=declared, min_deadline_s=5)
+    after = correlate(store_layout, now_s=45, choreography=declared, min_deadline_s=5)
+
+    assert before.of("dropped") == []
+    assert {(a["consumer"], a["step"]) for a in after.of("dropped")} == {("auditor", PARSED)}
+    assert len(after.of("dropped")) == 3
+    steps = correlator.connect(store_layout.root).execute(
+        "SELECT consumer, deadline_s FROM choreography_steps WHERE subject = ? ORDER BY 1",
+        [PARSED],
+    )
+    assert steps.fetchall() == [("auditor", 40.0), ("scorer", 20.0)]
+
+
+def test_a_model_written_out_keeps_each_consumers_deadline(store_layout: StoreLayout) -> None:
+    # written with one deadline per step (the longest), a declared model gave the
+    # scorer the auditor's 40 s: its lost messages were told 20 s late
+    log = SpanLog()
+    history(log, runs=3)
+    log.write(store_layout)
+    declared = parse_choreography(
+        DECLARED.replace("[scorer, auditor]", "[scorer, auditor: {deadline: 40s, sla: 9s}]")
+    )
+    engine = Correlator(
+        data_dir=store_layout.root, thresholds=Thresholds(min_deadline_s=5), choreography=declared
+    )
+    engine.cold_pass(now=at(60))
+    text = dump_choreography(model_as_choreography(engine.model, thresholds=engine.thresholds))
+    engine.close()
+
+    (workflow,) = parse_choreography(text).workflows
+    step = next(s for s in workflow.steps if s.subject == PARSED)
+    assert step.consumers == ("auditor", "scorer")
+    assert (step.deadline_for("scorer"), step.deadline_for("auditor")) == (20, 40)
+    assert (step.sla_for("scorer"), step.sla_for("auditor")) == (None, 9)
+    assert "- auditor:" in text and "- scorer" in text
+
+
 def test_transition_the_declared_choreography_forbids_is_a_deviation(
     store_layout: StoreLayout,
 ) -> None:
@@ -187,6 +233,15 @@ def test_learned_model_is_readable_through_the_views(store_layout: StoreLayout) 
             "sla is '0s': write a duration over zero",
         ),
         ("version: 9", "version 9 is not 1"),
+        (
+            "workflows:\n  w:\n    starts_with: a\n    steps:\n"
+            "      a: {consumers: [x, {y: {timeout: 5s}}]}",
+            r"consumers.y: unknown keys \['timeout'\] \(a consumer's own terms are deadline",
+        ),
+        (
+            "workflows:\n  w:\n    starts_with: a\n    steps:\n      a: {consumers: [x, [y]]}",
+            "must list consumer names, each alone or with its own terms",
+        ),
         ("workflows: {w: [", "not valid YAML"),
         # a misspelt key must not silently declare a workflow of no steps, which
         # would make every step of every run a deviation
