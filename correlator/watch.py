@@ -28,7 +28,7 @@ from correlator.last_pass import EVERY_S, note_judging, stop_judging, write_last
 from correlator.memory_budget import MemoryBudget, MemoryBudgetError
 from correlator.model import MODEL_FILES
 from correlator.thresholds import Thresholds
-from store import StoreLayout
+from store import StoreLayout, read_retrying
 from store.quarantine import QUARANTINE_DIR, unreadable_reason
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,8 @@ def correlate_once(
         with _telling_progress(
             f"judging the spans stored in {engine.layout.root}", layout=engine.layout
         ):
-            engine.cold_pass(now=now, hold=False)  # no tick follows
+            # no tick follows (hold); read again if compaction retired a listed segment
+            read_retrying(lambda: engine.cold_pass(now=now, hold=False))
         with engine.within_budget():  # the statuses are written by a DuckDB query
             engine.write_findings()
     except BaseException:

@@ -14,6 +14,7 @@ from correlator.model import model_as_choreography
 from correlator.model_refresh import learn_from_store
 from correlator.thresholds import Thresholds
 from instrumentation.errors import ChoreoscopeError
+from store import read_retrying
 
 ORDER = 62
 
@@ -60,14 +61,17 @@ def run(args: argparse.Namespace) -> int:
     try:
         # as a correlator learns it: over the segments themselves, each span read
         # where a statement needs it (a copy of every span took several times the
-        # memory of a whole pass)
+        # memory of a whole pass); listed again if compaction retires one meanwhile
+        declared = declared_choreography(args)
         with engine.within_budget():
-            model = learn_from_store(
-                engine.con,
-                layout=engine.layout,
-                segments=engine.stored.segments(),
-                thresholds=thresholds,
-                declared=declared_choreography(args),
+            model = read_retrying(
+                lambda: learn_from_store(
+                    engine.con,
+                    layout=engine.layout,
+                    segments=engine.stored.segments(),
+                    thresholds=thresholds,
+                    declared=declared,
+                )
             )
     finally:
         engine.close()

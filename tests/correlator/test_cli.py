@@ -3,18 +3,22 @@ show, model --write."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import pty
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from choreoscope.cli import main
+from collector.compaction import Compactor
 from correlator.choreography_file import load_choreography
 from correlator.engine import Correlator
 from correlator.last_pass import read_last_pass
+from correlator.stored_spans import StoredSpans
 from store import StoreLayout
 from tests.correlator.pipelines import PARSED, RECEIVED, history, up_to_parsed
 from tests.correlator.span_shapes import OurSpans, SpanLog
@@ -365,3 +369,41 @@ def test_correlate_once_tells_readers_it_is_judging_and_keeps_the_last_pass_mean
     assert (meanwhile.as_of, meanwhile.judged_with) == (before.as_of, before.judged_with)
     after = read_last_pass(judged_store)
     assert after.judging_since is None and after.as_of > before.as_of
+
+
+def test_model_and_correlate_once_read_again_when_compaction_retires_what_they_listed(
+    store_layout: StoreLayout, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a long pass lists the segments, then compaction merges them and, its grace
+    # over, deletes them: the pass failed with DuckDB's "No such file"
+    log = SpanLog()
+    ours = history(log, heartbeats_until=None)
+    log.write(store_layout)
+    log.rows.clear()
+    up_to_parsed(ours, "wf-stuck", start=100)
+    log.write(store_layout)  # a second segment of the hour: compaction merges the two
+    listing = StoredSpans.segments
+    retired: list[str] = []
+
+    def listed_then_compacted(self: StoredSpans) -> frozenset[str]:
+        listed = listing(self)
+        compactor = Compactor(layout=store_layout, grace=0, settle=0)
+        try:
+            later = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+            compactor.run_once(now=later)  # merges
+            compactor.run_once(now=later + dt.timedelta(seconds=1))  # deletes the inputs
+        finally:
+            compactor.close()
+        retired.extend(s for s in listed if not Path(s).exists())
+        return listed
+
+    monkeypatch.setattr(StoredSpans, "segments", listed_then_compacted)
+    data = str(store_layout.root)
+
+    assert main(["model", "--data", data]) == 0
+    assert f"{PARSED}:" in capsys.readouterr().out
+    assert main(["correlate", "--once", "--data", data]) == 0
+    assert main(["workflows", "--data", data, "--status", "stalled"]) == 0
+
+    assert len(retired) == 2  # the first listing's two segments were gone when read
+    assert "wf-stuck" in capsys.readouterr().out
