@@ -259,7 +259,7 @@ async def _detection_latency(
 
         await nc.subscribe("choreo.alerts.dropped", cb=on_alert)
 
-        async def publish(subject: str, payload: bytes) -> None:
+        async def publish(subject: str, payload: bytes, *, msg_id: str) -> None:
             await nc.publish(subject, payload)
 
         stop, ready = asyncio.Event(), asyncio.Event()

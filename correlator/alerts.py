@@ -2,11 +2,14 @@
 optionally, POSTed to a webhook.
 
 The correlator does not hold a NATS connection itself: the caller passes an async
-``publish(subject, payload)`` that returns once NATS has the alert and raises
+``publish(subject, payload, msg_id=...)`` that returns once NATS has the alert and raises
 otherwise, so this package stays free of the bus client (nats-py's bare
 ``Client.publish`` does not fit: it returns having only buffered the message while
 reconnecting; see ``bus_publisher`` in the command). An anomaly is alerted once NATS
-took it; a bus that is down holds it for the next tick.
+took it; a bus that is down holds it for the next tick. ``msg_id`` is the anomaly's
+id, sent as ``Nats-Msg-Id``: an alert published again (by a watcher killed after it
+published and before it wrote its findings) is dropped by a JetStream stream that
+keeps alerts, within the stream's duplicate window.
 
 The webhook never holds up detection: its POSTs go out in order from a background
 task, each tried again after ``webhook_retry_s`` when the webhook fails or does not
@@ -26,15 +29,17 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Sequence
+from typing import Any, Protocol
 
 from instrumentation import wire
 from instrumentation.errors import ChoreoscopeError, ConfigurationError
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[[str, bytes], Awaitable[Any]]
+
+class Publish(Protocol):
+    def __call__(self, subject: str, payload: bytes, *, msg_id: str) -> Awaitable[Any]: ...
 
 
 class AlertNotTakenError(ChoreoscopeError):
@@ -122,7 +127,9 @@ class Alerter:
             body = json.dumps(payload).encode()
             if self.publish is not None:
                 try:
-                    await self.publish(alert_subject(anomaly["kind"]), body)
+                    await self.publish(
+                        alert_subject(anomaly["kind"]), body, msg_id=anomaly["anomaly_id"]
+                    )
                 except Exception as e:  # the bus is down: retried on the next tick
                     self._held(len(anomalies) - len(sent), e)
                     break

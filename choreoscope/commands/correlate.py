@@ -20,6 +20,7 @@ from correlator.findings import last_model_declared
 from correlator.memory_budget import MemoryBudget
 from correlator.thresholds import Thresholds
 from correlator.watch import correlate_once, watch
+from instrumentation import wire
 from instrumentation.errors import BusUnavailableError
 from instrumentation.nats_shutdown import drain_connection
 from store import StoreLayout
@@ -192,10 +193,10 @@ def bus_publisher(nc: Any, *, confirm_timeout_s: float = 2.0) -> Publish:
     then counted as sent was lost with the buffer when the watcher stopped before
     NATS came back, and one the server never got is not published (nor retried)."""
 
-    async def publish(subject: str, payload: bytes) -> None:
+    async def publish(subject: str, payload: bytes, *, msg_id: str) -> None:
         if not nc.is_connected:  # a buffered alert would go out again, when retried
             raise AlertNotTakenError(subject=subject, reason="not connected")
-        await nc.publish(subject, payload)
+        await nc.publish(subject, payload, headers={wire.MSG_ID: msg_id})
         try:
             await nc.flush(timeout=confirm_timeout_s)
         except Exception as e:

@@ -132,7 +132,7 @@ async def test_a_watcher_short_of_memory_says_so_and_keeps_trying(
 ) -> None:
     stop = asyncio.Event()
 
-    async def publish(subject: str, payload: bytes) -> None:  # pragma: no cover
+    async def publish(subject: str, payload: bytes, *, msg_id: str) -> None:  # pragma: no cover
         raise AssertionError("nothing is judged, so nothing is alerted")
 
     caplog.set_level(logging.INFO, logger="correlator.watch")

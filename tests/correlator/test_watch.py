@@ -88,7 +88,7 @@ async def test_new_anomaly_is_alerted_once_on_nats_and_webhook_and_not_after_res
 
     await nc.subscribe("choreo.alerts.>", cb=on_alert)
 
-    async def publish(subject: str, payload: bytes) -> None:
+    async def publish(subject: str, payload: bytes, *, msg_id: str) -> None:
         await nc.publish(subject, payload)
 
     alerter = Alerter(publish=publish, dashboard_url="http://127.0.0.1:8501", webhook=url)
@@ -161,7 +161,7 @@ async def test_a_webhook_that_does_not_answer_holds_up_neither_detection_nor_nat
 
     await nc.subscribe("choreo.alerts.>", cb=on_alert)
 
-    async def publish(subject: str, payload: bytes) -> None:
+    async def publish(subject: str, payload: bytes, *, msg_id: str) -> None:
         await nc.publish(subject, payload)
 
     # each POST would wait out a 30 s timeout: sent one after another in the loop,

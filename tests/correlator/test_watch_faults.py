@@ -94,7 +94,7 @@ async def test_a_store_that_refuses_the_findings_does_not_stop_the_watcher(
     log.write(store_layout)
     sent: list[str] = []
 
-    async def publish(subject: str, payload: bytes) -> None:
+    async def publish(subject: str, payload: bytes, *, msg_id: str) -> None:
         sent.append(subject)
 
     alerter = Alerter(publish=publish, dashboard_url="http://127.0.0.1:8501")
@@ -268,7 +268,7 @@ async def test_a_watcher_told_to_stop_during_its_cold_pass_stops_without_finishi
     log.write(store_layout)
     alerted: list[str] = []
 
-    async def publish(subject: str, payload: bytes) -> None:
+    async def publish(subject: str, payload: bytes, *, msg_id: str) -> None:
         alerted.append(subject)
 
     alerter = Alerter(publish=publish, dashboard_url="http://127.0.0.1:8501")
@@ -365,3 +365,22 @@ async def test_a_cold_pass_that_keeps_failing_tells_readers_so_not_that_it_judge
     assert len({m.judging_since for m in meanwhile}) == 1  # since its first attempt
     # stopped, it judges no more: readers say so at once, not 90 s later
     assert read_last_pass(store_layout).judging_since is None
+
+
+async def test_an_alert_published_again_after_a_kill_is_kept_once_by_a_stream(
+    store_layout: StoreLayout, nats_server: EmbeddedNats
+) -> None:
+    # a watcher killed after it published an alert and before it wrote its findings
+    # publishes it again when restarted: the stream that keeps alerts drops the repeat
+    await _keep_alerts(nats_server.url)
+    anomaly = {
+        "anomaly_id": "a1b2c3", "kind": "dropped", "workflow_id": "wf-drop-0",
+        "detail": "recruit.cv.parsed was published and no scorer picked it up",
+    }  # fmt: skip
+    for _ in range(2):  # the killed watcher, then the restarted one
+        nc = await _bus_client(nats_server.url)
+        alerter = Alerter(publish=bus_publisher(nc), dashboard_url="http://127.0.0.1:8501")
+        assert await alerter.send([anomaly]) == ["a1b2c3"]
+        await close_connection(nc)
+
+    assert await _kept_alerts(nats_server.url) == ["wf-drop-0"]
