@@ -14,6 +14,7 @@ import msgpack
 import nats
 import psutil
 import pytest
+from nats.js import JetStreamContext
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -356,17 +357,9 @@ async def test_a_consumer_still_there_after_a_refused_fetch_is_not_reported_crea
     js = nc.jetstream()
 
     def create_stream() -> Awaitable[bool]:
-        return ensure_stream(
-            js, name=wire.SPANS_STREAM, subjects=[wire.SPANS_SUBJECTS], replicas=1,
-            max_age=3600, max_bytes=1 << 20,
-        )  # fmt: skip
+        return _create_span_stream(js)
 
-    pull = DurablePull(
-        nc=nc,
-        js=js,
-        stream=wire.SPANS_STREAM,
-        config=consumer_config(durable=SPANS_DURABLE, ack_wait=5, max_ack_pending=100),
-    )
+    pull = _span_pull(nc, js)
     warn = ThrottledWarning(10.0, logger=logging.getLogger("collector.test"))
     try:
         await create_stream()
@@ -388,16 +381,8 @@ async def test_a_message_published_alone_is_fetched_at_once_and_the_next_one_too
     # request expired, so a span published alone reached the store a second late
     nc = await nats.connect(nats_server.url)
     js = nc.jetstream()
-    await ensure_stream(
-        js, name=wire.SPANS_STREAM, subjects=[wire.SPANS_SUBJECTS], replicas=1,
-        max_age=3600, max_bytes=1 << 20,
-    )  # fmt: skip
-    pull = DurablePull(
-        nc=nc,
-        js=js,
-        stream=wire.SPANS_STREAM,
-        config=consumer_config(durable=SPANS_DURABLE, ack_wait=30, max_ack_pending=100),
-    )
+    await _create_span_stream(js)
+    pull = _span_pull(nc, js)
     try:
         await pull.ensure_consumer()
         for n in range(2):  # the second is brought by the first's request, left open
@@ -411,3 +396,20 @@ async def test_a_message_published_alone_is_fetched_at_once_and_the_next_one_too
     finally:
         await pull.close()
         await nc.close()
+
+
+def _create_span_stream(js: JetStreamContext) -> Awaitable[bool]:
+    return ensure_stream(
+        js, name=wire.SPANS_STREAM, subjects=[wire.SPANS_SUBJECTS], replicas=1,
+        max_age=3600, max_bytes=1 << 20,
+    )  # fmt: skip
+
+
+def _span_pull(nc: nats.NATS, js: JetStreamContext) -> DurablePull:
+    """The collector's pull on the span stream, as the collector makes it."""
+    return DurablePull(
+        nc=nc,
+        js=js,
+        stream=wire.SPANS_STREAM,
+        config=consumer_config(durable=SPANS_DURABLE, ack_wait=30, max_ack_pending=100),
+    )

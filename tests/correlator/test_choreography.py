@@ -8,6 +8,7 @@ import pytest
 
 import correlator
 from correlator.choreography_file import (
+    Choreography,
     ChoreographyFileError,
     dump_choreography,
     load_choreography,
@@ -69,14 +70,17 @@ def test_declared_deadline_replaces_the_floor(store_layout: StoreLayout) -> None
     assert "workflow_type" in after.of("dropped")[0] and after.of("dropped")[0]["workflow_type"]
 
 
-def test_a_consumers_own_deadline_holds_for_it_alone(store_layout: StoreLayout) -> None:
-    # the auditor's step waits 20 s for the scorer, 40 s for the auditor (never seen)
+def _history_with_an_auditor_of_its_own(layout: StoreLayout, terms: str) -> Choreography:
+    """Three healthy runs stored, and DECLARED with the auditor's own ``terms``."""
     log = SpanLog()
     history(log, runs=3)
-    log.write(store_layout)
-    declared = parse_choreography(
-        DECLARED.replace("[scorer, auditor]", "[scorer, auditor: {deadline: 40s}]")
-    )
+    log.write(layout)
+    return parse_choreography(DECLARED.replace("[scorer, auditor]", f"[scorer, auditor: {terms}]"))
+
+
+def test_a_consumers_own_deadline_holds_for_it_alone(store_layout: StoreLayout) -> None:
+    # the auditor's step waits 20 s for the scorer, 40 s for the auditor (never seen)
+    declared = _history_with_an_auditor_of_its_own(store_layout, "{deadline: 40s}")
 
     before = correlate(store_layout, now_s=25, choreography=declared, min_deadline_s=5)
     after = correlate(store_layout, now_s=45, choreography=declared, min_deadline_s=5)
@@ -94,12 +98,7 @@ def test_a_consumers_own_deadline_holds_for_it_alone(store_layout: StoreLayout) 
 def test_a_model_written_out_keeps_each_consumers_deadline(store_layout: StoreLayout) -> None:
     # written with one deadline per step (the longest), a declared model gave the
     # scorer the auditor's 40 s: its lost messages were told 20 s late
-    log = SpanLog()
-    history(log, runs=3)
-    log.write(store_layout)
-    declared = parse_choreography(
-        DECLARED.replace("[scorer, auditor]", "[scorer, auditor: {deadline: 40s, sla: 9s}]")
-    )
+    declared = _history_with_an_auditor_of_its_own(store_layout, "{deadline: 40s, sla: 9s}")
     engine = Correlator(
         data_dir=store_layout.root, thresholds=Thresholds(min_deadline_s=5), choreography=declared
     )
