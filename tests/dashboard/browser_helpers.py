@@ -54,8 +54,11 @@ def stop_process(process: subprocess.Popen) -> None:
             process.wait()
 
 
-def serve_dashboard(data_dir: Path, *, port: int, log: Path) -> subprocess.Popen:
-    """``choreoscope dashboard`` as a user runs it, in its own process group."""
+def serve_dashboard(
+    data_dir: Path, *, port: int, log: Path, cwd: Path | None = None
+) -> subprocess.Popen:
+    """``choreoscope dashboard`` as a user runs it (from ``cwd``), in its own process
+    group."""
     with log.open("wb") as out:
         process = subprocess.Popen(
             [
@@ -71,6 +74,7 @@ def serve_dashboard(data_dir: Path, *, port: int, log: Path) -> subprocess.Popen
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            cwd=cwd,
         )
     wait_until_healthy(port, process=process)
     return process

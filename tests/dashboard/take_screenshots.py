@@ -69,8 +69,15 @@ def main() -> None:
         shots = take_screenshots(base_url=args.url, workflow_id=args.workflow, out_dir=args.out)
     else:
         with tempfile.TemporaryDirectory() as scratch:
-            data = args.data or build_recruitment_store(Path(scratch) / "data").root
-            server = serve_dashboard(data, port=(port := free_port()), log=Path(scratch) / "log")
+            # the fixture is served as `choreoscope-data` in the folder it is run from,
+            # the default store, so that the sidebar names no path of this machine
+            if args.data is None:
+                build_recruitment_store(Path(scratch) / "choreoscope-data")
+            data = args.data or Path("choreoscope-data")
+            server = serve_dashboard(
+                data, port=(port := free_port()), log=Path(scratch) / "log",
+                cwd=None if args.data else Path(scratch),
+            )  # fmt: skip
             try:
                 shots = take_screenshots(
                     base_url=f"http://127.0.0.1:{port}", workflow_id=args.workflow, out_dir=args.out
