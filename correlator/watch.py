@@ -29,7 +29,8 @@ from correlator.memory_budget import MemoryBudget, MemoryBudgetError
 from correlator.model import MODEL_FILES
 from correlator.thresholds import Thresholds
 from store import StoreLayout, read_retrying
-from store.quarantine import QUARANTINE_DIR, unreadable_reason
+from store.quarantine import QUARANTINE_DIR, damaged_file_error, unreadable_reason
+from store.rereading import file_changed_under
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +307,10 @@ async def _pass(
     except duckdb.InterruptException:  # stopping: interrupted by _cold_pass
         return False
     except duckdb.Error as e:
-        failures.failed(logging.WARNING, e)
+        # a damaged segment is named, with what to do (the collector's maintenance
+        # sets it aside; until then every pass fails on it)
+        damaged = damaged_file_error(e, whole=False) if file_changed_under(e) else None
+        failures.failed(logging.ERROR if damaged else logging.WARNING, damaged or e)
         return False
     except MemoryBudgetError as e:
         failures.failed(logging.ERROR, e)

@@ -384,3 +384,26 @@ async def test_an_alert_published_again_after_a_kill_is_kept_once_by_a_stream(
         await close_connection(nc)
 
     assert await _kept_alerts(nats_server.url) == ["wf-drop-0"]
+
+
+async def test_a_watcher_names_a_damaged_segment_and_what_to_do(
+    store_layout: StoreLayout, caplog: pytest.LogCaptureFixture
+) -> None:
+    # its views are bound on first use, so opening the store no longer reads a
+    # segment: the pass that reads the damaged one must name it
+    caplog.set_level(logging.WARNING, logger="correlator")
+    log = SpanLog()
+    history(log)
+    log.write(store_layout)
+    (segment,) = store_layout.root.glob("spans/**/[!_]*.parquet")
+    with segment.open("r+b") as f:  # cut short, as a crash of the disk can
+        f.truncate(segment.stat().st_size // 2)
+    watcher = Watcher(store_layout, Alerter(publish=None, dashboard_url="http://127.0.0.1:8501"))
+    for _ in range(300):
+        await asyncio.sleep(0.1)
+        if "quarantine" in caplog.text:
+            break
+    await watcher.stopped()
+
+    assert str(segment) in caplog.text
+    assert "quarantine" in caplog.text
