@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import duckdb
 
 import correlator
-from choreoscope.settings import add_flags
+from choreoscope.settings import Duration, add_flags
 from correlator.explain import ago
 from correlator.last_pass import read_last_pass
 from correlator.queries import WORKFLOW_STATUSES, list_workflows, workflow_counts
@@ -23,10 +23,15 @@ DESCRIPTION = """\
 List workflow runs, stuck ones first (then the latest active), with the step
 each waits on and why. Statuses come from the correlator's last pass
 (`choreoscope correlate`); a run it has not judged yet shows as in_flight.
+Stalled and in-flight runs are listed however old; the others, those active in
+the last --since (24h unless told: `--since all` reads every stored span).
 
   choreoscope workflows --status stalled failed
+  choreoscope workflows --since 7d --type recruitment
   choreoscope show <WORKFLOW_ID>          # one run as a waterfall
 """
+
+DEFAULT_SINCE = "24h"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,6 +50,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"only runs with these statuses: {', '.join(WORKFLOW_STATUSES)}",
     )
     p.add_argument("--type", dest="workflow_type", help="only runs of this workflow type")
+    p.add_argument(
+        "--since",
+        type=_window,
+        default=_window(DEFAULT_SINCE),
+        metavar="DURATION",
+        help=f"runs active within this long, like 1h or 7d (default {DEFAULT_SINCE}), or "
+        "`all`; stalled and in-flight runs are listed however old. Over all of a large "
+        "store this reads every span (a week of spans takes minutes and gigabytes)",
+    )
     p.add_argument(
         "--limit", type=_positive, default=50, help="show at most this many (default 50)"
     )
@@ -133,12 +147,17 @@ def run(args: argparse.Namespace) -> int:
         rows, judged = read_retrying(lambda: _read(con, args))
         filtered = bool(args.status or args.workflow_type)
         # what the filter left out, to say so instead of printing nothing
-        in_store = read_retrying(lambda: workflow_counts(con)) if filtered and not rows else {}
+        in_store = (
+            read_retrying(lambda: workflow_counts(con, since=_since(args)))
+            if filtered and not rows
+            else {}
+        )
     finally:
         con.close()
+    runs_judged = judged
     judged = judged or read_last_pass(StoreLayout.at(args.data)) is not None
     if not rows:
-        print(_nothing_listed(args, in_store, judged=bool(judged)))
+        print(_nothing_listed(args, in_store, judged=bool(judged), runs_judged=runs_judged))
         return 0
     now = dt.datetime.now(dt.UTC)
     table = [
@@ -185,11 +204,24 @@ NOT_JUDGED = (
 
 
 def _nothing_listed(
-    args: argparse.Namespace, in_store: dict[tuple[str, str | None], int], *, judged: bool
+    args: argparse.Namespace,
+    in_store: dict[tuple[str, str | None], int],
+    *,
+    judged: bool,
+    runs_judged: int = 0,
 ) -> str:
     """Why the table is empty: what the filters left out of how many runs, or that
     the store holds no run (yet), and what to run next."""
     total = sum(in_store.values())
+    window = args.since is not None
+    where = f"active in the last {_span(args.since)} or stuck" if window else "in the store"
+    # (a run not judged yet is in flight, and listed however old: with no run judged,
+    # nothing listed means no run at all)
+    if not total and window and runs_judged:
+        return (
+            f"no workflows active in the last {_span(args.since)}, and none stalled or in "
+            "flight: `--since 7d` or `--since all` looks further back"
+        )
     if not total:
         if judged:  # the correlator ran, and found no run in the store
             return (
@@ -199,7 +231,7 @@ def _nothing_listed(
         return f"no workflows yet\n\n({NOT_JUDGED})"
     types = sorted({t for _, t in in_store if t})
     if args.workflow_type and args.workflow_type not in types:
-        return f"no workflows of type {args.workflow_type!r}; the store's types: {', '.join(types)}"
+        return f"no workflows of type {args.workflow_type!r}; the types {where}: {', '.join(types)}"
     statuses = " or ".join(args.status or ()) + " " if args.status else ""
     of_type = f" of type {args.workflow_type!r}" if args.workflow_type else ""
     by_status: dict[str, int] = {}
@@ -208,14 +240,40 @@ def _nothing_listed(
     breakdown = ", ".join(f"{by_status[s]} {s}" for s in WORKFLOW_STATUSES if s in by_status)
     text = (
         f"no {statuses}workflows{of_type}; {total} workflow{'' if total == 1 else 's'} "
-        f"in the store ({breakdown})"
+        f"{where} ({breakdown})"
     )
+    if window:
+        text += "; `--since all` counts the whole store"
     if not judged:
         text += (
             "\n\n(the correlator has judged none yet, so none shows as stalled or failed:\n"
             "run `choreoscope correlate --once`)"
         )
     return text
+
+
+def _window(text: str) -> float | None:
+    """``--since``: seconds, or None for ``all``."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        return Duration(minimum=1.0)(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{e}, or `all`") from None
+
+
+def _span(seconds: float) -> str:
+    """``--since`` as given: 24h, 7d, 90m."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0 and not (unit == "d" and seconds < 2 * size):
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def _since(args: argparse.Namespace) -> dt.datetime | None:
+    return (
+        None if args.since is None else dt.datetime.now(dt.UTC) - dt.timedelta(seconds=args.since)
+    )
 
 
 def _positive(text: str) -> int:
@@ -229,7 +287,7 @@ def _read(con: duckdb.DuckDBPyConnection, args: argparse.Namespace) -> tuple[lis
     then the latest active), and how many workflows the correlator has judged."""
     frame = list_workflows(
         con,
-        since=None,
+        since=_since(args),
         statuses=tuple(args.status or ()),
         workflow_type=args.workflow_type,
         limit=args.limit + 1,  # one more than shown: whether there are more to show

@@ -8,7 +8,7 @@ import duckdb
 import pandas as pd
 
 from correlator.queries.query_files import query_frame, query_text, window_start
-from correlator.queries.scope import scoped_to_store, scoped_to_window
+from correlator.queries.scope import scoped_to_window
 
 WORKFLOW_STATUSES = ("stalled", "failed", "in_flight", "completed")
 LISTED_AT_MOST = 500  # workflows a list holds, stuck first
@@ -64,8 +64,11 @@ def service_names(con: duckdb.DuckDBPyConnection) -> list[str]:
     return query_frame(con, "service_names")["service"].tolist()
 
 
-def workflow_counts(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str | None], int]:
-    """How many runs the store holds, by ``(status, workflow_type)``."""
-    with scoped_to_store(con):  # the workflows view reads the spans once, not per reference
-        rows = con.execute(query_text("workflow_counts")).fetchall()
+def workflow_counts(
+    con: duckdb.DuckDBPyConnection, *, since: dt.datetime | None = None
+) -> dict[tuple[str, str | None], int]:
+    """How many runs ``list_workflows`` could list over the window from ``since`` (None:
+    the whole store), by ``(status, workflow_type)``."""
+    with scoped_to_window(con, since=since):  # the view reads the spans once, not per reference
+        rows = con.execute(query_text("workflow_counts"), {"since": window_start(since)}).fetchall()
     return {(status, workflow_type): runs for status, workflow_type, runs in rows}
