@@ -102,8 +102,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"workflow {workflow_id}  ({wf_type or 'unknown type'})")
     print(f"status   {status}" + (f", waiting on {waiting}" if waiting else "")
           + (f" ({cause})" if cause else ""))  # fmt: skip
-    if read_last_pass(StoreLayout.at(args.data)) is None:
-        # every run shows as in_flight until a pass judges it, stuck or not
+    if status == "in_flight" and read_last_pass(StoreLayout.at(args.data)) is None:
+        # every run shows as in_flight until a pass judges it, stuck or not (a status
+        # judged, with last_pass.json removed to judge every run again, is not)
         print("         (not judged yet: run `choreoscope correlate --once`)")
     print(f"started  {started:%Y-%m-%d %H:%M:%S.%f}"[:-3] + " UTC")
     print(activity_line(status=status, duration_ms=duration, last_activity_at=last))

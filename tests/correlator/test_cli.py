@@ -251,6 +251,12 @@ def test_show_after_a_pass_does_not_say_to_run_one(
     capsys.readouterr()
     assert main(["show", "wf-3", "--data", str(judged_store.root)]) == 0
     assert "not judged" not in capsys.readouterr().out
+    # nor once last_pass.json is removed (which makes the next pass judge every run
+    # again): the stalled run's verdict is there, and was said to be "not judged yet"
+    (judged_store.findings / "last_pass.json").unlink()
+    assert main(["show", "wf-stuck", "--data", str(judged_store.root)]) == 0
+    out = capsys.readouterr().out
+    assert "stalled" in out and "not judged" not in out
 
 
 def test_show_of_a_completed_run_lists_no_message_left_unprocessed(
