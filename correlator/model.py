@@ -294,24 +294,22 @@ def _as_step(
     them as its terms, so that the file, declared, judges as the model did."""
     deadline_s = _most_shared(r["deadline_s"] for r in rows)
     sla_s = _most_shared(r["sla_s"] for r in rows)
-    terms = tuple(
-        ConsumerTerms(consumer=r["consumer"], deadline_s=own_deadline, sla_s=own_sla)
-        for r in rows
-        for own_deadline, own_sla in [
-            (
-                r["deadline_s"] if r["deadline_s"] != deadline_s else None,
-                r["sla_s"] if r["sla_s"] != sla_s else None,
-            )
-        ]
-        if own_deadline is not None or own_sla is not None
-    )
+    terms = []
+    for r in rows:
+        own = ConsumerTerms(
+            consumer=r["consumer"],
+            deadline_s=r["deadline_s"] if r["deadline_s"] != deadline_s else None,
+            sla_s=r["sla_s"] if r["sla_s"] != sla_s else None,
+        )
+        if own.deadline_s is not None or own.sla_s is not None:
+            terms.append(own)
     return DeclaredStep(
         subject=subject,
         consumers=tuple(r["consumer"] for r in rows),
         next=next_subjects,
         deadline_s=deadline_s,
         sla_s=sla_s,
-        terms=terms,
+        terms=tuple(terms),
     )
 
 
