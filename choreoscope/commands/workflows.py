@@ -144,6 +144,9 @@ def _terminal_columns() -> int | None:
 def run(args: argparse.Namespace) -> int:
     con = correlator.connect(args.data)
     try:
+        if args.since is not None and not read_retrying(lambda: _runs_judged(con)):
+            # none judged yet: every run shows in flight, so each is listed however old
+            args = argparse.Namespace(**{**vars(args), "since": None})
         rows, judged = read_retrying(lambda: _read(con, args))
         filtered = bool(args.status or args.workflow_type)
         # what the filter left out, to say so instead of printing nothing
@@ -292,7 +295,7 @@ def _read(con: duckdb.DuckDBPyConnection, args: argparse.Namespace) -> tuple[lis
         workflow_type=args.workflow_type,
         limit=args.limit + 1,  # one more than shown: whether there are more to show
     )
-    (judged,) = con.execute("SELECT count(*) FROM workflow_status").fetchone()
+    judged = _runs_judged(con)
     frame = frame.astype(object).where(frame.notna(), None)  # a missing value: None, not NaN
     rows = [
         (r.workflow_id, r.status, r.workflow_type, r.started_at, r.duration_ms,
@@ -300,3 +303,10 @@ def _read(con: duckdb.DuckDBPyConnection, args: argparse.Namespace) -> tuple[lis
         for r in frame.itertuples(index=False)
     ]  # fmt: skip
     return rows, judged
+
+
+def _runs_judged(con: duckdb.DuckDBPyConnection) -> int:
+    """How many workflows the correlator has judged (the windowed listing reaches the
+    old runs only through their judged status)."""
+    (judged,) = con.execute("SELECT count(*) FROM workflow_status").fetchone()
+    return int(judged)

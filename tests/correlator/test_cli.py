@@ -161,6 +161,21 @@ def test_workflows_status_filter_before_any_correlation_says_to_correlate_first(
     assert "run `choreoscope correlate --once`" in out
 
 
+def test_workflows_before_any_correlation_lists_the_runs_however_old(
+    unjudged_store: StoreLayout, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # unjudged, every run shows in flight, and in-flight runs are listed however old:
+    # within the default day it said "no workflows yet" of a store of nine runs
+    data = str(unjudged_store.root)
+    capsys.readouterr()
+    assert main(["workflows", "--data", data]) == 0
+    listed = [line.split()[:2] for line in capsys.readouterr().out.splitlines()[2:11]]
+    assert len(listed) == 9 and {status for _, status in listed} == {"in_flight"}
+    assert main(["workflows", "--data", data, "--status", "stalled"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("no stalled workflows; 9 workflows in the store (9 in_flight)")
+
+
 def test_workflows_of_a_type_the_store_does_not_hold_names_the_types_it_does(
     judged_store: StoreLayout, capsys: pytest.CaptureFixture[str]
 ) -> None:
