@@ -42,9 +42,10 @@ ACK_PREFIX: Final = "$JS.ACK."
 STATUS_GRACE_S: Final = 0.25
 """How long past a request's expiry its end-of-request status is waited for."""
 LINGER_S: Final = 0.02
-"""How long a waiting request, once a message came, waits for more (those published
-with it). Waiting for a whole batch held a trickle's message until the request
-expired: a span published alone was visible only ~2 s later, a second of it here."""
+"""How long a fetch, once a waiting request brought a message, waits for more (those
+published with it). Waiting for a whole batch held a trickle's message until the
+request expired: a span published alone was visible only ~2 s later, a second of it
+here."""
 _STATUS, _DESCRIPTION = "Status", "Description"
 
 
@@ -135,17 +136,20 @@ class DurablePull:
         left = deadline - time.monotonic()
         if msgs or left <= 0:
             return msgs
-        return await self._pull(
-            batch, {"expires": int(left * 1e9)}, until=deadline + STATUS_GRACE_S, linger=LINGER_S
-        )
+        # a waiting request for one message, which ends with it; then, those published
+        # with it. A waiting request for a batch, returned from at its first message,
+        # stayed open and brought later ones after the fetch: a collector stopping then
+        # dropped them with its inbox, and JetStream held them for ack_wait (30 s)
+        msgs = await self._pull(1, {"expires": int(left * 1e9)}, until=deadline + STATUS_GRACE_S)
+        if not msgs or batch == 1:
+            return msgs
+        await asyncio.sleep(LINGER_S)
+        until = max(deadline, time.monotonic()) + STATUS_GRACE_S
+        return msgs + await self._pull(batch - 1, {"no_wait": True}, until=until)
 
-    async def _pull(
-        self, batch: int, options: dict[str, object], *, until: float, linger: float | None = None
-    ) -> list[Msg]:
+    async def _pull(self, batch: int, options: dict[str, object], *, until: float) -> list[Msg]:
         """One pull request: the stored messages it (or an earlier one, late) brings,
-        until ``batch`` of them, its own end, ``until`` (monotonic), or ``linger`` s
-        after its first message. A request left open keeps bringing messages until it
-        expires: the next pull takes them."""
+        until ``batch`` of them, its own end, or ``until`` (monotonic)."""
         assert self._sub is not None
         reply = f"{self._inbox}.{next(self._requests)}"
         request = json.dumps({"batch": batch, **options}).encode()
@@ -158,8 +162,6 @@ class DurablePull:
                 break
             if is_stored_message(msg):
                 msgs.append(msg)
-                if linger is not None and len(msgs) == 1:
-                    until = min(until, time.monotonic() + linger)
             elif msg.subject == reply and self._ends_request(msg):
                 break
         return msgs

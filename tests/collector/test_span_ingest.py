@@ -385,7 +385,7 @@ async def test_a_message_published_alone_is_fetched_at_once_and_the_next_one_too
     pull = _span_pull(nc, js)
     try:
         await pull.ensure_consumer()
-        for n in range(2):  # the second is brought by the first's request, left open
+        for n in range(2):  # the second one too, by a request of its own
             waiting = asyncio.create_task(pull.fetch(batch=64, timeout=60))
             await asyncio.sleep(0.3)  # the fetch is waiting: the consumer holds nothing
             await js.publish(f"{wire.SPANS_SUBJECT_PREFIX}alone", f"span {n}".encode())
@@ -393,6 +393,37 @@ async def test_a_message_published_alone_is_fetched_at_once_and_the_next_one_too
             msgs = await asyncio.wait_for(waiting, timeout=20)
             assert [m.data for m in msgs] == [f"span {n}".encode()]
             await msgs[0].ack()
+    finally:
+        await pull.close()
+        await nc.close()
+
+
+async def test_a_span_published_as_the_collector_stops_is_fetched_at_once_by_the_next(
+    nats_server: EmbeddedNats,
+) -> None:
+    # the fetch that handed on a trickle's span left its request open: the span after
+    # it went to the stopping collector's inbox, and JetStream held it for ack_wait
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await _create_span_stream(js)
+    pull = _span_pull(nc, js)
+    await pull.ensure_consumer()
+    waiting = asyncio.create_task(pull.fetch(batch=64, timeout=5))
+    await asyncio.sleep(0.3)  # the fetch is waiting
+    await js.publish(f"{wire.SPANS_SUBJECT_PREFIX}alone", b"span 0")
+    (first,) = await waiting
+    await first.ack()
+    await js.publish(f"{wire.SPANS_SUBJECT_PREFIX}alone", b"span 1")
+    await asyncio.sleep(0.2)
+    await pull.close()  # stopping before its next fetch
+    await nc.close()
+
+    nc = await nats.connect(nats_server.url)
+    pull = _span_pull(nc, nc.jetstream())
+    try:
+        await pull.ensure_consumer()
+        msgs = await pull.fetch(batch=64, timeout=3)  # far sooner than ack_wait (30 s)
+        assert [m.data for m in msgs] == [b"span 1"]
     finally:
         await pull.close()
         await nc.close()
