@@ -122,8 +122,10 @@ class DurablePull:
                 self.stream,
             )
 
-    async def fetch(self, *, batch: int, timeout: float) -> list[Msg]:
-        """Up to ``batch`` messages, waiting at most about ``timeout`` s for the first.
+    async def fetch(self, *, batch: int, timeout: float, gather: bool = False) -> list[Msg]:
+        """Up to ``batch`` messages, waiting at most about ``timeout`` s for the first;
+        with ``gather``, for the whole batch (a caller that writes a file per fetch:
+        a trickle then makes one file a ``timeout``, not one a message).
 
         As nats-py's own fetch: first what the consumer holds now (``no_wait``: the
         server answers at once, "no messages" when it holds none), and only then a
@@ -136,6 +138,10 @@ class DurablePull:
         left = deadline - time.monotonic()
         if msgs or left <= 0:
             return msgs
+        if gather:  # it ends with the batch, or expires with the fetch: none is left open
+            return await self._pull(
+                batch, {"expires": int(left * 1e9)}, until=deadline + STATUS_GRACE_S
+            )
         # a waiting request for one message, which ends with it; then, those published
         # with it. A waiting request for a batch, returned from at its first message,
         # stayed open and brought later ones after the fetch: a collector stopping then

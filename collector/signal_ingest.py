@@ -191,8 +191,10 @@ class SignalIngest:
         try:
             while not stop.is_set():
                 try:
+                    # a segment a fetch: a trickle of heartbeats is gathered for
+                    # the flush interval, not written one segment a heartbeat
                     messages = await pull.fetch(
-                        batch=500, timeout=max(0.05, min(1.0, self.flush_interval))
+                        batch=500, timeout=max(0.05, min(1.0, self.flush_interval)), gather=True
                     )
                 except ConsumerGoneError as e:
                     warn("fetching signals failed; creating the stream and consumer again", e)

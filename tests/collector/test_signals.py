@@ -192,3 +192,24 @@ async def test_a_deleted_signals_stream_is_created_again_and_heartbeats_stored(
         assert await wait_for_count(data, "select count(*) from heartbeats", 1, timeout=10) == 1
     # recovered as planned, not by the signals task crashing with a traceback
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_trickle_of_heartbeats_is_written_together_not_a_segment_each(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    # a segment is written per fetch: a fetch that returned at its first heartbeat
+    # wrote one file per heartbeat, for readers to list and compaction to merge
+    data = tmp_path / "data"
+    subject = f"{wire.HEARTBEAT_SUBJECT_PREFIX}scorer"
+    async with (
+        running_collector(nats_server.url, data, flush_interval=1.0),
+        jetstream(nats_server.url) as js,
+    ):
+        assert await wait_for(lambda: js.consumer_info(SIGNALS_STREAM, SIGNALS_DURABLE), timeout=10)
+        for received in range(5):  # within a tenth of the flush interval
+            beat = {"service": "scorer", "at": time.time(), "received": received}
+            await js.publish(subject, json.dumps(beat).encode())
+            await asyncio.sleep(0.03)
+        assert await wait_for_count(data, "select count(*) from heartbeats", 5, timeout=10) == 5
+    segments = [p for p in (data / "heartbeats").rglob("*.parquet") if p.name != "_schema.parquet"]
+    assert len(segments) <= 2  # one, or two if a fetch ended amid them
