@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from instrumentation.errors import ChoreoscopeError
+
 REFRESH_S = 5.0
 WINDOWS: dict[str, dt.timedelta | None] = {
     "Last 15 minutes": dt.timedelta(minutes=15),
@@ -72,5 +74,14 @@ def live_refresh_control() -> bool:
 
 
 def render_live(body: Callable[[], None], *, live: bool) -> None:
-    """Render ``body`` in a fragment that reruns every few seconds while ``live``."""
-    st.fragment(body, run_every=REFRESH_S if live else None)()
+    """Render ``body`` in a fragment that reruns every few seconds while ``live``.
+    What it cannot read for a reason the user can act on (a damaged segment: which
+    file, and what to do) is said on the page, not shown as a traceback."""
+
+    def said_when_unreadable() -> None:
+        try:
+            body()
+        except ChoreoscopeError as e:
+            st.error(str(e), icon=":material/error:")
+
+    st.fragment(said_when_unreadable, run_every=REFRESH_S if live else None)()

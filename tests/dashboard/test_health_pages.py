@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from tests.dashboard.app_driver import open_dashboard
@@ -71,3 +72,21 @@ def test_services_page_shows_liveness_telemetry_gaps_and_consumer_lag(recruitmen
     ]
     assert list(consumers["backlog"]) == [7, 0]
     assert list(consumers["unacked"]) == [0, 1]
+
+
+def test_a_damaged_segment_is_named_on_the_page_that_reads_it_and_the_others_work(
+    recruitment_store: Path, tmp_path: Path
+):
+    # views are bound where a page reads them: a damaged consumer-lag segment fails the
+    # Services page only, which must say which file and what to do, not show a traceback
+    store = tmp_path / "data"
+    shutil.copytree(recruitment_store, store)
+    (segment,) = [p for p in (store / "consumer_lag").rglob("*.parquet") if p.name[0] != "_"]
+    with segment.open("r+b") as f:  # cut short, as a crash of the disk can
+        f.truncate(segment.stat().st_size // 2)
+
+    services = open_dashboard(store, page="pages/services.py")
+    (error,) = [str(e.value) for e in services.error]
+    assert str(segment) in error and "quarantine" in error
+    overview = open_dashboard(store)
+    assert not overview.error and "Stuck now" in [s.value for s in overview.subheader]
