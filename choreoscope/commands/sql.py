@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from choreoscope.settings import add_flags
+from choreoscope.time_window import parse_window, window_begins
 from instrumentation.errors import ChoreoscopeError
 from store import first_keyword, keyword_column_hint, read_retrying, statement_kind
 
@@ -37,6 +38,12 @@ and the correlator's: messages, workflows, anomalies, edges, hops.
   choreoscope sql --format parquet -o spans.parquet "select * from spans"
   echo "select count(*) from rejected" | choreoscope sql
   choreoscope sql --file report.sql --format csv > report.csv
+  choreoscope sql --since 24h "select * from hops where queue_wait_ms > 1000"
+
+A query over the correlator's views over spans (messages, workflows, hops,
+edges) reads every stored span once; with --since, only the runs active in
+that window, and the stalled or in-flight ones however old (the spans view
+itself is not cut).
 """
 
 
@@ -54,6 +61,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--file", type=Path, help="read the query from this file")
     p.add_argument(
         "-o", "--output", type=Path, help="write to this file instead of standard output"
+    )
+    p.add_argument(
+        "--since",
+        type=parse_window,
+        default=None,
+        metavar="DURATION",
+        help="the correlator's views over spans see the runs active within this long, "
+        "like 24h or 7d, and the stuck ones (default: all, which reads every span)",
     )
     p.add_argument("query", nargs="?", help="the query; '-' or none reads standard input")
     p.set_defaults(handler=run)
@@ -137,7 +152,9 @@ def run(args: argparse.Namespace) -> int:
         # again if a file changed under it: the correlator rewrote a findings
         # file, or compaction retired a segment, while the query read it
         columns, rows, table = read_retrying(
-            lambda: _run(con, query, arrow=args.format == "parquet")
+            lambda: _run(
+                con, query, arrow=args.format == "parquet", since=window_begins(args.since)
+            )
         )
     except duckdb.Error as e:
         raise ChoreoscopeError(
@@ -148,9 +165,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(
-    con: duckdb.DuckDBPyConnection, query: str, *, arrow: bool
+    con: duckdb.DuckDBPyConnection, query: str, *, arrow: bool, since: dt.datetime | None = None
 ) -> tuple[list[str], list[tuple[Any, ...]] | None, pa.Table | None]:
-    with _store_scope(con, query):
+    with _store_scope(con, query, since=since):
         if arrow:  # straight from a relation: from execute's result, Arrow is a copy
             table = con.sql(query).to_arrow_table()
             return table.column_names, None, table
@@ -160,15 +177,16 @@ def _run(
 
 
 def _store_scope(
-    con: duckdb.DuckDBPyConnection, query: str
+    con: duckdb.DuckDBPyConnection, query: str, *, since: dt.datetime | None
 ) -> contextlib.AbstractContextManager[object]:
-    """A query over the correlator's views over spans reads the store once, into a
-    temporary table, instead of once for each place the views name the spans."""
+    """A query over the correlator's views over spans reads the store (or the window
+    from ``since``) once, into a temporary table, instead of once for each place the
+    views name the spans."""
     try:
-        from correlator.queries import reads_spans, scoped_to_store
+        from correlator.queries import reads_spans, scoped_to_window
     except ImportError:
         return contextlib.nullcontext()
-    return scoped_to_store(con) if reads_spans(query) else contextlib.nullcontext()
+    return scoped_to_window(con, since=since) if reads_spans(query) else contextlib.nullcontext()
 
 
 # the views the help documents; the others are the correlator's intermediate steps

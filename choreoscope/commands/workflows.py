@@ -11,7 +11,8 @@ from collections.abc import Sequence
 import duckdb
 
 import correlator
-from choreoscope.settings import Duration, add_flags
+from choreoscope.settings import add_flags
+from choreoscope.time_window import parse_window, window_begins, window_text
 from correlator.explain import ago
 from correlator.last_pass import read_last_pass
 from correlator.queries import WORKFLOW_STATUSES, list_workflows, workflow_counts
@@ -52,8 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--type", dest="workflow_type", help="only runs of this workflow type")
     p.add_argument(
         "--since",
-        type=_window,
-        default=_window(DEFAULT_SINCE),
+        type=parse_window,
+        default=parse_window(DEFAULT_SINCE),
         metavar="DURATION",
         help=f"runs active within this long, like 1h or 7d (default {DEFAULT_SINCE}), or "
         "`all`; stalled and in-flight runs are listed however old. Over all of a large "
@@ -151,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         filtered = bool(args.status or args.workflow_type)
         # what the filter left out, to say so instead of printing nothing
         in_store = (
-            read_retrying(lambda: workflow_counts(con, since=_since(args)))
+            read_retrying(lambda: workflow_counts(con, since=window_begins(args.since)))
             if filtered and not rows
             else {}
         )
@@ -217,12 +218,12 @@ def _nothing_listed(
     the store holds no run (yet), and what to run next."""
     total = sum(in_store.values())
     window = args.since is not None
-    where = f"active in the last {_span(args.since)} or stuck" if window else "in the store"
+    where = f"active in the last {window_text(args.since)} or stuck" if window else "in the store"
     # (a run not judged yet is in flight, and listed however old: with no run judged,
     # nothing listed means no run at all)
     if not total and window and runs_judged:
         return (
-            f"no workflows active in the last {_span(args.since)}, and none stalled or in "
+            f"no workflows active in the last {window_text(args.since)}, and none stalled or in "
             "flight: `--since 7d` or `--since all` looks further back"
         )
     if not total:
@@ -255,30 +256,6 @@ def _nothing_listed(
     return text
 
 
-def _window(text: str) -> float | None:
-    """``--since``: seconds, or None for ``all``."""
-    if text.strip().lower() == "all":
-        return None
-    try:
-        return Duration(minimum=1.0)(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"{e}, or `all`") from None
-
-
-def _span(seconds: float) -> str:
-    """``--since`` as given: 24h, 7d, 90m."""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0 and not (unit == "d" and seconds < 2 * size):
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
-
-
-def _since(args: argparse.Namespace) -> dt.datetime | None:
-    return (
-        None if args.since is None else dt.datetime.now(dt.UTC) - dt.timedelta(seconds=args.since)
-    )
-
-
 def _positive(text: str) -> int:
     if not text.strip().isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
@@ -290,7 +267,7 @@ def _read(con: duckdb.DuckDBPyConnection, args: argparse.Namespace) -> tuple[lis
     then the latest active), and how many workflows the correlator has judged."""
     frame = list_workflows(
         con,
-        since=_since(args),
+        since=window_begins(args.since),
         statuses=tuple(args.status or ()),
         workflow_type=args.workflow_type,
         limit=args.limit + 1,  # one more than shown: whether there are more to show

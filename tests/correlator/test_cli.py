@@ -476,3 +476,19 @@ def test_model_and_correlate_once_read_again_when_compaction_retires_what_they_l
 
     assert len(retired) == 2  # the first listing's two segments were gone when read
     assert "wf-stuck" in capsys.readouterr().out
+
+
+def test_sql_since_scopes_the_views_over_spans_to_the_window_and_the_stuck_runs(
+    judged_store: StoreLayout, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = str(judged_store.root)
+    query = "select workflow_id, status from workflows order by workflow_id"
+    capsys.readouterr()
+    assert main(["sql", "--data", data, "--format", "csv", query]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1 + 9  # header, every run
+    # the runs completed a day ago are out of the last 2h; the stalled one stays
+    assert main(["sql", "--data", data, "--format", "csv", "--since", "2h", query]) == 0
+    assert capsys.readouterr().out.splitlines() == ["workflow_id,status", "wf-stuck,stalled"]
+    # the spans view itself is not cut
+    assert main(["sql", "--data", data, "--since", "2h", "select count(*) > 20 from spans"]) == 0
+    assert "| True " in capsys.readouterr().out
