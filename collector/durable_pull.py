@@ -151,7 +151,12 @@ class DurablePull:
             return msgs
         await asyncio.sleep(LINGER_S)
         until = max(deadline, time.monotonic()) + STATUS_GRACE_S
-        return msgs + await self._pull(batch - 1, {"no_wait": True}, until=until)
+        try:
+            return msgs + await self._pull(batch - 1, {"no_wait": True}, until=until)
+        except (ConsumerGoneError, nats.errors.Error, TimeoutError):
+            # the one it has is stored all the same (dropped, it waited out ack_wait to
+            # come again); the next fetch meets the failure, and says so
+            return msgs
 
     async def _pull(self, batch: int, options: dict[str, object], *, until: float) -> list[Msg]:
         """One pull request: the stored messages it (or an earlier one, late) brings,
