@@ -15,6 +15,7 @@ from correlator.findings import ANOMALIES, write_findings
 from instrumentation.errors import ChoreoscopeError
 from store import StoreLayout, open_store, read_retrying
 from store.schema import HEARTBEATS
+from tests.damaged_files import cut_short
 
 # names the anomalies files twice over, as the views do (edges, the overview)
 QUERY = "SELECT count(*) FROM anomalies AS a JOIN anomalies AS b USING (anomaly_id)"
@@ -82,8 +83,7 @@ def test_a_damaged_segment_is_named_with_what_to_do_not_read_again(store_layout)
     for _ in range(2):
         damaged = writer.write("heartbeats", pa.Table.from_pylist(beats, schema=HEARTBEATS), at=at)
     con = open_store(store_layout.root)
-    with damaged.open("r+b") as f:  # cut short, as a crash of the disk can
-        f.truncate(damaged.stat().st_size // 2)
+    cut_short(damaged)  # as a crash of the disk can
     calls = []
 
     def count_beats() -> int:

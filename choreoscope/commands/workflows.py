@@ -158,10 +158,9 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         con.close()
-    runs_judged = judged
     judged = judged or read_last_pass(StoreLayout.at(args.data)) is not None
     if not rows:
-        print(_nothing_listed(args, in_store, judged=bool(judged), runs_judged=runs_judged))
+        print(_nothing_listed(args, in_store, judged=bool(judged)))
         return 0
     now = dt.datetime.now(dt.UTC)
     table = [
@@ -212,16 +211,14 @@ def _nothing_listed(
     in_store: dict[tuple[str, str | None], int],
     *,
     judged: bool,
-    runs_judged: int = 0,
 ) -> str:
     """Why the table is empty: what the filters left out of how many runs, or that
     the store holds no run (yet), and what to run next."""
     total = sum(in_store.values())
     window = args.since is not None
     where = f"active in the last {window_text(args.since)} or stuck" if window else "in the store"
-    # (a run not judged yet is in flight, and listed however old: with no run judged,
-    # nothing listed means no run at all)
-    if not total and window and runs_judged:
+    # (a window is kept only once some run is judged: see run)
+    if not total and window:
         return (
             f"no workflows active in the last {window_text(args.since)}, and none stalled or in "
             "flight: `--since 7d` or `--since all` looks further back"

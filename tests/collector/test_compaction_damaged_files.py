@@ -18,6 +18,7 @@ from instrumentation import wire
 from store import StoreLayout, open_store
 from store.schema import HEARTBEATS
 from tests.collector.batches import columnar_batch
+from tests.damaged_files import cut_short
 
 HOUR = dt.datetime(2026, 11, 20, 9, tzinfo=dt.UTC)
 NOW_NS = 1_780_000_000 * 10**9
@@ -37,13 +38,6 @@ def write_beats(layout: StoreLayout, *, at: dt.datetime, n: int) -> None:
     for i in range(n):  # one segment per collector flush
         beat = {"service": "scorer", "instance": "scorer-1", "at": at, "received": i}
         writer.write("heartbeats", pa.Table.from_pylist([beat], schema=HEARTBEATS), at=at)
-
-
-def cut_short(path: Path) -> bytes:
-    """Truncate ``path`` to half its size, as a crash of the disk can; its bytes now."""
-    with path.open("r+b") as f:
-        f.truncate(path.stat().st_size // 2)
-    return path.read_bytes()
 
 
 def quarantined(layout: StoreLayout, segment: Path) -> Path:

@@ -386,11 +386,8 @@ async def test_a_message_published_alone_is_fetched_at_once_and_the_next_one_too
     try:
         await pull.ensure_consumer()
         for n in range(2):  # the second one too, by a request of its own
-            waiting = asyncio.create_task(pull.fetch(batch=64, timeout=60))
-            await asyncio.sleep(0.3)  # the fetch is waiting: the consumer holds nothing
-            await js.publish(f"{wire.SPANS_SUBJECT_PREFIX}alone", f"span {n}".encode())
             # far sooner than the request's 60 s expiry, which it used to wait out
-            msgs = await asyncio.wait_for(waiting, timeout=20)
+            msgs = await _published_while_fetching(pull, js, f"span {n}".encode(), expiry=60)
             assert [m.data for m in msgs] == [f"span {n}".encode()]
             await msgs[0].ack()
     finally:
@@ -408,10 +405,7 @@ async def test_a_span_published_as_the_collector_stops_is_fetched_at_once_by_the
     await _create_span_stream(js)
     pull = _span_pull(nc, js)
     await pull.ensure_consumer()
-    waiting = asyncio.create_task(pull.fetch(batch=64, timeout=5))
-    await asyncio.sleep(0.3)  # the fetch is waiting
-    await js.publish(f"{wire.SPANS_SUBJECT_PREFIX}alone", b"span 0")
-    (first,) = await waiting
+    (first,) = await _published_while_fetching(pull, js, b"span 0", expiry=5)
     await first.ack()
     await js.publish(f"{wire.SPANS_SUBJECT_PREFIX}alone", b"span 1")
     await asyncio.sleep(0.2)
@@ -444,3 +438,14 @@ def _span_pull(nc: nats.NATS, js: JetStreamContext) -> DurablePull:
         stream=wire.SPANS_STREAM,
         config=consumer_config(durable=SPANS_DURABLE, ack_wait=30, max_ack_pending=100),
     )
+
+
+async def _published_while_fetching(
+    pull: DurablePull, js: JetStreamContext, data: bytes, *, expiry: float
+) -> list:
+    """What a fetch of up to 64 (its request expiring in ``expiry`` s) returns when
+    ``data`` is published while it waits on an empty consumer."""
+    waiting = asyncio.create_task(pull.fetch(batch=64, timeout=expiry))
+    await asyncio.sleep(0.3)  # the fetch is waiting: the consumer holds nothing
+    await js.publish(f"{wire.SPANS_SUBJECT_PREFIX}alone", data)
+    return await asyncio.wait_for(waiting, timeout=20)

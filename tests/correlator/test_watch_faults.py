@@ -32,6 +32,7 @@ from instrumentation.nats_shutdown import close_connection
 from store import StoreLayout
 from tests.correlator.pipelines import healthy_run, history, up_to_parsed
 from tests.correlator.span_shapes import SpanLog, at
+from tests.damaged_files import cut_short
 
 
 class Watcher:
@@ -396,8 +397,7 @@ async def test_a_watcher_names_a_damaged_segment_and_what_to_do(
     history(log)
     log.write(store_layout)
     (segment,) = store_layout.root.glob("spans/**/[!_]*.parquet")
-    with segment.open("r+b") as f:  # cut short, as a crash of the disk can
-        f.truncate(segment.stat().st_size // 2)
+    cut_short(segment)  # as a crash of the disk can
     watcher = Watcher(store_layout, Alerter(publish=None, dashboard_url="http://127.0.0.1:8501"))
     for _ in range(300):
         await asyncio.sleep(0.1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from tests.damaged_files import cut_short
 from tests.dashboard.app_driver import open_dashboard
 from tests.dashboard.fixture_store import FAILED_WORKFLOW, PARSED, STALLED_WORKFLOW
 
@@ -82,8 +83,7 @@ def test_a_damaged_segment_is_named_on_the_page_that_reads_it_and_the_others_wor
     store = tmp_path / "data"
     shutil.copytree(recruitment_store, store)
     (segment,) = [p for p in (store / "consumer_lag").rglob("*.parquet") if p.name[0] != "_"]
-    with segment.open("r+b") as f:  # cut short, as a crash of the disk can
-        f.truncate(segment.stat().st_size // 2)
+    cut_short(segment)  # as a crash of the disk can
 
     services = open_dashboard(store, page="pages/services.py")
     (error,) = [str(e.value) for e in services.error]
