@@ -16,7 +16,10 @@
               - scorer                          # the step's deadline and sla
               - archiver: {deadline: 10m}       # its own, for this consumer only
             deadline: 2m
+          recruit.decision.made:
+            next: []                            # nothing may follow it
 
+A step without ``next`` leaves what follows it to learning; ``next: []`` allows nothing.
 Durations are ``500ms``, ``30s``, ``5m``, ``2h``, ``1d`` or plain seconds. What is declared
 overrides what the correlator learned; the rest is still learned. A subject's
 consumers, deadline and sla hold wherever it is published: a step several workflows
@@ -65,7 +68,8 @@ class ConsumerTerms:
 class DeclaredStep:
     subject: str
     consumers: tuple[str, ...] = ()
-    next: tuple[str, ...] = ()
+    # the events allowed to follow it; None: not declared (learned), (): none may
+    next: tuple[str, ...] | None = None
     deadline_s: float | None = None
     sla_s: float | None = None
     terms: tuple[ConsumerTerms, ...] = ()  # sorted by consumer
@@ -252,7 +256,9 @@ def parse_choreography(text: str, *, path: Path | str = "choreography.yaml") -> 
                     subject=str(subject),
                     consumers=consumers,
                     terms=terms,
-                    next=_names(step.get("next"), path=path, where=f"{where}.next"),
+                    next=None
+                    if step.get("next") is None
+                    else _names(step["next"], path=path, where=f"{where}.next"),
                     deadline_s=_duration(
                         step.get("deadline"), path=path, where=f"{where}.deadline"
                     ),
@@ -343,7 +349,7 @@ def merged_steps(choreography: Choreography) -> list[DeclaredStep]:
             subject=step.subject,
             consumers=was.consumers or step.consumers,
             terms=was.terms if was.consumers else step.terms,
-            next=(),  # what follows it is per workflow: read it from each workflow's steps
+            next=None,  # what follows it is per workflow: read it from each workflow's steps
             deadline_s=was.deadline_s if was.deadline_s is not None else step.deadline_s,
             sla_s=was.sla_s if was.sla_s is not None else step.sla_s,
         )
@@ -381,7 +387,7 @@ def dump_choreography(choreography: Choreography, *, header: str = "") -> str:
             body: dict[str, Any] = {}
             if step.consumers:
                 body["consumers"] = _consumer_list(step.consumers, step.terms)
-            if step.next:
+            if step.next is not None:
                 body["next"] = list(step.next)
             if step.deadline_s is not None:
                 body["deadline"] = format_duration(step.deadline_s)

@@ -235,9 +235,10 @@ def _slow(f: dict[str, Any], now: dt.datetime) -> str:
 def _deviation(f: dict[str, Any], now: dt.datetime) -> str:
     after = f"after `{f['from_subject']}`" if f.get("from_subject") else "as a first event"
     rule = "its declared choreography" if f.get("declared") else "the learned choreography"
+    why = f": nothing may follow `{f['from_subject']}`" if f.get("closed") else ""
     return (
         f"deviation: `{f.get('service')}` published `{f['subject']}` {after} in this "
-        f"`{f.get('workflow_type')}` workflow, which {rule} does not allow"
+        f"`{f.get('workflow_type')}` workflow, which {rule} does not allow{why}"
     )
 
 

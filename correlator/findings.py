@@ -82,6 +82,7 @@ MODEL_FOLLOWS = pa.schema(
     [
         ("workflow_type", pa.string()),
         ("from_subject", pa.string()),  # null: the first event of the workflow
+        # null: from_subject is a step declared with `next: []` (nothing may follow it)
         ("to_subject", pa.string()),
         ("support", pa.int64()),  # workflows in which the transition was seen
         ("terminal", pa.bool_()),  # to_subject ends the workflow

@@ -109,7 +109,7 @@ def unseen_declarations(model: ChoreographyModel, declared: Choreography) -> lis
     for wf in declared.workflows:
         named = [("starts_with", wf.starts_with)] + [("terminal", t) for t in wf.terminal]
         named += [("step", step.subject) for step in wf.steps]
-        named += [("next", n) for step in wf.steps for n in step.next]
+        named += [("next", n) for step in wf.steps for n in step.next or ()]
         for role, subject in named:
             if subject not in subjects:
                 problems.append(
@@ -190,7 +190,7 @@ def _apply_declared(
         # what follows a subject is declared when it is a step with `next`; the rest
         # is still learned (a terminal event says a run may end there, not that
         # nothing may follow it)
-        declared_from = {s.subject for s in wf.steps if s.next}
+        declared_from = {s.subject for s in wf.steps if s.next is not None}
         model.follows += [
             dict(
                 f,
@@ -211,7 +211,7 @@ def _apply_declared(
             }
         )
         transitions = [(None, wf.starts_with)] + [
-            (step.subject, nxt) for step in wf.steps for nxt in step.next
+            (step.subject, nxt) for step in wf.steps for nxt in _declared_after(step)
         ]
         for from_subject, to_subject in transitions:
             model.follows.append(
@@ -224,6 +224,15 @@ def _apply_declared(
                     "source": "declared",
                 }
             )
+
+
+def _declared_after(step: DeclaredStep) -> tuple[str | None, ...]:
+    """The transitions a step declares, by their to_subject: none without `next` (left
+    to learning); for `next: []`, one with none, which says that what may follow the
+    step is declared, and nothing is."""
+    if step.next is None:
+        return ()
+    return step.next or (None,)
 
 
 def read_written_model(layout: StoreLayout) -> ChoreographyModel | None:
@@ -272,8 +281,11 @@ def model_as_choreography(model: ChoreographyModel, *, thresholds: Thresholds) -
         steps = []
         for subject in subjects:
             rows = sorted(consumers.get(subject, []), key=lambda r: r["consumer"])
-            nxt = sorted({f["to_subject"] for f in follows if f["from_subject"] == subject})
-            steps.append(_as_step(subject, rows, next_subjects=tuple(nxt)))
+            after = [f["to_subject"] for f in follows if f["from_subject"] == subject]
+            # none learned: left to learning; declared that none may (a row with no
+            # to_subject): `next: []`
+            nxt = tuple(sorted({s for s in after if s is not None})) if after else None
+            steps.append(_as_step(subject, rows, next_subjects=nxt))
         terminal = sorted({f["to_subject"] for f in follows if f["terminal"]})
         workflows.append(
             DeclaredWorkflow(
@@ -287,7 +299,7 @@ def model_as_choreography(model: ChoreographyModel, *, thresholds: Thresholds) -
 
 
 def _as_step(
-    subject: str, rows: list[dict[str, Any]], *, next_subjects: tuple[str, ...]
+    subject: str, rows: list[dict[str, Any]], *, next_subjects: tuple[str, ...] | None
 ) -> DeclaredStep:
     """A step with its consumers' rows: the step's deadline and SLA are the most
     consumers share (the longest among equals), and a consumer whose own differ keeps
@@ -324,6 +336,9 @@ def _most_shared(values: Iterable[float | None]) -> float | None:
 
 def _in_flow_order(start: str, follows: list[dict[str, Any]]) -> list[str]:
     """Subjects breadth-first from the start event, so the file reads as the flow."""
+    # a step declared `next: []` has a row with no to_subject
+    closed = sorted({f["from_subject"] for f in follows if f["to_subject"] is None})
+    follows = [f for f in follows if f["to_subject"] is not None]
     order, queue = [start], [start]
     while queue:
         subject = queue.pop(0)
@@ -332,4 +347,4 @@ def _in_flow_order(start: str, follows: list[dict[str, Any]]) -> list[str]:
                 order.append(nxt)
                 queue.append(nxt)
     rest = sorted({f["to_subject"] for f in follows} - set(order))
-    return order + rest
+    return order + rest + [s for s in closed if s not in order and s not in rest]

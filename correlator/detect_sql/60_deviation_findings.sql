@@ -4,9 +4,14 @@
 -- (learned types, and the subjects a declared type leaves to learning), once the
 -- type has enough runs to learn from, transitions seen in enough of them are. A
 -- publish whose cause has not arrived yet (cause_seen) is judged once it has.
+-- closed: the cause is a step declared with `next: []` (its one row has no
+-- to_subject): nothing may follow it.
 CREATE OR REPLACE TEMP TABLE d_deviation_findings AS
 WITH declared_causes AS (
-    SELECT DISTINCT workflow_type, from_subject FROM model_follows WHERE source = 'declared'
+    SELECT workflow_type, from_subject, bool_and(to_subject IS NULL) AS closed
+    FROM model_follows
+    WHERE source = 'declared'
+    GROUP BY workflow_type, from_subject
 )
 SELECT
     'deviation' AS kind,
@@ -22,7 +27,8 @@ SELECT
     t.from_subject,
     t.published_at AS since,
     f.support,
-    d.workflow_type IS NOT NULL AS declared
+    d.workflow_type IS NOT NULL AS declared,
+    coalesce(d.closed, false) AS closed
 FROM transitions AS t
 JOIN d_workflows AS w USING (workflow_id)
 LEFT JOIN model_follows AS f

@@ -34,6 +34,13 @@ def up_to_parsed(ours: OurSpans, workflow_id: str, *, start: float) -> Published
     return ours.step(first, service="parser", start=start + 0.1, end=start + 0.4, emits=PARSED)
 
 
+def up_to_scored(ours: OurSpans, workflow_id: str, *, start: float) -> Published:
+    """The first three steps; returns the `recruit.candidate.scored` message, not yet
+    consumed."""
+    parsed = up_to_parsed(ours, workflow_id, start=start)
+    return ours.step(parsed, service="scorer", start=start + 0.5, end=start + 0.8, emits=SCORED)
+
+
 def forgetful_watcher(layout: StoreLayout) -> Correlator:
     """A watcher that forgets a quiet trace fast: 5 s after its last span, at any tick."""
     return Correlator(

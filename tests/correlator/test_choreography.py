@@ -18,9 +18,18 @@ from correlator.engine import Correlator
 from correlator.model import model_as_choreography
 from correlator.thresholds import Thresholds
 from store import StoreLayout
-from tests.correlator.pipelines import PARSED, RECEIVED, SCORED, correlate, history, up_to_parsed
+from tests.correlator.pipelines import (
+    PARSED,
+    RECEIVED,
+    SCORED,
+    correlate,
+    history,
+    up_to_parsed,
+    up_to_scored,
+)
 from tests.correlator.span_shapes import SpanLog, at
 
+ARCHIVED = "recruit.candidate.archived"
 DECLARED = f"""
 version: 1
 workflows:
@@ -488,3 +497,52 @@ def test_two_workflows_declaring_one_step_differently_is_an_error() -> None:
         "workflows.orders.steps.notify.sent.deadline is 1m" in str(err.value)
     )
     assert "write the same in both, or in one only" in str(err.value)
+
+
+def test_a_step_declared_with_nothing_next_makes_whatever_follows_it_a_deviation(
+    store_layout: StoreLayout,
+) -> None:
+    # `next: []` says nothing may follow the step: it was read as no `next` at all,
+    # which leaves what follows to learning, and learning allowed the notifier's new
+    # event once enough runs had it
+    log = SpanLog()
+    ours = history(log, runs=10)
+    for i in range(10):
+        scored = up_to_scored(ours, f"wf-extra-{i}", start=20 + i)
+        ours.step(scored, service="notifier", start=20.9 + i, end=21 + i, emits=ARCHIVED)
+    log.write(store_layout)
+    declared = parse_choreography(
+        DECLARED.replace("scorer, auditor", "scorer").replace("sla: 500ms", "next: []")
+    )
+
+    outcome = correlate(store_layout, now_s=60, choreography=declared)
+
+    assert {(k, s) for k, _, s in outcome.kinds()} == {("deviation", ARCHIVED)}
+    assert {wf for _, wf, _ in outcome.kinds()} == {f"wf-extra-{i}" for i in range(10)}
+    assert (
+        f"its declared choreography does not allow: nothing may follow `{SCORED}`"
+        in outcome.of("deviation")[0]["detail"]
+    )
+    assert outcome.statuses["wf-0"][0] == "completed"
+
+
+def test_a_step_declared_with_nothing_next_is_written_out_so(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    history(log, runs=6)
+    log.write(store_layout)
+    declared = parse_choreography(DECLARED.replace("sla: 500ms", "next: []"))
+    engine = Correlator(
+        data_dir=store_layout.root, thresholds=Thresholds(min_deadline_s=5), choreography=declared
+    )
+    engine.cold_pass(now=at(60))
+    text = dump_choreography(model_as_choreography(engine.model, thresholds=engine.thresholds))
+    engine.close()
+
+    steps = {s.subject: s for s in parse_choreography(text).workflows[0].steps}
+    assert steps[SCORED].next == ()
+    assert steps[PARSED].next == (SCORED,)
+    # a step the file leaves to learning stays so
+    assert parse_choreography(DECLARED).workflows[0].steps[2].next is None
+    assert "next: []" in text
