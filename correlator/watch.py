@@ -27,6 +27,7 @@ from correlator.engine import Correlator
 from correlator.last_pass import EVERY_S, note_judging, stop_judging, write_last_pass
 from correlator.memory_budget import MemoryBudget, MemoryBudgetError
 from correlator.model import MODEL_FILES
+from correlator.sole_writer import sole_writer
 from correlator.thresholds import Thresholds
 from store import StoreLayout, read_retrying
 from store.quarantine import QUARANTINE_DIR, damaged_file_error, unreadable_reason
@@ -55,7 +56,23 @@ def correlate_once(
     memory: MemoryBudget | None = None,
 ) -> Correlator:
     """Compute the findings from what is stored now and write them; returns the
-    (closed) correlator, whose ``ledger`` and ``model`` hold the results."""
+    (closed) correlator, whose ``ledger`` and ``model`` hold the results. Raises
+    ``FindingsTakenError`` while another correlator writes the store's findings."""
+    with sole_writer(StoreLayout.at(data_dir), role="correlate --once"):
+        return _correlate_once(
+            data_dir=data_dir, thresholds=thresholds, choreography=choreography, now=now,
+            memory=memory,
+        )  # fmt: skip
+
+
+def _correlate_once(
+    *,
+    data_dir: str | Path,
+    thresholds: Thresholds | None,
+    choreography: Choreography | None,
+    now: dt.datetime | None,
+    memory: MemoryBudget | None,
+) -> Correlator:
     set_aside_damaged_findings(StoreLayout.at(data_dir))
     engine = Correlator(
         data_dir=data_dir, thresholds=thresholds, choreography=choreography, memory=memory
@@ -163,69 +180,71 @@ async def watch(
     layout = StoreLayout.at(data_dir)
     if not await wait_for_store(layout, stop=stop, poll_s=interval_s):
         return
-    set_aside_damaged_findings(layout)
-    engine = Correlator(
-        data_dir=layout.root,
-        thresholds=thresholds,
-        choreography=choreography,
-        keep_s=keep_s,
-        memory=memory,
-    )
-    judged = False
-    try:
-        started = time.perf_counter()
-        log.info("judging the spans stored in %s before watching", layout.root)
-        failures = 0
-        since = utc_now()  # readers see how long it has tried, not its latest attempt
-        while not await _cold_pass(engine, clock, stop=stop, since=since, failures=failures):
-            # a pass that failed for want of memory or disk fails again at once: wait
-            # longer each time, up to a minute
-            failures += 1
-            if not stop.is_set():
-                note_judging(layout, since=since, failures=failures)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    stop.wait(), timeout=min(interval_s * 2 ** (failures - 1), RETRY_MAX_S)
-                )
-            if stop.is_set():
-                return
-        written = await _alert_and_write(engine, alerter, clock, failing=False)
-        judged, recorded = True, _record_pass(engine, clock, watching=True)
-        log.info(
-            "ready: correlating %s every %gs (cold pass %.2fs, %d anomalies known); "
-            "alerts on choreo.alerts.>",
-            layout.root, interval_s, time.perf_counter() - started, len(engine.ledger),
-        )  # fmt: skip
-        if ready is not None:
-            ready.set()
-        tick_failures = _FailureLog()
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval_s)
-            if stop.is_set():
-                break
-            if await _pass(engine.tick, clock, tick_failures):
-                written = await _alert_and_write(engine, alerter, clock, failing=not written)
-                if time.monotonic() - recorded >= EVERY_S:
-                    recorded = _record_pass(engine, clock, watching=True)
-    finally:
-        await alerter.close()
-        try:  # before the first judgement there is nothing of this run to write
-            error = _write_error(engine) if judged else None
-        finally:
-            engine.close()
-        if judged:  # the statuses stop at its last pass
-            _record_pass(engine, clock, watching=False)
-        else:  # stopped (or failed) during its cold pass: it judges no more
-            stop_judging(layout)
-        if error is None:
-            log.info("correlator stopped; findings written to %s", layout.findings)
-        else:
-            log.error(
-                "correlator stopped without writing its last findings to %s (%s): alerts "
-                "sent since they were last written may be sent again by the next watcher",
-                layout.findings, error,
+    # one correlator at a time writes a store's findings (a second is refused)
+    with sole_writer(layout, role="correlate --watch"):
+        set_aside_damaged_findings(layout)
+        engine = Correlator(
+            data_dir=layout.root,
+            thresholds=thresholds,
+            choreography=choreography,
+            keep_s=keep_s,
+            memory=memory,
+        )
+        judged = False
+        try:
+            started = time.perf_counter()
+            log.info("judging the spans stored in %s before watching", layout.root)
+            failures = 0
+            since = utc_now()  # readers see how long it has tried, not its latest attempt
+            while not await _cold_pass(engine, clock, stop=stop, since=since, failures=failures):
+                # a pass that failed for want of memory or disk fails again at once: wait
+                # longer each time, up to a minute
+                failures += 1
+                if not stop.is_set():
+                    note_judging(layout, since=since, failures=failures)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        stop.wait(), timeout=min(interval_s * 2 ** (failures - 1), RETRY_MAX_S)
+                    )
+                if stop.is_set():
+                    return
+            written = await _alert_and_write(engine, alerter, clock, failing=False)
+            judged, recorded = True, _record_pass(engine, clock, watching=True)
+            log.info(
+                "ready: correlating %s every %gs (cold pass %.2fs, %d anomalies known); "
+                "alerts on choreo.alerts.>",
+                layout.root, interval_s, time.perf_counter() - started, len(engine.ledger),
             )  # fmt: skip
+            if ready is not None:
+                ready.set()
+            tick_failures = _FailureLog()
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=interval_s)
+                if stop.is_set():
+                    break
+                if await _pass(engine.tick, clock, tick_failures):
+                    written = await _alert_and_write(engine, alerter, clock, failing=not written)
+                    if time.monotonic() - recorded >= EVERY_S:
+                        recorded = _record_pass(engine, clock, watching=True)
+        finally:
+            await alerter.close()
+            try:  # before the first judgement there is nothing of this run to write
+                error = _write_error(engine) if judged else None
+            finally:
+                engine.close()
+            if judged:  # the statuses stop at its last pass
+                _record_pass(engine, clock, watching=False)
+            else:  # stopped (or failed) during its cold pass: it judges no more
+                stop_judging(layout)
+            if error is None:
+                log.info("correlator stopped; findings written to %s", layout.findings)
+            else:
+                log.error(
+                    "correlator stopped without writing its last findings to %s (%s): alerts "
+                    "sent since they were last written may be sent again by the next watcher",
+                    layout.findings, error,
+                )  # fmt: skip
 
 
 def _record_pass(engine: Correlator, clock: Callable[[], dt.datetime], *, watching: bool) -> float:

@@ -257,3 +257,41 @@ def test_correlate_watch_command_logs_ready_and_stops_cleanly_on_sigterm(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_second_correlator_on_a_store_is_refused_and_named_until_the_first_is_gone(
+    store_layout: StoreLayout, nats_server: EmbeddedNats
+) -> None:
+    # two correlators writing one store's findings took turns: the dashboard showed
+    # one then the other, and each new anomaly was alerted twice
+    _store_with_a_dropped_message(store_layout)
+    command = [sys.executable, "-m", "choreoscope.cli", "correlate", "--data",
+               str(store_layout.root), "--nats", nats_server.url, "--min-deadline", "5s"]  # fmt: skip
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    first = subprocess.Popen(
+        [*command, "--watch"], stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        for line in first.stderr:
+            if "ready:" in line:
+                break
+        second = [
+            subprocess.run([*command, mode], capture_output=True, text=True, env=env, timeout=60)
+            for mode in ("--once", "--watch")
+        ]
+        first.kill()  # as a crash would: the kernel lets go of what it held
+        first.wait()
+        after = subprocess.run(
+            [*command, "--once"], capture_output=True, text=True, env=env, timeout=60
+        )
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+
+    for refused in second:
+        assert refused.returncode == 2, refused.stderr
+        assert f"`correlate --watch` (pid {first.pid}" in refused.stderr
+        assert "Stop it first" in refused.stderr
+    assert after.returncode == 0, after.stderr
+    assert "open anomalies" in after.stdout
