@@ -58,7 +58,9 @@ class MalformedBatch(ValueError):
 def decode_columnar(payload: bytes, *, rejects: Rejects) -> pa.Table:
     """A ``RAW_SPANS`` table from one columnar batch; raises ``MalformedBatch``."""
     try:
-        batch = msgpack.unpackb(payload, raw=False, unicode_errors="surrogateescape")
+        batch = msgpack.unpackb(
+            payload, raw=False, unicode_errors="surrogateescape", strict_map_key=False
+        )  # a resource key that is a number is read as text, as a binary one is
     except Exception as e:  # msgpack raises several unrelated types for bad input
         raise MalformedBatch(f"not a msgpack map: {e}") from None
     if not isinstance(batch, dict):

@@ -120,13 +120,13 @@ def _span_row(span: dict[str, Any], scope: str | None, service: tuple[Any, ...])
         _id(span.get("traceId")),
         _id(span.get("spanId")),
         _id(span.get("parentSpanId")) or None,
-        span.get("name", ""),
-        scope,
-        int(span.get("kind", 0)),
+        _text("name", span.get("name", "")),
+        _text("scope name", scope),
+        _int64("kind", span.get("kind", 0)),
         _nanos(span.get("startTimeUnixNano")),
         _nanos(span.get("endTimeUnixNano")),
-        int(status.get("code", 0)),
-        status.get("message") or None,
+        _int64("status code", status.get("code", 0)),
+        _text("status message", status.get("message")) or None,
         _dumps(attributes),
         _events(span.get("events")),
         _links(span.get("links")),
@@ -195,6 +195,23 @@ def _any_value(value: dict[str, Any]) -> Any:
     if "bytesValue" in value:
         return value["bytesValue"]
     return None
+
+
+def _text(what: str, value: Any) -> str | None:
+    """A text field's value; raises ``TypeError`` (the span is refused alone) for
+    another type: a number or a list there failed the whole request."""
+    if value is None or isinstance(value, str):
+        return value
+    raise TypeError(f"{what} is {type(value).__name__}, not text")
+
+
+def _int64(what: str, value: Any) -> int:
+    """An enum field's value; raises ``OverflowError`` (the span is refused alone)
+    beyond int64: such a value failed the whole request."""
+    number = int(value)
+    if not -(2**63) <= number < 2**63:
+        raise OverflowError(f"{what} {number} is beyond int64")
+    return number
 
 
 def _id(value: Any) -> str | None:

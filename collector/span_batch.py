@@ -102,7 +102,7 @@ def fits_int64(value: int) -> bool:
 
 def int64_or_sentinel(value: Any) -> int:
     """A time that fits int64 nanoseconds, else ``OUT_OF_RANGE_NS`` (refused later)."""
-    if isinstance(value, int) and fits_int64(value):
+    if type(value) is int and fits_int64(value):  # not a bool: Arrow refuses it as int64
         return value
     return OUT_OF_RANGE_NS
 
@@ -216,7 +216,7 @@ def _truncate_huge_attributes(raw: pa.Table, *, rejects: Rejects, max_chars: int
 def _truncated_attributes(text: str, *, max_chars: int) -> tuple[str, list[str]]:
     try:
         attributes = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested too deeply: read as text, like bad JSON
         return json.dumps({"choreo.attributes.unparsed": text[:max_chars]}), ["(unparsed)"]
     if not isinstance(attributes, dict):
         return json.dumps({"choreo.attributes.unparsed": text[:max_chars]}), ["(not an object)"]

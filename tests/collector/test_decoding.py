@@ -212,6 +212,7 @@ def test_a_span_linking_to_several_spans_is_flagged_several_links(
         ("start_ns", 5 * 10**9, "start time is outside the years 2000-2100"),
         ("end_ns", 1_500_000_000 * 10**9, "span ends before it starts"),
         ("end_ns", 2**64 - 1, "end time is outside the years 2000-2100"),
+        ("start_ns", True, "start time is outside the years 2000-2100"),  # refused the batch
     ],
 )
 def test_span_with_bad_identity_or_time_is_rejected_and_the_rest_kept(
@@ -245,8 +246,19 @@ def test_otlp_json_span_in_year_3000_is_rejected() -> None:
         lambda span: span["attributes"].append({"key": "n", "value": {"intValue": "n/a"}}),
         lambda span: span.update(kind="SERVER"),  # the enum's name, not its number
         lambda span: span["attributes"].append({"value": {"stringValue": "no key"}}),
+        # each of these refused the whole request, its good spans with it
+        lambda span: span.update(name=42),
+        lambda span: span.update(status={"code": 2, "message": ["not", "text"]}),
+        lambda span: span.update(kind=2**64),
     ],
-    ids=["int-attribute-not-a-number", "kind-as-a-name", "attribute-without-key"],
+    ids=[
+        "int-attribute-not-a-number",
+        "kind-as-a-name",
+        "attribute-without-key",
+        "name-not-text",
+        "status-message-not-text",
+        "kind-beyond-int64",
+    ],
 )
 def test_one_otlp_json_span_of_an_unexpected_shape_is_rejected_alone(damage) -> None:
     # DESIGN: the good spans of a partly bad payload are kept
@@ -260,6 +272,18 @@ def test_one_otlp_json_span_of_an_unexpected_shape_is_rejected_alone(damage) -> 
     (rejected,) = decoded.rejected.to_pylist()
     assert rejected["reason"].startswith("OTLP JSON span of an unexpected shape")
     assert json.loads(rejected["raw"])["spanId"] == bad["spanId"]
+
+
+def test_otlp_json_scope_whose_name_is_not_text_refuses_its_spans_and_keeps_the_others() -> None:
+    request = otlp_json_request(0, 20)
+    scope_spans = request["resourceSpans"][0]["scopeSpans"]
+    scope_spans.append({"scope": {"name": 7}, "spans": [scope_spans[0]["spans"].pop()]})
+
+    decoded = decode(json.dumps(request).encode(), JSON)
+
+    assert (decoded.span_count, decoded.received_spans) == (19, 20)
+    (reason,) = decoded.rejected.column("reason").to_pylist()
+    assert "scope name is int, not text" in reason
 
 
 @pytest.mark.parametrize(
@@ -315,6 +339,17 @@ def test_many_small_attributes_over_the_cap_are_cut_to_it_not_only_flagged() -> 
     assert attributes["choreo.attributes.dropped"] + len(attributes) - 1 == 1_000
     (rejected,) = decoded.rejected.to_pylist()
     assert "dropped whole: tool.arg." in rejected["reason"]
+
+
+def test_attributes_over_the_cap_nested_too_deeply_to_read_are_cut_and_the_batch_kept() -> None:
+    # json.loads raised RecursionError there: the whole batch was refused, its good spans too
+    batch = msgpack.unpackb(columnar_batch(0, 10, now_ns=NOW_NS))
+    batch["attributes"][3] = '{"k": ' + "[" * 50_000 + "]" * 50_000 + "}"
+    decoded = decode(msgpack.packb(batch), COLUMNAR)
+    assert decoded.span_count == 10 and decoded.unreadable == 0
+    (span,) = [s for s in decoded.spans.to_pylist() if s["span_id"] == batch["span_id"][3]]
+    assert span["ingest_flags"] == "attribute_truncated"
+    assert len(json.loads(span["attributes"])["choreo.attributes.unparsed"]) == MAX_ATTRIBUTE_CHARS
 
 
 def test_non_utf8_text_is_repaired_flagged_and_recorded_in_every_format() -> None:
@@ -392,6 +427,14 @@ def test_columnar_resource_with_a_binary_key_keeps_its_spans() -> None:
     decoded = decode(msgpack.packb(batch, use_bin_type=True), COLUMNAR)
     assert decoded.span_count == 2 and decoded.reject_count == 0
     assert json.loads(decoded.spans["resource"][0].as_py())["build"] == "42"
+
+
+def test_columnar_resource_with_a_number_key_keeps_its_spans() -> None:
+    batch = msgpack.unpackb(columnar_batch(0, 2, now_ns=NOW_NS))
+    batch["resource"] = {**batch["resource"], 7: "seven"}
+    decoded = decode(msgpack.packb(batch), COLUMNAR)
+    assert decoded.span_count == 2 and decoded.reject_count == 0
+    assert json.loads(decoded.spans["resource"][0].as_py())["7"] == "seven"
 
 
 def test_exporter_numbers_beyond_int64_are_left_out_and_the_spans_kept() -> None:
