@@ -13,6 +13,7 @@ from choreoscope.nats_server import EmbeddedNats
 from instrumentation import wire
 from tests.collector.batches import columnar_batch, otlp_request
 from tests.collector.collector_harness import (
+    block_todays_partition,
     jetstream,
     publish_spans,
     scalar,
@@ -90,3 +91,28 @@ async def test_every_span_is_stored_exactly_once_after_a_sigkill_mid_stream(
         await asyncio.to_thread(proc.wait, 30)
     assert scalar(data, "select count(distinct (trace_id, span_id)) from spans") == total
     assert scalar(data, "select count(*) from spans_raw") >= total
+
+
+async def test_spans_a_sigkilled_collector_fetched_but_had_not_written_are_stored_by_the_next(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    # the kill lands for certain between fetch and durable write: the store refuses
+    # the segment, so the collector holds the message unacked when it dies (a collector
+    # that acked on fetch passed the mid-stream test above, which mostly kills between
+    # batches, but loses these)
+    data, log = tmp_path / "data", tmp_path / "collect.log"
+    today = block_todays_partition(data, "spans")
+    proc = start_collect(nats_server.url, data, log)
+    try:
+        await wait_ready(log)
+        async with jetstream(nats_server.url) as js:
+            await publish_spans(js, columnar_batch(0, 30), content_type=wire.CONTENT_TYPE_COLUMNAR)
+        assert await wait_for(lambda: "cannot write a segment" in log.read_text(), timeout=30)
+        proc.kill()
+        proc.wait()
+        today.unlink()  # space is back
+        proc = start_collect(nats_server.url, data, log)
+        assert await wait_for_count(data, "select count(*) from spans", 30, timeout=30) == 30
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(proc.wait, 30)
