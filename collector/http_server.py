@@ -3,6 +3,12 @@
 Keep-alive, ``Content-Length`` and chunked bodies, ``Expect: 100-continue``, and
 a body size limit enforced before the body is read (413). The application is
 one coroutine: ``(Request) -> Response``; if it raises, the answer is a 500 saying so.
+
+A client holds nothing for ever: a connection idle between requests for
+``idle_timeout_s`` is closed (a client that vanished without closing it left it
+open, and a long-running receiver ran out of file descriptors), a request whose
+head and body take longer than ``request_timeout_s`` to arrive gets a 408, and
+beyond ``max_connections`` open at once a new one gets a 503 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -19,6 +25,10 @@ from instrumentation.throttled_log import ThrottledWarning
 log = logging.getLogger(__name__)
 
 MAX_HEADER_LINES = 100
+IDLE_TIMEOUT_S = 75.0  # as nginx's keep-alive: an SDK sends more often than that
+REQUEST_TIMEOUT_S = 60.0  # a request's head and body; a 16 MiB body at ~300 KiB/s
+MAX_CONNECTIONS = 512
+RETRY_AFTER_S = 1
 
 
 @dataclass(frozen=True)
@@ -46,11 +56,24 @@ Handler = Callable[[Request], Awaitable[Response]]
 class HttpServer:
     """Serves ``handler`` on ``host:port`` (port 0 picks a free one) until ``stop()``."""
 
-    def __init__(self, *, handler: Handler, host: str, port: int, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        *,
+        handler: Handler,
+        host: str,
+        port: int,
+        max_body_bytes: int,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
+        request_timeout_s: float = REQUEST_TIMEOUT_S,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
         self.handler = handler
         self.host = host
         self.port = port
         self.max_body_bytes = max_body_bytes
+        self.idle_timeout_s = idle_timeout_s
+        self.request_timeout_s = request_timeout_s
+        self.max_connections = max_connections
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._warn_refused = ThrottledWarning(10.0, logger=log)
@@ -74,10 +97,28 @@ class HttpServer:
         assert task is not None
         self._connections.add(task)
         try:
+            if len(self._connections) > self.max_connections:
+                self._warn_refused(
+                    f"refused a connection with 503: {self.max_connections} are open",
+                    "its client retries; raise max_connections if many clients export here",
+                )
+                busy = Response(
+                    503,
+                    f"over {self.max_connections} connections open: retry shortly\n".encode(),
+                    {"Retry-After": str(RETRY_AFTER_S)},
+                )
+                await _send(writer, busy, False)
+                return
             while await self._one_exchange(reader, writer):
                 pass
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass
+        except _RequestTimeout:
+            late = Response(
+                408, f"request not received within {self.request_timeout_s:g} s\n".encode()
+            )
+            with contextlib.suppress(ConnectionError):
+                await _send(writer, late, False)
         except ValueError as e:
             log.debug("bad HTTP request: %s", e)
             with contextlib.suppress(ConnectionError):
@@ -91,22 +132,22 @@ class HttpServer:
     async def _one_exchange(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> bool:
-        line = await reader.readline()
+        try:
+            line = await asyncio.wait_for(reader.readline(), self.idle_timeout_s)
+        except TimeoutError:  # idle: the client may be gone without a word
+            return False
         if not line:
             return False
-        method, target, version = line.decode("latin-1").split()
-        headers: dict[str, str] = {}
-        for _ in range(MAX_HEADER_LINES):
-            raw = await reader.readline()
-            if raw in (b"\r\n", b"\n", b""):
-                break
-            name, _, value = raw.decode("latin-1").partition(":")
-            headers[name.strip().lower()] = value.strip()
-        else:
-            raise ValueError("too many header lines")
-        keep_alive = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
         try:
-            body = await self._read_body(reader, writer, headers)
+            async with asyncio.timeout(self.request_timeout_s):
+                method, target, version = line.decode("latin-1").split()
+                headers = await _read_headers(reader)
+                keep_alive = (
+                    version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
+                )
+                body = await self._read_body(reader, writer, headers)
+        except TimeoutError:
+            raise _RequestTimeout from None
         except BodyTooLarge:
             peer = writer.get_extra_info("peername")
             self._warn_refused(
@@ -157,6 +198,21 @@ class HttpServer:
                 raise BodyTooLarge
             parts.append(await reader.readexactly(size))
             await reader.readexactly(2)
+
+
+class _RequestTimeout(Exception):
+    pass
+
+
+async def _read_headers(reader: asyncio.StreamReader) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for _ in range(MAX_HEADER_LINES):
+        raw = await reader.readline()
+        if raw in (b"\r\n", b"\n", b""):
+            return headers
+        name, _, value = raw.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    raise ValueError("too many header lines")
 
 
 async def _send(writer: asyncio.StreamWriter, response: Response, keep_alive: bool) -> None:

@@ -235,6 +235,63 @@ async def test_a_handler_that_raises_gets_a_500_saying_what_failed() -> None:
     assert body == b"internal error handling the request: RuntimeError: decoder exploded\n"
 
 
+async def _ok(request: Request) -> Response:
+    return Response(200, b"ok")
+
+
+@contextlib.asynccontextmanager
+async def _plain_server(**limits: float) -> AsyncIterator[HttpServer]:
+    server = HttpServer(handler=_ok, host="127.0.0.1", port=0, max_body_bytes=1024, **limits)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+async def _answer(reader: asyncio.StreamReader) -> bytes:
+    """All the server sends until it closes the connection."""
+    return await asyncio.wait_for(reader.read(), timeout=10)
+
+
+async def test_a_connection_left_idle_or_a_request_left_half_sent_is_closed() -> None:
+    # a client gone without closing its keep-alive connection, or stalled mid-request,
+    # held it open for ever: a long-running receiver ran out of file descriptors
+    async with _plain_server(idle_timeout_s=0.2, request_timeout_s=0.2) as server:
+        idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", server.port)
+        half_reader, half_writer = await asyncio.open_connection("127.0.0.1", server.port)
+        half_writer.write(b"POST /v1/traces HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc")
+        await half_writer.drain()
+
+        assert await _answer(idle_reader) == b""
+        late = await _answer(half_reader)
+        # a request sent in time on a fresh connection is still answered
+        status, _, body = await post(server, b"{}", content_type="application/json")
+    for writer in (idle_writer, half_writer):
+        writer.close()
+    assert late.startswith(b"HTTP/1.1 408 ") and b"not received within 0.2 s" in late
+    assert (status, body) == (200, b"ok")
+
+
+async def test_connections_over_the_limit_get_a_503_with_retry_after() -> None:
+    async with _plain_server(max_connections=2) as server:
+        held = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(2)]
+        await asyncio.sleep(0.1)  # both accepted
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        refused = await _answer(reader)
+        writer.close()
+        for _, w in held:
+            w.close()
+            await w.wait_closed()
+        for _ in range(50):  # once the server has seen them go, a client gets in
+            status, _, _ = await post(server, b"{}", content_type="application/json")
+            if status == 200:
+                break
+            await asyncio.sleep(0.1)
+    assert refused.startswith(b"HTTP/1.1 503 ") and b"Retry-After: 1" in refused
+    assert status == 200
+
+
 async def test_a_body_of_several_gzip_members_is_stored_whole(
     nats_server: EmbeddedNats, tmp_path: Path
 ) -> None:

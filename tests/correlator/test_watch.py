@@ -265,12 +265,20 @@ def test_a_second_correlator_on_a_store_is_refused_and_named_until_the_first_is_
     # two correlators writing one store's findings took turns: the dashboard showed
     # one then the other, and each new anomaly was alerted twice
     _store_with_a_dropped_message(store_layout)
-    command = [sys.executable, "-m", "choreoscope.cli", "correlate", "--data",
-               str(store_layout.root), "--nats", nats_server.url, "--min-deadline", "5s"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "choreoscope.cli",
+        "correlate",
+        "--data",
+        str(store_layout.root),
+        "--nats",
+        nats_server.url,
+        "--min-deadline",
+        "5s",
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    first = subprocess.Popen(
-        [*command, "--watch"], stderr=subprocess.PIPE, text=True, env=env
-    )
+    first = subprocess.Popen([*command, "--watch"], stderr=subprocess.PIPE, text=True, env=env)
     try:
         for line in first.stderr:
             if "ready:" in line:
