@@ -223,3 +223,16 @@ def test_python_dash_m_choreoscope_runs_the_command() -> None:
     )  # fmt: skip
     assert done.returncode == 0
     assert done.stdout.startswith("usage: choreoscope show")
+
+
+def test_a_demo_deadline_floor_the_correlator_refuses_is_refused_before_anything_starts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # `demo --min-deadline 50ms` started nats-server, the collector and the pipelines,
+    # then stopped them all when the correlator refused '0.05s' (a value never typed)
+    # parsed only: were it taken, main() would start the whole demo
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["demo", "--min-deadline", "50ms"])
+    assert exit_.value.code == 2
+    assert "'50ms' is too short; write 100ms or more" in _error(capsys)
+    assert build_parser().parse_args(["demo", "--min-deadline", "100ms"]).step_deadline == 0.1

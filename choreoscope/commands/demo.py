@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from choreoscope.demo_run import DemoRun
-from choreoscope.settings import add_flags, parse_duration
+from choreoscope.settings import SETTINGS, add_flags, parse_duration
 from instrumentation.errors import ConfigurationError
 from samples.faults import parse_fault_rates
 
@@ -67,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--min-deadline",
         dest="step_deadline",
         metavar="DURATION",
-        type=_duration,
+        type=_min_deadline,
         default=5.0,
         help="the correlator's floor under step deadlines (demo default 5s, so stalls show fast)",
     )
@@ -115,5 +115,14 @@ def run(args: argparse.Namespace) -> int:
 def _duration(text: str) -> float:
     try:
         return parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _min_deadline(text: str) -> float:
+    """The correlator's own floor (at least 100ms), checked here: a value it refuses
+    would otherwise stop the demo after everything started."""
+    try:
+        return SETTINGS["min_deadline"].parse(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
