@@ -35,7 +35,7 @@ and the correlator's: messages, workflows, anomalies, edges, hops.
 
   choreoscope sql "select service_name, count(*) from spans group by 1"
   choreoscope sql --format json "select * from workflows where status='stalled'"
-  choreoscope sql --format parquet -o spans.parquet "select * from spans"
+  choreoscope sql -o spans.parquet "select * from spans"   # format from suffix
   echo "select count(*) from rejected" | choreoscope sql
   choreoscope sql --file report.sql --format csv > report.csv
   choreoscope sql --since 24h "select * from hops where queue_wait_ms > 1000"
@@ -56,7 +56,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_flags(p, "data", "log_level")
     p.add_argument(
-        "--format", choices=FORMATS, default="table", help="output format (default table)"
+        "--format",
+        choices=FORMATS,
+        default=None,
+        help="output format (default: from the -o file's .csv, .json or .parquet suffix, "
+        "else table)",
     )
     p.add_argument("--file", type=Path, help="read the query from this file")
     p.add_argument(
@@ -145,22 +149,30 @@ def one_reading_statement(text: str) -> str:
     return text
 
 
+def output_format(*, fmt: str | None, output: Path | None) -> str:
+    """``fmt`` when given, else the one the output file's suffix names (``-o
+    report.csv`` writes CSV, not a drawn table), else a table."""
+    if fmt is not None:
+        return fmt
+    suffix = output.suffix.lower().lstrip(".") if output is not None else ""
+    return suffix if suffix in FORMATS else "table"
+
+
 def run(args: argparse.Namespace) -> int:
+    fmt = output_format(fmt=args.format, output=args.output)
     query = one_reading_statement(read_query(args).strip().rstrip(";").strip())
     con = open_connection(args.data)
     try:
         # again if a file changed under it: the correlator rewrote a findings
         # file, or compaction retired a segment, while the query read it
         columns, rows, table = read_retrying(
-            lambda: _run(
-                con, query, arrow=args.format == "parquet", since=window_begins(args.since)
-            )
+            lambda: _run(con, query, arrow=fmt == "parquet", since=window_begins(args.since))
         )
     except duckdb.Error as e:
         raise ChoreoscopeError(
             f"the query failed: {e}\nViews you can query: {', '.join(_views(con))}"
         ) from None
-    write_result(columns=columns, rows=rows, table=table, fmt=args.format, output=args.output)
+    write_result(columns=columns, rows=rows, table=table, fmt=fmt, output=args.output)
     return 0
 
 

@@ -168,3 +168,29 @@ def test_only_one_reading_query_runs(filled_store: StoreLayout, tmp_path: Path) 
     assert "INSTALL is no read" in sql(filled_store, "install httpfs").stderr.decode()
     assert two.returncode == 2 and "run one query at a time" in two.stderr.decode()
     assert b"Traceback" not in copy.stderr + two.stderr
+
+
+@pytest.mark.parametrize("suffix", ["csv", "json", "parquet"])
+def test_an_output_file_without_format_is_written_in_the_format_its_suffix_names(
+    filled_store: StoreLayout, tmp_path: Path, suffix: str
+) -> None:
+    # `-o report.csv` wrote the drawn table (+----+) into report.csv, and
+    # `-o spans.parquet` a text table no Parquet reader could open
+    target = tmp_path / f"out.{suffix}"
+    out = sql(filled_store, "-o", str(target), "select count(*) as n from spans")
+    assert out.returncode == 0, out.stderr
+    if suffix == "parquet":
+        assert pq.read_table(target).to_pylist() == [{"n": 12}]
+    elif suffix == "json":
+        assert json.loads(target.read_text()) == [{"n": 12}]
+    else:
+        assert target.read_text() == "n\n12\n"
+
+
+def test_an_explicit_format_wins_over_the_output_suffix(
+    filled_store: StoreLayout, tmp_path: Path
+) -> None:
+    target = tmp_path / "out.csv"
+    out = sql(filled_store, "--format", "table", "-o", str(target), "select 1 as n")
+    assert out.returncode == 0, out.stderr
+    assert target.read_text().startswith("+---+")
