@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
 from pathlib import Path
 
 from choreoscope.commands.correlate import declared_choreography, memory_budget
 from choreoscope.settings import add_flags
 from correlator.choreography_file import dump_choreography
 from correlator.engine import Correlator
+from correlator.findings import last_model_declared
 from correlator.model import model_as_choreography
 from correlator.model_refresh import learn_from_store
 from correlator.thresholds import Thresholds
 from instrumentation.errors import ChoreoscopeError
-from store import read_retrying
+from store import StoreLayout, read_retrying
 
 ORDER = 62
+
+log = logging.getLogger("choreoscope.model")
 
 DESCRIPTION = """\
 Learn the choreography from the stored spans (workflow types, which event
@@ -56,6 +60,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.write and args.write.exists() and not args.force:
         raise ChoreoscopeError(f"{args.write} exists: pass --force to overwrite it")
+    if args.choreography is None and last_model_declared(StoreLayout.at(args.data)):
+        # the demo, or a correlator run so: learned alone, the workflow types are named
+        # after their first events, not as `workflows` and the alerts name them
+        log.warning(
+            "the correlator judged %s with a declared choreography, and this model "
+            "is learned without it: workflow types are named after their first "
+            "events, and declared steps and deadlines are missing. Pass "
+            "--choreography FILE to start from the declared one",
+            args.data,
+        )  # fmt: skip
     thresholds = Thresholds(min_deadline_s=args.min_deadline)
     engine = Correlator(data_dir=args.data, thresholds=thresholds, memory=memory_budget(args))
     try:

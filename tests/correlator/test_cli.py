@@ -355,6 +355,24 @@ def test_model_write_produces_a_choreography_that_correlate_accepts(
         assert "--choreography FILE" not in caplog.text
 
 
+def test_model_of_a_store_judged_with_a_declared_choreography_says_to_pass_it(
+    judged_store: StoreLayout, tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # on the demo's store, `model --write` named the types `recruit.application.received`
+    # and `orders.created`, not the `recruitment` and `orders` that `workflows` showed,
+    # without a word; declared, the file then renamed every run
+    path = tmp_path / "choreography.yaml"
+    data = str(judged_store.root)
+    assert main(["model", "--write", str(path), "--data", data]) == 0
+    assert main(["correlate", "--once", "--data", data, "--choreography", str(path)]) == 0
+    with caplog.at_level(logging.WARNING, logger="choreoscope.model"):
+        assert main(["model", "--data", data]) == 0
+        assert "Pass --choreography FILE to start from the declared one" in caplog.text
+        caplog.clear()
+        assert main(["model", "--data", data, "--choreography", str(path)]) == 0
+        assert "--choreography FILE" not in caplog.text
+
+
 def test_correlate_needs_watch_or_once(judged_store: StoreLayout) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(["correlate", "--data", str(judged_store.root)])
