@@ -66,7 +66,7 @@ class DemoRun:
         if self.otlp_http is not None:
             ensure_port_free(*self.otlp_http, flag="--otlp-http")
         if self.dashboard:
-            ensure_port_free(self.host, self.port, flag="--port")
+            ensure_port_free(self.host, self.port, flag="--port", host_flag="--host")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         for path in (self.ground_truth, self.started_log):
             path.write_text("")

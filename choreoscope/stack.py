@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import socket
 import sys
 import urllib.parse
@@ -69,18 +70,31 @@ def embedded_nats_port(host: str = "127.0.0.1") -> int:
     return NATS_DEFAULT_PORT
 
 
-def ensure_port_free(host: str, port: int, *, flag: str, taken: str = "") -> None:
+def ensure_port_free(
+    host: str, port: int, *, flag: str, host_flag: str | None = None, taken: str = ""
+) -> None:
     """Fail before starting anything if ``host:port`` is taken, saying which flag moves it
-    (``taken`` adds what probably holds it)."""
+    (``taken`` adds what probably holds it), or if ``host`` is no address to listen on
+    here, saying which flag names it (``host_flag``, else ``flag``)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         try:
             probe.bind((host, port))
         except OSError as e:
-            holder = f"; {taken}" if taken else ""
+            if e.errno == errno.EADDRINUSE:
+                holder = f"; {taken}" if taken else ""
+                raise ConfigurationError(
+                    setting=flag,
+                    value=f"{host}:{port}",
+                    fix=f"that address is in use ({e.strerror}{holder}); pass {flag} with a "
+                    "free one",
+                ) from None
+            # a host that does not resolve, or is not this machine's: no port frees it
+            where = host_flag or flag
             raise ConfigurationError(
-                setting=flag,
-                value=f"{host}:{port}",
-                fix=f"that address is in use ({e.strerror}{holder}); pass {flag} with a free one",
+                setting=where,
+                value=host if host_flag else f"{host}:{port}",
+                fix=f"nothing can listen on {host} here ({e.strerror or e}); pass {where} "
+                "with an address of this machine, like 127.0.0.1 or 0.0.0.0",
             ) from None
 
 

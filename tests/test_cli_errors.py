@@ -236,3 +236,16 @@ def test_a_demo_deadline_floor_the_correlator_refuses_is_refused_before_anything
     assert exit_.value.code == 2
     assert "'50ms' is too short; write 100ms or more" in _error(capsys)
     assert build_parser().parse_args(["demo", "--min-deadline", "100ms"]).step_deadline == 0.1
+
+
+@pytest.mark.parametrize("host", ["999.1.1.1", "no-such-host.invalid"])
+def test_a_dashboard_host_that_is_no_address_here_says_to_fix_host_not_port(
+    empty_store: str, host: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "that address is in use (Name or service not known); pass --port with a free one"
+    code = main(["dashboard", "--data", empty_store, "--host", host, "--port", str(free_port())])
+
+    assert code == 2
+    err = _error(capsys)
+    assert f"--host='{host}' cannot be used: nothing can listen on {host} here" in err
+    assert "pass --host with an address of this machine" in err and "in use" not in err

@@ -65,7 +65,7 @@ def streamlit_argv(*, data: Path, host: str, port: int, log_level: str = "INFO")
 
 
 def run(args: argparse.Namespace) -> int:
-    ensure_port_free(args.host, args.port, flag="--port")
+    ensure_port_free(args.host, args.port, flag="--port", host_flag="--host")
     argv = streamlit_argv(data=args.data, host=args.host, port=args.port, log_level=args.log_level)
     print(
         f"choreoscope dashboard on http://{args.host}:{args.port}/ over the store "

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_otlp_http:
         ensure_port_free(*args.otlp_http, flag="--otlp-http")
     if not args.no_dashboard:
-        ensure_port_free(args.host, args.port, flag="--port")
+        ensure_port_free(args.host, args.port, flag="--port", host_flag="--host")
     if args.nats:
         ensure_nats_answers(args.nats)
     embedded_port = None if args.nats else embedded_nats_port()
