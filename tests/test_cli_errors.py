@@ -249,3 +249,14 @@ def test_a_dashboard_host_that_is_no_address_here_says_to_fix_host_not_port(
     err = _error(capsys)
     assert f"--host='{host}' cannot be used: nothing can listen on {host} here" in err
     assert "pass --host with an address of this machine" in err and "in use" not in err
+
+
+def test_a_demo_settle_without_verify_is_refused_before_anything_starts() -> None:
+    # `demo --settle 30s` ran the demo and ignored it: the settle is --verify's wait
+    from choreoscope.commands.demo import check_options
+
+    args = build_parser().parse_args(["demo", "--settle", "30s"])
+    with pytest.raises(ConfigurationError, match=r"--settle='30s'.*add --verify and --duration"):
+        check_options(args)
+    check_options(build_parser().parse_args(["demo", "--settle", "30s", "--verify",
+                                             "--duration", "1m"]))  # fmt: skip

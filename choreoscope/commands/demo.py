@@ -89,14 +89,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse, before anything starts, options that cannot work together."""
     if args.rate <= 0:
         raise ConfigurationError(setting="--rate", value=args.rate, fix="give a positive rate")
     if args.verify and args.duration is None:
         raise ConfigurationError(
             setting="--verify", value=True, fix="add --duration (like 60s) so the run ends"
         )
+    if args.settle is not None and not args.verify:
+        raise ConfigurationError(
+            setting="--settle",
+            value=f"{args.settle:g}s",
+            fix="it is the wait before --verify compares: add --verify and --duration, "
+            "or leave --settle out",
+        )
     parse_fault_rates(args.faults)  # a bad --faults fails here, before anything starts
+
+
+def run(args: argparse.Namespace) -> int:
+    check_options(args)
     demo = DemoRun(
         data=Path(args.data),
         rate=args.rate,
