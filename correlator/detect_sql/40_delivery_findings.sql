@@ -15,7 +15,8 @@
 --                  as hung. Instances that never heartbeat are judged at once;
 --   dropped        an expected consumer never received it within the step's deadline;
 --   stalled        as hung or dropped, but the consumer is down (its heartbeats
---                  stopped), or the instance holding the message restarted since
+--                  stopped; for a message never received, before the deadline
+--                  passed), or the instance holding the message restarted since
 --                  (its counters began again): the workflow waits on a service, not on
 --                  a lost message or a running handler;
 --                  also while a consumer back from an outage that the message waited
@@ -88,7 +89,12 @@ d AS (
             OR coalesce(i.restarted_at > d.last_received_at, false) AS receiver_down,
         CASE WHEN i.restarted_at > d.last_received_at THEN i.restarted_at END
             AS receiver_restarted_at,
-        coalesce(s.silent, false) AS service_down,
+        -- the consumer's service is down, and was when the wait's deadline passed (no
+        -- heartbeat since before it): heard after it, the service did not take the
+        -- message while it ran, and a later outage does not explain that (dropped)
+        coalesce(
+            s.silent AND epoch_us(s.last_seen) < epoch_us(d.since) + d.deadline_s * 1e6, false
+        ) AS service_down,
         s.last_seen AS service_last_seen,
         coalesce(
             s.recovered_at > d.since

@@ -364,6 +364,25 @@ def test_consumer_whose_heartbeats_stopped_is_down_not_dropping(
     assert [(a["service"], a["root_cause"]) for a in silent] == [("scorer", "service_silent")]
 
 
+def test_a_message_its_consumer_never_got_while_up_stays_dropped_once_it_goes_down(
+    store_layout: StoreLayout,
+) -> None:
+    # judged after the services stopped (`correlate --once` after a demo, or a watcher
+    # once the consumer crashed an hour later), a message the consumer never got while
+    # it ran was blamed on that later outage, though it will never come
+    log = SpanLog()
+    ours = history(log, heartbeats_until=None)
+    for service in ("intake", "parser", "scorer", "notifier"):
+        log.heartbeats_every(service, start=1, stop=150)
+    up_to_parsed(ours, "wf-lost", start=100)  # its deadline passed at 105 s, scorer up
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=300)
+
+    assert outcome.kinds() == {("dropped", "wf-lost", PARSED)}
+    assert outcome.statuses["wf-lost"] == ("stalled", f"{PARSED} → scorer", "dropped")
+
+
 def test_consumer_killed_while_handling_is_down_not_hung(store_layout: StoreLayout) -> None:
     log = SpanLog()
     ours = history(log, heartbeats_until=None)
