@@ -25,7 +25,9 @@ from pathlib import Path
 import duckdb
 import nats
 
+import correlator
 from benchmarks.span_store import FAULT_EVERY, SPANS_PER_WORKFLOW, workflow_id, write_spans
+from choreoscope.catalog import write_catalog
 from choreoscope.nats_server import EmbeddedNats
 from correlator.alerts import Alerter
 from correlator.engine import Correlator
@@ -95,6 +97,7 @@ def run(root: Path) -> None:
     once.close()
     print(f"  correlate --once, which keeps nothing in memory for ticks: {once_s:.2f} s")
     _spilling(layout, now=now, workflows=workflows)
+    _readers(layout)
 
     # --- incremental ticks: 1k new spans/s ---------------------------------------
     tick_times, write_times = _ticks(engine, gen, layout, first=workflows, now=now)
@@ -128,6 +131,35 @@ def run(root: Path) -> None:
     # --- detection latency: deadline passing → alert on choreo.alerts.> -----------
     latency = asyncio.run(_detection_latency(layout, gen, first=first))
     print(f"detection latency, deadline passed → alert received: {latency:.2f} s (target <= 2 s)")
+
+
+def _readers(layout: StoreLayout) -> None:
+    """What a reader of the views over spans waits for, through ``choreoscope.connect``
+    and ``catalog.duckdb`` (``duckdb`` or any client): the whole store, and one
+    workflow. Each reads the spans a few times, not once per place its views name
+    them (store/view_composition.py)."""
+    write_catalog(layout)
+    con = correlator.connect(layout.root)
+    (one,) = con.execute(
+        "SELECT workflow_id FROM spans_raw WHERE workflow_id IS NOT NULL LIMIT 1"
+    ).fetchone()
+    con.close()
+    for reader, connect in (
+        ("choreoscope.connect()", lambda: correlator.connect(layout.root)),
+        ("catalog.duckdb", lambda: duckdb.connect(str(layout.catalog), read_only=True)),
+    ):
+        figures = []
+        for label, query in (
+            ("hops", "SELECT count(*) FROM hops"),
+            ("messages", "SELECT count(*) FROM messages"),
+            ("edges", "SELECT count(*) FROM edges"),
+            ("one workflow's hops", f"SELECT * FROM hops WHERE workflow_id = '{one}'"),
+        ):
+            con = connect()
+            seconds, _ = timed(lambda c=con, q=query: c.execute(q).fetchall())
+            con.close()
+            figures.append(f"{label} {seconds:.2f} s")
+        print(f"  reading the views through {reader}: {', '.join(figures)}")
 
 
 def _spilling(layout: StoreLayout, *, now: dt.datetime, workflows: int) -> None:

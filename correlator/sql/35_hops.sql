@@ -1,3 +1,5 @@
+-- composed: created with the views it reads inlined, each computed once per query
+-- (store/view_composition.py).
 -- One row per processing attempt of a message by a consumer: queue wait (publish to
 -- handler start) apart from processing time. Producer and consumer may run on hosts
 -- whose clocks disagree: waits are clamped at zero and such hops flagged clock_skew,

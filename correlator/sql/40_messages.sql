@@ -1,3 +1,5 @@
+-- composed: created with the views it reads inlined, each computed once per query
+-- (store/view_composition.py).
 -- One row per message: who published it, who consumed it, how it ended.
 -- Messages whose publish span never arrived still appear (producer_service null).
 -- outcome: dead_lettered | processed (by at least one consumer) | failed (every

@@ -1,3 +1,5 @@
+-- composed: created with the views it reads inlined, each computed once per query
+-- (store/view_composition.py).
 -- The service graph: producer → subject → consumer, with hop latency quantiles
 -- (publish to end of processing), the share of attempts that raised, and the share
 -- of messages the correlator found dropped on the way to that consumer.

@@ -3,7 +3,10 @@ wait apart from processing, and no negative latency under clock skew."""
 
 from __future__ import annotations
 
+import duckdb
+
 import correlator
+from choreoscope.catalog import write_catalog
 from correlator import queries
 from correlator.choreography_file import parse_choreography
 from store import StoreLayout
@@ -333,3 +336,26 @@ def test_a_run_over_two_traces_reads_the_same_in_a_window_as_in_its_detail(
     )
     assert detail.started_at == at(0)
     assert tiles.started == 0  # it began an hour before the window
+
+
+def test_hops_messages_and_edges_read_the_stored_spans_a_few_times_not_hundreds(
+    store_layout: StoreLayout,
+) -> None:
+    # a view is expanded wherever a query names it: hops, messages and edges, built
+    # from views built from views, read the store's spans some 200 times (14 s on the
+    # demo's 9k spans, a minute on 1M) from `duckdb` or `choreoscope.connect()`
+    log = SpanLog()
+    history(log, runs=3)
+    log.write(store_layout)
+    write_catalog(store_layout)
+    readers = {
+        "connect": correlator.connect(store_layout.root),
+        "catalog": duckdb.connect(str(store_layout.catalog), read_only=True),
+    }
+    for reader, con in readers.items():
+        for view in ("hops", "messages", "edges"):
+            (_, plan), *_ = con.execute(f"EXPLAIN SELECT * FROM {view}").fetchall()
+            assert plan.count("READ_PARQUET") <= 10, (reader, view, plan.count("READ_PARQUET"))
+        assert con.execute("SELECT count(*) FROM hops").fetchone() == (9,)
+        assert con.execute("SELECT count(*) FROM messages").fetchone() == (9,)
+        con.close()
