@@ -45,7 +45,7 @@ def test_output_into_a_folder_that_does_not_exist_names_the_path(
     code = main(["sql", "--data", empty_store, "--format", "csv", "-o", str(out), "select 1"])
 
     assert code == 2
-    assert f"No such file or directory: {out}" in _error(capsys)
+    assert f"cannot write {out}: the folder {out.parent} does not exist" in _error(capsys)
 
 
 def test_an_unknown_log_level_lists_the_known_ones(
@@ -260,3 +260,37 @@ def test_a_demo_settle_without_verify_is_refused_before_anything_starts() -> Non
         check_options(args)
     check_options(build_parser().parse_args(["demo", "--settle", "30s", "--verify",
                                              "--duration", "1m"]))  # fmt: skip
+
+
+def test_a_demo_duration_of_zero_is_refused_before_anything_starts() -> None:
+    # `demo --duration 0s` started every component and stopped them at once
+    from choreoscope.commands.demo import check_options
+
+    for duration in ("0s", "0"):
+        args = build_parser().parse_args(["demo", "--duration", duration])
+        with pytest.raises(ConfigurationError, match=r"--duration=.*give a duration over zero"):
+            check_options(args)
+
+
+def test_a_result_file_in_a_folder_that_does_not_exist_is_named_before_the_query_runs(
+    empty_store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Parquet said "Failed to open local file '…'. Detail: [errno 2] …", after the query
+    for name in ("x.parquet", "x.csv"):
+        out = tmp_path / "nodir" / name
+        assert main(["sql", "--data", empty_store, "-o", str(out), "select 1"]) == 2
+        assert f"cannot write {out}: the folder {out.parent} does not exist" in _error(capsys)
+
+
+def test_a_workflow_id_pasted_with_spaces_around_it_is_found(
+    store_layout: StoreLayout, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.correlator.pipelines import history
+    from tests.correlator.span_shapes import SpanLog
+
+    log = SpanLog()
+    history(log, runs=1)
+    log.write(store_layout)
+
+    assert main(["show", "--data", str(store_layout.root), " wf-0 "]) == 0
+    assert "workflow wf-0" in capsys.readouterr().out

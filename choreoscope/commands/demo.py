@@ -93,6 +93,12 @@ def check_options(args: argparse.Namespace) -> None:
     """Refuse, before anything starts, options that cannot work together."""
     if args.rate <= 0:
         raise ConfigurationError(setting="--rate", value=args.rate, fix="give a positive rate")
+    if args.duration is not None and args.duration <= 0:
+        raise ConfigurationError(
+            setting="--duration",
+            value=f"{args.duration:g}s",
+            fix="give a duration over zero, like 60s, or leave it out to run until Ctrl-C",
+        )
     if args.verify and args.duration is None:
         raise ConfigurationError(
             setting="--verify", value=True, fix="add --duration (like 60s) so the run ends"

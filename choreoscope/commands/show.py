@@ -93,7 +93,8 @@ def waterfall(hops: list[dict[str, Any]], *, width: int) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     con = correlator.connect(args.data)
     try:  # again if a file changed under it (store.rereading)
-        run = read_retrying(lambda: _read_run(con, args.workflow_id))
+        # an id pasted from a table comes with the spaces around it
+        run = read_retrying(lambda: _read_run(con, args.workflow_id.strip()))
     finally:
         con.close()
     (workflow_id, (status, wf_type, started, last, duration, waiting, cause, services),

@@ -160,6 +160,10 @@ def output_format(*, fmt: str | None, output: Path | None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     fmt = output_format(fmt=args.format, output=args.output)
+    if args.output is not None and not args.output.parent.is_dir():  # before the query runs
+        raise ChoreoscopeError(
+            f"cannot write {args.output}: the folder {args.output.parent} does not exist"
+        )
     query = one_reading_statement(read_query(args).strip().rstrip(";").strip())
     con = open_connection(args.data)
     try:
