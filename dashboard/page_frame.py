@@ -54,16 +54,26 @@ def open_page(title: str, *, needs_data: bool = True) -> PageContext | None:
         show_empty_state(data_dir, reason=None)
         return None
     if needs_data:
-        say_when_statuses_are_old(data_dir)
+        say_when_statuses_are_old(data_dir, judged=counts.judged > 0)
     return PageContext(data_dir=data_dir, window=window, live=live)
 
 
-def say_when_statuses_are_old(data_dir: str, *, now: dt.datetime | None = None) -> None:
-    """A warning when the correlator last judged the store over a minute ago: with
-    no watcher, runs stay "in flight" and waiting times keep growing, and nothing
-    else on the page would say so."""
+def say_when_statuses_are_old(
+    data_dir: str, *, judged: bool = True, now: dt.datetime | None = None
+) -> None:
+    """A warning when the correlator last judged the store over a minute ago, or
+    never did (``judged`` is False and no pass is recorded): with no watcher, runs
+    stay "in flight", none is stalled or failed, and nothing else on the page would
+    say so."""
     last = read_last_pass(StoreLayout.at(data_dir))
     if last is None:
+        if not judged:
+            st.warning(
+                "No correlator has judged this store yet: every run shows as in flight, "
+                "none as stalled or failed, and no anomaly is listed. Start one with "
+                f"`choreoscope correlate --watch --data {shlex.quote(_as_given(data_dir))}`.",
+                icon=":material/history:",
+            )
         return
     now = now or dt.datetime.now(dt.UTC)
     age = (now - last.as_of).total_seconds()
@@ -95,7 +105,7 @@ def say_when_statuses_are_old(data_dir: str, *, now: dt.datetime | None = None) 
     st.warning(
         f"Statuses are as of {who}, {ago(age)} ago ({last.as_of:%H:%M:%S} UTC): runs may "
         "have finished or stalled since. Keep them fresh with "
-        f"`choreoscope correlate --watch --data {_as_given(data_dir)}`.",
+        f"`choreoscope correlate --watch --data {shlex.quote(_as_given(data_dir))}`.",
         icon=":material/history:",
     )
 

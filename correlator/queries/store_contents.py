@@ -27,6 +27,7 @@ CONTRACT_VIEWS = (
 class StoreCounts:
     spans: int
     heartbeats: int
+    judged: int = 0  # workflows the correlator gave a status; 0 before its first pass
 
     @property
     def empty(self) -> bool:
@@ -35,7 +36,9 @@ class StoreCounts:
 
 def store_counts(con: duckdb.DuckDBPyConnection) -> StoreCounts:
     row = query_frame(con, "store_counts").iloc[0]
-    return StoreCounts(spans=int(row["spans"]), heartbeats=int(row["heartbeats"]))
+    return StoreCounts(
+        spans=int(row["spans"]), heartbeats=int(row["heartbeats"]), judged=int(row["judged"])
+    )
 
 
 def view_columns(

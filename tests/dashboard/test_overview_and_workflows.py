@@ -122,6 +122,20 @@ def test_a_store_the_correlator_stopped_judging_says_its_statuses_are_old(tmp_pa
     assert "choreoscope correlate --watch --data" in warning.value
 
 
+def test_a_store_no_correlator_has_judged_says_so_not_that_nothing_is_stuck(tmp_path: Path):
+    # spans collected, no correlator run yet: every run reads "in flight"
+    store = build_store_of_many_segments(tmp_path / "data", workflows=3, segments=1)
+    at = open_dashboard(store)
+    tiles = {m.label: m.value for m in at.metric}
+    assert (tiles["In flight"], tiles["Stalled"]) == ("3", "0")
+    (warning,) = at.warning
+    assert warning.value.startswith("No correlator has judged this store yet")
+    assert "choreoscope correlate --watch --data" in warning.value
+
+    # a store the correlator judged (no pass recorded, as by a one-off pass) is not warned
+    assert not open_dashboard(build_recruitment_store(tmp_path / "judged").root).warning
+
+
 def test_a_store_the_correlator_is_judging_again_says_so_not_that_it_stopped(tmp_path: Path):
     # a watcher restarted on a week of spans: its first pass takes minutes
     layout = build_recruitment_store(tmp_path / "data")
