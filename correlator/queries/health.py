@@ -64,6 +64,9 @@ def consumer_lag_latest(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return query_frame(con, "consumer_lag_latest")
 
 
-def bus_event_counts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """JetStream advisories (redeliveries, terminations, max deliveries) by consumer."""
-    return query_frame(con, "bus_event_counts")
+def bus_event_counts(
+    con: duckdb.DuckDBPyConnection, *, since: dt.datetime | None = None
+) -> pd.DataFrame:
+    """JetStream advisories (redeliveries, terminations, max deliveries) by consumer,
+    recorded since ``since`` (None: all stored)."""
+    return query_frame(con, "bus_event_counts", {"since": window_start(since)})

@@ -70,9 +70,9 @@ def render(page: PageContext) -> None:
             },
         )
     st.subheader("JetStream signals")
-    bus = read("bus_event_counts", page.data_dir)
+    bus = read("bus_event_counts", page.data_dir, since=page.window.since)
     if bus.empty:
-        st.caption("No redeliveries, terminations or max-delivery advisories recorded.")
+        st.caption("No redeliveries, terminations or max-delivery advisories in this window.")
     else:
         st.dataframe(bus, hide_index=True)
 

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from pathlib import Path
 
+import pyarrow as pa
+
+from collector.segment_writer import SegmentWriter
+from store import StoreLayout
+from store.schema import BUS_EVENTS
 from tests.damaged_files import cut_short
 from tests.dashboard.app_driver import open_dashboard
 from tests.dashboard.fixture_store import FAILED_WORKFLOW, PARSED, STALLED_WORKFLOW
@@ -90,3 +96,34 @@ def test_a_damaged_segment_is_named_on_the_page_that_reads_it_and_the_others_wor
     assert str(segment) in error and "quarantine" in error
     overview = open_dashboard(store)
     assert not overview.error and "Stuck now" in [s.value for s in overview.subheader]
+
+
+def test_jetstream_signals_count_only_the_chosen_time_window(
+    recruitment_store: Path, tmp_path: Path
+):
+    # a consumer terminated messages yesterday; in the last 15 minutes, one redelivery
+    store = tmp_path / "data"
+    shutil.copytree(recruitment_store, store)
+    now = dt.datetime.now(dt.UTC)
+    advisories = [("terminated", now - dt.timedelta(hours=20))] * 3 + [
+        ("max_deliveries", now - dt.timedelta(minutes=2))
+    ]
+    rows = [
+        {"kind": kind, "stream": "CHOREO_EVENTS", "consumer": "scorer--recruit_cv_parsed",
+         "stream_seq": n, "deliveries": 3, "at": at}
+        for n, (kind, at) in enumerate(advisories)
+    ]  # fmt: skip
+    writer = SegmentWriter(layout=StoreLayout.at(store), writer_id="advisories")
+    try:
+        writer.write("bus_events", pa.Table.from_pylist(rows, schema=BUS_EVENTS), at=now)
+    finally:
+        writer.close()
+
+    at = open_dashboard(store, page="pages/services.py")
+    at.selectbox(key="time_window").set_value("Last 15 minutes").run()
+    signals = at.dataframe[-1].value
+    assert list(zip(signals["kind"], signals["events"], strict=True)) == [("max_deliveries", 1)]
+
+    at.selectbox(key="time_window").set_value("All time").run()
+    signals = at.dataframe[-1].value.set_index("kind")["events"].to_dict()
+    assert signals == {"terminated": 3, "max_deliveries": 1}
