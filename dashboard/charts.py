@@ -14,6 +14,10 @@ STATUS_COLORS = {
 BUCKET_FORMAT = "%Y-%m-%d %H:%M"  # a bucket's start, in tooltips
 # counts are whole: with one run per bucket, Vega's ticks read 0.2, 0.4... workflows
 COUNT_AXIS = alt.Axis(tickMinStep=1, format="d")
+# time labels read to the minute: over a few minutes of data, Vega ticked every 15 or
+# 30 s and labelled them "19:57 19:57 19:57 19:58". Two minutes between ticks at least
+# makes it pick whole minutes, never less (Vega: count <= span / min step + 1).
+TIME_TICK_MIN_STEP_MS = 120_000
 
 
 def throughput_chart(frame: pd.DataFrame) -> alt.Chart:
@@ -71,5 +75,9 @@ def _utc_time(frame: pd.DataFrame) -> alt.X:
         "at:T",
         title="UTC",
         scale=alt.Scale(type="utc"),
-        axis=alt.Axis(format="%b %d %H:%M" if several_days else "%H:%M", labelOverlap=True),
+        axis=alt.Axis(
+            format="%b %d %H:%M" if several_days else "%H:%M",
+            labelOverlap=True,
+            tickMinStep=TIME_TICK_MIN_STEP_MS,
+        ),
     )

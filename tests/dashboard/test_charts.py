@@ -46,3 +46,18 @@ def test_counts_are_labelled_in_whole_numbers() -> None:
     for chart in (throughput_chart(frame), anomalies_chart(frame)):
         axis = chart.to_dict()["encoding"]["y"]["axis"]
         assert axis["tickMinStep"] == 1 and axis["format"] == "d"
+
+
+def test_time_axes_tick_no_more_often_than_their_minute_labels_change() -> None:
+    # over three minutes of runs Vega ticked every 30 s: "20:05 20:05 20:06 20:06 20:07"
+    at = dt.datetime(2026, 11, 26, 20, 5, tzinfo=dt.UTC)
+    frame = pd.DataFrame(
+        {"at": [at + dt.timedelta(minutes=m) for m in range(3)], "status": "completed",
+         "workflows": 40, "kind": "dropped", "anomalies": 1}
+    )  # fmt: skip
+    for chart in (throughput_chart(frame), anomalies_chart(frame)):
+        axis = chart.to_dict()["encoding"]["x"]["axis"]
+        assert axis["format"] == "%H:%M"
+        # Vega asks for at most span / tickMinStep + 1 ticks: two minutes apart at least
+        # makes it choose whole minutes (at one minute, a two-minute span got 30 s ticks)
+        assert axis["tickMinStep"] >= 120_000
