@@ -20,6 +20,11 @@ VERDICTS = {
 }
 
 PREFIX_MATCHES_LISTED = 10  # workflows listed when a typed id begins several
+# a run's steps often fall within one second: to the second (the table's default),
+# every start read alike, and their order and gaps were lost
+STEP_COLUMNS = {
+    "start_time": st.column_config.DatetimeColumn("start_time", format="YYYY-MM-DD HH:mm:ss.SSS Z")
+}
 
 
 def choose_workflow(page: PageContext) -> None:
@@ -88,7 +93,7 @@ def render(page: PageContext, workflow_id: str) -> None:
         st.altair_chart(waterfall_chart(rows, stall_at=_stall_point(run, rows)))
 
     st.subheader("Steps")
-    st.dataframe(detail.steps, hide_index=True)
+    st.dataframe(detail.steps, hide_index=True, column_config=STEP_COLUMNS)
 
     if not detail.anomalies.empty:
         st.subheader("Anomalies")

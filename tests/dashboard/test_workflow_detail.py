@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -262,3 +263,11 @@ def test_an_attempt_its_handler_gave_back_is_not_drawn_as_processing(tmp_path: P
         (chart,) = at.get("vega_lite_chart")
         bars = pa.ipc.open_stream(chart.proto.datasets[0].data.data).read_all()
         assert bars["phase"].to_pylist() == ["queue wait", "given back"]
+
+
+def test_steps_show_their_start_to_the_millisecond_with_the_zone(recruitment_store: Path):
+    # a run's steps fall within one second: to the second, every start read alike
+    at = open_dashboard(recruitment_store, workflow=STALLED_WORKFLOW)
+    (steps,) = [d for d in at.dataframe if "delivery" in d.value.columns]
+    start = json.loads(steps.proto.columns)["start_time"]
+    assert start["type_config"]["format"] == "YYYY-MM-DD HH:mm:ss.SSS Z"
