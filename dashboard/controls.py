@@ -27,6 +27,7 @@ WINDOWS: dict[str, dt.timedelta | None] = {
     "Last 7 days": dt.timedelta(days=7),
     "All time": None,
 }
+ALL_TIME = "All time"
 DEFAULT_WINDOW = "Last hour"
 KEPT_WINDOW = "chosen_time_window"  # the widget's value, kept across pages
 KEPT_LIVE = "chosen_live_refresh"

@@ -17,7 +17,12 @@ import streamlit as st
 from correlator.explain import ago
 from correlator.last_pass import read_last_pass
 from correlator.queries import StoreCounts
-from dashboard.controls import TimeWindow, live_refresh_control, time_window_control
+from dashboard.controls import (
+    ALL_TIME,
+    TimeWindow,
+    live_refresh_control,
+    time_window_control,
+)
 from dashboard.data import read
 from dashboard.store_location import current_data_dir
 from instrumentation.errors import ChoreoscopeError
@@ -37,11 +42,23 @@ class PageContext:
     live: bool
 
 
-def open_page(title: str, *, needs_data: bool = True) -> PageContext | None:
-    """Title, sidebar controls and store check; None when the empty state was shown."""
+WINDOW_NOT_APPLIED = (
+    "The time window does not apply here: queries read everything stored. Filter by "
+    "time in the query, e.g. `WHERE last_activity_at >= now() - INTERVAL 1 HOUR`."
+)
+
+
+def open_page(title: str, *, needs_data: bool = True, windowed: bool = True) -> PageContext | None:
+    """Title, sidebar controls and store check; None when the empty state was shown.
+    A page that is not ``windowed`` (the SQL console) shows no time window selector,
+    which it would not apply, and says so; the chosen window is kept for the others."""
     st.title(title)
     data_dir = current_data_dir()
-    window = time_window_control()
+    if windowed:
+        window = time_window_control()
+    else:
+        window = TimeWindow(label=ALL_TIME, since=None)
+        st.sidebar.caption(WINDOW_NOT_APPLIED)
     live = live_refresh_control()
     st.sidebar.caption("Store")
     st.sidebar.code(_as_given(data_dir), language=None)

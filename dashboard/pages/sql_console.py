@@ -13,7 +13,7 @@ from dashboard.sql_access import sandbox_connection
 from dashboard.sql_sandbox import DEFAULT_ROW_CAP, DEFAULT_TIME_LIMIT_S, run_read_query
 from instrumentation.errors import ChoreoscopeError
 
-page = open_page("SQL console", needs_data=False)
+page = open_page("SQL console", needs_data=False, windowed=False)
 if page is not None:
     st.caption(
         f"Read-only: one SELECT at a time over the views, at most {DEFAULT_ROW_CAP:,} rows "

@@ -83,3 +83,17 @@ def test_an_interval_result_shows_and_is_offered_as_parquet(recruitment_store: P
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels == ["Download CSV", "Download Parquet"]
     assert any(c.value.endswith("Parquet cannot hold: idle") for c in at.caption)
+
+
+def test_the_console_offers_no_time_window_it_would_not_apply(recruitment_store: Path):
+    # it reads everything stored: a "Last 15 minutes" beside it read as if it filtered
+    at = open_dashboard(recruitment_store)
+    at.selectbox(key="time_window").set_value("Last 15 minutes").run()
+    at.switch_page(CONSOLE).run()
+    assert not [s for s in at.selectbox if s.key == "time_window"]
+    assert any("time window does not apply" in c.value for c in at.sidebar.caption)
+    run_sql(at, "SELECT count(*) AS n FROM workflows WHERE workflow_id LIKE 'wf-ok-%'")
+    assert at.dataframe[-1].value["n"].iloc[0] == 6  # all, not the window's
+
+    at.switch_page("pages/overview.py").run()  # the other pages keep the window chosen
+    assert at.selectbox(key="time_window").value == "Last 15 minutes"
