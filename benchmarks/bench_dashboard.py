@@ -37,12 +37,12 @@ SEGMENT_ROWS = 125_000
 HISTORY = dt.timedelta(hours=6)
 PAGES = {
     "Overview": None,
-    "Workflows": "pages/workflows.py",
-    "Workflow detail": "pages/workflow_detail.py",
-    "Choreography map": "pages/choreography.py",
-    "Anomalies": "pages/anomalies.py",
-    "Services": "pages/services.py",
-    "SQL console": "pages/sql_console.py",
+    "Workflows": "views/workflows.py",
+    "Workflow detail": "views/workflow_detail.py",
+    "Choreography map": "views/choreography.py",
+    "Anomalies": "views/anomalies.py",
+    "Services": "views/services.py",
+    "SQL console": "views/sql_console.py",
 }
 STALLED_EXAMPLE = "wf-7"  # workflow i with i % 50 == 7 is stalled (see dashboard_spans.sql)
 
@@ -148,7 +148,7 @@ def main() -> None:
         started = time.perf_counter()
         correlate(data_dir, now=now)
         print(f"correlator cold pass: {time.perf_counter() - started:.1f} s")
-        startup = render_seconds(data_dir, "pages/services.py")
+        startup = render_seconds(data_dir, "views/services.py")
         print(f"first page of the process (imports, views built): {startup:.2f} s")
         print(f"{'page':<18} {'cold s':>8} {'warm s':>8} {'target s':>9} {'warm/target':>12}")
         for title, page in PAGES.items():

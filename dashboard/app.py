@@ -8,21 +8,21 @@ import streamlit as st
 
 st.set_page_config(page_title="choreoscope", page_icon=":material/hub:", layout="wide")
 
-overview = st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True)
+overview = st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", default=True)
 detail = st.Page(
-    "pages/workflow_detail.py",
+    "views/workflow_detail.py",
     title="Workflow detail",
     icon=":material/timeline:",
     url_path="workflow",
 )
 pages = [
     overview,
-    st.Page("pages/workflows.py", title="Workflows", icon=":material/list:"),
+    st.Page("views/workflows.py", title="Workflows", icon=":material/list:"),
     detail,
-    st.Page("pages/choreography.py", title="Choreography map", icon=":material/hub:"),
-    st.Page("pages/anomalies.py", title="Anomalies", icon=":material/warning:"),
-    st.Page("pages/services.py", title="Services", icon=":material/monitor_heart:"),
-    st.Page("pages/sql_console.py", title="SQL console", icon=":material/terminal:"),
+    st.Page("views/choreography.py", title="Choreography map", icon=":material/hub:"),
+    st.Page("views/anomalies.py", title="Anomalies", icon=":material/warning:"),
+    st.Page("views/services.py", title="Services", icon=":material/monitor_heart:"),
+    st.Page("views/sql_console.py", title="SQL console", icon=":material/terminal:"),
 ]
 chosen = st.navigation(pages)
 if "workflow" in st.query_params and chosen.url_path == overview.url_path:

@@ -12,7 +12,7 @@ from urllib.parse import quote
 import pandas as pd
 import streamlit as st
 
-DETAIL_PAGE = "pages/workflow_detail.py"
+DETAIL_PAGE = "views/workflow_detail.py"
 DETAIL_URL_PATH = "workflow"
 LINK_COLUMN = "open"
 

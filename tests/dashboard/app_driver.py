@@ -15,7 +15,7 @@ APP = Path(dashboard.__file__).with_name("app.py")
 def open_dashboard(
     data_dir: Path, *, page: str | None = None, workflow: str | None = None
 ) -> AppTest:
-    """Run the app on ``data_dir``, on ``page`` (e.g. "pages/workflows.py") if given."""
+    """Run the app on ``data_dir``, on ``page`` (e.g. "views/workflows.py") if given."""
     at = AppTest.from_file(str(APP), default_timeout=60)
     at.session_state[DATA_DIR_KEY] = str(data_dir)
     if workflow is not None:

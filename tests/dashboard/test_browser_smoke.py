@@ -145,3 +145,25 @@ def alive_tile(browser: HeadlessChromium) -> str:
         expression="document.querySelector(\"[data-testid='stMetricValue']\").innerText",
     )
     return str(result["result"].get("value", "")).strip()
+
+
+@pytest.mark.timeout(180)
+def test_a_page_opened_first_after_a_start_has_the_app_s_navigation(
+    recruitment_store: Path, tmp_path: Path
+):
+    # with a pages/ directory beside app.py, Streamlit ran a page deep-linked before
+    # anyone opened the root on its own: file names as navigation ("app", "sql
+    # console"), the app's layout and routing skipped
+    binary = chromium_binary()
+    if binary is None:
+        pytest.fail("chromium is not installed: run .ci/run (as root) or apt-get install chromium")
+    port = free_port()
+    server = serve_dashboard(recruitment_store, port=port, log=tmp_path / "dashboard.log")
+    try:
+        with HeadlessChromium(binary=binary, profile_dir=tmp_path / "chromium") as browser:
+            browser.open(f"http://127.0.0.1:{port}/workflows")
+            text = browser.wait_for_text("select a row to open it")
+            assert "Choreography map" in text and "SQL console" in text
+            assert "sql console" not in text
+    finally:
+        stop_process(server)

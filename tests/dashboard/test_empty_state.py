@@ -13,11 +13,11 @@ from tests.dashboard.app_driver import open_dashboard, plain_texts
     "page",
     [
         None,
-        "pages/workflows.py",
-        "pages/workflow_detail.py",
-        "pages/choreography.py",
-        "pages/anomalies.py",
-        "pages/services.py",
+        "views/workflows.py",
+        "views/workflow_detail.py",
+        "views/choreography.py",
+        "views/anomalies.py",
+        "views/services.py",
     ],
 )
 def test_an_empty_store_points_to_the_demo(empty_store: Path, page: str | None):
@@ -27,7 +27,7 @@ def test_an_empty_store_points_to_the_demo(empty_store: Path, page: str | None):
 
 
 def test_the_sql_console_works_on_an_empty_store(empty_store: Path):
-    at = open_dashboard(empty_store, page="pages/sql_console.py")
+    at = open_dashboard(empty_store, page="views/sql_console.py")
     assert not at.info
     assert at.text_area(key="sql_text") is not None
 

@@ -19,7 +19,7 @@ from tests.dashboard.fixture_store import FAILED_WORKFLOW, PARSED, STALLED_WORKF
 def test_choreography_map_draws_services_and_subjects_with_the_bad_hop_red(
     recruitment_store: Path,
 ):
-    at = open_dashboard(recruitment_store, page="pages/choreography.py")
+    at = open_dashboard(recruitment_store, page="views/choreography.py")
     graphs = at.get("graphviz_chart")
     assert len(graphs) == 1
     dot = graphs[0].proto.spec
@@ -30,14 +30,14 @@ def test_choreography_map_draws_services_and_subjects_with_the_bad_hop_red(
 
 
 def test_choreography_page_shows_the_learned_model(recruitment_store: Path):
-    at = open_dashboard(recruitment_store, page="pages/choreography.py")
+    at = open_dashboard(recruitment_store, page="views/choreography.py")
     learned = next(d.value for d in at.dataframe if "deadline_s" in d.value.columns)
     assert set(learned["source"]) == {"learned"}
     assert PARSED in set(learned["subject"])
 
 
 def test_anomalies_are_grouped_by_kind_and_link_to_their_workflow(recruitment_store: Path):
-    at = open_dashboard(recruitment_store, page="pages/anomalies.py")
+    at = open_dashboard(recruitment_store, page="views/anomalies.py")
     headings = [s.value for s in at.subheader]
     assert {"dropped (1)", "failed (1)", "telemetry_gap (2)"} <= set(headings)
     dropped = at.dataframe[headings.index("dropped (1)")].value
@@ -47,14 +47,14 @@ def test_anomalies_are_grouped_by_kind_and_link_to_their_workflow(recruitment_st
 
 
 def test_anomaly_kind_filter_narrows_the_list(recruitment_store: Path):
-    at = open_dashboard(recruitment_store, page="pages/anomalies.py")
+    at = open_dashboard(recruitment_store, page="views/anomalies.py")
     at.multiselect(key="anomaly_kinds").set_value(["failed"]).run()
     assert [s.value for s in at.subheader] == ["failed (1)"]
     assert list(at.dataframe[0].value["workflow_id"]) == [FAILED_WORKFLOW]
 
 
 def test_services_page_shows_liveness_telemetry_gaps_and_consumer_lag(recruitment_store: Path):
-    at = open_dashboard(recruitment_store, page="pages/services.py")
+    at = open_dashboard(recruitment_store, page="views/services.py")
     tiles = {m.label: m.value for m in at.metric}
     assert tiles["Instances alive"] == "4"
     assert tiles["Instances silent"] == "1"
@@ -91,7 +91,7 @@ def test_a_damaged_segment_is_named_on_the_page_that_reads_it_and_the_others_wor
     (segment,) = [p for p in (store / "consumer_lag").rglob("*.parquet") if p.name[0] != "_"]
     cut_short(segment)  # as a crash of the disk can
 
-    services = open_dashboard(store, page="pages/services.py")
+    services = open_dashboard(store, page="views/services.py")
     (error,) = [str(e.value) for e in services.error]
     assert str(segment) in error and "quarantine" in error
     overview = open_dashboard(store)
@@ -119,7 +119,7 @@ def test_jetstream_signals_count_only_the_chosen_time_window(
     finally:
         writer.close()
 
-    at = open_dashboard(store, page="pages/services.py")
+    at = open_dashboard(store, page="views/services.py")
     at.selectbox(key="time_window").set_value("Last 15 minutes").run()
     signals = at.dataframe[-1].value
     assert list(zip(signals["kind"], signals["events"], strict=True)) == [("max_deliveries", 1)]

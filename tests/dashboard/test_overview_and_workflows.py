@@ -20,7 +20,7 @@ from tests.dashboard.fixture_store import (
 )
 
 ALL_WORKFLOWS = COMPLETED_COUNT + 3
-WORKFLOWS = "pages/workflows.py"
+WORKFLOWS = "views/workflows.py"
 
 
 def test_overview_tiles_count_runs_by_status(recruitment_store: Path):
@@ -182,7 +182,7 @@ def test_the_time_window_and_pause_stay_as_chosen_from_page_to_page(recruitment_
     assert completed_workflow_id(0) not in set(at.dataframe[0].value["workflow_id"])
 
     at.selectbox(key="time_window").set_value("All time").run()
-    at.switch_page("pages/anomalies.py").run()
+    at.switch_page("views/anomalies.py").run()
     assert at.selectbox(key="time_window").value == "All time"
 
 
@@ -197,7 +197,7 @@ def test_a_run_stalled_since_before_the_window_keeps_its_anomaly_in_view(tmp_pat
     assert tiles["dropped"] == "1"  # why, beside it
     assert "failed" not in tiles  # the failed run ended before the window: history
 
-    at.switch_page("pages/anomalies.py").run()
+    at.switch_page("views/anomalies.py").run()
     assert not at.success  # not "No anomalies in this window."
     listed = at.dataframe[0].value
     assert list(zip(listed["workflow_id"], listed["root_cause"], strict=True)) == [

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.dashboard.app_driver import open_dashboard, plain_texts
 
-CONSOLE = "pages/sql_console.py"
+CONSOLE = "views/sql_console.py"
 
 
 def run_sql(at: AppTest, sql: str) -> AppTest:
@@ -95,5 +95,5 @@ def test_the_console_offers_no_time_window_it_would_not_apply(recruitment_store:
     run_sql(at, "SELECT count(*) AS n FROM workflows WHERE workflow_id LIKE 'wf-ok-%'")
     assert at.dataframe[-1].value["n"].iloc[0] == 6  # all, not the window's
 
-    at.switch_page("pages/overview.py").run()  # the other pages keep the window chosen
+    at.switch_page("views/overview.py").run()  # the other pages keep the window chosen
     assert at.selectbox(key="time_window").value == "Last 15 minutes"

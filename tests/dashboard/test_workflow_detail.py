@@ -68,7 +68,7 @@ def test_the_start_of_several_ids_lists_them_to_choose_from(recruitment_store: P
 
 
 def test_detail_page_without_an_id_offers_stuck_runs_and_an_id_box(recruitment_store: Path):
-    at = open_dashboard(recruitment_store, page="pages/workflow_detail.py")
+    at = open_dashboard(recruitment_store, page="views/workflow_detail.py")
     offered = set(at.dataframe[0].value["workflow_id"])
     assert offered == {STALLED_WORKFLOW, FAILED_WORKFLOW}
     at.text_input(key="workflow_id_box").input(FAILED_WORKFLOW).run()
