@@ -7,6 +7,7 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
+from correlator.explain import ago
 from correlator.queries import WorkflowDetail, WorkflowRun
 from dashboard.controls import render_live
 from dashboard.data import read
@@ -79,6 +80,7 @@ def render(page: PageContext, workflow_id: str) -> None:
     header[0].caption("Workflow")
     header[0].code(run.workflow_id, language=None)
     header[0].text(f"type: {run.workflow_type or '–'}  ·  services: {', '.join(run.services)}")
+    header[0].text(_when(run))
     header[1].metric("Status", run.status)
     header[2].metric("Spans", run.span_count)
     header[3].metric("Errors", run.error_count)
@@ -129,6 +131,18 @@ def explain(run: WorkflowRun, findings: pd.DataFrame) -> None:
         explanations = [f"waiting on {run.waiting_on}"]
     for explanation in explanations[:3]:
         st.code(explanation, language=None, wrap_lines=True)
+
+
+def _when(run: WorkflowRun, *, now: dt.datetime | None = None) -> str:
+    """When the run started and last moved, and how long ago: a stuck run's age."""
+    now = now or dt.datetime.now(dt.UTC)
+    started = f"{run.started_at:%Y-%m-%d %H:%M:%S} UTC" if run.started_at else "–"
+    if run.last_activity_at is None:
+        return f"started: {started}"
+    quiet = ago((now - run.last_activity_at).total_seconds())
+    return (
+        f"started: {started}  ·  last activity: {run.last_activity_at:%H:%M:%S} UTC ({quiet} ago)"
+    )
 
 
 def _text_or_blank(value: object) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -271,3 +272,11 @@ def test_steps_show_their_start_to_the_millisecond_with_the_zone(recruitment_sto
     (steps,) = [d for d in at.dataframe if "delivery" in d.value.columns]
     start = json.loads(steps.proto.columns)["start_time"]
     assert start["type_config"]["format"] == "YYYY-MM-DD HH:mm:ss.SSS Z"
+
+
+def test_the_header_says_since_when_the_run_has_not_moved(recruitment_store: Path):
+    # the stalled run published its last message 10 minutes before the store was built
+    at = open_dashboard(recruitment_store, workflow=STALLED_WORKFLOW)
+    (when,) = [t for t in plain_texts(at) if t.startswith("started: ")]
+    assert " UTC  ·  last activity: " in when
+    assert re.search(r"UTC \((10|11) min ago\)$", when), when
