@@ -57,9 +57,9 @@ def render_models(page: PageContext) -> None:
             st.dataframe(_mark_deviations(declared, learned), hide_index=True)
     if not learned.empty and not declared.empty:
         st.caption("Highlighted rows: a step one model expects and the other does not.")
-    deviations = read("anomaly_list", page.data_dir, since=None, kinds=("deviation",))
+    deviations = read("anomaly_list", page.data_dir, since=page.window.since, kinds=("deviation",))
     if not deviations.empty:
-        st.subheader("Deviations seen")
+        st.subheader("Deviations seen in this window")
         st.dataframe(
             deviations[["detail", "workflow_id", "subject", "detected_at"]], hide_index=True
         )

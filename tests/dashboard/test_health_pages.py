@@ -7,8 +7,10 @@ import shutil
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from collector.segment_writer import SegmentWriter
+from correlator.findings import ANOMALIES, write_findings
 from store import StoreLayout
 from store.schema import BUS_EVENTS
 from tests.damaged_files import cut_short
@@ -127,3 +129,25 @@ def test_jetstream_signals_count_only_the_chosen_time_window(
     at.selectbox(key="time_window").set_value("All time").run()
     signals = at.dataframe[-1].value.set_index("kind")["events"].to_dict()
     assert signals == {"terminated": 3, "max_deliveries": 1}
+
+
+def test_the_map_lists_the_deviations_of_the_chosen_window(recruitment_store: Path, tmp_path: Path):
+    # one deviation two days ago, one a minute ago: "Last hour" shows the recent one
+    store = tmp_path / "data"
+    shutil.copytree(recruitment_store, store)
+    layout = StoreLayout.at(store)
+    now = dt.datetime.now(dt.UTC)
+    found = pq.read_table(layout.findings / "anomalies.parquet").to_pylist()
+    for n, (ago, detail) in enumerate(
+        [(dt.timedelta(days=2), "old deviation"), (dt.timedelta(minutes=1), "new deviation")]
+    ):
+        found.append(
+            {"anomaly_id": f"dev-{n}", "kind": "deviation", "workflow_id": f"wf-dev-{n}",
+             "subject": PARSED, "detected_at": now - ago, "detail": detail, "revision": 1}
+        )  # fmt: skip
+    write_findings(layout, "anomalies", pa.Table.from_pylist(found, schema=ANOMALIES))
+
+    at = open_dashboard(store, page="views/choreography.py")
+    at.selectbox(key="time_window").set_value("Last hour").run()
+    (listed,) = [d.value for d in at.dataframe if "detail" in d.value.columns]
+    assert list(listed["detail"]) == ["new deviation"]
