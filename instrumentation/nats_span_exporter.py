@@ -292,7 +292,10 @@ class NatsSpanProcessor(SpanProcessor):
                 if self._closed and not self._queue:
                     break
                 self._wake.clear()
-                wait = max(self._schedule_delay - (time.monotonic() - last_sent), 0.001)
+                # nothing queued: a first span does not poke, so look again after
+                # schedule_delay, not at once (an idle exporter polled 1000 times a second)
+                since = time.monotonic() - last_sent if self._queue else 0.0
+                wait = max(self._schedule_delay - since, 0.001)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wait)
         finally:

@@ -233,3 +233,30 @@ async def test_a_publish_that_keeps_failing_is_warned_of_once_not_every_retry(na
     finally:
         await nc.close()
         await asyncio.to_thread(telemetry.shutdown)
+
+
+async def test_an_idle_exporter_sleeps_instead_of_polling_its_queue(nats_server):
+    telemetry = configure(
+        service_name="idler", nats_url=nats_server.url, install_global=False, schedule_delay=0.2
+    )
+    exporter = telemetry.exporter
+    checks = 0
+    batch_due = exporter._batch_due
+
+    def counting_batch_due(last_sent: float) -> bool:
+        nonlocal checks
+        checks += 1
+        return batch_due(last_sent)
+
+    exporter._batch_due = counting_batch_due
+    try:
+        _make_spans(telemetry, 1)
+        assert await asyncio.to_thread(telemetry.force_flush, timeout=10)
+        checks = 0
+        await asyncio.sleep(1.0)  # idle: about one look per schedule_delay
+        assert checks <= 10, f"the idle exporter looked at its queue {checks} times in 1 s"
+        _make_spans(telemetry, 1)  # a span ended while idle still goes out
+        assert await asyncio.to_thread(telemetry.force_flush, timeout=10)
+        assert telemetry.stats().spans_exported == 4
+    finally:
+        await asyncio.to_thread(telemetry.shutdown)
