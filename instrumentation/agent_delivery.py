@@ -39,6 +39,7 @@ from instrumentation.heartbeat import AgentCounters
 from instrumentation.keep_alive import KeepAlive
 from instrumentation.messaging_spans import MessagingSpans, jetstream_attributes
 from instrumentation.propagation import extract_delivered
+from instrumentation.throttled_log import ThrottledWarning
 from instrumentation.traced_message import current_workflow_id
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 Decode = Literal["json", "text", "bytes"]
 HandlerFunction = Callable[[Event], Awaitable[Any]]
 _REASON_CAP = 1024
+_LOG_EVERY_S = 5.0  # a failing handler is logged at once, then at most this often
 _NO_ATTRIBUTES: Mapping[str, Any] = MappingProxyType({})  # a core message's nats attributes
 
 
@@ -111,6 +113,8 @@ class DeliveryProcessor:
         self._backoff = list(backoff) or [0.0]
         self._max_header_bytes = max_header_bytes
         self._keep_alive = keep_alive if retries else None  # core NATS has no ack timer
+        self._retry_log = ThrottledWarning(_LOG_EVERY_S, logger=log)
+        self._dead_letter_log = ThrottledWarning(_LOG_EVERY_S, logger=log)
 
     async def process(self, handler: Handler, msg: Any) -> None:
         try:
@@ -209,6 +213,13 @@ class DeliveryProcessor:
             reason = f"failed {attempt} of {self._max_deliveries} deliveries; last error: {error}"
             await self._dead_letter(msg, handler, span, reason, attempt, nats_attributes)
         else:
+            delay = self._delay(attempt)
+            self._retry_log(
+                f"{self._service}: handler {_name(handler)} failed on {msg.subject} "
+                f"(workflow {current_workflow_id.get()}, attempt {attempt} of "
+                f"{self._max_deliveries}); retrying in {delay:g}s",
+                error,
+            )
             self._spans.end(span)
             await self._settle("nak", msg, handler, process_context, nats_attributes)
 
@@ -295,9 +306,19 @@ class DeliveryProcessor:
             )
             await self._settle("nak", msg, handler, parent, nats_attributes)
             return
+        self._dead_letter_log(
+            f"{self._service}: handler {_name(handler)} dead-lettered a {msg.subject} message "
+            f"(workflow {current_workflow_id.get()}) to {dlq_subject}; fix the cause, then "
+            "republish it from there",
+            reason,
+        )
         span.set_attribute(semconv.CHOREO_DEAD_LETTERED, True)
         span.set_attribute(semconv.CHOREO_DEAD_LETTER_REASON, reason)
         self._counters.dead_lettered += 1
         self._spans.end(span)
         if self._retries:
             await self._settle("term", msg, handler, parent, nats_attributes)
+
+
+def _name(handler: Handler) -> str:
+    return getattr(handler.fn, "__qualname__", None) or repr(handler.fn)

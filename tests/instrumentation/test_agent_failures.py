@@ -198,3 +198,32 @@ async def test_oversized_headers_are_dead_lettered_at_once(nats_server, run_agen
         headers={"X-Blob": "x" * 20_000},
         reason="more than the",
     )
+
+
+async def test_a_failing_handler_is_logged_with_its_error_and_what_happens_next(
+    nats_server, run_agents, caplog
+):
+    telemetry, _ = in_memory_telemetry("scorer")
+    agent = Agent(
+        "scorer",
+        nats_url=nats_server.url,
+        telemetry=telemetry,
+        backoff=(0.05,),
+        max_deliveries=2,
+        **FAST,
+    )
+
+    @agent.on("recruit.cv.parsed")
+    async def score(event):
+        raise KeyError("skills")
+
+    await run_agents(agent)
+    with caplog.at_level("WARNING", logger="instrumentation.agent_delivery"):
+        workflow = await agent.start_workflow("recruit.cv.parsed", {"cv": 1})
+        await eventually(lambda: agent.counters.dead_lettered == 1)
+    lines = [r.getMessage() for r in caplog.records]
+    retried = next(line for line in lines if "retrying" in line)
+    assert "score" in retried and workflow in retried and "attempt 1 of 2" in retried
+    assert "KeyError: 'skills'" in retried
+    dead = next(line for line in lines if "dead-lettered" in line)
+    assert "dlq.recruit.cv.parsed" in dead and workflow in dead and "KeyError" in dead
