@@ -186,6 +186,11 @@ class NatsSpanProcessor(SpanProcessor):
         if len(queue) == self._max_batch:
             self._poke()
 
+    @property
+    def closed(self) -> bool:
+        """``shutdown()`` was called: spans ended from now on are dropped."""
+        return self._closed
+
     def stats(self) -> ExporterStats:
         with self._lock:
             return ExporterStats(

@@ -117,6 +117,8 @@ def configure(
     ``install_global=False`` keeps the global tracer provider and propagators as
     they are, for processes that host several services. ``export=False`` with
     ``span_processors`` (e.g. an in-memory exporter) is how tests look at spans.
+    Called again for a service already configured on the global provider, it warns
+    and returns the first handle (``shutdown()`` it first to configure it anew).
     """
     global _installed_globally
     if not service_name or any(c in service_name for c in " .*>\t\r\n"):
@@ -125,6 +127,16 @@ def configure(
             value=service_name,
             fix="use a non-empty name without spaces, dots, '*' or '>' (it ends a NATS subject)",
         )
+    if install_global and export and tracer_provider is None:
+        again = _configured_globally(service_name)
+        if again is not None:
+            log.warning(
+                "configure(service_name=%r) was already called in this process: returning "
+                "the handle it made (a second exporter on the same provider would send every "
+                "span twice). To change its settings, call that handle's shutdown() first",
+                service_name,
+            )
+            return again
     exporter = (
         NatsSpanProcessor(
             service_name=service_name,
@@ -184,6 +196,16 @@ def configure(
     with _registry_lock:
         _registry[service_name] = telemetry
     return telemetry
+
+
+def _configured_globally(service_name: str) -> Telemetry | None:
+    """The open handle an earlier configure() made for this service on the global
+    provider, if there is one."""
+    with _registry_lock:
+        found = _registry.get(service_name)
+    if found is None or found.exporter is None or found.exporter.closed:
+        return None
+    return found if found.tracer_provider is trace.get_tracer_provider() else None
 
 
 def telemetry_for(

@@ -145,3 +145,40 @@ def test_a_refused_nats_option_does_not_print_the_credentials_given_beside_it():
             nats_options={"token": "s3cret-token", "conect_timeout": 5},
         )
     assert "s3cret-token" not in str(caught.value)
+
+
+CONFIGURE_TWICE = textwrap.dedent(
+    """
+    import sys
+    from opentelemetry import trace
+    from instrumentation import configure
+
+    url = sys.argv[1]
+    first = configure(service_name="scorer", nats_url=url, schedule_delay=0.05)
+    second = configure(service_name="scorer", nats_url=url, schedule_delay=0.05)
+    assert second is first, "a second configure() made a second exporter"
+    trace.get_tracer("app").start_span("score").end()
+    assert first.force_flush(timeout=20)
+    assert first.stats().spans_exported == 1, first.stats()
+    first.shutdown()
+    third = configure(service_name="scorer", nats_url=url, schedule_delay=0.05)
+    assert third is not first, "a shut-down handle was returned"
+    third.shutdown()
+    print("ok")
+    """
+)
+
+
+def test_configure_called_twice_for_a_service_returns_its_handle_not_a_second_exporter(
+    nats_server,
+):
+    # a fresh interpreter: the global provider can be set only once per process
+    result = subprocess.run(
+        [sys.executable, "-c", CONFIGURE_TWICE, nats_server.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+    assert "was already called in this process" in result.stderr
