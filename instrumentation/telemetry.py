@@ -46,6 +46,7 @@ INSTRUMENTATION_VERSION = "0.1.0"
 _registry: dict[str, Telemetry] = {}
 _installed_globally: TracerProvider | None = None
 _registry_lock = threading.Lock()
+_warned_untraced: set[str] = set()  # services told once that nothing traces them
 
 
 @dataclass
@@ -225,9 +226,22 @@ def telemetry_for(
         return Telemetry(service_name=service_name, tracer_provider=tracer_provider)
     with _registry_lock:
         found = _registry.get(service_name)
-    return found or Telemetry(
-        service_name=service_name, tracer_provider=trace.get_tracer_provider()
-    )
+    if found is not None:
+        return found
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
+        with _registry_lock:
+            warn = service_name not in _warned_untraced
+            _warned_untraced.add(service_name)
+        if warn:
+            log.warning(
+                "%s is not traced: configure() was not called, so its spans go nowhere. "
+                "Call configure(service_name=%r, nats_url=...) before creating its Agent "
+                "or TracedNats, or pass telemetry=",
+                service_name,
+                service_name,
+            )
+    return Telemetry(service_name=service_name, tracer_provider=provider)
 
 
 def _instance_id() -> str:

@@ -182,3 +182,24 @@ def test_configure_called_twice_for_a_service_returns_its_handle_not_a_second_ex
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
     assert "was already called in this process" in result.stderr
+
+
+NOT_CONFIGURED = textwrap.dedent(
+    """
+    import logging
+    from instrumentation import Agent
+    logging.basicConfig(level=logging.INFO)
+    Agent("forgotten", nats_url="nats://127.0.0.1:1")
+    Agent("forgotten", nats_url="nats://127.0.0.1:1")
+    """
+)
+
+
+def test_an_agent_without_configure_says_its_spans_go_nowhere():
+    # a fresh interpreter: no global provider may have been installed
+    result = subprocess.run(
+        [sys.executable, "-c", NOT_CONFIGURED], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("forgotten is not traced: configure() was not called") == 1
+    assert "configure(service_name='forgotten', nats_url=...)" in result.stderr
