@@ -63,6 +63,7 @@ _EXPORTS = {
     "ChoreoscopeError": "errors",
     "ConfigurationError": "errors",
     "PublishError": "errors",
+    "PayloadTooLargeError": "errors",
     "BadMessageError": "errors",
     "BusUnavailableError": "errors",
 }

@@ -56,6 +56,25 @@ class PublishError(ChoreoscopeError):
         )
 
 
+class PayloadTooLargeError(PublishError):
+    """An event is larger than the server's ``max_payload``; retrying cannot help."""
+
+    transient = False
+
+    def __init__(self, *, subject: str, size: int, limit: int) -> None:
+        self.subject = subject
+        self.size = size
+        self.limit = limit
+        self.reason = f"{size} bytes, over max_payload {limit}"
+        ChoreoscopeError.__init__(
+            self,
+            f"could not publish to {subject!r}: the event is {size} bytes, more than the "
+            f"{limit} bytes this NATS server accepts (max_payload); publish a reference to the "
+            "data (an object-store key, a URL) instead, or raise max_payload in nats-server's "
+            "configuration",
+        )
+
+
 class BadMessageError(ChoreoscopeError):
     """A delivered message cannot be handled as it is; redelivering it cannot help.
 

@@ -17,7 +17,7 @@ from opentelemetry.trace import Span
 from instrumentation import semconv, wire
 from instrumentation.acked_publisher import AckedPublisher, Stored
 from instrumentation.audit import AuditCapture
-from instrumentation.errors import PublishError
+from instrumentation.errors import PayloadTooLargeError, PublishError
 from instrumentation.ids import new_id
 from instrumentation.messaging_spans import MessagingSpans
 from instrumentation.propagation import header_value
@@ -102,6 +102,10 @@ class EventPublisher:
                 if nc is None:
                     raise ConnectionError("the agent is not connected to NATS")
                 await nc.publish(subject, payload, headers=out)
+        except nats.errors.MaxPayloadError as exc:
+            self._spans.end_with_error(span, exc)
+            limit = self.nc.max_payload if self.nc is not None else 0
+            raise PayloadTooLargeError(subject=subject, size=len(payload), limit=limit) from exc
         except Exception as exc:
             self._spans.end_with_error(span, exc)
             raise PublishError(subject=subject, reason=f"{type(exc).__name__}: {exc}") from exc

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import nats
+import pytest
 
 from instrumentation import Agent, semconv, wire
 from tests.instrumentation.deterministic_spans import (
@@ -227,3 +228,17 @@ async def test_a_failing_handler_is_logged_with_its_error_and_what_happens_next(
     assert "KeyError: 'skills'" in retried
     dead = next(line for line in lines if "dead-lettered" in line)
     assert "dlq.recruit.cv.parsed" in dead and workflow in dead and "KeyError" in dead
+
+
+async def test_an_event_over_max_payload_says_so_instead_of_blaming_the_stream(nats_server):
+    from instrumentation import PayloadTooLargeError, PublishError
+
+    telemetry, _ = in_memory_telemetry("intake")
+    agent = Agent("intake", nats_url=nats_server.url, telemetry=telemetry, **FAST)
+    try:
+        with pytest.raises(PayloadTooLargeError) as caught:
+            await agent.start_workflow("recruit.application.received", {"cv": "x" * 2_000_000})
+    finally:
+        await agent.close()
+    assert isinstance(caught.value, PublishError) and not caught.value.transient
+    assert "max_payload" in str(caught.value) and "stream" not in str(caught.value)
