@@ -7,7 +7,7 @@
     async def score(event):
         await event.emit("recruit.candidate.scored", {"score": 0.82})
 
-    await agent.run()          # until cancelled (or agent.stop()); drains in-flight work
+    await agent.run()          # until cancelled, agent.stop() or SIGTERM; then drains
 
 ``delivery=`` chooses how events travel:
 
@@ -66,6 +66,7 @@ from instrumentation.keep_alive import DEFAULT_MAX_PROCESSING, KeepAlive
 from instrumentation.messaging_spans import MessagingSpans
 from instrumentation.nats_connect_options import RECONNECTING, connect_options
 from instrumentation.nats_shutdown import close_connection
+from instrumentation.stop_signal import release, stop_on_sigterm
 from instrumentation.telemetry import DEFAULT_NATS_URL, Telemetry, telemetry_for
 from instrumentation.throttled_log import ThrottledWarning
 
@@ -102,6 +103,7 @@ class Agent:
         audit_max_bytes: int = 4096,
         redact: Redactor | None = None,
         max_header_bytes: int = 16 * 1024,
+        handle_sigterm: bool = True,
     ) -> None:
         check_agent_settings(
             name=name,
@@ -137,6 +139,7 @@ class Agent:
         self._fetch_batch = fetch_batch
         self._fetch_timeout = fetch_timeout
         self._drain_timeout = drain_timeout
+        self._handle_sigterm = handle_sigterm
         self._handlers: list[Handler] = []
         self._spans = MessagingSpans(self.telemetry)
         self._audit = AuditCapture(enabled=audit, max_bytes=audit_max_bytes, redact=redact)
@@ -298,8 +301,18 @@ class Agent:
         self._stopping.set()
 
     async def run(self) -> None:
-        """Consume until cancelled or ``stop()``; then drain in-flight work and disconnect."""
+        """Consume until cancelled, ``stop()`` or SIGTERM; then drain in-flight work and
+        disconnect (``stop_signal.py``: unless ``handle_sigterm`` is false, or the
+        process handles SIGTERM itself)."""
         self._stopping.clear()
+        if self._handle_sigterm:
+            stop_on_sigterm(self.stop)
+        try:
+            await self._run()
+        finally:
+            release(self.stop)
+
+    async def _run(self) -> None:
         await self.connect()
         intake = self._new_intake()
         self._intake = intake

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
+import sys
 
 import pytest
 
@@ -194,3 +196,55 @@ async def test_events_published_after_an_instance_stops_go_to_the_next_one(nats_
     await eventually(lambda: handled == ["second"], timeout=10)
     second.stop()
     await asyncio.wait_for(run, 10)
+
+
+AGENT_SCRIPT = """
+import asyncio, pathlib, sys
+from instrumentation import Agent, configure
+
+url, done = sys.argv[1], pathlib.Path(sys.argv[2])
+configure(service_name="slow", nats_url=url)
+agent = Agent("slow", nats_url=url, fetch_timeout=0.2, drain_timeout=10)
+
+
+@agent.on("slow.step")
+async def step(event):
+    print("started", flush=True)
+    await asyncio.sleep(1.0)
+    done.write_text("finished")
+
+
+async def main():
+    run = asyncio.create_task(agent.run())
+    await agent.wait_ready(timeout=10)
+    await agent.start_workflow("slow.step", {})
+    await run
+
+
+asyncio.run(main())  # as the README runs an Agent
+"""
+
+
+async def test_sigterm_lets_the_step_in_flight_finish_before_the_process_ends(
+    nats_server, tmp_path
+):
+    # `docker stop` and Kubernetes stop with SIGTERM, which killed the process at once:
+    # the step mid-flight died, its spans were lost, and its message came back only
+    # after ack_wait
+    script, done = tmp_path / "slow_agent.py", tmp_path / "done"
+    script.write_text(AGENT_SCRIPT)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(script), nats_server.url, str(done),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert await asyncio.wait_for(proc.stdout.readline(), 30) == b"started\n"
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(proc.wait(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    stderr = (await proc.stderr.read()).decode()
+    assert code == 0, stderr
+    assert done.read_text() == "finished"
