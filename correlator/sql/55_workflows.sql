@@ -12,9 +12,17 @@ WITH w AS (
         workflow_id,
         min(start_time) AS started_at,
         max(coalesce(end_time, start_time)) AS last_activity_at,
-        arg_min(subject, start_time)
-            FILTER (WHERE operation = 'send' OR (operation IS NULL AND kind = 'producer'))
-            AS first_subject,
+        -- the first publish, else (a producer that is not traced) the first event
+        -- consumed; dead letters aside, as in workflow_first_events
+        coalesce(
+            arg_min(subject, start_time) FILTER (
+                WHERE (operation = 'send' OR (operation IS NULL AND kind = 'producer'))
+                    AND NOT is_dead_letter_subject(subject)
+            ),
+            arg_min(subject, start_time) FILTER (
+                WHERE operation IN ('receive', 'process') AND NOT is_dead_letter_subject(subject)
+            )
+        ) AS first_subject,
         list(DISTINCT service_name ORDER BY service_name) AS services,
         list(DISTINCT trace_id ORDER BY trace_id) AS trace_ids,
         count(*) AS span_count,

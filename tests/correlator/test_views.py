@@ -359,3 +359,37 @@ def test_hops_messages_and_edges_read_the_stored_spans_a_few_times_not_hundreds(
         assert con.execute("SELECT count(*) FROM hops").fetchone() == (9,)
         assert con.execute("SELECT count(*) FROM messages").fetchone() == (9,)
         con.close()
+
+
+def test_a_run_whose_producer_is_not_traced_is_typed_by_what_it_consumed_not_its_dead_letter(
+    store_layout: StoreLayout,
+) -> None:
+    # a message from a producer without tracing, refused and dead-lettered: the run's
+    # one publish span is its dead letter's, and the run read as type dlq.edge.a.in
+    log = SpanLog()
+    ours = OurSpans(log)
+    message = ours.publish("legacy", "edge.a.in", workflow_id="wf-untraced", at_s=10)
+    log.rows = [r for r in log.rows if r["span_id"] != message.span_id]  # not traced
+    attempt = ours.process(
+        message, service="edge", start=10.1, end=10.2, error="not JSON", settle="term"
+    )
+    ours.publish(
+        "edge", "dlq.edge.a.in", workflow_id="wf-untraced", at_s=10.2,
+        trace_id=message.trace_id, parent_span_id=attempt, message_id=message.message_id,
+    )  # fmt: skip
+    log.write(store_layout)
+
+    def workflow_type() -> str:
+        con = correlator.connect(store_layout.root)
+        try:
+            (found,) = con.execute(
+                "SELECT workflow_type FROM workflows WHERE workflow_id = 'wf-untraced'"
+            ).fetchone()
+        finally:
+            con.close()
+        return found
+
+    assert workflow_type() == "edge.a.in"  # before any pass
+    outcome = correlate(store_layout, now_s=60)
+    assert workflow_type() == "edge.a.in"
+    assert {k for k, _, _ in outcome.kinds()} == {"dead_lettered"}
