@@ -65,9 +65,16 @@ class TracedNats:
         tracer_provider: trace.TracerProvider | None = None,
         **options: Any,
     ) -> TracedNats:
-        """``nats.connect(servers, **options)`` wrapped; options pass through untouched."""
+        """``nats.connect(servers, **options)`` wrapped; options pass through untouched.
+        Once connected, and unless ``max_reconnect_attempts`` is given, it reconnects for
+        as long as NATS is away, as an Agent does."""
         options.setdefault("name", service_name)
         nc = await nats.connect(servers, **options)
+        if "max_reconnect_attempts" not in options:
+            # nats-py gives up after 60 attempts (~2 min): the service went on, deaf.
+            # Set once connected, where nats-py reads it, so that the first connect
+            # still gives up as nats-py's does
+            nc.options["max_reconnect_attempts"] = -1
         return cls(
             nc, service_name=service_name, telemetry=telemetry, tracer_provider=tracer_provider
         )

@@ -194,3 +194,39 @@ async def test_headers_are_read_case_insensitively_and_nats_trace_headers_ignore
     assert process["parent_span_id"] == "b7ad6b7169203331"
     assert semconv.CHOREO_CONTEXT_BROKEN not in process["attributes"]
     assert msg.workflow_id == "wf-go"
+
+
+async def test_a_traced_client_reconnects_after_an_outage_longer_than_nats_py_gives_up_on(
+    nats_server,
+):
+    # nats-py stops reconnecting after 60 attempts (~2 min at its pace): a TracedNats
+    # service outlived the outage alive but deaf, as an Agent never is
+    telemetry, _ = in_memory_telemetry("notifier")
+    got: asyncio.Queue = asyncio.Queue()
+    nc = await TracedNats.connect(
+        nats_server.url, service_name="notifier", telemetry=telemetry,
+        reconnect_time_wait=0.02,  # its 60 attempts take ~2 s here, not ~2 min
+    )  # fmt: skip
+    try:
+
+        async def handle(msg):
+            await got.put(msg.data)
+
+        await nc.subscribe("loan.decided", cb=handle)
+        await asyncio.to_thread(nats_server.stop)
+        await asyncio.sleep(5)  # past 60 attempts
+        await asyncio.to_thread(nats_server.start)
+
+        async def publish_once_back() -> None:
+            while True:
+                try:
+                    await nc.publish("loan.decided", b"yes")
+                    await nc.flush(timeout=1)
+                    return
+                except Exception:
+                    await asyncio.sleep(0.2)
+
+        await asyncio.wait_for(publish_once_back(), 20)
+        assert await asyncio.wait_for(got.get(), 10) == b"yes"
+    finally:
+        await nc.close()
