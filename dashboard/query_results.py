@@ -35,11 +35,29 @@ def with_unique_names(table: pa.Table) -> pa.Table:
 
 
 def as_frame(table: pa.Table) -> pd.DataFrame:
-    """The rows as a DataFrame; a column pandas cannot hold comes as its values' text."""
+    """The rows as a DataFrame; a column pandas cannot hold comes as its values' text,
+    and an INTERVAL as a duration (pandas made it ``<DateOffset: days=…>`` objects)."""
+    table = _intervals_as_durations(table)
     try:
         return table.to_pandas()
     except pa.ArrowException:
         return _as_text_where(table, _fails_in_pandas).to_pandas()
+
+
+def _intervals_as_durations(table: pa.Table) -> pa.Table:
+    """Each INTERVAL column as microseconds when it counts no months (a month has no
+    fixed length: such a column is left as it is)."""
+    for i, (name, column) in enumerate(zip(table.column_names, table.columns, strict=True)):
+        if column.type != pa.month_day_nano_interval():
+            continue
+        values = column.to_pylist()
+        if any(v is not None and v.months for v in values):
+            continue
+        micros = [
+            None if v is None else v.days * 86_400_000_000 + v.nanoseconds // 1000 for v in values
+        ]
+        table = table.set_column(i, name, pa.array(micros, pa.duration("us")))
+    return table
 
 
 def parquet_bytes(table: pa.Table) -> tuple[bytes, list[str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 from streamlit.testing.v1 import AppTest
 
 from tests.dashboard.app_driver import open_dashboard, plain_texts
@@ -79,7 +80,12 @@ def test_an_interval_result_shows_and_is_offered_as_parquet(recruitment_store: P
         "SELECT workflow_id, now() - last_activity_at AS idle FROM workflows "
         "WHERE status = 'stalled'",
     )
-    assert list(at.dataframe[-1].value.columns) == ["workflow_id", "idle"]
+    shown = at.dataframe[-1].value
+    assert list(shown.columns) == ["workflow_id", "idle"]
+    # a duration, not "<DateOffset: days=…, nanoseconds=…>" objects
+    assert (
+        pd.api.types.is_timedelta64_dtype(shown["idle"]) and (shown["idle"] > pd.Timedelta(0)).all()
+    )
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels == ["Download CSV", "Download Parquet"]
     assert any(c.value.endswith("Parquet cannot hold: idle") for c in at.caption)
