@@ -78,6 +78,8 @@ def heartbeat_row(data: bytes) -> dict[str, Any]:
         "instance": None if beat.get("instance") is None else str(beat["instance"]),
         "at": when,
         "interval_s": None if beat.get("interval_s") is None else float(beat["interval_s"]),
+        # the instance's last beat, as it stopped on purpose (false when it does not say)
+        "stopped": beat.get("stopping") is True,
     }
     for counter in _COUNTERS:
         value = beat.get(counter)

@@ -149,19 +149,23 @@ def _stalled(f: dict[str, Any], now: dt.datetime) -> str:
             f"waited on consumer group `{f['consumer']}` through an outage; it is back "
             f"since {_clock(f, 'consumer_back_at')} and still working off its backlog"
         )
+    gone = (
+        f"stopped at {_clock(f, 'consumer_last_seen')} (its last heartbeat said so)"
+        if f.get("consumer_stopped") and f.get("consumer_last_seen")
+        else f"is down ({down})"
+    )
     holder = f" (`{f['receiving_instance']}`)" if f.get("receiving_instance") else ""
     holder_fate = (
         f"restarted since, at {_clock(f, 'receiver_restarted_at')}: the handler died "
         "with it, and no redelivery has come"
         if f.get("receiver_restarted_at")
-        else f"is down ({down})"
+        else gone
     )
     state = (
         f"was received {_when(f, 'last_received_at')}, and the instance holding it{holder} "
         f"{holder_fate}"
         if f.get("state") == "received"
-        else f"published {_when(f)} waits on consumer group "
-        f"`{f['consumer']}`, which is down ({down})"
+        else f"published {_when(f)} waits on consumer group `{f['consumer']}`, which {gone}"
     )
     backlog = f.get("consumer_backlog")
     held = f"; JetStream holds {_count(backlog, 'message')} for it" if backlog else ""

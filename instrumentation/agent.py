@@ -387,7 +387,7 @@ class Agent:
         heartbeats.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await heartbeats
-        await self._heartbeats.send()
+        await self._heartbeats.send(stopping=True)
         self._ready.clear()
         if self.telemetry.exporter is not None:
             await asyncio.to_thread(self.telemetry.force_flush, timeout=2)

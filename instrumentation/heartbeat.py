@@ -42,6 +42,7 @@ def heartbeat_payload(
     counters: AgentCounters,
     exporter: ExporterStats | None,
     at: float | None = None,
+    stopping: bool = False,
 ) -> bytes:
     return json.dumps(
         {
@@ -56,6 +57,8 @@ def heartbeat_payload(
             "spans_exported": exporter.spans_exported if exporter else 0,
             "spans_dropped": exporter.spans_dropped if exporter else 0,
             "in_flight": counters.in_flight,
+            # its last beat: the instance stops on purpose, and is not silent by accident
+            "stopping": stopping,
         }
     ).encode()
 
@@ -93,13 +96,15 @@ class HeartbeatPublisher:
             await self.send()
             await asyncio.sleep(self._interval)
 
-    async def send(self) -> None:
+    async def send(self, *, stopping: bool = False) -> None:
+        """Publish a beat now; ``stopping``: the instance's last, as it stops."""
         payload = heartbeat_payload(
             service=self._service,
             instance=self._instance,
             interval_s=self._interval,
             counters=self._counters,
             exporter=self._telemetry.stats(),
+            stopping=stopping,
         )
         try:
             await self._connection().publish(self.subject, payload)

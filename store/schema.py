@@ -107,6 +107,7 @@ HEARTBEATS = pa.schema(
         ("spans_dropped", pa.int64()),
         ("in_flight", pa.int64()),
         ("interval_s", pa.float64()),
+        ("stopped", pa.bool_()),  # its last beat: the instance stopped on purpose
     ]
 )
 

@@ -3,7 +3,8 @@
 -- say). spans_dropped is its exporter's running total. restarted_at: the last beat
 -- at which a counter fell below the one before (a process restarted under the same
 -- service.instance.id counts from zero again: heartbeat_sequence): what it was
--- handling died with it.
+-- handling died with it. stopped: its last beat said it was stopping (a deliberate
+-- stop, not a crash; null in stores from before beats said so).
 CREATE OR REPLACE TEMP TABLE d_instances AS
 SELECT
     service,
@@ -12,6 +13,7 @@ SELECT
     max("at") FILTER (WHERE counters_fell) AS restarted_at,
     coalesce(arg_max(interval_s, "at"), 10.0) AS interval_s,
     coalesce(arg_max(spans_dropped, "at"), 0) AS spans_dropped,
+    coalesce(arg_max(stopped, "at"), false) AS stopped,
     epoch_us(CAST($now AS TIMESTAMPTZ)) - epoch_us(max("at"))
         > $silence_factor * coalesce(arg_max(interval_s, "at"), 10.0) * 1e6 AS silent
 FROM heartbeat_sequence

@@ -22,6 +22,8 @@ recoveries AS (
 SELECT
     i.service,
     bool_and(i.silent) AS silent,
+    -- every instance's last beat said it was stopping: stopped on purpose
+    bool_and(i.stopped) AS stopped,
     max(i.last_seen) AS last_seen,
     arg_max(i.interval_s, i.last_seen) AS interval_s,
     sum(i.spans_dropped) AS spans_dropped,

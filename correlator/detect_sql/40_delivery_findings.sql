@@ -96,6 +96,9 @@ d AS (
             s.silent AND epoch_us(s.last_seen) < epoch_us(d.since) + d.deadline_s * 1e6, false
         ) AS service_down,
         s.last_seen AS service_last_seen,
+        -- what it waits on said it was stopping (its last beat): stopped on purpose
+        coalesce(CASE WHEN d.state = 'received' THEN i.stopped END, s.stopped, false)
+            AS consumer_stopped,
         coalesce(
             s.recovered_at > d.since
                 AND epoch_us(CAST($now AS TIMESTAMPTZ)) - epoch_us(s.recovered_at)
@@ -199,7 +202,7 @@ SELECT
     subject AS step, consumer, since, waited_s, deadline_s, state,
     producer_service, published_at, first_received_at, last_received_at, receiving_instance,
     errors, given_back, last_error, last_attempt_end, last_overrun_start, dead_letter_source, dead_letter_reason,
-    coalesce(instance_last_seen, service_last_seen) AS consumer_last_seen,
+    coalesce(instance_last_seen, service_last_seen) AS consumer_last_seen, consumer_stopped,
     successes, spans_dropped, CASE WHEN catching_up THEN consumer_back_at END AS consumer_back_at,
     consumer_backlog, backlog_sampled_at, receiver_restarted_at
 FROM judged

@@ -1,6 +1,7 @@
 -- telemetry_gap about a whole service: an instance whose exporter reported dropping
 -- spans, or a service all of whose instances went silent (within silent_horizon_s,
--- so a service retired long ago is not reported forever).
+-- so a service retired long ago is not reported forever), unless each said in its
+-- last beat that it was stopping: a service stopped on purpose lost no telemetry.
 CREATE OR REPLACE TEMP TABLE d_service_findings AS
 SELECT
     'telemetry_gap' AS kind,
@@ -20,5 +21,5 @@ SELECT
     interval_s,
     (epoch_us(CAST($now AS TIMESTAMPTZ)) - epoch_us(last_seen)) / 1e6 AS waited_s
 FROM d_services
-WHERE silent
+WHERE silent AND NOT stopped
     AND (epoch_us(CAST($now AS TIMESTAMPTZ)) - epoch_us(last_seen)) / 1e6 <= $silent_horizon_s;

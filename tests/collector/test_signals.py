@@ -106,6 +106,27 @@ async def test_heartbeat_sent_while_no_collector_runs_is_kept(
     assert query(data, "select source from rejected") == [("choreo.heartbeat.scorer",)]
 
 
+async def test_the_last_heartbeat_of_an_instance_that_stops_is_stored_as_such(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    beat = {"service": "scorer", "instance": "scorer-1", "interval_s": 5.0}
+    async with running_collector(nats_server.url, data):
+        nc = await nats.connect(nats_server.url)
+        for at, stopping in ((time.time() - 1, False), (time.time(), True)):
+            body = json.dumps({**beat, "at": at, "stopping": stopping}).encode()
+            await nc.publish(f"{wire.HEARTBEAT_SUBJECT_PREFIX}scorer", body)
+        await nc.publish(  # from an instrumentation that does not say
+            f"{wire.HEARTBEAT_SUBJECT_PREFIX}billing",
+            json.dumps({"service": "billing", "at": time.time()}).encode(),
+        )
+        await nc.close()
+        assert await wait_for_count(data, "select count(*) from heartbeats", 3) == 3
+    assert query(data, 'select service, stopped from heartbeats order by service, "at"') == [
+        ("billing", False), ("scorer", False), ("scorer", True),
+    ]  # fmt: skip
+
+
 async def test_heartbeats_with_numbers_out_of_range_are_rejected_and_later_ones_stored(
     nats_server: EmbeddedNats, tmp_path: Path
 ) -> None:

@@ -87,6 +87,7 @@ class SpanLog:
         instance: str | None = None,
         spans_dropped: int = 0,
         interval_s: float = 1.0,
+        stopped: bool = False,
     ) -> None:
         self.heartbeats.append(
             {
@@ -101,6 +102,7 @@ class SpanLog:
                 "spans_dropped": spans_dropped,
                 "in_flight": 0,
                 "interval_s": interval_s,
+                "stopped": stopped,
             }
         )
 

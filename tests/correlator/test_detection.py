@@ -383,6 +383,29 @@ def test_a_message_its_consumer_never_got_while_up_stays_dropped_once_it_goes_do
     assert outcome.statuses["wf-lost"] == ("stalled", f"{PARSED} → scorer", "dropped")
 
 
+def test_a_service_stopped_on_purpose_is_no_telemetry_gap_but_its_messages_wait_on_it(
+    store_layout: StoreLayout,
+) -> None:
+    # its last beat said it was stopping: it was reported "went silent", as if its
+    # telemetry were lost
+    log = SpanLog()
+    ours = history(log, heartbeats_until=None)
+    for service in ("intake", "parser", "notifier"):
+        log.heartbeats_every(service, start=1, stop=200)
+    log.heartbeats_every("scorer", start=1, stop=95)
+    log.heartbeat("scorer", at_s=95.5, stopped=True)
+    up_to_parsed(ours, "wf-waits", start=100)
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=130)
+
+    assert outcome.kinds() == {("stalled", "wf-waits", PARSED)}
+    (stalled,) = outcome.of("stalled")
+    assert stalled["root_cause"] == "consumer_down"
+    assert "which stopped at 12:01:35 UTC (its last heartbeat said so)" in stalled["detail"]
+    assert [a for a in outcome.of("telemetry_gap") if a["workflow_id"] is None] == []
+
+
 def test_consumer_killed_while_handling_is_down_not_hung(store_layout: StoreLayout) -> None:
     log = SpanLog()
     ours = history(log, heartbeats_until=None)

@@ -54,8 +54,9 @@ async def test_heartbeats_carry_the_counters_at_the_configured_interval(
     beat = beats[-1]
     assert set(beat) == {
         "service", "instance", "at", "interval_s", "received", "processed", "failed",
-        "dead_lettered", "spans_exported", "spans_dropped", "in_flight",
+        "dead_lettered", "spans_exported", "spans_dropped", "in_flight", "stopping",
     }  # fmt: skip
+    assert beat["stopping"] is False
     assert beat["service"] == "scorer"
     assert beat["interval_s"] == 0.1
     assert beat["received"] == 1 and beat["failed"] == 0 and beat["spans_dropped"] == 0
@@ -248,3 +249,32 @@ async def test_sigterm_lets_the_step_in_flight_finish_before_the_process_ends(
     stderr = (await proc.stderr.read()).decode()
     assert code == 0, stderr
     assert done.read_text() == "finished"
+
+
+async def test_an_agent_that_stops_says_so_in_its_last_heartbeat(nats_server, raw_nats):
+    # it fell silent like a crashed one, and a service stopped on purpose was reported
+    # as a telemetry gap ("went silent")
+    telemetry, _ = in_memory_telemetry("scorer")
+    beats: list[dict] = []
+
+    async def collect(msg) -> None:
+        beats.append(json.loads(msg.data))
+
+    sub = await raw_nats.subscribe("choreo.heartbeat.scorer", cb=collect)
+    agent = Agent(
+        "scorer", nats_url=nats_server.url, telemetry=telemetry, heartbeat_interval=0.1, **FAST
+    )
+
+    @agent.on("recruit.cv.parsed")
+    async def score(event):
+        pass
+
+    run = asyncio.create_task(agent.run())
+    await agent.wait_ready(timeout=10)
+    await eventually(lambda: len(beats) >= 2)
+    agent.stop()
+    await asyncio.wait_for(run, 20)
+    await raw_nats.flush()
+    await eventually(lambda: beats[-1]["stopping"])
+    await sub.unsubscribe()
+    assert [b["stopping"] for b in beats].count(True) == 1
