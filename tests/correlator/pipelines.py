@@ -70,13 +70,20 @@ def history(log: SpanLog, *, runs: int = 8, heartbeats_until: float | None = 200
     return ours
 
 
+def the_others_beat(log: SpanLog, *, start: float = 1, stop: float = 200, **kw: Any) -> None:
+    """Every service but the scorer heartbeating from ``start`` to ``stop`` (the tests
+    give the scorer beats of its own)."""
+    for service in SERVICES:
+        if service != "scorer":
+            log.heartbeats_every(service, start=start, stop=stop, **kw)
+
+
 def lost_while_the_scorer_was_down(layout: StoreLayout) -> None:
     """History, then the scorer stops at 95 s and is back at 110 s; wf-lost's message,
     published at 100 s, never reaches it."""
     log = SpanLog()
     ours = history(log, heartbeats_until=None)
-    for service in ("intake", "parser", "notifier"):
-        log.heartbeats_every(service, start=1, stop=200)
+    the_others_beat(log)
     log.heartbeats_every("scorer", start=1, stop=95)
     log.heartbeats_every("scorer", start=110, stop=200)
     up_to_parsed(ours, "wf-lost", start=100)

@@ -19,6 +19,7 @@ from tests.correlator.pipelines import (
     correlate,
     healthy_run,
     history,
+    the_others_beat,
     up_to_parsed,
 )
 from tests.correlator.span_shapes import OurSpans, Published, SpanLog, at
@@ -339,8 +340,7 @@ def test_consumer_whose_heartbeats_stopped_is_down_not_dropping(
 ) -> None:
     log = SpanLog()
     ours = history(log, heartbeats_until=None)
-    for service in ("intake", "parser", "notifier"):
-        log.heartbeats_every(service, start=1, stop=200)
+    the_others_beat(log)
     log.heartbeats_every("scorer", start=1, stop=95)  # killed at 95 s
     up_to_parsed(ours, "wf-down", start=100)
     # JetStream, as the collector samples it: the scorers' durable has a backlog
@@ -390,8 +390,7 @@ def test_a_service_stopped_on_purpose_is_no_telemetry_gap_but_its_messages_wait_
     # telemetry were lost
     log = SpanLog()
     ours = history(log, heartbeats_until=None)
-    for service in ("intake", "parser", "notifier"):
-        log.heartbeats_every(service, start=1, stop=200)
+    the_others_beat(log)
     log.heartbeats_every("scorer", start=1, stop=95)
     log.heartbeat("scorer", at_s=95.5, stopped=True)
     up_to_parsed(ours, "wf-waits", start=100)
@@ -409,8 +408,7 @@ def test_a_service_stopped_on_purpose_is_no_telemetry_gap_but_its_messages_wait_
 def test_consumer_killed_while_handling_is_down_not_hung(store_layout: StoreLayout) -> None:
     log = SpanLog()
     ours = history(log, heartbeats_until=None)
-    for service in ("intake", "parser", "notifier"):
-        log.heartbeats_every(service, start=1, stop=200)
+    the_others_beat(log)
     log.heartbeats_every("scorer", start=1, stop=101)
     parsed = up_to_parsed(ours, "wf-kill", start=100)
     ours.receive(parsed, service="scorer", at_s=100.5)  # then the process was killed
@@ -435,8 +433,7 @@ def test_a_handler_whose_instance_restarted_under_its_id_is_stalled_not_hung(
     # heartbeat interval: never silent, but its counters begin again
     log = SpanLog()
     ours = history(log, heartbeats_until=None)
-    for service in ("intake", "parser", "notifier"):
-        log.heartbeats_every(service, start=0, stop=200, interval_s=10)
+    the_others_beat(log, start=0, interval_s=10)
     for t in range(0, 101, 10):
         log.heartbeat("scorer", at_s=t, interval_s=10)
         log.heartbeats[-1].update(received=t // 10 + 1, processed=t // 10 + 1)
@@ -464,8 +461,7 @@ def test_two_processes_sharing_an_instance_id_are_no_restarts(
     # interleave, one's counters below the other's; a handler that hangs is hung
     log = SpanLog()
     ours = history(log, heartbeats_until=None)
-    for service in ("intake", "parser", "notifier"):
-        log.heartbeats_every(service, start=0, stop=200)
+    the_others_beat(log, start=0)
     for t in range(0, 201):
         log.heartbeat("scorer", at_s=t + (0.5 if t % 2 else 0.0))
         worker = 100 if t % 2 else 10  # the busier worker's totals, then the other's
@@ -483,8 +479,7 @@ def _handling_on_a_slow_heartbeat(log: SpanLog, *, scorer_beats_until: float) ->
     """The scorer (heartbeat every 10 s) receives wf-slowbeat's message at 100.5 s and
     never finishes it (deadline 5 s)."""
     ours = history(log, heartbeats_until=None)
-    for service in ("intake", "parser", "notifier"):
-        log.heartbeats_every(service, start=1, stop=200)
+    the_others_beat(log)
     log.heartbeats_every("scorer", start=1, stop=scorer_beats_until, interval_s=10.0)
     parsed = up_to_parsed(ours, "wf-slowbeat", start=100)
     ours.receive(parsed, service="scorer", at_s=100.5)
@@ -668,8 +663,7 @@ def test_handler_whose_spans_were_dropped_is_a_telemetry_gap_not_hung(
 ) -> None:
     log = SpanLog()
     ours = history(log, heartbeats_until=None)
-    for service in ("intake", "parser", "notifier"):
-        log.heartbeats_every(service, start=1, stop=200)
+    the_others_beat(log)
     log.heartbeats_every("scorer", start=1, stop=100, spans_dropped=0)
     log.heartbeats_every("scorer", start=101, stop=200, spans_dropped=40)
     parsed = up_to_parsed(ours, "wf-lost", start=100)
@@ -797,8 +791,7 @@ def test_a_handler_seen_overrunning_its_deadline_is_hung_even_while_its_service_
     # so spans the scorer dropped meanwhile (other ones) do not explain it away
     log = SpanLog()
     ours = history(log, heartbeats_until=None)
-    for service in ("intake", "parser", "notifier"):
-        log.heartbeats_every(service, start=1, stop=200)
+    the_others_beat(log)
     log.heartbeats_every("scorer", start=1, stop=100)
     log.heartbeats_every("scorer", start=101, stop=200, spans_dropped=40)
     parsed = up_to_parsed(ours, "wf-hang", start=100)

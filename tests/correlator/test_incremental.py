@@ -35,6 +35,7 @@ from tests.correlator.pipelines import (
     history,
     lost_while_the_scorer_was_down,
     read_outcome,
+    the_others_beat,
     time_passes,
     up_to_parsed,
 )
@@ -117,8 +118,7 @@ def test_a_step_reported_stuck_that_completes_late_is_not_slow_too(
     # long past the step's usual latency once the scorer was back
     log = SpanLog()
     ours = history(log, runs=25, heartbeats_until=None)
-    for service in ("intake", "parser", "notifier"):
-        log.heartbeats_every(service, start=1, stop=200)
+    the_others_beat(log)
     log.heartbeats_every("scorer", start=1, stop=95)  # down at 95 s
     parsed = up_to_parsed(ours, "wf-down", start=100)
     log.write(store_layout)
@@ -357,8 +357,7 @@ def _causes_while_the_scorer_beats(
     and cause after each tick from 106 s to 111 s, with no span arriving meanwhile."""
     log = SpanLog()
     ours = history(log, heartbeats_until=None)
-    for service in ("intake", "parser", "notifier"):
-        log.heartbeats_every(service, start=1, stop=200)
+    the_others_beat(log)
     for start, stop in scorer_beats:
         log.heartbeats_every("scorer", start=start, stop=stop)
     up_to_parsed(ours, workflow_id, start=100)

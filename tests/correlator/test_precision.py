@@ -11,6 +11,7 @@ from tests.correlator.pipelines import (
     correlate,
     history,
     lost_while_the_scorer_was_down,
+    the_others_beat,
     up_to_parsed,
 )
 from tests.correlator.span_shapes import OurSpans, Published, SpanLog
@@ -195,8 +196,7 @@ def test_backlog_of_a_consumer_back_from_an_outage_is_stalled_not_dropped(
 ) -> None:
     log = SpanLog()
     ours = history(log, heartbeats_until=None)
-    for service in ("intake", "parser", "notifier"):
-        log.heartbeats_every(service, start=1, stop=200)
+    the_others_beat(log)
     log.heartbeats_every("scorer", start=1, stop=95)  # stopped at 95 s
     log.heartbeats_every("scorer", start=110, stop=200)  # back at 110 s
     up_to_parsed(ours, "wf-backlog", start=100)  # waits in the scorer's backlog
