@@ -2,12 +2,14 @@
 -- within three of its own intervals (or 30 s when it did not say its interval).
 -- restarted_at: the last beat at which a counter fell below the instance's previous
 -- one (heartbeat_sequence), so counters lower than a minute ago read as a restart.
+-- stopped: its last beat said it was stopping (on purpose: not silent by accident).
 SELECT
     service,
     instance,
     max("at") AS last_seen,
     max("at") >= now() - to_seconds(3 * coalesce(arg_max(interval_s, "at"), 10.0)) AS alive,
     max("at") FILTER (WHERE counters_fell) AS restarted_at,
+    coalesce(arg_max(stopped, "at"), false) AS stopped,
     arg_max(received, "at") AS received,
     arg_max(processed, "at") AS processed,
     arg_max(failed, "at") AS failed,

@@ -15,12 +15,14 @@ def render(page: PageContext) -> None:
     if liveness.empty:
         st.info("No heartbeats yet: instrumented services send one every few seconds.")
     else:
-        down = liveness[~liveness["alive"]]
+        stopped = ~liveness["alive"] & liveness["stopped"]
+        down = liveness[~liveness["alive"] & ~liveness["stopped"]]
         dropping = liveness[liveness["spans_dropped"] > 0]
-        tiles = st.columns(3)
+        tiles = st.columns(4)
         tiles[0].metric("Instances alive", int(liveness["alive"].sum()))
         tiles[1].metric("Instances silent", len(down))
-        tiles[2].metric("Instances dropping spans", len(dropping))
+        tiles[2].metric("Instances stopped", int(stopped.sum()))
+        tiles[3].metric("Instances dropping spans", len(dropping))
         st.subheader("Liveness and counters")
         st.dataframe(
             liveness,
@@ -31,6 +33,11 @@ def render(page: PageContext) -> None:
                 "restarted_at": st.column_config.DatetimeColumn("restarted", format="distance"),
             },
         )
+        if stopped.any():
+            st.caption(
+                "Stopped: the instance said in its last heartbeat that it was stopping (on "
+                "purpose, not silent by accident)."
+            )
         if liveness["restarted_at"].notna().any():
             st.caption(
                 "Restarted: an instance's counters fell since its previous heartbeat (the "

@@ -254,9 +254,14 @@ def _exception_events(message: str, *, at: dt.datetime) -> str:
 
 
 def heartbeat_rows(
-    beats: list[tuple[str, dt.datetime, int]], *, interval_s: float = 60.0, received: int = 40
+    beats: list[tuple[str, dt.datetime, int]],
+    *,
+    interval_s: float = 60.0,
+    received: int = 40,
+    stopped: bool = False,
 ) -> pa.Table:
-    """Heartbeats ``(service, at, spans_dropped)`` with plausible counters."""
+    """Heartbeats ``(service, at, spans_dropped)`` with plausible counters; ``stopped``:
+    each is its instance's last, sent as it stopped on purpose."""
     rows = [
         {
             "service": service,
@@ -270,6 +275,7 @@ def heartbeat_rows(
             "spans_dropped": dropped,
             "in_flight": 0,
             "interval_s": interval_s,
+            "stopped": stopped,
         }
         for service, at, dropped in beats
     ]

@@ -16,6 +16,7 @@ from store.schema import BUS_EVENTS
 from tests.damaged_files import cut_short
 from tests.dashboard.app_driver import open_dashboard
 from tests.dashboard.fixture_store import FAILED_WORKFLOW, PARSED, STALLED_WORKFLOW
+from tests.dashboard.scenario_spans import heartbeat_rows
 
 
 def test_choreography_map_draws_services_and_subjects_with_the_bad_hop_red(
@@ -151,3 +152,26 @@ def test_the_map_lists_the_deviations_of_the_chosen_window(recruitment_store: Pa
     at.selectbox(key="time_window").set_value("Last hour").run()
     (listed,) = [d.value for d in at.dataframe if "detail" in d.value.columns]
     assert list(listed["detail"]) == ["new deviation"]
+
+
+def test_an_instance_that_said_it_was_stopping_is_stopped_not_silent(tmp_path: Path):
+    # a service stopped on purpose (its last heartbeat said so) was counted among the
+    # silent ones, as if it had crashed
+    layout = StoreLayout.at(tmp_path / "data")
+    layout.ensure()
+    writer = SegmentWriter(layout=layout, writer_id="beats")
+    now = dt.datetime.now(dt.UTC)
+    long_ago = now - dt.timedelta(hours=1)
+    writer.write("heartbeats", heartbeat_rows([("intake", now, 0)]), at=now)
+    writer.write("heartbeats", heartbeat_rows([("crashed", long_ago, 0)]), at=long_ago)
+    writer.write(
+        "heartbeats", heartbeat_rows([("retired", long_ago, 0)], stopped=True), at=long_ago
+    )
+
+    at = open_dashboard(layout.root, page="views/services.py")
+
+    tiles = {m.label: m.value for m in at.metric}
+    assert (tiles["Instances alive"], tiles["Instances silent"]) == ("1", "1")
+    assert tiles["Instances stopped"] == "1"
+    liveness = at.dataframe[0].value.set_index("service")
+    assert liveness["stopped"].to_dict() == {"crashed": False, "intake": False, "retired": True}
