@@ -16,8 +16,9 @@ under ``<data>/findings/`` (``FINDINGS``), replaced atomically.
 """
 
 from correlator.alerts import Alerter, alert_payload
-from correlator.choreography_file import Choreography, ChoreographyFileError, load_choreography
+from correlator.choreography_file import ChoreographyFileError, load_choreography
 from correlator.connection import connect
+from correlator.declared_choreography import Choreography
 from correlator.engine import Correlator
 from correlator.explain import ANOMALY_KINDS
 from correlator.findings import FINDINGS, ensure_findings

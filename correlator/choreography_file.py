@@ -30,12 +30,17 @@ A key written twice in one mapping is an error.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from correlator.declared_choreography import (
+    Choreography,
+    ConsumerTerms,
+    DeclaredStep,
+    DeclaredWorkflow,
+)
 from instrumentation.errors import ChoreoscopeError
 
 VERSION = 1
@@ -53,47 +58,6 @@ class ChoreographyFileError(ChoreoscopeError, ValueError):
             f"{path}: {problem}. Fix the file (`choreoscope model --write FILE` writes a "
             "valid one from what was learned), or run without --choreography"
         )
-
-
-@dataclass(frozen=True)
-class ConsumerTerms:
-    """A consumer's own deadline or SLA for one step, over the step's."""
-
-    consumer: str
-    deadline_s: float | None = None
-    sla_s: float | None = None
-
-
-@dataclass(frozen=True)
-class DeclaredStep:
-    subject: str
-    consumers: tuple[str, ...] = ()
-    # the events allowed to follow it; None: not declared (learned), (): none may
-    next: tuple[str, ...] | None = None
-    deadline_s: float | None = None
-    sla_s: float | None = None
-    terms: tuple[ConsumerTerms, ...] = ()  # sorted by consumer
-
-    def deadline_for(self, consumer: str) -> float | None:
-        own = next((t.deadline_s for t in self.terms if t.consumer == consumer), None)
-        return own if own is not None else self.deadline_s
-
-    def sla_for(self, consumer: str) -> float | None:
-        own = next((t.sla_s for t in self.terms if t.consumer == consumer), None)
-        return own if own is not None else self.sla_s
-
-
-@dataclass(frozen=True)
-class DeclaredWorkflow:
-    name: str
-    starts_with: str
-    terminal: tuple[str, ...] = ()
-    steps: tuple[DeclaredStep, ...] = ()
-
-
-@dataclass(frozen=True)
-class Choreography:
-    workflows: tuple[DeclaredWorkflow, ...] = field(default_factory=tuple)
 
 
 def format_duration(seconds: float) -> str:
@@ -334,26 +298,6 @@ def _consumer_list(names: tuple[str, ...], terms: tuple[ConsumerTerms, ...]) -> 
         }
         listed.append({name: body} if body else name)
     return listed
-
-
-def merged_steps(choreography: Choreography) -> list[DeclaredStep]:
-    """One step per subject declared, with what each workflow declares of it (which
-    ``parse_choreography`` checked do not contradict each other)."""
-    merged: dict[str, DeclaredStep] = {}
-    for step in (step for wf in choreography.workflows for step in wf.steps):
-        was = merged.get(step.subject)
-        if was is None:
-            merged[step.subject] = step
-            continue
-        merged[step.subject] = DeclaredStep(
-            subject=step.subject,
-            consumers=was.consumers or step.consumers,
-            terms=was.terms if was.consumers else step.terms,
-            next=None,  # what follows it is per workflow: read it from each workflow's steps
-            deadline_s=was.deadline_s if was.deadline_s is not None else step.deadline_s,
-            sla_s=was.sla_s if was.sla_s is not None else step.sla_s,
-        )
-    return list(merged.values())
 
 
 def _yaml_problem(e: yaml.YAMLError) -> str:

@@ -22,8 +22,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from correlator.choreography_file import Choreography
 from correlator.connection import full_pass_connection
+from correlator.declared_choreography import Choreography
 from correlator.detection import Detection, detect
 from correlator.findings import ensure_findings, write_findings
 from correlator.ledger import AnomalyLedger

@@ -19,7 +19,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from correlator.choreography_file import (
+from correlator.declared_choreography import (
     Choreography,
     ConsumerTerms,
     DeclaredStep,

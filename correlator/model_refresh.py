@@ -22,8 +22,8 @@ import time
 
 import duckdb
 
-from correlator.choreography_file import Choreography
 from correlator.connection import full_pass_connection
+from correlator.declared_choreography import Choreography
 from correlator.findings import remembered_since
 from correlator.memory_budget import MemoryBudgetError, within
 from correlator.model import ChoreographyModel, learn_model

@@ -28,7 +28,7 @@ from typing import Final
 
 import duckdb
 
-from correlator.choreography_file import Choreography
+from correlator.declared_choreography import Choreography
 from correlator.last_pass import read_last_pass
 from correlator.model import ChoreographyModel, read_written_model
 from correlator.thresholds import Thresholds

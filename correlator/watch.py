@@ -22,7 +22,7 @@ import duckdb
 import pyarrow as pa
 
 from correlator.alerts import Alerter
-from correlator.choreography_file import Choreography
+from correlator.declared_choreography import Choreography
 from correlator.engine import Correlator
 from correlator.last_pass import EVERY_S, note_judging, stop_judging, write_last_pass
 from correlator.memory_budget import MemoryBudget, MemoryBudgetError

@@ -44,7 +44,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -65,10 +64,10 @@ from instrumentation.heartbeat import AgentCounters, HeartbeatPublisher, instanc
 from instrumentation.keep_alive import DEFAULT_MAX_PROCESSING, KeepAlive
 from instrumentation.messaging_spans import MessagingSpans
 from instrumentation.nats_connect_options import RECONNECTING, connect_options
+from instrumentation.nats_connection_log import NatsConnectionLog
 from instrumentation.nats_shutdown import close_connection
 from instrumentation.stop_signal import release, stop_on_sigterm
 from instrumentation.telemetry import DEFAULT_NATS_URL, Telemetry, telemetry_for
-from instrumentation.throttled_log import ThrottledWarning
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +118,10 @@ class Agent:
         self.telemetry = telemetry_for(name, telemetry=telemetry, tracer_provider=tracer_provider)
         self.counters = AgentCounters()
         self.heartbeat_interval = heartbeat_interval
+        self._nats_log = NatsConnectionLog(
+            who=f"agent {name}", url=nats_url, logger=log,
+            open_=lambda: self._nc is not None and not self._nc.is_closed,
+        )  # fmt: skip
         # the user's options win over ours; a name nats.connect() does not take is refused now
         self._connect_options = connect_options(
             setting="nats_options",
@@ -126,9 +129,9 @@ class Agent:
                 "servers": nats_url,
                 "name": name,
                 **RECONNECTING,
-                "error_cb": self._on_nats_error,
-                "disconnected_cb": self._on_disconnected,
-                "reconnected_cb": self._on_reconnected,
+                "error_cb": self._nats_log.error,
+                "disconnected_cb": self._nats_log.disconnected,
+                "reconnected_cb": self._nats_log.reconnected,
             },
             user=nats_options,
         )
@@ -181,8 +184,6 @@ class Agent:
         self._stopping = asyncio.Event()
         self._ready = asyncio.Event()
         self._intake: JetStreamIntake | CoreIntake | None = None
-        self._nats_errors = ThrottledWarning(10, logger=log)
-        self._outage_since: float | None = None  # monotonic time NATS was lost
 
     # --- declaring handlers -------------------------------------------------------
     def on(
@@ -229,23 +230,6 @@ class Agent:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-    async def _on_nats_error(self, exc: Exception) -> None:
-        self._nats_errors(f"agent {self.name}: NATS at {self.nats_url} (retrying)", exc)
-
-    async def _on_disconnected(self) -> None:
-        # nats-py calls this again after each failed reconnect attempt: say it once
-        if self._nc is not None and not self._nc.is_closed and self._outage_since is None:
-            self._outage_since = time.monotonic()
-            log.warning("agent %s disconnected from NATS; reconnecting", self.name)
-
-    async def _on_reconnected(self) -> None:
-        since, self._outage_since = self._outage_since, None
-        if since is None:
-            log.info("agent %s reconnected to NATS", self.name)
-        else:
-            lost = time.monotonic() - since
-            log.info("agent %s reconnected to NATS after %.1f s", self.name, lost)
 
     async def _ensure_subject(self, subject: str) -> None:
         async with self._stream_lock:

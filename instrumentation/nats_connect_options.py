@@ -1,5 +1,6 @@
 """The options a choreoscope component passes to ``nats.connect``: its own
-defaults, overridden by those the user gave (``nats_options=``).
+defaults, overridden by those the user gave (``nats_options=``); and a connect
+that can be given up (``connect_unless``).
 
 The user's options win, whatever they name (``servers`` included, for a cluster),
 and a name ``nats.connect`` does not take is refused when the component is made,
@@ -9,10 +10,13 @@ not when it first connects (the exporter connects on its own thread, where a
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any, Final
 
+import nats
 from nats.aio.client import Client
 
 from instrumentation.errors import ConfigurationError
@@ -43,3 +47,21 @@ def connect_options(
             "keyword arguments (user_credentials, token, nkeys_seed, tls, ...)",
         )
     return {**defaults, **(user or {})}
+
+
+async def connect_unless(
+    given_up: Coroutine[Any, Any, None], *, options: Mapping[str, Any]
+) -> Client:
+    """``nats.connect(**options)``, unless ``given_up`` completes first: then
+    ``ConnectionError``. With ``max_reconnect_attempts=-1`` nats-py retries an
+    unreachable server for ever, and a shutdown must still be able to stop waiting."""
+    connecting = asyncio.ensure_future(nats.connect(**options))
+    giving_up = asyncio.ensure_future(given_up)
+    await asyncio.wait({connecting, giving_up}, return_when=asyncio.FIRST_COMPLETED)
+    giving_up.cancel()
+    if not connecting.done():
+        connecting.cancel()
+        with contextlib.suppress(BaseException):
+            await connecting
+        raise ConnectionError("stopped before NATS became reachable")
+    return connecting.result()

@@ -30,7 +30,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import nats
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from instrumentation import wire
@@ -38,10 +37,10 @@ from instrumentation.batch_split import encode_within_limit
 from instrumentation.columnar_encoding import encode_columnar_batch
 from instrumentation.errors import ConfigurationError
 from instrumentation.light_span import LightSpan
-from instrumentation.nats_connect_options import RECONNECTING, connect_options
+from instrumentation.nats_connect_options import RECONNECTING, connect_options, connect_unless
 from instrumentation.otlp_encoding import encode_otlp_batch
 from instrumentation.spans_stream import ensure_spans_stream
-from instrumentation.throttled_log import ThrottledWarning
+from instrumentation.throttled_log import Outage
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +128,7 @@ class NatsSpanProcessor(SpanProcessor):
         self._failures = 0
         self._in_flight = 0
         # exporter thread only: since when publishing fails, and its warning's pace
-        self._failing_since: float | None = None
-        self._warn = ThrottledWarning(WARN_EVERY_S, logger=log)
+        self._outage = Outage(WARN_EVERY_S, logger=log)
         self._seq = itertools.count(1)
         self._closed = False
         self._abandon = False
@@ -162,7 +160,7 @@ class NatsSpanProcessor(SpanProcessor):
         self._queue = collections.deque()
         self._lock = threading.Lock()
         self._dropped = self._exported = self._batches = self._failures = self._in_flight = 0
-        self._failing_since, self._warn = None, ThrottledWarning(WARN_EVERY_S, logger=log)
+        self._outage = Outage(WARN_EVERY_S, logger=log)
         self._seq = itertools.count(1)
         self._abandon = False
         self._flush_waiters = []
@@ -343,22 +341,19 @@ class NatsSpanProcessor(SpanProcessor):
         """Warn of a failed publish: at once, then at most every ``WARN_EVERY_S`` (it is
         retried every ``retry_delay``: a NATS without JetStream, or a permission
         missing, would fill the host's log)."""
-        self._failing_since = self._failing_since or time.monotonic()
-        self._warn(
+        self._outage.failing(
             f"span exporter {self.exporter_id} could not publish {count} spans to "
             f"{self._nats_url}; retrying every {self._retry_delay:g}s",
             f"{type(exc).__name__}: {exc}",
         )
 
     def _published_again(self) -> None:
-        if self._failing_since is None:
-            return
-        log.info(
-            "span exporter %s publishes to %s again, after %.0fs of failures",
-            self.exporter_id, self._nats_url, time.monotonic() - self._failing_since,
-        )  # fmt: skip
-        self._failing_since = None
-        self._warn.reset()
+        lasted = self._outage.over()
+        if lasted is not None:
+            log.info(
+                "span exporter %s publishes to %s again, after %.0fs of failures",
+                self.exporter_id, self._nats_url, lasted,
+            )  # fmt: skip
 
     async def _abandoned(self) -> None:
         while not self._abandon:
@@ -383,19 +378,8 @@ class NatsSpanProcessor(SpanProcessor):
             self._in_flight -= count
 
     async def _connection(self) -> Any:
-        if self._nc is None or self._nc.is_closed:
-            # nats-py keeps retrying an unreachable server forever with
-            # max_reconnect_attempts=-1; shutdown must still be able to give up.
-            connecting = asyncio.ensure_future(nats.connect(**self._connect_options))
-            abandoned = asyncio.ensure_future(self._abandoned())
-            await asyncio.wait({connecting, abandoned}, return_when=asyncio.FIRST_COMPLETED)
-            abandoned.cancel()
-            if not connecting.done():
-                connecting.cancel()
-                with contextlib.suppress(BaseException):
-                    await connecting
-                raise ConnectionError("exporter stopped before NATS became reachable")
-            self._nc = connecting.result()
+        if self._nc is None or self._nc.is_closed:  # shutdown may give up on connecting
+            self._nc = await connect_unless(self._abandoned(), options=self._connect_options)
             self._stream_ready = False
         if not self._stream_ready:
             await ensure_spans_stream(self._nc.jetstream())

@@ -1,6 +1,6 @@
 """A warning for a failure that repeats: logged once, then at most every ``interval``
 seconds with how many were not logged meanwhile. A server that is down fails twice
-a second; its log should not."""
+a second; its log should not. An ``Outage`` also says how long it lasted."""
 
 from __future__ import annotations
 
@@ -32,3 +32,23 @@ class ThrottledWarning:
     def reset(self) -> None:
         """The failure is over: the next one is logged at once."""
         self._last, self._suppressed = -float("inf"), 0
+
+
+class Outage:
+    """A failure that lasts (NATS away, publishes failing): told when it begins, then
+    at most every ``interval`` seconds while it lasts; ``over`` says how long it was."""
+
+    def __init__(self, interval: float, *, logger: logging.Logger) -> None:
+        self._warn = ThrottledWarning(interval, logger=logger)
+        self.since: float | None = None  # monotonic time it began; None: no outage
+
+    def failing(self, message: str, error: Exception | str) -> None:
+        self.since = self.since or time.monotonic()
+        self._warn(message, error)
+
+    def over(self) -> float | None:
+        """It ended: the seconds it lasted (None: there was none). The next failure is
+        told at once."""
+        since, self.since = self.since, None
+        self._warn.reset()
+        return None if since is None else time.monotonic() - since

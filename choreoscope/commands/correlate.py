@@ -15,7 +15,8 @@ import nats
 from choreoscope.commands.collect import nats_connect_options
 from choreoscope.settings import add_flags
 from correlator.alerts import Alerter, AlertNotTakenError, Publish
-from correlator.choreography_file import Choreography, load_choreography
+from correlator.choreography_file import load_choreography
+from correlator.declared_choreography import Choreography
 from correlator.findings import last_model_declared
 from correlator.memory_budget import MemoryBudget
 from correlator.thresholds import Thresholds

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import correlator
-from correlator.choreography_file import Choreography
+from correlator.declared_choreography import Choreography
 from correlator.engine import Correlator
 from correlator.thresholds import Thresholds
 from store import StoreLayout
