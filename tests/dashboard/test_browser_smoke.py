@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,62 +25,65 @@ from tests.dashboard.fixture_store import FAILED_WORKFLOW, HOSTILE_WORKFLOW, STA
 from tests.dashboard.scenario_spans import heartbeat_rows
 
 
-@pytest.mark.timeout(180)
-def test_chromium_opens_the_dashboard_and_a_workflow_deep_link(
-    recruitment_store: Path, tmp_path: Path
-):
+@contextlib.contextmanager
+def _browsing(data: Path, tmp_path: Path) -> Iterator[tuple[HeadlessChromium, str]]:
+    """The dashboard served over ``data``, and a headless Chromium; yields the browser
+    and the dashboard's URL."""
     binary = chromium_binary()
     if binary is None:
         pytest.fail("chromium is not installed: run .ci/run (as root) or apt-get install chromium")
     port = free_port()
-    server = serve_dashboard(recruitment_store, port=port, log=tmp_path / "dashboard.log")
+    server = serve_dashboard(data, port=port, log=tmp_path / "dashboard.log")
     try:
         with HeadlessChromium(binary=binary, profile_dir=tmp_path / "chromium") as browser:
-            browser.open(f"http://127.0.0.1:{port}/")
-            overview = browser.wait_for_text("Overview", "Started", "Worst hops")
-            assert "Traceback" not in overview
-
-            browser.open(f"http://127.0.0.1:{port}/?workflow={FAILED_WORKFLOW}")
-            detail = browser.wait_for_text("Workflow detail", FAILED_WORKFLOW, "Timeline", "Steps")
-            assert "Traceback" not in detail
-            browser.wait_for_elements("canvas, svg.marks")  # the waterfall was drawn
-            shot = tmp_path / "workflow-detail.png"
-            browser.screenshot(shot)
-
-            # A completed run's status reads whole, not "compl…".
-            browser.open(f"http://127.0.0.1:{port}/?workflow={HOSTILE_WORKFLOW}")
-            browser.wait_for_text(HOSTILE_WORKFLOW, "completed", "Timeline")
-            assert cut_metric_values(browser) == []
-
-            # Clicking a row of the Workflows table opens that workflow (stalled first).
-            browser.open(f"http://127.0.0.1:{port}/workflows")
-            browser.wait_for_text("Workflows", "select a row")
-            browser.wait_for_elements("[data-testid='stDataFrame'] canvas")
-            time.sleep(1.0)  # the grid lays out its rows after its canvas appears
-            browser.click_first_table_row()
-            browser.wait_for_text("Workflow detail", STALLED_WORKFLOW, "Timeline")
-            assert f"workflow={STALLED_WORKFLOW}" in browser.current_url()
+            yield browser, f"http://127.0.0.1:{port}"
     finally:
         stop_process(server)
+
+
+@pytest.mark.timeout(180)
+def test_chromium_opens_the_dashboard_and_a_workflow_deep_link(
+    recruitment_store: Path, tmp_path: Path
+):
+    with _browsing(recruitment_store, tmp_path) as (browser, url):
+        browser.open(f"{url}/")
+        overview = browser.wait_for_text("Overview", "Started", "Worst hops")
+        assert "Traceback" not in overview
+
+        browser.open(f"{url}/?workflow={FAILED_WORKFLOW}")
+        detail = browser.wait_for_text("Workflow detail", FAILED_WORKFLOW, "Timeline", "Steps")
+        assert "Traceback" not in detail
+        browser.wait_for_elements("canvas, svg.marks")  # the waterfall was drawn
+        shot = tmp_path / "workflow-detail.png"
+        browser.screenshot(shot)
+
+        # A completed run's status reads whole, not "compl…".
+        browser.open(f"{url}/?workflow={HOSTILE_WORKFLOW}")
+        browser.wait_for_text(HOSTILE_WORKFLOW, "completed", "Timeline")
+        assert cut_metric_values(browser) == []
+
+        # Clicking a row of the Workflows table opens that workflow (stalled first).
+        browser.open(f"{url}/workflows")
+        browser.wait_for_text("Workflows", "select a row")
+        browser.wait_for_elements("[data-testid='stDataFrame'] canvas")
+        time.sleep(1.0)  # the grid lays out its rows after its canvas appears
+        browser.click_first_table_row()
+        browser.wait_for_text("Workflow detail", STALLED_WORKFLOW, "Timeline")
+        assert f"workflow={STALLED_WORKFLOW}" in browser.current_url()
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
 
 
 @pytest.mark.timeout(180)
 def test_an_open_page_refreshes_itself_until_paused(tmp_path: Path):
-    binary = chromium_binary()
-    if binary is None:
-        pytest.fail("chromium is not installed: run .ci/run (as root) or apt-get install chromium")
     layout = StoreLayout.at(tmp_path / "data")
     layout.ensure()
     writer = SegmentWriter(layout=layout, writer_id="live")
     now = dt.datetime.now(dt.UTC)
     writer.write("heartbeats", heartbeat_rows([("intake", now, 0)]), at=now)
-    port = free_port()
-    server = serve_dashboard(layout.root, port=port, log=tmp_path / "dashboard.log")
     try:
-        with HeadlessChromium(binary=binary, profile_dir=tmp_path / "chromium") as browser:
-            browser.open(f"http://127.0.0.1:{port}/services")
+        with _browsing(layout.root, tmp_path) as (browser, url):
+            browser.open(f"{url}/services")
             browser.wait_for_text("Services", "Instances alive")
             later = dt.datetime.now(dt.UTC)
             writer.write("heartbeats", heartbeat_rows([("latecomer", later, 0)]), at=later)
@@ -103,7 +108,6 @@ def test_an_open_page_refreshes_itself_until_paused(tmp_path: Path):
                 time.sleep(0.5)
             assert alive_tile(browser) == "3"
     finally:
-        stop_process(server)
         writer.close()
 
 
@@ -154,16 +158,8 @@ def test_a_page_opened_first_after_a_start_has_the_app_s_navigation(
     # with a pages/ directory beside app.py, Streamlit ran a page deep-linked before
     # anyone opened the root on its own: file names as navigation ("app", "sql
     # console"), the app's layout and routing skipped
-    binary = chromium_binary()
-    if binary is None:
-        pytest.fail("chromium is not installed: run .ci/run (as root) or apt-get install chromium")
-    port = free_port()
-    server = serve_dashboard(recruitment_store, port=port, log=tmp_path / "dashboard.log")
-    try:
-        with HeadlessChromium(binary=binary, profile_dir=tmp_path / "chromium") as browser:
-            browser.open(f"http://127.0.0.1:{port}/workflows")
-            text = browser.wait_for_text("select a row to open it")
-            assert "Choreography map" in text and "SQL console" in text
-            assert "sql console" not in text
-    finally:
-        stop_process(server)
+    with _browsing(recruitment_store, tmp_path) as (browser, url):
+        browser.open(f"{url}/workflows")
+        text = browser.wait_for_text("select a row to open it")
+        assert "Choreography map" in text and "SQL console" in text
+        assert "sql console" not in text
