@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from instrumentation import wire
 from instrumentation.errors import ConfigurationError
@@ -44,13 +44,13 @@ class Duration:
         match = _DURATION.match(str(text))
         if match and self.unit_required and match.group(2) is None:
             raise ValueError(
-                f"{text!r} has no unit; write it with one, like {_format_duration(self.minimum)}"
+                f"{text!r} has no unit; write it with one, like {format_duration(self.minimum)}"
                 " or 7d"
             )
         seconds = parse_duration(text)
         if seconds < self.minimum:
             raise ValueError(
-                f"{text!r} is too short; write {_format_duration(self.minimum)} or more"
+                f"{text!r} is too short; write {format_duration(self.minimum)} or more"
             )
         return seconds
 
@@ -184,13 +184,14 @@ class Setting:
         if isinstance(value, tuple):
             return ":".join(str(v) for v in value)
         if self.parse is parse_duration or isinstance(self.parse, Duration):
-            return _format_duration(float(value))
+            return format_duration(float(value))
         if isinstance(value, int) and value >= 2**20 and value % 2**30 == 0:
             return f"{value} ({value // 2**30} GiB)"
         return str(value)
 
 
-def _format_duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
+    """Seconds as a user would write them: ``5s``, ``250ms``, ``2m``, ``7d``."""
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
@@ -280,7 +281,8 @@ SETTINGS: dict[str, Setting] = {
             "min_deadline",
             Duration(minimum=0.1),
             30.0,
-            "the floor under learned step deadlines (at least 100ms)",
+            "the floor under learned step deadlines (at least 100ms; unset, `model` "
+            "takes the one the store's correlator last judged with)",
         ),
         Setting("choreography", Path, None, "a declared choreography.yaml"),
         Setting(
@@ -305,24 +307,37 @@ SETTINGS: dict[str, Setting] = {
 
 
 def add_flags(
-    parser: argparse.ArgumentParser, *names: str, docs: dict[str, str] | None = None
+    parser: argparse.ArgumentParser,
+    *names: str,
+    docs: dict[str, str] | None = None,
+    defaults: dict[str, str] | None = None,
 ) -> None:
     """Add ``--flag`` options for settings; unset flags resolve in ``resolve()``.
-    ``docs`` replaces a setting's description where one command uses it differently."""
+    ``docs`` replaces a setting's description where one command uses it differently,
+    ``defaults`` the default shown where that command chooses its own."""
     for name in names:
         s = SETTINGS[name]
+        doc = (docs or {}).get(name, s.doc)
+        default = (defaults or {}).get(name, s.shown_default)
         parser.add_argument(
             s.flag,
             dest=name,
             default=None,
             metavar=name.upper(),
-            help=f"{(docs or {}).get(name, s.doc)} (env {s.env}; default {s.shown_default})",
+            help=f"{doc} (env {s.env}; default {default})",
         )
 
 
+DEFAULT: Final = "default"  # a setting's source in ``resolve()``: neither flag nor variable
+
+
 def resolve(args: argparse.Namespace, *, environ: dict[str, str] | None = None) -> None:
-    """Fill every setting flag left unset from the environment, then the default."""
+    """Fill every setting flag left unset from the environment, then the default.
+    ``args.setting_sources`` then says where each came from: its flag, its variable,
+    or ``DEFAULT`` (a command whose default depends on the store tells them apart)."""
     env = os.environ if environ is None else environ
+    sources: dict[str, str] = {}
+    args.setting_sources = sources
     for name, s in SETTINGS.items():
         if not hasattr(args, name):
             continue
@@ -333,7 +348,9 @@ def resolve(args: argparse.Namespace, *, environ: dict[str, str] | None = None) 
             source = s.env
         if raw is None:
             setattr(args, name, s.default)
+            sources[name] = DEFAULT
             continue
+        sources[name] = source
         try:
             setattr(args, name, s.parse(raw))
         except ValueError as e:

@@ -5,6 +5,9 @@ A watcher rewrites it every few seconds and once more when it stops; ``correlate
 that stopped leaves runs "in flight" and their waiting times growing, and nothing
 else shows it. The next correlator resumes from it (resume.py): ``judged_with``
 says what the verdicts were judged with, which must not have changed.
+``min_deadline_s`` is the floor under learned step deadlines that pass judged with:
+``choreoscope model`` learns with it too when not told another, so that the file it
+writes judges as the correlator did.
 
 While a cold pass runs (minutes, on a week of spans), ``note_judging`` keeps the
 last pass as it was and adds since when the correlator has been judging again,
@@ -36,6 +39,7 @@ class LastPass:
     judging_since: dt.datetime | None = None  # a cold pass running since (note_judging)
     noted_at: dt.datetime | None = None  # when this was written (the wall clock)
     judging_failures: int = 0  # how often that cold pass failed, and was tried again
+    min_deadline_s: float | None = None  # the floor under learned step deadlines it used
 
 
 def write_last_pass(
@@ -47,6 +51,7 @@ def write_last_pass(
     judging_since: dt.datetime | None = None,
     noted_at: dt.datetime | None = None,
     judging_failures: int = 0,
+    min_deadline_s: float | None = None,
 ) -> None:
     """Record a pass. Not fsynced (a marker lost to a crash only reads as older), and
     a store that refuses it is logged, never raised: it must not stop a watcher."""
@@ -59,6 +64,7 @@ def write_last_pass(
         "judging_since": judging_since.isoformat() if judging_since else None,
         "noted_at": (noted_at or dt.datetime.now(dt.UTC)).isoformat(),
         "judging_failures": judging_failures,
+        "min_deadline_s": min_deadline_s,
     }
     try:
         tmp.write_text(json.dumps(record))
@@ -81,6 +87,7 @@ def read_last_pass(layout: StoreLayout) -> LastPass | None:
             judging_since=_instant(raw.get("judging_since")),
             noted_at=_instant(raw.get("noted_at")),
             judging_failures=_count(raw.get("judging_failures")),
+            min_deadline_s=_seconds(raw.get("min_deadline_s")),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -100,6 +107,7 @@ def note_judging(layout: StoreLayout, *, since: dt.datetime, failures: int = 0) 
             judged_with=last.judged_with,
             judging_since=since,
             judging_failures=failures,
+            min_deadline_s=last.min_deadline_s,
         )
 
 
@@ -109,7 +117,11 @@ def stop_judging(layout: StoreLayout) -> None:
     last = read_last_pass(layout)
     if last is not None and last.judging_since is not None:
         write_last_pass(
-            layout, as_of=last.as_of, watching=last.watching, judged_with=last.judged_with
+            layout,
+            as_of=last.as_of,
+            watching=last.watching,
+            judged_with=last.judged_with,
+            min_deadline_s=last.min_deadline_s,
         )
 
 
@@ -121,3 +133,10 @@ def _instant(value: object) -> dt.datetime | None:
 
 def _count(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _seconds(value: object) -> float | None:
+    """A positive duration in seconds, or None (absent: written before it was recorded)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        return None
+    return float(value)

@@ -91,7 +91,13 @@ def _correlate_once(
         raise
     finally:
         engine.close()
-    write_last_pass(engine.layout, as_of=now, watching=False, judged_with=engine.judged_with)
+    write_last_pass(
+        engine.layout,
+        as_of=now,
+        watching=False,
+        judged_with=engine.judged_with,
+        min_deadline_s=engine.thresholds.min_deadline_s,
+    )
     return engine
 
 
@@ -248,7 +254,13 @@ async def watch(
 
 
 def _record_pass(engine: Correlator, clock: Callable[[], dt.datetime], *, watching: bool) -> float:
-    write_last_pass(engine.layout, as_of=clock(), watching=watching, judged_with=engine.judged_with)
+    write_last_pass(
+        engine.layout,
+        as_of=clock(),
+        watching=watching,
+        judged_with=engine.judged_with,
+        min_deadline_s=engine.thresholds.min_deadline_s,
+    )
     return time.monotonic()
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import sys
 from pathlib import Path
 
 from choreoscope.commands.correlate import declared_choreography, memory_budget
-from choreoscope.settings import add_flags
+from choreoscope.deadline_floor import model_deadline_floor
+from choreoscope.settings import DEFAULT, SETTINGS, add_flags
 from correlator.choreography_file import dump_choreography
 from correlator.engine import Correlator
 from correlator.findings import last_model_declared
@@ -20,6 +22,11 @@ from store import StoreLayout, read_retrying
 
 ORDER = 62
 
+MIN_DEADLINE_DEFAULT = (
+    f"the floor the store's correlator last judged with, else "
+    f"{SETTINGS['min_deadline'].shown_default}"
+)
+
 log = logging.getLogger("choreoscope.model")
 
 DESCRIPTION = """\
@@ -28,6 +35,8 @@ follows which, the consumers of each subject, terminal events, step deadlines)
 and print it as choreography.yaml, or write it with --write FILE. Edit it, then
 declare it: `choreoscope correlate --watch --choreography choreography.yaml`.
 With --choreography, the declared file is merged over what was learned.
+Step deadlines are learned with the floor the store's correlator last judged
+with (the demo's is 5s) unless --min-deadline says otherwise; it says which.
 
   choreoscope model                                  # print what was learned
   choreoscope model --write choreography.yaml        # save it, to edit
@@ -41,6 +50,7 @@ HEADER = """\
 # event), terminal (events that end it) and steps: per subject, the consumer
 # groups expected to handle it, the events allowed to follow it (`next`), its
 # deadline (no progress for longer: stalled) and an optional sla (done later: slow).
+# Learned with {floor}.
 """
 
 
@@ -53,7 +63,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--write", type=Path, metavar="FILE", help="write it to FILE")
     p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
-    add_flags(p, "data", "min_deadline", "choreography", "memory_limit", "log_level")
+    add_flags(
+        p, "data", "min_deadline", "choreography", "memory_limit", "log_level",
+        docs={"min_deadline": "the floor under learned step deadlines (at least 100ms)"},
+        defaults={"min_deadline": MIN_DEADLINE_DEFAULT},
+    )  # fmt: skip
     p.set_defaults(handler=run)
 
 
@@ -70,7 +84,12 @@ def run(args: argparse.Namespace) -> int:
             "--choreography FILE to start from the declared one",
             args.data,
         )  # fmt: skip
-    thresholds = Thresholds(min_deadline_s=args.min_deadline)
+    floor = model_deadline_floor(
+        layout=StoreLayout.at(args.data),
+        given=args.min_deadline,
+        given_by=args.setting_sources.get("min_deadline", DEFAULT),
+    )
+    thresholds = Thresholds(min_deadline_s=floor.seconds)
     engine = Correlator(data_dir=args.data, thresholds=thresholds, memory=memory_budget(args))
     try:
         # as a correlator learns it: over the segments themselves, each span read
@@ -94,7 +113,9 @@ def run(args: argparse.Namespace) -> int:
             f"no workflow in the store at {engine.layout.root} to learn from: run your "
             "services (or `choreoscope demo`) with the collector first"
         )
-    header = HEADER.format(data=engine.layout.root, at=dt.datetime.now(dt.UTC))
+    header = HEADER.format(
+        data=engine.layout.root, at=dt.datetime.now(dt.UTC), floor=floor.describe()
+    )
     text = dump_choreography(model_as_choreography(model, thresholds=thresholds), header=header)
     if args.write:
         if not args.write.parent.is_dir():
@@ -105,7 +126,12 @@ def run(args: argparse.Namespace) -> int:
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(args.write)
         count = len(model.types)
-        print(f"wrote {args.write}: {count} workflow type{'' if count == 1 else 's'}")
+        print(
+            f"wrote {args.write}: {count} workflow type{'' if count == 1 else 's'}, "
+            f"{floor.describe()}"
+        )
     else:
         print(text, end="")
+        # the YAML's header says it too; said here where it is seen, off the YAML's way
+        print(f"choreoscope model: {floor.describe()}", file=sys.stderr)
     return 0

@@ -355,6 +355,47 @@ def test_model_write_produces_a_choreography_that_correlate_accepts(
         assert "--choreography FILE" not in caplog.text
 
 
+def test_model_write_keeps_the_deadline_floor_the_correlator_judged_with(
+    unjudged_store: StoreLayout,
+    tmp_path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the demo judges with a 5s floor; `model --write` learned with 30s, so declaring
+    # the file it wrote silently raised every deadline the correlator had judged with
+    path = tmp_path / "choreography.yaml"
+    data = str(unjudged_store.root)
+    assert main(["model", "--write", str(path), "--data", data]) == 0  # judged by none
+    (workflow,) = load_choreography(path).workflows
+    assert {s.deadline_s for s in workflow.steps} == {30.0}
+    assert "no shorter than 30s (the default" in capsys.readouterr().out
+
+    assert main(["correlate", "--once", "--data", data, "--min-deadline", "7s"]) == 0
+    capsys.readouterr()
+    assert main(["model", "--write", str(path), "--force", "--data", data]) == 0
+    (workflow,) = load_choreography(path).workflows
+    assert {s.deadline_s for s in workflow.steps} == {7.0}
+    said = capsys.readouterr().out
+    assert "no shorter than 7s (the floor the correlator last judged this store with" in said
+    assert "Learned with step deadlines no shorter than 7s" in path.read_text()
+
+    # printed, the YAML stays YAML: where the floor came from goes to stderr
+    assert main(["model", "--data", data]) == 0
+    printed = capsys.readouterr()
+    assert "choreoscope model" not in printed.out
+    assert "no shorter than 7s (the floor the correlator" in printed.err
+
+    # the user's own floor always wins
+    assert main(["model", "--write", str(path), "--force", "--data", data,
+                 "--min-deadline", "12s"]) == 0  # fmt: skip
+    (workflow,) = load_choreography(path).workflows
+    assert {s.deadline_s for s in workflow.steps} == {12.0}
+    assert "no shorter than 12s (from --min-deadline)" in capsys.readouterr().out
+    monkeypatch.setenv("CHOREOSCOPE_MIN_DEADLINE", "9s")  # as does the variable
+    assert main(["model", "--write", str(path), "--force", "--data", data]) == 0
+    assert "no shorter than 9s (from CHOREOSCOPE_MIN_DEADLINE)" in capsys.readouterr().out
+
+
 def test_model_of_a_store_judged_with_a_declared_choreography_says_to_pass_it(
     judged_store: StoreLayout, tmp_path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -231,6 +231,8 @@ async def test_a_watcher_records_when_it_last_judged_the_store_and_that_it_stopp
     assert (stopped.as_of, stopped.watching) == (at(150), False)
     # what it judged with, for the next correlator to resume from (resume.py)
     assert stopped.judged_with == running.judged_with is not None
+    # and its deadline floor, which `model` then learns with (the default here)
+    assert stopped.min_deadline_s == running.min_deadline_s == Thresholds().min_deadline_s
 
 
 def test_correlate_watch_command_logs_ready_and_stops_cleanly_on_sigterm(

@@ -366,6 +366,9 @@ async def test_a_cold_pass_that_keeps_failing_tells_readers_so_not_that_it_judge
     assert len({m.judging_since for m in meanwhile}) == 1  # since its first attempt
     # stopped, it judges no more: readers say so at once, not 90 s later
     assert read_last_pass(store_layout).judging_since is None
+    # the notes keep the floor the last pass judged with, which `model` learns with
+    assert {m.min_deadline_s for m in meanwhile} == {5.0}
+    assert read_last_pass(store_layout).min_deadline_s == 5.0
 
 
 async def test_an_alert_published_again_after_a_kill_is_kept_once_by_a_stream(
