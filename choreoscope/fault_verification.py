@@ -7,6 +7,12 @@ faulty workflow may also show the consequences of its fault (a dropped message
 also stalls the workflow): those are no false findings, but no evidence of how
 well their own kind is detected either, so they are listed under the fault that
 caused them and left out of the per-kind precision.
+
+A finding counts once for each fault it covers: one ``telemetry_gap`` about a
+service covers every fault injected on that service, so the table's findings of a
+kind never fall below the faults they detected ("detected 2, findings 1" read as if
+a fault had been found by nothing), and the report says where a finding counted
+more than once.
 """
 
 from __future__ import annotations
@@ -56,8 +62,20 @@ class KindScore:
     kind: str
     injected: int
     detected: int
-    findings: int
-    correct_findings: int
+    findings: int  # each finding once per fault it covers (a false one once)
+    correct_findings: int  # of those, the ones covering a fault of this kind
+    distinct_findings: int = 0  # the anomaly rows behind ``findings``
+
+    def counted_note(self) -> str | None:
+        """What the findings column counts, where a finding covered several faults."""
+        if self.findings == self.distinct_findings:
+            return None
+        rows = self.distinct_findings
+        return (
+            f"{self.kind}: {rows} finding{'' if rows == 1 else 's'} counted as "
+            f"{self.findings}, once for each fault covered (a finding about a whole "
+            f"service covers every fault injected on it)"
+        )
 
     @property
     def recall(self) -> float | None:
@@ -110,6 +128,7 @@ class Verification:
                 f"{s.kind:<16}{s.injected:>9}{s.detected:>9}{_ratio(s.recall):>8}"
                 f"{s.findings:>10}{_ratio(s.precision):>10}"
             )
+        lines += [f"  {note}" for s in self.scores if (note := s.counted_note())]
         if self.faults:
             lines.append(
                 "per fault, with the findings of other kinds it caused (not counted above):"
@@ -177,8 +196,9 @@ def verify_findings(
 
     # each finding stands for a fault of its own kind (correct), is a consequence of
     # another fault there, or is false (on a healthy workflow, or unexplained by its
-    # fault); consequences are counted under their fault, not in their kind's row
-    own: list[tuple[Mapping[str, Any], bool]] = []
+    # fault); consequences are counted under their fault, not in their kind's row.
+    # A correct finding is kept with the number of faults of its kind it covers
+    own: list[tuple[Mapping[str, Any], int]] = []
     caused: dict[str, Counter[str]] = {str(t["fault"]): Counter() for t in truth}
     by_workflow: dict[Any, list[Mapping[str, Any]]] = {}
     by_service: dict[Any, list[Mapping[str, Any]]] = {}
@@ -190,27 +210,29 @@ def verify_findings(
             faults = by_workflow.get(f["workflow_id"], [])
         else:
             faults = by_service.get(f.get("service"), [])
-        if any(t["kind"] == f["kind"] for t in faults):
-            own.append((f, True))
+        covers = sum(1 for t in faults if t["kind"] == f["kind"])
+        if covers:
+            own.append((f, covers))
             continue
         cause = next((t for t in faults if f["kind"] in CONSEQUENCES[str(t["fault"])]), None)
         if cause is not None:
             caused[str(cause["fault"])][str(f["kind"])] += 1
         else:
-            own.append((f, False))
+            own.append((f, 0))
 
     kinds = sorted({str(t["kind"]) for t in truth} | {str(f["kind"]) for f, _ in own})
     scores = []
     for kind in kinds:
         injected = [t for t in truth if t["kind"] == kind]
-        of_kind = [correct for f, correct in own if f["kind"] == kind]
+        of_kind = [covers for f, covers in own if f["kind"] == kind]
         scores.append(
             KindScore(
                 kind=kind,
                 injected=len(injected),
                 detected=len([t for t in injected if t not in missed]),
-                findings=len(of_kind),
+                findings=sum(max(covers, 1) for covers in of_kind),
                 correct_findings=sum(of_kind),
+                distinct_findings=len(of_kind),
             )
         )
     faults = [

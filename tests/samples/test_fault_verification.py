@@ -135,3 +135,28 @@ def test_service_level_findings_of_earlier_runs_in_the_same_store_are_left_out()
     )
     # a second `demo --verify` on the same data counted the first run's gaps as false
     assert {s.kind: s.precision for s in result.scores}["telemetry_gap"] == 1.0
+
+
+def test_a_service_gap_covering_two_faults_counts_for_each_in_the_table() -> None:
+    # two runs lost telemetry on the router; the correlator says so once, about the
+    # service: the table read "detected 2 ... findings 1", as if a fault went unfound
+    result = verify_findings(
+        truth=[
+            truth("w1", "lost_telemetry", "telemetry_gap", step="router"),
+            truth("w2", "lost_telemetry", "telemetry_gap", step="router"),
+        ],
+        findings=[
+            finding(None, "telemetry_gap", service="router"),
+            finding(None, "telemetry_gap", service="fraud"),  # no fault there: false
+        ],
+        started=STARTED,
+    )
+
+    assert result.passed
+    rows = {line.split()[0]: line.split()[1:] for line in result.report().splitlines()}
+    # injected, detected, recall, findings (the router's counted twice), precision
+    assert rows["telemetry_gap"] == ["2", "2", "1.00", "3", "0.67"]
+    assert (
+        "  telemetry_gap: 2 findings counted as 3, once for each fault covered "
+        "(a finding about a whole service covers every fault injected on it)"
+    ) in result.report()
