@@ -5,7 +5,8 @@ Drawn from the correlator's ``hops`` (one row per processing attempt) and
 solid one (red when the attempt raised, purple when its handler gave the message
 back with a nak or a term: it processed nothing), each retry its own row; a message no
 consumer started processing gets a dashed bar running toward the end of the view,
-and the point where the workflow stopped is marked.
+and the point where the workflow stopped is marked. A short run is drawn in
+milliseconds from its start (waterfall_axis.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pandas as pd
 
 from correlator.explain import short
 from dashboard.charts import utc_tooltip, with_utc_text
+from dashboard.waterfall_axis import WaterfallAxis
 
 PHASES = {
     "queue wait": "#b9d3ee",
@@ -138,18 +140,15 @@ def _row_label(subject: str, consumer: str | None, message_id: str, attempt: int
 def waterfall_chart(rows: pd.DataFrame, *, stall_at: dt.datetime | None) -> alt.LayerChart:
     """Bars per phase on a shared time axis, with the stall point marked when given."""
     order = rows.drop_duplicates("row").sort_values("order")["row"].tolist()
+    axis = WaterfallAxis.for_rows(rows, stall_at=stall_at)
+    rows = axis.placed(rows, "start", "end")
     bars = (
         alt.Chart(with_utc_text(with_utc_text(rows, "start", HOP_FORMAT), "end", HOP_FORMAT))
         .mark_bar(height={"band": 0.7})
         .encode(
             y=alt.Y("row:N", sort=order, title=None, axis=alt.Axis(labelLimit=420)),
-            x=alt.X(
-                "start:T",
-                title="UTC",
-                scale=alt.Scale(type="utc"),
-                axis=alt.Axis(format="%H:%M:%S", labelOverlap=True),
-            ),
-            x2="end:T",
+            x=axis.x("start"),
+            x2=axis.field("end"),
             color=alt.Color(
                 "phase:N",
                 scale=alt.Scale(domain=list(PHASES), range=list(PHASES.values())),
@@ -172,16 +171,20 @@ def waterfall_chart(rows: pd.DataFrame, *, stall_at: dt.datetime | None) -> alt.
     notes = (
         alt.Chart(rows[rows["note"].notna()])
         .mark_text(align="right", dx=-4, color="#7a4f00", fontWeight="bold")
-        .encode(y=alt.Y("row:N", sort=order), x="end:T", text="note:N")
+        .encode(y=alt.Y("row:N", sort=order), x=axis.field("end"), text="note:N")
     )
     layers: list[alt.Chart] = [bars, notes]
     if stall_at is not None:
-        marker = pd.DataFrame({"at": [pd.Timestamp(stall_at)], "label": [STALL_LABEL]})
-        rule = alt.Chart(marker).mark_rule(color="#e69f00", strokeWidth=2).encode(x="at:T")
+        marker = axis.placed(
+            pd.DataFrame({"at": [pd.Timestamp(stall_at)], "label": [STALL_LABEL]}), "at"
+        )
+        rule = (
+            alt.Chart(marker).mark_rule(color="#e69f00", strokeWidth=2).encode(x=axis.field("at"))
+        )
         text = (
             alt.Chart(marker)
             .mark_text(align="left", dx=4, dy=-6, color="#e69f00", fontWeight="bold")
-            .encode(x="at:T", y=alt.value(0), text="label:N")
+            .encode(x=axis.field("at"), y=alt.value(0), text="label:N")
         )
         layers += [rule, text]
     return alt.layer(*layers).properties(height=alt.Step(30))

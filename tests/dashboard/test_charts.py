@@ -1,12 +1,22 @@
-"""The Overview's charts read time as their axis title says: UTC, 24-hour clock."""
+"""The charts read time as their axis title says: UTC, 24-hour clock (the Overview's),
+or milliseconds from a short run's start (the workflow timeline)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pandas as pd
+import pytest
 
+import correlator
+from collector.segment_writer import SegmentWriter
+from correlator.queries import workflow_hops, workflow_messages
 from dashboard.charts import anomalies_chart, throughput_chart
+from dashboard.waterfall import waterfall_chart, waterfall_rows
+from store import StoreLayout
+from tests.dashboard.fixture_store import STALLED_WORKFLOW, SUBMITTED
+from tests.dashboard.scenario_spans import ScenarioSpans
 
 
 def _axis_format(chart) -> str:
@@ -61,3 +71,84 @@ def test_time_axes_tick_no_more_often_than_their_minute_labels_change() -> None:
         # Vega asks for at most span / tickMinStep + 1 ticks: two minutes apart at least
         # makes it choose whole minutes (at one minute, a two-minute span got 30 s ticks)
         assert axis["tickMinStep"] >= 120_000
+
+
+BEGAN = dt.datetime(2026, 11, 26, 14, 2, 7, 123_000, tzinfo=dt.UTC)
+
+
+def _stored_run(
+    data: Path, *, wait: dt.timedelta, processing: dt.timedelta
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A stored run of one hop, published at ``BEGAN``: its hops and messages, as the
+    Workflow detail page reads them."""
+    layout = StoreLayout.at(data)
+    layout.ensure()
+    spans = ScenarioSpans()
+    submitted = spans.publish(
+        service="intake", subject=SUBMITTED, workflow_id="wf-run", at=BEGAN,
+        trace_id=spans.new_trace_id(),
+    )  # fmt: skip
+    spans.consume(submitted, service="parser", wait=wait, processing=processing)
+    writer = SegmentWriter(layout=layout)
+    writer.write("spans", spans.table(), at=BEGAN)
+    writer.close()
+    with correlator.connect(data) as con:
+        return (
+            workflow_hops(con, workflow_id="wf-run"),
+            workflow_messages(con, workflow_id="wf-run"),
+        )
+
+
+def _timeline(hops: pd.DataFrame, messages: pd.DataFrame) -> dict:
+    rows = waterfall_rows(hops, messages, view_end=BEGAN + dt.timedelta(minutes=1))
+    return waterfall_chart(rows, stall_at=None).to_dict()
+
+
+def test_a_run_of_a_few_milliseconds_is_timed_in_ms_from_its_start(tmp_path: Path) -> None:
+    # on the UTC clock (%H:%M:%S) its whole width read "14:02:07": one label
+    hops, messages = _stored_run(
+        tmp_path / "data",
+        wait=dt.timedelta(milliseconds=1),
+        processing=dt.timedelta(milliseconds=5),
+    )
+    spec = _timeline(hops, messages)
+
+    bars = spec["layer"][0]
+    x = bars["encoding"]["x"]
+    assert (x["field"], x["type"]) == ("start_ms", "quantitative")  # round ms ticks
+    assert bars["encoding"]["x2"]["field"] == "end_ms"
+    assert x["title"] == "ms since the run's start, 14:02:07.123 UTC"
+    assert x["axis"]["format"] == ",~f"  # 0, 0.5, 1, ... 6: no "14:02:07" repeated
+    drawn = spec["datasets"][bars["data"]["name"]]
+    assert min(r["start_ms"] for r in drawn) == 0.0
+    assert max(r["end_ms"] for r in drawn) == pytest.approx(6.0)
+    assert drawn[0]["start_utc"].startswith("14:02:07.123")  # tooltips still say when
+
+
+def test_a_run_of_tens_of_seconds_keeps_the_utc_clock(tmp_path: Path) -> None:
+    hops, messages = _stored_run(
+        tmp_path / "data", wait=dt.timedelta(seconds=20), processing=dt.timedelta(seconds=5)
+    )
+    x = _timeline(hops, messages)["layer"][0]["encoding"]["x"]
+    assert (x["field"], x["type"], x["title"]) == ("start", "temporal", "UTC")
+    assert x["axis"]["format"] == "%H:%M:%S"
+
+
+def test_the_stall_marker_stands_where_the_waiting_message_was_published(
+    recruitment_store: Path,
+) -> None:
+    # drawn in ms from the run's start, the marker must be placed in ms too
+    with correlator.connect(recruitment_store) as con:
+        hops = workflow_hops(con, workflow_id=STALLED_WORKFLOW)
+        messages = workflow_messages(con, workflow_id=STALLED_WORKFLOW)
+    rows = waterfall_rows(hops, messages, view_end=dt.datetime.now(dt.UTC))
+    waiting = rows[rows["phase"] == "never processed"]
+    spec = waterfall_chart(rows, stall_at=waiting["start"].min()).to_dict()
+
+    bars, _notes, rule, label = spec["layer"]
+    assert {layer["encoding"]["x"]["field"] for layer in (rule, label)} == {"at_ms"}
+    (marker,) = spec["datasets"][rule["data"]["name"]]
+    waiting_bar = next(
+        r for r in spec["datasets"][bars["data"]["name"]] if r["phase"] == "never processed"
+    )
+    assert marker["at_ms"] == waiting_bar["start_ms"] > 0
