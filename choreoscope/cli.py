@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from choreoscope import commands
 from choreoscope.settings import resolve
+from choreoscope.unknown_options import refuse_unknown_options
 from instrumentation.errors import ChoreoscopeError
 
 DESCRIPTION = """\
@@ -41,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    refuse_unknown_options(parser=parser, args=args, extras=extras)
     try:
         resolve(args)
         level = getattr(args, "log_level", "INFO")

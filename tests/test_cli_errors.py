@@ -294,3 +294,15 @@ def test_a_workflow_id_pasted_with_spaces_around_it_is_found(
 
     assert main(["show", "--data", str(store_layout.root), " wf-0 "]) == 0
     assert "workflow wf-0" in capsys.readouterr().out
+
+
+def test_a_mistyped_option_is_refused_with_the_command_usage_and_the_option_meant(
+    empty_store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["workflows", "--data", empty_store, "--stauts", "stalled"])
+
+    assert exit_.value.code == 2
+    err = _error(capsys)
+    assert "usage: choreoscope workflows" in err  # its options, not the command list
+    assert "unrecognized arguments: --stauts stalled (did you mean --status?)" in err
