@@ -58,7 +58,11 @@ def correlate_once(
     """Compute the findings from what is stored now and write them; returns the
     (closed) correlator, whose ``ledger`` and ``model`` hold the results. Raises
     ``FindingsTakenError`` while another correlator writes the store's findings."""
-    with sole_writer(StoreLayout.at(data_dir), role="correlate --once"):
+    layout = StoreLayout.at(data_dir)
+    # before the lock, which creates findings/: a mistyped --data is refused, not
+    # left behind as a directory that looks like a store
+    layout.check_version()
+    with sole_writer(layout, role="correlate --once"):
         return _correlate_once(
             data_dir=data_dir, thresholds=thresholds, choreography=choreography, now=now,
             memory=memory,

@@ -551,3 +551,14 @@ def test_sql_since_scopes_the_views_over_spans_to_the_window_and_the_stuck_runs(
     # the spans view itself is not cut
     assert main(["sql", "--data", data, "--since", "2h", "select count(*) > 20 from spans"]) == 0
     assert "| True " in capsys.readouterr().out
+
+
+def test_correlate_once_on_a_mistyped_data_path_says_so_and_leaves_nothing_there(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    typo = tmp_path / "choreoscope-dat"
+
+    assert main(["correlate", "--once", "--data", str(typo)]) == 2
+
+    assert f"no choreoscope store at {typo}" in capsys.readouterr().err
+    assert not typo.exists()
