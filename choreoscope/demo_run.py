@@ -33,6 +33,8 @@ from correlator import connect
 from samples.faults import read_ground_truth
 from store import read_retrying
 
+DEMO_RUN_DIR = "demo"  # under the store: the ground truth and the runs started
+
 PIPELINES = ("recruitment", "orders")
 STOP_GRACE_SECONDS = 10.0
 
@@ -52,7 +54,7 @@ class DemoRun:
 
     @property
     def run_dir(self) -> Path:
-        return self.data / "demo"
+        return self.data / DEMO_RUN_DIR
 
     @property
     def ground_truth(self) -> Path:

@@ -13,6 +13,7 @@ from typing import Any
 import nats
 
 from choreoscope.commands.collect import nats_connect_options
+from choreoscope.declared_hint import choreography_to_pass
 from choreoscope.settings import add_flags
 from correlator.alerts import Alerter, AlertNotTakenError, Publish
 from correlator.choreography_file import load_choreography
@@ -113,8 +114,9 @@ def run(args: argparse.Namespace) -> int:
         log.warning(
             "the last pass over %s judged with a declared choreography, and this one "
             "declares none: workflow types, steps and deadlines are learned again. "
-            "Pass --choreography FILE to keep them",
+            "Pass --choreography %s to keep them",
             args.data,
+            choreography_to_pass(layout=StoreLayout.at(args.data)),
         )  # fmt: skip
     if args.once:
         engine = correlate_once(

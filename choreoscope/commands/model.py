@@ -10,6 +10,7 @@ from pathlib import Path
 
 from choreoscope.commands.correlate import declared_choreography, memory_budget
 from choreoscope.deadline_floor import model_deadline_floor
+from choreoscope.declared_hint import choreography_to_pass
 from choreoscope.settings import DEFAULT, SETTINGS, add_flags
 from correlator.choreography_file import dump_choreography
 from correlator.engine import Correlator
@@ -81,8 +82,9 @@ def run(args: argparse.Namespace) -> int:
             "the correlator judged %s with a declared choreography, and this model "
             "is learned without it: workflow types are named after their first "
             "events, and declared steps and deadlines are missing. Pass "
-            "--choreography FILE to start from the declared one",
+            "--choreography %s to start from the declared one",
             args.data,
+            choreography_to_pass(layout=StoreLayout.at(args.data)),
         )  # fmt: skip
     floor = model_deadline_floor(
         layout=StoreLayout.at(args.data),

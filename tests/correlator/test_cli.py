@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from choreoscope.cli import main
+from choreoscope.demo_run import DEMO_RUN_DIR, choreography_file
 from collector.compaction import Compactor
 from correlator.choreography_file import load_choreography
 from correlator.engine import Correlator
@@ -562,3 +563,20 @@ def test_correlate_once_on_a_mistyped_data_path_says_so_and_leaves_nothing_there
 
     assert f"no choreoscope store at {typo}" in capsys.readouterr().err
     assert not typo.exists()
+
+
+def test_model_of_the_demos_store_names_the_choreography_the_demo_declared(
+    judged_store: StoreLayout, caplog: pytest.LogCaptureFixture
+) -> None:
+    # "Pass --choreography FILE" left a demo user, who never wrote one, nothing to pass
+    samples = choreography_file()
+    data = str(judged_store.root)
+    assert main(["correlate", "--once", "--data", data, "--choreography", str(samples)]) == 0
+    (judged_store.root / DEMO_RUN_DIR).mkdir()  # as `choreoscope demo` leaves it
+
+    with caplog.at_level(logging.WARNING, logger="choreoscope"):
+        assert main(["model", "--data", data]) == 0
+        assert f"Pass --choreography {samples} (the one `choreoscope demo`" in caplog.text
+        caplog.clear()
+        assert main(["correlate", "--once", "--data", data]) == 0
+        assert f"Pass --choreography {samples} (the one `choreoscope demo`" in caplog.text
