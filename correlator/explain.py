@@ -70,8 +70,11 @@ def _msg(f: dict[str, Any]) -> str:
 
 def _dropped(f: dict[str, Any], now: dt.datetime) -> str:
     by = f" by `{f['producer_service']}`" if f.get("producer_service") else ""
+    published = f"published {_when(f)}{by}"
+    if f.get("producer_seen") is False:  # handled by another group: its publish span is missing
+        published = f"first seen {_when(f)} (its publish span never arrived)"
     return (
-        f"stalled at `{f['service']}`: {_msg(f)} published {_when(f)}{by}, "
+        f"stalled at `{f['service']}`: {_msg(f)} {published}, "
         f"never received by consumer group `{f['consumer']}` (dropped: deadline "
         f"{ago(f.get('deadline_s'))})"
     )

@@ -18,16 +18,18 @@
 --                  hung (DESIGN.md: no process span ended within the deadline), it
 --                  did not fail
 --   unreceived     no sign the consumer ever got it
--- since: when the wait began (the publish, else the first sign of the message).
+-- since: when the wait began (the publish, else the consumer's first sign of the
+-- message, else the first sign of it at all).
 CREATE OR REPLACE TEMP TABLE d_deliveries AS
 WITH handled_only AS (
     -- messages consumers handled whose publish span never arrived (few; the messages
     -- view's full outer join, without the per-message consumer lists it also builds).
     -- Their ids are looked up among the published first, so that the hash table is
     -- built on the few, not on every message.
+    -- first_seen_at: the first sign of it (a consumer's span), where its wait begins
     SELECT message_id, any_value(workflow_id) AS workflow_id, any_value(trace_id) AS trace_id,
            any_value(subject) AS subject, NULL AS producer_service, NULL AS published_at,
-           false AS producer_seen
+           min(start_time) AS first_seen_at, false AS producer_seen
     FROM (SELECT * FROM delivery_spans WHERE NOT producer_seen)
     ANTI JOIN (
         SELECT message_id FROM published_messages
@@ -40,7 +42,7 @@ published_or_handled AS (
     -- every message (copied once for its two uses: reading it twice instead saved
     -- ~15 ms of a 1M-span pass but cost more to plan in every tick)
     SELECT message_id, workflow_id, trace_id, subject, producer_service, published_at,
-           true AS producer_seen
+           published_at AS first_seen_at, true AS producer_seen
     FROM published_messages
     UNION ALL BY NAME
     SELECT * FROM handled_only
@@ -120,8 +122,8 @@ never_seen AS (
         JOIN model_steps AS st
             ON st.subject = m.subject
             -- a consumer deployed later is owed only what was published since
-            AND (st.expected_since IS NULL OR m.published_at IS NULL
-                OR m.published_at >= st.expected_since)
+            AND (st.expected_since IS NULL OR m.first_seen_at IS NULL
+                OR m.first_seen_at >= st.expected_since)
     ) AS e
     ANTI JOIN deliveries_seen AS s USING (message_id, consumer)
     ANTI JOIN refused USING (message_id)
@@ -206,7 +208,9 @@ SELECT
     dead.at AS dead_lettered_at,
     dead.reason AS dead_letter_reason,
     coalesce(st.deadline_s, $min_deadline_s) AS deadline_s,
-    coalesce(m.published_at, s.first_received_at, s.first_attempt_at) AS since,
+    -- a consumer still owed a message whose publish never arrived waits from when
+    -- another consumer's span first showed the message
+    coalesce(m.published_at, s.first_received_at, s.first_attempt_at, m.first_seen_at) AS since,
     CASE
         WHEN coalesce(s.successes, 0) > 0 THEN 'done'
         WHEN dead.message_id IS NOT NULL THEN 'dead_lettered'

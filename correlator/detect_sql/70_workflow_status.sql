@@ -35,13 +35,20 @@ terminals AS (
 ),
 events AS (
     -- per workflow, in one pass over its publishes: its last event (dead letters
-    -- aside), and whether it reached a terminal event of its type
+    -- aside), and whether it reached a terminal event of its type. A message handled
+    -- whose publish span never arrived (its producer is not traced) is an event too,
+    -- from when a consumer's span first showed it: a run of such a producer whose
+    -- handler published nothing is unfinished, not completed
     SELECT
         p.workflow_id,
         arg_max(p.subject, p.published_at) FILTER (WHERE NOT is_dead_letter_subject(p.subject))
             AS last_subject,
         bool_or(t.subject IS NOT NULL) AS reached
-    FROM publish_spans AS p
+    FROM (
+        SELECT workflow_id, subject, published_at FROM publish_spans
+        UNION ALL
+        SELECT workflow_id, subject, start_time FROM delivery_spans WHERE NOT producer_seen
+    ) AS p
     JOIN d_workflows AS w USING (workflow_id)
     LEFT JOIN terminals AS t ON t.workflow_type = w.workflow_type AND t.subject = p.subject
     GROUP BY p.workflow_id
