@@ -29,7 +29,7 @@ def anomaly_id(finding: dict[str, Any]) -> str:
 
 
 def ago(seconds: float | None) -> str:
-    """``250 ms``, ``42 s``, ``4 min``, ``2.5 h``: how long, for a sentence."""
+    """``250 ms``, ``42 s``, ``4 min``, ``2.5 h``, ``9.4 days``: how long, for a sentence."""
     if seconds is None or math.isnan(seconds):
         return "some time"
     seconds = max(0.0, seconds)
@@ -39,7 +39,9 @@ def ago(seconds: float | None) -> str:
         return f"{seconds:.0f} s"
     if seconds < 90 * 60:
         return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 def short(message_id: str | None) -> str:

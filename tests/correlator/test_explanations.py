@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from correlator.explain import explain
+from correlator.explain import ago, explain
 
 NOW = dt.datetime(2026, 11, 26, 12, 5, tzinfo=dt.UTC)
 WAIT = {"service": "scorer", "subject": "recruit.cv.parsed", "message_id": "m1",
@@ -43,3 +43,12 @@ def test_a_failure_after_several_attempts_says_when_the_last_one_ended() -> None
 
     assert "all 3 attempts to process" in text
     assert "raised, the last at 12:04:00 UTC, and no retry came" in text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "reads"),
+    [(0.25, "250 ms"), (42, "42 s"), (240, "4 min"), (9000, "2.5 h"), (816_480, "9.4 days")],
+)
+def test_how_long_reads_in_the_unit_a_person_would_use(seconds: float, reads: str) -> None:
+    # a run quiet for nine days read "226.8 h" in `workflows` and `show`
+    assert ago(seconds) == reads
