@@ -176,6 +176,16 @@ class Setting:
         return "--" + self.name.replace("_", "-")
 
     @property
+    def is_duration(self) -> bool:
+        return self.parse is parse_duration or isinstance(self.parse, Duration)
+
+    @property
+    def metavar(self) -> str:
+        """What ``--help`` shows the flag takes: ``DURATION`` for any duration, as
+        every command that takes one writes it."""
+        return "DURATION" if self.is_duration else self.name.upper()
+
+    @property
     def shown_default(self) -> str:
         """The default as a user would type it: ``7d``, ``127.0.0.1:4318``, ``8 GiB``."""
         value = self.default
@@ -183,7 +193,7 @@ class Setting:
             return self.unset or "none"
         if isinstance(value, tuple):
             return ":".join(str(v) for v in value)
-        if self.parse is parse_duration or isinstance(self.parse, Duration):
+        if self.is_duration:
             return format_duration(float(value))
         if isinstance(value, int) and value >= 2**20 and value % 2**30 == 0:
             return f"{value} ({value // 2**30} GiB)"
@@ -323,7 +333,7 @@ def add_flags(
             s.flag,
             dest=name,
             default=None,
-            metavar=name.upper(),
+            metavar=s.metavar,
             help=f"{doc} (env {s.env}; default {default})",
         )
 

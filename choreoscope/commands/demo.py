@@ -62,7 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "a list like drop=0.05,hang=0.02, or a YAML file of the same mapping. Kinds: "
         "drop, hang, crash, poison, duplicate, consumer_down, deviation, lost_telemetry, slow",
     )
-    p.add_argument("--seed", type=int, default=7, help="the seed that decides which workflows fail")
+    p.add_argument(
+        "--seed", type=int, default=7, help="the seed that decides which workflows fail (default 7)"
+    )
     p.add_argument(
         "--min-deadline",
         dest="step_deadline",
