@@ -118,10 +118,19 @@ class Agent:
         self.telemetry = telemetry_for(name, telemetry=telemetry, tracer_provider=tracer_provider)
         self.counters = AgentCounters()
         self.heartbeat_interval = heartbeat_interval
+        user_options = nats_options or {}
         self._nats_log = NatsConnectionLog(
-            who=f"agent {name}", url=nats_url, logger=log,
+            who=f"agent {name}",
+            servers=user_options.get("servers", nats_url),
+            option="the Agent's nats_options['servers']"
+            if "servers" in user_options
+            else "the Agent's nats_url=",
+            retry_every=user_options.get(
+                "reconnect_time_wait", RECONNECTING["reconnect_time_wait"]
+            ),
+            logger=log,
             open_=lambda: self._nc is not None and not self._nc.is_closed,
-        )  # fmt: skip
+        )
         # the user's options win over ours; a name nats.connect() does not take is refused now
         self._connect_options = connect_options(
             setting="nats_options",
@@ -216,7 +225,7 @@ class Agent:
             if self.delivery == "jetstream":
                 self._publisher.acked = AckedPublisher(self._nc)
                 await self._publisher.acked.start()
-            log.info("agent %s connected to %s", self.name, self.nats_url)
+            self._nats_log.connected()
 
     async def close(self) -> None:
         """Flush what was published (acks included) and disconnect."""

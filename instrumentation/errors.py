@@ -11,6 +11,17 @@ says whether retrying the same call later can succeed.
 from __future__ import annotations
 
 
+def reach_nats_advice(*, option: str) -> str:
+    """What to check when NATS cannot be reached, ``option`` naming where the URL came
+    from (``"the Agent's nats_url="``): shared by the error a first connect raises and
+    the warning of a connection that keeps trying."""
+    return (
+        "check that a nats-server is running there (`choreoscope nats` or `make demo` starts "
+        f"one on nats://127.0.0.1:4222) and that {option} names it (on choreoscope's "
+        "command line: --nats, or the CHOREOSCOPE_NATS environment variable)"
+    )
+
+
 class ChoreoscopeError(Exception):
     """Base of every error choreoscope raises on purpose."""
 

@@ -18,7 +18,9 @@ class ThrottledWarning:
         self._suppressed = 0
         self.last_error: Exception | None = None
 
-    def __call__(self, message: str, error: Exception | str) -> None:
+    def __call__(self, message: str, error: Exception | str, *, then: str = "") -> None:
+        """Log ``message: error`` (and how many were not logged) followed by ``then``,
+        what to do about it."""
         if isinstance(error, Exception):
             self.last_error = error
         now = time.monotonic()
@@ -26,7 +28,7 @@ class ThrottledWarning:
             self._suppressed += 1
             return
         again = f" (and {self._suppressed} more times)" if self._suppressed else ""
-        self.logger.warning("%s: %s%s", message, error, again)
+        self.logger.warning("%s: %s%s%s", message, error, again, then)
         self._last, self._suppressed = now, 0
 
     def reset(self) -> None:
@@ -42,9 +44,13 @@ class Outage:
         self._warn = ThrottledWarning(interval, logger=logger)
         self.since: float | None = None  # monotonic time it began; None: no outage
 
-    def failing(self, message: str, error: Exception | str) -> None:
+    @property
+    def ongoing(self) -> bool:
+        return self.since is not None
+
+    def failing(self, message: str, error: Exception | str, *, then: str = "") -> None:
         self.since = self.since or time.monotonic()
-        self._warn(message, error)
+        self._warn(message, error, then=then)
 
     def over(self) -> float | None:
         """It ended: the seconds it lasted (None: there was none). The next failure is
