@@ -52,6 +52,20 @@ class BusUnavailableError(ChoreoscopeError):
         )
 
 
+class NatsUnreachableError(BusUnavailableError):
+    """A first connect found no NATS server answering at ``url``; retrying later can
+    succeed. ``option`` names where the URL came from, for the user to correct it."""
+
+    def __init__(self, *, url: str, reason: str, option: str) -> None:
+        self.url = url
+        self.reason = reason
+        self.option = option
+        ChoreoscopeError.__init__(
+            self,
+            f"could not connect to NATS at {url} ({reason}): {reach_nats_advice(option=option)}",
+        )
+
+
 class PublishError(ChoreoscopeError):
     """JetStream did not store an event; retrying later can succeed."""
 

@@ -13,22 +13,26 @@ Every publish carries ``traceparent``, ``tracestate``, ``baggage`` (when set),
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import nats
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind
 
 from instrumentation import semconv, wire
 from instrumentation.messaging_spans import MessagingSpans
+from instrumentation.nats_connection_log import NatsConnectionLog
+from instrumentation.nats_first_connect import connect_or_explain
 from instrumentation.nats_shutdown import drain_connection
 from instrumentation.propagation import header_value
 from instrumentation.telemetry import Telemetry, telemetry_for
 from instrumentation.traced_jetstream import TracedJetStream
 from instrumentation.traced_message import TracedMsg, TracedSubscription, current_workflow_id
+
+log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[TracedMsg], Awaitable[None]]
 
@@ -66,14 +70,30 @@ class TracedNats:
         **options: Any,
     ) -> TracedNats:
         """``nats.connect(servers, **options)`` wrapped; options pass through untouched.
-        Once connected, and unless ``max_reconnect_attempts`` is given, it reconnects for
-        as long as NATS is away, as an Agent does."""
+
+        A server that does not answer fails the first connect within seconds (a few
+        short attempts, unless ``options`` say how to try) with ``NatsUnreachableError``
+        naming it. Once connected, and unless ``max_reconnect_attempts`` is given, it
+        reconnects for as long as NATS is away, as an Agent does. Without an
+        ``error_cb`` of the caller's, errors are logged as one throttled line."""
         options.setdefault("name", service_name)
-        nc = await nats.connect(servers, **options)
+        connection_log = NatsConnectionLog(
+            who=f"service {service_name}",
+            servers=servers,
+            option="TracedNats.connect(servers=...)",
+            retry_every=options.get("reconnect_time_wait", 2),
+            logger=log,
+            open_=lambda: True,
+        )
+        nc = await connect_or_explain(
+            servers=servers,
+            options=options,
+            option="TracedNats.connect(servers=...)",
+            error_cb=options.get("error_cb", connection_log.error),
+        )
         if "max_reconnect_attempts" not in options:
             # nats-py gives up after 60 attempts (~2 min): the service went on, deaf.
-            # Set once connected, where nats-py reads it, so that the first connect
-            # still gives up as nats-py's does
+            # Set once connected, where nats-py reads it
             nc.options["max_reconnect_attempts"] = -1
         return cls(
             nc, service_name=service_name, telemetry=telemetry, tracer_provider=tracer_provider
