@@ -38,6 +38,7 @@ from instrumentation.columnar_encoding import encode_columnar_batch
 from instrumentation.errors import ConfigurationError
 from instrumentation.light_span import LightSpan
 from instrumentation.nats_connect_options import RECONNECTING, connect_options, connect_unless
+from instrumentation.nats_shutdown import close_connection
 from instrumentation.otlp_encoding import encode_otlp_batch
 from instrumentation.spans_stream import ensure_spans_stream
 from instrumentation.throttled_log import Outage
@@ -214,8 +215,9 @@ class NatsSpanProcessor(SpanProcessor):
                 self._flush_waiters.remove(done)
         return flushed
 
-    def shutdown(self, timeout: float = 10.0) -> None:
-        """Flush the queue (up to ``timeout`` s), then stop; what is left counts as dropped."""
+    def shutdown(self, timeout: float = 10.0, *, report_loss: bool = True) -> None:
+        """Flush the queue (up to ``timeout`` s), then stop; what is left counts as dropped,
+        and is logged unless ``report_loss`` is false (the caller tells it)."""
         with self._lock:
             if self._closed:
                 return
@@ -228,7 +230,7 @@ class NatsSpanProcessor(SpanProcessor):
             self._thread.join(2.0)
         with self._lock:
             left = len(self._queue) + self._in_flight
-            if left:
+            if left and report_loss:
                 log.warning(
                     "span exporter %s stopped with %d spans not exported: NATS at %s did not "
                     "accept them in time",
@@ -304,7 +306,9 @@ class NatsSpanProcessor(SpanProcessor):
         finally:
             if self._nc is not None:
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self._nc.close(), 2.0)
+                    # nats-py's close() stops half way when NATS is gone, leaving
+                    # tasks that asyncio reports with tracebacks once this loop closes
+                    await asyncio.wait_for(close_connection(self._nc), 2.0)
 
     async def _export(self, spans: list[ReadableSpan]) -> None:
         limit = self._nc.max_payload if self._nc is not None else 1024 * 1024

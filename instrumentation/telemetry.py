@@ -79,10 +79,11 @@ class Telemetry:
         flush = getattr(self.tracer_provider, "force_flush", None)
         return bool(flush(int(timeout * 1000))) if flush else True
 
-    def shutdown(self, *, timeout: float = 10.0) -> None:
-        """Flush and stop this service's exporter; spans not sent in time count as dropped."""
+    def shutdown(self, *, timeout: float = 10.0, report_loss: bool = True) -> None:
+        """Flush and stop this service's exporter; spans not sent in time count as dropped
+        (``stats()``), and are logged unless ``report_loss`` is false."""
         if self.exporter is not None:
-            self.exporter.shutdown(timeout)
+            self.exporter.shutdown(timeout, report_loss=report_loss)
         with _registry_lock:
             if _registry.get(self.service_name) is self:
                 del _registry[self.service_name]

@@ -26,7 +26,7 @@ from instrumentation import semconv, wire
 from instrumentation.messaging_spans import MessagingSpans
 from instrumentation.nats_connection_log import NatsConnectionLog
 from instrumentation.nats_first_connect import connect_or_explain
-from instrumentation.nats_shutdown import drain_connection
+from instrumentation.nats_shutdown import close_connection, drain_connection
 from instrumentation.propagation import header_value
 from instrumentation.telemetry import Telemetry, telemetry_for
 from instrumentation.traced_jetstream import TracedJetStream
@@ -233,4 +233,5 @@ class TracedNats:
         await drain_connection(self.nc)
 
     async def close(self) -> None:
-        await self.nc.close()
+        """Flush and close; with NATS gone too, nothing of the connection is left running."""
+        await close_connection(self.nc)

@@ -221,6 +221,8 @@ class PipelineRunner:
             )
 
     async def shutdown(self) -> None:
+        # asked before anything closes: a connection this pipeline closed is no outage
+        nats_gone = bool(self.buses) and not any(b.nc.is_connected for b in self.buses.values())
         tasks = list(self.tasks.values())
         for task in tasks:
             task.cancel()
@@ -232,9 +234,28 @@ class PipelineRunner:
         for bus in self.buses.values():
             with contextlib.suppress(Exception):
                 await bus.close()
+        if nats_gone:
+            await self._stop_telemetry_without_nats()
+            return
         for telemetry in self.telemetry.values():
             # shutdown blocks while it flushes: keep the event loop free meanwhile
             await asyncio.to_thread(telemetry.shutdown, timeout=SHUTDOWN_GRACE_SECONDS)
+
+    async def _stop_telemetry_without_nats(self) -> None:
+        """NATS went away before the pipeline stopped: waiting for it to take the spans
+        cannot help, and each service saying so would fill the log. One line says it."""
+        telemetries = list(self.telemetry.values())
+        dropped_before = sum(_dropped(t) for t in telemetries)
+        await asyncio.gather(
+            *(asyncio.to_thread(t.shutdown, timeout=0, report_loss=False) for t in telemetries)
+        )
+        log.warning(
+            "%s: NATS at %s was gone before the pipeline stopped; %d spans not yet exported "
+            "are lost",
+            self.pipeline.name,
+            self.options.nats_url,
+            sum(_dropped(t) for t in telemetries) - dropped_before,
+        )
 
     async def _start_agent(self, service: str) -> None:
         telemetry = self.telemetry.get(service)
@@ -295,3 +316,8 @@ class PipelineRunner:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait([task], timeout=SHUTDOWN_GRACE_SECONDS)
+
+
+def _dropped(telemetry: Telemetry) -> int:
+    stats = telemetry.stats()
+    return stats.spans_dropped if stats is not None else 0
