@@ -30,6 +30,10 @@ FIRST_CONNECT: Final[Mapping[str, Any]] = {
 }
 """How a first connect tries, unless the caller's options say otherwise."""
 
+# no server answered: refused, no such host, timed out (nats-py's TimeoutError is
+# asyncio's too), or none left to try
+_UNANSWERED: Final = (OSError, TimeoutError, nats_errors.NoServersError)
+
 _NATS_PY_DEFAULTS: Final = {
     name: parameter.default
     for name, parameter in inspect.signature(Client.connect).parameters.items()
@@ -69,6 +73,8 @@ async def connect_or_explain(
         )
     except (OSError, nats_errors.Error) as exc:
         cause = met[-1] if met and isinstance(exc, nats_errors.NoServersError) else exc
+        if not isinstance(cause, _UNANSWERED):
+            raise  # a server answered, and refused (credentials, TLS): not "is it running"
         attempts = f", {len(met)} attempts" if len(met) > 1 else ""
         raise NatsUnreachableError(
             url=server_urls(servers),
