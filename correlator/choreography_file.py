@@ -29,6 +29,7 @@ A key written twice in one mapping is an error.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
@@ -319,7 +320,9 @@ def load_choreography(path: Path | str) -> Choreography:
         raise ChoreographyFileError(
             path=path, problem=f"not UTF-8 text (byte {e.start}); save it as UTF-8"
         ) from e
-    return parse_choreography(text, path=path)
+    return dataclasses.replace(
+        parse_choreography(text, path=path), source=str(Path(path).resolve())
+    )
 
 
 def dump_choreography(choreography: Choreography, *, header: str = "") -> str:

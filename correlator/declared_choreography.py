@@ -46,6 +46,9 @@ class DeclaredWorkflow:
 @dataclass(frozen=True)
 class Choreography:
     workflows: tuple[DeclaredWorkflow, ...] = field(default_factory=tuple)
+    # the file it was read from (recorded with the passes that judge with it); not
+    # part of what it declares, so neither compared nor in the verdicts' fingerprint
+    source: str | None = field(default=None, compare=False, repr=False)
 
 
 def merged_steps(choreography: Choreography) -> list[DeclaredStep]:

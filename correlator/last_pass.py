@@ -7,7 +7,8 @@ else shows it. The next correlator resumes from it (resume.py): ``judged_with``
 says what the verdicts were judged with, which must not have changed.
 ``min_deadline_s`` is the floor under learned step deadlines that pass judged with:
 ``choreoscope model`` learns with it too when not told another, so that the file it
-writes judges as the correlator did.
+writes judges as the correlator did. ``choreography`` is the declared file it judged
+with: a later command that declares none names it.
 
 While a cold pass runs (minutes, on a week of spans), ``note_judging`` keeps the
 last pass as it was and adds since when the correlator has been judging again,
@@ -40,6 +41,7 @@ class LastPass:
     noted_at: dt.datetime | None = None  # when this was written (the wall clock)
     judging_failures: int = 0  # how often that cold pass failed, and was tried again
     min_deadline_s: float | None = None  # the floor under learned step deadlines it used
+    choreography: str | None = None  # the declared choreography.yaml it judged with
 
 
 def write_last_pass(
@@ -52,6 +54,7 @@ def write_last_pass(
     noted_at: dt.datetime | None = None,
     judging_failures: int = 0,
     min_deadline_s: float | None = None,
+    choreography: str | None = None,
 ) -> None:
     """Record a pass. Not fsynced (a marker lost to a crash only reads as older), and
     a store that refuses it is logged, never raised: it must not stop a watcher."""
@@ -65,6 +68,7 @@ def write_last_pass(
         "noted_at": (noted_at or dt.datetime.now(dt.UTC)).isoformat(),
         "judging_failures": judging_failures,
         "min_deadline_s": min_deadline_s,
+        "choreography": choreography,
     }
     try:
         tmp.write_text(json.dumps(record))
@@ -88,6 +92,9 @@ def read_last_pass(layout: StoreLayout) -> LastPass | None:
             noted_at=_instant(raw.get("noted_at")),
             judging_failures=_count(raw.get("judging_failures")),
             min_deadline_s=_seconds(raw.get("min_deadline_s")),
+            choreography=raw.get("choreography")
+            if isinstance(raw.get("choreography"), str)
+            else None,
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -108,6 +115,7 @@ def note_judging(layout: StoreLayout, *, since: dt.datetime, failures: int = 0) 
             judging_since=since,
             judging_failures=failures,
             min_deadline_s=last.min_deadline_s,
+            choreography=last.choreography,
         )
 
 
@@ -122,6 +130,7 @@ def stop_judging(layout: StoreLayout) -> None:
             watching=last.watching,
             judged_with=last.judged_with,
             min_deadline_s=last.min_deadline_s,
+            choreography=last.choreography,
         )
 
 

@@ -101,6 +101,7 @@ def _correlate_once(
         watching=False,
         judged_with=engine.judged_with,
         min_deadline_s=engine.thresholds.min_deadline_s,
+        choreography=engine.choreography.source if engine.choreography else None,
     )
     return engine
 
@@ -264,6 +265,7 @@ def _record_pass(engine: Correlator, clock: Callable[[], dt.datetime], *, watchi
         watching=watching,
         judged_with=engine.judged_with,
         min_deadline_s=engine.thresholds.min_deadline_s,
+        choreography=engine.choreography.source if engine.choreography else None,
     )
     return time.monotonic()
 

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from choreoscope.cli import main
-from choreoscope.demo_run import DEMO_RUN_DIR, choreography_file
 from collector.compaction import Compactor
 from correlator.choreography_file import load_choreography
 from correlator.engine import Correlator
@@ -350,7 +349,8 @@ def test_model_write_produces_a_choreography_that_correlate_accepts(
     # judged with a declared choreography: a pass without it says what it changes
     with caplog.at_level(logging.WARNING, logger="choreoscope.correlate"):
         assert main(["correlate", "--once", "--data", data]) == 0
-        assert "Pass --choreography FILE to keep them" in caplog.text
+        # naming the file it judged with (a demo user never wrote one to remember)
+        assert f"Pass --choreography {path} (the one the last pass judged with)" in caplog.text
         caplog.clear()
         assert main(["correlate", "--once", "--data", data]) == 0  # learned already
         assert "--choreography FILE" not in caplog.text
@@ -409,7 +409,9 @@ def test_model_of_a_store_judged_with_a_declared_choreography_says_to_pass_it(
     assert main(["correlate", "--once", "--data", data, "--choreography", str(path)]) == 0
     with caplog.at_level(logging.WARNING, logger="choreoscope.model"):
         assert main(["model", "--data", data]) == 0
-        assert "Pass --choreography FILE to start from the declared one" in caplog.text
+        assert f"Pass --choreography {path} (the one the last pass judged with) to start" in (
+            caplog.text
+        )
         caplog.clear()
         assert main(["model", "--data", data, "--choreography", str(path)]) == 0
         assert "--choreography FILE" not in caplog.text
@@ -563,20 +565,3 @@ def test_correlate_once_on_a_mistyped_data_path_says_so_and_leaves_nothing_there
 
     assert f"no choreoscope store at {typo}" in capsys.readouterr().err
     assert not typo.exists()
-
-
-def test_model_of_the_demos_store_names_the_choreography_the_demo_declared(
-    judged_store: StoreLayout, caplog: pytest.LogCaptureFixture
-) -> None:
-    # "Pass --choreography FILE" left a demo user, who never wrote one, nothing to pass
-    samples = choreography_file()
-    data = str(judged_store.root)
-    assert main(["correlate", "--once", "--data", data, "--choreography", str(samples)]) == 0
-    (judged_store.root / DEMO_RUN_DIR).mkdir()  # as `choreoscope demo` leaves it
-
-    with caplog.at_level(logging.WARNING, logger="choreoscope"):
-        assert main(["model", "--data", data]) == 0
-        assert f"Pass --choreography {samples} (the one `choreoscope demo`" in caplog.text
-        caplog.clear()
-        assert main(["correlate", "--once", "--data", data]) == 0
-        assert f"Pass --choreography {samples} (the one `choreoscope demo`" in caplog.text
