@@ -341,6 +341,15 @@ class OurSpans:
         )  # fmt: skip
 
 
+def _messaging(subject: str, operation: str) -> str:
+    """The standard messaging attributes of a span, as every instrumentation sets them."""
+    return json.dumps({
+        semconv.MESSAGING_SYSTEM: "nats",
+        semconv.MESSAGING_DESTINATION_NAME: subject,
+        semconv.MESSAGING_OPERATION_TYPE: operation,
+    })  # fmt: skip
+
+
 class ForeignSpans:
     """Spans as another language's OpenTelemetry NATS instrumentation emits them:
     standard messaging attributes only."""
@@ -362,12 +371,7 @@ class ForeignSpans:
         row = self.log.add(
             trace_id=trace_id, parent_span_id=parent_span_id, name=f"send {subject}",
             kind="producer", service_name=service, start=at_s, end=at_s + 0.001,
-            attributes=json.dumps({
-                semconv.MESSAGING_SYSTEM: "nats",
-                semconv.MESSAGING_DESTINATION_NAME: subject,
-                semconv.MESSAGING_OPERATION_TYPE: "send",
-            }),
-            subject=subject, operation="send",
+            attributes=_messaging(subject, "send"), subject=subject, operation="send",
         )  # fmt: skip
         return Published(trace_id, row["span_id"], None, subject, None, at_s)
 
@@ -389,17 +393,24 @@ class ForeignSpans:
             name=f"process {published.subject}", kind="consumer", service_name=service,
             start=start, end=end, status_code="error" if error else "unset",
             status_message=error,
-            attributes=json.dumps({
-                semconv.MESSAGING_SYSTEM: "nats",
-                semconv.MESSAGING_DESTINATION_NAME: published.subject,
-                semconv.MESSAGING_OPERATION_TYPE: "process",
-            }),
+            attributes=_messaging(published.subject, "process"),
             links=link if self.links_only else None,
             link_trace_id=published.trace_id if self.links_only else None,
             link_span_id=published.span_id if self.links_only else None,
             subject=published.subject, operation="process",
         )  # fmt: skip
         return trace_id, row["span_id"]
+
+    def process_untraced(self, subject: str, *, service: str, start: float, end: float) -> str:
+        """A process span of a message whose producer is not traced: the root of its
+        own trace, naming no message. Returns its trace id."""
+        trace_id = self.log.new_id(32)
+        self.log.add(
+            trace_id=trace_id, parent_span_id=None, name=f"process {subject}", kind="consumer",
+            service_name=service, start=start, end=end,
+            attributes=_messaging(subject, "process"), subject=subject, operation="process",
+        )  # fmt: skip
+        return trace_id
 
     def step(
         self, published: Published, *, service: str, start: float, end: float, emits: str

@@ -353,7 +353,7 @@ def test_model_write_produces_a_choreography_that_correlate_accepts(
         assert f"Pass --choreography {path} (the one the last pass judged with)" in caplog.text
         caplog.clear()
         assert main(["correlate", "--once", "--data", data]) == 0  # learned already
-        assert "--choreography FILE" not in caplog.text
+        assert "Pass --choreography" not in caplog.text
 
 
 def test_model_write_keeps_the_deadline_floor_the_correlator_judged_with(
@@ -414,7 +414,7 @@ def test_model_of_a_store_judged_with_a_declared_choreography_says_to_pass_it(
         )
         caplog.clear()
         assert main(["model", "--data", data, "--choreography", str(path)]) == 0
-        assert "--choreography FILE" not in caplog.text
+        assert "Pass --choreography" not in caplog.text
 
 
 def test_correlate_needs_watch_or_once(judged_store: StoreLayout) -> None:

@@ -6,29 +6,9 @@ a run whose handler published nothing stops there."""
 
 from __future__ import annotations
 
-import json
-
-from instrumentation import semconv
 from store import StoreLayout
 from tests.correlator.pipelines import correlate
 from tests.correlator.span_shapes import ForeignSpans, SpanLog
-
-
-def _handled_without_publish(log: SpanLog, *, service: str, subject: str, at_s: float) -> str:
-    """A process span of ``subject`` by ``service`` that is the root of its own trace
-    and names no message: its publish was never traced. Returns its trace (workflow) id."""
-    trace_id = log.new_id(32)
-    log.add(
-        trace_id=trace_id, parent_span_id=None, name=f"process {subject}", kind="consumer",
-        service_name=service, start=at_s, end=at_s + 0.25,
-        attributes=json.dumps({
-            semconv.MESSAGING_SYSTEM: "nats",
-            semconv.MESSAGING_DESTINATION_NAME: subject,
-            semconv.MESSAGING_OPERATION_TYPE: "process",
-        }),
-        subject=subject, operation="process",
-    )  # fmt: skip
-    return trace_id
 
 
 def _orders(go: ForeignSpans, *, start: float) -> None:
@@ -50,7 +30,7 @@ def test_a_group_that_never_got_a_message_whose_publish_was_not_traced_is_owed_i
     for i in range(40):
         _orders(go, start=float(i))
     # billing handled it (and published on), the audit log never got it
-    lone = _handled_without_publish(log, service="billing", subject="orders.placed", at_s=60)
+    lone = go.process_untraced("orders.placed", service="billing", start=60, end=60.25)
     log.write(store_layout)
 
     outcome = correlate(store_layout, now_s=600)
@@ -74,7 +54,7 @@ def test_a_run_whose_producer_is_not_traced_stops_where_its_handler_published_no
         paid = go.step(placed, service="billing", start=i + 0.2, end=i + 0.3, emits="orders.paid")
         go.process(paid, service="shipping", start=i + 0.4, end=i + 0.5)
     # billing handled it and published nothing: the run never reached orders.paid
-    lone = _handled_without_publish(log, service="billing", subject="orders.placed", at_s=60)
+    lone = go.process_untraced("orders.placed", service="billing", start=60, end=60.25)
     log.write(store_layout)
 
     outcome = correlate(store_layout, now_s=600)
