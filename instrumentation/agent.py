@@ -53,12 +53,12 @@ from opentelemetry import trace
 from instrumentation import wire
 from instrumentation.acked_publisher import AckedPublisher
 from instrumentation.agent_delivery import Decode, DeliveryProcessor, Handler, HandlerFunction
+from instrumentation.agent_handlers import check_decode, new_handler
 from instrumentation.agent_intake import CoreIntake, JetStreamIntake
 from instrumentation.agent_settings import check_agent_settings
 from instrumentation.agent_steps import StepRunner
 from instrumentation.agent_streams import ensure_stream_covers
 from instrumentation.audit import AuditCapture, Redactor
-from instrumentation.errors import ConfigurationError
 from instrumentation.event_publisher import EventPublisher, new_id
 from instrumentation.heartbeat import AgentCounters, HeartbeatPublisher, instance_id
 from instrumentation.keep_alive import DEFAULT_MAX_PROCESSING, KeepAlive
@@ -198,15 +198,14 @@ class Agent:
     def on(
         self, subject: str, *, queue: str | None = None, decode: Decode = "json"
     ) -> Callable[[HandlerFunction], HandlerFunction]:
-        """Handle events on ``subject`` (wildcards allowed) in queue group ``queue``.
-
-        ``decode`` gives ``event.data``: ``"json"`` (default), ``"text"`` or ``"bytes"``.
-        """
-        if decode not in ("json", "text", "bytes"):
-            raise ConfigurationError(setting="decode", value=decode, fix="use json, text or bytes")
+        """Handle events on ``subject`` (wildcards allowed) with ``async def h(event)``, in
+        queue group ``queue`` (default: the Agent's name; no dots, like the name). ``decode``
+        gives ``event.data``: ``"json"`` (default), ``"text"`` or ``"bytes"``."""
+        check_decode(decode)
 
         def register(fn: HandlerFunction) -> HandlerFunction:
-            self._handlers.append(Handler(subject, queue or self.name, fn, decode))
+            queue_ = queue or self.name
+            self._handlers.append(new_handler(subject=subject, queue=queue_, fn=fn, decode=decode))
             return fn
 
         return register
