@@ -21,6 +21,7 @@ from instrumentation.errors import PayloadTooLargeError, PublishError
 from instrumentation.ids import new_id
 from instrumentation.messaging_spans import MessagingSpans
 from instrumentation.propagation import header_value
+from instrumentation.publish_checks import check_publish_subject
 from instrumentation.traced_message import current_workflow_id
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,8 @@ class EventPublisher:
         audit_on: Span | None = None,
     ) -> str:
         """Publish (and wait for JetStream's ack unless on core NATS); returns the message
-        id. Raises ``PublishError``."""
+        id. Raises ``PublishError``, or ``ConfigurationError`` for a wildcard subject."""
+        check_publish_subject(subject)
         payload = encode_data(data)
         # an id the caller put in the headers is kept (JetStream dedupes on it)
         if not message_id:

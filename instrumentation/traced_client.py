@@ -28,6 +28,7 @@ from instrumentation.nats_connection_log import NatsConnectionLog
 from instrumentation.nats_first_connect import connect_or_explain
 from instrumentation.nats_shutdown import close_connection, drain_connection
 from instrumentation.propagation import header_value
+from instrumentation.publish_checks import check_publish_subject
 from instrumentation.telemetry import Telemetry, telemetry_for
 from instrumentation.traced_jetstream import TracedJetStream
 from instrumentation.traced_message import TracedMsg, TracedSubscription, current_workflow_id
@@ -117,6 +118,7 @@ class TracedNats:
         operation_name: str = "publish",
         kind: SpanKind = SpanKind.PRODUCER,
     ) -> tuple[Any, dict[str, str]]:
+        check_publish_subject(subject)
         # ids the caller put in the headers are kept
         message_id = message_id or header_value(headers, wire.MSG_ID) or new_message_id()
         workflow_id = workflow_id or header_value(headers, wire.WORKFLOW_ID)
