@@ -64,6 +64,7 @@ _EXPORTS = {
     "ConfigurationError": "errors",
     "PublishError": "errors",
     "PayloadTooLargeError": "errors",
+    "PayloadTypeError": "errors",
     "BadMessageError": "errors",
     "BusUnavailableError": "errors",
 }

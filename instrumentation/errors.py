@@ -100,6 +100,19 @@ class PayloadTooLargeError(PublishError):
         )
 
 
+class PayloadTypeError(ChoreoscopeError, TypeError):
+    """A payload given to ``TracedNats`` is not bytes; NATS carries bytes only."""
+
+    def __init__(self, *, subject: str, type_name: str) -> None:
+        self.subject = subject
+        self.type_name = type_name
+        super().__init__(
+            f"could not publish to {subject!r}: the payload is {type_name}, not bytes; encode "
+            "it first (text.encode(), json.dumps(obj).encode()), or use an Agent, whose "
+            "publish and emit encode str and JSON values for you"
+        )
+
+
 class BadMessageError(ChoreoscopeError):
     """A delivered message cannot be handled as it is; redelivering it cannot help.
 

@@ -5,7 +5,16 @@ publish span behind for the correlator to wait on.
 
 from __future__ import annotations
 
-from instrumentation.errors import ConfigurationError
+from typing import Any
+
+from instrumentation.errors import ConfigurationError, PayloadTypeError
+
+
+def check_payload(subject: str, payload: Any) -> None:
+    """Refuse a payload NATS cannot carry as it is (a str, a dict, None): nats-py would
+    fail with 'can't concat str to bytes' after the publish span started."""
+    if not isinstance(payload, (bytes, bytearray)):
+        raise PayloadTypeError(subject=subject, type_name=type(payload).__name__)
 
 
 def check_publish_subject(subject: str) -> None:

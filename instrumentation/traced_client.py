@@ -28,7 +28,7 @@ from instrumentation.nats_connection_log import NatsConnectionLog
 from instrumentation.nats_first_connect import connect_or_explain
 from instrumentation.nats_shutdown import close_connection, drain_connection
 from instrumentation.propagation import header_value
-from instrumentation.publish_checks import check_publish_subject
+from instrumentation.publish_checks import check_payload, check_publish_subject
 from instrumentation.telemetry import Telemetry, telemetry_for
 from instrumentation.traced_jetstream import TracedJetStream
 from instrumentation.traced_message import TracedMsg, TracedSubscription, current_workflow_id
@@ -119,6 +119,7 @@ class TracedNats:
         kind: SpanKind = SpanKind.PRODUCER,
     ) -> tuple[Any, dict[str, str]]:
         check_publish_subject(subject)
+        check_payload(subject, payload)
         # ids the caller put in the headers are kept
         message_id = message_id or header_value(headers, wire.MSG_ID) or new_message_id()
         workflow_id = workflow_id or header_value(headers, wire.WORKFLOW_ID)
@@ -150,7 +151,8 @@ class TracedNats:
         workflow_id: str | None = None,
         context: Context | None = None,
     ) -> str:
-        """Publish with a PRODUCER span; returns the message id (``Nats-Msg-Id``)."""
+        """Publish ``payload`` (bytes) with a PRODUCER span; returns the message id
+        (``Nats-Msg-Id``). A str or other object raises ``PayloadTypeError``."""
         span, out = self._prepare(subject, payload, headers, message_id, workflow_id, context)
         try:
             await self.nc.publish(subject, payload, reply=reply, headers=out)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from instrumentation import Agent, ConfigurationError, TracedNats, wire
+from instrumentation import Agent, ConfigurationError, PayloadTypeError, TracedNats, wire
 from tests.instrumentation.deterministic_spans import eventually, in_memory_telemetry, read_stream
 
 FAST = {"fetch_timeout": 0.2, "heartbeat_interval": 5, "drain_timeout": 5, "ack_wait": 5}
@@ -61,3 +61,20 @@ async def test_traced_nats_refuses_to_publish_to_a_wildcard(nats_server):
         with pytest.raises(ConfigurationError, match="publish to a concrete subject"):
             await nc.request("pricing.*", b"{}", timeout=0.5)
     assert spans.get_finished_spans() == ()
+
+
+@pytest.mark.parametrize("payload", ["hello", {"doc": "a"}, None])
+async def test_traced_nats_refuses_a_payload_that_is_not_bytes_and_says_how_to_encode(
+    nats_server, payload
+):
+    telemetry, spans = in_memory_telemetry("billing")
+    async with await TracedNats.connect(
+        nats_server.url, service_name="billing", telemetry=telemetry
+    ) as nc:
+        with pytest.raises(PayloadTypeError, match=r"not bytes; encode it first"):
+            await nc.publish("orders.paid", payload)
+        with pytest.raises(PayloadTypeError, match=r"not bytes; encode it first"):
+            await nc.jetstream().publish("orders.paid", payload)
+        await nc.publish("orders.paid", bytearray(b"{}"))  # bytes-like still goes out
+    # no publish span of an event that never left: the correlator would wait for it
+    assert [s.name for s in spans.get_finished_spans()] == ["publish orders.paid"]
