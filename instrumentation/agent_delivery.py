@@ -38,7 +38,7 @@ from instrumentation.event_publisher import EventPublisher
 from instrumentation.heartbeat import AgentCounters
 from instrumentation.keep_alive import KeepAlive
 from instrumentation.messaging_spans import MessagingSpans, jetstream_attributes
-from instrumentation.propagation import extract_delivered
+from instrumentation.propagation import extract_delivered, header_value
 from instrumentation.throttled_log import ThrottledWarning
 from instrumentation.traced_message import current_workflow_id
 
@@ -253,7 +253,10 @@ class DeliveryProcessor:
             operation,
             msg.subject,
             parent=parent,
-            message_id=None,
+            # a span of the workflow, as every span of ours: a query of a run's spans
+            # by workflow id finds how its messages were settled
+            message_id=header_value(msg.headers, wire.MSG_ID),
+            workflow_id=current_workflow_id.get(),
             consumer_group=handler.queue,
             extra=nats_attributes,
             error=error,

@@ -314,12 +314,14 @@ class MessagingSpans:
         *,
         parent: Context | None,
         message_id: str | None = None,
+        workflow_id: str | None = None,
         consumer_group: str | None = None,
         extra: Mapping[str, Any] | None = None,
         error: str | None = None,
         nak_delay_s: float | None = None,
     ) -> None:
-        """An ended ``settle`` span: ``ack``, ``nak``, ``term`` or ``in_progress``.
+        """An ended ``settle`` span: ``ack``, ``nak``, ``term`` or ``in_progress``, with
+        the message and workflow ids of the message it settles, as every span of ours.
         ``nak_delay_s``: the delay a nak asked before the redelivery (the correlator
         waits that long for it before it calls the attempt failed)."""
         attributes: dict[str, Any] = {
@@ -330,6 +332,8 @@ class MessagingSpans:
         }
         if message_id:
             attributes[semconv.MESSAGING_MESSAGE_ID] = message_id
+        if workflow_id:
+            attributes[semconv.CHOREO_WORKFLOW_ID] = workflow_id
         if consumer_group:
             attributes[semconv.MESSAGING_CONSUMER_GROUP] = consumer_group
         if extra:

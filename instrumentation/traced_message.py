@@ -155,6 +155,7 @@ class TracedMsg:
                 self.subject,
                 parent=self._settle_parent(),
                 message_id=self.message_id,
+                workflow_id=self.workflow_id,
                 consumer_group=self.consumer_group,
                 extra=self.nats_attributes,
                 error=error,
