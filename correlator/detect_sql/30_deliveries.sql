@@ -194,6 +194,10 @@ SELECT
     m.producer_seen,
     s.first_received_at,
     s.last_received_at,
+    -- when the handler's wait began: its latest receive, but never before the publish
+    -- it received (a consumer host whose clock runs behind stamps its receive earlier:
+    -- judged from that stamp, a handler a second into its work was already hung)
+    greatest(s.last_received_at, m.published_at) AS received_from,
     s.receiving_instance,
     coalesce(s.successes, 0) AS successes,
     coalesce(s.errors, 0) AS errors,

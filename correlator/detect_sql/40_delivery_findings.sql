@@ -30,8 +30,8 @@
 --                  the consumer's exporter reported dropping spans since the wait
 --                  began: its spans are missing, so the finding says so instead of
 --                  blaming the workflow.
--- waited_s counts from the publish (unreceived), the latest receive (received) or
--- the last attempt (failed).
+-- waited_s counts from the publish (unreceived), the latest receive, not before the
+-- publish (received), or the last attempt (failed).
 CREATE OR REPLACE TEMP TABLE d_delivery_findings AS
 WITH lag_samples AS (
     -- the collector's samples of each JetStream consumer (every 10 s), once per filter
@@ -114,7 +114,7 @@ d AS (
         ) AS receiver_seen_after_deadline,
         (epoch_us(CAST($now AS TIMESTAMPTZ)) - epoch_us(
             CASE d.state
-                WHEN 'received' THEN d.last_received_at
+                WHEN 'received' THEN d.received_from
                 WHEN 'overran' THEN coalesce(d.last_received_at, d.last_overrun_start)
                 WHEN 'failed' THEN d.last_attempt_end
                 WHEN 'dead_lettered' THEN d.dead_lettered_at

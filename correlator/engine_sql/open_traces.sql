@@ -30,7 +30,7 @@ WITH waits AS (
         min(CASE d.state
             WHEN 'unreceived' THEN d.since + to_microseconds(CAST(d.deadline_s * 1e6 AS BIGINT))
             WHEN 'received'
-                THEN d.last_received_at + to_microseconds(CAST(d.deadline_s * 1e6 AS BIGINT))
+                THEN d.received_from + to_microseconds(CAST(d.deadline_s * 1e6 AS BIGINT))
             WHEN 'failed' THEN CASE WHEN d.retry_asked
                 THEN greatest(
                     d.last_attempt_end + to_microseconds(CAST(d.deadline_s * 1e6 AS BIGINT)),

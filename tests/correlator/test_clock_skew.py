@@ -1,0 +1,28 @@
+"""Hosts whose clocks disagree: a consumer's span stamped before the publish it
+handles. Latencies are clamped (test_views.py); waits are judged from what can
+have happened, so a clock running behind makes no finding of its own."""
+
+from __future__ import annotations
+
+from store import StoreLayout
+from tests.correlator.pipelines import PARSED, correlate, history, up_to_parsed
+from tests.correlator.span_shapes import SpanLog
+
+
+def test_a_handler_whose_clock_runs_behind_is_not_hung_before_its_deadline(
+    store_layout: StoreLayout,
+) -> None:
+    # the scorer's host runs 10 s behind and sends no heartbeats (judged at once): its
+    # receive is stamped 10 s before the publish it received
+    log = SpanLog()
+    ours = history(log, heartbeats_until=None)
+    parsed = up_to_parsed(ours, "wf-behind", start=100)
+    ours.receive(parsed, service="scorer", at_s=90.5)
+    log.write(store_layout)
+
+    running = correlate(store_layout, now_s=102)
+    overdue = correlate(store_layout, now_s=110)
+
+    assert running.kinds() == set()
+    assert running.statuses["wf-behind"] == ("in_flight", f"{PARSED} → scorer", None)
+    assert overdue.kinds() == {("hung", "wf-behind", PARSED)}
