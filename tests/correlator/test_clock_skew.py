@@ -5,7 +5,7 @@ have happened, so a clock running behind makes no finding of its own."""
 from __future__ import annotations
 
 from store import StoreLayout
-from tests.correlator.pipelines import PARSED, correlate, history, up_to_parsed
+from tests.correlator.pipelines import PARSED, SCORED, correlate, history, up_to_parsed
 from tests.correlator.span_shapes import SpanLog
 
 
@@ -26,3 +26,21 @@ def test_a_handler_whose_clock_runs_behind_is_not_hung_before_its_deadline(
     assert running.kinds() == set()
     assert running.statuses["wf-behind"] == ("in_flight", f"{PARSED} → scorer", None)
     assert overdue.kinds() == {("hung", "wf-behind", PARSED)}
+
+
+def test_the_step_after_a_host_whose_clock_runs_behind_is_not_slow(
+    store_layout: StoreLayout,
+) -> None:
+    # the scorer's host runs 10 s behind: the score it publishes is stamped 10 s before
+    # the notifier (on time) handles it, a tenth of a second later
+    log = SpanLog()
+    ours = history(log, runs=25)
+    parsed = up_to_parsed(ours, "wf-behind", start=100)
+    scored = ours.step(parsed, service="scorer", start=90.5, end=90.8, emits=SCORED)
+    ours.process(scored, service="notifier", start=100.9, end=101)
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=150)
+
+    assert outcome.kinds() == set()
+    assert outcome.statuses["wf-behind"][0] == "completed"
