@@ -18,8 +18,8 @@
 --                  hung (DESIGN.md: no process span ended within the deadline), it
 --                  did not fail
 --   unreceived     no sign the consumer ever got it
--- since: when the wait began (the publish, else the consumer's first sign of the
--- message, else the first sign of it at all).
+-- since: when the wait began (the publish, not before its cause's, else the
+-- consumer's first sign of the message, else the first sign of it at all).
 CREATE OR REPLACE TEMP TABLE d_deliveries AS
 WITH handled_only AS (
     -- messages consumers handled whose publish span never arrived (few; the messages
@@ -133,6 +133,26 @@ pending AS (
     UNION ALL BY NAME
     SELECT * FROM never_seen
 ),
+causes AS (
+    -- when the message whose process span each pending message's publish was made in
+    -- (its cause) was published. A publish is never earlier than its cause's: a
+    -- producer host whose clock runs behind stamps it earlier, and its consumers,
+    -- judged from that stamp, were past their deadline before they could have got it
+    -- (40 s behind made every message it published dropped at once). The few pending
+    -- publishes on the side a join builds its hash table from
+    SELECT c.message_id, max(m.published_at) AS cause_published_at
+    FROM published_messages AS m
+    JOIN (
+        SELECT p.message_id, d.message_id AS cause_message_id
+        FROM delivery_spans AS d
+        JOIN (
+            SELECT message_id, parent_key, parent_span_id FROM publish_spans
+            WHERE message_id IN (SELECT message_id FROM pending)
+        ) AS p ON d.span_key = p.parent_key AND d.span_id = p.parent_span_id
+        WHERE d.operation = 'process'
+    ) AS c ON m.message_id = c.cause_message_id
+    GROUP BY c.message_id
+),
 evidence AS (
     -- that a message was dead-lettered, per consumer it names (an advisory names the
     -- JetStream consumer, a term or dlq.* republish the consumer group)
@@ -213,8 +233,12 @@ SELECT
     dead.reason AS dead_letter_reason,
     coalesce(st.deadline_s, $min_deadline_s) AS deadline_s,
     -- a consumer still owed a message whose publish never arrived waits from when
-    -- another consumer's span first showed the message
-    coalesce(m.published_at, s.first_received_at, s.first_attempt_at, m.first_seen_at) AS since,
+    -- another consumer's span first showed the message; a published one, from its
+    -- publish, but not before its cause's (causes)
+    coalesce(
+        greatest(m.published_at, cause.cause_published_at),
+        s.first_received_at, s.first_attempt_at, m.first_seen_at
+    ) AS since,
     CASE
         WHEN coalesce(s.successes, 0) > 0 THEN 'done'
         WHEN dead.message_id IS NOT NULL THEN 'dead_lettered'
@@ -229,4 +253,5 @@ FROM published_or_handled AS m  -- the few pending deliveries on the right: a jo
 JOIN pending AS s USING (message_id)  -- builds its hash table on that side
 LEFT JOIN d_workflows AS w USING (workflow_id)
 LEFT JOIN dead ON dead.message_id = s.message_id AND dead.consumer = s.consumer
+LEFT JOIN causes AS cause ON cause.message_id = s.message_id
 LEFT JOIN model_steps AS st ON st.subject = m.subject AND st.consumer = s.consumer;

@@ -44,3 +44,22 @@ def test_the_step_after_a_host_whose_clock_runs_behind_is_not_slow(
 
     assert outcome.kinds() == set()
     assert outcome.statuses["wf-behind"][0] == "completed"
+
+
+def test_a_message_from_a_host_whose_clock_runs_behind_is_not_dropped_before_its_deadline(
+    store_layout: StoreLayout,
+) -> None:
+    # the scorer's host runs 40 s behind: the score it publishes is stamped 40 s before
+    # the run began, and the notifier has had 1 s of its 5 s to take it
+    log = SpanLog()
+    ours = history(log, runs=25)
+    parsed = up_to_parsed(ours, "wf-behind", start=100)
+    ours.step(parsed, service="scorer", start=60.5, end=60.8, emits=SCORED)
+    log.write(store_layout)
+
+    waiting = correlate(store_layout, now_s=101.5)
+    overdue = correlate(store_layout, now_s=110)
+
+    assert waiting.kinds() == set()
+    assert waiting.statuses["wf-behind"] == ("in_flight", f"{SCORED} → notifier", None)
+    assert overdue.kinds() == {("dropped", "wf-behind", SCORED)}
