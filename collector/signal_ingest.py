@@ -241,13 +241,15 @@ class SignalIngest:
         """Write the messages' rows durably; False if stopping before it could."""
         events: list[pa.Table] = []
         beats: list[pa.Table] = []
-        rejects = Rejects(received_at=dt.datetime.now(dt.UTC))
+        received_at = dt.datetime.now(dt.UTC)
+        rejects = Rejects(received_at=received_at)
         for msg in messages:
             # each message becomes its own Arrow row here, so one that does not fit the
             # schema (a number past int64, a year past 9999) is rejected alone
             try:
                 if msg.subject.startswith(wire.HEARTBEAT_SUBJECT_PREFIX):
-                    beats.append(pa.Table.from_pylist([heartbeat_row(msg.data)], HEARTBEATS))
+                    beat = {**heartbeat_row(msg.data), "received_at": received_at}
+                    beats.append(pa.Table.from_pylist([beat], HEARTBEATS))
                 else:
                     row = await bus_event_row(self.js, msg.subject, msg.data)
                     events.append(pa.Table.from_pylist([row], BUS_EVENTS))

@@ -108,6 +108,9 @@ HEARTBEATS = pa.schema(
         ("in_flight", pa.int64()),
         ("interval_s", pa.float64()),
         ("stopped", pa.bool_()),  # its last beat: the instance stopped on purpose
+        # when the collector stored it, by its own clock: silence is judged on it, as
+        # `at` is the sender's clock, which may run behind or ahead
+        ("received_at", TIMESTAMP),
     ]
 )
 

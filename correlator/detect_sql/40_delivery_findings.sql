@@ -91,11 +91,12 @@ d AS (
             AS receiver_restarted_at,
         -- the consumer's service is down, and was when the wait's deadline passed (no
         -- heartbeat since before it): heard after it, the service did not take the
-        -- message while it ran, and a later outage does not explain that (dropped)
+        -- message while it ran, and a later outage does not explain that (dropped).
+        -- Heard: when the collector stored its beats (10_instances.sql)
         coalesce(
-            s.silent AND epoch_us(s.last_seen) < epoch_us(d.since) + d.deadline_s * 1e6, false
+            s.silent AND epoch_us(s.last_heard) < epoch_us(d.since) + d.deadline_s * 1e6, false
         ) AS service_down,
-        s.last_seen AS service_last_seen,
+        s.last_heard AS service_last_heard,
         -- what it waits on said it was stopping (its last beat): stopped on purpose
         coalesce(CASE WHEN d.state = 'received' THEN i.stopped END, s.stopped, false)
             AS consumer_stopped,
@@ -106,9 +107,10 @@ d AS (
             false
         ) AS catching_up,
         CASE WHEN s.recovered_at > d.since THEN s.recovered_at END AS consumer_back_at,
-        i.last_seen AS instance_last_seen,
+        i.last_heard AS instance_last_heard,
         -- a heartbeat of the receiving instance since the handler's deadline passed
-        -- (true when the instance never heartbeats: nothing to wait for)
+        -- (true when the instance never heartbeats: nothing to wait for); its own
+        -- clock's, as its receive span's
         coalesce(
             epoch_us(i.last_seen) >= epoch_us(d.last_received_at) + d.deadline_s * 1e6, true
         ) AS receiver_seen_after_deadline,
@@ -203,7 +205,7 @@ SELECT
     producer_service, published_at, producer_seen, first_received_at, last_received_at,
     receiving_instance,
     errors, given_back, last_error, last_attempt_end, last_overrun_start, dead_letter_source, dead_letter_reason,
-    coalesce(instance_last_seen, service_last_seen) AS consumer_last_seen, consumer_stopped,
+    coalesce(instance_last_heard, service_last_heard) AS consumer_last_seen, consumer_stopped,
     successes, spans_dropped, CASE WHEN catching_up THEN consumer_back_at END AS consumer_back_at,
     consumer_backlog, backlog_sampled_at, receiver_restarted_at
 FROM judged

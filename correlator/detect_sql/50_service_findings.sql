@@ -17,9 +17,9 @@ SELECT
     'telemetry_gap' AS kind,
     'service_silent' AS root_cause,
     service,
-    last_seen,
+    last_heard AS last_seen,  -- the collector's clock, as `now` (10_instances.sql)
     interval_s,
-    (epoch_us(CAST($now AS TIMESTAMPTZ)) - epoch_us(last_seen)) / 1e6 AS waited_s
+    (epoch_us(CAST($now AS TIMESTAMPTZ)) - epoch_us(last_heard)) / 1e6 AS waited_s
 FROM d_services
 WHERE silent AND NOT stopped
-    AND (epoch_us(CAST($now AS TIMESTAMPTZ)) - epoch_us(last_seen)) / 1e6 <= $silent_horizon_s;
+    AND (epoch_us(CAST($now AS TIMESTAMPTZ)) - epoch_us(last_heard)) / 1e6 <= $silent_horizon_s;

@@ -9,7 +9,7 @@ heard AS (
     -- the instances that heartbeat, silent by $now (detect_sql/10_instances.sql: the
     -- heartbeats the last pass read)
     SELECT service, instance, epoch_us(CAST($now AS TIMESTAMPTZ))
-        - epoch_us(last_seen) > $silence_factor * interval_s * 1e6 AS silent
+        - epoch_us(last_heard) > $silence_factor * interval_s * 1e6 AS silent
     FROM d_instances
 ),
 silenced AS (

@@ -3,11 +3,14 @@
 -- restarted_at: the last beat at which a counter fell below the instance's previous
 -- one (heartbeat_sequence), so counters lower than a minute ago read as a restart.
 -- stopped: its last beat said it was stopping (on purpose: not silent by accident).
+-- last_seen and alive go by when the collector stored the beats (received_at; `at`
+-- in stores from before it): `at` is the instance's own clock, which may run behind.
 SELECT
     service,
     instance,
-    max("at") AS last_seen,
-    max("at") >= now() - to_seconds(3 * coalesce(arg_max(interval_s, "at"), 10.0)) AS alive,
+    max(coalesce(received_at, "at")) AS last_seen,
+    max(coalesce(received_at, "at"))
+        >= now() - to_seconds(3 * coalesce(arg_max(interval_s, "at"), 10.0)) AS alive,
     max("at") FILTER (WHERE counters_fell) AS restarted_at,
     coalesce(arg_max(stopped, "at"), false) AS stopped,
     arg_max(received, "at") AS received,

@@ -234,3 +234,24 @@ async def test_a_trickle_of_heartbeats_is_written_together_not_a_segment_each(
         assert await wait_for_count(data, "select count(*) from heartbeats", 5, timeout=10) == 5
     segments = [p for p in (data / "heartbeats").rglob("*.parquet") if p.name != "_schema.parquet"]
     assert len(segments) <= 2  # one, or two if a fetch ended amid them
+
+
+async def test_a_heartbeat_is_stored_with_when_the_collector_got_it_by_its_own_clock(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    # the sender's clock runs an hour behind: the correlator judges silence on the
+    # collector's clock, or this instance would look silent while it beats
+    data = tmp_path / "data"
+    sent = time.time()
+    async with running_collector(nats_server.url, data):
+        nc = await nats.connect(nats_server.url)
+        beat = {"service": "scorer", "instance": "scorer-1", "at": sent - 3600}
+        await nc.publish(f"{wire.HEARTBEAT_SUBJECT_PREFIX}scorer", json.dumps(beat).encode())
+        await nc.close()
+        assert await wait_for_count(data, "select count(*) from heartbeats", 1) == 1
+    ((behind_s, stored_after_s),) = query(
+        data,
+        f'select epoch(received_at) - epoch("at"), epoch(received_at) - {sent} from heartbeats',
+    )
+    assert 3590 < behind_s < 3700
+    assert -1 < stored_after_s < 60

@@ -88,12 +88,16 @@ class SpanLog:
         spans_dropped: int = 0,
         interval_s: float = 1.0,
         stopped: bool = False,
+        skew_s: float = 0.0,
     ) -> None:
+        """A beat the collector stored at ``at_s``, stamped by a sender whose clock is
+        ``skew_s`` off (negative: behind)."""
         self.heartbeats.append(
             {
                 "service": service,
                 "instance": instance or f"{service}-1",
-                "at": at(at_s),
+                "at": at(at_s + skew_s),
+                "received_at": at(at_s),
                 "received": 0,
                 "processed": 0,
                 "failed": 0,

@@ -5,7 +5,14 @@ have happened, so a clock running behind makes no finding of its own."""
 from __future__ import annotations
 
 from store import StoreLayout
-from tests.correlator.pipelines import PARSED, SCORED, correlate, history, up_to_parsed
+from tests.correlator.pipelines import (
+    PARSED,
+    SCORED,
+    correlate,
+    history,
+    the_others_beat,
+    up_to_parsed,
+)
 from tests.correlator.span_shapes import SpanLog
 
 
@@ -63,3 +70,26 @@ def test_a_message_from_a_host_whose_clock_runs_behind_is_not_dropped_before_its
     assert waiting.kinds() == set()
     assert waiting.statuses["wf-behind"] == ("in_flight", f"{SCORED} → notifier", None)
     assert overdue.kinds() == {("dropped", "wf-behind", SCORED)}
+
+
+def test_a_service_whose_clock_runs_behind_is_not_silent_while_it_beats(
+    store_layout: StoreLayout,
+) -> None:
+    # the scorer beats every second, stamped by a clock 30 s behind: judged on its
+    # stamps it was silent, and the message waiting on it stalled with consumer_down
+    log = SpanLog()
+    ours = history(log, heartbeats_until=None)
+    the_others_beat(log, stop=206)
+    log.heartbeats_every("scorer", start=1, stop=206, skew_s=-30)
+    up_to_parsed(ours, "wf-x", start=198)
+    log.write(store_layout)
+
+    running = correlate(store_layout, now_s=200)
+    overdue = correlate(store_layout, now_s=206)
+
+    assert running.anomalies == []  # no telemetry_gap: service_silent
+    assert running.statuses["wf-x"] == ("in_flight", f"{PARSED} → scorer", None)
+    # past its deadline the message was dropped by a scorer that was up, not stalled on
+    # a scorer down
+    assert overdue.statuses["wf-x"] == ("stalled", f"{PARSED} → scorer", "dropped")
+    assert [a["kind"] for a in overdue.anomalies] == ["dropped"]
