@@ -372,9 +372,10 @@ class Agent:
         self, intake: JetStreamIntake | CoreIntake, heartbeats: asyncio.Task[None]
     ) -> None:
         await intake.stop()
-        if self.counters.in_flight:
-            log.info("agent %s draining %d in-flight events", self.name, self.counters.in_flight)
-            await self._steps.wait_quiet(self._drain_timeout)
+        redelivered = self.delivery == "jetstream"
+        await self._steps.drain(
+            agent=self.name, timeout=self._drain_timeout, redelivered=redelivered
+        )
         await self._steps.cancel()  # what did not end in time, and the idle workers
         heartbeats.cancel()
         with contextlib.suppress(asyncio.CancelledError):

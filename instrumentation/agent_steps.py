@@ -18,12 +18,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 import types
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
 from instrumentation.agent_delivery import Handler
 from instrumentation.heartbeat import AgentCounters
+
+log = logging.getLogger("instrumentation.agent")
 
 Step = Callable[[Handler, Any], Coroutine[Any, Any, None]]
 
@@ -78,6 +81,22 @@ class StepRunner:
         self._queue.append((handler, msg))
         if not self._starting:  # a worker on its way takes this one too
             self._start_worker()
+
+    async def drain(self, *, agent: str, timeout: float, redelivered: bool) -> None:
+        """Let the steps running end, up to ``timeout`` s, and say so; those still
+        running then are cancelled (``cancel``), which is said too: a step cut short
+        is redelivered (JetStream) or lost (core NATS)."""
+        if not self._counters.in_flight:
+            return
+        log.info("agent %s draining %d in-flight events", agent, self._counters.in_flight)
+        if not await self.wait_quiet(timeout):
+            log.warning(
+                "agent %s: %d in-flight events did not end within its drain_timeout of %gs: "
+                "cancelled (their spans say so); %s",
+                agent, self._counters.in_flight, timeout,
+                "JetStream delivers them again" if redelivered
+                else "on core NATS they are not delivered again",
+            )  # fmt: skip
 
     async def wait_quiet(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s until every submitted step has ended."""

@@ -94,6 +94,36 @@ async def test_cancelling_run_lets_in_flight_steps_finish_and_ack(nats_server, r
     assert info.num_ack_pending == 0 and info.num_pending == 0
 
 
+async def test_a_step_still_running_past_the_drain_timeout_is_cancelled_and_said_so(
+    nats_server, caplog
+):
+    # the process stopped after drain_timeout without a word about the step it cut short
+    telemetry, spans = in_memory_telemetry("scorer")
+    agent = Agent("scorer", nats_url=nats_server.url, telemetry=telemetry, fetch_timeout=0.2,
+                  drain_timeout=0.3)  # fmt: skip
+    started = asyncio.Event()
+
+    @agent.on("recruit.cv.parsed")
+    async def score(event):
+        started.set()
+        await asyncio.sleep(30)
+
+    caplog.set_level(logging.INFO, logger="instrumentation.agent")
+    run = asyncio.create_task(agent.run())
+    await agent.wait_ready(timeout=10)
+    await agent.start_workflow("recruit.cv.parsed", {"cv": 1})
+    await asyncio.wait_for(started.wait(), 10)
+    run.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await run
+    assert (
+        "agent scorer: 1 in-flight events did not end within its drain_timeout of 0.3s: "
+        "cancelled (their spans say so); JetStream delivers them again"
+    ) in caplog.text
+    (process,) = spans_named(spans, "process recruit.cv.parsed")
+    assert process["status"] == "ERROR"  # "cancelled: the agent stopped mid-step"
+
+
 async def test_agent_started_before_nats_connects_when_it_comes_up(tmp_path):
     server = EmbeddedNats(store_dir=tmp_path / "nats")
     telemetry, _ = in_memory_telemetry("scorer")
