@@ -65,6 +65,7 @@ _EXPORTS = {
     "PublishError": "errors",
     "PayloadTooLargeError": "errors",
     "PayloadTypeError": "errors",
+    "EventDataError": "errors",
     "BadMessageError": "errors",
     "BusUnavailableError": "errors",
 }

@@ -113,6 +113,19 @@ class PayloadTypeError(ChoreoscopeError, TypeError):
         )
 
 
+class EventDataError(ChoreoscopeError, TypeError):
+    """Data given to an Agent to publish is not bytes, str or JSON values."""
+
+    def __init__(self, *, subject: str, reason: str) -> None:
+        self.subject = subject
+        self.reason = reason
+        super().__init__(
+            f"could not publish to {subject!r}: its data is not JSON ({reason}); give JSON "
+            "values (dict, list, str, int, float, bool, None: a datetime as "
+            ".isoformat(), say), or bytes or str you encoded yourself"
+        )
+
+
 class BadMessageError(ChoreoscopeError):
     """A delivered message cannot be handled as it is; redelivering it cannot help.
 

@@ -17,7 +17,7 @@ from opentelemetry.trace import Span
 from instrumentation import semconv, wire
 from instrumentation.acked_publisher import AckedPublisher, Stored
 from instrumentation.audit import AuditCapture
-from instrumentation.errors import PayloadTooLargeError, PublishError
+from instrumentation.errors import EventDataError, PayloadTooLargeError, PublishError
 from instrumentation.ids import new_id
 from instrumentation.messaging_spans import MessagingSpans
 from instrumentation.propagation import header_value
@@ -73,7 +73,10 @@ class EventPublisher:
         """Publish (and wait for JetStream's ack unless on core NATS); returns the message
         id. Raises ``PublishError``, or ``ConfigurationError`` for a wildcard subject."""
         check_publish_subject(subject)
-        payload = encode_data(data)
+        try:
+            payload = encode_data(data)
+        except (TypeError, ValueError) as e:  # not JSON: a datetime, a set, a cycle
+            raise EventDataError(subject=subject, reason=str(e)) from e
         # an id the caller put in the headers is kept (JetStream dedupes on it)
         if not message_id:
             message_id = (header_value(headers, wire.MSG_ID) if headers else None) or new_id()

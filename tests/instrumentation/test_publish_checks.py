@@ -3,9 +3,18 @@ with what to write instead, and leaves no publish span for the correlator to wai
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
-from instrumentation import Agent, ConfigurationError, PayloadTypeError, TracedNats, wire
+from instrumentation import (
+    Agent,
+    ConfigurationError,
+    EventDataError,
+    PayloadTypeError,
+    TracedNats,
+    wire,
+)
 from tests.instrumentation.deterministic_spans import eventually, in_memory_telemetry, read_stream
 
 FAST = {"fetch_timeout": 0.2, "heartbeat_interval": 5, "drain_timeout": 5, "ack_wait": 5}
@@ -78,3 +87,15 @@ async def test_traced_nats_refuses_a_payload_that_is_not_bytes_and_says_how_to_e
         await nc.publish("orders.paid", bytearray(b"{}"))  # bytes-like still goes out
     # no publish span of an event that never left: the correlator would wait for it
     assert [s.name for s in spans.get_finished_spans()] == ["publish orders.paid"]
+
+
+async def test_agent_refuses_data_that_is_not_json_naming_the_subject(nats_server, raw_nats):
+    # a datetime raised a bare "Object of type datetime is not JSON serializable"
+    telemetry, spans = in_memory_telemetry("intake")
+    async with Agent("intake", nats_url=nats_server.url, telemetry=telemetry, **FAST) as agent:
+        with pytest.raises(EventDataError) as refused:
+            await agent.start_workflow("docs.received", {"at": dt.datetime(2026, 11, 27)})
+        assert isinstance(refused.value, TypeError)  # what json.dumps raised, for callers
+        assert "could not publish to 'docs.received': its data is not JSON" in str(refused.value)
+        assert ".isoformat()" in str(refused.value)
+    assert spans.get_finished_spans() == ()  # no publish span for an event never sent
