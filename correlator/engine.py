@@ -25,7 +25,7 @@ from typing import Any
 from correlator.connection import full_pass_connection
 from correlator.declared_choreography import Choreography
 from correlator.detection import Detection, detect
-from correlator.findings import ensure_findings, write_findings
+from correlator.findings import ensure_findings, findings_folder, findings_lost, write_findings
 from correlator.ledger import AnomalyLedger
 from correlator.memory_budget import MemoryBudget, within
 from correlator.model import ChoreographyModel, install_model
@@ -69,6 +69,7 @@ class Correlator:
         self.layout = StoreLayout.at(data_dir)
         self.layout.check_version()
         ensure_findings(self.layout)
+        self._findings_folder = findings_folder(self.layout)
         for path in remove_abandoned_temp_files(self.layout.findings):
             log.info("removed %s, left by a write that was killed", path)
         self.thresholds = thresholds or Thresholds()
@@ -266,8 +267,21 @@ class Correlator:
     # --- findings ----------------------------------------------------------------
 
     def write_findings(self) -> None:
-        """Replace the findings files that changed since the last write."""
+        """Replace the findings files that changed since the last write; all of them
+        when the findings folder was deleted (and perhaps made again, by a reader that
+        put back empty files for its views) or a file of it is gone."""
         with self._lock:
+            if findings_lost(self.layout, folder=self._findings_folder):
+                log.warning(
+                    "the findings folder %s was deleted or a file of it removed: "
+                    "writing every finding again",
+                    self.layout.findings,
+                )
+                self.layout.findings.mkdir(parents=True, exist_ok=True)
+                self.ledger.rewrite_all()
+                self.verdicts.rewrite_all()
+                self.write_model()
+                self._findings_folder = findings_folder(self.layout)
             if self.ledger.changed:
                 self.ledger.write(self.layout)
             if self.verdicts.changed:

@@ -125,6 +125,24 @@ def ensure_findings(layout: StoreLayout) -> None:
             write_findings(layout, name, pa.Table.from_pylist([], schema=schema))
 
 
+def findings_folder(layout: StoreLayout) -> tuple[int, int] | None:
+    """Which folder the findings folder is now (None: there is none): one deleted and
+    made again (a reader's ``ensure_findings``) is another."""
+    try:
+        stat = layout.findings.stat()
+    except FileNotFoundError:
+        return None
+    return (stat.st_dev, stat.st_ino)
+
+
+def findings_lost(layout: StoreLayout, *, folder: tuple[int, int] | None) -> bool:
+    """Whether the findings written into ``folder`` (``findings_folder``) may be lost:
+    the folder is another now, or a file of it is gone."""
+    if folder is None or findings_folder(layout) != folder:
+        return True
+    return any(not (layout.findings / f"{name}.parquet").exists() for name in FINDINGS)
+
+
 def write_findings(layout: StoreLayout, name: str, table: pa.Table) -> None:
     """Replace findings file ``name`` atomically with ``table`` (cast to its schema)."""
     schema = FINDINGS[name]

@@ -141,6 +141,12 @@ class AnomalyLedger:
         self._since_full.add(key)
         self.changed = True
 
+    def rewrite_all(self) -> None:
+        """Have the next ``write`` write every anomaly to the full file (its files were
+        lost)."""
+        self._full_written_at = float("-inf")
+        self.changed = True
+
     def unalerted(self) -> list[dict[str, Any]]:
         return [r for r in self._rows.values() if r["alerted_at"] is None]
 

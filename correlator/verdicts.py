@@ -146,6 +146,12 @@ class Verdicts:
             self._full_written_at = 0.0
             self.changed = True
 
+    def rewrite_all(self) -> None:
+        """Have the next ``write`` write every verdict to the full file (its files were
+        lost)."""
+        self._full_written_at = float("-inf")
+        self.changed = True
+
     def rolled_back(self) -> None:
         """A transaction that changed ``all_status`` was rolled back."""
         self._superseded = True  # as rolled back, it may again
