@@ -1,5 +1,6 @@
 """The collector's background upkeep, every ``interval``: damaged segments are moved
-into quarantine, then small segments compacted, then expired partitions dropped.
+into quarantine, then small segments compacted, then expired partitions dropped,
+then the caller's own steps (``upkeep``).
 Each step runs whatever became of the one before it: a partition compaction cannot
 handle must not stop retention from freeing the disk."""
 
@@ -9,7 +10,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import duckdb
 
@@ -22,7 +23,13 @@ log = logging.getLogger(__name__)
 
 
 async def run_maintenance(
-    *, layout: StoreLayout, retention: float, interval: float, grace: float, stop: asyncio.Event
+    *,
+    layout: StoreLayout,
+    retention: float,
+    interval: float,
+    grace: float,
+    stop: asyncio.Event,
+    upkeep: Mapping[str, Callable[[], object]] | None = None,
 ) -> None:
     """Quarantine, compact and expire until ``stop``; failures are logged, never fatal."""
     sweep = DamagedFileSweep(layout=layout)
@@ -31,7 +38,7 @@ async def run_maintenance(
         while not stop.is_set():
             await asyncio.to_thread(
                 maintain_store, layout=layout, sweep=sweep, compactor=compactor,
-                retention=retention, interval=interval,
+                retention=retention, interval=interval, upkeep=upkeep,
             )  # fmt: skip
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
@@ -48,12 +55,14 @@ def maintain_store(
     retention: float,
     interval: float,
     now: dt.datetime | None = None,
+    upkeep: Mapping[str, Callable[[], object]] | None = None,
 ) -> None:
     """One pass of upkeep; each step's failure is logged and the next runs."""
     steps: list[tuple[str, Callable[[], object]]] = [
         ("checking new segments", sweep.run_once),
         ("compaction", lambda: compactor.run_once(now=now)),
         ("retention", lambda: drop_expired_partitions(layout, retention=retention, now=now)),
+        *(upkeep or {}).items(),
     ]
     for name, step in steps:
         try:

@@ -66,6 +66,9 @@ class CollectorConfig:
     first_connect_timeout: float = 30.0
     max_write_backoff: float = 30.0
     """The longest wait between two attempts to write to an unwritable store."""
+    upkeep: Mapping[str, Callable[[], object]] = field(default_factory=dict)
+    """More steps of each maintenance pass, by name (the collect command's: put back a
+    ``catalog.duckdb`` deleted or damaged while it runs)."""
 
 
 async def connect_nats(
@@ -183,6 +186,7 @@ async def run_collector(
                 retention=config.retention,
                 interval=config.maintenance_interval,
                 grace=config.compaction_grace,
+                upkeep=config.upkeep,
                 stop=stop,
             ),
             "progress log": lambda: _log_progress(spans, signals, lag, config.log_interval, stop),

@@ -95,6 +95,17 @@ def _port_taken(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def restore_catalog(layout: StoreLayout) -> None:
+    """Write ``catalog.duckdb`` again if it was deleted, damaged or is outdated while
+    the collector runs: ``duckdb -readonly`` users read it, not the collector."""
+    if write_catalog(layout):
+        log.warning(
+            "%s was missing, unreadable or outdated: wrote it again; readers that "
+            "failed to open it can open it now",
+            layout.catalog,
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     layout = StoreLayout.at(args.data)
     layout.ensure()
@@ -126,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         otlp_http=None if args.no_otlp_http else args.otlp_http,
         decode_workers=args.decode_workers,
         ack_wait=args.ack_wait,
+        upkeep={"restoring catalog.duckdb": lambda: restore_catalog(layout)},
     )
     try:
         asyncio.run(_collect(config))

@@ -1,0 +1,55 @@
+"""``catalog.duckdb`` deleted or damaged while the collector runs: the collector's
+maintenance writes it again, so ``duckdb -readonly <data>/catalog.duckdb`` works
+again without a restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from choreoscope.commands.collect import restore_catalog
+from choreoscope.nats_server import EmbeddedNats
+from instrumentation import wire
+from store import StoreLayout
+from tests.collector.batches import columnar_batch
+from tests.collector.collector_harness import (
+    jetstream,
+    publish_spans,
+    running_collector,
+    wait_for,
+    wait_for_count,
+)
+
+
+def spans_in_catalog(layout: StoreLayout) -> int | None:
+    """What a DuckDB user opening the catalog read-only counts in ``spans``."""
+    try:
+        con = duckdb.connect(str(layout.catalog), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        return con.execute("SELECT count(*) FROM spans").fetchone()[0]
+    finally:
+        con.close()
+
+
+async def test_a_catalog_deleted_or_damaged_while_collecting_is_written_again(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    layout = StoreLayout.at(data)
+    layout.ensure()
+    restore_catalog(layout)  # as `choreoscope collect` starts
+    upkeep = {"restoring catalog.duckdb": lambda: restore_catalog(layout)}
+    async with running_collector(nats_server.url, data, maintenance_interval=0.2, upkeep=upkeep):
+        async with jetstream(nats_server.url) as js:
+            await publish_spans(js, columnar_batch(0, 10), content_type=wire.CONTENT_TYPE_COLUMNAR)
+        assert await wait_for_count(data, "select count(*) from spans", 10) == 10
+        assert spans_in_catalog(layout) == 10
+
+        layout.catalog.unlink()
+        assert await wait_for(lambda: spans_in_catalog(layout) == 10, timeout=10)
+
+        layout.catalog.write_bytes(b"not a database" * 100)  # damaged on disk
+        assert await wait_for(lambda: spans_in_catalog(layout) == 10, timeout=10)
