@@ -10,6 +10,8 @@ import socket
 import ssl
 from typing import Any
 
+import duckdb
+
 from choreoscope.catalog import write_catalog
 from choreoscope.nats_server import EmbeddedNats
 from choreoscope.settings import add_flags
@@ -109,7 +111,15 @@ def restore_catalog(layout: StoreLayout) -> None:
 def run(args: argparse.Namespace) -> int:
     layout = StoreLayout.at(args.data)
     layout.ensure()
-    write_catalog(layout)
+    try:
+        write_catalog(layout)
+    except (OSError, duckdb.Error) as e:  # a full disk must not keep spans from NATS
+        log.error(
+            "could not write %s (%s): collecting anyway, and trying again each maintenance "
+            "pass; free disk space (or fix the folder's permissions) for `duckdb -readonly` "
+            "users to open it",
+            layout.catalog, e,
+        )  # fmt: skip
     embedded: EmbeddedNats | None = None
     servers = [u.strip() for u in (args.nats or "").split(",") if u.strip()]
     if not servers:

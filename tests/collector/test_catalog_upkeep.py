@@ -4,6 +4,8 @@ again without a restart."""
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from pathlib import Path
 
 import duckdb
@@ -20,6 +22,7 @@ from tests.collector.collector_harness import (
     wait_for,
     wait_for_count,
 )
+from tests.collector.test_collect_process import start_collect, wait_ready
 
 
 def spans_in_catalog(layout: StoreLayout) -> int | None:
@@ -53,3 +56,25 @@ async def test_a_catalog_deleted_or_damaged_while_collecting_is_written_again(
 
         layout.catalog.write_bytes(b"not a database" * 100)  # damaged on disk
         assert await wait_for(lambda: spans_in_catalog(layout) == 10, timeout=10)
+
+
+async def test_a_collector_that_cannot_write_the_catalog_still_collects_and_says_why(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    data, log = tmp_path / "data", tmp_path / "collect.log"
+    layout = StoreLayout.at(data)
+    layout.ensure()
+    # the catalog's temp name taken by a folder: its write fails as on a full disk
+    (data / f".{layout.catalog.name}.tmp").mkdir()
+    proc = start_collect(nats_server.url, data, log)
+    try:
+        await wait_ready(log)
+        async with jetstream(nats_server.url) as js:
+            await publish_spans(js, columnar_batch(0, 10), content_type=wire.CONTENT_TYPE_COLUMNAR)
+        assert await wait_for_count(data, "select count(*) from spans", 10) == 10
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(proc.wait, 30)
+    text = log.read_text()
+    assert "could not write" in text and "free disk space" in text
+    assert "Traceback" not in text
