@@ -43,6 +43,21 @@ async def close_connection(nc: Any, *, flush_timeout: float = 2.0) -> None:
     _stop_what_close_left(nc)
 
 
+def close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Close a loop a thread of ours ran, as ``asyncio.run`` does: cancel the tasks
+    still on it (a connection's, whose close was cut short) and let them end first, or
+    asyncio reports each as "Task was destroyed but it is pending!"."""
+    try:
+        pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
+
+
 def _stop_what_close_left(nc: Any) -> None:
     """Stop the subscription tasks and close the socket that an interrupted
     ``Client.close()`` left behind (nats-py has no public call for it; these are

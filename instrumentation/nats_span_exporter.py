@@ -38,7 +38,7 @@ from instrumentation.columnar_encoding import encode_columnar_batch
 from instrumentation.errors import ConfigurationError
 from instrumentation.light_span import LightSpan
 from instrumentation.nats_connect_options import RECONNECTING, connect_options, connect_unless
-from instrumentation.nats_shutdown import close_connection
+from instrumentation.nats_shutdown import close_connection, close_loop
 from instrumentation.otlp_encoding import encode_otlp_batch
 from instrumentation.spans_stream import ensure_spans_stream
 from instrumentation.throttled_log import Outage
@@ -251,7 +251,7 @@ class NatsSpanProcessor(SpanProcessor):
         try:
             self._loop.run_until_complete(self._run())
         finally:
-            self._loop.close()
+            close_loop(self._loop)
 
     def _take_batch(self) -> list[ReadableSpan]:
         with self._lock:
@@ -308,7 +308,8 @@ class NatsSpanProcessor(SpanProcessor):
                 with contextlib.suppress(Exception):
                     # nats-py's close() stops half way when NATS is gone, leaving
                     # tasks that asyncio reports with tracebacks once this loop closes
-                    await asyncio.wait_for(close_connection(self._nc), 2.0)
+                    # (its spans were acked already: a short flush, so the close fits)
+                    await asyncio.wait_for(close_connection(self._nc, flush_timeout=0.5), 2.0)
 
     async def _export(self, spans: list[ReadableSpan]) -> None:
         limit = self._nc.max_payload if self._nc is not None else 1024 * 1024
