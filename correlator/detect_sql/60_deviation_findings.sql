@@ -6,6 +6,10 @@
 -- publish whose cause has not arrived yet (cause_seen) is judged once it has.
 -- closed: the cause is a step declared with `next: []` (its one row has no
 -- to_subject): nothing may follow it.
+-- Only a message's first publish is an event: a later publish under the same message
+-- id (an operator replaying a dead letter from dlq.<subject>, or a producer retrying)
+-- is that event again, made outside any handler, and judged as a first event it read
+-- as a deviation in a run that only went back to the step it was dead-lettered at.
 CREATE OR REPLACE TEMP TABLE d_deviation_findings AS
 WITH declared_causes AS (
     SELECT workflow_type, from_subject, bool_and(to_subject IS NULL) AS closed
@@ -38,7 +42,9 @@ LEFT JOIN model_follows AS f
 LEFT JOIN declared_causes AS d
     ON d.workflow_type = w.workflow_type
     AND d.from_subject IS NOT DISTINCT FROM t.from_subject
+LEFT JOIN retried_messages AS again ON again.message_id = t.to_message_id
 WHERE w.model_trusted
+    AND NOT coalesce(t.published_at > again.published_at, false)
     AND t.cause_seen
     AND NOT is_dead_letter_subject(t.to_subject)
     AND CASE

@@ -1,0 +1,44 @@
+"""A dead letter replayed by an operator: the message is published again from
+``dlq.<subject>`` to its own subject, its id and workflow kept. The run goes back
+to the step it was dead-lettered at; it neither deviates nor stays dead-lettered."""
+
+from __future__ import annotations
+
+from store import StoreLayout
+from tests.correlator.pipelines import PARSED, SCORED, correlate, history, up_to_parsed
+from tests.correlator.span_shapes import OurSpans, Published, SpanLog
+
+
+def _dead_lettered_at_the_scorer(log: SpanLog) -> tuple[OurSpans, Published]:
+    """History, then wf-dlq's PARSED message terminated by the scorer at 101 s and
+    republished to the dead-letter subject, as an Agent does."""
+    ours = history(log, heartbeats_until=400)
+    parsed = up_to_parsed(ours, "wf-dlq", start=100)
+    span = ours.process(parsed, service="scorer", start=101, end=101.2, error="boom", settle="term")
+    ours.publish(
+        "scorer", f"dlq.{PARSED}", workflow_id="wf-dlq", at_s=101.1,
+        trace_id=parsed.trace_id, parent_span_id=span, message_id=parsed.message_id,
+    )  # fmt: skip
+    return ours, parsed
+
+
+def _replayed(ours: OurSpans, parsed: Published, *, at_s: float) -> Published:
+    """An operator's tool publishes the dead letter again, outside any handler."""
+    return ours.publish(
+        "ops", PARSED, workflow_id="wf-dlq", at_s=at_s, message_id=parsed.message_id
+    )
+
+
+def test_a_dead_letter_replayed_and_processed_is_no_deviation(store_layout: StoreLayout) -> None:
+    log = SpanLog()
+    ours, parsed = _dead_lettered_at_the_scorer(log)
+    again = _replayed(ours, parsed, at_s=160)
+    scored = ours.step(again, service="scorer", start=160.5, end=160.8, emits=SCORED)
+    ours.process(scored, service="notifier", start=161, end=161.2)
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=190)
+
+    # it was read as `ops` publishing the run's first event a second time
+    assert outcome.kinds() == set()
+    assert outcome.statuses["wf-dlq"] == ("completed", None, None)
