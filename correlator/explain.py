@@ -75,6 +75,9 @@ def _dropped(f: dict[str, Any], now: dt.datetime) -> str:
     published = f"published {_when(f)}{by}"
     if f.get("producer_seen") is False:  # handled by another group: its publish span is missing
         published = f"first seen {_when(f)} (its publish span never arrived)"
+    if f.get("replayed_at"):  # dead-lettered, then published again: owed from the replay
+        by = f" by `{f['replayed_by']}`" if f.get("replayed_by") else ""
+        published = f"dead-lettered, then published again {_when(f, 'replayed_at')}{by}"
     return (
         f"stalled at `{f['service']}`: {_msg(f)} {published}, "
         f"never received by consumer group `{f['consumer']}` (dropped: deadline "

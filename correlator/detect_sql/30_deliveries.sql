@@ -153,16 +153,38 @@ causes AS (
     ) AS c ON m.message_id = c.cause_message_id
     GROUP BY c.message_id
 ),
+letters AS (
+    SELECT * FROM dead_letters
+),
+replays AS (
+    -- dead-lettered messages published again to their own subject, their id kept (an
+    -- operator replaying the dead letter from dlq.<subject>): the latest such publish
+    -- (few). The message is back in its consumers' queues: the dead letter before it
+    -- is over, and a consumer that has not received it since owes it from then on
+    -- (read as still dead-lettered, a replay never delivered was never told)
+    SELECT
+        message_id,
+        max(published_at) AS replayed_at,
+        arg_max(producer_service, published_at) AS replayed_by
+    FROM publish_spans
+    WHERE message_id IN (SELECT message_id FROM letters)
+        AND NOT is_dead_letter_subject(subject)
+    GROUP BY message_id
+    HAVING count(*) > 1  -- more than its first publish
+),
 evidence AS (
     -- that a message was dead-lettered, per consumer it names (an advisory names the
-    -- JetStream consumer, a term or dlq.* republish the consumer group)
+    -- JetStream consumer, a term or dlq.* republish the consumer group), since it was
+    -- last replayed
     SELECT
         message_id,
         consumer AS named,
         arg_min(source, "at") AS source,
         min("at") AS "at",
         arg_min(reason, "at") AS reason
-    FROM dead_letters
+    FROM letters
+    LEFT JOIN replays AS r USING (message_id)
+    WHERE r.replayed_at IS NULL OR letters."at" >= r.replayed_at
     GROUP BY message_id, consumer
 ),
 candidates AS (
@@ -231,17 +253,21 @@ SELECT
     dead.source AS dead_letter_source,
     dead.at AS dead_lettered_at,
     dead.reason AS dead_letter_reason,
+    replay.replayed_at,
+    replay.replayed_by,
     coalesce(st.deadline_s, $min_deadline_s) AS deadline_s,
     -- a consumer still owed a message whose publish never arrived waits from when
     -- another consumer's span first showed the message; a published one, from its
     -- publish, but not before its cause's (causes)
-    coalesce(
+    -- (a consumer that has not received a replayed dead letter since, from the replay)
+    CASE WHEN replay.unseen THEN replay.replayed_at ELSE coalesce(
         greatest(m.published_at, cause.cause_published_at),
         s.first_received_at, s.first_attempt_at, m.first_seen_at
-    ) AS since,
+    ) END AS since,
     CASE
         WHEN coalesce(s.successes, 0) > 0 THEN 'done'
         WHEN dead.message_id IS NOT NULL THEN 'dead_lettered'
+        WHEN replay.unseen THEN 'unreceived'
         WHEN s.last_received_at IS NOT NULL
             AND (s.last_attempt_end IS NULL OR s.last_received_at > s.last_attempt_end)
             THEN 'received'
@@ -254,4 +280,13 @@ JOIN pending AS s USING (message_id)  -- builds its hash table on that side
 LEFT JOIN d_workflows AS w USING (workflow_id)
 LEFT JOIN dead ON dead.message_id = s.message_id AND dead.consumer = s.consumer
 LEFT JOIN causes AS cause ON cause.message_id = s.message_id
+LEFT JOIN (
+    SELECT
+        r.*,
+        p.consumer,
+        r.replayed_at > coalesce(greatest(p.last_received_at, p.last_attempt_end), '-infinity')
+            AS unseen
+    FROM replays AS r
+    JOIN pending AS p USING (message_id)
+) AS replay ON replay.message_id = s.message_id AND replay.consumer = s.consumer
 LEFT JOIN model_steps AS st ON st.subject = m.subject AND st.consumer = s.consumer;

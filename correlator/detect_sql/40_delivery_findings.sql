@@ -207,7 +207,7 @@ SELECT
     errors, given_back, last_error, last_attempt_end, last_overrun_start, dead_letter_source, dead_letter_reason,
     coalesce(instance_last_heard, service_last_heard) AS consumer_last_seen, consumer_stopped,
     successes, spans_dropped, CASE WHEN catching_up THEN consumer_back_at END AS consumer_back_at,
-    consumer_backlog, backlog_sampled_at, receiver_restarted_at
+    consumer_backlog, backlog_sampled_at, receiver_restarted_at, replayed_at, replayed_by
 FROM judged
 WHERE kind IS NOT NULL
 UNION ALL BY NAME

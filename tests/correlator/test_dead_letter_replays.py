@@ -42,3 +42,39 @@ def test_a_dead_letter_replayed_and_processed_is_no_deviation(store_layout: Stor
     # it was read as `ops` publishing the run's first event a second time
     assert outcome.kinds() == set()
     assert outcome.statuses["wf-dlq"] == ("completed", None, None)
+
+
+def test_a_replayed_dead_letter_is_waited_on_again_not_still_dead_lettered(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours, parsed = _dead_lettered_at_the_scorer(log)
+    log.write(store_layout)
+    assert correlate(store_layout, now_s=150).statuses["wf-dlq"][0::2] == (
+        "stalled",
+        "dead_lettered",
+    )
+    _replayed(ours, parsed, at_s=160)
+    log.write(store_layout)
+
+    just_replayed = correlate(store_layout, now_s=162)  # the deadline is 5 s
+
+    assert just_replayed.kinds() == set()
+    assert just_replayed.statuses["wf-dlq"] == ("in_flight", f"{PARSED} → scorer", None)
+
+
+def test_a_replayed_dead_letter_its_consumer_never_gets_is_dropped_since_the_replay(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours, parsed = _dead_lettered_at_the_scorer(log)
+    _replayed(ours, parsed, at_s=160)
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=220)
+
+    assert outcome.kinds() == {("dropped", "wf-dlq", PARSED)}
+    assert outcome.statuses["wf-dlq"] == ("stalled", f"{PARSED} → scorer", "dropped")
+    (dropped,) = outcome.of("dropped")
+    assert "dead-lettered, then published again at 12:02:40 UTC by `ops`" in dropped["detail"]
+    assert "never received by consumer group `scorer`" in dropped["detail"]
