@@ -22,6 +22,11 @@ WITH over AS (
         h.latency_ms,
         h.queue_wait_ms,
         h.processing_ms,
+        -- attempts that failed or were given back before the one that succeeded: a
+        -- step slow only because its first attempt failed and was retried after a
+        -- backoff spent that time there, not queued behind a busy consumer
+        CASE WHEN h.first_attempt_at < h.success_started_at
+            THEN h.attempts - h.successes ELSE 0 END AS retried_attempts,
         s.p95_ms,
         s.sla_s
     FROM deliveries_seen AS h
@@ -77,6 +82,7 @@ SELECT
     h.real_latency_ms AS latency_ms,
     h.queue_wait_ms,
     h.processing_ms,
+    h.retried_attempts,
     h.p95_ms,
     h.sla_s
 FROM measured AS h
