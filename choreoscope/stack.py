@@ -59,10 +59,19 @@ class StackOptions:
 NATS_DEFAULT_PORT = 4222
 
 
+def _probe_socket() -> socket.socket:
+    """A socket to try a port with, as the servers that will bind it do: with
+    ``SO_REUSEADDR``, so connections of a stack just stopped (``TIME_WAIT``, a
+    minute long) do not read as the port taken, while a listener still does."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    return probe
+
+
 def embedded_nats_port(host: str = "127.0.0.1") -> int:
     """NATS's usual 4222, so services configured for it reach the embedded server;
     another free port when 4222 is taken."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+    with _probe_socket() as probe:
         try:
             probe.bind((host, NATS_DEFAULT_PORT))
         except OSError:
@@ -76,7 +85,7 @@ def ensure_port_free(
     """Fail before starting anything if ``host:port`` is taken, saying which flag moves it
     (``taken`` adds what probably holds it), or if ``host`` is no address to listen on
     here, saying which flag names it (``host_flag``, else ``flag``)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+    with _probe_socket() as probe:
         try:
             probe.bind((host, port))
         except OSError as e:

@@ -1,0 +1,56 @@
+"""Operating `up`, `demo` and their parts: restarts, ports and signals, as an operator
+meets them."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+from choreoscope.nats_server import free_port
+from tests.samples.test_demo import choreoscope, wait_until_gone
+
+
+def leave_in_time_wait(port: int) -> None:
+    """What a server just stopped leaves on its port: connections it closed first
+    (a readiness probe, a browser tab), in TIME_WAIT for a minute, and no listener."""
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", port))
+        server.listen()
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            accepted, _ = server.accept()
+            accepted.close()  # the server closes first: its side waits
+            client.recv(1)  # its end of file
+    with socket.socket() as plain:  # the check that failed: no SO_REUSEADDR
+        try:
+            plain.bind(("127.0.0.1", port))
+        except OSError:
+            return
+    raise AssertionError(f"port {port} was left in no TIME_WAIT a plain bind refuses")
+
+
+def test_a_port_whose_server_just_stopped_is_taken_again_at_once(tmp_path: Path) -> None:
+    # `up` stopped and started again was refused for a minute: "--port ... is in use"
+    port = free_port()
+    leave_in_time_wait(port)
+    server = subprocess.Popen(
+        choreoscope("nats", "--data", str(tmp_path / "data"), "--port", str(port)),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        first = ""
+        for line in server.stdout:
+            first += line
+            if "Ctrl-C" in line or "error" in line:
+                break
+        server.send_signal(signal.SIGINT)
+        rest, _ = server.communicate(timeout=30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert f"nats-server on nats://127.0.0.1:{port}" in first, first + rest
+    assert server.returncode == 0, first + rest
+    assert wait_until_gone(tmp_path / "data") == []
