@@ -20,6 +20,7 @@ from choreoscope.stack import (
     ensure_port_free,
     nats_spec,
 )
+from choreoscope.stack_lock import sole_stack
 from choreoscope.stack_run import (
     CRASHED,
     print_table,
@@ -65,6 +66,11 @@ class DemoRun:
         return self.run_dir / "workflows.jsonl"
 
     def run(self, *, duration: float | None, verify: bool, settle: float | None) -> int:
+        dashboard = f"http://{self.host}:{self.port}" if self.dashboard else None
+        with sole_stack(self.data.expanduser().resolve(), command="demo", dashboard=dashboard):
+            return self._run(duration=duration, verify=verify, settle=settle)
+
+    def _run(self, *, duration: float | None, verify: bool, settle: float | None) -> int:
         if self.otlp_http is not None:
             ensure_port_free(*self.otlp_http, flag="--otlp-http")
         if self.dashboard:

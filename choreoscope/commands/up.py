@@ -17,6 +17,7 @@ from choreoscope.stack import (
     ensure_port_free,
     nats_spec,
 )
+from choreoscope.stack_lock import sole_stack
 from choreoscope.stack_run import (
     CRASHED,
     print_table,
@@ -68,7 +69,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    data = Path(args.data).resolve()
+    data = Path(args.data).expanduser().resolve()
+    dashboard = None if args.no_dashboard else f"http://{args.host}:{args.port}"
+    with sole_stack(data, command="up", dashboard=dashboard):
+        return _run(args, data)
+
+
+def _run(args: argparse.Namespace, data: Path) -> int:
     if not args.no_otlp_http:
         ensure_port_free(*args.otlp_http, flag="--otlp-http")
     if not args.no_dashboard:

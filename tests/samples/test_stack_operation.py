@@ -54,3 +54,50 @@ def test_a_port_whose_server_just_stopped_is_taken_again_at_once(tmp_path: Path)
     assert f"nats-server on nats://127.0.0.1:{port}" in first, first + rest
     assert server.returncode == 0, first + rest
     assert wait_until_gone(tmp_path / "data") == []
+
+
+def start_up(data: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
+    """`choreoscope up` on ``data``, headless, once it says it is up (or why not)."""
+    up = subprocess.Popen(
+        choreoscope("up", "--no-dashboard", "--data", str(data),
+                    "--otlp-http", f"127.0.0.1:{free_port()}", *args),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert up.stdout is not None
+    output = ""
+    for line in up.stdout:
+        output += line
+        if "Ctrl-C stops everything" in line or "exited" in line:
+            break
+    return up, output
+
+
+def test_a_second_stack_on_the_same_store_is_refused_naming_the_first(tmp_path: Path) -> None:
+    # it started a second nats-server on the first's JetStream directory, said it was up,
+    # then lost its correlator to the first's
+    data = tmp_path / "data"
+    first, output = start_up(data)
+    try:
+        assert "Ctrl-C stops everything" in output, output
+        ports_files = sorted((data / "nats" / "ports").glob("*.ports"))
+        assert ports_files
+        for command in (["up", "--no-dashboard"], ["demo", "--no-dashboard", "--faults", "none"]):
+            second = subprocess.run(
+                choreoscope(*command, "--data", str(data),
+                            "--otlp-http", f"127.0.0.1:{free_port()}"),
+                capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert second.returncode == 2, second.stdout + second.stderr
+            assert f"`choreoscope up` (pid {first.pid} on host" in second.stderr
+            assert f"already runs on the store {data}" in second.stderr
+            assert "starting" not in second.stdout
+        assert first.poll() is None
+        assert sorted((data / "nats" / "ports").glob("*.ports")) == ports_files
+        assert not (data / "demo").exists()
+        first.send_signal(signal.SIGTERM)
+        rest, _ = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, output + rest
+    assert wait_until_gone(data) == []
