@@ -120,8 +120,8 @@ class DemoRun:
         verify: bool,
         settle: float | None,
     ) -> int:
-        if not start_all(supervisor, specs, stop=stop):
-            return CRASHED
+        if (code := start_all(supervisor, specs, stop=stop)) is not None:
+            return code
         print_table(specs, log_dir=supervisor.log_dir, title="choreoscope demo is running:")
         if self.dashboard:
             print(f"Open the dashboard: {options.dashboard_url}", flush=True)

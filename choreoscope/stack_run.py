@@ -28,18 +28,24 @@ def stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
-def start_all(supervisor: Supervisor, specs: Sequence[ChildSpec], *, stop: threading.Event) -> bool:
-    """Start ``specs`` in order; False (having said why) if one fails or Ctrl-C came first."""
+def start_all(
+    supervisor: Supervisor, specs: Sequence[ChildSpec], *, stop: threading.Event
+) -> int | None:
+    """Start ``specs`` in order; None once all are ready, else the exit code, having
+    said why: ``CRASHED`` if one fails, ``STOPPED`` if Ctrl-C or SIGTERM came first (it
+    is not waited out: a dashboard can take a minute to be ready)."""
     for spec in specs:
-        if stop.is_set():
-            return False
-        print(f"starting {spec.name} ...", flush=True)
-        try:
-            supervisor.start(spec)
-        except ChildFailedError as e:
-            print(f"choreoscope: {e}", flush=True)
-            return False
-    return True
+        if not stop.is_set():
+            print(f"starting {spec.name} ...", flush=True)
+            try:
+                if supervisor.start(spec, stop=stop):
+                    continue
+            except ChildFailedError as e:
+                print(f"choreoscope: {e}", flush=True)
+                return CRASHED
+        print(f"choreoscope: stopped on request before {spec.name} was ready", flush=True)
+        return STOPPED
+    return None
 
 
 def print_table(specs: Sequence[ChildSpec], *, log_dir: Path, title: str) -> None:

@@ -106,8 +106,9 @@ class Supervisor:
     def log_file(self, name: str) -> Path:
         return self._child(name).log_file
 
-    def start(self, spec: ChildSpec) -> None:
-        """Spawn ``spec`` and wait until it is ready; raise ``ChildFailedError`` if not."""
+    def start(self, spec: ChildSpec, *, stop: threading.Event | None = None) -> bool:
+        """Spawn ``spec`` and wait until it is ready; raise ``ChildFailedError`` if not.
+        False when ``stop`` is set first: the child is left to ``stop_all``."""
         if spec.name in self.names:
             raise ValueError(f"a child named {spec.name!r} already runs")
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -126,7 +127,7 @@ class Supervisor:
         child = _Running(spec=spec, proc=proc, log_file=log_file)
         self._children.append(child)
         log.debug("started %s (pid %d): %s", spec.name, proc.pid, " ".join(spec.argv))
-        self._wait_ready(child)
+        return self._wait_ready(child, stop=stop or threading.Event())
 
     def exited(self) -> list[ChildExit]:
         """Children that exited on their own since the last call (each reported once)."""
@@ -180,10 +181,10 @@ class Supervisor:
                 return child
         raise KeyError(f"no child named {name!r}; running: {', '.join(self.names) or 'none'}")
 
-    def _wait_ready(self, child: _Running) -> None:
+    def _wait_ready(self, child: _Running, *, stop: threading.Event) -> bool:
         spec = child.spec
         deadline = time.monotonic() + spec.ready_timeout
-        while True:
+        while not stop.is_set():
             if child.proc.poll() is not None:
                 child.reported = True
                 code = describe_returncode(child.proc.returncode)
@@ -194,7 +195,7 @@ class Supervisor:
                     log_tail=tail(child.log_file),
                 )
             if spec.ready is None or _safe_ready(spec.ready):
-                return
+                return True
             if time.monotonic() >= deadline:
                 self._terminate(child)
                 child.reported = True
@@ -204,7 +205,8 @@ class Supervisor:
                     log_file=child.log_file,
                     log_tail=tail(child.log_file),
                 )
-            time.sleep(self.poll_interval)
+            stop.wait(self.poll_interval)
+        return False
 
     def _terminate(self, child: _Running) -> None:
         """SIGTERM to the component alone, then SIGKILL to what is left of its group.

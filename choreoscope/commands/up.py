@@ -19,7 +19,6 @@ from choreoscope.stack import (
 )
 from choreoscope.stack_lock import sole_stack
 from choreoscope.stack_run import (
-    CRASHED,
     print_table,
     start_all,
     stop_everything,
@@ -112,8 +111,8 @@ def _run(args: argparse.Namespace, data: Path) -> int:
         Supervisor(log_dir=log_dir, grace=STOP_GRACE_SECONDS) as supervisor,
     ):
         try:
-            if not start_all(supervisor, specs, stop=stop):
-                return CRASHED
+            if (code := start_all(supervisor, specs, stop=stop)) is not None:
+                return code
             print_table(specs, log_dir=log_dir, title=f"choreoscope is up on {options.nats_url}:")
             if not args.no_dashboard:
                 print(f"Open the dashboard: {options.dashboard_url}", flush=True)

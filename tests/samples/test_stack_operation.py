@@ -101,3 +101,34 @@ def test_a_second_stack_on_the_same_store_is_refused_naming_the_first(tmp_path: 
             first.kill()
     assert first.returncode == 0, output + rest
     assert wait_until_gone(data) == []
+
+
+def test_sigterm_while_the_dashboard_starts_stops_without_announcing_it_up(
+    tmp_path: Path,
+) -> None:
+    # the stop waited for the dashboard to be ready (up to a minute), then printed
+    # "choreoscope is up" and "Open the dashboard" on its way down
+    data = tmp_path / "data"
+    up = subprocess.Popen(
+        choreoscope("up", "--data", str(data), "--port", str(free_port()),
+                    "--otlp-http", f"127.0.0.1:{free_port()}"),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert up.stdout is not None
+        output = ""
+        for line in up.stdout:
+            output += line
+            if "starting dashboard" in line or "exited" in line:
+                break
+        assert "starting dashboard" in output, output
+        up.send_signal(signal.SIGTERM)
+        rest, _ = up.communicate(timeout=60)
+    finally:
+        if up.poll() is None:
+            up.kill()
+    assert up.returncode == 0, output + rest
+    assert "stopped on request before dashboard was ready" in rest
+    assert "choreoscope is up" not in rest and "Open the dashboard" not in rest
+    assert "stopping dashboard, correlator, collector, nats-server" in rest
+    assert wait_until_gone(data) == []
