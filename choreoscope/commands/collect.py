@@ -15,6 +15,7 @@ import duckdb
 from choreoscope.catalog import write_catalog
 from choreoscope.nats_server import EmbeddedNats
 from choreoscope.settings import add_flags
+from choreoscope.stack import ensure_port_free
 from collector.service import CollectorConfig, run_collector
 from instrumentation.errors import ChoreoscopeError
 from store import StoreLayout
@@ -109,6 +110,8 @@ def restore_catalog(layout: StoreLayout) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.no_otlp_http:  # before the store and an embedded nats-server are made
+        ensure_port_free(*args.otlp_http, flag="--otlp-http")
     layout = StoreLayout.at(args.data)
     layout.ensure()
     try:

@@ -132,3 +132,22 @@ def test_sigterm_while_the_dashboard_starts_stops_without_announcing_it_up(
     assert "choreoscope is up" not in rest and "Open the dashboard" not in rest
     assert "stopping dashboard, correlator, collector, nats-server" in rest
     assert wait_until_gone(data) == []
+
+
+def test_collect_refuses_a_taken_otlp_port_before_making_a_store_or_starting_nats(
+    tmp_path: Path,
+) -> None:
+    # it made the store, started an embedded nats-server and created the streams first
+    data = tmp_path / "data"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            choreoscope("collect", "--data", str(data), "--otlp-http", f"127.0.0.1:{port}"),
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"--otlp-http='127.0.0.1:{port}' cannot be used" in result.stderr
+    assert "pass --otlp-http with a free one" in result.stderr
+    assert not data.exists()
