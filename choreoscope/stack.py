@@ -80,11 +80,18 @@ def embedded_nats_port(host: str = "127.0.0.1") -> int:
 
 
 def ensure_port_free(
-    host: str, port: int, *, flag: str, host_flag: str | None = None, taken: str = ""
+    host: str,
+    port: int,
+    *,
+    flag: str,
+    host_flag: str | None = None,
+    taken: str = "",
+    settings: bool = True,
 ) -> None:
     """Fail before starting anything if ``host:port`` is taken, saying which flag moves it
     (``taken`` adds what probably holds it), or if ``host`` is no address to listen on
-    here, saying which flag names it (``host_flag``, else ``flag``)."""
+    here, saying which flag names it (``host_flag``, else ``flag``). With ``settings``,
+    the flags are those of ``SETTINGS`` and the message also names their variables."""
     with _probe_socket() as probe:
         try:
             probe.bind((host, port))
@@ -95,7 +102,7 @@ def ensure_port_free(
                     setting=flag,
                     value=f"{host}:{port}",
                     fix=f"that address is in use ({e.strerror}{holder}); pass {flag} with a "
-                    "free one",
+                    f"free one{_or_variable(flag, settings)}",
                 ) from None
             # a host that does not resolve, or is not this machine's: no port frees it
             where = host_flag or flag
@@ -103,8 +110,19 @@ def ensure_port_free(
                 setting=where,
                 value=host if host_flag else f"{host}:{port}",
                 fix=f"nothing can listen on {host} here ({e.strerror or e}); pass {where} "
-                "with an address of this machine, like 127.0.0.1 or 0.0.0.0",
+                "with an address of this machine, like 127.0.0.1 or 0.0.0.0"
+                f"{_or_variable(where, settings)}",
             ) from None
+
+
+def _or_variable(flag: str, settings: bool) -> str:
+    """`` (or set CHOREOSCOPE_PORT)`` for the setting behind ``flag``: the value may
+    have come from the environment, where the flag alone would not be looked for."""
+    if settings:
+        for setting in SETTINGS.values():
+            if setting.flag == flag:
+                return f" (or set {setting.env})"
+    return ""
 
 
 _DEFAULT_PORTS = {"nats": 4222, "tls": 4222, "ws": 80, "wss": 443}

@@ -31,7 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     ensure_port_free(
-        "127.0.0.1", args.port, flag="--port", taken="a nats-server may already run there"
+        "127.0.0.1",
+        args.port,
+        flag="--port",
+        taken="a nats-server may already run there",
+        settings=False,  # its own --port, not the dashboard's CHOREOSCOPE_PORT
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

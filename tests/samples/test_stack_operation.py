@@ -3,6 +3,7 @@ meets them."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -151,3 +152,31 @@ def test_collect_refuses_a_taken_otlp_port_before_making_a_store_or_starting_nat
     assert f"--otlp-http='127.0.0.1:{port}' cannot be used" in result.stderr
     assert "pass --otlp-http with a free one" in result.stderr
     assert not data.exists()
+
+
+def test_a_taken_port_set_in_the_environment_names_the_variable_to_change(
+    tmp_path: Path,
+) -> None:
+    # the message said only "pass --port": the operator had set no flag
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        up = subprocess.run(
+            choreoscope("up", "--data", str(tmp_path / "data"),
+                        "--otlp-http", f"127.0.0.1:{free_port()}"),
+            capture_output=True, text=True, timeout=60,
+            env={**os.environ, "CHOREOSCOPE_PORT": str(port)},
+        )  # fmt: skip
+        nats_server = subprocess.run(
+            choreoscope("nats", "--data", str(tmp_path / "data"), "--port", str(port)),
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert up.returncode == 2, up.stdout + up.stderr
+    assert f"--port='127.0.0.1:{port}' cannot be used" in up.stderr
+    assert "pass --port with a free one (or set CHOREOSCOPE_PORT)" in up.stderr
+    assert up.stdout == ""
+    # `nats --port` is no setting: CHOREOSCOPE_PORT is the dashboard's
+    assert nats_server.returncode == 2
+    assert "pass --port with a free one" in nats_server.stderr
+    assert "CHOREOSCOPE_PORT" not in nats_server.stderr
