@@ -4,14 +4,36 @@
 -- is the step's latency (a redelivered copy processed again later is a duplicate,
 -- not a slower step).
 CREATE OR REPLACE VIEW deliveries_seen AS
-WITH given_back AS (
+WITH terminated AS (
+    -- attempts the bus says were refused: a JetStream `terminated` advisory (few) is
+    -- about the attempt of the group it names (01_nats_names.sql) just before it.
+    -- Another instrumentation's handler that calls term() and returns leaves a process
+    -- span ended without error and no settle span: the advisory is the only sign that
+    -- attempt processed nothing. (A max_deliveries advisory is not read so: it fires
+    -- on the next pull, and may follow an attempt that acked, past its ack wait.)
+    -- An attempt begun after it is a replay's; the latest attempt of all stands in
+    -- when none began before it (the handler's host clock runs ahead of the server's)
+    SELECT d.span_key, d.span_id
+    FROM (SELECT * FROM dead_letters WHERE source = 'terminated') AS t
+    JOIN delivery_spans AS d
+        ON d.message_id = t.message_id AND named_after_group(t.consumer, d.consumer)
+    WHERE d.operation = 'process'
+    QUALIFY row_number() OVER (
+        PARTITION BY t.message_id, t.consumer, t."at", d.consumer
+        ORDER BY d.start_time <= t."at" DESC, d.start_time DESC
+    ) = 1
+),
+given_back AS (
     -- attempts their handler settled with a nak (deliver it again) or a term (refused),
-    -- the settle span their child (few: acks are not kept). Such an attempt processed
-    -- nothing, though it may have returned without raising (a TracedMsg handler that
-    -- finds the message not ready, or unusable)
+    -- the settle span their child (few: acks are not kept), or that a terminated
+    -- advisory refused. Such an attempt processed nothing, though it may have returned
+    -- without raising (a TracedMsg handler that finds the message not ready, or
+    -- unusable)
     SELECT DISTINCT settled_key AS span_key, settled_span_id AS span_id
     FROM delivery_spans
     WHERE settlement IN ('nak', 'term') AND settled_key IS NOT NULL
+    UNION
+    SELECT * FROM terminated
 ),
 attempts AS (
     SELECT

@@ -103,6 +103,43 @@ def test_message_past_max_deliveries_is_dead_lettered_not_failed(
     assert outcome.statuses["wf-dlq"][0::2] == ("stalled", "dead_lettered")
 
 
+def test_message_terminated_by_a_handler_that_returned_is_dead_lettered(
+    store_layout: StoreLayout,
+) -> None:
+    # another instrumentation: the handler calls term() and returns, so its process
+    # span ends without error and no settle span says so; only the bus's advisory does
+    log = SpanLog()
+    ours = history(log)
+    parsed = up_to_parsed(ours, "wf-t", start=100)
+    ours.process(parsed, service="scorer", start=101, end=101.1, settle=None)
+    log.bus_event("terminated", parsed, at_s=101.2, consumer=durable_name("scorer", PARSED))
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=130)
+
+    assert outcome.kinds() == {("dead_lettered", "wf-t", PARSED)}
+    assert outcome.statuses["wf-t"] == ("stalled", f"{PARSED} → scorer", "dead_lettered")
+
+
+def test_a_terminated_attempt_replayed_and_processed_is_done(store_layout: StoreLayout) -> None:
+    # the advisory is about the attempt just before it: the run goes on once an
+    # operator replays the message and the scorer processes it
+    log = SpanLog()
+    ours = history(log, heartbeats_until=400)
+    parsed = up_to_parsed(ours, "wf-t", start=100)
+    ours.process(parsed, service="scorer", start=101, end=101.1, settle=None)
+    log.bus_event("terminated", parsed, at_s=101.2, consumer=durable_name("scorer", PARSED))
+    again = ours.publish("ops", PARSED, workflow_id="wf-t", at_s=160, message_id=parsed.message_id)
+    scored = ours.step(again, service="scorer", start=160.5, end=160.8, emits=SCORED)
+    ours.process(scored, service="notifier", start=161, end=161.2)
+    log.write(store_layout)
+
+    outcome = correlate(store_layout, now_s=190)
+
+    assert outcome.kinds() == set()
+    assert outcome.statuses["wf-t"] == ("completed", None, None)
+
+
 def _fan_out(log: SpanLog, *, notifier: str = "notifier") -> Callable[[str, float], Published]:
     """History where SCORED goes to two groups, ``notifier`` and archiver; returns
     a function that runs a workflow up to SCORED."""
