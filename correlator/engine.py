@@ -33,6 +33,7 @@ from correlator.model_refresh import ModelRefresh, learn_from_store, learn_here
 from correlator.pass_views import TICK_MATERIALIZED, PassViews
 from correlator.reclaim import reclaim_deleted
 from correlator.resume import judged_with, resume_point
+from correlator.retirement import retention_horizon, retire_expired
 from correlator.signal_memory import SignalMemory
 from correlator.span_memory import SpanMemory
 from correlator.sql_text import parsed, statement
@@ -41,7 +42,7 @@ from correlator.thresholds import Thresholds
 from correlator.verdicts import Verdicts
 from store import StoreLayout
 from store.durable_files import remove_abandoned_temp_files
-from store.layout import COMPACTED_PREFIX, oldest_partition
+from store.layout import COMPACTED_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,9 @@ class Correlator:
                     "(%d workflows); %d quiet since keep their verdicts",
                     since, len(judged or ()), carried,
                 )  # fmt: skip
+            retire_expired(
+                con, ledger=self.ledger, verdicts=self.verdicts, segments=segments, now=now
+            )
             if not hold:
                 self.stored.release(con)
                 self.watermark = None  # a tick would begin with a cold pass
@@ -378,10 +382,12 @@ class Correlator:
         self.memory.evict(self.con, horizon=watermark - dt.timedelta(seconds=self.recent_s))
         self.verdicts.forget_superseded(self.con)
         self.signals.evict(self.con, now=watermark)
-        oldest = oldest_partition(self._segments_read)
-        if oldest is not None:  # what retention dropped is gone from the store (an
-            # hour's margin: a span is filed by when it arrived, not by its own clock)
-            self.memory.forget_stored_before(oldest - dt.timedelta(hours=1))
-            self.verdicts.forget_before(self.con, oldest - dt.timedelta(hours=1))
+        horizon = retention_horizon(self._segments_read)
+        if horizon is not None:  # what retention dropped is gone from the store
+            self.memory.forget_stored_before(horizon)
+        retire_expired(
+            self.con, ledger=self.ledger, verdicts=self.verdicts,
+            segments=self._segments_read, now=watermark,
+        )  # fmt: skip
         reclaim_deleted(self.con, tables=RECLAIMED)
         self.con.execute("CHECKPOINT")  # the automatic one is off (see __init__)

@@ -60,6 +60,10 @@ WORKFLOW_STATUS = pa.schema(
     ]
 )
 
+# workflows whose anomalies were retired with their spans (ledger.py): 64-bit hashes
+# of their ids, and the hour each was retired in
+RETIRED_WORKFLOWS = pa.schema([("workflow_key", pa.uint64()), ("retired_hour", pa.int32())])
+
 MODEL_STEPS = pa.schema(
     [
         ("subject", pa.string()),
@@ -105,6 +109,7 @@ FINDINGS: Final[dict[str, pa.Schema]] = {
     "anomalies": ANOMALIES,
     # anomalies changed since anomalies.parquet was last rewritten (ledger.py)
     "anomalies_recent": ANOMALIES,
+    "anomalies_retired": RETIRED_WORKFLOWS,
     "workflow_status": WORKFLOW_STATUS,
     # statuses changed since workflow_status.parquet was last rewritten: a tick
     # rewrites this small file, not the status of every workflow ever seen

@@ -6,11 +6,20 @@ changed since, rewritten at each write. Each row carries a ``revision`` that gro
 with every change, so readers (the ``anomalies`` view, ``load``) take each
 anomaly's highest, whichever file it is in and whichever file was replaced last.
 A write costs the rows changed since the full file, not every anomaly ever found.
+
+Anomalies are retired with their workflow's spans (``retire``): once retention
+dropped them, the ``workflows`` view no longer lists the run, and a ledger that kept
+its anomalies grew without limit (in memory and in the full file). The next full
+rewrite leaves them out. The retired workflows are remembered as 64-bit hashes
+(``anomalies_retired.parquet``, 12 bytes each instead of a row of ~1 kB): spans of
+one that come back (a late copy, a batch stored again) are judged again, and what
+they show is recorded as already told, never alerted a second time.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -20,10 +29,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from correlator.explain import anomaly_id, anomaly_row
-from correlator.findings import ANOMALIES, write_findings
+from correlator.findings import ANOMALIES, RETIRED_WORKFLOWS, write_findings
+from correlator.seen_keys import SeenKeys
 from store.layout import StoreLayout
 
-FULL, RECENT = "anomalies", "anomalies_recent"
+FULL, RECENT, RETIRED = "anomalies", "anomalies_recent", "anomalies_retired"
 # kinds that report a step as stuck: once the step completes late, its lateness is
 # the same fault, not a `slow` one too (DESIGN.md: one anomaly per fault)
 STUCK_KINDS = frozenset({"stalled", "hung", "dropped"})
@@ -45,6 +55,11 @@ class AnomalyLedger:
             for r in self._rows.values()
             if r["kind"] in STUCK_KINDS and r.get("message_id") and r["resolved_at"] is None
         }
+        # workflows whose anomalies were retired (hashes), and the ids of the rows the
+        # full file still holds that its next rewrite leaves out
+        self._retired = SeenKeys()
+        self._retiring: set[str] = set()
+        self._retired_written = True
         self.changed = False
         self.rewrite_s = rewrite_s
         # the full file as last written, when, and the rows changed since
@@ -59,7 +74,14 @@ class AnomalyLedger:
             path = layout.findings / f"{name}.parquet"
             if path.exists():
                 rows += pq.read_table(path).to_pylist()
-        return cls(rows, rewrite_s=rewrite_s)
+        ledger = cls(rows, rewrite_s=rewrite_s)
+        path = layout.findings / f"{RETIRED}.parquet"
+        if path.exists():
+            retired = pq.read_table(path)
+            ledger._retired.load(
+                retired["workflow_key"].to_numpy(), retired["retired_hour"].to_numpy()
+            )
+        return ledger
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -107,7 +129,12 @@ class AnomalyLedger:
                     self._stuck_steps.add(_step(row))
                 if stuck:
                     self._waits[_wait(row)] = key
-                new.append(row)
+                if self.is_retired(row["workflow_id"]):
+                    # spans of a retired workflow back in the store: what they show
+                    # was told before its retirement (or, unseen then, is as old)
+                    row["alerted_at"] = now
+                else:
+                    new.append(row)
                 self._changed(key)
             else:
                 changed = known["resolved_at"] is not None
@@ -130,6 +157,36 @@ class AnomalyLedger:
                 self._changed(row["anomaly_id"])
         return new
 
+    def is_retired(self, workflow_id: str | None) -> bool:
+        return workflow_id is not None and _workflow_key(workflow_id) in self._retired
+
+    def retirable(self, *, before: dt.datetime) -> set[str]:
+        """Workflows every anomaly of which was found before ``before``: those that may
+        have no span left in a store whose oldest hour begins then."""
+        later = {r["workflow_id"] for r in self._rows.values() if r["detected_at"] >= before}
+        return {
+            r["workflow_id"]
+            for r in self._rows.values()
+            if r["workflow_id"] is not None and r["workflow_id"] not in later
+        }
+
+    def retire(self, workflows: set[str], *, at: dt.datetime) -> None:
+        """Retire the anomalies of ``workflows``, whose spans retention dropped: gone
+        from the ledger now, from its files at the next full rewrite."""
+        if not workflows:
+            return
+        for key in [k for k, r in self._rows.items() if r["workflow_id"] in workflows]:
+            del self._rows[key]
+            self._since_full.discard(key)
+            self._retiring.add(key)
+        for workflow_id in workflows:
+            self._retired.add(_workflow_key(workflow_id), at=at)
+        self._retired.settle()
+        self._stuck_steps = {s for s in self._stuck_steps if s[0] not in workflows}
+        self._waits = {w: k for w, k in self._waits.items() if w[0] not in workflows}
+        self._retired_written = False
+        self.changed = True
+
     def mark_alerted(self, anomaly_ids: Iterable[str], *, at: dt.datetime) -> None:
         for key in anomaly_ids:
             self._rows[key]["alerted_at"] = at
@@ -145,6 +202,7 @@ class AnomalyLedger:
         """Have the next ``write`` write every anomaly to the full file (its files were
         lost)."""
         self._full_written_at = float("-inf")
+        self._retired_written = False
         self.changed = True
 
     def unalerted(self) -> list[dict[str, Any]]:
@@ -161,19 +219,36 @@ class AnomalyLedger:
             )
             if time.monotonic() - self._full_written_at < self.rewrite_s:
                 write_findings(layout, RECENT, changed)
-                self.changed = False
+                # rows retired since stay in the full file until it is rewritten
+                self.changed = bool(self._retiring) or not self._retired_written
                 return
-            ids = pa.array(sorted(self._since_full), pa.string())
+            ids = pa.array(sorted(self._since_full | self._retiring), pa.string())
             kept = self._full.filter(pc.invert(pc.is_in(self._full["anomaly_id"], ids)))
             table = pa.concat_tables([kept, changed])
         table = table.sort_by([("detected_at", "ascending"), ("anomaly_id", "ascending")])
+        if not self._retired_written:
+            # before the full file: cut short in between, the rows it still holds are
+            # retired again, and none is ever alerted again
+            keys, hours = self._retired.arrays()
+            write_findings(
+                layout,
+                RETIRED,
+                pa.table({"workflow_key": keys, "retired_hour": hours}, schema=RETIRED_WORKFLOWS),
+            )
+            self._retired_written = True
         # the full file first: until the recent one is emptied, its rows' higher
         # revisions still win, and they are the same rows
         write_findings(layout, FULL, table)
         write_findings(layout, RECENT, table.slice(0, 0))
         self._full, self._full_written_at = table, time.monotonic()
         self._since_full.clear()
+        self._retiring.clear()
         self.changed = False
+
+
+def _workflow_key(workflow_id: str) -> int:
+    """A workflow id's 64-bit hash, the same in every process (``hash`` is not)."""
+    return int.from_bytes(hashlib.blake2b(workflow_id.encode(), digest_size=8).digest(), "little")
 
 
 def _explained_again(known: dict[str, Any], finding: dict[str, Any], *, now: dt.datetime) -> bool:

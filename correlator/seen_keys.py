@@ -73,6 +73,21 @@ class SeenKeys:
         self._hours = np.insert(self._hours, at, hours)
         self._recent = {}
 
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every key held and the hour each was first seen in, sorted by key (``load``
+        takes them back)."""
+        keys = np.concatenate(
+            [self._keys, np.fromiter(self._recent.keys(), dtype=np.uint64, count=len(self._recent))]
+        )
+        hours = np.concatenate(
+            [
+                self._hours,
+                np.fromiter(self._recent.values(), dtype=np.int32, count=len(self._recent)),
+            ]
+        )
+        order = np.argsort(keys, kind="stable")
+        return keys[order], hours[order]
+
     def forget_before(self, at: dt.datetime) -> None:
         """Let go of the keys first seen in an hour before ``at``'s."""
         oldest = hour_of(at)

@@ -1,0 +1,64 @@
+"""Retiring what retention took: the verdicts and anomalies of workflows the store
+holds no span of any more.
+
+Retention drops whole hour partitions (``collector/retention.py``). A workflow
+whose last activity is older than the oldest hour the store still holds, less an
+hour's margin (a span is filed by when it arrived, not by its own clock), has no
+span left: the ``workflows`` view no longer lists it, and its verdict and its
+anomalies are let go (``Verdicts.forget_before``, ``AnomalyLedger.retire``), or
+both would grow with every run ever seen.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+import duckdb
+
+from correlator.ledger import AnomalyLedger
+from correlator.verdicts import Verdicts
+from store.layout import oldest_partition
+
+MARGIN = dt.timedelta(hours=1)
+
+
+def retention_horizon(segments: Iterable[str]) -> dt.datetime | None:
+    """Before it, the store holds no span: the oldest hour of ``segments`` less the
+    margin; None for a store without segments (nothing to go by)."""
+    oldest = oldest_partition(segments)
+    return None if oldest is None else oldest - MARGIN
+
+
+def retire_expired(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    ledger: AnomalyLedger,
+    verdicts: Verdicts,
+    segments: Iterable[str],
+    now: dt.datetime,
+) -> None:
+    """Forget the verdicts and retire the anomalies of workflows quiet since before
+    the retention horizon of ``segments`` (``all_status`` holds the verdicts)."""
+    horizon = retention_horizon(segments)
+    if horizon is None:
+        return
+    verdicts.forget_before(con, horizon)
+    # only workflows whose anomalies were all found before then can be gone: a run
+    # with an anomaly found since had spans then (a ledger of weeks is looked up once)
+    candidates = ledger.retirable(before=horizon)
+    if not candidates:
+        return
+    # a verdict since the horizon (a run whose older spans alone were dropped, a
+    # resumed pass's verdict carried over) says the store may still hold its spans
+    held = {
+        workflow_id
+        for (workflow_id,) in con.execute(
+            """
+            SELECT DISTINCT workflow_id FROM all_status
+            WHERE workflow_id IN (SELECT unnest($candidates)) AND last_activity_at >= $horizon
+            """,
+            {"candidates": sorted(candidates), "horizon": horizon},
+        ).fetchall()
+    }
+    ledger.retire(candidates - held, at=now)

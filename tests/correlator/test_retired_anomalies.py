@@ -1,0 +1,142 @@
+"""Anomalies leave with their workflow's spans: once retention dropped every span of
+a run, ``anomalies`` no longer lists it, and spans of it that come back (a late
+copy) are never alerted again, nor is anything retired after a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import correlator
+from collector.retention import drop_expired_partitions
+from correlator.alerts import Alerter
+from correlator.engine import Correlator
+from correlator.thresholds import Thresholds
+from correlator.watch import watch
+from store import StoreLayout
+from tests.correlator.pipelines import (
+    PARSED,
+    SERVICES,
+    correlate,
+    healthy_run,
+    history,
+    up_to_parsed,
+)
+from tests.correlator.span_shapes import T0, OurSpans, SpanLog, at
+
+LATER = 3 * 3600.0  # three hours on: the first hour is past a retention of one
+
+
+def _a_failed_step_at_the_start(layout: StoreLayout) -> SpanLog:
+    log = SpanLog()
+    ours = history(log)
+    parsed = up_to_parsed(ours, "wf-old", start=100)
+    ours.process(parsed, service="scorer", start=101, end=101.1, error="boom", settle=None)
+    log.write(layout)
+    return log
+
+
+def _healthy_runs_and_a_dropped_message_later(layout: StoreLayout) -> None:
+    log = SpanLog()
+    ours = OurSpans(log)
+    for i in range(8):
+        healthy_run(ours, f"wf-later-{i}", start=LATER + i)
+    up_to_parsed(ours, "wf-new", start=LATER + 100)
+    for service in SERVICES:
+        log.heartbeats_every(service, start=LATER, stop=LATER + 200)
+    log.write(layout, filed_at=T0 + dt.timedelta(seconds=LATER))
+
+
+def _expire_the_first_hour(layout: StoreLayout) -> None:
+    assert drop_expired_partitions(layout, retention=3600, now=at(LATER))
+
+
+def _anomalies_of(layout: StoreLayout) -> dict[str, int]:
+    con = correlator.connect(layout.root)
+    try:
+        rows = con.execute(
+            "SELECT workflow_id, count(*) FROM anomalies GROUP BY workflow_id"
+        ).fetchall()
+    finally:
+        con.close()
+    return dict(rows)
+
+
+def test_anomalies_of_a_workflow_retention_dropped_are_no_longer_listed(
+    store_layout: StoreLayout,
+) -> None:
+    _a_failed_step_at_the_start(store_layout)
+    assert correlate(store_layout, now_s=160).kinds() == {("failed", "wf-old", PARSED)}
+    _healthy_runs_and_a_dropped_message_later(store_layout)
+    _expire_the_first_hour(store_layout)
+
+    correlate(store_layout, now_s=LATER + 160)
+
+    # the open anomaly of a run the store still holds is kept
+    assert _anomalies_of(store_layout) == {"wf-new": 1}
+
+
+async def _watch(layout: StoreLayout, alerted: list[str], *, now_s: float) -> None:
+    """A watcher's life: its cold pass, a few ticks, then a stop."""
+
+    async def publish(subject: str, payload: bytes, *, msg_id: str) -> None:
+        alerted.append(msg_id)
+
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(
+        watch(
+            data_dir=layout.root,
+            alerter=Alerter(publish=publish, dashboard_url="http://127.0.0.1:8501"),
+            stop=stop,
+            thresholds=Thresholds(min_deadline_s=5),
+            interval_s=0.05,
+            clock=lambda: at(now_s),
+            ready=ready,
+        )
+    )
+    await asyncio.wait_for(ready.wait(), timeout=60)
+    await asyncio.sleep(0.5)
+    stop.set()
+    await task
+
+
+async def test_a_retired_anomaly_is_not_alerted_again_when_its_spans_come_back(
+    store_layout: StoreLayout,
+) -> None:
+    alerted: list[str] = []
+    _a_failed_step_at_the_start(store_layout)
+    await _watch(store_layout, alerted, now_s=160)
+    assert len(alerted) == 1  # wf-old's failed step
+    _healthy_runs_and_a_dropped_message_later(store_layout)
+    _expire_the_first_hour(store_layout)
+
+    await _watch(store_layout, alerted, now_s=LATER + 160)  # a restart, hours later
+    assert _anomalies_of(store_layout) == {"wf-new": 1}
+    assert len(alerted) == 2  # and wf-new's
+
+    # the same after another restart: nothing retired is told again
+    await _watch(store_layout, alerted, now_s=LATER + 170)
+    assert len(alerted) == 2
+
+
+def test_spans_of_a_retired_workflow_that_come_back_are_not_new_anomalies(
+    store_layout: StoreLayout,
+) -> None:
+    # wf-old's anomalies were retired (as retention would), and its spans are in the
+    # store again (a late copy): a restarted correlator finds them again, as told
+    _a_failed_step_at_the_start(store_layout)
+    engine = Correlator(data_dir=store_layout.root, thresholds=Thresholds(min_deadline_s=5))
+    try:
+        assert [a["workflow_id"] for a in engine.cold_pass(now=at(160), hold=False)] == ["wf-old"]
+        engine.ledger.retire({"wf-old"}, at=at(LATER))
+        engine.write_findings()
+    finally:
+        engine.close()
+    assert _anomalies_of(store_layout) == {}
+
+    again = Correlator(data_dir=store_layout.root, thresholds=Thresholds(min_deadline_s=5))
+    try:
+        assert again.cold_pass(now=at(170), hold=False) == []
+        assert again.ledger.unalerted() == []
+    finally:
+        again.close()
