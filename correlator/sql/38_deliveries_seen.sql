@@ -14,8 +14,8 @@ WITH terminated AS (
     -- An attempt begun after it is a replay's; the latest attempt of all stands in
     -- when none began before it (the handler's host clock runs ahead of the server's)
     SELECT d.span_key, d.span_id
-    FROM (SELECT * FROM dead_letters WHERE source = 'terminated') AS t
-    JOIN delivery_spans AS d
+    FROM delivery_spans AS d  -- the few advisories on the right: a join builds that side
+    JOIN (SELECT * FROM dead_letters WHERE source = 'terminated') AS t
         ON d.message_id = t.message_id AND named_after_group(t.consumer, d.consumer)
     WHERE d.operation = 'process'
     QUALIFY row_number() OVER (
