@@ -3,7 +3,8 @@
 Drawn from the correlator's ``hops`` (one row per processing attempt) and
 ``messages`` (how each message ended). Queue wait is a pale bar, processing a
 solid one (red when the attempt raised, purple when its handler gave the message
-back with a nak or a term: it processed nothing), each retry its own row; a message no
+back with a nak or a term: it processed nothing), each retry its own row, its wait
+beginning where the attempt before it ended; a message no
 consumer started processing gets a dashed bar running toward the end of the view,
 and the point where the workflow stopped is marked. A short run is drawn in
 milliseconds from its start (waterfall_axis.py).
@@ -29,6 +30,11 @@ PHASES = {
 }
 STALL_LABEL = "stalled here"
 HOP_FORMAT = "%H:%M:%S.%f"  # a phase's start and end, in tooltips (microseconds)
+ATTEMPTS = ("processing", "failed attempt", "given back")
+# an attempt of a millisecond on a chart of seconds was under a pixel wide: five
+# failed attempts drew no red at all. Each is drawn at least this share of the
+# chart's span wide (its tooltip keeps its true start and end)
+MIN_ATTEMPT_SHARE = 0.006
 
 
 def waterfall_rows(
@@ -36,12 +42,20 @@ def waterfall_rows(
 ) -> pd.DataFrame:
     """Long-form bars: ``order, row, phase, start, end, message_id, attempt``."""
     bars: list[dict[str, object]] = []
-    for hop in hops.itertuples(index=False):
+    previous_end: dict[tuple[object, object], pd.Timestamp] = {}
+    for hop in hops.sort_values(["started_at", "attempt"]).itertuples(index=False):
         row = _row_label(hop.subject, hop.consumer_service, hop.message_id, int(hop.attempt))
         common = {"row": row, "message_id": hop.message_id, "attempt": int(hop.attempt)}
-        if pd.notna(hop.published_at):
+        # a redelivery waited from the end of the attempt before it, not from the
+        # publish: drawn from the publish, every retry's wait covered the attempts
+        # before it and began at 0
+        key = (hop.message_id, hop.consumer_service)
+        waited_from = previous_end.get(key, hop.published_at)
+        if pd.notna(hop.ended_at):
+            previous_end[key] = hop.ended_at
+        if pd.notna(waited_from):
             bars.append(
-                {**common, "phase": "queue wait", "start": hop.published_at, "end": hop.started_at}
+                {**common, "phase": "queue wait", "start": waited_from, "end": hop.started_at}
             )
         bars.append(
             {
@@ -75,6 +89,20 @@ def waterfall_rows(
     ).dropna(subset=["start", "end"])
     first_start = frame.groupby("row", sort=False)["start"].transform("min")
     return frame.assign(order=first_start.rank(method="dense")).sort_values(["order", "start"])
+
+
+def _attempts_visible(rows: pd.DataFrame, *, stall_at: dt.datetime | None) -> pd.DataFrame:
+    """``rows`` with each attempt's bar ending at least ``MIN_ATTEMPT_SHARE`` of the
+    chart's span after it starts (the tooltip's times, already written, stay true)."""
+    if rows.empty:
+        return rows
+    last = rows["end"].max()
+    if stall_at is not None:
+        last = max(last, pd.Timestamp(stall_at))
+    shortest = (last - rows["start"].min()) * MIN_ATTEMPT_SHARE
+    attempts = rows["phase"].isin(ATTEMPTS)
+    widened = rows["end"].where(~attempts, rows["end"].clip(lower=rows["start"] + shortest))
+    return rows.assign(end=widened)
 
 
 def _attempt_phase(hop: object) -> str:
@@ -141,9 +169,10 @@ def waterfall_chart(rows: pd.DataFrame, *, stall_at: dt.datetime | None) -> alt.
     """Bars per phase on a shared time axis, with the stall point marked when given."""
     order = rows.drop_duplicates("row").sort_values("order")["row"].tolist()
     axis = WaterfallAxis.for_rows(rows, stall_at=stall_at)
-    rows = axis.placed(rows, "start", "end")
+    rows = with_utc_text(with_utc_text(rows, "start", HOP_FORMAT), "end", HOP_FORMAT)
+    rows = axis.placed(_attempts_visible(rows, stall_at=stall_at), "start", "end")
     bars = (
-        alt.Chart(with_utc_text(with_utc_text(rows, "start", HOP_FORMAT), "end", HOP_FORMAT))
+        alt.Chart(rows)
         .mark_bar(height={"band": 0.7})
         .encode(
             y=alt.Y("row:N", sort=order, title=None, axis=alt.Axis(labelLimit=420)),

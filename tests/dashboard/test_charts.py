@@ -152,3 +152,51 @@ def test_the_stall_marker_stands_where_the_waiting_message_was_published(
         r for r in spec["datasets"][bars["data"]["name"]] if r["phase"] == "never processed"
     )
     assert marker["at_ms"] == waiting_bar["start_ms"] > 0
+
+
+def _crashing_run(data: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A message whose consumer raised at each of five deliveries, each in about a
+    millisecond, redelivered with a growing backoff over three seconds."""
+    layout = StoreLayout.at(data)
+    layout.ensure()
+    spans = ScenarioSpans()
+    submitted = spans.publish(
+        service="intake", subject=SUBMITTED, workflow_id="wf-crash", at=BEGAN,
+        trace_id=spans.new_trace_id(),
+    )  # fmt: skip
+    for attempt, after_ms in enumerate((2, 200, 700, 1700, 2700), start=1):
+        spans.consume(
+            submitted, service="parser", wait=dt.timedelta(milliseconds=after_ms),
+            processing=dt.timedelta(milliseconds=1), attempt=attempt, error="crashed",
+        )  # fmt: skip
+    writer = SegmentWriter(layout=layout)
+    writer.write("spans", spans.table(), at=BEGAN)
+    writer.close()
+    with correlator.connect(data) as con:
+        return (
+            workflow_hops(con, workflow_id="wf-crash"),
+            workflow_messages(con, workflow_id="wf-crash"),
+        )
+
+
+def test_every_failed_attempt_of_a_retried_message_shows_red(tmp_path: Path) -> None:
+    # each 1 ms attempt on a 2.7 s axis was under a pixel: five errors, no red drawn
+    spec = _timeline(*_crashing_run(tmp_path / "data"))
+    bars = spec["layer"][0]
+    drawn = spec["datasets"][bars["data"]["name"]]
+    span = max(r["end_ms"] for r in drawn) - min(r["start_ms"] for r in drawn)
+    failed = [r for r in drawn if r["phase"] == "failed attempt"]
+    assert len(failed) == 5
+    assert all(r["end_ms"] - r["start_ms"] >= span / 200 for r in failed)
+    assert failed[0]["end_utc"] == "14:02:07.126000"  # the tooltip keeps the true end
+
+
+def test_a_retry_waits_from_the_end_of_the_attempt_before_it(tmp_path: Path) -> None:
+    # drawn from the publish, each retry's wait began at 0 and covered the attempts
+    rows = waterfall_rows(
+        *_crashing_run(tmp_path / "data"), view_end=BEGAN + dt.timedelta(minutes=1)
+    )
+    waits = rows[rows["phase"] == "queue wait"].sort_values("attempt")
+    attempts = rows[rows["phase"] == "failed attempt"].sort_values("attempt")
+    assert waits["start"].iloc[0] == pd.Timestamp(BEGAN)
+    assert list(waits["start"].iloc[1:]) == list(attempts["end"].iloc[:-1])
