@@ -2,13 +2,16 @@
 
 A page calls ``open_page()``; when the store is missing or empty it shows a
 helpful empty state pointing to ``choreoscope demo`` and returns None, so the
-page renders nothing else (and no stack trace).
+page renders nothing else (and no stack trace). It then draws its body with
+``render_page()``, which says above it when the statuses are old, again at each
+live refresh.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +24,7 @@ from dashboard.controls import (
     ALL_TIME,
     TimeWindow,
     live_refresh_control,
+    render_live,
     time_window_control,
 )
 from dashboard.data import read
@@ -40,6 +44,7 @@ class PageContext:
     data_dir: str
     window: TimeWindow
     live: bool
+    judges_freshness: bool = True  # says when the correlator's statuses are old
 
 
 WINDOW_NOT_APPLIED = (
@@ -70,9 +75,27 @@ def open_page(title: str, *, needs_data: bool = True, windowed: bool = True) -> 
     if needs_data and counts.empty:
         show_empty_state(data_dir, reason=None)
         return None
-    if needs_data:
-        say_when_statuses_are_old(data_dir, judged=counts.judged > 0)
-    return PageContext(data_dir=data_dir, window=window, live=live)
+    return PageContext(data_dir=data_dir, window=window, live=live, judges_freshness=needs_data)
+
+
+def render_page(page: PageContext, body: Callable[[], None]) -> None:
+    """``body``, live (``render_live``), under the note that the statuses are old.
+    The note is judged again at each refresh: drawn once when the page opened, it
+    never appeared when the correlator stopped while the page was watched, whose
+    numbers then stood still as if nothing were stuck."""
+
+    def noted() -> None:
+        say_statuses_freshness(page)
+        body()
+
+    render_live(noted, live=page.live)
+
+
+def say_statuses_freshness(page: PageContext) -> None:
+    """``say_when_statuses_are_old`` for ``page``'s store, when it judges it."""
+    if page.judges_freshness:
+        counts: StoreCounts = read("store_counts", page.data_dir)
+        say_when_statuses_are_old(page.data_dir, judged=counts.judged > 0)
 
 
 def say_when_statuses_are_old(

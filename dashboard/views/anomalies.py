@@ -5,10 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from correlator.queries import ANOMALY_KINDS
-from dashboard.controls import render_live
 from dashboard.data import read
 from dashboard.links import with_workflow_links, workflow_link_column
-from dashboard.page_frame import PageContext, open_page
+from dashboard.page_frame import PageContext, open_page, render_page
 
 DESCRIPTIONS = {
     "stalled": "Workflows with no progress past their step deadline.",
@@ -52,4 +51,4 @@ if page is not None:
     left, right = st.columns([3, 1])
     kinds = left.multiselect("Kinds", ANOMALY_KINDS, key="anomaly_kinds")
     include_resolved = right.toggle("Include resolved", key="anomaly_resolved")
-    render_live(lambda: render(page, tuple(kinds), include_resolved), live=page.live)
+    render_page(page, lambda: render(page, tuple(kinds), include_resolved))

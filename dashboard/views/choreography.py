@@ -6,9 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.choreography_graph import choreography_dot
-from dashboard.controls import render_live
 from dashboard.data import read
-from dashboard.page_frame import PageContext, open_page
+from dashboard.page_frame import PageContext, open_page, render_page
 
 MODEL_KEY = ["subject", "consumer"]
 
@@ -79,4 +78,4 @@ def _mark_deviations(model: pd.DataFrame, other: pd.DataFrame):
 
 page = open_page("Choreography map")
 if page is not None:
-    render_live(lambda: render(page), live=page.live)
+    render_page(page, lambda: render(page))

@@ -6,10 +6,9 @@ import streamlit as st
 
 from correlator.queries import STUCK_AT_MOST, Overview
 from dashboard.charts import anomalies_chart, throughput_chart
-from dashboard.controls import render_live
 from dashboard.data import read
 from dashboard.links import with_workflow_links, workflow_link_column
-from dashboard.page_frame import PageContext, open_page
+from dashboard.page_frame import PageContext, open_page, render_page
 
 
 def render(page: PageContext) -> None:
@@ -83,4 +82,4 @@ def _duration(ms: float | None) -> str:
 
 page = open_page("Overview")
 if page is not None:
-    render_live(lambda: render(page), live=page.live)
+    render_page(page, lambda: render(page))

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.controls import render_live
 from dashboard.data import read
-from dashboard.page_frame import PageContext, open_page
+from dashboard.page_frame import PageContext, open_page, render_page
 
 
 def render(page: PageContext) -> None:
@@ -86,4 +85,4 @@ def render(page: PageContext) -> None:
 
 page = open_page("Services")
 if page is not None:
-    render_live(lambda: render(page), live=page.live)
+    render_page(page, lambda: render(page))

@@ -9,10 +9,9 @@ import streamlit as st
 
 from correlator.explain import ago
 from correlator.queries import WorkflowDetail, WorkflowRun
-from dashboard.controls import render_live
 from dashboard.data import read
 from dashboard.links import with_workflow_links, workflow_link_column
-from dashboard.page_frame import PageContext, open_page
+from dashboard.page_frame import PageContext, open_page, render_page, say_statuses_freshness
 from dashboard.waterfall import waterfall_chart, waterfall_rows
 
 VERDICTS = {
@@ -166,6 +165,7 @@ page = open_page("Workflow detail")
 if page is not None:
     workflow_id = st.query_params.get("workflow")
     if not workflow_id:
+        say_statuses_freshness(page)
         choose_workflow(page)
     else:
-        render_live(lambda: render(page, workflow_id), live=page.live)
+        render_page(page, lambda: render(page, workflow_id))

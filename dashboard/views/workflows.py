@@ -5,10 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from correlator.queries import LISTED_AT_MOST, WORKFLOW_STATUSES
-from dashboard.controls import render_live
 from dashboard.data import read
 from dashboard.links import DETAIL_PAGE, with_workflow_links, workflow_link_column
-from dashboard.page_frame import PageContext, open_page
+from dashboard.page_frame import PageContext, open_page, render_page
 
 
 def filters(page: PageContext) -> dict[str, object]:
@@ -53,4 +52,4 @@ def render(page: PageContext, chosen: dict[str, object]) -> None:
 page = open_page("Workflows")
 if page is not None:
     chosen = filters(page)
-    render_live(lambda: render(page, chosen), live=page.live)
+    render_page(page, lambda: render(page, chosen))

@@ -5,6 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
+import streamlit as st
+
 from correlator.last_pass import note_judging, write_last_pass
 from correlator.queries import LISTED_AT_MOST, STUCK_AT_MOST
 from tests.dashboard.app_driver import open_dashboard
@@ -120,6 +123,38 @@ def test_a_store_the_correlator_stopped_judging_says_its_statuses_are_old(tmp_pa
     (warning,) = open_dashboard(layout.root).warning
     assert warning.value.startswith("Statuses are as of the watcher's last pass, 4 min ago")
     assert "choreoscope correlate --watch --data" in warning.value
+
+
+def test_a_correlator_that_stops_while_the_page_refreshes_is_said_to_have_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # the note was drawn once, when the page opened: a live page whose watcher died
+    # kept its numbers still ("Stalled 0") and never said they had grown old
+    layout = build_recruitment_store(tmp_path / "data")
+    now = dt.datetime.now(dt.UTC)
+    armed: list[bool] = []
+
+    def refreshed_after_the_watcher_died(body, *, run_every=None):
+        def runs():
+            body()  # the page as opened
+            if armed.pop():
+                write_last_pass(layout, as_of=now - dt.timedelta(minutes=4), watching=True)
+                st.cache_data.clear()
+                body()  # its next live refresh
+
+        return runs
+
+    monkeypatch.setattr(st, "fragment", refreshed_after_the_watcher_died)
+    write_last_pass(layout, as_of=now - dt.timedelta(seconds=5), watching=True)
+    armed.append(True)
+    at = open_dashboard(layout.root)
+    for page in ("views/anomalies.py", "views/services.py", "views/choreography.py", None):
+        (warning,) = at.warning
+        assert warning.value.startswith("Statuses are as of the watcher's last pass, 4 min")
+        if page is not None:
+            write_last_pass(layout, as_of=now - dt.timedelta(seconds=5), watching=True)
+            armed.append(True)
+            at.switch_page(page).run()
 
 
 def test_a_store_no_correlator_has_judged_says_so_not_that_nothing_is_stuck(tmp_path: Path):
