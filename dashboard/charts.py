@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import altair as alt
 import pandas as pd
 
@@ -18,16 +20,23 @@ COUNT_AXIS = alt.Axis(tickMinStep=1, format="d")
 # 30 s and labelled them "19:57 19:57 19:57 19:58". Two minutes between ticks at least
 # makes it pick whole minutes, never less (Vega: count <= span / min step + 1).
 TIME_TICK_MIN_STEP_MS = 120_000
+# a bar spans its bucket (``at`` to ``until``): drawn at its start alone, it was a
+# few pixels wide whatever the bucket, and the first and last were cut in half by
+# the chart's edges. Vega-Lite stacks no bar that spans x, so each segment is
+# stacked here (``base`` to ``top``). A white edge parts neighbouring buckets
+BUCKET_EDGE = {"stroke": "white", "strokeWidth": 1}
 
 
-def throughput_chart(frame: pd.DataFrame) -> alt.Chart:
-    """Workflows started per bucket, stacked by status."""
+def throughput_chart(frame: pd.DataFrame, *, bucket: dt.timedelta) -> alt.Chart:
+    """Workflows started per bucket (of ``bucket`` each), stacked by status."""
     return (
-        alt.Chart(with_utc_text(frame, "at", BUCKET_FORMAT))
-        .mark_bar()
+        alt.Chart(_stacked(frame, bucket=bucket, count="workflows", by="status"))
+        .mark_bar(**BUCKET_EDGE)
         .encode(
             x=_utc_time(frame),
-            y=alt.Y("workflows:Q", title="workflows started", axis=COUNT_AXIS),
+            x2="until:T",
+            y=alt.Y("base:Q", title="workflows started", axis=COUNT_AXIS),
+            y2="top:Q",
             color=alt.Color(
                 "status:N",
                 scale=alt.Scale(domain=list(STATUS_COLORS), range=list(STATUS_COLORS.values())),
@@ -38,18 +47,30 @@ def throughput_chart(frame: pd.DataFrame) -> alt.Chart:
     )
 
 
-def anomalies_chart(frame: pd.DataFrame) -> alt.Chart:
-    """Anomalies detected per bucket, stacked by kind."""
+def anomalies_chart(frame: pd.DataFrame, *, bucket: dt.timedelta) -> alt.Chart:
+    """Anomalies detected per bucket (of ``bucket`` each), stacked by kind."""
     return (
-        alt.Chart(with_utc_text(frame, "at", BUCKET_FORMAT))
-        .mark_bar()
+        alt.Chart(_stacked(frame, bucket=bucket, count="anomalies", by="kind"))
+        .mark_bar(**BUCKET_EDGE)
         .encode(
             x=_utc_time(frame),
-            y=alt.Y("anomalies:Q", title="anomalies", axis=COUNT_AXIS),
+            x2="until:T",
+            y=alt.Y("base:Q", title="anomalies", axis=COUNT_AXIS),
+            y2="top:Q",
             color=alt.Color("kind:N"),
             tooltip=[utc_tooltip("at"), "kind:N", "anomalies:Q"],
         )
         .properties(height=220)
+    )
+
+
+def _stacked(frame: pd.DataFrame, *, bucket: dt.timedelta, count: str, by: str) -> pd.DataFrame:
+    """``frame`` with UTC tooltip text, ``until`` (the end of the bucket beginning at
+    ``at``), and each row's segment of its bucket's stack: ``base`` to ``top``."""
+    ordered = with_utc_text(frame, "at", BUCKET_FORMAT).sort_values(["at", by], kind="stable")
+    top = ordered.groupby("at", sort=False)[count].cumsum()
+    return ordered.assign(
+        until=pd.to_datetime(ordered["at"], utc=True) + bucket, base=top - ordered[count], top=top
     )
 
 

@@ -55,13 +55,13 @@ def render(page: PageContext) -> None:
         if data.throughput.empty:
             st.caption("No workflow started in this window.")
         else:
-            st.altair_chart(throughput_chart(data.throughput))
+            st.altair_chart(throughput_chart(data.throughput, bucket=page.window.bucket))
     with right:
         st.subheader("Anomalies over time")
         if data.anomalies_over_time.empty:
             st.caption("No anomalies detected in this window.")
         else:
-            st.altair_chart(anomalies_chart(data.anomalies_over_time))
+            st.altair_chart(anomalies_chart(data.anomalies_over_time, bucket=page.window.bucket))
 
     st.subheader("Worst hops")
     st.dataframe(

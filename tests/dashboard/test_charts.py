@@ -18,6 +18,8 @@ from store import StoreLayout
 from tests.dashboard.fixture_store import STALLED_WORKFLOW, SUBMITTED
 from tests.dashboard.scenario_spans import ScenarioSpans
 
+MINUTE = dt.timedelta(minutes=1)
+
 
 def _axis_format(chart) -> str:
     return chart.to_dict()["encoding"]["x"]["axis"]["format"]
@@ -30,9 +32,9 @@ def test_time_axes_read_24_hour_utc_and_name_the_day_over_several_days() -> None
          "workflows": 3, "kind": "dropped", "anomalies": 1}
     )  # fmt: skip
     week = hour.assign(at=[evening - dt.timedelta(days=6), evening])
-    assert _axis_format(throughput_chart(hour)) == "%H:%M"  # "23:44", not "11:44"
-    assert _axis_format(anomalies_chart(hour)) == "%H:%M"
-    assert _axis_format(throughput_chart(week)) == "%b %d %H:%M"
+    assert _axis_format(throughput_chart(hour, bucket=MINUTE)) == "%H:%M"  # "23:44", not "11:44"
+    assert _axis_format(anomalies_chart(hour, bucket=MINUTE)) == "%H:%M"
+    assert _axis_format(throughput_chart(week, bucket=MINUTE)) == "%b %d %H:%M"
 
 
 def test_tooltips_read_times_in_utc_as_the_axes_do() -> None:
@@ -40,7 +42,7 @@ def test_tooltips_read_times_in_utc_as_the_axes_do() -> None:
     frame = pd.DataFrame(
         {"at": [at], "status": "completed", "workflows": 3, "kind": "dropped", "anomalies": 1}
     )
-    for chart in (throughput_chart(frame), anomalies_chart(frame)):
+    for chart in (throughput_chart(frame, bucket=MINUTE), anomalies_chart(frame, bucket=MINUTE)):
         spec = chart.to_dict()
         tips = {t["title"]: t["field"] for t in spec["encoding"]["tooltip"] if "title" in t}
         assert tips == {"at (UTC)": "at_utc"}  # text: the browser's zone cannot shift it
@@ -53,7 +55,7 @@ def test_counts_are_labelled_in_whole_numbers() -> None:
     frame = pd.DataFrame(  # one run per bucket: Vega labelled 0.2, 0.4... workflows
         {"at": [at], "status": "completed", "workflows": 1, "kind": "dropped", "anomalies": 1}
     )
-    for chart in (throughput_chart(frame), anomalies_chart(frame)):
+    for chart in (throughput_chart(frame, bucket=MINUTE), anomalies_chart(frame, bucket=MINUTE)):
         axis = chart.to_dict()["encoding"]["y"]["axis"]
         assert axis["tickMinStep"] == 1 and axis["format"] == "d"
 
@@ -65,12 +67,35 @@ def test_time_axes_tick_no_more_often_than_their_minute_labels_change() -> None:
         {"at": [at + dt.timedelta(minutes=m) for m in range(3)], "status": "completed",
          "workflows": 40, "kind": "dropped", "anomalies": 1}
     )  # fmt: skip
-    for chart in (throughput_chart(frame), anomalies_chart(frame)):
+    for chart in (throughput_chart(frame, bucket=MINUTE), anomalies_chart(frame, bucket=MINUTE)):
         axis = chart.to_dict()["encoding"]["x"]["axis"]
         assert axis["format"] == "%H:%M"
         # Vega asks for at most span / tickMinStep + 1 ticks: two minutes apart at least
         # makes it choose whole minutes (at one minute, a two-minute span got 30 s ticks)
         assert axis["tickMinStep"] >= 120_000
+
+
+def test_each_bar_spans_its_bucket_so_none_is_a_sliver_or_cut_by_the_edges() -> None:
+    # drawn at its start alone, a minute's bar was a few pixels wide, and the first
+    # and last were cut in half by the chart's edges
+    at = dt.datetime(2026, 11, 26, 23, 10, tzinfo=dt.UTC)
+    frame = pd.DataFrame(
+        {"at": [at, at, at + MINUTE], "status": ["completed", "stalled", "completed"],
+         "workflows": [60, 3, 50], "kind": ["dropped", "stalled", "dropped"],
+         "anomalies": [2, 3, 2]}
+    )  # fmt: skip
+    for chart in (throughput_chart(frame, bucket=MINUTE), anomalies_chart(frame, bucket=MINUTE)):
+        spec = chart.to_dict()
+        assert spec["encoding"]["x2"]["field"] == "until"
+        (rows,) = spec["datasets"].values()
+        spans = [pd.Timestamp(r["until"]) - pd.Timestamp(r["at"]) for r in rows]
+        assert spans == [pd.Timedelta(minutes=1)] * 3
+        assert (spec["encoding"]["y"]["field"], spec["encoding"]["y2"]["field"]) == ("base", "top")
+        count = "workflows" if "workflows" in spec["encoding"]["y"]["title"] else "anomalies"
+        # stacked: a bucket's segments sit one on another, from 0 to their sum
+        assert [(r["base"], r["top"]) for r in rows] == (
+            [(0, 60), (60, 63), (0, 50)] if count == "workflows" else [(0, 2), (2, 5), (0, 2)]
+        )
 
 
 BEGAN = dt.datetime(2026, 11, 26, 14, 2, 7, 123_000, tzinfo=dt.UTC)
