@@ -120,14 +120,22 @@ def render(page: PageContext, workflow_id: str) -> None:
 
 
 def explain(run: WorkflowRun, findings: pd.DataFrame) -> None:
-    """The verdict, and the correlator's explanation, as plain text."""
-    if run.status not in VERDICTS:
-        return
-    st.error(VERDICTS[run.status], icon=":material/error:")
+    """The verdict, and the correlator's explanation, as plain text. A run that is not
+    stuck but has open findings (slow, duplicate...) says so too: opened from such an
+    anomaly, the page read only "completed", the why a long scroll below the steps."""
     open_findings = findings[findings["resolved_at"].isna()] if not findings.empty else findings
     explanations = [str(d) for d in open_findings.get("detail", pd.Series(dtype=str)).dropna()]
-    if run.waiting_on and not explanations:
-        explanations = [f"waiting on {run.waiting_on}"]
+    if run.status in VERDICTS:
+        st.error(VERDICTS[run.status], icon=":material/error:")
+        if run.waiting_on and not explanations:
+            explanations = [f"waiting on {run.waiting_on}"]
+    elif explanations:
+        kinds = ", ".join(dict.fromkeys(str(k) for k in open_findings["kind"]))
+        st.warning(
+            f"{run.status.replace('_', ' ').capitalize()}, with {len(explanations)} open "
+            f"{'anomaly' if len(explanations) == 1 else 'anomalies'} ({kinds}): listed below.",
+            icon=":material/warning:",
+        )
     for explanation in explanations[:3]:
         st.code(explanation, language=None, wrap_lines=True)
 

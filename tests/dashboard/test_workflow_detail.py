@@ -280,3 +280,44 @@ def test_the_header_says_since_when_the_run_has_not_moved(recruitment_store: Pat
     (when,) = [t for t in plain_texts(at) if t.startswith("started: ")]
     assert " UTC  ·  last activity: " in when
     assert re.search(r"UTC \((10|11) min ago\)$", when), when
+
+
+def test_a_completed_run_with_an_open_anomaly_says_so_at_the_top(tmp_path: Path):
+    # opened from its anomaly, the page read "completed" and nothing else above the
+    # fold: the duplicate was listed only below the timeline and the steps
+    import datetime as dt
+
+    from collector.segment_writer import SegmentWriter
+    from correlator.engine import Correlator
+    from store import StoreLayout
+    from tests.dashboard.fixture_store import SUBMITTED
+    from tests.dashboard.scenario_spans import ScenarioSpans
+
+    layout = StoreLayout.at(tmp_path / "data")
+    layout.ensure()
+    spans = ScenarioSpans()
+    now = dt.datetime.now(dt.UTC)
+    for n in range(4):
+        message = spans.publish(
+            service="intake", subject=SUBMITTED, workflow_id=f"wf-{n}",
+            at=now - dt.timedelta(minutes=10 - n), trace_id=spans.new_trace_id(),
+        )  # fmt: skip
+        for wait_ms in (5, 50) if n == 3 else (5,):  # wf-3's message processed twice
+            spans.consume(
+                message, service="parser", wait=dt.timedelta(milliseconds=wait_ms),
+                processing=dt.timedelta(milliseconds=20),
+            )  # fmt: skip
+    writer = SegmentWriter(layout=layout, writer_id="fixture")
+    writer.write("spans", spans.table(), at=now)
+    writer.close()
+    correlator = Correlator(data_dir=layout.root)
+    correlator.cold_pass(now=now)
+    correlator.write_findings()
+    correlator.close()
+
+    at = open_dashboard(layout.root, workflow="wf-3")
+    assert {m.label: m.value for m in at.metric}["Status"] == "completed"
+    (warning,) = at.warning
+    assert warning.value.startswith("Completed, with 1 open anomaly (duplicate)")
+    assert any("processed 2 times" in t for t in plain_texts(at))
+    assert not open_dashboard(layout.root, workflow="wf-2").warning  # a clean run: no note
