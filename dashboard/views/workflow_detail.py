@@ -56,6 +56,7 @@ def open_by_prefix(page: PageContext, prefix: str) -> None:
     if not matches:
         st.warning("No workflow with this id in the store.", icon=":material/search_off:")
         st.code(prefix, language=None)
+        choose_workflow(page)  # not a dead end: the stuck runs, and another id
         return
     listed = "the first ten, by id" if len(matches) == PREFIX_MATCHES_LISTED else "all of them"
     st.info(

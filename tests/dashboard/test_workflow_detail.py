@@ -54,6 +54,15 @@ def test_deep_link_to_an_unknown_workflow_says_so(recruitment_store: Path):
     assert any("No workflow with this id" in w.value for w in at.warning)
 
 
+def test_an_unknown_workflow_offers_the_stuck_runs_and_another_id(recruitment_store: Path):
+    # the page said "No workflow with this id" and nothing else: a dead end
+    at = open_dashboard(recruitment_store, workflow="no-such-workflow")
+    assert set(at.dataframe[0].value["workflow_id"]) == {STALLED_WORKFLOW, FAILED_WORKFLOW}
+    at.text_input(key="workflow_id_box").input(FAILED_WORKFLOW).run()
+    assert at.query_params["workflow"] == FAILED_WORKFLOW
+    assert any(e.value.startswith("Failed") for e in at.error)
+
+
 def test_the_start_of_an_id_opens_the_one_workflow_it_begins(recruitment_store: Path):
     at = open_dashboard(recruitment_store, workflow=STALLED_WORKFLOW[:8])
     assert at.query_params["workflow"] == STALLED_WORKFLOW
