@@ -11,7 +11,7 @@ SELECT
     max(coalesce(received_at, "at")) AS last_seen,
     max(coalesce(received_at, "at"))
         >= now() - to_seconds(3 * coalesce(arg_max(interval_s, "at"), 10.0)) AS alive,
-    max("at") FILTER (WHERE counters_fell) AS restarted_at,
+    max(coalesce(received_at, "at")) FILTER (WHERE counters_fell) AS restarted_at,
     coalesce(arg_max(stopped, "at"), false) AS stopped,
     arg_max(received, "at") AS received,
     arg_max(processed, "at") AS processed,

@@ -4,6 +4,8 @@ have happened, so a clock running behind makes no finding of its own."""
 
 from __future__ import annotations
 
+import correlator
+from correlator.queries import service_liveness
 from store import StoreLayout
 from tests.correlator.pipelines import (
     PARSED,
@@ -13,7 +15,7 @@ from tests.correlator.pipelines import (
     the_others_beat,
     up_to_parsed,
 )
-from tests.correlator.span_shapes import SpanLog
+from tests.correlator.span_shapes import SpanLog, at
 
 
 def test_a_handler_whose_clock_runs_behind_is_not_hung_before_its_deadline(
@@ -93,3 +95,23 @@ def test_a_service_whose_clock_runs_behind_is_not_silent_while_it_beats(
     # a scorer down
     assert overdue.statuses["wf-x"] == ("stalled", f"{PARSED} → scorer", "dropped")
     assert [a["kind"] for a in overdue.anomalies] == ["dropped"]
+
+
+def test_the_services_page_times_a_skewed_instance_by_the_collectors_clock(
+    store_layout: StoreLayout,
+) -> None:
+    # its last beat and its restart, stamped by a clock an hour behind, read an hour
+    # older than they were; last seen went by the collector's clock, restarted not
+    log = SpanLog()
+    for at_s, received in ((10, 5), (11, 6), (12, 1), (13, 2)):  # a restart at 12 s
+        log.heartbeat("scorer", at_s=at_s, skew_s=-3600)
+        log.heartbeats[-1]["received"] = received
+    log.write(store_layout)
+
+    con = correlator.connect(store_layout.root)
+    try:
+        (row,) = service_liveness(con).to_dict("records")
+    finally:
+        con.close()
+    assert row["last_seen"] == at(13)
+    assert row["restarted_at"] == at(12)
