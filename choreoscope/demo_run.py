@@ -52,6 +52,8 @@ class DemoRun:
     port: int
     dashboard: bool
     log_level: str
+    nats_port: int = 4222
+    nats_port_chosen: bool = False  # by flag or variable: refused if taken, never moved
 
     @property
     def run_dir(self) -> Path:
@@ -75,10 +77,10 @@ class DemoRun:
             ensure_port_free(*self.otlp_http, flag="--otlp-http")
         if self.dashboard:
             ensure_port_free(self.host, self.port, flag="--port", host_flag="--host")
+        nats_port = embedded_nats_port(self.nats_port, chosen=self.nats_port_chosen)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         for path in (self.ground_truth, self.started_log):
             path.write_text("")
-        nats_port = embedded_nats_port()
         options = StackOptions(
             data=self.data.resolve(),
             nats_url=f"nats://127.0.0.1:{nats_port}",

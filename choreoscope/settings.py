@@ -220,6 +220,13 @@ SETTINGS: dict[str, Setting] = {
             None,
             "NATS URL(s), comma-separated; without one an embedded nats-server is started",
         ),
+        Setting(
+            "nats_port",
+            parse_port,
+            4222,
+            "the port of the nats-server `demo` and `up` (without --nats) start; unset and "
+            "4222 taken, they take a free one and say so",
+        ),
         Setting("creds", Path, None, "NATS credentials file (.creds)"),
         Setting("nkey", Path, None, "NATS nkey seed file"),
         Setting("token", str, None, "NATS auth token"),

@@ -56,9 +56,6 @@ class StackOptions:
         return f"http://{self.host}:{self.port}"
 
 
-NATS_DEFAULT_PORT = 4222
-
-
 def _probe_socket() -> socket.socket:
     """A socket to try a port with, as the servers that will bind it do: with
     ``SO_REUSEADDR``, so connections of a stack just stopped (``TIME_WAIT``, a
@@ -68,15 +65,32 @@ def _probe_socket() -> socket.socket:
     return probe
 
 
-def embedded_nats_port(host: str = "127.0.0.1") -> int:
-    """NATS's usual 4222, so services configured for it reach the embedded server;
-    another free port when 4222 is taken."""
+def embedded_nats_port(port: int, *, chosen: bool, host: str = "127.0.0.1") -> int:
+    """The port for the embedded nats-server: ``port`` (``--nats-port``, NATS's usual
+    4222 by default), so services configured for it reach the embedded server.
+
+    A port the user ``chosen`` (flag or variable) that is taken is refused before
+    anything starts. The default taken, a free port is used instead, and said in one
+    line: services set up for 4222 would otherwise reach whatever holds it."""
+    if chosen:
+        ensure_port_free(host, port, flag=SETTINGS["nats_port"].flag)
+        return port
     with _probe_socket() as probe:
         try:
-            probe.bind((host, NATS_DEFAULT_PORT))
+            probe.bind((host, port))
         except OSError:
-            return free_port(host)
-    return NATS_DEFAULT_PORT
+            pass
+        else:
+            return port
+    fallback = free_port(host)
+    print(
+        f"choreoscope: port {port} is taken, so the embedded nats-server listens on "
+        f"nats://{host}:{fallback} instead: services configured for nats://{host}:{port} "
+        f"will not reach it; point them at nats://{host}:{fallback}, or free {port}, or "
+        f"choose a port with {SETTINGS['nats_port'].flag} (or {SETTINGS['nats_port'].env})",
+        flush=True,
+    )
+    return fallback
 
 
 def ensure_port_free(

@@ -188,6 +188,18 @@ def test_up_against_a_nats_that_does_not_answer_says_what_to_start_before_announ
     assert "is up" not in done.stdout and "Traceback" not in done.stderr
 
 
+def test_up_with_nats_and_nats_port_says_the_port_is_for_the_embedded_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the port of a server `up` does not start would be silently ignored
+    code = main(["up", "--nats", "nats://127.0.0.1:4222", "--nats-port", "5222",
+                 "--no-dashboard", "--no-otlp-http", "--data", str(tmp_path / "data")])  # fmt: skip
+    assert code == 2
+    err = _error(capsys)
+    assert "--nats-port=5222 cannot be used" in err
+    assert "with --nats, leave --nats-port out" in err
+
+
 @pytest.mark.parametrize("share", ["terminal_share", "min_transition_share"])
 def test_a_share_over_one_is_refused_with_how_to_write_one(share: str) -> None:
     from correlator.thresholds import Thresholds

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from choreoscope.demo_run import DemoRun
-from choreoscope.settings import SETTINGS, add_flags, parse_duration
+from choreoscope.settings import DEFAULT, SETTINGS, add_flags, parse_duration
 from instrumentation.errors import ConfigurationError
 from samples.faults import parse_fault_rates
 
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_flags(p, "data", "log_level", "otlp_http", "host", "port")
+    add_flags(p, "data", "nats_port", "log_level", "otlp_http", "host", "port")
     p.add_argument(
         "--duration",
         type=_duration,
@@ -128,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
         port=args.port,
         dashboard=not args.no_dashboard,
         log_level=str(args.log_level),
+        nats_port=args.nats_port,
+        nats_port_chosen=args.setting_sources.get("nats_port", DEFAULT) != DEFAULT,
     )
     return demo.run(duration=args.duration, verify=args.verify, settle=args.settle)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from choreoscope.settings import SETTINGS, add_flags
+from choreoscope.settings import DEFAULT, SETTINGS, add_flags
 from choreoscope.stack import (
     StackOptions,
     collector_spec,
@@ -26,6 +26,7 @@ from choreoscope.stack_run import (
     watch_until_done,
 )
 from choreoscope.supervisor import Supervisor
+from instrumentation.errors import ConfigurationError
 
 ORDER = 20
 STOP_GRACE_SECONDS = 15.0
@@ -37,8 +38,9 @@ component that crashes is reported with its exit code and the end of its log,
 and the others are stopped. Credentials are handed to the components through
 their environment, never their command line.
 
-Without --nats, an embedded nats-server is started on 127.0.0.1 (port 4222
-when free).
+Without --nats, an embedded nats-server is started on 127.0.0.1, port 4222
+(--nats-port chooses another; left unset and 4222 taken, a free port is used,
+and said).
 
 examples:
   choreoscope up --nats nats://bus-1:4222,nats://bus-2:4222 --creds ops.creds
@@ -55,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_flags(
         p,
-        "data", "nats", "creds", "nkey", "token", "user", "password",
+        "data", "nats", "nats_port", "creds", "nkey", "token", "user", "password",
         "tls_ca", "tls_cert", "tls_key", "log_level", "otlp_http",
         "min_deadline", "choreography", "webhook", "dashboard_url", "host", "port",
         "memory_limit",
@@ -79,9 +81,17 @@ def _run(args: argparse.Namespace, data: Path) -> int:
         ensure_port_free(*args.otlp_http, flag="--otlp-http")
     if not args.no_dashboard:
         ensure_port_free(args.host, args.port, flag="--port", host_flag="--host")
+    chosen = args.setting_sources.get("nats_port", DEFAULT) != DEFAULT
     if args.nats:
+        if args.setting_sources.get("nats_port") == SETTINGS["nats_port"].flag:
+            raise ConfigurationError(
+                setting="--nats-port",
+                value=args.nats_port,
+                fix="it is the port of the nats-server `up` starts without --nats; "
+                "with --nats, leave --nats-port out",
+            )
         ensure_nats_answers(args.nats)
-    embedded_port = None if args.nats else embedded_nats_port()
+    embedded_port = None if args.nats else embedded_nats_port(args.nats_port, chosen=chosen)
     options = StackOptions(
         data=data,
         nats_url=args.nats or f"nats://127.0.0.1:{embedded_port}",

@@ -180,3 +180,71 @@ def test_a_taken_port_set_in_the_environment_names_the_variable_to_change(
     assert nats_server.returncode == 2
     assert "pass --port with a free one" in nats_server.stderr
     assert "CHOREOSCOPE_PORT" not in nats_server.stderr
+
+
+def hold_port(port: int) -> socket.socket | None:
+    """A listener on ``port``, or None if something else listens there already."""
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        holder.bind(("127.0.0.1", port))
+    except OSError:
+        holder.close()
+        return None
+    holder.listen()
+    return holder
+
+
+def test_a_taken_nats_port_the_user_chose_is_refused_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    # `up` and `demo` quietly moved their nats-server to a random port: services set up
+    # for the chosen one reached whatever held it
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        up = subprocess.run(
+            choreoscope("up", "--no-dashboard", "--data", str(tmp_path / "up"),
+                        "--otlp-http", f"127.0.0.1:{free_port()}", "--nats-port", str(port)),
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        demo = subprocess.run(
+            choreoscope("demo", "--no-dashboard", "--data", str(tmp_path / "demo"),
+                        "--otlp-http", f"127.0.0.1:{free_port()}", "--duration", "5s"),
+            capture_output=True, text=True, timeout=60,
+            env={**os.environ, "CHOREOSCOPE_NATS_PORT": str(port)},
+        )  # fmt: skip
+    for result in (up, demo):
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert f"--nats-port='127.0.0.1:{port}' cannot be used" in result.stderr
+        assert "pass --nats-port with a free one (or set CHOREOSCOPE_NATS_PORT)" in result.stderr
+        assert result.stdout == ""
+    assert not (tmp_path / "up" / "nats").exists()
+    assert not (tmp_path / "demo" / "nats").exists() and not (tmp_path / "demo" / "demo").exists()
+
+
+def test_the_default_nats_port_taken_says_which_url_services_must_use(tmp_path: Path) -> None:
+    # it fell back to a random port and showed it only in the table
+    holder = hold_port(4222)  # None: something else holds 4222, as a user's would
+    data = tmp_path / "data"
+    try:
+        up, output = start_up(data)
+        try:
+            assert "Ctrl-C stops everything" in output, output
+            [notice] = [line for line in output.splitlines() if "4222 is taken" in line]
+            url = notice.split("point them at ")[1].split(",")[0]
+            assert url != "nats://127.0.0.1:4222" and url.startswith("nats://127.0.0.1:")
+            assert "services configured for nats://127.0.0.1:4222 will not reach it" in notice
+            assert "--nats-port (or CHOREOSCOPE_NATS_PORT)" in notice
+            assert f"choreoscope is up on {url}:" in output
+            up.send_signal(signal.SIGTERM)
+            rest, _ = up.communicate(timeout=60)
+        finally:
+            if up.poll() is None:
+                up.kill()
+    finally:
+        if holder is not None:
+            holder.close()
+    assert up.returncode == 0, output + rest
+    assert wait_until_gone(data) == []
