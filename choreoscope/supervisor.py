@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import datetime as dt
 import logging
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -36,6 +38,7 @@ from instrumentation.errors import ChoreoscopeError
 log = logging.getLogger(__name__)
 
 LOG_TAIL_LINES = 20
+RUN_HEADER = "=== choreoscope run"  # starts the line that opens each run in a child's log
 
 
 class ChildFailedError(ChoreoscopeError):
@@ -84,6 +87,7 @@ class _Running:
     spec: ChildSpec
     proc: subprocess.Popen[bytes]
     log_file: Path
+    log_start: int  # where this run's lines begin: the log is appended to, run after run
     reported: bool = field(default=False)
 
 
@@ -115,6 +119,7 @@ class Supervisor:
         log_file = self.log_dir / f"{spec.name}.log"
         env = {**os.environ, **(spec.env or {})}
         with open(log_file, "ab") as out:
+            log_start = out.tell()
             proc = subprocess.Popen(
                 list(spec.argv),
                 stdin=subprocess.DEVNULL,
@@ -122,9 +127,9 @@ class Supervisor:
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                preexec_fn=_ChildSetup(spec.argv, after_earlier_runs=log_start > 0),
             )
-        child = _Running(spec=spec, proc=proc, log_file=log_file)
+        child = _Running(spec=spec, proc=proc, log_file=log_file, log_start=log_start)
         self._children.append(child)
         log.debug("started %s (pid %d): %s", spec.name, proc.pid, " ".join(spec.argv))
         return self._wait_ready(child, stop=stop or threading.Event())
@@ -192,7 +197,7 @@ class Supervisor:
                     name=spec.name,
                     reason=f"exited while starting ({code})",
                     log_file=child.log_file,
-                    log_tail=tail(child.log_file),
+                    log_tail=tail(child.log_file, start=child.log_start),
                 )
             if spec.ready is None or _safe_ready(spec.ready):
                 return True
@@ -203,7 +208,7 @@ class Supervisor:
                     name=spec.name,
                     reason=f"was not ready after {spec.ready_timeout:g} s, so it was stopped",
                     log_file=child.log_file,
-                    log_tail=tail(child.log_file),
+                    log_tail=tail(child.log_file, start=child.log_start),
                 )
             stop.wait(self.poll_interval)
         return False
@@ -235,7 +240,7 @@ class Supervisor:
             name=child.spec.name,
             returncode=child.proc.returncode,
             log_file=child.log_file,
-            log_tail=tail(child.log_file),
+            log_tail=tail(child.log_file, start=child.log_start),
         )
 
 
@@ -248,12 +253,13 @@ def describe_returncode(code: int) -> str:
     return f"exit code {code}"
 
 
-def tail(path: Path, *, lines: int = LOG_TAIL_LINES) -> str:
-    """The last ``lines`` lines of a log file, or a note that it is empty."""
+def tail(path: Path, *, lines: int = LOG_TAIL_LINES, start: int = 0) -> str:
+    """The last ``lines`` lines of a log file from offset ``start`` (where this run
+    began: earlier runs' lines are not this crash's), or a note that it is empty."""
     try:
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 64 * 1024))
+            f.seek(max(start, f.tell() - 64 * 1024))
             text = f.read().decode("utf-8", errors="replace")
     except OSError as e:
         return f"(log unreadable: {e})"
@@ -324,6 +330,25 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
         pass
     except PermissionError:
         proc.send_signal(sig)
+
+
+class _ChildSetup:
+    """Run in the child before exec: open this run in the log with a header line (time,
+    pid, command), the child's own first write, so nothing of it comes before; on Linux,
+    also have it get SIGTERM when the supervisor dies."""
+
+    def __init__(self, argv: Sequence[str], *, after_earlier_runs: bool) -> None:
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        command = shlex.join(argv).replace("\r", "\\r").replace("\n", "\\n")
+        gap = "\n" if after_earlier_runs else ""  # also ends a line a killed run left open
+        self._before_pid = f"{gap}{RUN_HEADER} started {now}, pid ".encode()
+        self._after_pid = f": {command}\n".encode()
+
+    def __call__(self) -> None:
+        with contextlib.suppress(OSError):  # a full disk: the run goes on unheaded
+            os.write(1, self._before_pid + str(os.getpid()).encode() + self._after_pid)
+        if sys.platform == "linux":
+            _die_with_parent()
 
 
 _PR_SET_PDEATHSIG = 1
