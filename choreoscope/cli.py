@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from choreoscope import commands
+from choreoscope.os_error_advice import explain_os_error
 from choreoscope.settings import resolve
 from choreoscope.unknown_options import refuse_unknown_options
 from instrumentation.errors import ChoreoscopeError
@@ -65,8 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # a path given that cannot be read or written: no traceback (--log-level
         # DEBUG shows one)
         logging.getLogger(__name__).debug("OS error", exc_info=True)
-        where = f": {e.filename}" if e.filename else ""
-        print(f"choreoscope: error: {e.strerror or e}{where}", file=sys.stderr)
+        advice = explain_os_error(e, data=getattr(args, "data", None))
+        print(f"choreoscope: error: {advice}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
