@@ -102,8 +102,8 @@ class DemoRun:
             specs.append(dashboard_spec(options))
         log_dir = options.data / "logs"
         with (
-            stop_on_signals() as stop,
             Supervisor(log_dir=log_dir, grace=STOP_GRACE_SECONDS) as supervisor,
+            stop_on_signals(supervisor) as stop,
         ):
             try:
                 return self._supervise(supervisor, specs, options, stop, duration, verify, settle)

@@ -15,12 +15,20 @@ CRASHED = 1
 
 
 @contextlib.contextmanager
-def stop_on_signals() -> Iterator[threading.Event]:
-    """An event set by SIGINT (Ctrl-C) or SIGTERM; the previous handlers come back after."""
+def stop_on_signals(supervisor: Supervisor) -> Iterator[threading.Event]:
+    """An event set by SIGINT (Ctrl-C) or SIGTERM. One more while the children stop
+    (a second Ctrl-C, say) kills what remains at once: a child ignoring SIGTERM held
+    the stop for the whole grace. The previous handlers come back after."""
     stop = threading.Event()
+
+    def on_signal(*_: object) -> None:
+        if stop.is_set() or supervisor.stopping:
+            supervisor.force_stop()
+        stop.set()
+
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     for sig in previous:
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_signal)
     try:
         yield stop
     finally:
@@ -67,10 +75,20 @@ def stop_everything(supervisor: Supervisor, *, first: Sequence[str] = ()) -> Non
     leading = [name for name in first if name in supervisor.names]
     rest = [name for name in reversed(supervisor.names) if name not in leading]
     if leading or rest:
-        print(f"stopping {', '.join([*leading, *rest])} ...", flush=True)
+        print(
+            f"stopping {', '.join([*leading, *rest])} ... (Ctrl-C again kills them at once)",
+            flush=True,
+        )
     for name in leading:
         supervisor.stop(name)
     supervisor.stop_all()
+    if supervisor.killed_by_force:
+        print(
+            f"choreoscope: stop forced by a second Ctrl-C or SIGTERM: killed "
+            f"{', '.join(supervisor.killed_by_force)} at once (SIGKILL), without letting "
+            "them finish",
+            flush=True,
+        )
     print("everything stopped", flush=True)
 
 

@@ -99,6 +99,9 @@ class Supervisor:
         self.grace = grace
         self.poll_interval = poll_interval
         self._children: list[_Running] = []
+        self._stopping = False
+        self._forced = threading.Event()
+        self.killed_by_force: list[str] = []
 
     @property
     def names(self) -> list[str]:
@@ -109,6 +112,20 @@ class Supervisor:
 
     def log_file(self, name: str) -> Path:
         return self._child(name).log_file
+
+    @property
+    def stopping(self) -> bool:
+        """Whether a stop of children has begun."""
+        return self._stopping
+
+    @property
+    def forced(self) -> bool:
+        return self._forced.is_set()
+
+    def force_stop(self) -> None:
+        """Kill what remains at once (SIGKILL), without waiting out the grace: for a
+        second Ctrl-C while stopping. Only sets an event, so a signal handler may call it."""
+        self._forced.set()
 
     def start(self, spec: ChildSpec, *, stop: threading.Event | None = None) -> bool:
         """Spawn ``spec`` and wait until it is ready; raise ``ChildFailedError`` if not.
@@ -162,6 +179,7 @@ class Supervisor:
     def stop(self, name: str) -> ChildExit | None:
         """Stop one child: SIGTERM to its process group, SIGKILL after the grace."""
         child = self._child(name)
+        self._stopping = True
         self._terminate(child)
         self._children.remove(child)
         if child.reported:
@@ -170,6 +188,7 @@ class Supervisor:
 
     def stop_all(self) -> None:
         """Stop every child, last started first."""
+        self._stopping = self._stopping or bool(self._children)
         for child in reversed(list(self._children)):
             self._terminate(child)
         self._children.clear()
@@ -225,12 +244,20 @@ class Supervisor:
         if proc.poll() is not None:
             return
         log.debug("stopping %s (pid %d)", child.spec.name, proc.pid)
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        if not _exited_unreaped(proc, timeout=self.grace):
-            log.warning(
-                "%s did not stop within %g s of SIGTERM; killing it", child.spec.name, self.grace
-            )
+        if not self._forced.is_set():
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+        if self._forced.is_set() or not _exited_unreaped(
+            proc, timeout=self.grace, forced=self._forced
+        ):
+            if self._forced.is_set():
+                self.killed_by_force.append(child.spec.name)
+            else:
+                log.warning(
+                    "%s did not stop within %g s of SIGTERM; killing it",
+                    child.spec.name,
+                    self.grace,
+                )
         # the component is not reaped yet, so its pid (its group's id) cannot be reused
         _signal_group(proc, signal.SIGKILL)
         proc.wait()
@@ -301,24 +328,28 @@ def _safe_ready(check: Callable[[], bool]) -> bool:
         return False
 
 
-def _exited_unreaped(proc: subprocess.Popen[bytes], *, timeout: float) -> bool:
-    """Wait up to ``timeout`` for ``proc`` to exit, leaving it a zombie (not reaped)."""
-    if not hasattr(os, "waitid"):  # macOS before Python 3.13: wait, reaping it
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return False
-        return True
+def _exited_unreaped(
+    proc: subprocess.Popen[bytes], *, timeout: float, forced: threading.Event
+) -> bool:
+    """Wait up to ``timeout`` (or until ``forced``) for ``proc`` to exit, leaving it a
+    zombie (not reaped)."""
     deadline = time.monotonic() + timeout
     while True:
-        try:
-            if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+        if not hasattr(os, "waitid"):  # macOS before Python 3.13: wait, reaping it
+            try:
+                proc.wait(timeout=0.02)
                 return True
-        except ChildProcessError:  # reaped already
-            return True
-        if time.monotonic() >= deadline:
+            except subprocess.TimeoutExpired:
+                pass
+        else:
+            try:
+                if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
+                    return True
+            except ChildProcessError:  # reaped already
+                return True
+            time.sleep(0.02)
+        if forced.is_set() or time.monotonic() >= deadline:
             return False
-        time.sleep(0.02)
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:

@@ -117,8 +117,8 @@ def _run(args: argparse.Namespace, data: Path) -> int:
         specs.append(dashboard_spec(options))
     log_dir = data / "logs"
     with (
-        stop_on_signals() as stop,
         Supervisor(log_dir=log_dir, grace=STOP_GRACE_SECONDS) as supervisor,
+        stop_on_signals(supervisor) as stop,
     ):
         try:
             if (code := start_all(supervisor, specs, stop=stop)) is not None:

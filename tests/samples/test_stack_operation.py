@@ -3,11 +3,14 @@ meets them."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 from pathlib import Path
+
+import psutil
 
 from choreoscope.nats_server import free_port
 from tests.samples.test_demo import choreoscope, wait_until_gone
@@ -247,4 +250,35 @@ def test_the_default_nats_port_taken_says_which_url_services_must_use(tmp_path: 
         if holder is not None:
             holder.close()
     assert up.returncode == 0, output + rest
+    assert wait_until_gone(data) == []
+
+
+def test_a_second_ctrl_c_while_stopping_kills_a_hung_component_at_once(tmp_path: Path) -> None:
+    # a component not answering SIGTERM held `up` for its whole 15 s grace, however
+    # often Ctrl-C was pressed
+    data = tmp_path / "data"
+    up, output = start_up(data, "--nats-port", str(free_port()))
+    [correlator] = [
+        p for p in psutil.Process(up.pid).children() if "correlate" in " ".join(p.cmdline())
+    ]
+    try:
+        assert "Ctrl-C stops everything" in output, output
+        correlator.suspend()  # hung: SIGTERM stays pending, as if ignored
+        up.send_signal(signal.SIGINT)
+        assert up.stdout is not None
+        for line in up.stdout:
+            output += line
+            if line.startswith("stopping"):
+                break
+        assert "(Ctrl-C again kills them at once)" in output, output
+        up.send_signal(signal.SIGINT)
+        rest, _ = up.communicate(timeout=10)  # well within the grace
+    finally:
+        if up.poll() is None:
+            up.kill()
+        with contextlib.suppress(psutil.NoSuchProcess):
+            correlator.kill()
+    assert "stop forced by a second Ctrl-C or SIGTERM: killed correlator" in rest, rest
+    assert "(SIGKILL)" in rest
+    assert not correlator.is_running()
     assert wait_until_gone(data) == []
