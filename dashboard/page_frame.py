@@ -56,7 +56,8 @@ WINDOW_NOT_APPLIED = (
 def open_page(title: str, *, needs_data: bool = True, windowed: bool = True) -> PageContext | None:
     """Title, sidebar controls and store check; None when the empty state was shown.
     A page that is not ``windowed`` (the SQL console) shows no time window selector,
-    which it would not apply, and says so; the chosen window is kept for the others."""
+    which it would not apply, and says so, nor a live refresh toggle (it runs a query
+    when asked); what was chosen is kept for the others."""
     st.title(title)
     data_dir = current_data_dir()
     if windowed:
@@ -64,7 +65,7 @@ def open_page(title: str, *, needs_data: bool = True, windowed: bool = True) -> 
     else:
         window = TimeWindow(label=ALL_TIME, since=None)
         st.sidebar.caption(WINDOW_NOT_APPLIED)
-    live = live_refresh_control()
+    live = live_refresh_control() if windowed else False
     st.sidebar.caption("Store")
     st.sidebar.code(_as_given(data_dir), language=None)
     try:

@@ -103,3 +103,16 @@ def test_the_console_offers_no_time_window_it_would_not_apply(recruitment_store:
 
     at.switch_page("views/overview.py").run()  # the other pages keep the window chosen
     assert at.selectbox(key="time_window").value == "Last 15 minutes"
+
+
+def test_the_console_offers_no_live_refresh_it_would_not_do(recruitment_store: Path):
+    # a "Live refresh" toggle beside a query run on demand changed nothing
+    at = open_dashboard(recruitment_store)
+    at.toggle(key="live_refresh").set_value(False).run()
+    at.switch_page(CONSOLE).run()
+    assert not [t for t in at.toggle if t.key == "live_refresh"]
+    run_sql(at, "SELECT 1 AS one")
+    assert at.dataframe[-1].value["one"].iloc[0] == 1
+
+    at.switch_page("views/overview.py").run()  # the other pages keep the choice
+    assert at.toggle(key="live_refresh").value is False
