@@ -178,6 +178,7 @@ async def run_collector(
                     "--otlp-http HOST:PORT with a free port, or --no-otlp-http"
                 ) from e
         lag = ConsumerLagSampler(js=js, writer=lag_writer, interval=config.consumer_lag_interval)
+        await signals.prepare()  # before "ready": heartbeats sent then have a stream
         background: dict[str, Callable[[], Awaitable[None]]] = {
             "signals": lambda: signals.run(stop),
             "consumer lag": lambda: lag.run(stop),

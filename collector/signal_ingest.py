@@ -165,6 +165,13 @@ class SignalIngest:
         self.max_bytes = max_bytes
         self.counts = {"bus_events": 0, "heartbeats": 0, "rejected": 0}
 
+    async def prepare(self, *, timeout: float = 5.0) -> None:
+        """Create the signals stream before the collector says it is ready: a heartbeat
+        sent right after (by a service started with it) reached no stream, and was
+        lost. A failure is left to ``run``, which says it and falls back."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._create_stream(), timeout)
+
     async def run(self, stop: asyncio.Event) -> None:
         try:
             await self._create_stream()

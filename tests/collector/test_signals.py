@@ -15,7 +15,7 @@ import pytest
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from choreoscope.nats_server import EmbeddedNats
-from collector.service import keep_running
+from collector.service import CollectorConfig, keep_running, run_collector
 from collector.streams import SIGNALS_DURABLE, SIGNALS_STREAM
 from instrumentation import wire
 from tests.collector.collector_harness import (
@@ -255,3 +255,31 @@ async def test_a_heartbeat_is_stored_with_when_the_collector_got_it_by_its_own_c
     )
     assert 3590 < behind_s < 3700
     assert -1 < stored_after_s < 60
+
+
+async def test_the_signals_stream_exists_once_the_collector_says_it_is_ready(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    # it was created by a background task after "ready": a heartbeat sent at once by a
+    # service started with the collector reached no stream, and was lost. Looked up the
+    # moment the collector says it is ready, before that task has had a turn
+    nc = await nats.connect(nats_server.url)
+    looked_up: list[asyncio.Future] = []
+    config = CollectorConfig(
+        data_dir=tmp_path / "data", servers=[nats_server.url], flush_interval=0.2,
+        otlp_http=None, decode_workers=0, maintenance_interval=3600.0,
+    )  # fmt: skip
+    stop = asyncio.Event()
+
+    def on_ready(_: str) -> None:
+        looked_up.append(asyncio.ensure_future(nc.jetstream().stream_info(SIGNALS_STREAM)))
+
+    collector = asyncio.create_task(run_collector(config, stop=stop, on_ready=on_ready))
+    try:
+        await wait_for(lambda: bool(looked_up), timeout=20)
+        info = await looked_up[0]  # NotFoundError: no stream yet
+    finally:
+        stop.set()
+        await asyncio.wait_for(collector, 30)
+        await nc.close()
+    assert f"{wire.HEARTBEAT_SUBJECT_PREFIX}>" in info.config.subjects
