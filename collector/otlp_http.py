@@ -7,13 +7,17 @@ Per the OTLP specification (protocol/otlp.md, OTLP/HTTP):
   ``partial_success`` (rejected span count and why) when some spans were refused;
 - 400 with a ``google.rpc.Status`` when the body cannot be read at all;
 - 413 for a body, or a decompressed body, over the limits (a gzip bomb);
+  a request over the NATS ``max_payload`` (1 MiB by default, under those limits) is
+  split into several messages (``otlp_split``) rather than refused: a stock SDK's
+  batch of spans with large attributes is often that large;
 - 415 for another Content-Type; 503 with ``Retry-After`` when JetStream cannot
   take the spans, which the SDK retries;
 - 500 with the error's text if handling fails unexpectedly (``HttpServer``).
 
 The body is published to ``CHOREO_SPANS`` (the collector stores it, rejects
 included) and the answer comes only after JetStream acked it. ``Nats-Msg-Id`` is
-the body's hash, so an SDK's retry of a request that did land is deduplicated.
+the body's hash (``<hash>-<part>`` for a split one), so an SDK's retry of a request
+that did land is deduplicated.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from collector.decoding import Payload, decode_payloads, media_type
 from collector.http_server import HttpServer, Request, Response
+from collector.otlp_split import UnsplittableExport, split_export
 from instrumentation import wire
 from instrumentation.throttled_log import ThrottledWarning
 
@@ -45,6 +50,8 @@ _ACCEPTED = {_PROTOBUF: _PROTOBUF, "application/protobuf": _PROTOBUF, _JSON: _JS
 _INVALID_ARGUMENT = 3
 _UNAVAILABLE = 14
 _RESOURCE_EXHAUSTED = 8
+_HEADER_ROOM = 512
+"""Bytes of a NATS message left for its headers (``max_payload`` counts them)."""
 
 
 class OtlpHttpReceiver:
@@ -109,19 +116,41 @@ class OtlpHttpReceiver:
                 return _status(400, encoding, _INVALID_ARGUMENT, f"bad gzip body: {e}")
         elif content_encoding != "identity":
             return _text(415, f"Content-Encoding {content_encoding!r} is not supported; use gzip")
-        max_payload = self.nc.max_payload
-        if len(body) > max_payload:
-            self._refused(f"{len(body)} bytes, over the NATS max_payload ({max_payload})")
-            return _status(
-                413, encoding, _RESOURCE_EXHAUSTED,
-                f"{len(body)} bytes is over the NATS max_payload ({max_payload}): "
-                "export smaller batches",
-            )  # fmt: skip
         decoded = await asyncio.to_thread(
             decode_payloads, [Payload(data=body, content_type=encoding, source="otlp-http")]
         )
+        max_payload = self.nc.max_payload
+        parts, too_large = [body], 0
+        if len(body) > max_payload - _HEADER_ROOM:
+            try:
+                split = await asyncio.to_thread(
+                    split_export, body, encoding=encoding, limit=max_payload - _HEADER_ROOM
+                )
+            except UnsplittableExport:
+                split = None
+            if split is None or decoded.unreadable:
+                # nothing of it can reach the store (nor its rejected view): the log says it
+                why = decoded.rejected.column("reason")[0].as_py() if decoded.unreadable else ""
+                self._refused(f"{len(body)} bytes, over the NATS max_payload ({max_payload})")
+                return _status(
+                    413, encoding, _RESOURCE_EXHAUSTED,
+                    f"{len(body)} bytes is over the NATS max_payload ({max_payload}), and "
+                    f"not an OTLP request that can be split ({why or 'unreadable'}): "
+                    "export smaller batches",
+                )  # fmt: skip
+            parts, too_large = split.parts, split.too_large
+            if too_large:
+                self._refused(
+                    f"{too_large} span(s) each over the NATS max_payload ({max_payload}) "
+                    "alone; the other spans of the export are stored",
+                    answer="in a 200's partial success",
+                    advice="its service must keep less on a span (attributes, events)",
+                )
         try:
-            await self._publish(body, encoding)
+            digest = hashlib.sha256(body).hexdigest()
+            for k, part in enumerate(parts):
+                # a retried export splits the same way: JetStream drops the parts it has
+                await self._publish(part, encoding, digest if len(parts) == 1 else f"{digest}-{k}")
         except _Unavailable as e:
             log.warning("OTLP/HTTP: JetStream did not take the spans (%s): answering 503", e)
             return _status(
@@ -131,25 +160,32 @@ class OtlpHttpReceiver:
         if decoded.unreadable:
             reason = decoded.rejected.column("reason")[0].as_py()
             return _status(400, encoding, _INVALID_ARGUMENT, reason)
-        refused = decoded.received_spans - decoded.span_count
-        message = ""
-        if refused:
-            reasons = sorted(set(decoded.rejected.column("reason").to_pylist()))
-            message = "; ".join(reasons)
-        return _export_response(encoding, refused, message)
+        refused = decoded.received_spans - decoded.span_count + too_large
+        reasons = set(decoded.rejected.column("reason").to_pylist()) if refused else set()
+        if too_large:
+            reasons.add(
+                f"{too_large} span(s) over the NATS max_payload ({max_payload} bytes) on "
+                "their own are not stored: cut their attributes or events"
+            )
+        return _export_response(encoding, refused, "; ".join(sorted(reasons)))
 
-    def _refused(self, why: str) -> None:
-        """An export answered 413: its client drops it, and nothing of it reaches the
-        store, so the collector's log is where an operator learns of it."""
+    def _refused(
+        self,
+        why: str,
+        *,
+        answer: str = "with 413",
+        advice: str = "its exporter must send smaller batches",
+    ) -> None:
+        """Spans the client is told are refused (a 413, or a 200's partial success)
+        never reach the store, so the collector's log is where an operator learns of it."""
         self._warn_refused(
-            f"OTLP/HTTP: refused an export with 413 ({why}); the client drops its spans",
-            "its exporter must send smaller batches",
+            f"OTLP/HTTP: refused spans {answer} ({why}); the client drops them", advice
         )
 
-    async def _publish(self, body: bytes, encoding: str) -> None:
+    async def _publish(self, body: bytes, encoding: str, msg_id: str) -> None:
         if not self.nc.is_connected:
             raise _Unavailable("not connected to NATS")
-        headers = {wire.CONTENT_TYPE: encoding, wire.MSG_ID: hashlib.sha256(body).hexdigest()}
+        headers = {wire.CONTENT_TYPE: encoding, wire.MSG_ID: msg_id}
         try:
             await self.js.publish(
                 PUBLISH_SUBJECT, body, headers=headers, timeout=self.publish_timeout

@@ -25,7 +25,7 @@ _BYTES = FieldDescriptor.TYPE_BYTES
 
 
 @functools.cache
-def _lenient_request_class() -> tuple[type, frozenset[tuple[str, str]]]:
+def lenient_request_class() -> tuple[type, frozenset[tuple[str, str]]]:
     pool = descriptor_pool.DescriptorPool()
     was_string: set[tuple[str, str]] = set()
     for module in (common_pb2, resource_pb2, trace_pb2, trace_service_pb2):
@@ -61,7 +61,7 @@ def repaired_request(payload: bytes) -> tuple[Any, set[int]]:
 
     Raises ``DecodeError`` if the payload is not protobuf of this shape at all.
     """
-    lenient_class, was_string = _lenient_request_class()
+    lenient_class, was_string = lenient_request_class()
     lenient = lenient_class.FromString(payload)
     damaged: set[int] = set()
     position = 0
