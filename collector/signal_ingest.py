@@ -16,6 +16,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import math
 import time
 from typing import Any
 
@@ -50,6 +51,7 @@ ADVISORY_KINDS = {
     wire.ADVISORY_TERMINATED: "terminated",
     wire.ADVISORY_NAKED: "naked",
 }
+_FIRST_YEAR, _LAST_YEAR = 2000, 2100  # the years a span's start may fall in (span_batch)
 _COUNTERS = (
     "received", "processed", "failed", "dead_lettered", "spans_exported", "spans_dropped",
     "in_flight",
@@ -70,14 +72,21 @@ def heartbeat_row(data: bytes) -> dict[str, Any]:
         raise ValueError("a heartbeat is a JSON object with at least 'service'")
     at = beat.get("at")
     try:
-        when = dt.datetime.fromtimestamp(float(at or time.time()), dt.UTC)
+        when = dt.datetime.fromtimestamp(float(time.time() if at is None else at), dt.UTC)
     except (OverflowError, OSError, ValueError, TypeError):
-        raise ValueError(f"heartbeat 'at' {at!r} is not a Unix time in seconds") from None
+        when = None
+    # as for spans: a time outside these years is a unit or clock mistake (0, a
+    # negative number), and stored it made the instance's last beat 1970
+    if when is None or not (_FIRST_YEAR <= when.year < _LAST_YEAR) or isinstance(at, bool):
+        raise ValueError(
+            f"heartbeat 'at' {at!r} is not a Unix time in seconds within the years "
+            f"{_FIRST_YEAR}-{_LAST_YEAR}"
+        )
     row: dict[str, Any] = {
         "service": str(beat["service"]),
         "instance": None if beat.get("instance") is None else str(beat["instance"]),
         "at": when,
-        "interval_s": None if beat.get("interval_s") is None else float(beat["interval_s"]),
+        "interval_s": _interval(beat.get("interval_s")),
         # the instance's last beat, as it stopped on purpose (false when it does not say)
         "stopped": beat.get("stopping") is True,
     }
@@ -87,6 +96,20 @@ def heartbeat_row(data: bytes) -> dict[str, Any]:
     return row
 
 
+def _interval(value: Any) -> float | None:
+    """The beat's interval; one that is no positive, finite number of seconds is refused:
+    stored, NaN made the instance never silent, and 0 or less always silent."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except (OverflowError, ValueError, TypeError):
+        seconds = math.nan
+    if isinstance(value, bool) or not (0 < seconds < math.inf):
+        raise ValueError(f"heartbeat 'interval_s' {value!r} is not a positive number of seconds")
+    return seconds
+
+
 def _counter(name: str, value: Any) -> int:
     try:
         number = int(value)
@@ -94,6 +117,10 @@ def _counter(name: str, value: Any) -> int:
         number = None
     if number is None or not fits_int64(number):
         raise ValueError(f"heartbeat counter {name!r} {value!r} is not a 64-bit integer")
+    if number < 0:
+        # counters are totals since the instance started: one that went negative
+        # would read as the process having restarted
+        raise ValueError(f"heartbeat counter {name!r} {value!r} is negative")
     return number
 
 

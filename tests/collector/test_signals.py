@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -159,6 +160,53 @@ async def test_heartbeats_with_numbers_out_of_range_are_rejected_and_later_ones_
     assert "heartbeat 'at' 1.7e+18 is not a Unix time in seconds" in reasons[0]
     assert "heartbeat 'at' inf is not a Unix time in seconds" in reasons[1]
     assert "heartbeat counter 'received' 1180591620717411303424 is not" in reasons[2]
+
+
+async def test_heartbeats_from_1970_or_with_an_interval_or_counter_no_sender_means_are_rejected(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    # were stored: a last beat in 1970, an instance never silent (NaN) or always (0)
+    data = tmp_path / "data"
+    subject = f"{wire.HEARTBEAT_SUBJECT_PREFIX}scorer"
+    now = time.time()
+    bad = {
+        "at 0": {"at": 0},
+        "at -5": {"at": -5},
+        "at true": {"at": True},
+        "interval NaN": {"at": now, "interval_s": math.nan},
+        "interval 0": {"at": now, "interval_s": 0},
+        "interval -3": {"at": now, "interval_s": -3},
+        "received -12": {"at": now, "received": -12},
+    }
+    async with running_collector(nats_server.url, data):
+        pass  # the first run creates the signals stream: a beat before it is lost
+    async with running_collector(nats_server.url, data):
+        nc = await nats.connect(nats_server.url)
+        for instance, fields in bad.items():
+            await nc.publish(
+                subject, json.dumps({"service": "scorer", "instance": instance, **fields}).encode()
+            )
+        await nc.publish(
+            subject,
+            json.dumps(
+                {"service": "scorer", "instance": "ok", "at": now, "interval_s": 5, "received": 0}
+            ).encode(),
+        )
+        await nc.close()
+        assert await wait_for_count(data, "select count(*) from rejected", len(bad)) == len(bad)
+        assert await wait_for_count(data, "select count(*) from heartbeats", 1) == 1
+    assert query(data, "select instance, interval_s from heartbeats") == [("ok", 5.0)]
+    reasons = " | ".join(r for (r,) in query(data, "select reason from rejected"))
+    for expected in (
+        "heartbeat 'at' 0 is not a Unix time in seconds within the years 2000-2100",
+        "heartbeat 'at' -5 is not",
+        "heartbeat 'at' True is not",
+        "heartbeat 'interval_s' nan is not a positive number of seconds",
+        "heartbeat 'interval_s' 0 is not",
+        "heartbeat 'interval_s' -3 is not",
+        "heartbeat counter 'received' -12 is negative",
+    ):
+        assert expected in reasons
 
 
 async def test_a_background_task_that_fails_is_logged_and_restarted(
