@@ -74,6 +74,8 @@ class OtlpHttpReceiver:
         self.publish_timeout = publish_timeout
         self.retry_after_s = retry_after_s
         self._warn_refused = ThrottledWarning(10.0, logger=log)
+        self._warn_unread = {status: ThrottledWarning(10.0, logger=log) for status in (400, 415)}
+        self._warn_unavailable = ThrottledWarning(10.0, logger=log)
         self._server = HttpServer(
             handler=self.handle, host=host, port=port, max_body_bytes=max_body_bytes
         )
@@ -100,6 +102,7 @@ class OtlpHttpReceiver:
             return Response(405, b"use POST\n", {"Allow": "POST"})
         encoding = _ACCEPTED.get(media_type(request.headers.get("content-type")))
         if encoding is None:
+            self._unread(415, f"Content-Type {request.headers.get('content-type')!r}")
             return _text(415, "send application/x-protobuf or application/json")
         body = request.body
         content_encoding = request.headers.get("content-encoding", "identity").lower()
@@ -113,8 +116,10 @@ class OtlpHttpReceiver:
                     f"decompressed body over {self.max_decompressed_bytes} bytes",
                 )  # fmt: skip
             except (zlib.error, EOFError) as e:
+                self._unread(400, f"Content-Encoding gzip, but the body is not gzip: {e}")
                 return _status(400, encoding, _INVALID_ARGUMENT, f"bad gzip body: {e}")
         elif content_encoding != "identity":
+            self._unread(415, f"Content-Encoding {content_encoding!r}")
             return _text(415, f"Content-Encoding {content_encoding!r} is not supported; use gzip")
         decoded = await asyncio.to_thread(
             decode_payloads, [Payload(data=body, content_type=encoding, source="otlp-http")]
@@ -152,7 +157,11 @@ class OtlpHttpReceiver:
                 # a retried export splits the same way: JetStream drops the parts it has
                 await self._publish(part, encoding, digest if len(parts) == 1 else f"{digest}-{k}")
         except _Unavailable as e:
-            log.warning("OTLP/HTTP: JetStream did not take the spans (%s): answering 503", e)
+            # throttled: while NATS is away every export of every SDK fails, a few a second
+            self._warn_unavailable(
+                "OTLP/HTTP: JetStream did not take the spans; answering 503, which the SDK retries",
+                str(e),
+            )
             return _status(
                 503, encoding, _UNAVAILABLE, f"the span stream is unavailable: {e}",
                 {"Retry-After": str(self.retry_after_s)},
@@ -180,6 +189,15 @@ class OtlpHttpReceiver:
         never reach the store, so the collector's log is where an operator learns of it."""
         self._warn_refused(
             f"OTLP/HTTP: refused spans {answer} ({why}); the client drops them", advice
+        )
+
+    def _unread(self, status: int, why: str) -> None:
+        """A request refused before its body could be read as OTLP: it reaches neither
+        the store nor ``rejected``, so the log says it, and what the exporter must send."""
+        self._warn_unread[status](
+            f"OTLP/HTTP: refused an export with {status} ({why}); nothing of it is stored",
+            "its exporter must send OTLP protobuf or JSON (application/x-protobuf or "
+            "application/json), gzipped or not",
         )
 
     async def _publish(self, body: bytes, encoding: str, msg_id: str) -> None:

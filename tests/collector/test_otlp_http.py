@@ -166,6 +166,31 @@ async def test_jetstream_down_gets_503_with_retry_after(nats_server: EmbeddedNat
         nats_server.start()
 
 
+async def test_exports_refused_unread_and_a_nats_outage_are_logged_once_not_per_request(
+    nats_server: EmbeddedNats, caplog: pytest.LogCaptureFixture
+) -> None:
+    # were: no log line for a 415 or a body that is not the gzip it says (nothing of
+    # either reaches rejected), and a warning per request while NATS was away
+    caplog.set_level(logging.WARNING, logger="collector")
+    good = otlp_request(0, 3).SerializeToString()
+    async with receiver(nats_server.url) as server:
+        for _ in range(3):
+            assert (await post(server, b"spans", content_type="text/plain"))[0] == 415
+            assert (await post(server, good, content_type=PROTOBUF, gzipped=True))[0] == 400
+        nats_server.stop()
+        for _ in range(5):
+            assert (await post(server, good, content_type=PROTOBUF))[0] == 503
+        nats_server.start()
+    logged = [r.getMessage() for r in caplog.records if "OTLP/HTTP" in r.getMessage()]
+    assert len(logged) == 3, logged
+    assert "refused an export with 415 (Content-Type 'text/plain'); nothing of it" in logged[0]
+    assert "must send OTLP protobuf or JSON" in logged[0]
+    assert (
+        "refused an export with 400 (Content-Encoding gzip, but the body is not gzip" in (logged[1])
+    )
+    assert "answering 503, which the SDK retries: not connected to NATS" in logged[2]
+
+
 @pytest.mark.parametrize("compression", [Compression.Gzip, Compression.NoCompression])
 async def test_the_stock_opentelemetry_otlp_http_exporter_delivers_into_the_store(
     nats_server: EmbeddedNats, tmp_path: Path, compression: Compression
