@@ -13,7 +13,10 @@ its anomalies grew without limit (in memory and in the full file). The next full
 rewrite leaves them out. The retired workflows are remembered as 64-bit hashes
 (``anomalies_retired.parquet``, 12 bytes each instead of a row of ~1 kB): spans of
 one that come back (a late copy, a batch stored again) are judged again, and what
-they show is recorded as already told, never alerted a second time.
+they show is recorded as already told, never alerted a second time. Service-level
+anomalies (no workflow) are retired once resolved before the oldest hour the store
+holds (``retire_service_findings``): a store run for a year no longer lists
+year-old outages.
 """
 
 from __future__ import annotations
@@ -186,6 +189,26 @@ class AnomalyLedger:
         self._waits = {w: k for w, k in self._waits.items() if w[0] not in workflows}
         self._retired_written = False
         self.changed = True
+
+    def retire_service_findings(self, *, before: dt.datetime) -> None:
+        """Retire the service-level anomalies (no workflow: a service gone silent, an
+        exporter that dropped spans) resolved before ``before``: episodes over before the
+        oldest hour the store holds, whose heartbeats retention dropped. No workflow
+        hash is kept for them: a service's later episode is a new fault. One still open
+        stays, however old: the service is still silent or still dropping spans."""
+        over = [
+            key
+            for key, row in self._rows.items()
+            if row["workflow_id"] is None
+            and row["resolved_at"] is not None
+            and row["resolved_at"] < before
+        ]
+        for key in over:
+            del self._rows[key]
+            self._since_full.discard(key)
+            self._retiring.add(key)
+        if over:
+            self.changed = True
 
     def mark_alerted(self, anomaly_ids: Iterable[str], *, at: dt.datetime) -> None:
         for key in anomaly_ids:

@@ -6,7 +6,9 @@ whose last activity is older than the oldest hour the store still holds, less an
 hour's margin (a span is filed by when it arrived, not by its own clock), has no
 span left: the ``workflows`` view no longer lists it, and its verdict and its
 anomalies are let go (``Verdicts.forget_before``, ``AnomalyLedger.retire``), or
-both would grow with every run ever seen.
+both would grow with every run ever seen. Service-level anomalies (a service gone
+silent, an exporter that dropped spans: no workflow) go once resolved before the
+horizon; one still open stays, however old.
 """
 
 from __future__ import annotations
@@ -39,11 +41,13 @@ def retire_expired(
     now: dt.datetime,
 ) -> None:
     """Forget the verdicts and retire the anomalies of workflows quiet since before
-    the retention horizon of ``segments`` (``all_status`` holds the verdicts)."""
+    the retention horizon of ``segments`` (``all_status`` holds the verdicts), and the
+    service-level anomalies resolved before it."""
     horizon = retention_horizon(segments)
     if horizon is None:
         return
     verdicts.forget_before(con, horizon)
+    ledger.retire_service_findings(before=horizon)
     # only workflows whose anomalies were all found before then can be gone: a run
     # with an anomaly found since had spans then (a ledger of weeks is looked up once)
     candidates = ledger.retirable(before=horizon)

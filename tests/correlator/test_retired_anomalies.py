@@ -1,6 +1,7 @@
 """Anomalies leave with their workflow's spans: once retention dropped every span of
 a run, ``anomalies`` no longer lists it, and spans of it that come back (a late
-copy) are never alerted again, nor is anything retired after a restart."""
+copy) are never alerted again, nor is anything retired after a restart. A service's
+outage leaves once it ended before the oldest hour the store holds."""
 
 from __future__ import annotations
 
@@ -140,3 +141,48 @@ def test_spans_of_a_retired_workflow_that_come_back_are_not_new_anomalies(
         assert again.ledger.unalerted() == []
     finally:
         again.close()
+
+
+def _service_level(layout: StoreLayout) -> list[tuple[str, str, bool]]:
+    """(service, root cause, open) of each service-level anomaly listed."""
+    con = correlator.connect(layout.root)
+    try:
+        rows = con.execute(
+            """
+            SELECT service, root_cause, resolved_at IS NULL FROM anomalies
+            WHERE workflow_id IS NULL ORDER BY service
+            """
+        ).fetchall()
+    finally:
+        con.close()
+    return [tuple(row) for row in rows]
+
+
+def test_a_service_outage_over_before_what_retention_keeps_is_no_longer_listed(
+    store_layout: StoreLayout,
+) -> None:
+    # in the first hour, `mailer` goes silent and `indexer`'s exporter drops spans
+    log = SpanLog()
+    log.heartbeats_every("mailer", start=1, stop=50)
+    log.heartbeats_every("indexer", start=1, stop=200, spans_dropped=3)
+    log.write(store_layout)
+    correlate(store_layout, now_s=160)
+    assert _service_level(store_layout) == [
+        ("indexer", "spans_dropped", True),
+        ("mailer", "service_silent", True),
+    ]
+    # past the silent horizon, mailer's episode is over (resolved within the first
+    # hours); indexer keeps beating with its dropped spans, into the hours kept
+    correlate(store_layout, now_s=5400)
+    assert ("mailer", "service_silent", False) in _service_level(store_layout)
+    _healthy_runs_and_a_dropped_message_later(store_layout)
+    log.heartbeats_every("indexer", start=LATER, stop=LATER + 200, spans_dropped=3)
+    log.write(store_layout, filed_at=T0 + dt.timedelta(seconds=LATER))
+    _expire_the_first_hour(store_layout)
+
+    correlate(store_layout, now_s=LATER + 160)
+
+    # the outage over before the oldest hour kept is gone; the gap still happening,
+    # though found hours ago, is still listed
+    assert _service_level(store_layout) == [("indexer", "spans_dropped", True)]
+    assert _anomalies_of(store_layout) == {"wf-new": 1, None: 1}
