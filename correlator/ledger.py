@@ -13,7 +13,8 @@ its anomalies grew without limit (in memory and in the full file). The next full
 rewrite leaves them out. The retired workflows are remembered as 64-bit hashes
 (``anomalies_retired.parquet``, 12 bytes each instead of a row of ~1 kB): spans of
 one that come back (a late copy, a batch stored again) are judged again, and what
-they show is recorded as already told, never alerted a second time. Service-level
+they show is recorded as already told, never alerted a second time, for as long as
+such a copy can still arrive (``forget_retired_before``). Service-level
 anomalies (no workflow) are retired once resolved before the oldest hour the store
 holds (``retire_service_findings``): a store run for a year no longer lists
 year-old outages.
@@ -208,6 +209,16 @@ class AnomalyLedger:
             self._since_full.discard(key)
             self._retiring.add(key)
         if over:
+            self.changed = True
+
+    def forget_retired_before(self, at: dt.datetime) -> None:
+        """Let go of the workflows retired in an hour before ``at``'s, whose spans can no
+        longer come back (``retirement.retired_keys_expire_before``): the retired file
+        holds about one retention period of them, not every run ever retired."""
+        held = len(self._retired)
+        self._retired.forget_before(at)
+        if len(self._retired) != held:
+            self._retired_written = False
             self.changed = True
 
     def mark_alerted(self, anomaly_ids: Iterable[str], *, at: dt.datetime) -> None:

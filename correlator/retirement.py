@@ -20,9 +20,14 @@ import duckdb
 
 from correlator.ledger import AnomalyLedger
 from correlator.verdicts import Verdicts
+from instrumentation import wire
 from store.layout import oldest_partition
 
 MARGIN = dt.timedelta(hours=1)
+# How long a late copy of a retired workflow's span can still reach the store through
+# the bus: CHOREO_SPANS (which the OTLP/HTTP receiver feeds too) keeps a message at
+# most its max age, and a copy the collector files is kept by the hour it arrived in.
+LATE_COPY_WINDOW = dt.timedelta(seconds=wire.SPANS_STREAM_MAX_AGE_S)
 
 
 def retention_horizon(segments: Iterable[str]) -> dt.datetime | None:
@@ -30,6 +35,20 @@ def retention_horizon(segments: Iterable[str]) -> dt.datetime | None:
     margin; None for a store without segments (nothing to go by)."""
     oldest = oldest_partition(segments)
     return None if oldest is None else oldest - MARGIN
+
+
+def retired_keys_expire_before(horizon: dt.datetime, *, now: dt.datetime) -> dt.datetime:
+    """Before it, a workflow retired then needs its hash no longer: no copy of its spans
+    can still arrive.
+
+    A workflow is retired once its last activity is behind the horizon: about one
+    retention period old. Its hash is kept until the horizon has passed the hour it was
+    retired in (another retention period: spans as late as twice retention are still
+    told apart) and at least ``LATE_COPY_WINDOW`` (a retention shorter than the spans
+    stream's max age would let a copy the stream still holds come back unknown). Later
+    than both, a copy could only come from outside the bus's bounds (an SDK that held
+    a span for days, a spans stream given a longer max age): it is judged as new."""
+    return min(horizon, now - LATE_COPY_WINDOW)
 
 
 def retire_expired(
@@ -48,6 +67,7 @@ def retire_expired(
         return
     verdicts.forget_before(con, horizon)
     ledger.retire_service_findings(before=horizon)
+    ledger.forget_retired_before(retired_keys_expire_before(horizon, now=now))
     # only workflows whose anomalies were all found before then can be gone: a run
     # with an anomaly found since had spans then (a ledger of weeks is looked up once)
     candidates = ledger.retirable(before=horizon)

@@ -8,10 +8,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
+import pyarrow.parquet as pq
+
 import correlator
 from collector.retention import drop_expired_partitions
 from correlator.alerts import Alerter
 from correlator.engine import Correlator
+from correlator.seen_keys import hour_of
 from correlator.thresholds import Thresholds
 from correlator.watch import watch
 from store import StoreLayout
@@ -186,3 +189,70 @@ def test_a_service_outage_over_before_what_retention_keeps_is_no_longer_listed(
     # though found hours ago, is still listed
     assert _service_level(store_layout) == [("indexer", "spans_dropped", True)]
     assert _anomalies_of(store_layout) == {"wf-new": 1, None: 1}
+
+
+HOUR = 3600.0
+
+
+def _retired_in_hours(layout: StoreLayout) -> list[int]:
+    """The hour (from T0) each workflow the retired file remembers was retired in."""
+    table = pq.read_table(layout.findings / "anomalies_retired.parquet")
+    return sorted(h - hour_of(T0) for h in table["retired_hour"].to_pylist())
+
+
+def _wf_old_retired_in_hour_three(layout: StoreLayout) -> None:
+    """wf-old failed in the first hour, which retention dropped; the pass at hour 3
+    retired it."""
+    _a_failed_step_at_the_start(layout)
+    correlate(layout, now_s=160)
+    _healthy_runs_and_a_dropped_message_later(layout)
+    _expire_the_first_hour(layout)
+    correlate(layout, now_s=LATER + 160)
+    assert _retired_in_hours(layout) == [3]
+
+
+def _hours_go_by(layout: StoreLayout, *, until_s: float) -> None:
+    """A healthy run filed in the hour of ``until_s``, and retention of an hour done."""
+    log = SpanLog()
+    healthy_run(OurSpans(log), f"wf-at-{until_s:.0f}", start=until_s - 100)
+    log.write(layout, filed_at=at(until_s - 100))
+    drop_expired_partitions(layout, retention=3600, now=at(until_s))
+
+
+def test_a_retired_workflow_is_forgotten_once_no_copy_of_its_spans_can_arrive(
+    store_layout: StoreLayout,
+) -> None:
+    _wf_old_retired_in_hour_three(store_layout)
+    # a day on, the store no longer holds the hour wf-old was retired in, but the
+    # spans stream may still hold a copy of its spans (it keeps them a day)
+    _hours_go_by(store_layout, until_s=20 * HOUR)
+    correlate(store_layout, now_s=20 * HOUR)
+    assert _retired_in_hours(store_layout) == [3, 20]  # and wf-new, retired now
+    # past both, no copy of wf-old's spans can arrive: the file lets it go
+    _hours_go_by(store_layout, until_s=30 * HOUR)
+    correlate(store_layout, now_s=30 * HOUR)
+    assert _retired_in_hours(store_layout) == [20]
+
+
+async def test_a_late_copy_within_the_bound_is_not_alerted_again(
+    store_layout: StoreLayout,
+) -> None:
+    alerted: list[str] = []
+    _a_failed_step_at_the_start(store_layout)
+    await _watch(store_layout, alerted, now_s=160)
+    told = list(alerted)  # wf-old's failed step
+    _healthy_runs_and_a_dropped_message_later(store_layout)
+    _expire_the_first_hour(store_layout)
+    correlate(store_layout, now_s=LATER + 160)  # wf-old retired in hour 3
+    _hours_go_by(store_layout, until_s=20 * HOUR)
+    correlate(store_layout, now_s=20 * HOUR)  # the retention horizon is past hour 3
+
+    # a copy of wf-old's spans the spans stream held reaches the store now
+    late = SpanLog()
+    parsed = up_to_parsed(history(late, heartbeats_until=None), "wf-old", start=100)
+    OurSpans(late).process(parsed, service="scorer", start=101, end=101.1, error="boom")
+    late.write(store_layout, filed_at=at(20 * HOUR))
+    await _watch(store_layout, alerted, now_s=20 * HOUR + 60)
+
+    assert "wf-old" in _anomalies_of(store_layout)  # judged again,
+    assert alerted == told  # and not told again
