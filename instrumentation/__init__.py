@@ -64,6 +64,7 @@ _EXPORTS = {
     "ConfigurationError": "errors",
     "PublishError": "errors",
     "PayloadTooLargeError": "errors",
+    "NoStreamCapturesError": "errors",
     "PayloadTypeError": "errors",
     "EventDataError": "errors",
     "BadMessageError": "errors",

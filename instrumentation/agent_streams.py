@@ -81,6 +81,14 @@ async def ensure_stream_covers(
     log.info("stream %s now also captures %s", stream, ", ".join(missing))
 
 
+async def stream_capturing(js: Any, subject: str) -> str | None:
+    """The name of the stream that captures ``subject``, or None when none does."""
+    try:
+        return await js.find_stream_name_by_subject(subject)
+    except NotFoundError:
+        return None
+
+
 async def _explain_overlap(js: Any, stream: str, subjects: Sequence[str]) -> None:
     """Another stream already captures one of ``subjects``: say which, and what to pass."""
     for subject in subjects:

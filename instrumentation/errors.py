@@ -81,6 +81,26 @@ class PublishError(ChoreoscopeError):
         )
 
 
+class NoStreamCapturesError(PublishError):
+    """No JetStream stream captures a subject the Agent publishes to, and a core NATS
+    subscriber on it hid that: retrying cannot help until a stream captures it."""
+
+    transient = False
+
+    def __init__(self, *, subject: str) -> None:
+        self.subject = subject
+        self.reason = "no JetStream stream captures it"
+        ChoreoscopeError.__init__(
+            self,
+            f"could not publish to {subject!r}: no JetStream stream captures it, and a core "
+            "NATS subscriber on it (`nats sub '>'` while debugging, say) received the "
+            "publish, which is not a stream: it stores nothing and sends no ack. The Agent "
+            "could not add the subject to its stream (stream=) because its stream_subjects= "
+            "do not cover it: add a subject that matches it to stream_subjects= (or capture "
+            "it in a stream of your own)",
+        )
+
+
 class PayloadTooLargeError(PublishError):
     """An event is larger than the server's ``max_payload``; retrying cannot help."""
 

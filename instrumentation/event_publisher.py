@@ -16,8 +16,14 @@ from opentelemetry.trace import Span
 
 from instrumentation import semconv, wire
 from instrumentation.acked_publisher import AckedPublisher, Stored
+from instrumentation.agent_streams import stream_capturing
 from instrumentation.audit import AuditCapture
-from instrumentation.errors import EventDataError, PayloadTooLargeError, PublishError
+from instrumentation.errors import (
+    EventDataError,
+    NoStreamCapturesError,
+    PayloadTooLargeError,
+    PublishError,
+)
 from instrumentation.ids import new_id
 from instrumentation.messaging_spans import MessagingSpans
 from instrumentation.propagation import header_value
@@ -107,6 +113,9 @@ class EventPublisher:
                 if nc is None:
                     raise ConnectionError("the agent is not connected to NATS")
                 await nc.publish(subject, payload, headers=out)
+        except PublishError as exc:
+            self._spans.end_with_error(span, exc)
+            raise
         except nats.errors.MaxPayloadError as exc:
             self._spans.end_with_error(span, exc)
             limit = self.nc.max_payload if self.nc is not None else 0
@@ -137,6 +146,9 @@ class EventPublisher:
         )
         try:
             stored = await self._send(subject, payload, headers)
+        except PublishError as exc:
+            self._spans.end_with_error(span, exc)
+            raise
         except Exception as exc:
             self._spans.end_with_error(span, exc)
             raise PublishError(subject=subject, reason=f"{type(exc).__name__}: {exc}") from exc
@@ -162,8 +174,33 @@ class EventPublisher:
                 subject, payload, headers=headers, timeout=self._ack_timeout
             )
         except nats.errors.NoRespondersError:
-            # no stream captures the subject yet: add it to the Agent's stream, once
-            await self._ensure_subject(subject)
+            pass  # no stream captures the subject yet: add it to the Agent's stream, once
+        except TimeoutError:
+            # a core NATS subscriber on the subject (`nats sub '>'`) is a responder that
+            # sends no ack: the publish met it instead of "no responders", and waited
+            if not await self._captured_by_no_stream(subject):
+                raise  # a stream captures it, and did not ack in time
+            log.warning(
+                "no JetStream stream captured %r: a core NATS subscriber on it received the "
+                "publish, which is not a stream and sends no ack; adding the subject to the "
+                "Agent's stream and publishing again",
+                subject,
+            )
+        await self._ensure_subject(subject)
+        try:
             return await self.acked.publish(
                 subject, payload, headers=headers, timeout=self._ack_timeout
             )
+        except TimeoutError as exc:
+            if await self._captured_by_no_stream(subject):
+                raise NoStreamCapturesError(subject=subject) from exc
+            raise
+
+    async def _captured_by_no_stream(self, subject: str) -> bool:
+        """Whether JetStream says no stream captures ``subject`` (False when it cannot
+        say: a publish that timed out while NATS was away is not about streams)."""
+        try:
+            return await stream_capturing(self.nc.jetstream(), subject) is None
+        except Exception:
+            log.debug("could not ask JetStream which stream captures %r", subject, exc_info=True)
+            return False
