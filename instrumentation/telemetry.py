@@ -36,6 +36,7 @@ from instrumentation.nats_span_exporter import (
     ExporterStats,
     NatsSpanProcessor,
 )
+from instrumentation.unconfigured_tracer import UnconfiguredTracer, provider_drops_spans
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,6 @@ INSTRUMENTATION_VERSION = "0.1.0"
 _registry: dict[str, Telemetry] = {}
 _installed_globally: TracerProvider | None = None
 _registry_lock = threading.Lock()
-_warned_untraced: set[str] = set()  # services told once that nothing traces them
 
 
 @dataclass
@@ -219,7 +219,8 @@ def telemetry_for(
     """The handle a component of ``service_name`` should use.
 
     An explicit handle wins, then an explicit provider, then what ``configure()``
-    set up for that service, then the global provider (spans go wherever it sends them).
+    set up for that service, then the global provider (spans go wherever it sends them;
+    before ``configure()`` installs one, nowhere, which the first span lost says).
     """
     if telemetry is not None:
         return telemetry
@@ -230,19 +231,12 @@ def telemetry_for(
     if found is not None:
         return found
     provider = trace.get_tracer_provider()
-    if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
-        with _registry_lock:
-            warn = service_name not in _warned_untraced
-            _warned_untraced.add(service_name)
-        if warn:
-            log.warning(
-                "%s is not traced: configure() was not called, so its spans go nowhere. "
-                "Call configure(service_name=%r, nats_url=...) before creating its Agent "
-                "or TracedNats, or pass telemetry=",
-                service_name,
-                service_name,
-            )
-    return Telemetry(service_name=service_name, tracer_provider=provider)
+    handle = Telemetry(service_name=service_name, tracer_provider=provider)
+    if provider_drops_spans(provider):
+        # configure() may still come: the proxy then forwards every span to the provider
+        # it installs. Say that spans go nowhere only when one does
+        handle.tracer = UnconfiguredTracer(handle.tracer, service_name=service_name)
+    return handle
 
 
 def _instance_id() -> str:

@@ -184,22 +184,69 @@ def test_configure_called_twice_for_a_service_returns_its_handle_not_a_second_ex
     assert "was already called in this process" in result.stderr
 
 
-NOT_CONFIGURED = textwrap.dedent(
+# An Agent made, then (per argv[2]) configure() or not, then a publish; "created"
+# is printed to stderr between the Agent's creation and its first span.
+CONFIGURE_AFTER_THE_AGENT = textwrap.dedent(
     """
-    import logging
-    from instrumentation import Agent
+    import asyncio, logging, sys
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from instrumentation import Agent, configure
+
+    url, order = sys.argv[1], sys.argv[2]
     logging.basicConfig(level=logging.INFO)
-    Agent("forgotten", nats_url="nats://127.0.0.1:1")
-    Agent("forgotten", nats_url="nats://127.0.0.1:1")
+    agents = [Agent("intake", nats_url=url), Agent("intake", nats_url=url)]
+    print("created", file=sys.stderr, flush=True)
+    backend = InMemorySpanExporter()
+    if order != "never":
+        configure(
+            service_name="intake", export=False, install_global=order == "global",
+            span_processors=[SimpleSpanProcessor(backend)],
+        )
+
+    async def main():
+        for agent in agents:
+            async with agent:
+                await agent.start_workflow("shop.order.placed", {"order": 1})
+
+    asyncio.run(main())
+    print(len(backend.get_finished_spans()))
     """
 )
 
 
-def test_an_agent_without_configure_says_its_spans_go_nowhere():
+def _publish_with_configure(url: str, order: str) -> tuple[str, int]:
+    """The log after the Agents' creation, and the spans configure()'s provider got."""
     # a fresh interpreter: no global provider may have been installed
     result = subprocess.run(
-        [sys.executable, "-c", NOT_CONFIGURED], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", CONFIGURE_AFTER_THE_AGENT, url, order],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stderr.count("forgotten is not traced: configure() was not called") == 1
-    assert "configure(service_name='forgotten', nats_url=...)" in result.stderr
+    before, created, after = result.stderr.partition("created\n")
+    assert created, result.stderr
+    assert "not traced" not in before  # creating an Agent loses no span
+    return after, int(result.stdout)
+
+
+def test_an_agent_without_configure_says_its_spans_go_nowhere_when_it_makes_one(nats_server):
+    log, _ = _publish_with_configure(nats_server.url, "never")
+    assert log.count("intake is not traced") == 1  # once, for both Agents
+    assert "its spans go nowhere" in log
+    assert "configure(service_name='intake', nats_url=...)" in log
+
+
+def test_configure_after_the_agent_is_not_told_spans_go_nowhere(nats_server):
+    log, recorded = _publish_with_configure(nats_server.url, "global")
+    assert "not traced" not in log
+    assert recorded == 2  # both publishes reached configure()'s provider
+
+
+def test_a_handle_the_agent_was_not_given_is_told_its_spans_go_nowhere(nats_server):
+    # configure(install_global=False) installs no provider the Agent can reach
+    log, recorded = _publish_with_configure(nats_server.url, "handle")
+    assert log.count("intake is not traced") == 1
+    assert "install_global=False and its handle not given to it" in log
+    assert recorded == 0
