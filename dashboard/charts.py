@@ -13,6 +13,8 @@ STATUS_COLORS = {
     "stalled": "#e69f00",
     "failed": "#d62728",
 }
+# an anomaly still open is drawn solid, one resolved since faded (anomalies_chart)
+STATE_OPACITY = {"open": 1.0, "resolved": 0.35}
 BUCKET_FORMAT = "%Y-%m-%d %H:%M"  # a bucket's start, in tooltips
 # counts are whole: with one run per bucket, Vega's ticks read 0.2, 0.4... workflows
 COUNT_AXIS = alt.Axis(tickMinStep=1, format="d")
@@ -30,7 +32,7 @@ BUCKET_EDGE = {"stroke": "white", "strokeWidth": 1}
 def throughput_chart(frame: pd.DataFrame, *, bucket: dt.timedelta) -> alt.Chart:
     """Workflows started per bucket (of ``bucket`` each), stacked by status."""
     return (
-        alt.Chart(_stacked(frame, bucket=bucket, count="workflows", by="status"))
+        alt.Chart(_stacked(frame, bucket=bucket, count="workflows", by=["status"]))
         .mark_bar(**BUCKET_EDGE)
         .encode(
             x=_utc_time(frame),
@@ -48,26 +50,35 @@ def throughput_chart(frame: pd.DataFrame, *, bucket: dt.timedelta) -> alt.Chart:
 
 
 def anomalies_chart(frame: pd.DataFrame, *, bucket: dt.timedelta) -> alt.Chart:
-    """Anomalies detected per bucket (of ``bucket`` each), stacked by kind."""
+    """Anomalies detected per bucket (of ``bucket`` each), stacked by kind: those still
+    open solid, at the bottom of each bar, and those resolved since faded above them,
+    so that the open ones read as the tiles beside the chart count them."""
     return (
-        alt.Chart(_stacked(frame, bucket=bucket, count="anomalies", by="kind"))
+        alt.Chart(_stacked(frame, bucket=bucket, count="anomalies", by=["state", "kind"]))
         .mark_bar(**BUCKET_EDGE)
         .encode(
             x=_utc_time(frame),
             x2="until:T",
-            y=alt.Y("base:Q", title="anomalies", axis=COUNT_AXIS),
+            y=alt.Y("base:Q", title="anomalies detected", axis=COUNT_AXIS),
             y2="top:Q",
             color=alt.Color("kind:N"),
-            tooltip=[utc_tooltip("at"), "kind:N", "anomalies:Q"],
+            opacity=alt.Opacity(
+                "state:N",
+                scale=alt.Scale(domain=list(STATE_OPACITY), range=list(STATE_OPACITY.values())),
+            ),
+            tooltip=[utc_tooltip("at"), "kind:N", "state:N", "anomalies:Q"],
         )
         .properties(height=220)
     )
 
 
-def _stacked(frame: pd.DataFrame, *, bucket: dt.timedelta, count: str, by: str) -> pd.DataFrame:
+def _stacked(
+    frame: pd.DataFrame, *, bucket: dt.timedelta, count: str, by: list[str]
+) -> pd.DataFrame:
     """``frame`` with UTC tooltip text, ``until`` (the end of the bucket beginning at
-    ``at``), and each row's segment of its bucket's stack: ``base`` to ``top``."""
-    ordered = with_utc_text(frame, "at", BUCKET_FORMAT).sort_values(["at", by], kind="stable")
+    ``at``), and each row's segment of its bucket's stack, in the order of ``by``:
+    ``base`` to ``top``."""
+    ordered = with_utc_text(frame, "at", BUCKET_FORMAT).sort_values(["at", *by], kind="stable")
     top = ordered.groupby("at", sort=False)[count].cumsum()
     return ordered.assign(
         until=pd.to_datetime(ordered["at"], utc=True) + bucket, base=top - ordered[count], top=top

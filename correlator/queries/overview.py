@@ -110,7 +110,8 @@ def throughput_over_time(
 def anomalies_over_time(
     con: duckdb.DuckDBPyConnection, *, since: dt.datetime | None, bucket: dt.timedelta
 ) -> pd.DataFrame:
-    """``at, kind, anomalies``: anomalies detected per bucket, by kind."""
+    """``at, kind, state, anomalies``: anomalies detected per bucket, by kind and by
+    ``state``, ``open`` or ``resolved``."""
     return query_frame(con, "anomalies_over_time", {"since": window_start(since), "bucket": bucket})
 
 

@@ -57,11 +57,15 @@ def render(page: PageContext) -> None:
         else:
             st.altair_chart(throughput_chart(data.throughput, bucket=page.window.bucket))
     with right:
-        st.subheader("Anomalies over time")
+        st.subheader("Anomalies detected over time")
         if data.anomalies_over_time.empty:
             st.caption("No anomalies detected in this window.")
         else:
             st.altair_chart(anomalies_chart(data.anomalies_over_time, bucket=page.window.bucket))
+            st.caption(
+                "By when each was detected: still open solid (as the tiles above count "
+                "them), resolved since faded."
+            )
 
     st.subheader("Worst hops")
     st.dataframe(

@@ -11,10 +11,17 @@ import pytest
 
 import correlator
 from collector.segment_writer import SegmentWriter
-from correlator.queries import workflow_hops, workflow_messages
+from correlator.queries import (
+    anomalies_over_time,
+    anomaly_counts,
+    workflow_hops,
+    workflow_messages,
+)
 from dashboard.charts import anomalies_chart, throughput_chart
 from dashboard.waterfall import waterfall_chart, waterfall_rows
 from store import StoreLayout
+from tests.correlator.pipelines import correlate, history, up_to_parsed
+from tests.correlator.span_shapes import SpanLog
 from tests.dashboard.fixture_store import STALLED_WORKFLOW, SUBMITTED
 from tests.dashboard.scenario_spans import ScenarioSpans
 
@@ -29,7 +36,7 @@ def test_time_axes_read_24_hour_utc_and_name_the_day_over_several_days() -> None
     evening = dt.datetime(2026, 11, 26, 23, 44, tzinfo=dt.UTC)
     hour = pd.DataFrame(
         {"at": [evening, evening + dt.timedelta(minutes=5)], "status": "completed",
-         "workflows": 3, "kind": "dropped", "anomalies": 1}
+         "workflows": 3, "kind": "dropped", "state": "open", "anomalies": 1}
     )  # fmt: skip
     week = hour.assign(at=[evening - dt.timedelta(days=6), evening])
     assert _axis_format(throughput_chart(hour, bucket=MINUTE)) == "%H:%M"  # "23:44", not "11:44"
@@ -40,8 +47,9 @@ def test_time_axes_read_24_hour_utc_and_name_the_day_over_several_days() -> None
 def test_tooltips_read_times_in_utc_as_the_axes_do() -> None:
     at = dt.datetime(2026, 11, 26, 23, 44, tzinfo=dt.UTC)
     frame = pd.DataFrame(
-        {"at": [at], "status": "completed", "workflows": 3, "kind": "dropped", "anomalies": 1}
-    )
+        {"at": [at], "status": "completed", "workflows": 3, "kind": "dropped", "state": "open",
+         "anomalies": 1}
+    )  # fmt: skip
     for chart in (throughput_chart(frame, bucket=MINUTE), anomalies_chart(frame, bucket=MINUTE)):
         spec = chart.to_dict()
         tips = {t["title"]: t["field"] for t in spec["encoding"]["tooltip"] if "title" in t}
@@ -53,8 +61,9 @@ def test_tooltips_read_times_in_utc_as_the_axes_do() -> None:
 def test_counts_are_labelled_in_whole_numbers() -> None:
     at = dt.datetime(2026, 11, 26, 23, 44, tzinfo=dt.UTC)
     frame = pd.DataFrame(  # one run per bucket: Vega labelled 0.2, 0.4... workflows
-        {"at": [at], "status": "completed", "workflows": 1, "kind": "dropped", "anomalies": 1}
-    )
+        {"at": [at], "status": "completed", "workflows": 1, "kind": "dropped", "state": "open",
+         "anomalies": 1}
+    )  # fmt: skip
     for chart in (throughput_chart(frame, bucket=MINUTE), anomalies_chart(frame, bucket=MINUTE)):
         axis = chart.to_dict()["encoding"]["y"]["axis"]
         assert axis["tickMinStep"] == 1 and axis["format"] == "d"
@@ -65,7 +74,7 @@ def test_time_axes_tick_no_more_often_than_their_minute_labels_change() -> None:
     at = dt.datetime(2026, 11, 26, 20, 5, tzinfo=dt.UTC)
     frame = pd.DataFrame(
         {"at": [at + dt.timedelta(minutes=m) for m in range(3)], "status": "completed",
-         "workflows": 40, "kind": "dropped", "anomalies": 1}
+         "workflows": 40, "kind": "dropped", "state": "open", "anomalies": 1}
     )  # fmt: skip
     for chart in (throughput_chart(frame, bucket=MINUTE), anomalies_chart(frame, bucket=MINUTE)):
         axis = chart.to_dict()["encoding"]["x"]["axis"]
@@ -82,7 +91,7 @@ def test_each_bar_spans_its_bucket_so_none_is_a_sliver_or_cut_by_the_edges() -> 
     frame = pd.DataFrame(
         {"at": [at, at, at + MINUTE], "status": ["completed", "stalled", "completed"],
          "workflows": [60, 3, 50], "kind": ["dropped", "stalled", "dropped"],
-         "anomalies": [2, 3, 2]}
+         "state": ["open", "resolved", "open"], "anomalies": [2, 3, 2]}
     )  # fmt: skip
     for chart in (throughput_chart(frame, bucket=MINUTE), anomalies_chart(frame, bucket=MINUTE)):
         spec = chart.to_dict()
@@ -225,3 +234,39 @@ def test_a_retry_waits_from_the_end_of_the_attempt_before_it(tmp_path: Path) -> 
     attempts = rows[rows["phase"] == "failed attempt"].sort_values("attempt")
     assert waits["start"].iloc[0] == pd.Timestamp(BEGAN)
     assert list(waits["start"].iloc[1:]) == list(attempts["end"].iloc[:-1])
+
+
+def test_the_anomalies_chart_tells_open_from_resolved_as_the_tiles_count(
+    store_layout: StoreLayout,
+) -> None:
+    # two messages dropped; one is consumed late, so its anomaly resolves: the chart
+    # counted both as if open, beside tiles that count one
+    log = SpanLog()
+    ours = history(log)
+    late = up_to_parsed(ours, "wf-late", start=100)
+    up_to_parsed(ours, "wf-lost", start=100.5)
+    log.write(store_layout)
+    correlate(store_layout, now_s=160)
+    ours.process(late, service="scorer", start=170, end=170.5)
+    log.write(store_layout)
+    correlate(store_layout, now_s=200)
+
+    con = correlator.connect(store_layout.root)
+    try:
+        tiles = anomaly_counts(con, since=None)
+        frame = anomalies_over_time(con, since=None, bucket=dt.timedelta(hours=1))
+    finally:
+        con.close()
+    spec = anomalies_chart(frame, bucket=dt.timedelta(hours=1)).to_dict()
+    (rows,) = spec["datasets"].values()
+    drawn = {(r["kind"], r["state"]): r["anomalies"] for r in rows}
+    assert drawn == {("dropped", "open"): 1, ("dropped", "resolved"): 1}
+    assert dict(zip(tiles["kind"], tiles["anomalies"], strict=True)) == {"dropped": 1}
+    # the open ones are drawn solid, the resolved faded, and the tooltip says which
+    opacity = spec["encoding"]["opacity"]
+    assert opacity["field"] == "state"
+    assert dict(zip(opacity["scale"]["domain"], opacity["scale"]["range"], strict=True)) == {
+        "open": 1.0,
+        "resolved": 0.35,
+    }
+    assert "state" in [t.get("field") for t in spec["encoding"]["tooltip"]]

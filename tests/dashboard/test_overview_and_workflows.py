@@ -48,6 +48,16 @@ def test_overview_lists_the_stalled_workflow_and_anomaly_counts(recruitment_stor
     assert tiles["dropped"] == "1" and tiles["failed"] == "1"
 
 
+def test_the_anomalies_chart_says_it_counts_detections_open_and_resolved(
+    recruitment_store: Path,
+):
+    at = open_dashboard(recruitment_store)
+    assert "Anomalies detected over time" in [h.value for h in at.subheader]
+    assert any(
+        "still open solid" in c.value and "resolved since faded" in c.value for c in at.caption
+    )
+
+
 def test_an_overview_of_more_stuck_runs_than_it_lists_says_so(tmp_path: Path):
     store = build_recruitment_store(tmp_path / "data", more_stalled=STUCK_AT_MOST).root
     at = open_dashboard(store)
