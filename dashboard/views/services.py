@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard.charts import with_utc_text
 from dashboard.data import read
 from dashboard.page_frame import PageContext, open_page, render_page
+
+LAST_SEEN_FORMAT = "%Y-%m-%d %H:%M:%S UTC"
 
 
 def render(page: PageContext) -> None:
@@ -23,12 +26,17 @@ def render(page: PageContext) -> None:
         tiles[2].metric("Instances stopped", int(stopped.sum()))
         tiles[3].metric("Instances dropping spans", len(dropping))
         st.subheader("Liveness and counters")
+        # "3 min ago" beside the time it was, as UTC text (a DatetimeColumn's format is
+        # drawn in the browser's zone): to match against logs and the other pages' times
+        columns = list(liveness.columns)
+        columns.insert(columns.index("last_seen") + 1, "last_seen_utc")
         st.dataframe(
-            liveness,
+            with_utc_text(liveness, "last_seen", LAST_SEEN_FORMAT)[columns],
             hide_index=True,
             column_config={
                 "alive": st.column_config.CheckboxColumn("alive"),
                 "last_seen": st.column_config.DatetimeColumn("last seen", format="distance"),
+                "last_seen_utc": st.column_config.TextColumn("last seen (UTC)"),
                 "restarted_at": st.column_config.DatetimeColumn("restarted", format="distance"),
             },
         )

@@ -175,3 +175,19 @@ def test_an_instance_that_said_it_was_stopping_is_stopped_not_silent(tmp_path: P
     assert tiles["Instances stopped"] == "1"
     liveness = at.dataframe[0].value.set_index("service")
     assert liveness["stopped"].to_dict() == {"crashed": False, "intake": False, "retired": True}
+
+
+def test_the_services_page_says_when_each_instance_was_last_seen_in_utc(tmp_path: Path):
+    # "3 min ago" alone could not be matched against a log line or an alert's time
+    layout = StoreLayout.at(tmp_path / "data")
+    layout.ensure()
+    writer = SegmentWriter(layout=layout, writer_id="beats")
+    beat = dt.datetime(2026, 11, 26, 9, 15, 42, tzinfo=dt.UTC)
+    writer.write("heartbeats", heartbeat_rows([("intake", beat, 0)]), at=beat)
+
+    at = open_dashboard(layout.root, page="views/services.py")
+
+    liveness = at.dataframe[0].value
+    columns = list(liveness.columns)
+    assert columns[columns.index("last_seen") + 1] == "last_seen_utc"  # side by side
+    assert liveness.loc[0, "last_seen_utc"] == "2026-11-26 09:15:42 UTC"
