@@ -44,6 +44,52 @@ def ago(seconds: float | None) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
+def _unit(limit_s: float) -> tuple[str, float]:
+    """The unit a limit reads best in, and seconds' factor into it."""
+    if limit_s < 1:
+        return "ms", 1000.0
+    if limit_s < 120:
+        return "s", 1.0
+    if limit_s < 7200:
+        return "min", 1 / 60
+    return "h", 1 / 3600
+
+
+def limit(seconds: float | None) -> str:
+    """A deadline or an SLA as declared, unrounded: ``1.5 s``, ``6 ms``, ``5 min``
+    (``ago`` made an SLA of 1.5 s "2 s", which a step that took 1.7 s was "past")."""
+    if seconds is None or math.isnan(seconds):
+        return "some time"
+    unit, factor = _unit(seconds)
+    return f"{round(seconds * factor, 3):g} {unit}"
+
+
+def past(seconds: float, limit_s: float) -> str:
+    """How long something took that overran ``limit_s``, in the limit's unit and with
+    as many decimals as it takes to read above it (``2.05 s`` past ``2 s``): "took
+    0.0 s, past its SLA of 6 ms" read as if nothing had overrun."""
+    unit, factor = _unit(limit_s)
+    if _unit(seconds)[0] != unit:  # far apart (20.9 s past 402 ms): each reads alone
+        return took(seconds)
+    bar = round(limit_s * factor, 3)
+    for decimals in range(0 if seconds * factor >= 10 else 1, 4):
+        text = f"{seconds * factor:.{decimals}f}"
+        if float(text) > bar:
+            break
+    return f"{text} {unit}"
+
+
+def took(seconds: float) -> str:
+    """A measured duration, sub-second ones in ms: ``3.4 ms``, ``250 ms``, ``3.5 s``."""
+    if seconds < 0.01:
+        return f"{seconds * 1000:.1f} ms"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 90:
+        return f"{seconds:.1f} s"
+    return ago(seconds)
+
+
 def short(message_id: str | None) -> str:
     """A message id as explanations and the dashboard's timeline both write it: its
     first and last six characters (ids that differ only at one end stay apart)."""
@@ -81,7 +127,7 @@ def _dropped(f: dict[str, Any], now: dt.datetime) -> str:
     return (
         f"stalled at `{f['service']}`: {_msg(f)} {published}, "
         f"never received by consumer group `{f['consumer']}` (dropped: deadline "
-        f"{ago(f.get('deadline_s'))})"
+        f"{limit(f.get('deadline_s'))})"
     )
 
 
@@ -98,7 +144,7 @@ def _hung(f: dict[str, Any], now: dt.datetime) -> str:
     )
     return (
         f"stalled at `{f['service']}`: its handler {began}{where} and {ended} "
-        f"(hung: deadline {ago(f.get('deadline_s'))})"
+        f"(hung: deadline {limit(f.get('deadline_s'))})"
     )
 
 
@@ -144,7 +190,7 @@ def _stalled(f: dict[str, Any], now: dt.datetime) -> str:
             f"backlog of consumer group `{f['consumer']}`: JetStream held "
             f"{_count(f.get('consumer_backlog') or 0, 'message')} for it at "
             f"{_clock(f, 'backlog_sampled_at')}, and `{f['service']}` is up but has not "
-            f"got to it within the step's deadline ({ago(f.get('deadline_s'))})"
+            f"got to it within the step's deadline ({limit(f.get('deadline_s'))})"
         )
     down = (
         f"no heartbeat since {_clock(f, 'consumer_last_seen')}"
@@ -229,27 +275,23 @@ def _telemetry_gap(f: dict[str, Any], now: dt.datetime) -> str:
 
 def _slow(f: dict[str, Any], now: dt.datetime) -> str:
     seconds = (f.get("latency_ms") or 0) / 1000
-    parts = (
-        f"queue {ago((f.get('queue_wait_ms') or 0) / 1000)} + processing "
-        f"{(f.get('processing_ms') or 0) / 1000:.1f} s"
+    queued, processing = (
+        took((f.get(key) or 0) / 1000) for key in ("queue_wait_ms", "processing_ms")
     )
+    parts = f"queue {queued} + processing {processing}"
     if f.get("retried_attempts"):
         # the time went to attempts that failed and the backoff before the retry, not to a
         # queue: "queue 21 s" sent the user looking for a backlog that never was
         parts = (
             f"{_count(f['retried_attempts'], 'attempt')} failed or given back first; the one "
-            f"that succeeded began {ago((f.get('queue_wait_ms') or 0) / 1000)} after the "
-            f"publish and took {(f.get('processing_ms') or 0) / 1000:.1f} s"
+            f"that succeeded began {queued} after the publish and took {processing}"
         )
-    bar = (
-        f"past its SLA of {ago(f['sla_s'])}"
-        if f.get("sla_s")
-        else f"its usual p95 is {(f.get('p95_ms') or 0) / 1000:.2f} s"
-    )
-    return (
-        f"slow at `{f['service']}`: {_msg(f)} took {seconds:.1f} s from publish to done "
-        f"({parts}), {bar}"
-    )
+    if f.get("sla_s"):
+        total, bar = past(seconds, f["sla_s"]), f"past its SLA of {limit(f['sla_s'])}"
+    else:
+        p95_s = (f.get("p95_ms") or 0) / 1000
+        total, bar = past(seconds, p95_s), f"its usual p95 is {limit(p95_s)}"
+    return f"slow at `{f['service']}`: {_msg(f)} took {total} from publish to done ({parts}), {bar}"
 
 
 def _deviation(f: dict[str, Any], now: dt.datetime) -> str:

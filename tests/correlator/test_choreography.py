@@ -188,6 +188,38 @@ def test_step_past_its_declared_sla_is_slow(store_layout: StoreLayout) -> None:
     assert "past its SLA of 500 ms" in outcome.of("slow")[0]["detail"]
 
 
+@pytest.mark.parametrize(
+    ("sla", "notifier_ends_s", "reads"),
+    [
+        # "took 0.0 s from publish to done (queue 4 ms + processing 0.0 s), past its SLA
+        # of 6 ms" read as if nothing had overrun
+        ("6ms", 100.8094, "took 11 ms from publish to done (queue 9.0 ms + processing 2.4 ms), "
+         "past its SLA of 6 ms"),
+        # "took 1.7 s from publish to done (...), past its SLA of 2 s": the SLA rounded
+        ("1.5s", 102.5, "took 1.7 s from publish to done (queue 9.0 ms + processing 1.7 s), "
+         "past its SLA of 1.5 s"),
+    ],
+)  # fmt: skip
+def test_a_slow_steps_explanation_reads_past_the_sla_it_names(
+    store_layout: StoreLayout, sla: str, notifier_ends_s: float, reads: str
+) -> None:
+    log = SpanLog()
+    ours = history(log, runs=1)
+    first = ours.publish("intake", RECEIVED, workflow_id="wf-late", at_s=100)
+    parsed = ours.step(first, service="parser", start=100.1, end=100.4, emits=PARSED)
+    scored = ours.step(parsed, service="scorer", start=100.5, end=100.8, emits=SCORED)
+    ours.process(scored, service="notifier", start=100.807, end=notifier_ends_s)
+    log.write(store_layout)
+    declared = parse_choreography(
+        DECLARED.replace("scorer, auditor", "scorer").replace("sla: 500ms", f"sla: {sla}")
+    )
+
+    outcome = correlate(store_layout, now_s=130, choreography=declared)
+
+    (late,) = [a for a in outcome.of("slow") if a["workflow_id"] == "wf-late"]
+    assert reads in late["detail"]
+
+
 def test_learned_model_written_as_yaml_reads_back_and_names_the_pipeline(
     store_layout: StoreLayout, tmp_path
 ) -> None:
