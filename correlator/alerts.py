@@ -12,9 +12,12 @@ published and before it wrote its findings) is dropped by a JetStream stream tha
 keeps alerts, within the stream's duplicate window.
 
 The webhook never holds up detection: its POSTs go out in order from a background
-task, each tried again after ``webhook_retry_s`` when the webhook fails or does not
-answer, and given up on (logged) only after the last try. A webhook far behind keeps
-the newest ``webhook_backlog`` alerts.
+task. An alert the webhook could not take for now (no answer, a 5xx, 408 or 429) is
+tried again after each of ``webhook_retry_s``, then every last one of them, for as long
+as the watcher runs: a webhook down for a minute lost one alert every 36 s, the others
+waiting behind it. One it refused (another 4xx, a redirect), which asking again will
+not change, is given up on after the last of them, and named in the log. A webhook far
+behind keeps the newest ``webhook_backlog`` alerts, and says which it drops.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -113,7 +117,7 @@ class Alerter:
         self.webhook = webhook
         self.webhook_timeout_s = webhook_timeout_s
         self.webhook_retry_s = tuple(webhook_retry_s)
-        self._backlog: collections.deque[bytes] = collections.deque(maxlen=webhook_backlog)
+        self._backlog: collections.deque[_Queued] = collections.deque(maxlen=webhook_backlog)
         self._queued = asyncio.Event()
         self._poster: asyncio.Task[None] | None = None
         self._posting = False  # the first of the backlog is being posted
@@ -134,7 +138,7 @@ class Alerter:
                     self._held(len(anomalies) - len(sent), e)
                     break
             if self.webhook is not None:
-                self._queue(body)
+                self._queue(_Queued(body=body, label=_label(payload)))
             sent.append(anomaly["anomaly_id"])
         if sent and self._held_since is not None and len(sent) == len(anomalies):
             log.info(
@@ -173,47 +177,63 @@ class Alerter:
             await self._poster
         self._poster = None
 
-    def _queue(self, body: bytes) -> None:
+    def _queue(self, alert: _Queued) -> None:
         if len(self._backlog) == self._backlog.maxlen:
             log.warning(
-                "webhook %s is %d alerts behind: dropping the oldest (it stays on "
+                "webhook %s is %d alerts behind: dropping the oldest, %s (it stays on "
                 "choreo.alerts.> and in the anomalies view)",
-                self.webhook, len(self._backlog),
+                self.webhook, len(self._backlog), self._backlog[0].label,
             )  # fmt: skip
-        self._backlog.append(body)
+        self._backlog.append(alert)
         self._queued.set()
         if self._poster is None:
             self._poster = asyncio.create_task(self._post_backlog())
 
     async def _post_backlog(self) -> None:
+        failing_since: float | None = None
         while True:
             if not self._backlog:
                 self._queued.clear()
                 await self._queued.wait()
-            body = self._backlog[0]
+            alert = self._backlog[0]
             self._posting = True
-            for attempt, delay in enumerate((*self.webhook_retry_s, None), start=1):
-                error = await asyncio.to_thread(self._post, body)
+            attempt = 0
+            while True:
+                attempt += 1
+                error = await asyncio.to_thread(self._post, alert.body)
                 if error is None:
+                    if failing_since is not None:
+                        log.info(
+                            "webhook %s takes alerts again (it failed for %.0fs); %d more "
+                            "to post",
+                            self.webhook, time.monotonic() - failing_since,
+                            len(self._backlog) - 1,
+                        )  # fmt: skip
+                        failing_since = None
                     break
-                if delay is None:
+                failing_since = failing_since or time.monotonic()
+                retries = self.webhook_retry_s
+                if not error.transient and attempt > len(retries):
                     log.error(
-                        "webhook %s did not take an alert after %d tries (last: %s); it "
-                        "%sstays in the anomalies view",
-                        self.webhook, attempt, error,
+                        "webhook %s refused %s after %d tries (last: %s); it %sstays in "
+                        "the anomalies view",
+                        self.webhook, alert.label, attempt, error.reason,
                         "was published on choreo.alerts.> and " if self.publish else "",
                     )  # fmt: skip
                     break
+                delay = retries[min(attempt, len(retries)) - 1] if retries else 1.0
                 log.warning(
-                    "webhook %s did not take an alert (%s): trying again in %gs",
-                    self.webhook, error, delay,
+                    "webhook %s did not take %s (%s): trying again in %gs%s",
+                    self.webhook, alert.label, error.reason, delay,
+                    f", {len(self._backlog) - 1} more waiting" if len(self._backlog) > 1
+                    else "",
                 )  # fmt: skip
                 await asyncio.sleep(delay)
-            if self._backlog and self._backlog[0] is body:
+            if self._backlog and self._backlog[0] is alert:
                 self._backlog.popleft()
             self._posting = False
 
-    def _post(self, body: bytes) -> str | None:
+    def _post(self, body: bytes) -> _PostError | None:
         """POST one alert; None when the webhook took it, else what went wrong."""
         request = urllib.request.Request(
             self.webhook or "",
@@ -227,8 +247,34 @@ class Alerter:
         except urllib.error.HTTPError as e:
             if 300 <= e.code < 400:
                 moved_to = urllib.parse.urljoin(self.webhook or "", e.headers.get("Location", ""))
-                return f"HTTP {e.code}: moved to {moved_to}; give that URL as --webhook"
-            return str(e)
+                return _PostError(
+                    f"HTTP {e.code}: moved to {moved_to}; give that URL as --webhook",
+                    transient=False,
+                )
+            # a server error, a timeout or a rate limit passes; another 4xx (a payload
+            # or a path the webhook does not take) answers the same to every try
+            return _PostError(str(e), transient=e.code >= 500 or e.code in (408, 429))
         except (urllib.error.URLError, OSError) as e:
-            return str(e)
+            return _PostError(str(e), transient=True)
         return None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Queued:
+    """An alert waiting for the webhook: its body, and how the log names it."""
+
+    body: bytes
+    label: str
+
+
+@dataclasses.dataclass(frozen=True)
+class _PostError:
+    reason: str
+    transient: bool
+
+
+def _label(payload: dict[str, Any]) -> str:
+    """``the dropped alert of workflow 3f9c… (anomaly 9f3c…)``: which alert a log line
+    is about, so that one given up on can be found in the anomalies view."""
+    of = f" of workflow {payload['workflow']}" if payload.get("workflow") else ""
+    return f"the {payload['kind']} alert{of} (anomaly {payload['anomaly_id']})"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -203,6 +204,64 @@ async def test_an_alert_the_webhook_refused_is_posted_again(
     await _run_watch(store_layout, alerter, seconds=1.0)
 
     assert len(taken) == 1 and failures[0] == 0
+
+
+async def test_an_alert_is_not_lost_while_the_webhook_is_down_longer_than_its_retries(
+    store_layout: StoreLayout, held_webhook, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the webhook answered 503 past the last retry (36 s by default): the alert was
+    # given up on, and the next one tried, and given up on, for as long as it was down
+    _store_with_dropped_messages(store_layout, count=2)
+    url, taken, release, failures = held_webhook
+    release.set()
+    failures[0] = 8  # down for four times the retries
+    alerter = Alerter(
+        publish=None, dashboard_url="http://127.0.0.1:8501", webhook=url,
+        webhook_retry_s=(0.05, 0.05),
+    )  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="correlator.alerts"):
+        await _run_watch(store_layout, alerter, seconds=2.0)
+
+    assert failures[0] == 0 and len(taken) == 2  # each, once, when it came back
+    assert "refused" not in caplog.text
+    # the log says which alert waits, and that the webhook takes them again
+    assert "did not take the dropped alert of workflow wf-drop-" in caplog.text
+    assert "1 more waiting" in caplog.text and "takes alerts again" in caplog.text
+
+
+async def test_an_alert_the_webhook_rejects_is_given_up_on_and_named(
+    store_layout: StoreLayout, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a 400 answers the same to every try: the alerts behind it must not wait forever
+    received: list[str] = []
+
+    class Rejecting(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(
+                json.loads(self.rfile.read(int(self.headers["Content-Length"])))["workflow"]
+            )
+            self.send_response(400)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Rejecting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _store_with_dropped_messages(store_layout, count=2)
+    alerter = Alerter(
+        publish=None, dashboard_url="http://127.0.0.1:8501",
+        webhook=f"http://127.0.0.1:{server.server_port}/hook", webhook_retry_s=(0.05,),
+    )  # fmt: skip
+    try:
+        with caplog.at_level(logging.INFO, logger="correlator.alerts"):
+            await _run_watch(store_layout, alerter, seconds=1.0)
+    finally:
+        server.shutdown()
+
+    assert sorted(received) == ["wf-drop-0"] * 2 + ["wf-drop-1"] * 2  # two tries each
+    assert "refused the dropped alert of workflow wf-drop-0 (anomaly " in caplog.text
+    assert "HTTP Error 400" in caplog.text and "after 2 tries" in caplog.text
 
 
 async def test_a_watcher_records_when_it_last_judged_the_store_and_that_it_stopped(

@@ -254,7 +254,8 @@ async def test_a_webhook_that_redirects_is_reported_not_sent_a_get_without_the_a
     assert [(method, path) for method, path, _ in requests] == [("POST", "/hook")] * 2
     assert "moved" in caplog.text and "/new" in caplog.text
     # without NATS, giving up does not claim the alert went out there
-    assert "did not take an alert after 2 tries" in caplog.text
+    assert "refused the dropped alert of workflow wf-drop-0" in caplog.text
+    assert "after 2 tries" in caplog.text
     assert "published on" not in caplog.text
 
 
