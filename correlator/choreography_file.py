@@ -36,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from correlator.choreography_yaml import DuplicateKey, UniqueKeyLoader, line_of, yaml_problem
 from correlator.declared_choreography import (
     Choreography,
     ConsumerTerms,
@@ -50,13 +51,21 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0
 
 
 class ChoreographyFileError(ChoreoscopeError, ValueError):
-    """choreography.yaml cannot be read or does not have the expected shape."""
+    """choreography.yaml cannot be read or does not have the expected shape.
 
-    def __init__(self, *, path: Path | str, problem: str) -> None:
+    ``where`` is the dotted path of the key at fault (``workflows.w.steps.a.sla``),
+    from which ``parse_choreography`` finds its ``line``."""
+
+    def __init__(
+        self, *, path: Path | str, problem: str, where: str | None = None, line: int | None = None
+    ) -> None:
         self.path = path
         self.problem = problem
+        self.where = where
+        self.line = line
+        at = f", line {line}" if line else ""
         super().__init__(
-            f"{path}: {problem}. Fix the file (`choreoscope model --write FILE` writes a "
+            f"{path}{at}: {problem}. Fix the file (`choreoscope model --write FILE` writes a "
             "valid one from what was learned), or run without --choreography"
         )
 
@@ -75,12 +84,16 @@ def _duration(value: Any, *, path: Path | str, where: str) -> float | None:
     match = _DURATION.match(str(value))
     if not match:
         raise ChoreographyFileError(
-            path=path, problem=f"{where} is {value!r}, not a duration like 500ms, 30s, 5m, 2h or 1d"
+            path=path,
+            problem=f"{where} is {value!r}, not a duration like 500ms, 30s, 5m, 2h or 1d",
+            where=where,
         )
     seconds = float(match.group(1)) * _UNITS[match.group(2)]
     if seconds <= 0:  # a deadline of 0 was ignored, an SLA of 0 made every step slow
         raise ChoreographyFileError(
-            path=path, problem=f"{where} is {value!r}: write a duration over zero, or leave it out"
+            path=path,
+            problem=f"{where} is {value!r}: write a duration over zero, or leave it out",
+            where=where,
         )
     return seconds
 
@@ -92,7 +105,7 @@ def _names(value: Any, *, path: Path | str, where: str) -> tuple[str, ...]:
         return (value,)
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return tuple(value)
-    raise ChoreographyFileError(path=path, problem=f"{where} must be a list of names")
+    raise ChoreographyFileError(path=path, problem=f"{where} must be a list of names", where=where)
 
 
 def _consumers(
@@ -113,6 +126,7 @@ def _consumers(
                 path=path,
                 problem=f"{where} must list consumer names, each alone or with its own "
                 "terms (- archiver: {deadline: 10m})",
+                where=where,
             )
         ((name, body),) = entry.items()
         own = f"{where}.{name}"
@@ -123,6 +137,7 @@ def _consumers(
                 path=path,
                 problem=f"{own}: unknown keys {sorted(extra)} (a consumer's own terms are "
                 "deadline and sla)",
+                where=f"{own}.{sorted(extra)[0]}",
             )
         names.append(str(name))
         deadline_s = _duration(body.get("deadline"), path=path, where=f"{own}.deadline")
@@ -131,7 +146,7 @@ def _consumers(
             terms.append(ConsumerTerms(consumer=str(name), deadline_s=deadline_s, sla_s=sla_s))
     if len(set(names)) < len(names):
         twice = sorted({n for n in names if names.count(n) > 1})
-        raise ChoreographyFileError(path=path, problem=f"{where} lists {twice} twice")
+        raise ChoreographyFileError(path=path, problem=f"{where} lists {twice} twice", where=where)
     return tuple(names), tuple(sorted(terms, key=lambda t: t.consumer))
 
 
@@ -139,52 +154,47 @@ def _mapping(value: Any, *, path: Path | str, where: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ChoreographyFileError(path=path, problem=f"{where} must be a mapping")
+        raise ChoreographyFileError(path=path, problem=f"{where} must be a mapping", where=where)
     return value
-
-
-class _DuplicateKey(yaml.YAMLError):
-    def __init__(self, key: Any, first_line: int, line: int) -> None:
-        self.key, self.first_line, self.line = key, first_line, line
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML keeps the last of two equal keys without a word: a step copied to start
-    another and not renamed silently replaced the first."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[str, int] = {}
-        for key_node, _ in node.value:  # before `<<:` merges, whose keys may be overridden
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
-                continue
-            line = key_node.start_mark.line + 1
-            if key_node.value in seen:
-                raise _DuplicateKey(key_node.value, seen[key_node.value], line)
-            seen[key_node.value] = line
-        return super().construct_mapping(node, deep=deep)
 
 
 def parse_choreography(text: str, *, path: Path | str = "choreography.yaml") -> Choreography:
     """Parse and validate a choreography document."""
     try:
-        doc = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader
-    except _DuplicateKey as e:
+        doc = yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader
+    except DuplicateKey as e:
         raise ChoreographyFileError(
             path=path,
             problem=f"{e.key!r} is written twice in one mapping (lines {e.first_line} and "
             f"{e.line}): the second would silently replace the first; merge them, or "
             "rename one",
+            line=e.line,
         ) from e
     except yaml.YAMLError as e:
-        raise ChoreographyFileError(path=path, problem=f"not valid YAML{_yaml_problem(e)}") from e
+        raise ChoreographyFileError(path=path, problem=f"not valid YAML{yaml_problem(e)}") from e
+    try:
+        return _choreography(doc, path=path)
+    except ChoreographyFileError as e:
+        if e.line is not None or e.where is None:
+            raise
+        # the line of the key at fault: "workflows.w.steps.a.sla is '2 sec'" left the
+        # user to find it in a file of many steps
+        raise ChoreographyFileError(
+            path=path, problem=e.problem, where=e.where, line=line_of(text, e.where)
+        ) from e
+
+
+def _choreography(doc: Any, *, path: Path | str) -> Choreography:
     doc = _mapping(doc, path=path, where="the document")
     if doc.get("version", VERSION) != VERSION:
         raise ChoreographyFileError(
-            path=path, problem=f"version {doc.get('version')!r} is not {VERSION}"
+            path=path, problem=f"version {doc.get('version')!r} is not {VERSION}", where="version"
         )
     unknown = set(doc) - {"version", "workflows"}
     if unknown:
-        raise ChoreographyFileError(path=path, problem=f"unknown keys {sorted(unknown)}")
+        raise ChoreographyFileError(
+            path=path, problem=f"unknown keys {sorted(unknown)}", where=str(sorted(unknown)[0])
+        )
     declared = _mapping(doc.get("workflows"), path=path, where="workflows")
     if not declared:
         raise ChoreographyFileError(path=path, problem="it declares no workflows")
@@ -198,10 +208,13 @@ def parse_choreography(text: str, *, path: Path | str = "choreography.yaml") -> 
                 path=path,
                 problem=f"workflows.{name}: unknown keys {sorted(extra)} "
                 "(a workflow has starts_with, terminal and steps)",
+                where=f"workflows.{name}.{sorted(extra)[0]}",
             )
         if not isinstance(body.get("starts_with"), str):
             raise ChoreographyFileError(
-                path=path, problem=f"workflows.{name}.starts_with must name its first event"
+                path=path,
+                problem=f"workflows.{name}.starts_with must name its first event",
+                where=f"workflows.{name}.starts_with",
             )
         steps = []
         step_map = _mapping(body.get("steps"), path=path, where=f"workflows.{name}.steps")
@@ -211,7 +224,10 @@ def parse_choreography(text: str, *, path: Path | str = "choreography.yaml") -> 
             extra = set(step) - {"consumers", "next", "deadline", "sla"}
             if extra:
                 raise ChoreographyFileError(
-                    path=path, problem=f"{where}: unknown keys {sorted(extra)}"
+                    path=path,
+                    problem=f"{where}: unknown keys {sorted(extra)} (a step has consumers, "
+                    "next, deadline and sla)",
+                    where=f"{where}.{sorted(extra)[0]}",
                 )
             consumers, terms = _consumers(
                 step.get("consumers"), path=path, where=f"{where}.consumers"
@@ -249,6 +265,7 @@ def parse_choreography(text: str, *, path: Path | str = "choreography.yaml") -> 
                 problem=f"workflows {other!r} and {wf.name!r} both start with "
                 f"{wf.starts_with!r}: a run's type is told by its first event, so one of "
                 "them would name its runs at random; merge them, or change a starts_with",
+                where=f"workflows.{wf.name}.starts_with",
             )
     _check_shared_steps(workflows, path=path)
     return Choreography(workflows=tuple(workflows))
@@ -283,6 +300,7 @@ def _check_shared_steps(workflows: list[DeclaredWorkflow], *, path: Path | str) 
                         f"{shown[0]}, but workflows.{wf.name}.steps.{step.subject}.{key} is "
                         f"{shown[1]}: a subject's consumers, deadline and sla hold in every "
                         "workflow it is a step of; write the same in both, or in one only",
+                        where=f"workflows.{wf.name}.steps.{step.subject}.{key}",
                     )
 
 
@@ -299,16 +317,6 @@ def _consumer_list(names: tuple[str, ...], terms: tuple[ConsumerTerms, ...]) -> 
         }
         listed.append({name: body} if body else name)
     return listed
-
-
-def _yaml_problem(e: yaml.YAMLError) -> str:
-    """Where the YAML is broken and how, on one line: PyYAML's own message spans
-    four, and names the text "<unicode string>" rather than the file."""
-    mark = getattr(e, "problem_mark", None)
-    problem = getattr(e, "problem", None)
-    if mark is None or not problem:
-        return f" ({' '.join(str(e).split())})"
-    return f" at line {mark.line + 1}, column {mark.column + 1}: {problem}"
 
 
 def load_choreography(path: Path | str) -> Choreography:

@@ -311,6 +311,59 @@ def test_malformed_choreography_says_what_is_wrong_and_how_to_fix_it(
     assert isinstance(err.value, ValueError)
 
 
+EDITED = f"""version: 1
+workflows:
+  recruitment:
+    starts_with: {RECEIVED}
+    terminal: [{SCORED}]
+    steps:
+      {RECEIVED}:
+        consumers: [parser]
+        next: [{PARSED}]
+      {PARSED}:
+        consumers:
+        - scorer
+        - auditor: {{deadline: 10m}}
+        deadline: 20s
+      {SCORED}:
+        consumers: [notifier]
+        sla: 500ms
+"""
+
+
+@pytest.mark.parametrize(
+    ("edit", "line", "problem"),
+    [
+        (("sla: 500ms", "sla: 2 sec"), 17, f"steps.{SCORED}.sla is '2 sec', not a duration"),
+        (("deadline: 20s", "dedline: 20s"), 14, r"unknown keys \['dedline'\]"),
+        (("{deadline: 10m}", "{timeout: 10m}"), 13, r"consumers.auditor: unknown keys"),
+        (("next: [", "next: {"), None, "not valid YAML at line 9"),
+    ],
+)
+def test_a_mistake_in_a_long_choreography_names_its_line(
+    tmp_path, edit: tuple[str, str], line: int | None, problem: str
+) -> None:
+    # "workflows.recruitment.steps.recruit.candidate.scored.sla is '2 sec'" left the user
+    # to find it among every step of every workflow
+    path = tmp_path / "choreography.yaml"
+    path.write_text(EDITED.replace(*edit), encoding="utf-8")
+    with pytest.raises(ChoreographyFileError, match=problem) as err:
+        load_choreography(path)
+    assert err.value.line == line
+    if line is not None:
+        assert str(err.value).startswith(f"{path}, line {line}: ")
+
+
+def test_the_choreography_a_mistake_is_found_in_reads_without_it(tmp_path) -> None:
+    path = tmp_path / "choreography.yaml"
+    path.write_text(EDITED, encoding="utf-8")
+    assert [s.subject for s in load_choreography(path).workflows[0].steps] == [
+        RECEIVED,
+        PARSED,
+        SCORED,
+    ]
+
+
 def test_declared_durations_take_the_units_the_command_line_takes() -> None:
     text = "workflows:\n  w:\n    starts_with: a\n    steps:\n      a: {deadline: 1d, sla: 2h}"
 
