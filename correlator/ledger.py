@@ -41,6 +41,9 @@ FULL, RECENT, RETIRED = "anomalies", "anomalies_recent", "anomalies_retired"
 # kinds that report a step as stuck: once the step completes late, its lateness is
 # the same fault, not a `slow` one too (DESIGN.md: one anomaly per fault)
 STUCK_KINDS = frozenset({"stalled", "hung", "dropped"})
+# kinds that report a message as waiting on a consumer group: a later pass that sees
+# the same wait otherwise (a hung handler's message dead-lettered) is the same fault
+WAIT_KINDS = STUCK_KINDS | {"dead_lettered"}
 
 
 class AnomalyLedger:
@@ -52,12 +55,12 @@ class AnomalyLedger:
                 self._rows[row["anomaly_id"]] = row
         # (workflow, step, consumer) of every anomaly of a stuck kind ever found
         self._stuck_steps = {_step(r) for r in self._rows.values() if r["kind"] in STUCK_KINDS}
-        # (workflow, message, consumer) of each anomaly of a stuck kind: the wait it is
-        # about, which a later pass may see otherwise (see merge)
+        # (workflow, message, consumer) of each anomaly about a waiting message: the
+        # wait it is about, which a later pass may see otherwise (see merge)
         self._waits = {
             _wait(r): r["anomaly_id"]
             for r in self._rows.values()
-            if r["kind"] in STUCK_KINDS and r.get("message_id") and r["resolved_at"] is None
+            if r["kind"] in WAIT_KINDS and r.get("message_id")
         }
         # workflows whose anomalies were retired (hashes), and the ids of the rows the
         # full file still holds that its next rewrite leaves out
@@ -114,14 +117,17 @@ class AnomalyLedger:
                 continue  # the step was reported stuck: completing late is that fault
             key = anomaly_id(finding)
             known = self._rows.get(key)
-            stuck = finding["kind"] in STUCK_KINDS and bool(finding.get("message_id"))
-            if known is None and stuck:
+            waiting = finding["kind"] in WAIT_KINDS and bool(finding.get("message_id"))
+            if known is None and waiting:
                 # one anomaly per fault: a message still waiting, seen otherwise now (its
                 # consumer was down and is back with a backlog; lost, and then its
-                # consumer went down too) stays the anomaly it was, as first told (the
-                # workflow's status says how it stands now), and is not alerted again
+                # consumer went down too; its handler hung, and JetStream dead-lettered
+                # it) stays the anomaly it was, as first told (the workflow's status says
+                # how it stands now), and is not alerted again. Even once resolved: a
+                # hung handler's message delivered again restarts the wait, and the
+                # anomaly reads resolved until the redeliveries run out
                 twin = self._rows.get(self._waits.get(_wait(finding), ""))
-                if twin is not None and twin["resolved_at"] is None:
+                if twin is not None:
                     key, known = twin["anomaly_id"], twin
             found.add(key)
             if known is None:
@@ -131,7 +137,7 @@ class AnomalyLedger:
                 self._rows[key] = row
                 if row["kind"] in STUCK_KINDS:
                     self._stuck_steps.add(_step(row))
-                if stuck:
+                if waiting:
                     self._waits[_wait(row)] = key
                 if self.is_retired(row["workflow_id"]):
                     # spans of a retired workflow back in the store: what they show
