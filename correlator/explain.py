@@ -298,6 +298,13 @@ def _deviation(f: dict[str, Any], now: dt.datetime) -> str:
     after = f"after `{f['from_subject']}`" if f.get("from_subject") else "as a first event"
     rule = "its declared choreography" if f.get("declared") else "the learned choreography"
     why = f": nothing may follow `{f['from_subject']}`" if f.get("closed") else ""
+    if f.get("declared") and not f.get("closed") and f.get("allowed"):
+        expected = " or ".join(f"`{s}`" for s in f["allowed"])
+        why = (
+            f" (it expects {expected} {after})"
+            if f.get("from_subject")
+            else (f" (its runs start with {expected})")
+        )
     return (
         f"deviation: `{f.get('service')}` published `{f['subject']}` {after} in this "
         f"`{f.get('workflow_type')}` workflow, which {rule} does not allow{why}"

@@ -5,14 +5,20 @@
 -- type has enough runs to learn from, transitions seen in enough of them are. A
 -- publish whose cause has not arrived yet (cause_seen) is judged once it has.
 -- closed: the cause is a step declared with `next: []` (its one row has no
--- to_subject): nothing may follow it.
+-- to_subject): nothing may follow it. allowed: what the declaration lets follow it,
+-- which the explanation names (a user told only "does not allow" had to open the
+-- file to see what was expected instead).
 -- Only a message's first publish is an event: a later publish under the same message
 -- id (an operator replaying a dead letter from dlq.<subject>, or a producer retrying)
 -- is that event again, made outside any handler, and judged as a first event it read
 -- as a deviation in a run that only went back to the step it was dead-lettered at.
 CREATE OR REPLACE TEMP TABLE d_deviation_findings AS
 WITH declared_causes AS (
-    SELECT workflow_type, from_subject, bool_and(to_subject IS NULL) AS closed
+    SELECT
+        workflow_type,
+        from_subject,
+        bool_and(to_subject IS NULL) AS closed,
+        list_sort(list(to_subject) FILTER (WHERE to_subject IS NOT NULL)) AS allowed
     FROM model_follows
     WHERE source = 'declared'
     GROUP BY workflow_type, from_subject
@@ -32,7 +38,8 @@ SELECT
     t.published_at AS since,
     f.support,
     d.workflow_type IS NOT NULL AS declared,
-    coalesce(d.closed, false) AS closed
+    coalesce(d.closed, false) AS closed,
+    d.allowed
 FROM transitions AS t
 JOIN d_workflows AS w USING (workflow_id)
 LEFT JOIN model_follows AS f

@@ -136,7 +136,10 @@ def test_transition_the_declared_choreography_forbids_is_a_deviation(
     outcome = correlate(store_layout, now_s=102, choreography=declared)
 
     assert ("deviation", "wf-odd", SCORED) in outcome.kinds()
-    assert "its declared choreography does not allow" in outcome.of("deviation")[0]["detail"]
+    detail = outcome.of("deviation")[0]["detail"]
+    assert "its declared choreography does not allow" in detail
+    # and what it expected instead, which the user had to look up in the file
+    assert detail.endswith(f"does not allow (it expects `{PARSED}` after `{RECEIVED}`)")
     assert outcome.statuses["wf-0"][0] == "completed"
 
 
