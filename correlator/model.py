@@ -105,6 +105,7 @@ def unseen_declarations(model: ChoreographyModel, declared: Choreography) -> lis
         f[end] for f in model.follows for end in ("from_subject", "to_subject") if f[end]
     }
     consumers = {(s["subject"], s["consumer"]) for s in model.steps}
+    groups = {consumer for _, consumer in consumers}
     problems = []
     for wf in declared.workflows:
         named = [("starts_with", wf.starts_with)] + [("terminal", t) for t in wf.terminal]
@@ -114,7 +115,8 @@ def unseen_declarations(model: ChoreographyModel, declared: Choreography) -> lis
             if subject not in subjects:
                 problems.append(
                     f"workflow {wf.name!r}: {role} {subject!r} is no subject the stored "
-                    "spans show; check its spelling"
+                    f"spans show; check its spelling{_did_you_mean(subject, subjects)} (or "
+                    "nothing has published it yet)"
                 )
         for step in wf.steps:
             if step.subject not in subjects:
@@ -123,10 +125,28 @@ def unseen_declarations(model: ChoreographyModel, declared: Choreography) -> lis
                 if (step.subject, consumer) not in consumers:
                     problems.append(
                         f"workflow {wf.name!r}: no consumer group {consumer!r} handled "
-                        f"{step.subject!r} in the stored spans; check its spelling (or it "
-                        "is not deployed yet)"
+                        f"{step.subject!r} in the stored spans; check its spelling"
+                        f"{_did_you_mean(consumer, groups)} (or it is not deployed yet)"
                     )
     return list(dict.fromkeys(problems))
+
+
+def _did_you_mean(name: str, known: set[str]) -> str:
+    """``: did you mean 'scorer'?`` when a name the spans show is a typo away from
+    ``name`` (two edits at most): the warning then says what to write. A closeness
+    ratio took a new step, `recruit.candidate.rejected`, for `...routed` misspelt."""
+    close = sorted((_edits(name, k), k) for k in known if abs(len(k) - len(name)) <= 2)
+    return f": did you mean {close[0][1]!r}?" if close and close[0][0] <= 2 else ""
+
+
+def _edits(a: str, b: str) -> int:
+    """The Levenshtein distance of ``a`` and ``b``, a swap of two letters counting 2."""
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, start=1):
+        previous, row[0] = row[0], i
+        for j, y in enumerate(b, start=1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (x != y))
+    return row[-1]
 
 
 def _learned_deadline(p99_ms: float | None, thresholds: Thresholds) -> float:

@@ -389,6 +389,8 @@ workflows:
     steps:
       {PARSED}:
         consumers: [scorrer]
+      {ARCHIVED}:
+        consumers: [archiver]
 """
     )
     log = SpanLog()
@@ -401,6 +403,12 @@ workflows:
     warned = [r.getMessage() for r in caplog.records]
     assert any("starts_with 'recruit.aplication.received'" in w for w in warned)
     assert any("no consumer group 'scorrer' handled" in w for w in warned)
+    # and what to write instead, when the spans show a name close to it
+    assert any(f"did you mean {RECEIVED!r}?" in w for w in warned)
+    assert any("did you mean 'scorer'?" in w for w in warned)
+    # a step added before anything published it is no typo of one the spans show
+    (new_step,) = [w for w in warned if ARCHIVED in w]
+    assert "did you mean" not in new_step and "nothing has published it yet" in new_step
     assert not any(SCORED in w for w in warned)  # what the spans show is not warned about
 
 
