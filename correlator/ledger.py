@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -127,7 +128,7 @@ class AnomalyLedger:
                 # hung handler's message delivered again restarts the wait, and the
                 # anomaly reads resolved until the redeliveries run out
                 twin = self._rows.get(self._waits.get(_wait(finding), ""))
-                if twin is not None:
+                if twin is not None and not _replayed_since(finding, twin):
                     key, known = twin["anomaly_id"], twin
             found.add(key)
             if known is None:
@@ -308,3 +309,14 @@ def _wait(anomaly: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
 def _step(anomaly: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
     """Which workflow's step, and whose delivery of it, an anomaly is about."""
     return anomaly.get("workflow_id"), anomaly.get("step"), anomaly.get("consumer")
+
+
+def _replayed_since(finding: dict[str, Any], twin: dict[str, Any]) -> bool:
+    """Whether ``finding``'s message was published again after what ``twin`` told of it
+    (an operator replaying a dead letter): the replay begins a new wait, and one lost
+    on the way is a new fault to tell, not the dead letter again."""
+    replayed = finding.get("replayed_at")
+    if replayed is None:
+        return False
+    told = orjson.loads(twin.get("evidence") or "{}").get("replayed_at")
+    return told is None or dt.datetime.fromisoformat(told) < replayed

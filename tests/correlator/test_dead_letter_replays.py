@@ -4,9 +4,11 @@ to the step it was dead-lettered at; it neither deviates nor stays dead-lettered
 
 from __future__ import annotations
 
+from correlator.engine import Correlator
+from correlator.thresholds import Thresholds
 from store import StoreLayout
 from tests.correlator.pipelines import PARSED, SCORED, correlate, history, up_to_parsed
-from tests.correlator.span_shapes import OurSpans, Published, SpanLog
+from tests.correlator.span_shapes import OurSpans, Published, SpanLog, at
 
 
 def _dead_lettered_at_the_scorer(log: SpanLog) -> tuple[OurSpans, Published]:
@@ -78,3 +80,26 @@ def test_a_replayed_dead_letter_its_consumer_never_gets_is_dropped_since_the_rep
     (dropped,) = outcome.of("dropped")
     assert "dead-lettered, then published again at 12:02:40 UTC by `ops`" in dropped["detail"]
     assert "never received by consumer group `scorer`" in dropped["detail"]
+
+
+def test_a_watcher_alerts_a_replay_its_consumer_never_gets_though_the_dead_letter_was_told(
+    store_layout: StoreLayout,
+) -> None:
+    # the dead letter was alerted; the operator replays it once the bug is fixed. A
+    # replay lost on the way is a new fault to tell, not the dead letter again
+    log = SpanLog()
+    ours, parsed = _dead_lettered_at_the_scorer(log)
+    log.write(store_layout)
+    engine = Correlator(data_dir=store_layout.root, thresholds=Thresholds(min_deadline_s=5))
+    told = [
+        (a["kind"], a["workflow_id"])
+        for a in engine.cold_pass(now=at(150))
+        if a["workflow_id"] == "wf-dlq"
+    ]
+    _replayed(ours, parsed, at_s=160)
+    log.write(store_layout)
+    for now_s in (161, 170, 200):
+        told += [(a["kind"], a["workflow_id"]) for a in engine.tick(now=at(now_s))]
+    engine.close()
+
+    assert told == [("dead_lettered", "wf-dlq"), ("dropped", "wf-dlq")]
