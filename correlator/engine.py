@@ -25,7 +25,13 @@ from typing import Any
 from correlator.connection import full_pass_connection
 from correlator.declared_choreography import Choreography
 from correlator.detection import Detection, detect
-from correlator.findings import ensure_findings, findings_folder, findings_lost, write_findings
+from correlator.findings import (
+    ensure_findings,
+    findings_folder,
+    findings_lost,
+    remove_abandoned_writes,
+    write_findings,
+)
 from correlator.ledger import AnomalyLedger
 from correlator.memory_budget import MemoryBudget, within
 from correlator.model import ChoreographyModel, install_model
@@ -41,7 +47,6 @@ from correlator.stored_spans import StoredSpans
 from correlator.thresholds import Thresholds
 from correlator.verdicts import Verdicts
 from store import StoreLayout
-from store.durable_files import remove_abandoned_temp_files
 from store.layout import COMPACTED_PREFIX
 
 log = logging.getLogger(__name__)
@@ -71,7 +76,7 @@ class Correlator:
         self.layout.check_version()
         ensure_findings(self.layout)
         self._findings_folder = findings_folder(self.layout)
-        for path in remove_abandoned_temp_files(self.layout.findings):
+        for path in remove_abandoned_writes(self.layout):
             log.info("removed %s, left by a write that was killed", path)
         self.thresholds = thresholds or Thresholds()
         self.choreography = choreography

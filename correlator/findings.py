@@ -1,22 +1,31 @@
 """The correlator's materialized findings: Parquet files under ``<data>/findings/``.
 
 Readers (the dashboard, ``choreoscope sql``, any DuckDB client) read them through
-the views in ``correlator/sql``; the correlator replaces each file atomically
-(temp name, fsync, rename), so a reader never sees half a file and never waits
-on a lock. A zero-row file is written for each one that is missing, so the views
-bind on a store the correlator has never run on.
+the views in ``correlator/sql``. Each write of a table is a new immutable file, its
+next generation (``findings_files``), so a reader never sees half a file, never
+waits on a lock, and never reads a file changed under its query. A zero-row table
+is written for each one that has none, so the views bind on a store the correlator
+has never run on.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from pathlib import Path
 from typing import Final
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from store.durable_files import replacing
+from correlator.findings_files import (
+    current_file,
+    generations,
+    migrate_fixed_file,
+    new_generation,
+    table_folder,
+)
+from store.durable_files import remove_abandoned_temp_files
 from store.layout import StoreLayout
 from store.schema import TIMESTAMP
 
@@ -107,11 +116,11 @@ MODEL_PRODUCERS = pa.schema([("subject", pa.string()), ("producer_service", pa.s
 
 FINDINGS: Final[dict[str, pa.Schema]] = {
     "anomalies": ANOMALIES,
-    # anomalies changed since anomalies.parquet was last rewritten (ledger.py)
+    # anomalies changed since `anomalies` was last rewritten (ledger.py)
     "anomalies_recent": ANOMALIES,
     "anomalies_retired": RETIRED_WORKFLOWS,
     "workflow_status": WORKFLOW_STATUS,
-    # statuses changed since workflow_status.parquet was last rewritten: a tick
+    # statuses changed since `workflow_status` was last rewritten: a tick
     # rewrites this small file, not the status of every workflow ever seen
     "workflow_status_recent": WORKFLOW_STATUS,
     "model_steps": MODEL_STEPS,
@@ -123,11 +132,13 @@ FINDINGS: Final[dict[str, pa.Schema]] = {
 
 
 def ensure_findings(layout: StoreLayout) -> None:
-    """Write a zero-row file for every findings file that does not exist yet."""
+    """Give every findings table a generation: the one file of a store from before
+    the generation folders, else a zero-row seed."""
     layout.findings.mkdir(parents=True, exist_ok=True)
     for name, schema in FINDINGS.items():
-        if not (layout.findings / f"{name}.parquet").exists():
-            write_findings(layout, name, pa.Table.from_pylist([], schema=schema))
+        if migrate_fixed_file(layout, name) or generations(layout, name):
+            continue
+        _write(layout, name, pa.Table.from_pylist([], schema=schema), seed=True)
 
 
 def findings_folder(layout: StoreLayout) -> tuple[int, int] | None:
@@ -142,25 +153,37 @@ def findings_folder(layout: StoreLayout) -> tuple[int, int] | None:
 
 def findings_lost(layout: StoreLayout, *, folder: tuple[int, int] | None) -> bool:
     """Whether the findings written into ``folder`` (``findings_folder``) may be lost:
-    the folder is another now, or a file of it is gone."""
+    the folder is another now, or a table of it has no generation left."""
     if folder is None or findings_folder(layout) != folder:
         return True
-    return any(not (layout.findings / f"{name}.parquet").exists() for name in FINDINGS)
+    return any(not generations(layout, name) for name in FINDINGS)
+
+
+def remove_abandoned_writes(layout: StoreLayout) -> list[Path]:
+    """Remove the temp files of findings writes that were killed (``.tmp``, an hour
+    old), in the findings folder and each table's; returns them."""
+    folders = [layout.findings, *(table_folder(layout, name) for name in FINDINGS)]
+    return [path for folder in folders for path in remove_abandoned_temp_files(folder)]
 
 
 def write_findings(layout: StoreLayout, name: str, table: pa.Table) -> None:
-    """Replace findings file ``name`` atomically with ``table`` (cast to its schema)."""
+    """Write ``table`` (cast to its schema) as findings table ``name``'s next
+    generation, which readers see in place of the one before."""
+    _write(layout, name, table, seed=False)
+
+
+def _write(layout: StoreLayout, name: str, table: pa.Table, *, seed: bool) -> None:
     schema = FINDINGS[name]
     table = table.select(schema.names).cast(schema)
-    with replacing(layout.findings / f"{name}.parquet") as tmp:
+    with new_generation(layout, name, seed=seed) as tmp:
         pq.write_table(table, tmp, compression="zstd", compression_level=ZSTD_LEVEL)
 
 
 def read_findings(layout: StoreLayout, name: str) -> pa.Table | None:
-    """Findings file ``name`` as written, cast to its schema; None when missing or
-    unreadable (logged)."""
-    path = layout.findings / f"{name}.parquet"
-    if not path.exists():
+    """Findings table ``name`` as last written, cast to its schema; None when it has
+    no generation or it is unreadable (logged)."""
+    path = current_file(layout, name)
+    if path is None:
         return None
     try:
         return pq.read_table(path).select(FINDINGS[name].names).cast(FINDINGS[name])
@@ -172,7 +195,9 @@ def read_findings(layout: StoreLayout, name: str) -> pa.Table | None:
 def last_model_declared(layout: StoreLayout) -> bool:
     """Whether the model last written here applied a declared choreography (a step or
     transition of ``source`` declared): a pass without one learns the types again."""
-    path = layout.findings / "model_follows.parquet"
+    path = current_file(layout, "model_follows")
+    if path is None:
+        return False
     try:
         sources = pq.read_table(path, columns=["source"]).column("source")
     except (OSError, pa.ArrowException, KeyError):
@@ -183,8 +208,8 @@ def last_model_declared(layout: StoreLayout) -> bool:
 def remembered_since(layout: StoreLayout) -> dict[tuple[str, str], dt.datetime]:
     """The ``expected_since`` of each (subject, consumer) in the model last written
     (none from a store the correlator never ran on, or from before the column)."""
-    path = layout.findings / "model_steps.parquet"
-    if not path.exists():
+    path = current_file(layout, "model_steps")
+    if path is None:
         return {}
     try:
         table = pq.read_table(path)

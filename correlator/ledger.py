@@ -1,17 +1,18 @@
 """Every anomaly ever found, keyed by its stable id: what is new, what resolved,
 what was already alerted. Persisted under ``findings/``, so a restarted correlator
-neither forgets nor re-alerts: ``anomalies.parquet`` holds every anomaly and is
-rewritten at most every ``rewrite_s``; ``anomalies_recent.parquet`` holds the rows
-changed since, rewritten at each write. Each row carries a ``revision`` that grows
-with every change, so readers (the ``anomalies`` view, ``load``) take each
-anomaly's highest, whichever file it is in and whichever file was replaced last.
+neither forgets nor re-alerts: ``anomalies`` holds every anomaly and is
+rewritten at most every ``rewrite_s``; ``anomalies_recent`` holds the rows changed
+since, rewritten at each write (each write a new generation: ``findings_files``).
+Each row carries a ``revision`` that grows with every change, so readers (the
+``anomalies`` view, ``load``) take each anomaly's highest, whichever table it is in
+and whichever was written last.
 A write costs the rows changed since the full file, not every anomaly ever found.
 
 Anomalies are retired with their workflow's spans (``retire``): once retention
 dropped them, the ``workflows`` view no longer lists the run, and a ledger that kept
 its anomalies grew without limit (in memory and in the full file). The next full
 rewrite leaves them out. The retired workflows are remembered as 64-bit hashes
-(``anomalies_retired.parquet``, 12 bytes each instead of a row of ~1 kB): spans of
+(``anomalies_retired``, 12 bytes each instead of a row of ~1 kB): spans of
 one that come back (a late copy, a batch stored again) are judged again, and what
 they show is recorded as already told, never alerted a second time, for as long as
 such a copy can still arrive (``forget_retired_before``). Service-level
@@ -35,6 +36,7 @@ import pyarrow.parquet as pq
 
 from correlator.explain import anomaly_id, anomaly_row
 from correlator.findings import ANOMALIES, RETIRED_WORKFLOWS, write_findings
+from correlator.findings_files import current_file
 from correlator.seen_keys import SeenKeys
 from store.layout import StoreLayout
 
@@ -79,12 +81,12 @@ class AnomalyLedger:
     def load(cls, layout: StoreLayout, *, rewrite_s: float = 30.0) -> AnomalyLedger:
         rows: list[dict[str, Any]] = []
         for name in (FULL, RECENT):
-            path = layout.findings / f"{name}.parquet"
-            if path.exists():
+            path = current_file(layout, name)
+            if path is not None:
                 rows += pq.read_table(path).to_pylist()
         ledger = cls(rows, rewrite_s=rewrite_s)
-        path = layout.findings / f"{RETIRED}.parquet"
-        if path.exists():
+        path = current_file(layout, RETIRED)
+        if path is not None:
             retired = pq.read_table(path)
             ledger._retired.load(
                 retired["workflow_key"].to_numpy(), retired["retired_hour"].to_numpy()

@@ -29,6 +29,7 @@ from typing import Final
 import duckdb
 
 from correlator.declared_choreography import Choreography
+from correlator.findings_files import current_file
 from correlator.last_pass import read_last_pass
 from correlator.model import ChoreographyModel, read_written_model
 from correlator.thresholds import Thresholds
@@ -96,7 +97,9 @@ def resume_point(
     last = read_last_pass(layout)
     if last is None or last.judged_with != fingerprint:
         return None
-    files = [str(layout.findings / f"{name}.parquet") for name in STATUS_FILES]
+    files = [str(f) for f in map(functools.partial(current_file, layout), STATUS_FILES) if f]
+    if not files:
+        return None
     try:
         (verdicts, newest) = con.execute(
             "SELECT count(*), max(evaluated_at) FROM read_parquet($files, union_by_name = true)",

@@ -4,10 +4,10 @@ status files under ``<data>/findings/``.
 Passes are numbered, and ``all_status`` keeps each verdict with the pass that made
 it: a cold pass's table of verdicts becomes it (``adopt``), a tick appends its own
 (``append``). A workflow's verdict is the one of its latest pass; the superseded
-ones are forgotten when the watcher evicts (``forget_superseded``). The full file,
-``workflow_status.parquet``, is rewritten every ``rewrite_s`` at most; the small
-``workflow_status_recent.parquet`` holds the verdicts made since, and is rewritten
-at each write. Each file holds a workflow once.
+ones are forgotten when the watcher evicts (``forget_superseded``). The full table,
+``workflow_status``, is rewritten every ``rewrite_s`` at most; the small
+``workflow_status_recent`` holds the verdicts made since, and is rewritten at each
+write (each a new generation: ``findings_files``). Each file holds a workflow once.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import time
 import duckdb
 
 from correlator.findings import WORKFLOW_STATUS, ZSTD_LEVEL
+from correlator.findings_files import current_file, new_generation
 from correlator.resume import STATUS_FILES
 from store import StoreLayout
-from store.durable_files import replacing
 
 STATUS_COLUMNS = ", ".join(WORKFLOW_STATUS.names)  # the files' columns, in their order
 ROW_GROUP_ROWS = 122_880  # DuckDB's default
@@ -53,7 +53,9 @@ class Verdicts:
         resumed cold pass did not judge (resume.py): they keep the verdicts of the
         passes before. Returns how many. Their last activity is not in the files: the
         time they were judged stands in for it (later, so they are forgotten later)."""
-        full, recent = (str(self.layout.findings / f"{name}.parquet") for name in STATUS_FILES)
+        full, recent = (current_file(self.layout, name) for name in STATUS_FILES)
+        if full is None or recent is None:  # no status written (ensure_findings seeds them)
+            return 0
         (carried,) = con.execute(
             f"""
             INSERT INTO all_status BY NAME
@@ -69,7 +71,7 @@ class Verdicts:
             FROM verdicts
             WHERE workflow_id NOT IN (SELECT workflow_id FROM all_status)
             """,
-            {"full": full, "recent": recent, "pass": pass_number},
+            {"full": str(full), "recent": str(recent), "pass": pass_number},
         ).fetchone()
         return carried
 
@@ -166,7 +168,8 @@ class Verdicts:
         self.changed = False
 
     def _copy(self, con: duckdb.DuckDBPyConnection, name: str, *, since_pass: int) -> None:
-        """Write the verdicts made after pass ``since_pass`` to findings/<name>.parquet."""
+        """Write the verdicts made after pass ``since_pass`` as findings table ``name``'s
+        next generation."""
         latest = (  # a workflow's latest verdict, when there may be others
             "QUALIFY row_number() OVER (PARTITION BY workflow_id ORDER BY judged_in_pass DESC) = 1"
             if self._superseded
@@ -179,7 +182,7 @@ class Verdicts:
         # one workflow then skips the others on their statistics (in one row group,
         # sorting 100k verdicts would cost ~30 ms for nothing)
         order = "ORDER BY workflow_id" if rows > ROW_GROUP_ROWS else ""
-        with replacing(self.layout.findings / f"{name}.parquet") as tmp:
+        with new_generation(self.layout, name) as tmp:
             con.execute(
                 f"""
                 COPY (

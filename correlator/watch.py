@@ -24,6 +24,8 @@ import pyarrow as pa
 from correlator.alerts import Alerter
 from correlator.declared_choreography import Choreography
 from correlator.engine import Correlator
+from correlator.findings import FINDINGS, write_findings
+from correlator.findings_files import current_file, migrate_fixed_file
 from correlator.last_pass import EVERY_S, note_judging, stop_judging, write_last_pass
 from correlator.memory_budget import MemoryBudget, MemoryBudgetError
 from correlator.model import MODEL_FILES
@@ -141,9 +143,11 @@ def set_aside_damaged_findings(layout: StoreLayout) -> None:
     con = duckdb.connect(":memory:")
     try:
         for name in REWRITTEN:
-            path = layout.findings / f"{name}.parquet"
-            reason = unreadable_reason(con, path, whole=False) if path.exists() else None
-            if reason is None:
+            migrate_fixed_file(layout, name)  # a store from before the folders
+            # the newest generation, the one read (an older one damaged goes unread)
+            path = current_file(layout, name)
+            reason = unreadable_reason(con, path, whole=False) if path else None
+            if path is None or reason is None:
                 continue
             stamp = utc_now().strftime("%Y%m%dT%H%M%S")
             aside = layout.root / QUARANTINE_DIR / "findings" / f"{name}.{stamp}.parquet"
@@ -153,6 +157,9 @@ def set_aside_damaged_findings(layout: StoreLayout) -> None:
             except OSError as e:
                 log.warning("could not move the damaged %s aside: %s", path, e)
                 continue
+            # an empty table in its place, as if written afresh: not the older
+            # generation, which the views and a resumed pass would take for current
+            write_findings(layout, name, FINDINGS[name].empty_table())
             log.warning(
                 "%s cannot be read (%s): moved to %s; the correlator writes it afresh",
                 path, reason, aside,

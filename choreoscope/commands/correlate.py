@@ -10,8 +10,10 @@ import signal
 import time
 from typing import Any
 
+import duckdb
 import nats
 
+from choreoscope.catalog import write_catalog
 from choreoscope.commands.collect import nats_connect_options
 from choreoscope.declared_hint import choreography_to_pass
 from choreoscope.settings import add_flags
@@ -23,7 +25,7 @@ from correlator.memory_budget import MemoryBudget
 from correlator.thresholds import Thresholds
 from correlator.watch import correlate_once, watch
 from instrumentation import wire
-from instrumentation.errors import BusUnavailableError
+from instrumentation.errors import BusUnavailableError, ChoreoscopeError
 from instrumentation.nats_shutdown import drain_connection
 from store import StoreLayout
 
@@ -101,11 +103,33 @@ def memory_budget(args: argparse.Namespace) -> MemoryBudget:
     return MemoryBudget(total=args.memory_limit)
 
 
+def refresh_catalog(layout: StoreLayout) -> None:
+    """Bring ``catalog.duckdb`` up to this version's views, as ``collect`` does when it
+    starts: after an upgrade the findings views read the generation folders, and the
+    old ones the files the correlator stops writing."""
+    if not layout.exists():
+        return  # `collect` creates the store, and its catalog
+    try:
+        layout.check_version()
+    except ChoreoscopeError:
+        return  # the correlator says what to do about it
+    try:
+        write_catalog(layout)
+    except (OSError, duckdb.Error, ChoreoscopeError) as e:  # findings still get written
+        log.error(
+            "could not write %s (%s): `duckdb -readonly` users may read outdated views "
+            "until `choreoscope collect` writes it; free disk space or fix the "
+            "folder's permissions",
+            layout.catalog, e,
+        )  # fmt: skip
+
+
 def declared_choreography(args: argparse.Namespace) -> Choreography | None:
     return load_choreography(args.choreography) if args.choreography else None
 
 
 def run(args: argparse.Namespace) -> int:
+    refresh_catalog(StoreLayout.at(args.data))
     thresholds = Thresholds(min_deadline_s=args.min_deadline)
     choreography = declared_choreography(args)
     if choreography is None and last_model_declared(StoreLayout.at(args.data)):

@@ -4,10 +4,10 @@ correlate through the standard messaging attributes and parent/child or links.""
 
 from __future__ import annotations
 
-import pyarrow.parquet as pq
 import pytest
 
 from correlator.engine import Correlator
+from correlator.findings import read_findings
 from correlator.thresholds import Thresholds
 from store import StoreLayout
 from tests.correlator.pipelines import (
@@ -152,7 +152,7 @@ def test_foreign_workflows_arriving_after_a_cold_pass_are_one_workflow_each(
     judged = {  # the correlator's verdicts, one per workflow it made out
         row["workflow_id"]: row["status"]
         for name in ("workflow_status", "workflow_status_recent")
-        for row in pq.read_table(store_layout.findings / f"{name}.parquet").to_pylist()
+        for row in read_findings(store_layout, name).to_pylist()
         if not row["workflow_id"].startswith("wf-")
     }
     assert judged == dict.fromkeys(ids, "completed")
@@ -175,7 +175,7 @@ def test_foreign_consumer_in_a_later_tick_joins_its_workflow_through_its_link(
     engine.close()
 
     full, recent = (
-        pq.read_table(store_layout.findings / f"{name}.parquet").to_pylist()
+        read_findings(store_layout, name).to_pylist()
         for name in ("workflow_status", "workflow_status_recent")
     )
     latest = {row["workflow_id"]: row["status"] for row in [*full, *recent]}

@@ -21,6 +21,7 @@ import correlator.tick_scope as tick_scope_module
 from collector.compaction import Compactor
 from collector.segment_writer import SegmentWriter
 from correlator.engine import Correlator
+from correlator.findings import read_findings
 from correlator.ledger import AnomalyLedger
 from correlator.queries import anomaly_counts
 from correlator.thresholds import Thresholds
@@ -272,7 +273,7 @@ def test_anomalies_changed_since_the_full_file_are_read_back_from_the_recent_one
     first.write_findings()  # soon after: only what changed, in the recent file
     first.close()
 
-    full = pq.read_table(store_layout.findings / "anomalies.parquet").to_pylist()
+    full = read_findings(store_layout, "anomalies").to_pylist()
     assert [row["alerted_at"] for row in full] == [None]
     second = _engine(store_layout)
     assert second.ledger.unalerted() == []  # a restart does not alert it again
@@ -518,7 +519,7 @@ def _status_files(layout: StoreLayout) -> tuple[dict[str, list[str]], ...]:
     files = []
     for name in ("workflow_status", "workflow_status_recent"):
         verdicts: dict[str, list[str]] = {}
-        for row in pq.read_table(layout.findings / f"{name}.parquet").to_pylist():
+        for row in read_findings(layout, name).to_pylist():
             verdicts.setdefault(row["workflow_id"], []).append(row["status"])
         files.append(verdicts)
     return tuple(files)
@@ -567,7 +568,7 @@ def test_a_model_learned_beside_the_ticks_is_taken_in_by_the_next_one(
     engine.refresh.wait()
     learned_before = {(s["subject"], s["consumer"]) for s in engine.model.steps}
     engine.tick(now=at(71))
-    written = pq.read_table(store_layout.findings / "model_steps.parquet").to_pylist()
+    written = read_findings(store_layout, "model_steps").to_pylist()
     engine.close()
 
     assert (RECEIVED, "auditor") not in learned_before

@@ -17,13 +17,14 @@ from typing import Any
 
 import duckdb
 import nats
-import pyarrow.parquet as pq
 import pytest
 
 from choreoscope.commands.correlate import bus_publisher
 from choreoscope.nats_server import EmbeddedNats
 from correlator.alerts import Alerter
 from correlator.engine import Correlator
+from correlator.findings import read_findings
+from correlator.findings_files import current_file, table_folder
 from correlator.last_pass import LastPass, read_last_pass
 from correlator.memory_budget import MemoryBudgetError
 from correlator.thresholds import Thresholds
@@ -66,7 +67,7 @@ def _alerted_on_disk(layout: StoreLayout) -> dict[str, object]:
     """workflow → alerted_at of each anomaly, as a restarted watcher would load them."""
     rows: dict[str, dict] = {}
     for name in ("anomalies", "anomalies_recent"):
-        for row in pq.read_table(layout.findings / f"{name}.parquet").to_pylist():
+        for row in read_findings(layout, name).to_pylist():
             known = rows.get(row["anomaly_id"])
             if known is None or row["revision"] > known["revision"]:
                 rows[row["anomaly_id"]] = row
@@ -294,14 +295,14 @@ async def test_a_damaged_status_file_is_set_aside_and_written_afresh_not_a_refus
     log.write(store_layout)
     alerter = Alerter(publish=None, dashboard_url="http://127.0.0.1:8501")
     await (await Watcher(store_layout, alerter).started()).stopped()
-    status = store_layout.findings / "workflow_status.parquet"
+    status = current_file(store_layout, "workflow_status")
     damaged = status.read_bytes()[:100]  # cut short by a disk problem
     status.write_bytes(damaged)
 
     # it refused to start: "the store file .../workflow_status.parquet cannot be read"
     await (await Watcher(store_layout, alerter).started()).stopped()
 
-    statuses = pq.read_table(status).to_pylist()
+    statuses = read_findings(store_layout, "workflow_status").to_pylist()
     assert "wf-drop-0" in {s["workflow_id"] for s in statuses}
     (aside,) = (store_layout.root / "quarantine" / "findings").iterdir()
     assert aside.read_bytes() == damaged
@@ -311,7 +312,7 @@ def test_findings_a_killed_write_left_half_done_are_cleared_at_start(
     store_layout: StoreLayout,
 ) -> None:
     Correlator(data_dir=store_layout.root).close()  # the findings folder exists
-    abandoned = store_layout.findings / ".anomalies.parquet.4242.tmp"
+    abandoned = table_folder(store_layout, "anomalies") / ".000000000007-0a1b.parquet.4242.tmp"
     abandoned.write_bytes(b"PAR1 half of it")
     two_hours_ago = time.time() - 7200
     os.utime(abandoned, (two_hours_ago, two_hours_ago))

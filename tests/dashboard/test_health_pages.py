@@ -7,10 +7,9 @@ import shutil
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from collector.segment_writer import SegmentWriter
-from correlator.findings import ANOMALIES, write_findings
+from correlator.findings import ANOMALIES, read_findings, write_findings
 from store import StoreLayout
 from store.schema import BUS_EVENTS
 from tests.damaged_files import cut_short
@@ -138,7 +137,7 @@ def test_the_map_lists_the_deviations_of_the_chosen_window(recruitment_store: Pa
     shutil.copytree(recruitment_store, store)
     layout = StoreLayout.at(store)
     now = dt.datetime.now(dt.UTC)
-    found = pq.read_table(layout.findings / "anomalies.parquet").to_pylist()
+    found = read_findings(layout, "anomalies").to_pylist()
     for n, (ago, detail) in enumerate(
         [(dt.timedelta(days=2), "old deviation"), (dt.timedelta(minutes=1), "new deviation")]
     ):
