@@ -12,7 +12,8 @@ Views (``correlator/sql``): ``messages``, ``workflows``, ``hops``, ``edges``,
 (``choreography_steps``, ``choreography_follows``), over the store's ``spans``;
 helpers ``workflow_spans``, ``trace_workflows``, ``publish_spans``,
 ``delivery_spans``, ``transitions``, ``dead_letters``. Findings are Parquet files
-under ``<data>/findings/`` (``FINDINGS``), replaced atomically.
+under ``<data>/findings/<table>/`` (``FINDINGS``), each write a new immutable
+generation (``correlator.findings_files``).
 """
 
 from correlator.alerts import Alerter, alert_payload

@@ -1,13 +1,13 @@
 """Reading again when a file changed under a query.
 
-The correlator replaces its findings files every second (temp name, then rename).
 DuckDB can open one path more than once within a query (each place the views name
-the file), and then reads the new file with the old one's layout: measured here, a
-query naming a findings file twice failed on about a quarter of its runs while the
-file was rewritten continuously ("TProtocolException: Invalid data", "Could not read
-enough bytes", "ZSTD Decompression failure", ...). Compaction retiring a segment
-that a query listed fails the same way ("No such file"). Both pass on a second read,
-so readers run their queries through ``read_retrying``.
+the file), and a file replaced in between is read with the old one's layout
+("TProtocolException: Invalid data", "Could not read enough bytes", "ZSTD
+Decompression failure", ...). No store file is replaced in place any more (the
+correlator's findings are immutable generations: ``correlator.findings_files``), but
+compaction retiring a segment that a long query listed fails so ("No such file"), and
+passes on a second read, so the project's readers run their queries through
+``read_retrying``.
 
 A file damaged on disk fails the same ways, and would on every read: before reading
 again, the file the error names is checked, and if it still cannot be read the
