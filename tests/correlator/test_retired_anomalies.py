@@ -8,12 +8,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
-import pyarrow.parquet as pq
-
 import correlator
 from collector.retention import drop_expired_partitions
 from correlator.alerts import Alerter
 from correlator.engine import Correlator
+from correlator.findings import read_findings
 from correlator.seen_keys import hour_of
 from correlator.thresholds import Thresholds
 from correlator.watch import watch
@@ -196,7 +195,8 @@ HOUR = 3600.0
 
 def _retired_in_hours(layout: StoreLayout) -> list[int]:
     """The hour (from T0) each workflow the retired file remembers was retired in."""
-    table = pq.read_table(layout.findings / "anomalies_retired.parquet")
+    table = read_findings(layout, "anomalies_retired")
+    assert table is not None
     return sorted(h - hour_of(T0) for h in table["retired_hour"].to_pylist())
 
 
