@@ -29,6 +29,7 @@ from correlator.findings import (
     ensure_findings,
     findings_folder,
     findings_lost,
+    prune_findings,
     remove_abandoned_writes,
     write_findings,
 )
@@ -295,6 +296,7 @@ class Correlator:
                 self.ledger.write(self.layout)
             if self.verdicts.changed:
                 self.verdicts.write(self.con, pass_number=self._pass)
+            prune_findings(self.layout)
 
     def write_model(self) -> None:
         for name, table in self.model.tables().items():

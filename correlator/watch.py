@@ -22,24 +22,19 @@ import duckdb
 import pyarrow as pa
 
 from correlator.alerts import Alerter
+from correlator.damaged_findings import set_aside_damaged_findings
 from correlator.declared_choreography import Choreography
 from correlator.engine import Correlator
-from correlator.findings import FINDINGS, write_findings
-from correlator.findings_files import current_file, migrate_fixed_file
 from correlator.last_pass import EVERY_S, note_judging, stop_judging, write_last_pass
 from correlator.memory_budget import MemoryBudget, MemoryBudgetError
-from correlator.model import MODEL_FILES
 from correlator.sole_writer import sole_writer
 from correlator.thresholds import Thresholds
 from store import StoreLayout, read_retrying
-from store.quarantine import QUARANTINE_DIR, damaged_file_error, unreadable_reason
+from store.quarantine import damaged_file_error
 from store.rereading import file_changed_under
 
 log = logging.getLogger(__name__)
 
-# the findings files every pass writes whole from what it judged (ledger.py keeps
-# the anomalies, which it cannot rebuild: what was alerted)
-REWRITTEN = ("workflow_status", "workflow_status_recent", *MODEL_FILES)
 PROGRESS_EVERY_S = 30.0  # how often a long cold pass says it still works
 RETRY_MAX_S = 60.0  # the longest wait before a failed cold pass is tried again
 REPEATS_LOGGED_EVERY_S = 60.0  # a tick's failure that comes again is logged this often
@@ -132,40 +127,6 @@ def _telling_progress(doing: str, *, layout: StoreLayout) -> Iterator[None]:
         done.set()
         teller.join()
     log.info("done %s in %.1fs", doing, time.monotonic() - started)
-
-
-def set_aside_damaged_findings(layout: StoreLayout) -> None:
-    """Move into ``<data>/quarantine/findings/`` each findings file a pass rewrites
-    whole (statuses, model) that cannot be read, keeping its bytes: one cut short by a
-    disk problem otherwise kept the correlator from starting, when it would have
-    written the file afresh. The anomalies files are left for the user to decide
-    (see UnreadableSegmentError): without them, old anomalies would be alerted again."""
-    con = duckdb.connect(":memory:")
-    try:
-        for name in REWRITTEN:
-            migrate_fixed_file(layout, name)  # a store from before the folders
-            # the newest generation, the one read (an older one damaged goes unread)
-            path = current_file(layout, name)
-            reason = unreadable_reason(con, path, whole=False) if path else None
-            if path is None or reason is None:
-                continue
-            stamp = utc_now().strftime("%Y%m%dT%H%M%S")
-            aside = layout.root / QUARANTINE_DIR / "findings" / f"{name}.{stamp}.parquet"
-            try:
-                aside.parent.mkdir(parents=True, exist_ok=True)
-                path.replace(aside)
-            except OSError as e:
-                log.warning("could not move the damaged %s aside: %s", path, e)
-                continue
-            # an empty table in its place, as if written afresh: not the older
-            # generation, which the views and a resumed pass would take for current
-            write_findings(layout, name, FINDINGS[name].empty_table())
-            log.warning(
-                "%s cannot be read (%s): moved to %s; the correlator writes it afresh",
-                path, reason, aside,
-            )  # fmt: skip
-    finally:
-        con.close()
 
 
 async def wait_for_store(layout: StoreLayout, *, stop: asyncio.Event, poll_s: float) -> bool:

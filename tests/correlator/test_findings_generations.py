@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 
 import correlator
 from choreoscope.catalog import write_catalog
+from correlator.engine import Correlator
 from correlator.findings import ANOMALIES, MODEL_STEPS, read_findings, write_findings
 from correlator.findings_files import (
     current_file,
@@ -112,6 +113,28 @@ def test_a_superseded_generation_stays_for_the_grace_then_goes(store_layout) -> 
     # the newest stays however old it is
     prune_superseded(store_layout, "model_steps", now=superseded_at + 10**6)
     assert generations(store_layout, "model_steps") == [newest]
+
+
+def test_a_table_not_written_again_keeps_no_more_than_its_newest_once_the_grace_passed(
+    store_layout,
+) -> None:
+    # a quiet store: the recent anomalies were written a few times, then not again,
+    # while the watcher still writes now and then. A reader's query opened every
+    # generation left whenever the newest held no row
+    engine = Correlator(data_dir=store_layout.root)
+    empty = pa.Table.from_pylist([], schema=ANOMALIES)
+    for _ in range(5):
+        write_findings(store_layout, "anomalies_recent", empty)
+    a_minute_ago = time.time() - 61
+    for path in generations(store_layout, "anomalies_recent"):
+        os.utime(path, (a_minute_ago, a_minute_ago))
+
+    engine.write_findings()  # nothing changed: nothing written
+    engine.close()
+
+    assert generations(store_layout, "anomalies_recent") == [
+        current_file(store_layout, "anomalies_recent")
+    ]
 
 
 def test_a_store_from_before_the_generation_folders_reads_and_is_upgraded(tmp_path) -> None:
