@@ -65,17 +65,20 @@ def waterfall_rows(
                 "end": hop.ended_at,
             }
         )
-    attempted = set(hops["message_id"])
+    attempted = {
+        (hop.message_id, getattr(hop, "consumer", hop.consumer_service))
+        for hop in hops.itertuples(index=False)
+    }
     drawn_until = max((b["end"] for b in bars if pd.notna(b["end"])), default=None)
     drawn_from = min((b["start"] for b in bars if pd.notna(b["start"])), default=None)
     for message in messages.itertuples(index=False):
         if pd.isna(message.published_at):
             continue  # its publish span never arrived: nothing to place it by
-        if _is_waiting(message) and message.message_id not in attempted:
-            waited = pd.Timestamp(view_end) - message.published_at
+        waited = pd.Timestamp(view_end) - message.published_at
+        for awaited in _awaited_by(message, attempted):
             bars.append(
                 {
-                    "row": _row_label(message.subject, _awaited(message), message.message_id, 1),
+                    "row": _row_label(message.subject, awaited, message.message_id, 1),
                     "message_id": message.message_id,
                     "attempt": 0,
                     "phase": "never processed",
@@ -113,14 +116,26 @@ def _attempt_phase(hop: object) -> str:
     return "processing"
 
 
-def _is_waiting(message: object) -> bool:
-    """Unprocessed, and someone was expected to process it (not a terminal event)."""
-    if getattr(message, "outcome", None) == "processed":
-        return False
+def _awaited_by(message: object, attempted: set[tuple[object, object]]) -> list[str]:
+    """Row targets of the bars a message still waits under: one per expected consumer
+    group that never attempted it, saying whether it received the message (a hung
+    handler) or not. A fan-out message that other groups processed still waits on
+    the one that never got it: judged by the message's outcome alone ("processed",
+    by some group), the step the run waits on was left out of its timeline. Before a
+    model is known, a message nobody attempted waits on "no consumer yet"."""
+    message_id = getattr(message, "message_id", None)
     if not getattr(message, "model_known", False):
-        return True
+        nobody = not any(m == message_id for m, _ in attempted)
+        waiting = getattr(message, "outcome", None) != "processed" and nobody
+        return ["no consumer yet"] if waiting else []
     expected = getattr(message, "expected_consumers", None)
-    return expected is not None and len(expected) > 0
+    received = getattr(message, "received_by", None)
+    received = set() if received is None else {str(c) for c in received}
+    return [
+        f"{c} (received, never finished)" if str(c) in received else f"{c} (not received)"
+        for c in ([] if expected is None else expected)
+        if (message_id, c) not in attempted
+    ]
 
 
 def _clipped_end(
@@ -149,14 +164,6 @@ def _humane(delta: pd.Timedelta) -> str:
     if seconds < 7200:
         return f"{seconds // 60} min {seconds % 60} s"
     return f"{seconds // 3600} h {seconds % 3600 // 60} min"
-
-
-def _awaited(message: object) -> str:
-    """Who the message waits for: its expected consumers, never received."""
-    expected = getattr(message, "expected_consumers", None)
-    if expected is None or len(expected) == 0:
-        return "no consumer yet"
-    return ", ".join(str(c) for c in expected) + " (not received)"
 
 
 def _row_label(subject: str, consumer: str | None, message_id: str, attempt: int) -> str:

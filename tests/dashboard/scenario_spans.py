@@ -99,8 +99,12 @@ class ScenarioSpans:
         in_trace: str | None = None,
         in_workflow: str | None = None,
         settle: str | None = None,
+        hangs: bool = False,
     ) -> str:
         """The receive and process spans of one delivery; returns the process span id.
+
+        ``hangs``: the handler never returns, so only the receive span (ended on
+        arrival) exists; returns the receive span's id.
 
         ``settle``: the handler settled the message itself (``nak``, ``term``) as it
         returned, a settle span the child of the process span.
@@ -129,9 +133,10 @@ class ScenarioSpans:
             "link_trace_id": message.trace_id,
             "link_span_id": message.span_id,
         }
+        receive_span_id = self._span_id()
         self._add(
             trace_id=trace_id,
-            span_id=self._span_id(),
+            span_id=receive_span_id,
             parent_span_id=parent,
             name=semconv.span_name("receive", message.subject),
             kind="client",
@@ -142,6 +147,8 @@ class ScenarioSpans:
             operation=semconv.OP_RECEIVE,
             **promoted,
         )
+        if hangs:
+            return receive_span_id
         attributes = {**common, semconv.MESSAGING_OPERATION_TYPE: semconv.OP_PROCESS}
         if audit is not None:
             attributes[semconv.CHOREO_AUDIT_INPUT] = audit[0]
