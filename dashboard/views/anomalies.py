@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from correlator.queries import ANOMALY_KINDS
+from dashboard.anomaly_state import with_state
 from dashboard.data import read
 from dashboard.links import with_workflow_links, workflow_link_column
 from dashboard.page_frame import PageContext, open_page, render_page
@@ -40,7 +41,9 @@ def render(page: PageContext, kinds: tuple[str, ...], include_resolved: bool) ->
             st.text(str(kind))
         st.caption(DESCRIPTIONS.get(str(kind), ""))
         st.dataframe(
-            with_workflow_links(group.drop(columns=["kind"])),
+            with_workflow_links(
+                (with_state(group) if include_resolved else group).drop(columns=["kind"])
+            ),
             hide_index=True,
             column_config=workflow_link_column(),
         )

@@ -9,6 +9,7 @@ import streamlit as st
 
 from correlator.explain import ago
 from correlator.queries import WorkflowDetail, WorkflowRun
+from dashboard.anomaly_state import with_state
 from dashboard.data import read
 from dashboard.links import with_workflow_links, workflow_link_column
 from dashboard.page_frame import PageContext, open_page, render_page, say_statuses_freshness
@@ -99,7 +100,7 @@ def render(page: PageContext, workflow_id: str) -> None:
 
     if not detail.anomalies.empty:
         st.subheader("Anomalies")
-        st.dataframe(detail.anomalies, hide_index=True)
+        st.dataframe(with_state(detail.anomalies), hide_index=True)
 
     audit = detail.audit
     if not audit.empty:
