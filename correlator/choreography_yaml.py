@@ -66,4 +66,28 @@ def yaml_problem(e: yaml.YAMLError) -> str:
     problem = getattr(e, "problem", None)
     if mark is None or not problem:
         return f" ({' '.join(str(e).split())})"
-    return f" at line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    return f" at line {mark.line + 1}, column {mark.column + 1}: {problem}{_hint(problem)}"
+
+
+# PyYAML's words for the mistakes people make by hand, and what they mean
+_HINTS = (
+    ("'\\t'", "a tab: YAML indents with spaces only"),
+    ("expected <block end>", "this line is indented unlike the lines around it"),
+    (
+        "could not find expected ':'",
+        "a line above it lacks its ':', or is indented unlike its peers",
+    ),
+    (
+        "mapping values are not allowed here",
+        "a ':' where a value was expected: quote the value, or indent the line",
+    ),
+    ("expected ',' or ']'", "a [list] opened before is not closed with ']'"),
+    ("expected ',' or '}'", "a {mapping} opened before is not closed with '}'"),
+)
+
+
+def _hint(problem: str) -> str:
+    for words, meaning in _HINTS:
+        if words in problem:
+            return f" ({meaning})"
+    return ""

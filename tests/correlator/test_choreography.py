@@ -286,6 +286,12 @@ def test_learned_model_is_readable_through_the_views(store_layout: StoreLayout) 
             "must list consumer names, each alone or with its own terms",
         ),
         ("workflows: {w: [", "not valid YAML"),
+        # PyYAML's words for a hand-edit's usual slips, said as what to fix
+        (
+            "workflows:\n  w:\n    starts_with: a\n   steps: {}",
+            r"line 4, column 4: .* \(this line is indented unlike the lines around it\)",
+        ),
+        ("workflows:\n  w:\n\tstarts_with: a", r"\(a tab: YAML indents with spaces only\)"),
         # a misspelt key must not silently declare a workflow of no steps, which
         # would make every step of every run a deviation
         ("workflows:\n  w:\n    starts_with: a\n    stpes: {}", r"unknown keys \['stpes'\]"),
