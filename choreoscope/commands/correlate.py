@@ -143,6 +143,12 @@ def run(args: argparse.Namespace) -> int:
             choreography_to_pass(layout=StoreLayout.at(args.data)),
         )  # fmt: skip
     if args.once:
+        if args.webhook:  # it may come from the environment, set for the watcher
+            log.warning(
+                "--webhook %s is not used: --once writes the findings and sends no "
+                "alert; `correlate --watch` posts each new anomaly to it",
+                args.webhook,
+            )
         engine = correlate_once(
             data_dir=args.data,
             thresholds=thresholds,

@@ -52,6 +52,21 @@ def test_correlate_once_summarizes_what_it_found(
     assert last is not None and not last.watching
 
 
+def test_correlate_once_says_it_sends_nothing_to_the_webhook_it_was_given(
+    unjudged_store: StoreLayout, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a user who added --webhook to a one-off run waited for a POST that never came
+    hook = "http://127.0.0.1:9/hooks/choreo"
+    with caplog.at_level(logging.WARNING):
+        assert (
+            main(["correlate", "--once", "--webhook", hook, "--data", str(unjudged_store.root)])
+            == 0
+        )
+    assert f"--webhook {hook} is not used: --once writes the findings and sends no alert" in (
+        caplog.text
+    )
+
+
 def test_workflows_status_filter_lists_only_the_stuck_run(
     judged_store: StoreLayout, capsys: pytest.CaptureFixture[str]
 ) -> None:
