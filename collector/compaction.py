@@ -40,10 +40,11 @@ from pathlib import Path
 
 import duckdb
 
+from collector.full_disk import full_disk_path
 from store.durable_files import fsync_path, remove_abandoned_temp_files, replacing
 from store.layout import COMPACTED_PREFIX, StoreLayout
 from store.quarantine import quarantine, unreadable_reason
-from store.spill import spill_into_store
+from store.spill import SpillDirectory, spill_into_store
 
 log = logging.getLogger(__name__)
 
@@ -112,13 +113,22 @@ class Compactor:
         self._con.execute("SET TimeZone = 'UTC'")
         self._con.execute("SET memory_limit = ?", [memory_limit])
         self._con.execute("SET preserve_insertion_order = false")
-        # an hour's merge larger than the limit spills beside the store, not into the
-        # working directory (which may be read-only)
-        self._spill = spill_into_store(self._con, layout=layout, owner="compaction")
+        # made by the first pass, not here: on a full disk its owner file cannot be
+        # written, and a compactor that could not be made failed every pass with a
+        # traceback instead of saying the disk is full
+        self._spill: SpillDirectory | None = None
 
     def run_once(self, *, now: dt.datetime | None = None) -> int:
-        """Compact every closed partition; returns the number of segments written."""
+        """Compact every closed partition; returns the number of segments written.
+
+        A full disk ends the pass with its error (the partition at hand left as it
+        was): every further merge would fill the disk to its last byte again, which
+        the collector needs for new spans."""
         now = now or dt.datetime.now(dt.UTC)
+        if self._spill is None:
+            # an hour's merge larger than the limit spills beside the store, not into
+            # the working directory (which may be read-only)
+            self._spill = spill_into_store(self._con, layout=self.layout, owner="compaction")
         written = 0
         for table in MERGE_SQL:
             for folder in partitions(self.layout, table):
@@ -130,6 +140,8 @@ class Compactor:
                         if held:
                             written += self.compact_partition(folder, table=table, now=now)
                 except (OSError, duckdb.Error, ValueError) as e:
+                    if full_disk_path(e) is not None:
+                        raise
                     log.error(
                         "compacting %s failed (%s): nothing of it is lost, and "
                         "the next pass takes it up again", folder, e,
@@ -241,7 +253,8 @@ class Compactor:
 
     def close(self) -> None:
         self._con.close()
-        self._spill.remove()
+        if self._spill is not None:
+            self._spill.remove()
 
 
 def _mark_visible(manifest: Path, output: Path, inputs: list[Path], at: dt.datetime) -> None:

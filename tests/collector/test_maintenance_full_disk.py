@@ -1,0 +1,109 @@
+"""The collector's upkeep on a full disk: said once, plainly, with the path and what to
+do; nothing half-written or lost; compaction carries on once space is back."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from choreoscope.nats_server import EmbeddedNats
+from store import StoreLayout
+from tests.collector.test_compaction_retention import write_segments
+from tests.test_unusable_store import on_a_disk_of_its_own
+
+FILL_THEN_COLLECT = """
+mount -t tmpfs -o size=2m tmpfs "$1" && cp -a "$2" "$1/data" || exit 99
+head -c 8M /dev/zero > "$1/filler" 2>/dev/null
+truncate -s "-$6" "$1/filler"
+exec "$3" -c "$4" "$1/data" "$1/filler" "$5"
+"""
+
+# A real collector with test-sized intervals on the full disk; once its maintenance
+# told of the full disk and tried some 15 passes more, the filler goes (space is back).
+# Prints what the closed hour's folder held meanwhile, and after, as JSON.
+COLLECTOR = """
+import asyncio, json, logging, sys, time
+from pathlib import Path
+from collector.service import CollectorConfig, run_collector
+from store import open_store
+
+data, filler, url = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+told = []
+class Told(logging.Handler):
+    def emit(self, record):
+        told.append(record.getMessage())
+logging.getLogger().addHandler(Told())
+(hour,) = data.glob("spans/date=*/hour=*")
+
+async def until(predicate):
+    deadline = time.monotonic() + 60
+    while not predicate() and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+
+async def main():
+    stop = asyncio.Event()
+    config = CollectorConfig(
+        data_dir=data, servers=[url], otlp_http=None, decode_workers=0,
+        maintenance_interval=0.2, compaction_grace=0.2,
+    )
+    collector = asyncio.create_task(run_collector(config, stop=stop))
+    await until(lambda: any("no space left" in m for m in told))
+    await asyncio.sleep(3)
+    while_full = sorted(p.name for p in hour.iterdir())
+    filler.unlink()
+    await until(lambda: not any(p.name.endswith("-000000.parquet") for p in hour.iterdir()))
+    after = sorted(p.name for p in hour.iterdir())
+    spans = open_store(data).execute("SELECT count(*) FROM spans").fetchone()[0]
+    stop.set()
+    await collector
+    print(json.dumps({"while_full": while_full, "after": after, "spans": spans}))
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a small disk of its own needs Linux")
+@pytest.mark.parametrize(
+    "room", ["0K", "64K"], ids=["no-room-at-all", "room-to-begin-a-merge-not-to-finish-it"]
+)
+def test_maintenance_on_a_full_disk_says_once_what_to_do_and_compacts_once_space_is_back(
+    nats_server: EmbeddedNats, store_layout: StoreLayout, tmp_path: Path, room: str
+) -> None:
+    # was: "the collector's maintenance task failed" and a traceback at every pass
+    hour = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)).replace(minute=0, second=0)
+    write_segments(store_layout, at=hour, batches=[(i * 5000, 5000) for i in range(6)])
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    result = subprocess.run(
+        on_a_disk_of_its_own(FILL_THEN_COLLECT, str(disk), str(store_layout.root),
+                             sys.executable, COLLECTOR, nats_server.url, room),
+        capture_output=True, text=True, timeout=180, cwd=Path(__file__).parents[2],
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    log = result.stderr
+    assert "Traceback" not in log
+    # told once in all those passes, naming the folder that is full and what to do
+    assert log.count("no space left on its disk") == 1, log
+    # with no room at all, compaction cannot begin; with some, the merge's output found none
+    partition = store_layout.partition_dir("spans", hour).relative_to(store_layout.root)
+    full = disk / "data" / (partition if room != "0K" else "")
+    assert f"store maintenance cannot write in {full} (compaction): no space left" in log
+    assert "Free space there (`df -h" in log
+    assert "space is back" in log
+    folder = json.loads(result.stdout)
+    # nothing half-written while full (no output, temp file or manifest), every input kept
+    assert len([n for n in folder["while_full"] if n.endswith(".parquet")]) == 6
+    assert not [n for n in folder["while_full"] if "compact" in n and n != ".compaction.lock"]
+    assert not [n for n in folder["while_full"] if n.endswith(".tmp")]
+    # then compacted into one, every span still there
+    assert [n for n in folder["after"] if n.endswith(".parquet")] == [
+        n for n in folder["after"] if n.startswith("compacted-")
+    ]
+    assert len([n for n in folder["after"] if n.endswith(".parquet")]) == 1
+    assert folder["spans"] == 30_000
