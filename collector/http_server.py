@@ -1,8 +1,14 @@
 """A small HTTP/1.1 server on asyncio streams, enough for an OTLP/HTTP receiver.
 
 Keep-alive, ``Content-Length`` and chunked bodies, ``Expect: 100-continue``, and
-a body size limit enforced before the body is read (413). The application is
+a body size limit enforced before the body is kept (413). The application is
 one coroutine: ``(Request) -> Response``; if it raises, the answer is a 500 saying so.
+
+A client that sends its body without waiting for ``100 Continue`` (urllib, the
+OpenTelemetry SDK's ``requests`` session) reads the answer only once it has sent the
+whole body: so the rest of a body over the limit is read and thrown away, up to
+``discard_limit_bytes``, before the 413. Answered and closed unread, the client got
+a connection reset instead, and its exporter logged that rather than the 413.
 
 A client holds nothing for ever: a connection idle between requests for
 ``idle_timeout_s`` is closed (a client that vanished without closing it left it
@@ -29,6 +35,10 @@ IDLE_TIMEOUT_S = 75.0  # as nginx's keep-alive: an SDK sends more often than tha
 REQUEST_TIMEOUT_S = 60.0  # a request's head and body; a 16 MiB body at ~300 KiB/s
 MAX_CONNECTIONS = 512
 RETRY_AFTER_S = 1
+# the most of a refused body read (and thrown away) so that its client reads the 413;
+# past it the connection is closed unread, as it was
+DISCARD_LIMIT_BYTES = 64 * 2**20
+_DISCARD_READ_BYTES = 2**16
 
 
 @dataclass(frozen=True)
@@ -47,7 +57,14 @@ class Response:
 
 
 class BodyTooLarge(Exception):
-    pass
+    """A body over the limit; what of it the client is still sending, unread: the
+    bytes of a ``Content-Length`` body, or those of the chunk at hand and every chunk
+    after it (``chunked``)."""
+
+    def __init__(self, *, unread: int, chunked: bool) -> None:
+        super().__init__(unread)
+        self.unread = unread
+        self.chunked = chunked
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -66,6 +83,7 @@ class HttpServer:
         idle_timeout_s: float = IDLE_TIMEOUT_S,
         request_timeout_s: float = REQUEST_TIMEOUT_S,
         max_connections: int = MAX_CONNECTIONS,
+        discard_limit_bytes: int = DISCARD_LIMIT_BYTES,
     ) -> None:
         self.handler = handler
         self.host = host
@@ -74,6 +92,7 @@ class HttpServer:
         self.idle_timeout_s = idle_timeout_s
         self.request_timeout_s = request_timeout_s
         self.max_connections = max_connections
+        self.discard_limit_bytes = discard_limit_bytes
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._warn_refused = ThrottledWarning(10.0, logger=log)
@@ -145,10 +164,15 @@ class HttpServer:
                 keep_alive = (
                     version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
                 )
+                expects_continue = headers.get("expect", "").lower() == "100-continue"
                 body = await self._read_body(reader, writer, headers)
         except TimeoutError:
             raise _RequestTimeout from None
-        except BodyTooLarge:
+        except BodyTooLarge as refused:
+            if not expects_continue:  # it is sending the body, and reads no answer before
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.request_timeout_s):
+                        await self._discard_rest(reader, refused)
             peer = writer.get_extra_info("peername")
             self._warn_refused(
                 f"refused a request body over {self.max_body_bytes} bytes from "
@@ -179,7 +203,7 @@ class HttpServer:
         chunked = "chunked" in headers.get("transfer-encoding", "").lower()
         length = int(headers.get("content-length", "0") or 0)
         if not chunked and length > self.max_body_bytes:
-            raise BodyTooLarge
+            raise BodyTooLarge(unread=length, chunked=False)
         if headers.get("expect", "").lower() == "100-continue":
             writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             await writer.drain()
@@ -195,9 +219,33 @@ class HttpServer:
                 return b"".join(parts)
             total += size
             if total > self.max_body_bytes:
-                raise BodyTooLarge
+                raise BodyTooLarge(unread=size + 2, chunked=True)  # the chunk and its CRLF
             parts.append(await reader.readexactly(size))
             await reader.readexactly(2)
+
+    async def _discard_rest(self, reader: asyncio.StreamReader, refused: BodyTooLarge) -> None:
+        """Read what the client still sends of a refused body, keeping none of it, up
+        to ``discard_limit_bytes``; beyond, the client gets the 413 only if it reads
+        before it has sent everything."""
+        budget = self.discard_limit_bytes
+        unread = refused.unread
+        while True:
+            if unread > budget:
+                return
+            budget -= unread
+            while unread > 0:
+                read = len(await reader.read(min(unread, _DISCARD_READ_BYTES)))
+                if read == 0:
+                    return  # the client stopped sending
+                unread -= read
+            if not refused.chunked:
+                return
+            size = int((await reader.readline()).split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return
+            unread = size + 2
 
 
 class _RequestTimeout(Exception):

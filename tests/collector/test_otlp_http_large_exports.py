@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
+import requests
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk.resources import Resource
@@ -94,3 +96,34 @@ async def test_a_span_too_large_for_a_message_alone_is_refused_by_name_and_the_o
     ]
     warnings = [r.getMessage() for r in caplog.records if "max_payload" in r.getMessage()]
     assert len(warnings) == 1 and "the other spans of the export are stored" in warnings[0]
+
+
+async def test_a_body_over_the_receivers_limit_gets_a_413_not_a_connection_reset(
+    nats_server: EmbeddedNats,
+) -> None:
+    # was: the receiver answered and closed before reading the body, and a client that
+    # sends the body without waiting for "100 Continue" (urllib; the SDK's requests
+    # session) got a connection reset instead of the 413
+    body = b"\x00" * 9_000_000  # over the receiver's 8 MiB
+    async with receiver(nats_server.url) as server:
+        status, _, answer = await post(server, body, content_type=PROTOBUF)
+        assert status == 413
+        assert b"request body over 8388608 bytes: send smaller batches" in answer
+
+        def post_with_requests(data: bytes | Iterator[bytes]) -> requests.Response:
+            return requests.post(
+                f"http://127.0.0.1:{server.port}/v1/traces", data=data,
+                headers={"Content-Type": PROTOBUF}, timeout=10,
+            )  # fmt: skip
+
+        # chunked: read as it comes until over the limit, and the rest (MBs more) left
+        chunks = (body[: 2**20] for _ in range(24))
+        for data in (body, chunks):
+            answered = await asyncio.to_thread(post_with_requests, data)
+            assert answered.status_code == 413
+            assert "send smaller batches" in answered.text
+        # and the receiver still serves the next request
+        status, _, _ = await post(
+            server, otlp_request(0, 2).SerializeToString(), content_type=PROTOBUF
+        )
+        assert status == 200
