@@ -145,6 +145,17 @@ class OtlpHttpReceiver:
                 )  # fmt: skip
             parts, too_large = split.parts, split.too_large
             if too_large:
+                # the answer tells what becomes of the spans sent, those of the parts:
+                # the whole body's decoding also judged the spans left out, and the
+                # answer said one was "stored" with its attributes truncated, or
+                # counted one refused for its id too twice
+                decoded = await asyncio.to_thread(
+                    decode_payloads,
+                    [
+                        Payload(data=part, content_type=encoding, source="otlp-http")
+                        for part in parts
+                    ],
+                )
                 self._refused(
                     f"{too_large} span(s) each over the NATS max_payload ({max_payload}) "
                     "alone; the other spans of the export are stored",

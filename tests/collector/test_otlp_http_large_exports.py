@@ -98,6 +98,36 @@ async def test_a_span_too_large_for_a_message_alone_is_refused_by_name_and_the_o
     assert len(warnings) == 1 and "the other spans of the export are stored" in warnings[0]
 
 
+async def test_partial_success_says_of_each_span_only_what_is_true_of_it(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    # was: the span too large alone was also said to be "stored" with its attributes
+    # truncated, and one too large and with a bad id was counted twice
+    request = otlp_request(0, 6)
+    spans = request.resource_spans[0].scope_spans[0].spans
+    for i in (1, 4):  # too large for a message on their own; 4 has a bad id too
+        huge = spans[i].attributes.add()
+        huge.key, huge.value.string_value = "blob", "b" * (2 * 1024 * 1024)
+    spans[4].span_id = b"\x00" * 8
+    long = spans[2].attributes.add()  # over the attribute cap: truncated, and stored
+    long.key, long.value.string_value = "prompt", "p" * 20_000
+    data = tmp_path / "data"
+    async with receiver(nats_server.url) as server, running_collector(nats_server.url, data):
+        status, _, answer = await post(server, request.SerializeToString(), content_type=PROTOBUF)
+        assert status == 200
+        partial = ExportTraceServiceResponse.FromString(answer).partial_success
+        assert partial.rejected_spans == 2, partial.error_message
+        told = partial.error_message
+        assert "2 span(s) over the NATS max_payload (1048576 bytes)" in told
+        assert told.count("attribute values truncated") == 1, told  # span 2's alone
+        assert "(keys: prompt)" in told and "blob" not in told
+        assert "span_id" not in told  # span 4 never reached the decoder that says so
+        assert await wait_for_count(data, "select count(*) from spans", 4) == 4
+    assert query(data, "select span_id from spans order by span_id") == [
+        (f"{i:016x}",) for i in (1, 3, 4, 6)
+    ]
+
+
 async def test_a_body_over_the_receivers_limit_gets_a_413_not_a_connection_reset(
     nats_server: EmbeddedNats,
 ) -> None:
