@@ -17,7 +17,6 @@ import datetime as dt
 import json
 import logging
 import math
-import time
 from typing import Any
 
 import duckdb
@@ -38,6 +37,7 @@ from collector.streams import (
     SubjectsTakenError,
     consumer_config,
     ensure_stream,
+    stored_at,
     stream_seq,
 )
 from instrumentation import wire
@@ -65,14 +65,21 @@ def _lookup(headers: dict[str, str] | None, name: str) -> str | None:
     return None
 
 
-def heartbeat_row(data: bytes) -> dict[str, Any]:
-    """A ``heartbeats`` row from a heartbeat message; raises ``ValueError`` if malformed."""
+def heartbeat_row(data: bytes, *, sent_at: dt.datetime) -> dict[str, Any]:
+    """A ``heartbeats`` row from a heartbeat message; raises ``ValueError`` if malformed.
+
+    ``sent_at`` stands for a missing ``at``: when JetStream stored the message, the same
+    on each delivery of it (the collector's clock made a redelivery a second beat,
+    where the ``heartbeats`` view keeps one per instance and ``at``)."""
     beat = json.loads(data)
     if not isinstance(beat, dict) or not beat.get("service"):
         raise ValueError("a heartbeat is a JSON object with at least 'service'")
+    if not isinstance(beat["service"], str):
+        # stored, it was the Python repr of what was sent: a service no span names
+        raise ValueError(f"heartbeat 'service' {json.dumps(beat['service'])} is not a string")
     at = beat.get("at")
     try:
-        when = dt.datetime.fromtimestamp(float(time.time() if at is None else at), dt.UTC)
+        when = sent_at if at is None else dt.datetime.fromtimestamp(float(at), dt.UTC)
     except (OverflowError, OSError, ValueError, TypeError):
         when = None
     # as for spans: a time outside these years is a unit or clock mistake (0, a
@@ -83,7 +90,7 @@ def heartbeat_row(data: bytes) -> dict[str, Any]:
             f"{_FIRST_YEAR}-{_LAST_YEAR}"
         )
     row: dict[str, Any] = {
-        "service": str(beat["service"]),
+        "service": beat["service"],
         "instance": None if beat.get("instance") is None else str(beat["instance"]),
         "at": when,
         "interval_s": _interval(beat.get("interval_s")),
@@ -282,7 +289,8 @@ class SignalIngest:
             # schema (a number past int64, a year past 9999) is rejected alone
             try:
                 if msg.subject.startswith(wire.HEARTBEAT_SUBJECT_PREFIX):
-                    beat = {**heartbeat_row(msg.data), "received_at": received_at}
+                    row = heartbeat_row(msg.data, sent_at=stored_at(msg) or received_at)
+                    beat = {**row, "received_at": received_at}
                     beats.append(pa.Table.from_pylist([beat], HEARTBEATS))
                 else:
                     row = await bus_event_row(self.js, msg.subject, msg.data)

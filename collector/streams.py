@@ -8,6 +8,7 @@ missing: whoever comes first creates it, and nobody fails because it exists.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any, Final
 
@@ -105,3 +106,15 @@ def stream_seq(msg: Any) -> int | None:
         return int(msg.metadata.sequence.stream)
     except (nats.errors.Error, AttributeError, TypeError, ValueError):
         return None
+
+
+def stored_at(msg: Any) -> dt.datetime | None:
+    """When JetStream stored ``msg`` (None for a core NATS message): the same on every
+    delivery of it, unlike the time it was received."""
+    try:
+        when = msg.metadata.timestamp
+    except (nats.errors.Error, AttributeError, TypeError, ValueError):
+        return None
+    if not isinstance(when, dt.datetime):
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)

@@ -331,3 +331,32 @@ async def test_the_signals_stream_exists_once_the_collector_says_it_is_ready(
         await asyncio.wait_for(collector, 30)
         await nc.close()
     assert f"{wire.HEARTBEAT_SUBJECT_PREFIX}>" in info.config.subjects
+
+
+async def test_a_heartbeat_without_at_delivered_twice_is_one_beat_and_a_bad_service_is_refused(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    # was: stamped with the collector's clock, a redelivery was a second beat; and a
+    # service {"a": 1} was stored as the text "{'a': 1}"
+    data = tmp_path / "data"
+    subject = f"{wire.HEARTBEAT_SUBJECT_PREFIX}scorer"
+    async with running_collector(nats_server.url, data):
+        pass  # the first run creates the signals stream
+    nc = await nats.connect(nats_server.url)
+    await nc.publish(subject, json.dumps({"service": "scorer", "instance": "s-1"}).encode())
+    await nc.publish(subject, json.dumps({"service": {"a": 1}, "instance": "s-2"}).encode())
+    await nc.flush()
+    async with running_collector(nats_server.url, data):
+        assert await wait_for_count(data, "select count(*) from heartbeats", 1) == 1
+        assert await wait_for_count(data, "select count(*) from rejected", 1) == 1
+    # delivered again: the consumer is made anew and reads the stream from its start
+    await nc.jetstream().delete_consumer(SIGNALS_STREAM, SIGNALS_DURABLE)
+    await nc.close()
+    async with running_collector(nats_server.url, data):
+        beats = f"read_parquet('{data}/heartbeats/date=*/**/*.parquet')"
+        assert await wait_for_count(data, f"select count(*) from {beats}", 2) == 2
+    assert query(data, "select service, instance from heartbeats") == [("scorer", "s-1")]
+    reasons = [r for (r,) in query(data, "select distinct reason from rejected")]
+    assert reasons == [
+        """unreadable signal (ValueError): heartbeat 'service' {"a": 1} is not a string"""
+    ]
