@@ -148,6 +148,15 @@ def _hung(f: dict[str, Any], now: dt.datetime) -> str:
     )
 
 
+# What a finding's explanation reads that can still change once it was told, per kind.
+# A dead letter's advisory reaches the collector at once, while the spans of the attempt
+# that ended it wait in their exporter's batch: told on the advisory, it counted one
+# failed attempt fewer than the store shows a tick later (the ledger tells it again).
+LATE_FACTS: dict[str, tuple[str, ...]] = {
+    "dead_lettered": ("dead_letter_source", "errors", "last_error"),
+}
+
+
 def _dead_lettered(f: dict[str, Any], now: dt.datetime) -> str:
     how = {
         "max_deliveries": "past its max deliveries",

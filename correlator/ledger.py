@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from correlator.explain import anomaly_id, anomaly_row
+from correlator.explain import LATE_FACTS, anomaly_id, anomaly_row
 from correlator.findings import ANOMALIES, RETIRED_WORKFLOWS, write_findings
 from correlator.findings_files import current_file
 from correlator.seen_keys import SeenKeys
@@ -65,6 +65,9 @@ class AnomalyLedger:
             for r in self._rows.values()
             if r["kind"] in WAIT_KINDS and r.get("message_id")
         }
+        # the LATE_FACTS each anomaly that has them was last told with (filled from its
+        # evidence when first needed), so that a tick re-explains only what changed
+        self._told_facts: dict[str, tuple[Any, ...]] = {}
         # workflows whose anomalies were retired (hashes), and the ids of the rows the
         # full file still holds that its next rewrite leaves out
         self._retired = SeenKeys()
@@ -156,6 +159,12 @@ class AnomalyLedger:
                     # an exporter's count of dropped spans only grows: its finding (one
                     # per instance) says the count now, not the first one seen
                     changed |= _explained_again(known, finding, now=now)
+                elif known["kind"] == finding["kind"] in LATE_FACTS:
+                    # told before all its facts were stored (a dead letter's last
+                    # attempt arrives after the advisory): say what the store shows now
+                    changed |= self._facts_changed(known, finding) and _explained_again(
+                        known, finding, now=now, facts_changed=True
+                    )
                 if changed:
                     self._changed(key)
         for row in self._rows.values():
@@ -169,6 +178,18 @@ class AnomalyLedger:
                 row["resolved_at"] = now
                 self._changed(row["anomaly_id"])
         return new
+
+    def _facts_changed(self, known: dict[str, Any], finding: dict[str, Any]) -> bool:
+        """Whether ``finding`` shows ``known``'s ``LATE_FACTS`` otherwise than it was told."""
+        fields = LATE_FACTS[finding["kind"]]
+        key = known["anomaly_id"]
+        told = self._told_facts.get(key)
+        if told is None:
+            evidence = orjson.loads(known.get("evidence") or "{}")
+            told = tuple(evidence.get(k) for k in fields)
+        now = tuple(finding.get(k) for k in fields)
+        self._told_facts[key] = now
+        return now != told
 
     def is_retired(self, workflow_id: str | None) -> bool:
         return workflow_id is not None and _workflow_key(workflow_id) in self._retired
@@ -190,6 +211,7 @@ class AnomalyLedger:
             return
         for key in [k for k, r in self._rows.items() if r["workflow_id"] in workflows]:
             del self._rows[key]
+            self._told_facts.pop(key, None)
             self._since_full.discard(key)
             self._retiring.add(key)
         for workflow_id in workflows:
@@ -294,10 +316,13 @@ def _workflow_key(workflow_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(workflow_id.encode(), digest_size=8).digest(), "little")
 
 
-def _explained_again(known: dict[str, Any], finding: dict[str, Any], *, now: dt.datetime) -> bool:
-    """Give ``known`` the explanation ``finding`` has now; whether it reads otherwise."""
+def _explained_again(
+    known: dict[str, Any], finding: dict[str, Any], *, now: dt.datetime, facts_changed: bool = False
+) -> bool:
+    """Give ``known`` the explanation and evidence ``finding`` has now; whether they
+    read otherwise (``facts_changed``: the evidence does, whatever the explanation)."""
     fresh = anomaly_row(finding, now=now, key=known["anomaly_id"])
-    if fresh["detail"] == known["detail"]:
+    if fresh["detail"] == known["detail"] and not facts_changed:
         return False
     known["detail"], known["evidence"] = fresh["detail"], fresh["evidence"]
     return True
