@@ -18,6 +18,7 @@ import altair as alt
 import pandas as pd
 
 from correlator.explain import short
+from correlator.queries import awaited_by
 from dashboard.charts import utc_tooltip, with_utc_text
 from dashboard.waterfall_axis import WaterfallAxis
 
@@ -118,24 +119,14 @@ def _attempt_phase(hop: object) -> str:
 
 def _awaited_by(message: object, attempted: set[tuple[object, object]]) -> list[str]:
     """Row targets of the bars a message still waits under: one per expected consumer
-    group that never attempted it, saying whether it received the message (a hung
-    handler) or not. A fan-out message that other groups processed still waits on
-    the one that never got it: judged by the message's outcome alone ("processed",
-    by some group), the step the run waits on was left out of its timeline. Before a
-    model is known, a message nobody attempted waits on "no consumer yet"."""
-    message_id = getattr(message, "message_id", None)
+    group that never attempted it (``awaited_by``, as ``choreoscope show`` says it).
+    Before a model is known, a message nobody attempted waits on "no consumer yet"."""
     if not getattr(message, "model_known", False):
+        message_id = getattr(message, "message_id", None)
         nobody = not any(m == message_id for m, _ in attempted)
         waiting = getattr(message, "outcome", None) != "processed" and nobody
         return ["no consumer yet"] if waiting else []
-    expected = getattr(message, "expected_consumers", None)
-    received = getattr(message, "received_by", None)
-    received = set() if received is None else {str(c) for c in received}
-    return [
-        f"{c} (received, never finished)" if str(c) in received else f"{c} (not received)"
-        for c in ([] if expected is None else expected)
-        if (message_id, c) not in attempted
-    ]
+    return awaited_by(message, attempted=attempted)
 
 
 def _clipped_end(

@@ -13,7 +13,12 @@ import correlator
 from choreoscope.settings import add_flags
 from correlator.explain import ago
 from correlator.last_pass import read_last_pass
-from correlator.queries import scoped_to_workflow, workflow_messages, workflows_matching
+from correlator.queries import (
+    awaited_by,
+    scoped_to_workflow,
+    workflow_messages,
+    workflows_matching,
+)
 from instrumentation.errors import ChoreoscopeError
 from store import StoreLayout, read_retrying
 
@@ -22,8 +27,11 @@ ORDER = 61
 DESCRIPTION = """\
 Show one workflow run: its status and the step it waits on, the anomalies found,
 and each hop as a waterfall bar: queue wait (publish to handler start) as '.',
-processing as '#' ('!' when it raised). Messages nobody processed are listed
-with what became of them. A unique prefix of the workflow id is enough.
+processing as '#' ('!' when it raised). Messages an expected consumer group has
+not processed are listed with what became of them, naming each such group and
+whether it received the message: 'payment (not received)', or 'payment
+(received, never finished)' for a handler that never returned. A unique prefix
+of the workflow id is enough.
 
   choreoscope workflows --status stalled       # find one
   choreoscope show 3f9c                         # a unique prefix will do
@@ -144,14 +152,23 @@ def _read_run(con: duckdb.DuckDBPyConnection, given_id: str) -> tuple[Any, ...]:
         )
         names = [d[0] for d in result.description]
         hops = [dict(zip(names, r, strict=True)) for r in result.fetchall()]
-    unhandled = [
-        (m.subject, m.producer_service, m.published_at, m.outcome)
-        for m in workflow_messages(con, workflow_id=workflow_id).itertuples()
+    attempted = {(h["message_id"], h["consumer"]) for h in hops}
+    unhandled = []
+    for m in workflow_messages(con, workflow_id=workflow_id).itertuples():
+        # a fan-out message some groups processed still waits on the others: the
+        # outcome alone ("processed") left the step the run is stuck on unlisted
+        waits = awaited_by(m, attempted=attempted)
         # a run's last event, which the choreography expects nobody to consume,
         # is where it ends, not a message left unprocessed
-        if m.outcome != "processed"
-        and not (m.outcome == "unconsumed" and m.model_known and not len(m.expected_consumers))
-    ]
+        ends_run = m.outcome == "unconsumed" and m.model_known and not len(m.expected_consumers)
+        if not waits and (m.outcome == "processed" or ends_run):
+            continue
+        outcome = m.outcome
+        if outcome == "processed":
+            outcome = f"processed by {', '.join(str(c) for c in m.consumers)}"
+        if waits:
+            outcome += f"; waits on {', '.join(waits)}"
+        unhandled.append((m.subject, m.producer_service, m.published_at, outcome))
     anomalies = con.execute(
         "SELECT kind, detail, resolved_at IS NOT NULL FROM anomalies "
         "WHERE workflow_id = $wf ORDER BY detected_at",

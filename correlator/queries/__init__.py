@@ -9,6 +9,7 @@ is one ``.sql`` file per query in this folder.
 """
 
 from correlator.explain import ANOMALY_KINDS
+from correlator.queries.awaited import awaited_by
 from correlator.queries.health import (
     anomaly_list,
     bus_event_counts,
@@ -77,6 +78,7 @@ __all__ = [
     "anomalies_over_time",
     "anomaly_counts",
     "anomaly_list",
+    "awaited_by",
     "bus_event_counts",
     "choreography_edges",
     "choreography_model",

@@ -20,7 +20,7 @@ from correlator.engine import Correlator
 from correlator.last_pass import read_last_pass
 from correlator.stored_spans import StoredSpans
 from store import StoreLayout
-from tests.correlator.pipelines import PARSED, RECEIVED, history, up_to_parsed
+from tests.correlator.pipelines import PARSED, RECEIVED, SCORED, history, up_to_parsed
 from tests.correlator.span_shapes import OurSpans, SpanLog, at
 
 
@@ -304,6 +304,66 @@ def test_show_of_a_completed_run_lists_no_message_left_unprocessed(
     out = capsys.readouterr().out
     assert "status   completed" in out
     assert "messages not processed" not in out
+
+
+def _fan_out_store(layout: StoreLayout) -> None:
+    """Eight runs whose `recruit.cv.parsed` both the scorer and the archiver process,
+    then wf-no-archiver (the archiver never receives it) and wf-archiver-hangs (it
+    receives it and its handler never returns); the scorer's side of each goes on to
+    the end. Judged long after."""
+    ours = OurSpans(SpanLog())
+    runs = [(f"wf-{i}", float(i)) for i in range(8)]
+    for workflow_id, start in [*runs, ("wf-no-archiver", 100.0), ("wf-archiver-hangs", 110.0)]:
+        parsed = up_to_parsed(ours, workflow_id, start=start)
+        scored = ours.step(parsed, service="scorer", start=start + 0.5, end=start + 0.8,
+                           emits=SCORED)  # fmt: skip
+        ours.process(scored, service="notifier", start=start + 0.9, end=start + 1.0)
+        if workflow_id == "wf-archiver-hangs":
+            ours.receive(parsed, service="archiver", at_s=start + 0.5)
+        elif workflow_id != "wf-no-archiver":
+            ours.process(parsed, service="archiver", start=start + 0.5, end=start + 0.7)
+    ours.log.write(layout)
+    assert main(["correlate", "--once", "--data", str(layout.root)]) == 0
+
+
+def _waiting_lines(
+    layout: StoreLayout, workflow_id: str, capsys: pytest.CaptureFixture[str]
+) -> tuple[str, list[str]]:
+    """What `show` printed, and the lines it lists under "messages not processed"."""
+    capsys.readouterr()
+    assert main(["show", workflow_id, "--data", str(layout.root)]) == 0
+    out = capsys.readouterr().out
+    listed = out.split("messages not processed:\n")[1:]
+    return out, [line.strip() for line in "".join(listed).splitlines() if line.strip()]
+
+
+def test_show_of_a_fan_out_run_stuck_on_one_branch_names_the_group_that_never_got_it(
+    store_layout: StoreLayout, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the scorer processed the message, the archiver never received it: its outcome
+    # reads "processed", and `show` listed nothing left unprocessed under a run
+    # stalled on that very step
+    _fan_out_store(store_layout)
+
+    out, waiting = _waiting_lines(store_layout, "wf-no-archiver", capsys)
+
+    assert f"waiting on {PARSED} → archiver" in out
+    (line,) = waiting
+    assert line.startswith(f"{PARSED} from parser at ")
+    assert line.endswith(": processed by scorer; waits on archiver (not received)")
+
+
+def test_show_of_a_fan_out_run_whose_branch_hangs_says_it_was_received(
+    store_layout: StoreLayout, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _fan_out_store(store_layout)
+
+    _, waiting = _waiting_lines(store_layout, "wf-archiver-hangs", capsys)
+
+    (line,) = waiting
+    assert line.endswith(": processed by scorer; waits on archiver (received, never finished)")
+    # a run both branches of which processed the message lists nothing
+    assert _waiting_lines(store_layout, "wf-3", capsys)[1] == []
 
 
 def test_show_draws_a_hop_whose_publish_span_never_arrived(
