@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from instrumentation.errors import ChoreoscopeError
-from samples.faults import FAULTS, parse_fault_rates
+from samples.faults import FAULTS, parse_fault_rates, showcases_faults
 from samples.pipeline import Pipeline, PipelineOptions, PipelineRunner
 
 
@@ -50,25 +50,31 @@ def build_parser(pipeline: Pipeline, description: str) -> argparse.ArgumentParse
     return p
 
 
+def pipeline_options(args: argparse.Namespace) -> PipelineOptions:
+    """The options the command line gives a pipeline's run."""
+    if args.rate <= 0:
+        raise ChoreoscopeError("--rate must be positive (workflows per second)")
+    return PipelineOptions(
+        nats_url=args.nats,
+        nats_options={"user_credentials": str(args.creds)} if args.creds else {},
+        rate=args.rate,
+        duration=args.duration,
+        fault_rates=parse_fault_rates(args.faults),
+        showcase_faults=showcases_faults(args.faults),
+        seed=args.seed,
+        step_deadline=args.step_deadline,
+        ground_truth=args.ground_truth,
+        started_log=args.started_log,
+    )
+
+
 def main(pipeline: Pipeline, description: str, argv: Sequence[str] | None = None) -> int:
     args = build_parser(pipeline, description).parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        if args.rate <= 0:
-            raise ChoreoscopeError("--rate must be positive (workflows per second)")
-        options = PipelineOptions(
-            nats_url=args.nats,
-            nats_options={"user_credentials": str(args.creds)} if args.creds else {},
-            rate=args.rate,
-            duration=args.duration,
-            fault_rates=parse_fault_rates(args.faults),
-            seed=args.seed,
-            step_deadline=args.step_deadline,
-            ground_truth=args.ground_truth,
-            started_log=args.started_log,
-        )
+        options = pipeline_options(args)
         asyncio.run(_serve(PipelineRunner(pipeline, options)))
     except ChoreoscopeError as e:
         print(f"{pipeline.name}: error: {e}", file=sys.stderr)

@@ -5,6 +5,11 @@ it. ``--faults drop=0.05,hang=0.02`` or a YAML/JSON file with the same mapping
 (``{drop: 0.05, hang: 0.02}``). The choice for the n-th workflow of a run depends
 only on the seed, so a run can be repeated.
 
+``demo`` (``choreoscope demo``'s default) opens with one of each fault the pipeline
+has a step for, one every ``SHOWCASE_EVERY`` workflows in an order the seed decides,
+then draws at its rates: at those (one workflow in 200 per kind) the default seed
+injected no ``hang`` for the first 7 minutes, so a five-minute tour never saw one.
+
 Every fault actually injected is appended to the ground-truth JSONL file, with the
 anomaly kind the correlator is expected to report for it. ``choreoscope demo
 --verify``, the tests and the benchmarks compare that file with ``anomalies``.
@@ -43,7 +48,11 @@ EXPECTED_KIND: dict[str, str] = {
 FAULTS = tuple(EXPECTED_KIND)
 
 # `--faults demo`: a few faults a minute at one workflow per second per pipeline
+DEMO = "demo"
 DEMO_RATES: dict[str, float] = {name: 0.005 for name in FAULTS}
+# `--faults demo` opens with a fault every this many workflows (10 s at the demo's
+# rate), each kind once: a pipeline's nine kinds within its first 90 workflows
+SHOWCASE_EVERY = 10
 
 
 @dataclass(frozen=True)
@@ -58,11 +67,16 @@ class Fault:
         return EXPECTED_KIND[self.name]
 
 
+def showcases_faults(text: str | None) -> bool:
+    """Whether a ``--faults`` value opens with one of each fault (``demo``)."""
+    return text is not None and text.strip() == DEMO
+
+
 def parse_fault_rates(text: str | None) -> dict[str, float]:
     """``drop=0.05,hang=0.02``, ``none``, ``demo``, or the path of a YAML/JSON mapping."""
     if text is None or text.strip() in {"", "none"}:
         return {}
-    if text.strip() == "demo":
+    if text.strip() == DEMO:
         return dict(DEMO_RATES)
     path = Path(text)
     if path.is_file():
@@ -120,7 +134,9 @@ def parse_fault_rates(text: str | None) -> dict[str, float]:
 
 
 class FaultPlan:
-    """Draws, for each new workflow in turn, at most one fault and the step it hits."""
+    """Draws, for each new workflow in turn, at most one fault and the step it hits;
+    ``showcase``: first one of each fault drawn at a rate, one every ``SHOWCASE_EVERY``
+    workflows."""
 
     def __init__(
         self,
@@ -128,6 +144,7 @@ class FaultPlan:
         rates: Mapping[str, float],
         steps: Mapping[str, Sequence[str]],
         seed: int,
+        showcase: bool = False,
     ) -> None:
         self.unsupported = sorted(n for n, rate in rates.items() if rate > 0 and not steps.get(n))
         if self.unsupported:
@@ -138,9 +155,28 @@ class FaultPlan:
         self.rates = {n: rate for n, rate in rates.items() if rate > 0 and steps.get(n)}
         self.steps = steps
         self._random = random.Random(seed)
+        self._opening = self._showcase() if showcase else []
+        self._opening.reverse()  # drawn from the end
+
+    def _showcase(self) -> list[Fault | None]:
+        """One of each fault, in the middle of a run of ``SHOWCASE_EVERY`` workflows."""
+        kinds = [name for name in FAULTS if name in self.rates]
+        self._random.shuffle(kinds)
+        # last: a coming or running outage holds every other fault back (its victims
+        # must be certain), so a fault drawn after it in the opening was not injected
+        kinds.sort(key=lambda name: name == "consumer_down")
+        opening: list[Fault | None] = []
+        for name in kinds:
+            choices = self.steps[name]
+            fault = Fault(name=name, step=choices[self._random.randrange(len(choices))])
+            half = SHOWCASE_EVERY // 2
+            opening += [None] * half + [fault] + [None] * (SHOWCASE_EVERY - half - 1)
+        return opening
 
     def draw(self) -> Fault | None:
         """The fault for the next workflow, or None for a healthy one."""
+        if self._opening:
+            return self._opening.pop()
         roll = self._random.random()
         step_roll = self._random.random()
         threshold = 0.0

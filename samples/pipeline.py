@@ -85,6 +85,8 @@ class PipelineOptions:
     rate: float = 1.0
     duration: float | None = None
     fault_rates: Mapping[str, float] = field(default_factory=dict)
+    # open with one of each fault (`--faults demo`: samples.faults.FaultPlan)
+    showcase_faults: bool = False
     seed: int = 7
     step_deadline: float = 5.0
     ground_truth: Path | None = None
@@ -143,7 +145,10 @@ class PipelineRunner:
             ack_wait=options.ack_wait,
         )
         self.plan = FaultPlan(
-            rates=options.fault_rates, steps=pipeline.fault_steps, seed=options.seed
+            rates=options.fault_rates,
+            steps=pipeline.fault_steps,
+            seed=options.seed,
+            showcase=options.showcase_faults,
         )
         self.telemetry: dict[str, Telemetry] = {}
         self.buses: dict[str, TracedNats] = {}

@@ -16,7 +16,8 @@ DESCRIPTION = """\
 Start, in order: an embedded nats-server, the collector (with its OTLP/HTTP
 receiver), the correlator, two sample agent pipelines (recruitment intake, and
 orders with fan-out and fan-in) with a steady trickle of workflows and a few
-injected faults a minute, and the dashboard. It prints what runs where and the
+injected faults a minute (one of each kind within the first two minutes, then at
+random), and the dashboard. It prints what runs where and the
 dashboard URL; Ctrl-C stops everything. A component that crashes is reported
 with its exit code and the end of its log.
 
@@ -58,7 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--faults",
         default="demo",
-        help="share of workflows that get each fault: 'demo' (a few a minute), 'none', "
+        help="share of workflows that get each fault: 'demo' (each kind once in the first "
+        "two minutes, then a few a minute), 'none', "
         "a list like drop=0.05,hang=0.02, or a YAML file of the same mapping. Kinds: "
         "drop, hang, crash, poison, duplicate, consumer_down, deviation, lost_telemetry, slow",
     )

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from choreoscope.cli import build_parser as build_choreoscope_parser
 from instrumentation.errors import ConfigurationError
+from samples.command_line import build_parser as build_pipeline_parser
+from samples.command_line import pipeline_options
 from samples.faults import (
     FAULTS,
     Fault,
@@ -16,6 +19,9 @@ from samples.faults import (
     parse_fault_rates,
     read_ground_truth,
 )
+from samples.orders.agents import PIPELINE as ORDERS
+from samples.pipeline import PipelineRunner
+from samples.recruitment.agents import PIPELINE as RECRUITMENT
 
 EVERY_STEP = {name: ["scorer", "router"] for name in FAULTS}
 
@@ -103,3 +109,44 @@ def test_a_fault_file_that_is_not_yaml_is_refused_with_what_to_write(tmp_path: P
 
     with pytest.raises(ConfigurationError, match="not valid YAML"):
         parse_fault_rates(str(broken))
+
+
+def _demo_plans() -> dict[str, tuple[FaultPlan, float]]:
+    """Each pipeline's fault plan as `choreoscope demo` with its default options starts
+    it (it passes its --faults, --seed and --rate to every pipeline), and the rate."""
+    demo = build_choreoscope_parser().parse_args(["demo"])
+    plans = {}
+    for pipeline in (RECRUITMENT, ORDERS):
+        args = build_pipeline_parser(pipeline, "").parse_args(
+            ["--faults", demo.faults, "--seed", str(demo.seed), "--rate", f"{demo.rate:g}"]
+        )
+        plans[pipeline.name] = (PipelineRunner(pipeline, pipeline_options(args)).plan, demo.rate)
+    return plans
+
+
+def test_the_default_demo_injects_every_fault_kind_it_advertises_within_two_minutes() -> None:
+    # at one fault in 200 workflows per kind, the default seed drew no hang for the
+    # first 7 minutes and no crash for 6: a five-minute tour never saw either
+    shown: set[str] = set()
+    for name, (plan, rate) in _demo_plans().items():
+        opening = [fault for fault in (plan.draw() for _ in range(int(120 * rate))) if fault]
+        kinds = [fault.name for fault in opening]
+        assert sorted(kinds) == sorted(plan.rates), name  # each it has a step for, once
+        # an outage holds every other fault back while it waits and runs: it comes last,
+        # so none of the others is drawn only to be left out
+        assert kinds[-1] == "consumer_down", name
+        shown |= set(kinds)
+    assert shown == set(FAULTS)
+
+
+def test_the_demo_opening_is_reproducible_by_seed_and_then_draws_at_its_rates() -> None:
+    def draws(seed: int) -> list[Fault | None]:
+        plan = FaultPlan(rates=parse_fault_rates("demo"), steps=EVERY_STEP, seed=seed,
+                         showcase=True)  # fmt: skip
+        return [plan.draw() for _ in range(4090)]
+
+    seven = draws(7)
+    assert seven == draws(7)
+    assert [f.name for f in seven[:90] if f] != [f.name for f in draws(8)[:90] if f]
+    # afterwards, the mix is the demo's rates again: 9 kinds x 0.5 % of 4000 workflows
+    assert 100 < sum(1 for f in seven[90:] if f) < 270
