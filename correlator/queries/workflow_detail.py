@@ -41,10 +41,14 @@ class WorkflowDetail:
     anomalies: pd.DataFrame
     audit: pd.DataFrame
     related: pd.DataFrame
+    # ``service, instance, spans_dropped, first_reported_at, last_reported_at``: spans
+    # the run's services reported dropping while it ran (workflow_spans_dropped.sql)
+    spans_dropped: pd.DataFrame
 
 
 def workflow_detail(con: duckdb.DuckDBPyConnection, *, workflow_id: str) -> WorkflowDetail | None:
-    """The run and its steps, hops, messages, findings, captures and related runs."""
+    """The run and its steps, hops, messages, findings, captures, related runs and the
+    spans its services dropped meanwhile."""
     with scoped_to_workflow(con, workflow_id=workflow_id):
         params = {"workflow_id": workflow_id}
         run = _as_run(query_frame(con, "workflow_run", params))
@@ -58,6 +62,7 @@ def workflow_detail(con: duckdb.DuckDBPyConnection, *, workflow_id: str) -> Work
             anomalies=query_frame(con, "workflow_anomalies", params),
             audit=query_frame(con, "workflow_audit", params),
             related=query_frame(con, "related_workflows", params),
+            spans_dropped=query_frame(con, "workflow_spans_dropped", params),
         )
 
 

@@ -87,6 +87,7 @@ def render(page: PageContext, workflow_id: str) -> None:
     header[3].metric("Errors", run.error_count)
 
     explain(run, detail.anomalies)
+    say_spans_dropped(detail.spans_dropped)
 
     st.subheader("Timeline")
     if detail.hops.empty and detail.messages.empty:
@@ -140,6 +141,38 @@ def explain(run: WorkflowRun, findings: pd.DataFrame) -> None:
         )
     for explanation in explanations[:3]:
         st.code(explanation, language=None, wrap_lines=True)
+
+
+def say_spans_dropped(dropped: pd.DataFrame) -> None:
+    """Which of the run's services reported dropping spans while it ran: the correlator
+    tells that once per service (a telemetry_gap without a workflow), and the run's
+    page read "completed" with no sign that its picture may lack spans."""
+    if dropped.empty:
+        return
+    st.warning(
+        "Telemetry may be incomplete: a service of this run reported dropping spans while "
+        "the run was in flight (from its heartbeat before the run began to the one after "
+        "it ended). Its timeline and status may lack some of its spans.",
+        icon=":material/visibility_off:",
+    )
+    for row in dropped.itertuples(index=False):
+        # as text: a service name is span data, never markup
+        st.code(
+            f"`{row.service}` (instance {row.instance}) reported {int(row.spans_dropped):,} "
+            f"spans dropped by its exporter {_reported(row)}",
+            language=None,
+            wrap_lines=True,
+        )
+
+
+def _reported(row: object) -> str:
+    """``between 12:00:01 and 12:00:05 UTC``, when the heartbeats said so."""
+    first, last = getattr(row, "first_reported_at", None), getattr(row, "last_reported_at", None)
+    if first is None or pd.isna(first):
+        return f"by {last:%H:%M:%S} UTC" if last is not None and pd.notna(last) else ""
+    if last is None or pd.isna(last) or last == first:
+        return f"at {first:%H:%M:%S} UTC"
+    return f"between {first:%H:%M:%S} and {last:%H:%M:%S} UTC"
 
 
 def _when(run: WorkflowRun, *, now: dt.datetime | None = None) -> str:
