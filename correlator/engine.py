@@ -26,10 +26,10 @@ from correlator.connection import full_pass_connection
 from correlator.declared_choreography import Choreography
 from correlator.detection import Detection, detect
 from correlator.findings import (
+    FindingsPruner,
     ensure_findings,
     findings_folder,
     findings_lost,
-    prune_findings,
     remove_abandoned_writes,
     write_findings,
 )
@@ -77,6 +77,7 @@ class Correlator:
         self.layout.check_version()
         ensure_findings(self.layout)
         self._findings_folder = findings_folder(self.layout)
+        self._pruner = FindingsPruner(self.layout)
         for path in remove_abandoned_writes(self.layout):
             log.info("removed %s, left by a write that was killed", path)
         self.thresholds = thresholds or Thresholds()
@@ -277,16 +278,14 @@ class Correlator:
     # --- findings ----------------------------------------------------------------
 
     def write_findings(self) -> None:
-        """Replace the findings files that changed since the last write; all of them
-        when the findings folder was deleted (and perhaps made again, by a reader that
-        put back empty files for its views) or a file of it is gone."""
+        """Write the findings tables that changed since the last write (all of them when
+        the folder was deleted, or a table of it lost), and sweep superseded ones."""
         with self._lock:
             if findings_lost(self.layout, folder=self._findings_folder):
                 log.warning(
-                    "the findings folder %s was deleted or a file of it removed: "
-                    "writing every finding again",
-                    self.layout.findings,
-                )
+                    "the findings folder %s was deleted or a table of it removed: "
+                    "writing every finding again", self.layout.findings,
+                )  # fmt: skip
                 self.layout.findings.mkdir(parents=True, exist_ok=True)
                 self.ledger.rewrite_all()
                 self.verdicts.rewrite_all()
@@ -296,7 +295,7 @@ class Correlator:
                 self.ledger.write(self.layout)
             if self.verdicts.changed:
                 self.verdicts.write(self.con, pass_number=self._pass)
-            prune_findings(self.layout)
+            self._pruner.sweep_if_due()
 
     def write_model(self) -> None:
         for name, table in self.model.tables().items():

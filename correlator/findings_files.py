@@ -35,6 +35,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from store.durable_files import fsync_path, remove_abandoned_temp_files, replacing
 from store.layout import StoreLayout
 
@@ -74,13 +77,12 @@ def current_file(layout: StoreLayout, name: str) -> Path | None:
 
 
 @contextlib.contextmanager
-def new_generation(
-    layout: StoreLayout, name: str, *, seed: bool = False, grace_s: float = GRACE_S
-) -> Iterator[Path]:
+def new_generation(layout: StoreLayout, name: str, *, seed: bool = False) -> Iterator[Path]:
     """Yield a temp path to write table ``name``'s next generation to; once written it
-    lands under a new name (temp, fsync, rename), and generations superseded longer
-    than ``grace_s`` ago are deleted. A ``seed`` (the empty table a reader writes so
-    that the views bind) is generation 0: any the correlator writes supersedes it."""
+    lands under a new name (temp, fsync, rename). A ``seed`` (the empty table a reader
+    writes so that the views bind) is generation 0: any the correlator writes
+    supersedes it. Superseded generations are deleted by ``prune_superseded``, which
+    the correlator runs now and then (``FindingsPruner``), not at each write."""
     folder = table_folder(layout, name)
     folder.mkdir(parents=True, exist_ok=True)
     existing = generations(layout, name)
@@ -90,7 +92,18 @@ def new_generation(
         yield tmp
     # its mtime says when it became visible, so when the one before it was superseded
     os.utime(final)
-    prune_superseded(layout, name, grace_s=grace_s)
+
+
+def written_empty(layout: StoreLayout, name: str) -> bool:
+    """Whether table ``name``'s newest generation is one the correlator wrote (not a
+    seed) and holds no row."""
+    found = generations(layout, name)
+    if not found or _number(found[-1]) == 0:
+        return False
+    try:
+        return pq.read_metadata(found[-1]).num_rows == 0
+    except (OSError, pa.ArrowException):
+        return False
 
 
 def prune_superseded(

@@ -14,7 +14,13 @@ import pyarrow.parquet as pq
 import correlator
 from choreoscope.catalog import write_catalog
 from correlator.engine import Correlator
-from correlator.findings import ANOMALIES, MODEL_STEPS, read_findings, write_findings
+from correlator.findings import (
+    ANOMALIES,
+    MODEL_STEPS,
+    FindingsPruner,
+    read_findings,
+    write_findings,
+)
 from correlator.findings_files import (
     current_file,
     fixed_file,
@@ -98,10 +104,10 @@ def test_a_reader_sees_one_generation_of_a_rewritten_table_never_two(store_layou
 
 
 def test_a_superseded_generation_stays_for_the_grace_then_goes(store_layout) -> None:
-    empty = pa.Table.from_pylist([], schema=MODEL_STEPS)
-    write_findings(store_layout, "model_steps", empty)
+    steps = pa.Table.from_pylist([{"subject": "s", "consumer": "c"}], schema=MODEL_STEPS)
+    write_findings(store_layout, "model_steps", steps)
     first = current_file(store_layout, "model_steps")
-    write_findings(store_layout, "model_steps", empty)
+    write_findings(store_layout, "model_steps", steps)
     newest = current_file(store_layout, "model_steps")
     assert newest != first
     superseded_at = newest.stat().st_mtime
@@ -135,6 +141,45 @@ def test_a_table_not_written_again_keeps_no_more_than_its_newest_once_the_grace_
     assert generations(store_layout, "anomalies_recent") == [
         current_file(store_layout, "anomalies_recent")
     ]
+
+
+def test_an_empty_table_written_again_adds_no_generation(store_layout) -> None:
+    # a healthy store's anomalies were written empty at every pass, a generation each:
+    # a reader's plan opens every generation when the newest holds no row
+    empty = pa.Table.from_pylist([], schema=ANOMALIES)
+    write_findings(store_layout, "anomalies", empty)
+    (written,) = [p for p in generations(store_layout, "anomalies") if p.stat().st_size]
+    for _ in range(3):
+        write_findings(store_layout, "anomalies", empty)
+    assert current_file(store_layout, "anomalies") == written
+    one = pa.Table.from_pylist([{"anomaly_id": "a1", "revision": 1}], schema=ANOMALIES)
+    write_findings(store_layout, "anomalies", one)
+    write_findings(store_layout, "anomalies", empty)  # emptied: that is news
+    assert read_findings(store_layout, "anomalies").num_rows == 0
+    assert current_file(store_layout, "anomalies") != written
+
+
+def test_superseded_generations_are_swept_together_not_at_each_write(store_layout) -> None:
+    # each write used to delete what had passed its grace: every such instant, a
+    # reader whose plan opened every listed generation could find one gone
+    pruner = FindingsPruner(store_layout, every_s=3600)
+    steps = pa.Table.from_pylist([{"subject": "s", "consumer": "c"}], schema=MODEL_STEPS)
+    write_findings(store_layout, "model_steps", steps)
+    first = current_file(store_layout, "model_steps")
+    write_findings(store_layout, "model_steps", steps)
+    long_ago = time.time() - 120
+    for path in generations(store_layout, "model_steps"):
+        os.utime(path, (long_ago, long_ago))
+    write_findings(store_layout, "model_steps", steps)
+    assert first.exists()  # a write leaves it
+    pruner.sweep_if_due()
+    assert not first.exists()  # the sweep takes it
+    newest = current_file(store_layout, "model_steps")
+    write_findings(store_layout, "model_steps", steps)
+    for path in generations(store_layout, "model_steps"):
+        os.utime(path, (long_ago, long_ago))
+    pruner.sweep_if_due()  # not due again within the hour
+    assert newest.exists()
 
 
 def test_a_store_from_before_the_generation_folders_reads_and_is_upgraded(tmp_path) -> None:
