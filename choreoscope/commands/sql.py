@@ -31,7 +31,9 @@ Run one SQL query over the trace store, read-only, while the collector writes.
 Table cells are cut at 60 characters; --format csv or json prints them whole.
 Views: spans (one row per span), spans_raw, bus_events, rejected, heartbeats,
 consumer_lag (JetStream consumers' backlogs, sampled every 10 s),
-and the correlator's: messages, workflows, anomalies, edges, hops.
+and the correlator's: messages, workflows, anomalies, edges, hops,
+workflow_status, choreography_steps, choreography_follows, heartbeat_sequence,
+deliveries_seen (DESIGN.md lists their columns).
 
   choreoscope sql "select service_name, count(*) from spans group by 1"
   choreoscope sql --format json "select * from workflows where status='stalled'"
@@ -205,10 +207,13 @@ def _store_scope(
     return scoped_to_window(con, since=since) if reads_spans(query) else contextlib.nullcontext()
 
 
-# the views the help documents; the others are the correlator's intermediate steps
+# the views DESIGN.md's SQL contract names (the help lists them too); the others
+# are the correlator's intermediate steps, which may change
 DOCUMENTED_VIEWS = (
     "spans", "spans_raw", "bus_events", "rejected", "heartbeats", "consumer_lag",
     "messages", "workflows", "anomalies", "edges", "hops",
+    "workflow_status", "choreography_steps", "choreography_follows",
+    "heartbeat_sequence", "deliveries_seen",
 )  # fmt: skip
 
 

@@ -128,6 +128,21 @@ def test_bad_sql_says_what_failed_and_which_views_exist(filled_store: StoreLayou
     assert "Traceback" not in err
 
 
+def test_a_failed_query_lists_every_view_the_contract_names(filled_store: StoreLayout) -> None:
+    # a user who mistyped choreography_steps was told the views were spans ... hops
+    # only, as if the correlator's other contract views did not exist
+    out = sql(filled_store, "select * from choreography_step")
+    assert out.returncode == 2
+    listed = out.stderr.decode().split("Views you can query:")[1].split("\n")[0]
+    views = {v.strip() for v in listed.split(",")}
+    contract = {
+        "workflow_status", "choreography_steps", "choreography_follows",
+        "heartbeat_sequence", "deliveries_seen",
+    }  # fmt: skip
+    assert contract <= views
+    assert "workflow_spans" not in views  # internal steps stay unlisted
+
+
 def test_a_bare_at_column_gets_told_how_to_quote_it(filled_store: StoreLayout) -> None:
     out = sql(filled_store, "select count(*) from heartbeats where at > now() - interval 1 day")
     assert out.returncode == 2
