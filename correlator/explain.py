@@ -150,23 +150,40 @@ def _hung(f: dict[str, Any], now: dt.datetime) -> str:
 
 # What a finding's explanation reads that can still change once it was told, per kind.
 # A dead letter's advisory reaches the collector at once, while the spans of the attempt
-# that ended it wait in their exporter's batch: told on the advisory, it counted one
-# failed attempt fewer than the store shows a tick later (the ledger tells it again).
+# that ended it (and of the deliveries before it) wait in their exporter's batch: told
+# on the advisory, it counted one failed attempt fewer than the store shows a tick
+# later (the ledger tells it again).
 LATE_FACTS: dict[str, tuple[str, ...]] = {
-    "dead_lettered": ("dead_letter_source", "errors", "last_error"),
+    "dead_lettered": ("dead_letter_source", "errors", "last_error", "receives", "attempts"),
 }
 
 
 def _dead_lettered(f: dict[str, Any], now: dt.datetime) -> str:
     how = {
-        "max_deliveries": "past its max deliveries",
-        "terminated": "terminated",
-        "dead_letter_subject": "republished to the dead-letter subject",
-        "term": "terminated by its handler",
-    }.get(f.get("dead_letter_source") or "", "dead-lettered")
+        "max_deliveries": " (past its max deliveries)",
+        "terminated": " (terminated)",
+        "dead_letter_subject": " (republished to the dead-letter subject)",
+        "term": " (terminated by its handler)",
+    }.get(f.get("dead_letter_source") or "", "")
+    received, finished = f.get("receives") or 0, f.get("attempts") or 0
+    if received and not finished:
+        # a handler that hung at every delivery (its deadline at or above the ack wait:
+        # each redelivery began its wait again): "was dead-lettered" alone hid that no
+        # attempt ever ended
+        times, each = ("once", "that time") if received == 1 else (f"{received} times", "each time")
+        return (
+            f"stalled at `{f['service']}`: {_msg(f)} was received {times}, no attempt "
+            f"finished (the handler hung {each}); dead-lettered{how}"
+        )
     tries = f" after {_count(f['errors'], 'failed attempt')}" if f.get("errors") else ""
+    # some deliveries ended in an attempt, and the others hung
+    hung = (
+        f"; {received - finished} of its {received} deliveries never finished (the handler hung)"
+        if received > finished
+        else ""
+    )
     err = f"; last error: {f['last_error']}" if f.get("last_error") else ""
-    return f"stalled at `{f['service']}`: {_msg(f)} was dead-lettered ({how}){tries}{err}"
+    return f"stalled at `{f['service']}`: {_msg(f)} was dead-lettered{how}{tries}{hung}{err}"
 
 
 def _failed(f: dict[str, Any], now: dt.datetime) -> str:

@@ -77,6 +77,8 @@ unsettled_seen AS (
         s.first_received_at,
         s.last_received_at,
         s.receiving_instance,
+        s.receives,
+        s.attempts,
         s.successes,
         s.given_back,
         coalesce(f.errors, 0) AS errors,
@@ -241,6 +243,10 @@ SELECT
     -- judged from that stamp, a handler a second into its work was already hung)
     greatest(s.last_received_at, m.published_at) AS received_from,
     s.receiving_instance,
+    -- deliveries received, and attempts that finished (a process span ended): a
+    -- dead letter of a handler that hung at every delivery has none
+    coalesce(s.receives, 0) AS receives,
+    coalesce(s.attempts, 0) AS attempts,
     coalesce(s.successes, 0) AS successes,
     coalesce(s.errors, 0) AS errors,
     coalesce(s.given_back, 0) AS given_back,

@@ -203,7 +203,7 @@ SELECT
     workflow_id, workflow_type, trace_id, consumer_service AS service, subject, message_id,
     subject AS step, consumer, since, waited_s, deadline_s, state,
     producer_service, published_at, producer_seen, first_received_at, last_received_at,
-    receiving_instance,
+    receiving_instance, receives, attempts,
     errors, given_back, last_error, last_attempt_end, last_overrun_start, dead_letter_source, dead_letter_reason,
     coalesce(instance_last_heard, service_last_heard) AS consumer_last_seen, consumer_stopped,
     successes, spans_dropped, CASE WHEN catching_up THEN consumer_back_at END AS consumer_back_at,

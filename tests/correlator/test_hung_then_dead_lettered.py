@@ -46,3 +46,48 @@ def test_a_hung_handler_whose_message_is_redelivered_then_dead_lettered_is_alert
     assert (row["anomaly_id"], row["resolved_at"]) == (hung["anomaly_id"], None)
     # the workflow's status says how it stands now
     assert outcome.statuses["wf-hang"][0::2] == ("stalled", "dead_lettered")
+
+
+def test_a_dead_letter_of_a_handler_that_hung_at_every_delivery_says_none_finished(
+    store_layout: StoreLayout,
+) -> None:
+    # the step's deadline (10 s) is above the ack wait (7.5 s): each redelivery begins
+    # the handler's wait again before it is hung, and the dead letter is the first sign
+    log = SpanLog()
+    ours = history(log)
+    parsed = up_to_parsed(ours, "wf-hang", start=100)
+    for delivery_at in (100.5, 108.0, 115.5, 123.0):  # every delivery's handler hangs
+        ours.receive(parsed, service="scorer", at_s=delivery_at)
+    log.bus_event("max_deliveries", parsed, at_s=130.5, consumer="scorer")
+    log.write(store_layout)
+    engine = Correlator(data_dir=store_layout.root, thresholds=Thresholds(min_deadline_s=10))
+    (dead,) = [a for a in engine.cold_pass(now=at(131)) if a["workflow_id"] == "wf-hang"]
+    engine.close()
+
+    assert dead["kind"] == "dead_lettered"
+    assert (
+        "received 4 times, no attempt finished (the handler hung each time); "
+        "dead-lettered (past its max deliveries)" in dead["detail"]
+    )
+
+
+def test_a_dead_letter_of_a_handler_that_failed_then_hung_counts_the_deliveries_unfinished(
+    store_layout: StoreLayout,
+) -> None:
+    log = SpanLog()
+    ours = history(log)
+    parsed = up_to_parsed(ours, "wf-hang", start=100)
+    ours.process(parsed, service="scorer", start=100.5, end=100.6,
+                 error="ValueError: bad cv", settle="nak")  # fmt: skip
+    for delivery_at in (108.0, 115.5):  # then its handler hangs
+        ours.receive(parsed, service="scorer", at_s=delivery_at)
+    log.bus_event("max_deliveries", parsed, at_s=123.0, consumer="scorer")
+    log.write(store_layout)
+    engine = Correlator(data_dir=store_layout.root, thresholds=Thresholds(min_deadline_s=10))
+    (dead,) = [a for a in engine.cold_pass(now=at(124)) if a["workflow_id"] == "wf-hang"]
+    engine.close()
+
+    assert dead["kind"] == "dead_lettered"
+    assert "after 1 failed attempt" in dead["detail"]
+    assert "2 of its 3 deliveries never finished (the handler hung)" in dead["detail"]
+    assert "last error: ValueError: bad cv" in dead["detail"]
