@@ -14,7 +14,10 @@ for the correlator's own statements only.
 Heartbeats and lag samples older than ``keep_s`` are dropped from memory, except
 each instance's latest heartbeat: a tick re-judges only workflows active within the
 correlator's own horizon, and an instance silent for longer than that is still known
-to be silent.
+to be silent. Once retention dropped the hours those latest beats were filed in, they
+go too (``fold_in``), as a cold pass no longer reads them: kept, an instance that
+stopped for good after its exporter dropped spans kept its ``telemetry_gap`` open in
+a watcher for ever, so it was never retired.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import duckdb
 import pyarrow as pa
 
 from store import StoreLayout
+from store.layout import partition_start
 from store.schema import TABLES as SCHEMAS
 
 TABLES = ("heartbeats", "bus_events", "consumer_lag")
@@ -71,6 +75,8 @@ class SignalMemory:
         fresh_total = 0
         for table in TABLES:
             segments = self.layout.segments(table)
+            if table == "heartbeats":
+                self._forget_dropped_beats(con, read=self._read[table], now=segments)
             fresh = segments - self._read[table]
             if fresh:
                 same = " AND ".join(
@@ -116,6 +122,24 @@ class SignalMemory:
             horizon,
         )
         con.execute('DELETE FROM consumer_lag WHERE "at" < $horizon', horizon)
+
+    def _forget_dropped_beats(
+        self, con: duckdb.DuckDBPyConnection, *, read: frozenset[str], now: frozenset[str]
+    ) -> None:
+        """Forget the heartbeats of the hours retention dropped since the last read (its
+        segments are gone and no segment of their hour is left: a compaction replaces
+        an hour's segments, retention drops the hour), each instance's latest too.
+        Retention drops the oldest hours, and the collector files a beat in the hour it
+        stores it, not before it received it: every beat received before the oldest
+        hour still held was in a dropped one."""
+        held = {h for f in now if (h := partition_start(f)) is not None}
+        dropped = {h for f in read - now if (h := partition_start(f)) is not None} - held
+        if not dropped:
+            return
+        con.execute(
+            'DELETE FROM heartbeats WHERE $oldest IS NULL OR coalesce(received_at, "at") < $oldest',
+            {"oldest": min(held, default=None)},
+        )
 
     def _with_seed(self, table: str, segments: frozenset[str]) -> list[str]:
         """``segments`` with the table's seed first (it keeps every column there),

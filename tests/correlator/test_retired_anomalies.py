@@ -256,3 +256,42 @@ async def test_a_late_copy_within_the_bound_is_not_alerted_again(
 
     assert "wf-old" in _anomalies_of(store_layout)  # judged again,
     assert alerted == told  # and not told again
+
+
+def test_a_watcher_retires_the_dropped_spans_of_an_instance_that_stopped_as_a_cold_pass_does(
+    store_layout: StoreLayout,
+) -> None:
+    # in the first hour `indexer`'s exporter drops spans, then the instance stops for
+    # good (its last beat says nothing: it was killed, or scaled away)
+    log = SpanLog()
+    log.heartbeats_every("indexer", start=1, stop=200, spans_dropped=3)
+    _a_failed_step_at_the_start(store_layout)
+    log.write(store_layout)
+    engine = Correlator(
+        data_dir=store_layout.root,
+        thresholds=Thresholds(min_deadline_s=5),
+        evict_every_ticks=1,  # every tick retires what retention took
+        status_rewrite_s=0,  # every write rewrites the full file, retired rows left out
+    )
+    try:
+        engine.cold_pass(now=at(160))
+        engine.write_findings()
+        assert ("indexer", "spans_dropped", True) in _service_level(store_layout)
+
+        # hours on, retention dropped the first hour, indexer's beats with it: the
+        # store no longer holds any sign of it
+        _healthy_runs_and_a_dropped_message_later(store_layout)
+        _expire_the_first_hour(store_layout)
+        engine.tick(now=at(LATER + 160))
+        engine.write_findings()
+        # as a cold pass of this store says: its gap is over, not open for ever
+        assert ("indexer", "spans_dropped", False) in _service_level(store_layout)
+
+        # and once retention's horizon passed that, it is no longer listed
+        _hours_go_by(store_layout, until_s=LATER + 3 * HOUR)
+        for now_s in (LATER + 3 * HOUR, LATER + 3 * HOUR + 1):
+            engine.tick(now=at(now_s))
+        engine.write_findings()
+        assert [s for s in _service_level(store_layout) if s[0] == "indexer"] == []
+    finally:
+        engine.close()
