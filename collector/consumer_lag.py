@@ -28,6 +28,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerInfo
 from nats.js.errors import APIError
 
+from collector.full_disk import FullDiskNotice, full_disk_path
 from collector.segment_writer import SegmentWriter
 from store.schema import CONSUMER_LAG
 
@@ -69,6 +70,16 @@ class ConsumerLagSampler:
         self.samples = 0  # consumers sampled and written
         self._held: list[dict[str, Any]] = []  # sampled, not yet written
         self._unreadable = False  # the bus refused the last sample: said once, not each time
+        # a full disk refuses every sample alike: said once, then every 10 min
+        self._full_disk = FullDiskNotice(
+            root=writer.layout.root,
+            doing="the consumer lag sampler",
+            retry_every=interval,
+            keeping=(
+                f"keeps the samples it could not write for the next try (past "
+                f"{MAX_HELD_ROWS} rows the oldest go: a newer sample supersedes them)"
+            ),
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -107,9 +118,13 @@ class ConsumerLagSampler:
         try:
             await asyncio.to_thread(self.writer.write, "consumer_lag", table)
         except (OSError, duckdb.Error) as e:
+            if (path := full_disk_path(e)) is not None:
+                self._full_disk.failed(step="consumer lag samples", path=path)
+                return
             log.error("cannot write consumer lag to the store at %s: %s; keeping %d samples "
                       "for the next try", self.writer.layout.root, e, len(self._held))  # fmt: skip
             return
+        self._full_disk.passed()
         self.samples += len(self._held)
         self._held = []
 

@@ -1,9 +1,11 @@
 """Telling the user that the store's disk is full, once and plainly, while the
-collector's upkeep waits for space.
+collector's writers wait for space.
 
 A full disk fails every maintenance pass (compaction's output, a manifest, the
-spill directory, the catalog) the same way until someone frees space. Logged as
-any other failure, it printed a traceback each pass and never said what to do. So
+spill directory, the catalog), and every write of the consumer lag sampler and of
+the signal (heartbeat and advisory) writer, the same way until someone frees space.
+Logged as any other failure, it printed a traceback or DuckDB's raw error at each
+attempt and never said what to do. So
 a full disk is recognised, whether Python's ``OSError`` or DuckDB's ``IOException``
 reports it, and ``FullDiskNotice`` says which path is full and what to do the first
 time, then again only every ``repeat_after`` seconds while it lasts, and once more
@@ -50,6 +52,12 @@ def full_disk_path(error: BaseException) -> Path | None:
     return None
 
 
+_MAINTENANCE_KEEPS = (
+    "writes nothing half: what it could not write is removed and the segments it would "
+    "have merged are kept, so nothing is lost"
+)
+
+
 class FullDiskNotice:
     """What the user is told while writes to the store fail for want of space."""
 
@@ -59,12 +67,14 @@ class FullDiskNotice:
         root: Path,
         doing: str,
         retry_every: float,
+        keeping: str = _MAINTENANCE_KEEPS,
         repeat_after: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.root = root
         self.doing = doing
         self.retry_every = retry_every
+        self.keeping = keeping  # what becomes meanwhile of what it could not write
         self.repeat_after = repeat_after
         self._clock = clock
         self._since: float | None = None
@@ -93,10 +103,9 @@ class FullDiskNotice:
             return
         log.error(
             "%s. Free space there (`df -h %s` shows how much is left), or shorten "
-            "--retention so that older hours are dropped. Until then it tries again every "
-            "%gs, and writes nothing half: what it could not write is removed and the "
-            "segments it would have merged are kept, so nothing is lost.",
-            prefix, where, self.retry_every,
+            "--retention so that older hours are dropped. Until then it tries again at "
+            "least every %gs, and %s.",
+            prefix, where, self.retry_every, self.keeping,
         )  # fmt: skip
 
     def passed(self) -> None:

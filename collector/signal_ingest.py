@@ -27,6 +27,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from collector.durable_pull import ConsumerGoneError, DurablePull
+from collector.full_disk import FullDiskNotice, full_disk_path
 from collector.rejects import Rejects
 from collector.segment_writer import SegmentWriter
 from collector.span_batch import fits_int64
@@ -45,6 +46,8 @@ from instrumentation.throttled_log import ThrottledWarning
 from store.schema import BUS_EVENTS, HEARTBEATS
 
 log = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 30.0  # between tries to write signals the store refused
 
 ADVISORY_KINDS = {
     wire.ADVISORY_MAX_DELIVERIES: "max_deliveries",
@@ -198,6 +201,13 @@ class SignalIngest:
         self.max_age = max_age
         self.max_bytes = max_bytes
         self.counts = {"bus_events": 0, "heartbeats": 0, "rejected": 0}
+        # a full disk refuses every write alike: said once, then every 10 min
+        self._full_disk = FullDiskNotice(
+            root=writer.layout.root,
+            doing="the signal writer",
+            retry_every=MAX_BACKOFF_S,
+            keeping="they stay unacknowledged in JetStream meanwhile, so nothing is lost",
+        )
 
     async def prepare(self, *, timeout: float = 5.0) -> None:
         """Create the signals stream before the collector says it is ready: a heartbeat
@@ -316,14 +326,18 @@ class SignalIngest:
                         await asyncio.to_thread(self.writer.write, name, table)
                         self.counts[name] += table.num_rows
                         tables[name] = None
+                self._full_disk.passed()
                 return True
             except (OSError, duckdb.Error) as e:
-                log.error(
-                    "cannot write signals to the store at %s: %s; not acking, retrying in %.1fs",
-                    self.writer.layout.root, e, backoff,
-                )  # fmt: skip
+                if (path := full_disk_path(e)) is not None:
+                    self._full_disk.failed(step="heartbeats and advisories", path=path)
+                else:
+                    log.error(
+                        "cannot write signals to the store at %s: %s; not acking, retrying "
+                        "in %.1fs", self.writer.layout.root, e, backoff,
+                    )  # fmt: skip
             if stop.is_set():
                 return False
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), backoff)
-            backoff = min(30.0, backoff * 2)
+            backoff = min(MAX_BACKOFF_S, backoff * 2)
