@@ -44,8 +44,9 @@ class Payload:
     exporter_id: str | None = None
     batch_seq: int | None = None
     spans_dropped: int | None = None
-    bad_headers: tuple[tuple[str, str], ...] = ()
-    """(name, value) of headers left out as unusable; each is recorded in ``rejected``."""
+    bad_headers: tuple[tuple[str, str, str], ...] = ()
+    """(name, value, what is wrong with it) of headers left out as unusable; each is
+    recorded in ``rejected``."""
     stream_seq: int | None = None
     """The JetStream message's stream sequence (None over HTTP): its rejects carry it."""
 
@@ -154,10 +155,9 @@ def _decode_one(payload: Payload, *, rejects: Rejects) -> pa.Table | None:
     message = rejects.begin_message(
         payload.data, source=payload.source, stream_seq=payload.stream_seq
     )
-    for name, value in payload.bad_headers:
+    for name, value, problem in payload.bad_headers:
         rejects.add(
-            reason=f"header {name} {value[:40]!r} is not an integer from -2**63 to 2**63-1; "
-            "the spans are stored without it",
+            reason=f"header {name} {value[:40]!r} {problem}; the spans are stored without it",
             raw=f"{name}: {value}",
         )
     if decoder is None:

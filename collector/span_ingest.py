@@ -71,12 +71,12 @@ def header(msg: Msg, name: str) -> str | None:
 
 
 def payload_of(msg: Msg) -> Payload:
-    bad: list[tuple[str, str]] = []
+    bad: list[tuple[str, str, str]] = []
     return Payload(
         data=msg.data,
         content_type=header(msg, wire.CONTENT_TYPE),
         source=f"nats:{msg.subject}",
-        exporter_id=header(msg, wire.EXPORTER_ID),
+        exporter_id=_text_header(msg, wire.EXPORTER_ID, bad),
         batch_seq=_int64_header(msg, wire.BATCH_SEQ, bad),
         spans_dropped=_int64_header(msg, wire.SPANS_DROPPED, bad),
         bad_headers=tuple(bad),
@@ -84,7 +84,20 @@ def payload_of(msg: Msg) -> Payload:
     )
 
 
-def _int64_header(msg: Msg, name: str, bad: list[tuple[str, str]]) -> int | None:
+def _text_header(msg: Msg, name: str, bad: list[tuple[str, str, str]]) -> str | None:
+    """The header's text; absent, or noted in ``bad``, when it was not valid UTF-8.
+
+    nats-py reads header values with ``errors="replace"``: undecodable bytes arrive as
+    U+FFFD, the original bytes are gone. Stored so, two exporters whose ids differ only
+    in those bytes read as one (a hole in "its" batch numbers that is none)."""
+    text = header(msg, name)
+    if text is not None and "\ufffd" in text:
+        bad.append((name, text, "is not valid UTF-8 (its undecodable bytes read as U+FFFD)"))
+        return None
+    return text
+
+
+def _int64_header(msg: Msg, name: str, bad: list[tuple[str, str, str]]) -> int | None:
     """The header as an int64; absent, or noted in ``bad``, when it is not one."""
     text = header(msg, name)
     if text is None:
@@ -94,7 +107,7 @@ def _int64_header(msg: Msg, name: str, bad: list[tuple[str, str]]) -> int | None
     except ValueError:
         value = None
     if value is None or not fits_int64(value):
-        bad.append((name, text))
+        bad.append((name, text, "is not an integer from -2**63 to 2**63-1"))
         return None
     return value
 

@@ -299,6 +299,52 @@ async def test_a_garbage_or_out_of_range_batch_header_is_recorded_and_the_spans_
     assert reasons[1].startswith("header Choreo-Spans-Dropped 'lots' is not")
 
 
+async def _publish_raw(url: str, subject: str, *, headers: bytes, payload: bytes) -> None:
+    """Publish with header bytes as given (nats-py encodes str headers as UTF-8, so it
+    cannot send the invalid UTF-8 another client may), over the NATS protocol itself."""
+    host, port = url.removeprefix("nats://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        await reader.readline()  # INFO
+        block = b"NATS/1.0\r\n" + headers + b"\r\n"
+        writer.write(
+            b'CONNECT {"verbose":false,"headers":true}\r\n'
+            + f"HPUB {subject} {len(block)} {len(block) + len(payload)}\r\n".encode()
+            + block + payload + b"\r\nPING\r\n"
+        )  # fmt: skip
+        await writer.drain()
+        assert (await reader.readline()).startswith(b"PONG")  # the server took it
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+async def test_an_exporter_id_header_that_is_not_utf8_is_recorded_and_the_spans_stored(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    # was: stored as "exp-\ufffd-1", unflagged, where another exporter whose id differs
+    # in those bytes only reads the same
+    data = tmp_path / "data"
+    async with running_collector(nats_server.url, data):
+        await _publish_raw(
+            nats_server.url,
+            f"{wire.SPANS_SUBJECT_PREFIX}scorer",
+            headers=f"{wire.CONTENT_TYPE}: {COLUMNAR}\r\n".encode()
+            + f"{wire.EXPORTER_ID}: exp-".encode() + b"\xff\xfe-1\r\n"
+            + f"{wire.BATCH_SEQ}: 4\r\n".encode(),
+            payload=columnar_batch(0, 5),
+        )  # fmt: skip
+        assert await wait_for_count(data, "select count(*) from spans", 5) == 5
+        assert await wait_for_count(data, "select count(*) from rejected", 1) == 1
+    assert query(
+        data, "select exporter_id, exporter_batch_seq, count(*) from spans group by all"
+    ) == [(None, 4, 5)]
+    ((reason,),) = query(data, "select reason from rejected")
+    assert reason.startswith(f"header {wire.EXPORTER_ID} 'exp-")
+    assert "is not valid UTF-8" in reason
+    assert reason.endswith("the spans are stored without it")
+
+
 @pytest.mark.parametrize("status", ["404", "500"])
 async def test_a_batch_with_a_status_header_is_stored_and_ingest_goes_on(
     nats_server: EmbeddedNats, tmp_path: Path, status: str
