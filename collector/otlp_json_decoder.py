@@ -123,8 +123,8 @@ def _span_row(span: dict[str, Any], scope: str | None, service: tuple[Any, ...])
         _text("name", span.get("name", "")),
         _text("scope name", scope),
         _int64("kind", span.get("kind", 0)),
-        _nanos(span.get("startTimeUnixNano")),
-        _nanos(span.get("endTimeUnixNano")),
+        _time("startTimeUnixNano", span.get("startTimeUnixNano")),
+        _time("endTimeUnixNano", span.get("endTimeUnixNano")),
         _int64("status code", status.get("code", 0)),
         _text("status message", status.get("message")) or None,
         _dumps(attributes),
@@ -216,6 +216,24 @@ def _int64(what: str, value: Any) -> int:
 
 def _id(value: Any) -> str | None:
     return value.lower() if isinstance(value, str) else None
+
+
+def _time(what: str, value: Any) -> int:
+    """A span's start or end, in nanoseconds; raises ``ValueError`` (the span is refused
+    alone) for one that is no whole number: read as out of range, ``"soon"`` was
+    refused as "outside the years 2000-2100", which sent the user looking at clocks."""
+    if value is None:  # proto3 JSON leaves a zero out: 1970, outside the years taken
+        return _nanos(0)
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        int(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{what} {value!r:.40} is not a number: send nanoseconds since 1970, as an "
+            "integer or a string of digits"
+        ) from None
+    return _nanos(value)
 
 
 def _nanos(value: Any) -> int:

@@ -446,3 +446,16 @@ def test_exporter_numbers_beyond_int64_are_left_out_and_the_spans_kept() -> None
     assert decoded.span_count == 2
     assert decoded.spans["exporter_batch_seq"].to_pylist() == [None, None]
     assert decoded.spans["exporter_spans_dropped"].to_pylist() == [None, None]
+
+
+@pytest.mark.parametrize("field", ["startTimeUnixNano", "endTimeUnixNano"])
+def test_otlp_json_span_whose_time_is_no_number_is_rejected_as_such(field: str) -> None:
+    # was: "start time is outside the years 2000-2100", which sent the user to clocks
+    request = otlp_json_request(0, 3)
+    span = request["resourceSpans"][0]["scopeSpans"][0]["spans"][1]
+    span[field] = "soon"
+    decoded = decode(json.dumps(request).encode(), JSON)
+    assert decoded.span_count == 2
+    (reason,) = decoded.rejected.column("reason").to_pylist()
+    assert f"{field} 'soon' is not a number: send nanoseconds since 1970" in reason
+    assert "outside the years" not in reason
