@@ -23,7 +23,7 @@ import socket
 from collections.abc import Iterator
 
 from instrumentation.errors import ChoreoscopeError
-from store import StoreLayout
+from store import SCHEMA_VERSION, StoreLayout
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +63,23 @@ def sole_writer(layout: StoreLayout, *, role: str) -> Iterator[None]:
         except OSError as e:  # a file system without locks
             log.debug("cannot lock %s (%s): two correlators would not be told apart", path, e)
         _name(fd, role=role)
+        _upgrade_version(layout)
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def _upgrade_version(layout: StoreLayout) -> None:
+    """Mark a store of an older version as of this one: from here on this correlator
+    writes findings generations, and the previous release's findings files go stale,
+    then away. That release, started again, would read no finding and alert every
+    anomaly again; it refuses a store of another version instead. Not before: a
+    reader of this version (the dashboard upgraded first) leaves it its store."""
+    try:
+        if layout.mark_current():
+            log.info("%s upgraded to schema version %d", layout.root, SCHEMA_VERSION)
+    except OSError as e:  # a full disk: the findings cannot be written either
+        log.warning("could not record the schema version of %s (%s)", layout.root, e)
 
 
 def _name(fd: int, *, role: str) -> None:

@@ -27,7 +27,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from instrumentation.errors import ChoreoscopeError, ConfigurationError
-from store.schema import SCHEMA_VERSION, TABLES
+from store.durable_files import replacing
+from store.schema import SCHEMA_VERSION, TABLES, UPGRADES_FROM
 
 DEFAULT_DATA_DIR = Path("choreoscope-data")
 STORE_FILE = "store.json"
@@ -112,7 +113,27 @@ class StoreLayout:
         return self.store_file.exists()
 
     def check_version(self) -> None:
-        """Fail loudly if the store was written by another schema version."""
+        """Fail loudly if the store was written by another schema version (one this
+        version upgrades, ``UPGRADES_FROM``, is read as it is)."""
+        found = self._version()
+        if found != SCHEMA_VERSION and found not in UPGRADES_FROM:
+            raise StoreVersionError(data_dir=self.root, found=found, expected=SCHEMA_VERSION)
+
+    def mark_current(self) -> bool:
+        """Record that the store is now of this schema version, once a process of it
+        wrote what an older release cannot read (``store/schema.py``): that release
+        then refuses the store, saying so, instead of taking it for empty. Returns
+        whether the store was of an older version."""
+        found = self._version()
+        if found == SCHEMA_VERSION:
+            return False
+        if found not in UPGRADES_FROM:
+            raise StoreVersionError(data_dir=self.root, found=found, expected=SCHEMA_VERSION)
+        with replacing(self.store_file) as tmp:
+            tmp.write_text(json.dumps({"schema_version": SCHEMA_VERSION}) + "\n")
+        return True
+
+    def _version(self) -> object:
         try:
             found = json.loads(self.store_file.read_text())["schema_version"]
         except FileNotFoundError:
@@ -134,8 +155,7 @@ class StoreLayout:
             raise StoreVersionError(
                 data_dir=self.root, found="unreadable", expected=SCHEMA_VERSION
             ) from e
-        if found != SCHEMA_VERSION:
-            raise StoreVersionError(data_dir=self.root, found=found, expected=SCHEMA_VERSION)
+        return found
 
     def ensure_seeds(self) -> None:
         """Write the zero-row seed of every table that has none: all of them in a new

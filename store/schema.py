@@ -4,7 +4,9 @@ Every Parquet segment of a table has that table's Arrow schema. Columns may be
 added (views read segments with ``union_by_name``), and tables (a store that
 predates one gets its seed from the next collector or reader to open it: see
 ``StoreLayout.ensure_seeds``); renaming or retyping a column is a new
-``SCHEMA_VERSION``.
+``SCHEMA_VERSION``, and so is any change of layout that a release reading the
+previous version would take for data gone (it checks the version, and refuses
+any other, with what to do).
 
 Times are UTC microseconds. Ids are lowercase hex. ``attributes``, ``resource``,
 ``events`` and ``links`` are JSON text: the long tail stays flexible, while the
@@ -17,7 +19,15 @@ from typing import Final
 
 import pyarrow as pa
 
-SCHEMA_VERSION: Final = 1
+# 2: the correlator's findings are folders of immutable generations
+# (correlator/findings_files.py), not one file per table replaced in place
+SCHEMA_VERSION: Final = 2
+# stores this version opens as they are and upgrades. A store of version 1 is read
+# as it is (its findings files become their tables' first generations) and marked 2
+# once a correlator of this version takes its findings for writing: from then on the
+# files a release of version 1 reads go stale, then away, and it would read no
+# finding, so alert every anomaly again. It refuses a store of version 2.
+UPGRADES_FROM: Final = frozenset({1})
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 

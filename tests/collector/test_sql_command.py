@@ -19,7 +19,7 @@ from choreoscope.catalog import write_catalog
 from collector.decoding import Payload, decode_payloads
 from collector.segment_writer import SegmentWriter
 from instrumentation import wire
-from store import StoreLayout
+from store import SCHEMA_VERSION, StoreLayout
 from tests.collector.batches import columnar_batch
 
 
@@ -162,7 +162,9 @@ def test_catalog_opens_read_only_in_duckdb_with_every_view(filled_store: StoreLa
     assert {"spans", "spans_raw", "bus_events", "rejected", "heartbeats"} <= views
     assert {"messages", "workflows"} <= views  # the correlator's
     assert con.execute("select count(*) from spans").fetchone() == (12,)
-    assert con.execute("select schema_version from choreoscope_catalog").fetchone() == (1,)
+    assert con.execute("select schema_version from choreoscope_catalog").fetchone() == (
+        SCHEMA_VERSION,
+    )
     other = duckdb.connect(str(filled_store.catalog), read_only=True)  # readers side by side
     assert other.execute("select count(*) from spans").fetchone() == (12,)
 

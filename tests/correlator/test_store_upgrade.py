@@ -1,0 +1,81 @@
+"""A store written by the previous release (schema version 1: one findings file per
+table, replaced in place) upgraded in place, and started again with that release."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import correlator
+from correlator.findings import ANOMALIES
+from correlator.findings_files import fixed_file
+from correlator.watch import correlate_once
+from store import SCHEMA_VERSION, StoreLayout, StoreVersionError
+
+ALERTED_AT = dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.UTC)
+
+
+def _store_of_the_previous_release(tmp_path) -> StoreLayout:
+    """As version 1 left it: ``store.json`` saying 1, ``findings/anomalies.parquet``
+    holding an anomaly it alerted."""
+    layout = StoreLayout.at(tmp_path / "data")
+    layout.ensure()
+    layout.store_file.write_text(json.dumps({"schema_version": 1}) + "\n")
+    row = {
+        "anomaly_id": "a1",
+        "kind": "dropped",
+        "workflow_id": "wf-1",
+        "detected_at": ALERTED_AT,
+        "alerted_at": ALERTED_AT,
+        "revision": 2,
+    }
+    pq.write_table(pa.Table.from_pylist([row], schema=ANOMALIES), fixed_file(layout, "anomalies"))
+    return layout
+
+
+def _previous_release_accepts(layout: StoreLayout) -> bool:
+    # version 1's StoreLayout.check_version, word for word: any other version is refused
+    return json.loads(layout.store_file.read_text())["schema_version"] == 1
+
+
+def test_a_store_of_the_previous_release_is_read_by_this_one(tmp_path) -> None:
+    layout = _store_of_the_previous_release(tmp_path)
+    layout.check_version()  # not refused
+    con = correlator.connect(layout.root)
+    assert con.execute("SELECT anomaly_id, alerted_at FROM anomalies").fetchall() == [
+        ("a1", ALERTED_AT)
+    ]
+
+
+def test_the_previous_release_refuses_the_store_once_this_correlator_wrote_its_findings(
+    tmp_path,
+) -> None:
+    # it read the findings files this version stops writing, then deletes: it saw no
+    # anomaly, alerted every one again, and its own files were deleted at the next upgrade
+    layout = _store_of_the_previous_release(tmp_path)
+    correlate_once(data_dir=layout.root)
+
+    assert not _previous_release_accepts(layout)
+    assert json.loads(layout.store_file.read_text())["schema_version"] == SCHEMA_VERSION
+    con = correlator.connect(layout.root)  # this version reads it on, nothing lost
+    assert con.execute("SELECT anomaly_id, alerted_at FROM anomalies").fetchall() == [
+        ("a1", ALERTED_AT)
+    ]
+
+
+def test_a_reader_of_this_version_leaves_the_store_to_the_previous_release(tmp_path) -> None:
+    # the dashboard upgraded before the correlator: the old correlator still runs
+    layout = _store_of_the_previous_release(tmp_path)
+    correlator.connect(layout.root).close()
+    assert _previous_release_accepts(layout)
+
+
+def test_a_store_of_a_later_version_is_refused_with_what_to_do(tmp_path) -> None:
+    layout = _store_of_the_previous_release(tmp_path)
+    layout.store_file.write_text(json.dumps({"schema_version": SCHEMA_VERSION + 1}))
+    with pytest.raises(StoreVersionError, match="point --data at a new directory"):
+        correlate_once(data_dir=layout.root)
