@@ -19,8 +19,9 @@ newest whole (temp name, fsync, rename); at worst old ones wait for the next wri
 
 Stores from before the folders kept one file per table,
 ``<data>/findings/<name>.parquet``, replaced in place. ``migrate_fixed_file`` links
-such a file into its table's folder as its first generation; it is deleted with that
-generation, after the grace.
+such a file into its table's folder as its first generation, and again as the next
+while the previous release's correlator still replaces it (only its migrated
+generations in the folder); it is deleted with the last, after the grace.
 """
 
 from __future__ import annotations
@@ -139,23 +140,44 @@ def prune_superseded(
 
 
 def migrate_fixed_file(layout: StoreLayout, name: str) -> bool:
-    """Make a store's fixed-name ``<name>.parquet`` (from before the folders) the first
-    generation of its table, if the table has none: linked (the old path stays for
-    readers of the old views until the grace after it is superseded), else copied.
-    Returns whether it did."""
+    """Make a store's fixed-name ``<name>.parquet`` (from before the folders) the newest
+    generation of its table, if the table has none, or only migrated ones and the file
+    was replaced since (the previous release's correlator ran on after a reader of
+    this version migrated it: its writes would be read as never made, what it alerted
+    alerted again). Linked (the old path stays for readers of the old views until the
+    grace after it is superseded), else copied. Returns whether it did."""
     legacy = fixed_file(layout, name)
-    if not legacy.is_file() or generations(layout, name):
+    if not legacy.is_file():
+        return False
+    found = generations(layout, name)
+    if found and not _replaced_since_migrated(legacy, newest=found[-1]):
         return False
     folder = table_folder(layout, name)
     folder.mkdir(parents=True, exist_ok=True)
-    final = folder / f"{_LAST:0{_DIGITS}d}-{secrets.token_hex(2)}{MIGRATED}.parquet"
+    number = _number(found[-1]) + 1 if found else 0
+    final = folder / f"{_LAST - number:0{_DIGITS}d}-{secrets.token_hex(2)}{MIGRATED}.parquet"
     try:
         os.link(legacy, final)
     except OSError:  # a file system without hard links
         with replacing(final) as tmp:
             tmp.write_bytes(legacy.read_bytes())
+    if found:  # it supersedes one a reader may have listed: the grace starts now
+        os.utime(final)
     fsync_path(folder, directory=True)
     return True
+
+
+def _replaced_since_migrated(legacy: Path, *, newest: Path) -> bool:
+    """Whether the fixed-name file was written again after ``newest``, a generation
+    migrated from it, was made: only the previous release writes that file."""
+    if not newest.stem.endswith(MIGRATED):
+        return False  # this version's correlator wrote the table: the file is stale
+    try:
+        if os.path.samefile(legacy, newest):
+            return False
+        return legacy.stat().st_mtime > newest.stat().st_mtime
+    except FileNotFoundError:  # pruned meanwhile
+        return False
 
 
 def _number(path: Path) -> int:

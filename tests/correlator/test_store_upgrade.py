@@ -79,3 +79,36 @@ def test_a_store_of_a_later_version_is_refused_with_what_to_do(tmp_path) -> None
     layout.store_file.write_text(json.dumps({"schema_version": SCHEMA_VERSION + 1}))
     with pytest.raises(StoreVersionError, match="point --data at a new directory"):
         correlate_once(data_dir=layout.root)
+
+
+def _previous_release_writes(layout: StoreLayout, *anomaly_ids: str) -> None:
+    """Its correlator's write of ``anomalies``: a new file renamed over the old one."""
+    rows = [
+        {"anomaly_id": a, "kind": "dropped", "alerted_at": ALERTED_AT, "revision": 2}
+        for a in anomaly_ids
+    ]
+    tmp = layout.findings / ".anomalies.parquet.tmp"
+    pq.write_table(pa.Table.from_pylist(rows, schema=ANOMALIES), tmp)
+    tmp.replace(fixed_file(layout, "anomalies"))
+
+
+def test_what_the_previous_correlator_alerted_after_a_reader_upgraded_is_not_alerted_again(
+    tmp_path,
+) -> None:
+    # the dashboard (a reader) upgraded first, the old correlator ran on a while
+    layout = _store_of_the_previous_release(tmp_path)
+    correlator.connect(layout.root).close()
+    _previous_release_writes(layout, "a1", "a2")
+
+    con = correlator.connect(layout.root)
+    assert con.execute("SELECT anomaly_id FROM anomalies ORDER BY 1").fetchall() == [
+        ("a1",),
+        ("a2",),
+    ]
+    # the correlator upgraded next keeps a2 as alerted, as the old one recorded it
+    correlate_once(data_dir=layout.root)
+    con = correlator.connect(layout.root)
+    assert con.execute("SELECT anomaly_id, alerted_at FROM anomalies ORDER BY 1").fetchall() == [
+        ("a1", ALERTED_AT),
+        ("a2", ALERTED_AT),
+    ]
