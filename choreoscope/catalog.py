@@ -9,14 +9,18 @@ no process ever needs write access to the file a reader has open.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
+import time
+from pathlib import Path
 
 import duckdb
 
 from correlator import ensure_findings
 from store import SCHEMA_VERSION, StoreLayout, configure_connection
-from store.durable_files import replacing
+from store.durable_files import ABANDONED_AFTER_S, replacing
 from store.sql_files import sql_files
 
 log = logging.getLogger(__name__)
@@ -59,6 +63,17 @@ def catalog_is_current(layout: StoreLayout, digest: str) -> bool:
     return row is not None and row[0] == digest
 
 
+def _abandoned_temps(layout: StoreLayout) -> list[Path]:
+    """Temp catalogs (and their WAL) of writers killed over an hour ago."""
+    now = time.time()
+    found = []
+    for path in layout.root.glob(f".{layout.catalog.name}.*.tmp*"):
+        with contextlib.suppress(OSError):
+            if now - path.stat().st_mtime > ABANDONED_AFTER_S:
+                found.append(path)
+    return found
+
+
 def write_catalog(layout: StoreLayout) -> bool:
     """Bring ``catalog.duckdb`` up to date; True if it was (re)written."""
     ensure_findings(layout)  # the correlator's views read its findings files
@@ -66,8 +81,11 @@ def write_catalog(layout: StoreLayout) -> bool:
     digest = _digest(views)
     if catalog_is_current(layout, digest):
         return False
-    tmp = layout.catalog.with_name(f".{layout.catalog.name}.tmp")
-    for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+    # a temp name of its own: after an upgrade `collect` and `correlate`, started
+    # together, both found the catalog outdated and wrote one temp file, each
+    # deleting the other's: both failed and readers kept the old views
+    tmp = layout.catalog.with_name(f".{layout.catalog.name}.{os.getpid()}.tmp")
+    for leftover in (tmp, tmp.with_name(tmp.name + ".wal"), *_abandoned_temps(layout)):
         leftover.unlink(missing_ok=True)
     with replacing(layout.catalog, tmp=tmp):
         con = duckdb.connect(str(tmp))

@@ -64,8 +64,8 @@ async def test_a_collector_that_cannot_write_the_catalog_still_collects_and_says
     data, log = tmp_path / "data", tmp_path / "collect.log"
     layout = StoreLayout.at(data)
     layout.ensure()
-    # the catalog's temp name taken by a folder: its write fails as on a full disk
-    (data / f".{layout.catalog.name}.tmp").mkdir()
+    # the catalog's name taken by a folder: its write fails as on a full disk
+    layout.catalog.mkdir()
     proc = start_collect(nats_server.url, data, log)
     try:
         await wait_ready(log)

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -112,3 +115,40 @@ def test_what_the_previous_correlator_alerted_after_a_reader_upgraded_is_not_ale
         ("a1", ALERTED_AT),
         ("a2", ALERTED_AT),
     ]
+
+
+# as `collect` and `correlate` do when they start, each in its own process
+WRITE_CATALOG = """
+import sys
+from choreoscope.catalog import write_catalog
+from store import StoreLayout
+sys.stdin.read()  # both start writing at once
+write_catalog(StoreLayout.at(sys.argv[1]))
+"""
+
+
+def test_collect_and_correlate_started_together_both_bring_the_catalog_up_to_date(
+    tmp_path,
+) -> None:
+    # after an upgrade both find the catalog outdated: they wrote one temp file, each
+    # deleting the other's, both failed, and readers kept the previous views
+    layout = _store_of_the_previous_release(tmp_path)
+    for _ in range(4):
+        layout.catalog.unlink(missing_ok=True)
+        writers = [
+            subprocess.Popen(
+                [sys.executable, "-c", WRITE_CATALOG, str(layout.root)],
+                stdin=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        for writer in writers:  # imports done, both go
+            writer.stdin.close()
+        errors = [w.stderr.read() for w in writers]
+        assert [w.wait() for w in writers] == [0, 0], errors
+        catalog = duckdb.connect(str(layout.catalog), read_only=True)
+        assert catalog.execute("SELECT anomaly_id FROM anomalies").fetchall() == [("a1",)]
+        catalog.close()
+    assert not list(layout.root.glob(".catalog*"))  # no temp file left behind
