@@ -13,36 +13,16 @@ import pytest
 
 from choreoscope.nats_server import EmbeddedNats
 from store import StoreLayout
+from tests.collector.full_disk_collector import COLLECTOR_PRELUDE, FILL_THEN_COLLECT
 from tests.test_unusable_store import on_a_disk_of_its_own
-
-FILL_THEN_COLLECT = """
-mount -t tmpfs -o size=2m tmpfs "$1" && cp -a "$2" "$1/data" || exit 99
-head -c 8M /dev/zero > "$1/filler" 2>/dev/null
-exec "$3" -c "$4" "$1/data" "$1/filler" "$5"
-"""
 
 # A real collector sampling consumer lag every 0.2 s on the full disk, while a service
 # beats every 0.2 s; once both writers told of the full disk and tried for some seconds
 # more, the filler goes. Prints the heartbeats stored after, as JSON.
-COLLECTOR = """
-import asyncio, json, logging, sys, time
-from pathlib import Path
+COLLECTOR = (
+    COLLECTOR_PRELUDE
+    + """
 import nats
-from collector.service import CollectorConfig, run_collector
-from store import open_store
-
-data, filler, url = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
-logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
-told = []
-class Told(logging.Handler):
-    def emit(self, record):
-        told.append(record.getMessage())
-logging.getLogger().addHandler(Told())
-
-async def until(predicate):
-    deadline = time.monotonic() + 60
-    while not predicate() and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
 
 def said(text):
     return any(text in m for m in told)
@@ -87,6 +67,7 @@ async def main():
 
 asyncio.run(main())
 """
+)
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="a small disk of its own needs Linux")
