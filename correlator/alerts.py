@@ -18,6 +18,11 @@ as the watcher runs: a webhook down for a minute lost one alert every 36 s, the 
 waiting behind it. One it refused (another 4xx, a redirect), which asking again will
 not change, is given up on after the last of them, and named in the log. A webhook far
 behind keeps the newest ``webhook_backlog`` alerts, and says which it drops.
+
+The alerts the webhook took, or refused for good, are handed back
+(``webhook_settled``) for the ledger to record: those it had not taken when the
+watcher stopped are still owed, and the next watcher posts them (``post_again``),
+to the webhook only, since NATS took them already.
 """
 
 from __future__ import annotations
@@ -121,6 +126,9 @@ class Alerter:
         self._queued = asyncio.Event()
         self._poster: asyncio.Task[None] | None = None
         self._posting = False  # the first of the backlog is being posted
+        self._in_flight = False  # a POST is on the wire (its answer not yet read)
+        self._stopping = False  # close() gave up waiting: post nothing new
+        self._settled: list[str] = []  # ids the webhook took or refused, not yet handed
         self._held_since: float | None = None  # the bus refused alerts since then
         self._opener = urllib.request.build_opener(_RefuseRedirects)
 
@@ -138,7 +146,9 @@ class Alerter:
                     self._held(len(anomalies) - len(sent), e)
                     break
             if self.webhook is not None:
-                self._queue(_Queued(body=body, label=_label(payload)))
+                self._queue(
+                    _Queued(anomaly_id=payload["anomaly_id"], body=body, label=_label(payload))
+                )
             sent.append(anomaly["anomaly_id"])
         if sent and self._held_since is not None and len(sent) == len(anomalies):
             log.info(
@@ -147,6 +157,35 @@ class Alerter:
             )  # fmt: skip
             self._held_since = None
         return sent
+
+    def post_again(self, anomalies: Sequence[dict[str, Any]]) -> None:
+        """Queue for the webhook alerts NATS took before (a watcher stopped while the
+        webhook did not take them): the webhook gets them, NATS nothing again."""
+        if self.webhook is None or not anomalies:
+            return
+        kept = list(anomalies)[-(self._backlog.maxlen or len(anomalies)) :]
+        log.info(
+            "posting to webhook %s %d alert(s) it had not taken when the last watcher "
+            "stopped%s",
+            self.webhook, len(kept),
+            f" (the newest; {len(anomalies) - len(kept)} older stay owed)"
+            if len(kept) < len(anomalies) else "",
+        )  # fmt: skip
+        for anomaly in kept:
+            payload = alert_payload(anomaly, dashboard_url=self.dashboard_url)
+            self._queue(
+                _Queued(
+                    anomaly_id=payload["anomaly_id"],
+                    body=json.dumps(payload).encode(),
+                    label=_label(payload),
+                )
+            )
+
+    def webhook_settled(self) -> list[str]:
+        """The ids of the alerts the webhook took, or refused for good, since the last
+        call: no later watcher owes it them."""
+        settled, self._settled = self._settled, []
+        return settled
 
     def _held(self, count: int, error: Exception) -> None:
         """Say once, not every tick, that the bus refuses alerts."""
@@ -166,22 +205,29 @@ class Alerter:
         deadline = time.monotonic() + (self.webhook_timeout_s if drain_s is None else drain_s)
         while (self._backlog or self._posting) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
+        # a POST on the wire gets its answer (within its timeout): cut off, one the
+        # webhook took would be owed still, and posted again by the next watcher
+        self._stopping = True
+        while self._in_flight and time.monotonic() < deadline + self.webhook_timeout_s:
+            await asyncio.sleep(0.05)
         if self._backlog:
             log.warning(
                 "stopping with %d alert(s) not taken by webhook %s (they were published "
-                "on choreo.alerts.> and stay in the anomalies view)",
+                "on choreo.alerts.>; the next watcher posts them to the webhook)",
                 len(self._backlog), self.webhook,
             )  # fmt: skip
         self._poster.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._poster
-        self._poster = None
+        # the ledger owes them to the webhook: the next watcher queues them again
+        self._backlog.clear()
+        self._poster, self._posting, self._stopping = None, False, False
 
     def _queue(self, alert: _Queued) -> None:
         if len(self._backlog) == self._backlog.maxlen:
             log.warning(
-                "webhook %s is %d alerts behind: dropping the oldest, %s (it stays on "
-                "choreo.alerts.> and in the anomalies view)",
+                "webhook %s is %d alerts behind: dropping the oldest, %s (it stays in "
+                "the anomalies view, owed to the webhook: the next watcher posts it)",
                 self.webhook, len(self._backlog), self._backlog[0].label,
             )  # fmt: skip
         self._backlog.append(alert)
@@ -199,9 +245,16 @@ class Alerter:
             self._posting = True
             attempt = 0
             while True:
+                if self._stopping:
+                    return
                 attempt += 1
-                error = await asyncio.to_thread(self._post, alert.body)
+                self._in_flight = True
+                try:
+                    error = await asyncio.to_thread(self._post, alert.body)
+                finally:
+                    self._in_flight = False
                 if error is None:
+                    self._settled.append(alert.anomaly_id)
                     if failing_since is not None:
                         log.info(
                             "webhook %s takes alerts again (it failed for %.0fs); %d more "
@@ -220,6 +273,7 @@ class Alerter:
                         self.webhook, alert.label, attempt, error.reason,
                         "was published on choreo.alerts.> and " if self.publish else "",
                     )  # fmt: skip
+                    self._settled.append(alert.anomaly_id)  # asking again changes nothing
                     break
                 delay = retries[min(attempt, len(retries)) - 1] if retries else 1.0
                 log.warning(
@@ -261,8 +315,10 @@ class Alerter:
 
 @dataclasses.dataclass(frozen=True)
 class _Queued:
-    """An alert waiting for the webhook: its body, and how the log names it."""
+    """An alert waiting for the webhook: its anomaly, its body, and how the log names
+    it."""
 
+    anomaly_id: str
     body: bytes
     label: str
 

@@ -391,6 +391,7 @@ def anomaly_row(
         "detected_at": now,
         "resolved_at": None,
         "alerted_at": None,
+        "webhook_at": None,
         "detail": explain(finding, now=now),
         "evidence": evidence,
     }

@@ -57,6 +57,9 @@ ANOMALIES = pa.schema(
         ("detected_at", TIMESTAMP),
         ("resolved_at", TIMESTAMP),  # set when a later pass no longer finds it
         ("alerted_at", TIMESTAMP),  # set once the alert went out (never re-alerted)
+        # set once the webhook took the alert (or refused it for good), or with
+        # alerted_at when none was configured: null while the webhook is owed it
+        ("webhook_at", TIMESTAMP),
         ("detail", pa.string()),  # the explanation a user reads
         ("evidence", pa.string()),  # JSON object: the facts behind the finding
         # grows with each change of the row: the highest is its current state
@@ -215,6 +218,15 @@ def _write(layout: StoreLayout, name: str, table: pa.Table, *, seed: bool) -> No
         pq.write_table(table, tmp, compression="zstd", compression_level=ZSTD_LEVEL)
 
 
+def anomalies_of_any_version(table: pa.Table) -> pa.Table:
+    """An anomalies generation written before ``webhook_at`` with the column: owed to
+    no webhook (its alerted_at), or an upgrade, or a first watcher with ``--webhook``,
+    would post every old open anomaly."""
+    if "webhook_at" in table.column_names:
+        return table
+    return table.append_column("webhook_at", table["alerted_at"])
+
+
 def read_findings(layout: StoreLayout, name: str) -> pa.Table | None:
     """Findings table ``name`` as last written, cast to its schema; None when it has
     no generation or it is unreadable (logged)."""
@@ -222,7 +234,10 @@ def read_findings(layout: StoreLayout, name: str) -> pa.Table | None:
     if path is None:
         return None
     try:
-        return pq.read_table(path).select(FINDINGS[name].names).cast(FINDINGS[name])
+        table = pq.read_table(path)
+        if FINDINGS[name] is ANOMALIES:
+            table = anomalies_of_any_version(table)
+        return table.select(FINDINGS[name].names).cast(FINDINGS[name])
     except (OSError, KeyError, pa.ArrowException) as e:
         log.warning("could not read %s: %s", path, e)
         return None

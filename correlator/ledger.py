@@ -35,7 +35,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from correlator.explain import LATE_FACTS, anomaly_id, anomaly_row
-from correlator.findings import ANOMALIES, RETIRED_WORKFLOWS, write_findings
+from correlator.findings import (
+    ANOMALIES,
+    RETIRED_WORKFLOWS,
+    anomalies_of_any_version,
+    write_findings,
+)
 from correlator.findings_files import current_file
 from correlator.seen_keys import SeenKeys
 from store.layout import StoreLayout
@@ -86,7 +91,7 @@ class AnomalyLedger:
         for name in (FULL, RECENT):
             path = current_file(layout, name)
             if path is not None:
-                rows += pq.read_table(path).to_pylist()
+                rows += anomalies_of_any_version(pq.read_table(path)).to_pylist()
         ledger = cls(rows, rewrite_s=rewrite_s)
         path = current_file(layout, RETIRED)
         if path is not None:
@@ -148,7 +153,7 @@ class AnomalyLedger:
                 if self.is_retired(row["workflow_id"]):
                     # spans of a retired workflow back in the store: what they show
                     # was told before its retirement (or, unseen then, is as old)
-                    row["alerted_at"] = now
+                    row["alerted_at"] = row["webhook_at"] = now
                 else:
                     new.append(row)
                 self._changed(key)
@@ -252,10 +257,37 @@ class AnomalyLedger:
             self._retired_written = False
             self.changed = True
 
-    def mark_alerted(self, anomaly_ids: Iterable[str], *, at: dt.datetime) -> None:
+    def mark_alerted(self, anomaly_ids: Iterable[str], *, at: dt.datetime, webhook: bool) -> None:
+        """Record that NATS took these alerts; ``webhook``: that they were queued for
+        one too, which owes it them until ``mark_webhook_settled``. Without one they
+        are owed nothing: a later watcher given ``--webhook`` does not post them."""
         for key in anomaly_ids:
-            self._rows[key]["alerted_at"] = at
+            row = self._rows[key]
+            row["alerted_at"] = at
+            if not webhook:
+                row["webhook_at"] = at
             self._changed(key)
+
+    def mark_webhook_settled(self, anomaly_ids: Iterable[str], *, at: dt.datetime) -> None:
+        """Record that the webhook took these alerts, or refused them for good."""
+        for key in anomaly_ids:
+            row = self._rows.get(key)  # retired meanwhile: nothing left to record
+            if row is not None and row.get("webhook_at") is None:
+                row["webhook_at"] = at
+                self._changed(key)
+
+    def webhook_owed(self) -> list[dict[str, Any]]:
+        """The open anomalies alerted on NATS that the webhook has not taken yet (a
+        watcher stopped while it was down), oldest first: a restarted watcher posts
+        them to the webhook, and only there."""
+        owed = [
+            r
+            for r in self._rows.values()
+            if r["alerted_at"] is not None
+            and r.get("webhook_at") is None
+            and r["resolved_at"] is None
+        ]
+        return sorted(owed, key=lambda r: (r["alerted_at"], r["detected_at"], r["anomaly_id"]))
 
     def _changed(self, key: str) -> None:
         row = self._rows[key]

@@ -187,6 +187,9 @@ async def watch(
                     )
                 if stop.is_set():
                     return
+            # what the webhook had not taken when the last watcher stopped, before
+            # what is new: NATS took those, the ledger says which the webhook did not
+            alerter.post_again(engine.ledger.webhook_owed())
             written = await _alert_and_write(engine, alerter, clock, failing=False)
             judged, recorded = True, _record_pass(engine, clock, watching=True)
             log.info(
@@ -208,6 +211,7 @@ async def watch(
                         recorded = _record_pass(engine, clock, watching=True)
         finally:
             await alerter.close()
+            engine.ledger.mark_webhook_settled(alerter.webhook_settled(), at=clock())
             try:  # before the first judgement there is nothing of this run to write
                 error = _write_error(engine) if judged else None
             finally:
@@ -330,10 +334,11 @@ async def _alert_and_write(
     pending = [a for a in engine.ledger.unalerted() if a["resolved_at"] is None]
     if pending:
         sent = await alerter.send(pending)
-        engine.ledger.mark_alerted(sent, at=clock())
+        engine.ledger.mark_alerted(sent, at=clock(), webhook=alerter.webhook is not None)
         for anomaly in pending:
             if anomaly["anomaly_id"] in sent:
                 log.info("alert %s: %s", anomaly["kind"], anomaly["detail"])
+    engine.ledger.mark_webhook_settled(alerter.webhook_settled(), at=clock())
     return await asyncio.to_thread(_write, engine, failing=failing)
 
 

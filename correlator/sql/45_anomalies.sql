@@ -23,6 +23,10 @@ FROM (
     )
     JOIN read_parquet('{store}/findings/anomalies_recent/*.parquet', filename = true)
         ON filename = newest
+    -- `webhook_at` came later: a store whose newest files were written before it
+    -- still has the column (null in their rows, until the correlator rewrites them)
+    UNION ALL BY NAME
+    SELECT NULL::VARCHAR AS anomaly_id, NULL::TIMESTAMPTZ AS webhook_at WHERE false
 )
 -- the correlator rewrites the full table now and then and, at every pass, a small one
 -- of the anomalies changed since: each anomaly's highest revision is its state

@@ -250,7 +250,7 @@ def test_restarted_correlator_does_not_report_old_findings_as_new(
     _store_a_dropped_message(store_layout)
     first = _engine(store_layout)
     (found,) = first.cold_pass(now=at(120))
-    first.ledger.mark_alerted([found["anomaly_id"]], at=at(120))
+    first.ledger.mark_alerted([found["anomaly_id"]], at=at(120), webhook=False)
     first.write_findings()
     first.close()
 
@@ -269,7 +269,7 @@ def test_anomalies_changed_since_the_full_file_are_read_back_from_the_recent_one
     first = _engine(store_layout)
     (found,) = first.cold_pass(now=at(120))
     first.write_findings()  # every anomaly: the full file
-    first.ledger.mark_alerted([found["anomaly_id"]], at=at(121))
+    first.ledger.mark_alerted([found["anomaly_id"]], at=at(121), webhook=False)
     first.write_findings()  # soon after: only what changed, in the recent file
     first.close()
 
