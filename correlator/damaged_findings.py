@@ -9,8 +9,8 @@ import logging
 
 import duckdb
 
-from correlator.findings import FINDINGS, write_findings
-from correlator.findings_files import current_file, migrate_fixed_file
+from correlator.findings import FINDINGS, migrate_fixed, write_findings
+from correlator.findings_files import current_file
 from correlator.model import MODEL_FILES
 from store import StoreLayout
 from store.quarantine import QUARANTINE_DIR, unreadable_reason
@@ -31,7 +31,7 @@ def set_aside_damaged_findings(layout: StoreLayout) -> None:
     con = duckdb.connect(":memory:")
     try:
         for name in REWRITTEN:
-            migrate_fixed_file(layout, name)  # a store from before the folders
+            migrate_fixed(layout, name)  # a store from before the folders
             # the newest generation, the one read (an older one damaged goes unread)
             path = current_file(layout, name)
             reason = unreadable_reason(con, path, whole=False) if path else None

@@ -11,6 +11,7 @@ has never run on.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import math
 import time
@@ -22,6 +23,7 @@ import pyarrow.parquet as pq
 
 from correlator.findings_files import (
     current_file,
+    fixed_file,
     generations,
     migrate_fixed_file,
     new_generation,
@@ -145,7 +147,7 @@ def ensure_findings(layout: StoreLayout) -> None:
     the generation folders, else a zero-row seed."""
     layout.findings.mkdir(parents=True, exist_ok=True)
     for name, schema in FINDINGS.items():
-        if migrate_fixed_file(layout, name) or generations(layout, name):
+        if migrate_fixed(layout, name) or generations(layout, name):
             continue
         _write(layout, name, pa.Table.from_pylist([], schema=schema), seed=True)
 
@@ -216,6 +218,32 @@ def _write(layout: StoreLayout, name: str, table: pa.Table, *, seed: bool) -> No
         return
     with new_generation(layout, name, seed=seed) as tmp:
         pq.write_table(table, tmp, compression="zstd", compression_level=ZSTD_LEVEL)
+
+
+def migrate_fixed(layout: StoreLayout, name: str) -> bool:
+    """``migrate_fixed_file``, the file's rows written in this version's schema: every
+    generation of a folder must have the newest's columns, or a query whose plan opens
+    them all fails ("schema mismatch in glob": the previous release's anomalies have
+    no ``webhook_at``). A file that cannot be read is linked as it is, for
+    ``set_aside_damaged_findings`` or the user to deal with."""
+    legacy = fixed_file(layout, name)
+    try:
+        pq.read_metadata(legacy)
+    except (OSError, pa.ArrowException):
+        return migrate_fixed_file(layout, name)
+    return migrate_fixed_file(layout, name, convert=functools.partial(_converted, name=name))
+
+
+def _converted(legacy: Path, tmp: Path, *, name: str) -> None:
+    schema = FINDINGS[name]
+    table = pq.read_table(legacy)
+    if schema is ANOMALIES:
+        table = anomalies_of_any_version(table)
+    for field in schema:  # a column of a later version: null in the old rows
+        if field.name not in table.column_names:
+            table = table.append_column(field.name, pa.nulls(table.num_rows, field.type))
+    table = table.select(schema.names).cast(schema)
+    pq.write_table(table, tmp, compression="zstd", compression_level=ZSTD_LEVEL)
 
 
 def anomalies_of_any_version(table: pa.Table) -> pa.Table:

@@ -32,7 +32,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
 
@@ -139,13 +139,16 @@ def prune_superseded(
     return deleted
 
 
-def migrate_fixed_file(layout: StoreLayout, name: str) -> bool:
+def migrate_fixed_file(
+    layout: StoreLayout, name: str, *, convert: Callable[[Path, Path], None] | None = None
+) -> bool:
     """Make a store's fixed-name ``<name>.parquet`` (from before the folders) the newest
     generation of its table, if the table has none, or only migrated ones and the file
     was replaced since (the previous release's correlator ran on after a reader of
     this version migrated it: its writes would be read as never made, what it alerted
-    alerted again). Linked (the old path stays for readers of the old views until the
-    grace after it is superseded), else copied. Returns whether it did."""
+    alerted again). Written by ``convert(file, temp path)`` when given (in this
+    version's schema), else linked (the old path stays for readers of the old views
+    until the grace after it is superseded), else copied. Returns whether it did."""
     legacy = fixed_file(layout, name)
     if not legacy.is_file():
         return False
@@ -156,11 +159,15 @@ def migrate_fixed_file(layout: StoreLayout, name: str) -> bool:
     folder.mkdir(parents=True, exist_ok=True)
     number = _number(found[-1]) + 1 if found else 0
     final = folder / f"{_LAST - number:0{_DIGITS}d}-{secrets.token_hex(2)}{MIGRATED}.parquet"
-    try:
-        os.link(legacy, final)
-    except OSError:  # a file system without hard links
+    if convert is not None:
         with replacing(final) as tmp:
-            tmp.write_bytes(legacy.read_bytes())
+            convert(legacy, tmp)
+    else:
+        try:
+            os.link(legacy, final)
+        except OSError:  # a file system without hard links
+            with replacing(final) as tmp:
+                tmp.write_bytes(legacy.read_bytes())
     if found:  # it supersedes one a reader may have listed: the grace starts now
         os.utime(final)
     fsync_path(folder, directory=True)

@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import correlator
-from correlator.findings import ANOMALIES
-from correlator.findings_files import fixed_file
+from correlator.findings import ANOMALIES, write_findings
+from correlator.findings_files import fixed_file, table_folder
 from correlator.watch import correlate_once
 from store import SCHEMA_VERSION, StoreLayout, StoreVersionError
 
@@ -152,3 +152,24 @@ def test_collect_and_correlate_started_together_both_bring_the_catalog_up_to_dat
         assert catalog.execute("SELECT anomaly_id FROM anomalies").fetchall() == [("a1",)]
         catalog.close()
     assert not list(layout.root.glob(".catalog*"))  # no temp file left behind
+
+
+def test_every_generation_of_an_upgraded_table_has_this_versions_columns(tmp_path) -> None:
+    # the previous release's anomalies have no webhook_at: linked in as a generation, a
+    # query whose plan opened every generation failed ("schema mismatch in glob") for
+    # the minute it stayed beside the correlator's first write
+    layout = _store_of_the_previous_release(tmp_path)
+    old = pq.read_table(fixed_file(layout, "anomalies")).drop_columns(["webhook_at"])
+    pq.write_table(old, fixed_file(layout, "anomalies"))
+    correlator.connect(layout.root).close()  # a reader migrates it
+    write_findings(layout, "anomalies", pa.Table.from_pylist([], schema=ANOMALIES))
+
+    folder = table_folder(layout, "anomalies")
+    rows = (
+        duckdb.connect()
+        .execute(
+            f"SELECT anomaly_id, alerted_at, webhook_at FROM read_parquet('{folder}/*.parquet')"
+        )
+        .fetchall()
+    )
+    assert rows == [("a1", ALERTED_AT, ALERTED_AT)]  # owed to no webhook
