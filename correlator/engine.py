@@ -38,7 +38,7 @@ from correlator.memory_budget import MemoryBudget, within
 from correlator.model import ChoreographyModel, install_model
 from correlator.model_refresh import ModelRefresh, learn_from_store, learn_here
 from correlator.pass_views import TICK_MATERIALIZED, PassViews
-from correlator.reclaim import reclaim_deleted
+from correlator.reclaim import RECLAIMED, reclaim_deleted
 from correlator.resume import judged_with, resume_point
 from correlator.retirement import retention_horizon, retire_expired
 from correlator.signal_memory import SignalMemory
@@ -51,9 +51,6 @@ from store import StoreLayout
 from store.layout import COMPACTED_PREFIX
 
 log = logging.getLogger(__name__)
-
-# the tables eviction deletes from (reclaim.py)
-RECLAIMED = ("work_spans", "cross_links", "all_status", "heartbeats", "consumer_lag", "open_traces")
 
 
 class Correlator:
@@ -105,7 +102,7 @@ class Correlator:
         # predates the wait) are forgotten
         self.signals = SignalMemory(layout=self.layout, keep_s=max(3600.0, 2 * keep_s))
         self.stored = StoredSpans(layout=self.layout)
-        self.memory = SpanMemory()
+        self.memory = SpanMemory(on_reload=self.signals.bring_back)
         self.model = ChoreographyModel()
         self.watermark: dt.datetime | None = None
         # the model learned again every model_refresh_s, beside the ticks

@@ -2,7 +2,7 @@
 
 DuckDB keeps a temp table's deleted rows until their row group is rewritten. The
 watcher deletes from the same tables every eviction (the spans of traces it let go,
-superseded verdicts, old heartbeats), so over days of uptime their memory, and the
+superseded verdicts, old heartbeats and advisories), so over days of uptime their memory, and the
 rows every scan steps over, would grow with all it ever held rather than with what
 it holds. A table is copied anew once most of what it stores is deleted rows.
 """
@@ -12,6 +12,17 @@ from __future__ import annotations
 import duckdb
 
 from correlator.sql_text import parsed
+
+# the tables a watcher's eviction deletes from
+RECLAIMED = (
+    "work_spans",
+    "cross_links",
+    "all_status",
+    "heartbeats",
+    "bus_events",
+    "consumer_lag",
+    "open_traces",
+)
 
 RECLAIM_AT = 2.0
 """Copy a table once it stores this many rows per live one."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import duckdb
@@ -50,7 +51,12 @@ class Arrivals:
 
 
 class SpanMemory:
-    def __init__(self) -> None:
+    def __init__(
+        self, *, on_reload: Callable[[duckdb.DuckDBPyConnection, list[str]], None]
+    ) -> None:
+        # told the traces brought back from the store, once they are held (the bus
+        # signals about them an eviction let go come back with them)
+        self._on_reload = on_reload
         # spans held that arrived without a workflow id (they may inherit one through
         # span links): while there are none, nothing need be inherited
         self.lacking_ids = 0
@@ -313,6 +319,7 @@ class SpanMemory:
         reloaded = reload_traces(con, wanted=wanted, continuing=continuing, held_before=held_before)
         self._reloaded = reloaded
         if reloaded:
+            self._on_reload(con, reloaded)
             con.execute(
                 "INSERT INTO held_traces SELECT DISTINCT trace_id, workflow_id FROM work_spans "
                 "WHERE trace_id IN (SELECT unnest($traces))",
