@@ -9,6 +9,7 @@ import csv
 import datetime as dt
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -25,10 +26,14 @@ from store import first_keyword, keyword_column_hint, read_retrying, statement_k
 ORDER = 70
 FORMATS = ("table", "csv", "json", "parquet")
 MAX_CELL_CHARS = 60
+# a table is for reading: past this many rows it stops and says how to get them all
+# (the dashboard's SQL console caps its results too)
+DEFAULT_MAX_ROWS = 1_000
 
 DESCRIPTION = """\
 Run one SQL query over the trace store, read-only, while the collector writes.
-Table cells are cut at 60 characters; --format csv or json prints them whole.
+Table cells are cut at 60 characters, and a table stops at 1,000 rows
+(--max-rows); --format csv, json or parquet prints every row, whole.
 Views: spans (one row per span), spans_raw, bus_events, rejected, heartbeats,
 consumer_lag (JetStream consumers' backlogs, sampled every 10 s),
 and the correlator's: messages, workflows, anomalies, edges, hops,
@@ -66,6 +71,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--file", type=Path, help="read the query from this file")
     p.add_argument(
+        "--max-rows",
+        type=_row_cap,
+        default=DEFAULT_MAX_ROWS,
+        metavar="N",
+        help=f"the table shows at most N rows (default: {DEFAULT_MAX_ROWS:,}; 0: all); "
+        "csv, json and parquet hold every row",
+    )
+    p.add_argument(
         "-o", "--output", type=Path, help="write to this file instead of standard output"
     )
     p.add_argument(
@@ -78,6 +91,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("query", nargs="?", help="the query; '-' or none reads standard input")
     p.set_defaults(handler=run)
+
+
+def _row_cap(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a row count: write 0 or more")
+    return value
 
 
 def read_query(args: argparse.Namespace) -> str:
@@ -171,27 +194,53 @@ def run(args: argparse.Namespace) -> int:
     try:
         # again if a file changed under it: the correlator rewrote a findings
         # file, or compaction retired a segment, while the query read it
-        columns, rows, table = read_retrying(
-            lambda: _run(con, query, arrow=fmt == "parquet", since=window_begins(args.since))
+        columns, rows, table, total = read_retrying(
+            lambda: _run(
+                con,
+                query,
+                arrow=fmt == "parquet",
+                since=window_begins(args.since),
+                max_rows=args.max_rows if fmt == "table" else 0,
+            )
         )
     except duckdb.Error as e:
         raise ChoreoscopeError(
             f"the query failed: {e}\nViews you can query: {', '.join(_views(con))}"
         ) from None
-    write_result(columns=columns, rows=rows, table=table, fmt=fmt, output=args.output)
+    write_result(columns=columns, rows=rows, table=table, fmt=fmt, output=args.output, total=total)
     return 0
 
 
 def _run(
-    con: duckdb.DuckDBPyConnection, query: str, *, arrow: bool, since: dt.datetime | None = None
-) -> tuple[list[str], list[tuple[Any, ...]] | None, pa.Table | None]:
+    con: duckdb.DuckDBPyConnection,
+    query: str,
+    *,
+    arrow: bool,
+    since: dt.datetime | None = None,
+    max_rows: int = 0,
+) -> tuple[list[str], list[tuple[Any, ...]] | None, pa.Table | None, int]:
+    """The result's columns, its rows (its first ``max_rows`` when not 0) or Arrow
+    table, and how many rows the query returned in all."""
     with _store_scope(con, query, since=since):
         if arrow:  # straight from a relation: from execute's result, Arrow is a copy
             table = con.sql(query).to_arrow_table()
-            return table.column_names, None, table
+            return table.column_names, None, table, table.num_rows
         result = con.execute(query)
         columns = [d[0] for d in result.description or []]
-        return columns, result.fetchall(), None
+        if not max_rows:
+            rows = result.fetchall()
+            return columns, rows, None, len(rows)
+        rows = result.fetchmany(max_rows)
+        return columns, rows, None, len(rows) + _count_the_rest(result)
+
+
+def _count_the_rest(result: duckdb.DuckDBPyConnection) -> int:
+    """The rows ``result`` has left, counted in Arrow batches: made into Python
+    tuples, 3M rows took seconds and their memory, to print none of them."""
+    with warnings.catch_warnings():  # the copy it warns of is of batches, dropped at once
+        warnings.simplefilter("ignore", UserWarning)
+        reader = result.to_arrow_reader(100_000)
+    return sum(batch.num_rows for batch in reader)
 
 
 def _store_scope(
@@ -230,7 +279,10 @@ def write_result(
     table: pa.Table | None,
     fmt: str,
     output: Path | None,
+    total: int | None = None,
 ) -> None:
+    """Write the result; ``total``: how many rows the query returned, when ``rows``
+    holds only the first ones (a table stops at ``--max-rows``)."""
     if fmt == "parquet":
         assert table is not None
         if output is None and sys.stdout.isatty():
@@ -249,15 +301,18 @@ def write_result(
             writer.writerow(columns)
             writer.writerows([[_cell(v, limit=None) for v in row] for row in rows])
         else:
-            stream.write(render_table(columns, rows))
+            stream.write(render_table(columns, rows, total=total))
     finally:
         if output:
             stream.close()
 
 
-def render_table(columns: Sequence[str], rows: list[tuple[Any, ...]]) -> str:
+def render_table(
+    columns: Sequence[str], rows: list[tuple[Any, ...]], *, total: int | None = None
+) -> str:
     """A plain-text table; long cells are cut at ``MAX_CELL_CHARS`` with an ellipsis,
-    and the count line says so, and how to see them whole."""
+    and rows past the first ``len(rows)`` of ``total`` left out: the count line says
+    so, and how to see them whole."""
     cells = [[_cell(v, limit=MAX_CELL_CHARS) for v in row] for row in rows]
     widths = [len(c) for c in columns]
     for row in cells:
@@ -265,6 +320,11 @@ def render_table(columns: Sequence[str], rows: list[tuple[Any, ...]]) -> str:
     line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
     out = [line, _row(columns, widths), line, *(_row(r, widths) for r in cells), line]
     count = f"{len(rows)} row{'s' if len(rows) != 1 else ''}"
+    if total is not None and total > len(rows):
+        count = (
+            f"{len(rows):,} of {total:,} rows shown, {total - len(rows):,} left out: "
+            "--format csv -o FILE writes them all, or --max-rows N shows more (0: all)"
+        )
     cut = sum(c.endswith("…") for row in cells for c in row)
     if cut:
         count += (

@@ -211,3 +211,47 @@ def test_an_explicit_format_wins_over_the_output_suffix(
     out = sql(filled_store, "--format", "table", "-o", str(target), "select 1 as n")
     assert out.returncode == 0, out.stderr
     assert target.read_text().startswith("+---+")
+
+
+MANY = "select range as n from range(2500)"
+
+
+def _table_rows(text: str) -> list[str]:
+    """The data lines of a drawn table (its header line excepted)."""
+    return [line for line in text.splitlines() if line.startswith("| ") and "| n " not in line]
+
+
+def test_a_huge_result_stops_the_table_and_says_how_to_get_every_row(
+    filled_store: StoreLayout, tmp_path: Path
+) -> None:
+    # `select * from range(3000000)` printed three million rows, with no word
+    out = sql(filled_store, MANY)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout.decode()
+    assert len(_table_rows(text)) == 1000
+    assert "| 999 |" in text and "| 1000 |" not in text  # the first 1,000, in order
+    assert text.rstrip().endswith(
+        "(1,000 of 2,500 rows shown, 1,500 left out: --format csv -o FILE writes them all, "
+        "or --max-rows N shows more (0: all))"
+    )
+
+    fewer = sql(filled_store, "--max-rows", "10", MANY).stdout.decode()
+    every = sql(filled_store, "--max-rows", "0", MANY).stdout.decode()
+    assert len(_table_rows(fewer)) == 10 and "(10 of 2,500 rows shown" in fewer
+    assert len(_table_rows(every)) == 2500 and every.rstrip().endswith("(2500 rows)")
+
+
+def test_machine_formats_keep_every_row_of_a_huge_result(
+    filled_store: StoreLayout, tmp_path: Path
+) -> None:
+    target = tmp_path / "all.csv"
+    assert sql(filled_store, "-o", str(target), MANY).returncode == 0
+    as_json = sql(filled_store, "--format", "json", "--max-rows", "5", MANY)
+    assert target.read_text().splitlines()[1:] == [str(n) for n in range(2500)]
+    assert len(json.loads(as_json.stdout)) == 2500
+
+
+def test_a_row_cap_that_is_no_count_is_refused(filled_store: StoreLayout) -> None:
+    out = sql(filled_store, "--max-rows", "-3", MANY)
+    assert out.returncode == 2
+    assert "'-3' is not a row count: write 0 or more" in out.stderr.decode()
