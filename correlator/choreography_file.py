@@ -24,7 +24,10 @@ Durations are ``500ms``, ``30s``, ``5m``, ``2h``, ``1d`` or plain seconds. What 
 overrides what the correlator learned; the rest is still learned. A subject's
 consumers, deadline and sla hold wherever it is published: a step several workflows
 share is declared alike in each (or in one of them only); its `next` is per workflow.
-A key written twice in one mapping is an error.
+A key written twice in one mapping is an error. Loaded over a store (``correlate``,
+``model``), a ``starts_with`` that no stored span carries, while one a typo away from
+it does and the workflow's other subjects are stored, is an error too (its runs would
+keep their learned type name): see ``declared_starts``.
 """
 
 from __future__ import annotations
@@ -43,7 +46,9 @@ from correlator.declared_choreography import (
     DeclaredStep,
     DeclaredWorkflow,
 )
+from correlator.declared_starts import misspelt_start
 from instrumentation.errors import ChoreoscopeError
+from store import StoreLayout
 
 VERSION = 1
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -319,7 +324,9 @@ def _consumer_list(names: tuple[str, ...], terms: tuple[ConsumerTerms, ...]) -> 
     return listed
 
 
-def load_choreography(path: Path | str) -> Choreography:
+def load_choreography(path: Path | str, *, store: Path | str | None = None) -> Choreography:
+    """Read and check ``path``; with ``store`` (its data directory), also against the
+    spans stored there: a misspelt ``starts_with`` is refused (``declared_starts``)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
@@ -328,9 +335,16 @@ def load_choreography(path: Path | str) -> Choreography:
         raise ChoreographyFileError(
             path=path, problem=f"not UTF-8 text (byte {e.start}); save it as UTF-8"
         ) from e
-    return dataclasses.replace(
+    choreography = dataclasses.replace(
         parse_choreography(text, path=path), source=str(Path(path).resolve())
     )
+    refused = None if store is None else misspelt_start(choreography, layout=StoreLayout.at(store))
+    if refused is not None:
+        where, problem = refused
+        raise ChoreographyFileError(
+            path=path, problem=problem, where=where, line=line_of(text, where)
+        )
+    return choreography
 
 
 def dump_choreography(choreography: Choreography, *, header: str = "") -> str:

@@ -33,6 +33,7 @@ from correlator.findings import (
     MODEL_TYPES,
     read_findings,
 )
+from correlator.spelling import did_you_mean
 from correlator.sql_text import run_folder
 from correlator.thresholds import Thresholds
 from store import StoreLayout
@@ -115,7 +116,7 @@ def unseen_declarations(model: ChoreographyModel, declared: Choreography) -> lis
             if subject not in subjects:
                 problems.append(
                     f"workflow {wf.name!r}: {role} {subject!r} is no subject the stored "
-                    f"spans show; check its spelling{_did_you_mean(subject, subjects)} (or "
+                    f"spans show; check its spelling{did_you_mean(subject, subjects)} (or "
                     "nothing has published it yet)"
                 )
         for step in wf.steps:
@@ -126,27 +127,9 @@ def unseen_declarations(model: ChoreographyModel, declared: Choreography) -> lis
                     problems.append(
                         f"workflow {wf.name!r}: no consumer group {consumer!r} handled "
                         f"{step.subject!r} in the stored spans; check its spelling"
-                        f"{_did_you_mean(consumer, groups)} (or it is not deployed yet)"
+                        f"{did_you_mean(consumer, groups)} (or it is not deployed yet)"
                     )
     return list(dict.fromkeys(problems))
-
-
-def _did_you_mean(name: str, known: set[str]) -> str:
-    """``: did you mean 'scorer'?`` when a name the spans show is a typo away from
-    ``name`` (two edits at most): the warning then says what to write. A closeness
-    ratio took a new step, `recruit.candidate.rejected`, for `...routed` misspelt."""
-    close = sorted((_edits(name, k), k) for k in known if abs(len(k) - len(name)) <= 2)
-    return f": did you mean {close[0][1]!r}?" if close and close[0][0] <= 2 else ""
-
-
-def _edits(a: str, b: str) -> int:
-    """The Levenshtein distance of ``a`` and ``b``, a swap of two letters counting 2."""
-    row = list(range(len(b) + 1))
-    for i, x in enumerate(a, start=1):
-        previous, row[0] = row[0], i
-        for j, y in enumerate(b, start=1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (x != y))
-    return row[-1]
 
 
 def _learned_deadline(p99_ms: float | None, thresholds: Thresholds) -> float:

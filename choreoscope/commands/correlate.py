@@ -125,7 +125,9 @@ def refresh_catalog(layout: StoreLayout) -> None:
 
 
 def declared_choreography(args: argparse.Namespace) -> Choreography | None:
-    return load_choreography(args.choreography) if args.choreography else None
+    if not args.choreography:
+        return None
+    return load_choreography(args.choreography, store=args.data)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 import correlator
+from choreoscope.cli import main
 from correlator.choreography_file import (
     Choreography,
     ChoreographyFileError,
@@ -15,6 +16,7 @@ from correlator.choreography_file import (
     parse_choreography,
 )
 from correlator.engine import Correlator
+from correlator.last_pass import read_last_pass
 from correlator.model import model_as_choreography
 from correlator.thresholds import Thresholds
 from store import StoreLayout
@@ -27,7 +29,7 @@ from tests.correlator.pipelines import (
     up_to_parsed,
     up_to_scored,
 )
-from tests.correlator.span_shapes import SpanLog, at
+from tests.correlator.span_shapes import OurSpans, SpanLog, at
 
 ARCHIVED = "recruit.candidate.archived"
 DECLARED = f"""
@@ -648,3 +650,63 @@ def test_a_step_declared_with_nothing_next_is_written_out_so(
     # a step the file leaves to learning stays so
     assert parse_choreography(DECLARED).workflows[0].steps[2].next is None
     assert "next: []" in text
+
+
+MISSPELT_START = f"""version: 1
+workflows:
+  recruitment:
+    starts_with: recruit.aplication.received
+    terminal: [{SCORED}]
+    steps:
+      {PARSED}:
+        consumers: [scorer]
+"""
+
+
+def _correlate_once_with(layout: StoreLayout, choreography: str, tmp_path) -> int:
+    path = tmp_path / "choreography.yaml"
+    path.write_text(choreography, encoding="utf-8")
+    return main(["correlate", "--once", "--choreography", str(path), "--data", str(layout.root)])
+
+
+def test_a_misspelt_starts_with_is_refused_once_the_pipeline_has_run(
+    store_layout: StoreLayout, tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # only a warning in the log: the runs silently kept their learned type name,
+    # judged by none of the terms declared for them
+    log = SpanLog()
+    history(log, runs=5)
+    log.write(store_layout)
+
+    code = _correlate_once_with(store_layout, MISSPELT_START, tmp_path)
+
+    error = capsys.readouterr().err
+    assert code == 2
+    assert error.startswith(f"choreoscope: error: {tmp_path / 'choreography.yaml'}, line 4: ")
+    assert "starts_with 'recruit.aplication.received', which no stored span carries" in error
+    assert f"did you mean {RECEIVED!r}?" in error
+    assert read_last_pass(store_layout) is None  # nothing was judged
+
+
+def test_a_choreography_declared_before_its_pipeline_runs_still_loads(
+    store_layout: StoreLayout, tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # no span of the workflow yet (the store holds another pipeline's): what it
+    # names cannot be checked against what was published, so it is no typo yet
+    log = SpanLog()
+    OurSpans(log).publish("shop", "recruit.application.receivedd", workflow_id="o-1", at_s=1)
+    log.write(store_layout)
+
+    assert _correlate_once_with(store_layout, MISSPELT_START, tmp_path) == 0
+    assert "error" not in capsys.readouterr().err
+
+
+def test_a_start_event_no_span_shows_a_name_near_to_is_a_new_one_not_a_typo(
+    store_layout: StoreLayout, tmp_path
+) -> None:
+    log = SpanLog()
+    history(log, runs=5)
+    log.write(store_layout)
+    new_start = MISSPELT_START.replace("recruit.aplication.received", "recruit.referral.made")
+
+    assert _correlate_once_with(store_layout, new_start, tmp_path) == 0
