@@ -8,6 +8,7 @@ that does not fit its type, non-UTF-8 text).
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Final
 
 import msgpack
@@ -16,6 +17,7 @@ import pyarrow as pa
 from collector.rejects import Rejects
 from collector.span_batch import (
     RAW_SPANS,
+    fits_int64,
     int64_or_sentinel,
     number_or_none,
     raw_table,
@@ -91,13 +93,13 @@ def decode_columnar(payload: bytes, *, rejects: Rejects) -> pa.Table:
         columns[column] = _array(column, values, flags, bad)
     if bad:  # each span with a value of the wrong type is refused alone
         for i, (column, value) in sorted(bad.items()):
-            shape = f"{column} is {type(value).__name__}"
-            if not rejects.keeps_span(reason=f"span of an unexpected shape ({shape})"):
+            kind, reason = _refusal(column, value)
+            if not rejects.keeps_span(reason=kind):
                 continue
+            # as sent: the decoded row would show the value the span was refused for
             span = {key: batch[key][i] for key in _COLUMNS if batch.get(key) is not None}
             rejects.add(
-                reason=f"span of an unexpected shape ({shape} {str(value)[:40]!r}): it is not "
-                "stored; the other spans of the batch are",
+                reason=f"{reason}: it is not stored; the other spans of the batch are",
                 raw=_dumps(span),
             )
         rejects.unread_spans += len(bad)
@@ -142,7 +144,7 @@ def _array(
         return pa.array(values, type=kind)
     except _ARROW_ERRORS:
         if column in _TIME_COLUMNS:
-            return pa.array([int64_or_sentinel(v) for v in values], type=kind)
+            return pa.array([_nanos(column, i, v, bad) for i, v in enumerate(values)], kind)
         if kind == pa.float64():  # a promoted number that is not one: null, as absent
             return pa.array([number_or_none(v) for v in values], type=kind)
         # one value at a time (rare): text repaired, a value of another type refuses
@@ -159,6 +161,34 @@ def _array(
                 out.append(None)
                 bad.setdefault(i, (column, value))
         return pa.array(out, type=kind)
+
+
+def _nanos(column: str, index: int, value: Any, bad: dict[int, tuple[str, Any]]) -> int | None:
+    """A time as Arrow reads it (a float is cut to a whole number), out of int64's
+    range as ``OUT_OF_RANGE_NS`` (refused as outside the years taken), no number at
+    all in ``bad``: read as out of range, ``"soon"`` or ``true`` was refused as
+    "outside the years 2000-2100" (raw ``-1``), which sent the user looking at clocks."""
+    if value is None or (type(value) is int and fits_int64(value)):
+        return value
+    if type(value) is int or (type(value) is float and math.isfinite(value)):
+        return int64_or_sentinel(int(value))
+    bad.setdefault(index, (column, value))
+    return None
+
+
+def _refusal(column: str, value: Any) -> tuple[str, str]:
+    """Why a span is refused for ``value`` in ``column``: the kind of refusal (what
+    ``Rejects`` counts past a message's first spans), and the reason, with the value."""
+    if column in _TIME_COLUMNS:
+        return (
+            f"{column} is not a number",
+            f"{column} {value!r:.40} is not a number: send nanoseconds since 1970, as an integer",
+        )
+    shape = f"{column} is {type(value).__name__}"
+    return (
+        f"span of an unexpected shape ({shape})",
+        f"span of an unexpected shape ({shape} {str(value)[:40]!r})",
+    )
 
 
 def _repaired(value: str | None, index: int, flags: list[str | None]) -> str | None:

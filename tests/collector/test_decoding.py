@@ -212,7 +212,6 @@ def test_a_span_linking_to_several_spans_is_flagged_several_links(
         ("start_ns", 5 * 10**9, "start time is outside the years 2000-2100"),
         ("end_ns", 1_500_000_000 * 10**9, "span ends before it starts"),
         ("end_ns", 2**64 - 1, "end time is outside the years 2000-2100"),
-        ("start_ns", True, "start time is outside the years 2000-2100"),  # refused the batch
     ],
 )
 def test_span_with_bad_identity_or_time_is_rejected_and_the_rest_kept(
@@ -446,6 +445,46 @@ def test_exporter_numbers_beyond_int64_are_left_out_and_the_spans_kept() -> None
     assert decoded.span_count == 2
     assert decoded.spans["exporter_batch_seq"].to_pylist() == [None, None]
     assert decoded.spans["exporter_spans_dropped"].to_pylist() == [None, None]
+
+
+@pytest.mark.parametrize(
+    ("column", "value"), [("start_ns", "soon"), ("start_ns", True), ("end_ns", [1])]
+)
+def test_columnar_span_whose_time_is_no_number_is_rejected_as_such(
+    column: str, value: object
+) -> None:
+    # was: "start time is outside the years 2000-2100", the raw span showing -1
+    batch = msgpack.unpackb(columnar_batch(0, 3, now_ns=NOW_NS))
+    batch[column][1] = value
+    decoded = decode(msgpack.packb(batch), COLUMNAR)
+    assert decoded.span_count == 2
+    assert batch["span_id"][1] not in decoded.spans.column("span_id").to_pylist()
+    (rejected,) = decoded.rejected.to_pylist()
+    assert rejected["reason"].startswith(
+        f"{column} {value!r} is not a number: send nanoseconds since 1970, as an integer"
+    )
+    assert "outside the years" not in rejected["reason"]
+    assert json.loads(rejected["raw"])[column] == value  # as sent
+
+
+def test_columnar_times_beside_one_that_is_no_number_are_read_as_numbers() -> None:
+    # a time sent as a float, or beyond int64, beside a bad one: read as the batch
+    # without the bad one reads them (the float cut to nanoseconds, the huge one
+    # refused as out of range)
+    batch = msgpack.unpackb(columnar_batch(0, 4, now_ns=NOW_NS))
+    sent = batch["start_ns"][0]
+    batch["start_ns"][0] = float(sent)
+    batch["start_ns"][1] = "soon"
+    batch["start_ns"][2] = 2**64 - 1  # msgpack uint64
+    decoded = decode(msgpack.packb(batch), COLUMNAR)
+    reasons = sorted(decoded.rejected.column("reason").to_pylist())
+    assert decoded.span_count == 2
+    assert [r.split(":")[0] for r in reasons] == [
+        "start time is outside the years 2000-2100",
+        "start_ns 'soon' is not a number",
+    ]
+    stored = {row["span_id"]: row for row in decoded.spans.to_pylist()}
+    assert stored[batch["span_id"][0]]["start_time"].timestamp() == pytest.approx(sent / 1e9)
 
 
 @pytest.mark.parametrize("field", ["startTimeUnixNano", "endTimeUnixNano"])
