@@ -109,8 +109,12 @@ class ConsumerLagSampler:
             self._unreadable = False
         if len(self._held) > MAX_HELD_ROWS:
             dropped = len(self._held) - MAX_HELD_ROWS
-            log.error("dropping the %d oldest consumer lag samples: the store has refused "
-                      "them too long", dropped)  # fmt: skip
+            # on a full disk the notice said that the oldest go past the cap: at each
+            # sample, this said it again and again while the disk stayed full
+            (log.debug if self._full_disk.full else log.error)(
+                "dropping the %d oldest consumer lag samples: the store has refused them "
+                "too long", dropped,
+            )  # fmt: skip
             del self._held[:dropped]
         if not self._held:
             return

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import duckdb
 
 from collector.decoding import Payload, decode_payloads
+from collector.full_disk import full_disk_path
 from collector.segment_writer import SegmentWriter
 from collector.span_batch import MAX_ATTRIBUTE_CHARS
 from instrumentation.errors import ChoreoscopeError
@@ -35,9 +36,20 @@ from store.layout import StoreLayout
 
 
 class StoreWriteError(ChoreoscopeError):
-    """A segment could not be written (disk full, unwritable store); retry later."""
+    """A segment could not be written (disk full, unwritable store); retry later.
+    ``full_disk``: the path a full disk refused (``"."`` when the error names none),
+    else None. Its arguments are positional: it crosses the process boundary by
+    pickle, which builds it again from them."""
 
     transient = True
+
+    def __init__(self, message: str, full_disk: str | None = None) -> None:
+        super().__init__(message, full_disk)
+        self.message = message
+        self.full_disk = full_disk
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass(frozen=True)
@@ -85,7 +97,10 @@ def decode_and_write(
             writer.write("rejected", decoded.rejected)
     except (OSError, duckdb.Error) as e:
         # re-raised as a plain exception: it crosses the process boundary by pickle
-        raise StoreWriteError(f"{type(e).__name__}: {e}") from None
+        full = full_disk_path(e)
+        raise StoreWriteError(
+            f"{type(e).__name__}: {e}", None if full is None else str(full)
+        ) from None
     return WrittenBatch(
         spans=decoded.span_count,
         rejected=decoded.reject_count,

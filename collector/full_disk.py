@@ -2,8 +2,9 @@
 collector's writers wait for space.
 
 A full disk fails every maintenance pass (compaction's output, a manifest, the
-spill directory, the catalog), and every write of the consumer lag sampler and of
-the signal (heartbeat and advisory) writer, the same way until someone frees space.
+spill directory, the catalog), and every write of span ingest, of the consumer lag
+sampler and of the signal (heartbeat and advisory) writer, the same way until someone
+frees space.
 Logged as any other failure, it printed a traceback or DuckDB's raw error at each
 attempt and never said what to do. So
 a full disk is recognised, whether Python's ``OSError`` or DuckDB's ``IOException``

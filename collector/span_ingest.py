@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import BrokenExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import nats.errors
 from nats.aio.client import Client
@@ -30,6 +31,7 @@ from nats.js import JetStreamContext
 from collector.decode_pool import DecodePool, StoreWriteError, WrittenBatch
 from collector.decoding import Payload
 from collector.durable_pull import ConsumerGoneError, DurablePull
+from collector.full_disk import FullDiskNotice
 from collector.rejects import MAX_SPAN_ROWS_PER_MESSAGE
 from collector.span_batch import fits_int64
 from collector.streams import SPANS_DURABLE, consumer_config, stream_seq
@@ -154,6 +156,14 @@ class SpanIngest:
         self._warn = ThrottledWarning(error_log_interval, logger=log)
         self._warn_summarized = ThrottledWarning(error_log_interval, logger=log)
         self._spans_per_message = 64.0  # learned from what was decoded
+        # a full disk refuses every segment alike: said once, then every 10 min
+        self._full_disk = FullDiskNotice(
+            root=pool.layout.root,
+            doing="span ingest",
+            retry_every=max_backoff,
+            keeping="the span messages it could not store stay unacknowledged in "
+            "JetStream (told it is still working on them), so nothing is lost",
+        )
 
     async def subscribe(self) -> None:
         await self.subscription.ensure_consumer()
@@ -246,19 +256,24 @@ class SpanIngest:
         while True:
             generation = self.pool.generation
             try:
-                return await self.pool.submit(payloads)
+                written = await self.pool.submit(payloads)
+                self._full_disk.passed()
+                return written
             except BrokenExecutor as e:
                 log.error("a decode worker died (%s); starting new workers and retrying", e)
                 self.pool.replace_broken(generation)
                 continue
             except StoreWriteError as e:
                 self.stats.write_failures += 1
-                log.error(
-                    "cannot write a segment to the store at %s: %s. %d message(s) stay "
-                    "unacked; retrying in %.1fs. Free disk space or fix the directory's "
-                    "permissions; nothing is lost meanwhile.",
-                    self.pool.layout.root, e, len(messages), backoff,
-                )  # fmt: skip
+                if e.full_disk is not None:  # said once, then every 10 min, not each try
+                    self._full_disk.failed(step="span segments", path=Path(e.full_disk))
+                else:
+                    log.error(
+                        "cannot write a segment to the store at %s: %s. %d message(s) "
+                        "stay unacked; retrying in %.1fs. Free disk space or fix the "
+                        "directory's permissions; nothing is lost meanwhile.",
+                        self.pool.layout.root, e, len(messages), backoff,
+                    )  # fmt: skip
             if stop.is_set():
                 log.error("stopping with %d message(s) unwritten and unacked", len(messages))
                 return None
