@@ -3,6 +3,15 @@ keeps there (see ``tests/test_unusable_store.py`` for the disk)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from store import StoreLayout
+from tests.test_unusable_store import on_a_disk_of_its_own
+
 # Mounts a 2 MiB tmpfs at $1, copies the store $2 onto it, fills it but for $6 bytes
 # (0 when not given), then runs $3 -c $4 <data> <filler> $5: the filler's removal
 # frees the disk
@@ -34,3 +43,21 @@ async def until(predicate):
     while not predicate() and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
 """
+
+
+def collect_on_a_full_disk(
+    script: str, *, store: StoreLayout, tmp_path: Path, nats_url: str, room: str = "0"
+) -> tuple[Path, str, Any]:
+    """Run ``script`` (``COLLECTOR_PRELUDE`` and its own part) on a copy of ``store`` on
+    a full disk of its own, with ``room`` bytes left; the data folder it ran on, what it
+    logged (no traceback in it) and the JSON it printed."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    result = subprocess.run(
+        on_a_disk_of_its_own(FILL_THEN_COLLECT, str(disk), str(store.root),
+                             sys.executable, script, nats_url, room),
+        capture_output=True, text=True, timeout=180, cwd=Path(__file__).parents[2],
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    return disk / "data", result.stderr, json.loads(result.stdout)

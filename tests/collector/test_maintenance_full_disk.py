@@ -4,8 +4,6 @@ do; nothing half-written or lost; compaction carries on once space is back."""
 from __future__ import annotations
 
 import datetime as dt
-import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,9 +11,8 @@ import pytest
 
 from choreoscope.nats_server import EmbeddedNats
 from store import StoreLayout
-from tests.collector.full_disk_collector import COLLECTOR_PRELUDE, FILL_THEN_COLLECT
+from tests.collector.full_disk_collector import COLLECTOR_PRELUDE, collect_on_a_full_disk
 from tests.collector.test_compaction_retention import write_segments
-from tests.test_unusable_store import on_a_disk_of_its_own
 
 # A real collector with test-sized intervals on the full disk; once its maintenance
 # told of the full disk and tried some 15 passes more, the filler goes (space is back).
@@ -62,26 +59,19 @@ def test_maintenance_on_a_full_disk_says_once_what_to_do_and_compacts_once_space
     # was: "the collector's maintenance task failed" and a traceback at every pass
     hour = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)).replace(minute=0, second=0)
     write_segments(store_layout, at=hour, batches=[(i * 5000, 5000) for i in range(6)])
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    result = subprocess.run(
-        on_a_disk_of_its_own(FILL_THEN_COLLECT, str(disk), str(store_layout.root),
-                             sys.executable, COLLECTOR, nats_server.url, room),
-        capture_output=True, text=True, timeout=180, cwd=Path(__file__).parents[2],
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    log = result.stderr
-    assert "Traceback" not in log
+    data, log, printed = collect_on_a_full_disk(
+        COLLECTOR, store=store_layout, tmp_path=tmp_path, nats_url=nats_server.url, room=room
+    )
     # told once in all those passes, naming the folder that is full and what to do (the
     # consumer lag sampler, refused too, tells it for itself: test_writers_full_disk.py)
     assert log.count("store maintenance cannot write in") == 1, log
     # with no room at all, compaction cannot begin; with some, the merge's output found none
     partition = store_layout.partition_dir("spans", hour).relative_to(store_layout.root)
-    full = disk / "data" / (partition if room != "0K" else "")
+    full = data / (partition if room != "0K" else "")
     assert f"store maintenance cannot write in {full} (compaction): no space left" in log
     assert "Free space there (`df -h" in log
     assert "space is back" in log
-    folder = json.loads(result.stdout)
+    folder = printed
     # nothing half-written left while full (no output, temp file or manifest: a merge
     # under way has them, and a second look a second later finds none of the same
     # name), every input kept

@@ -5,8 +5,6 @@ at every sample that it drops the oldest, which its full-disk notice said."""
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,8 +12,7 @@ import pytest
 
 from choreoscope.nats_server import EmbeddedNats
 from store import StoreLayout
-from tests.collector.full_disk_collector import COLLECTOR_PRELUDE, FILL_THEN_COLLECT
-from tests.test_unusable_store import on_a_disk_of_its_own
+from tests.collector.full_disk_collector import COLLECTOR_PRELUDE, collect_on_a_full_disk
 
 # A real collector on the full disk, sampling consumer lag every 0.2 s with room for
 # only a few held samples, while an exporter publishes a span batch every 0.2 s; once
@@ -90,18 +87,11 @@ def test_span_ingest_on_a_full_disk_says_once_what_to_do_and_loses_no_span(
 ) -> None:
     # was: "cannot write a segment to the store at …: IOException: …" at every try,
     # and "dropping the N oldest consumer lag samples" at every sample
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    result = subprocess.run(
-        on_a_disk_of_its_own(FILL_THEN_COLLECT, str(disk), str(store_layout.root),
-                             sys.executable, COLLECTOR, nats_server.url),
-        capture_output=True, text=True, timeout=180, cwd=Path(__file__).parents[2],
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    log = result.stderr
-    assert "Traceback" not in log
+    data, log, printed = collect_on_a_full_disk(
+        COLLECTOR, store=store_layout, tmp_path=tmp_path, nats_url=nats_server.url
+    )
     assert "cannot write a segment to the store" not in log, log
-    store = disk / "data"
+    store = data
     # told once in all those tries, naming the store, what it holds back and the fix
     assert log.count("span ingest cannot write in ") == 1, log
     assert f"span ingest cannot write in {store}" in log
@@ -113,5 +103,5 @@ def test_span_ingest_on_a_full_disk_says_once_what_to_do_and_loses_no_span(
     assert "DEBUG collector.consumer_lag dropping the" in log
     assert "ERROR collector.consumer_lag dropping the" not in log, log
     # the spans exported while the disk was full waited in JetStream, and are stored now
-    counts = json.loads(result.stdout)
+    counts = printed
     assert counts["stored"] == counts["published"] > 0

@@ -4,8 +4,6 @@ raw error at every try; the heartbeats sent meanwhile are stored once space is b
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,8 +11,7 @@ import pytest
 
 from choreoscope.nats_server import EmbeddedNats
 from store import StoreLayout
-from tests.collector.full_disk_collector import COLLECTOR_PRELUDE, FILL_THEN_COLLECT
-from tests.test_unusable_store import on_a_disk_of_its_own
+from tests.collector.full_disk_collector import COLLECTOR_PRELUDE, collect_on_a_full_disk
 
 # A real collector sampling consumer lag every 0.2 s on the full disk, while a service
 # beats every 0.2 s; once both writers told of the full disk and tried for some seconds
@@ -76,19 +73,12 @@ def test_lag_and_signal_writers_on_a_full_disk_say_once_what_to_do_and_lose_no_b
 ) -> None:
     # was: "cannot write consumer lag to the store at …: IO Error: Could not write
     # file …" every sample, and "cannot write signals …" at every retry
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    result = subprocess.run(
-        on_a_disk_of_its_own(FILL_THEN_COLLECT, str(disk), str(store_layout.root),
-                             sys.executable, COLLECTOR, nats_server.url),
-        capture_output=True, text=True, timeout=180, cwd=Path(__file__).parents[2],
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    log = result.stderr
-    assert "Traceback" not in log
+    data, log, printed = collect_on_a_full_disk(
+        COLLECTOR, store=store_layout, tmp_path=tmp_path, nats_url=nats_server.url
+    )
     assert "cannot write consumer lag to the store" not in log, log
     assert "cannot write signals to the store" not in log, log
-    store = disk / "data"
+    store = data
     for writer, what in (
         ("the consumer lag sampler", "consumer lag samples"),
         ("the signal writer", "heartbeats and advisories"),
@@ -100,5 +90,5 @@ def test_lag_and_signal_writers_on_a_full_disk_say_once_what_to_do_and_lose_no_b
         assert log.count(f"{writer} writes to {store} again: space is back") == 1, log
     assert log.count("Free space there (`df -h") >= 2
     # the beats sent while the disk was full waited in JetStream, and are stored now
-    counts = json.loads(result.stdout)
+    counts = printed
     assert counts["stored"] == counts["beats"]

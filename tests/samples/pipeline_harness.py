@@ -50,7 +50,9 @@ async def stream_events(url: str, stream: str = wire.EVENTS_STREAM) -> list[BusE
         except NotFoundError:
             return []
         events = []
-        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        # a stream just made holds nothing yet: first and last seq are 0, which no
+        # message has (asked for it, JetStream answers "bad request")
+        for seq in range(max(info.state.first_seq, 1), info.state.last_seq + 1):
             try:
                 msg = await js.get_msg(stream, seq)
             except NotFoundError:
