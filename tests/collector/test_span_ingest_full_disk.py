@@ -91,13 +91,12 @@ def test_span_ingest_on_a_full_disk_says_once_what_to_do_and_loses_no_span(
         COLLECTOR, store=store_layout, tmp_path=tmp_path, nats_url=nats_server.url
     )
     assert "cannot write a segment to the store" not in log, log
-    store = data
     # told once in all those tries, naming the store, what it holds back and the fix
     assert log.count("span ingest cannot write in ") == 1, log
-    assert f"span ingest cannot write in {store}" in log
+    assert f"span ingest cannot write in {data}" in log
     assert "(span segments): no space left on its disk" in log
     assert "stay unacknowledged in JetStream" in log
-    assert log.count(f"span ingest writes to {store} again: space is back") == 1, log
+    assert log.count(f"span ingest writes to {data} again: space is back") == 1, log
     # the sampler dropped its oldest samples while the disk was full, and said it only
     # at the debug level: its notice had said so
     assert "DEBUG collector.consumer_lag dropping the" in log

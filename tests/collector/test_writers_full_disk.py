@@ -78,16 +78,15 @@ def test_lag_and_signal_writers_on_a_full_disk_say_once_what_to_do_and_lose_no_b
     )
     assert "cannot write consumer lag to the store" not in log, log
     assert "cannot write signals to the store" not in log, log
-    store = data
     for writer, what in (
         ("the consumer lag sampler", "consumer lag samples"),
         ("the signal writer", "heartbeats and advisories"),
     ):
         # told once in all those tries, naming the store, what it holds back and the fix
         assert log.count(f"{writer} cannot write in ") == 1, log
-        assert f"{writer} cannot write in {store}" in log
+        assert f"{writer} cannot write in {data}" in log
         assert f"({what}): no space left on its disk" in log
-        assert log.count(f"{writer} writes to {store} again: space is back") == 1, log
+        assert log.count(f"{writer} writes to {data} again: space is back") == 1, log
     assert log.count("Free space there (`df -h") >= 2
     # the beats sent while the disk was full waited in JetStream, and are stored now
     counts = printed

@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import nats
 import pyarrow.parquet as pq
@@ -18,7 +19,7 @@ import pytest
 
 from choreoscope.nats_server import EmbeddedNats
 from correlator import connect
-from correlator.alerts import Alerter
+from correlator.alerts import Alerter, Publish
 from correlator.findings_files import current_file, new_generation
 from correlator.thresholds import Thresholds
 from correlator.watch import watch
@@ -113,17 +114,7 @@ async def test_alerts_a_webhook_down_at_stop_had_not_taken_reach_it_from_the_nex
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     _store_with_dropped_messages(store_layout, count=3)
-    nc = await nats.connect(nats_server.url)
-    on_nats: list[str] = []
-
-    async def on_alert(msg) -> None:
-        on_nats.append(json.loads(msg.data)["anomaly_id"])
-
-    await nc.subscribe("choreo.alerts.>", cb=on_alert)
-
-    async def publish(subject: str, payload: bytes, *, msg_id: str) -> None:
-        await nc.publish(subject, payload)
-        await nc.flush()
+    nc, on_nats, publish = await _alerts_on_nats(nats_server)
 
     webhook.status = 503  # down while the anomalies are found
     with caplog.at_level(logging.WARNING, logger="correlator.alerts"):
@@ -177,17 +168,7 @@ async def test_a_first_watcher_with_a_webhook_posts_nothing_alerted_before_it(
     # alerted on NATS by a watcher without a webhook (or by a correlator from before
     # the column): a webhook added, or an upgrade, must not post every old anomaly
     _store_with_dropped_messages(store_layout, count=2)
-    nc = await nats.connect(nats_server.url)
-    on_nats: list[str] = []
-
-    async def on_alert(msg) -> None:
-        on_nats.append(json.loads(msg.data)["anomaly_id"])
-
-    await nc.subscribe("choreo.alerts.>", cb=on_alert)
-
-    async def publish(subject: str, payload: bytes, *, msg_id: str) -> None:
-        await nc.publish(subject, payload)
-        await nc.flush()
+    nc, on_nats, publish = await _alerts_on_nats(nats_server)
 
     await _run_watch(store_layout, _alerter(publish, webhook=None), seconds=0.2)
     if written_before_the_column:
@@ -200,3 +181,21 @@ async def test_a_first_watcher_with_a_webhook_posts_nothing_alerted_before_it(
 
     assert len(on_nats) == 2  # they were alerted, once
     assert webhook.posts == []
+
+
+async def _alerts_on_nats(nats_server: EmbeddedNats) -> tuple[Any, list[str], Publish]:
+    """A connection, the ids of the alerts it receives on ``choreo.alerts.>``, and the
+    ``publish`` a watcher alerts through on it."""
+    nc = await nats.connect(nats_server.url)
+    on_nats: list[str] = []
+
+    async def on_alert(msg) -> None:
+        on_nats.append(json.loads(msg.data)["anomaly_id"])
+
+    await nc.subscribe("choreo.alerts.>", cb=on_alert)
+
+    async def publish(subject: str, payload: bytes, *, msg_id: str) -> None:
+        await nc.publish(subject, payload)
+        await nc.flush()
+
+    return nc, on_nats, publish
