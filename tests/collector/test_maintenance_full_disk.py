@@ -35,7 +35,11 @@ async def main():
     await asyncio.sleep(1)  # a merge may be under way at either look, never at both
     still_full = sorted(p.name for p in hour.iterdir())
     filler.unlink()
-    await until(lambda: not any(p.name.endswith("-000000.parquet") for p in hour.iterdir()))
+    # until every input is gone: they are deleted one by one, and a look between two
+    # deletions saw some still there (a flake in a clean clone)
+    await until(lambda: all(
+        p.name.startswith("compacted-") for p in hour.iterdir() if p.name.endswith(".parquet")
+    ))
     after = sorted(p.name for p in hour.iterdir())
     spans = open_store(data).execute("SELECT count(*) FROM spans").fetchone()[0]
     stop.set()
